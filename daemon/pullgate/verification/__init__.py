@@ -1,0 +1,1 @@
+"""Notary Project signature verification: pure, synchronous, notation-conformant."""
