@@ -137,6 +137,7 @@ class VerificationOutcome:
     reason: Reason
     message: str
     signatures: tuple[SignatureOutcome, ...] = field(default_factory=tuple)
+    inconclusive: bool = False
 
     @property
     def verified_signature(self) -> SignatureOutcome | None:

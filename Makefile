@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set everything up first.
+PY := .venv/bin/python
+
+.PHONY: setup demo test lint typecheck unit bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) scripts/demo.py
+
+lint: setup
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+typecheck: setup
+	$(PY) -m mypy
+
+unit: setup
+	$(PY) -m pytest -q
+
+test: lint typecheck unit
+
+bench: setup
+	$(PY) bench/verify_core.py
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

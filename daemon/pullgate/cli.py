@@ -1,0 +1,213 @@
+"""The ``pullgate`` command line. The only place that chooses exit codes.
+
+Exit codes: 0 allowed, 1 denied, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pullgate import __version__
+from pullgate.clock import SystemClock
+from pullgate.errors import ConfigError, MalformedInput, PullgateError, Reason
+from pullgate.inspect import inspect_signatures, render_tree
+from pullgate.oci.layout import LayoutReference, open_layout
+from pullgate.report import decision_json, decision_text
+from pullgate.trust import load_trust_config
+from pullgate.verification.outcome import VerificationOutcome
+from pullgate.verification.policy import check_trust_dir
+from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker, Urllib3Fetcher
+from pullgate.verification.verifier import DEFAULT_MAX_SIGNATURES, Verifier
+
+EXIT_ALLOW = 0
+EXIT_DENY = 1
+EXIT_USAGE = 2
+
+DEFAULT_TRUST_DIR = Path("/etc/pullgate/trust")
+DEFAULT_HOSTS_DIR = Path("/etc/containerd/certs.d")
+
+log = logging.getLogger("pullgate")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _metadata(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _UsageError(f"--user-metadata expects KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "pullgate"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pullgate", description="Notary Project signature enforcement at image-pull time."
+    )
+    p.add_argument("--version", action="version", version=f"pullgate {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("verify", help="verify an image's signatures (exit 0 allow, 1 deny)")
+    v.add_argument("reference", help="image reference; with --oci-layout PATH@DIGEST or PATH:TAG")
+    v.add_argument("--trust-dir", type=Path, default=DEFAULT_TRUST_DIR)
+    v.add_argument("--hosts-dir", type=Path, default=DEFAULT_HOSTS_DIR)
+    v.add_argument("--oci-layout", action="store_true", help="REFERENCE is an OCI image layout")
+    v.add_argument("--scope", help="REGISTRY/REPO used for trust-policy selection (--oci-layout)")
+    v.add_argument("--user-metadata", "-m", action="append", default=[], metavar="K=V")
+    v.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    v.add_argument("--max-signatures", type=int, default=DEFAULT_MAX_SIGNATURES)
+    v.add_argument("--cache-dir", type=Path, default=None, help="CRL cache directory")
+    v.add_argument("--platform", help="OS/ARCH[/VARIANT] (multi-platform images)")
+    v.add_argument("--require", choices=("index", "platform", "both", "either"))
+
+    i = sub.add_parser("inspect", help="show every signature of an image, without trust decisions")
+    i.add_argument("reference")
+    i.add_argument("--oci-layout", action="store_true")
+    i.add_argument("--hosts-dir", type=Path, default=DEFAULT_HOSTS_DIR)
+    i.add_argument("--output", "-o", choices=("tree", "json"), default="tree")
+
+    pol = sub.add_parser("policy", help="trust policy tools")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True)
+    chk = pol_sub.add_parser("check", help="validate the trust policy and every trust store")
+    chk.add_argument("--trust-dir", type=Path, default=DEFAULT_TRUST_DIR)
+    return p
+
+
+def _print_outcome(outcome: VerificationOutcome, output: str) -> int:
+    if output == "json":
+        print(json.dumps(decision_json(outcome), indent=2))
+    else:
+        print(decision_text(outcome))
+    return EXIT_ALLOW if outcome.allowed else EXIT_DENY
+
+
+def _deny_json(reference: str, err: PullgateError, output: str) -> int:
+    if output == "json":
+        doc = {
+            "decision": "deny",
+            "reason": err.reason.value,
+            "message": str(err),
+            "reference": reference,
+            "digest": "",
+            "subjects": [],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"DENY {reference}: {err.reason.value} - {err}")
+    return EXIT_DENY
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    if not args.oci_layout:
+        raise _UsageError(
+            "registry references are not supported by this build yet; use --oci-layout"
+        )
+    if not args.scope:
+        raise _UsageError("--oci-layout requires --scope REGISTRY/REPO")
+    if args.max_signatures <= 0:
+        raise _UsageError("--max-signatures must be greater than 0")
+    metadata = _metadata(args.user_metadata)
+    trust = load_trust_config(args.trust_dir)
+    ref = LayoutReference.parse(args.reference)
+    try:
+        layout = open_layout(ref.path)
+        target = layout.resolve(ref)
+    except MalformedInput as exc:
+        return _deny_json(args.reference, exc, args.output)
+    reference = f"{args.scope}@{target.digest}"
+    try:
+        statement = trust.oci_policy.select(reference)
+    except PullgateError as exc:
+        return _deny_json(reference, exc, args.output)
+    clock = SystemClock()
+    cache_dir = args.cache_dir or _default_cache_dir()
+    revocation = NetworkRevocationChecker(
+        Urllib3Fetcher(), clock, crl_cache=CrlCache(cache_dir / "crl")
+    )
+    verifier = Verifier(
+        trust_store=trust.store,
+        revocation=revocation,
+        clock=clock,
+        max_signatures=args.max_signatures,
+    )
+    outcome = verifier.verify_artifact(
+        reference=reference,
+        target=target,
+        statement=statement,
+        source=layout,
+        user_metadata=metadata,
+    )
+    return _print_outcome(outcome, args.output)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    if not args.oci_layout:
+        raise _UsageError(
+            "registry references are not supported by this build yet; use --oci-layout"
+        )
+    ref = LayoutReference.parse(args.reference)
+    layout = open_layout(ref.path)
+    target = layout.resolve(ref)
+    doc, errors = inspect_signatures(target, layout.signatures(target))
+    if args.output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render_tree(f"{ref.path}@{target.digest}", doc))
+    for err in errors:
+        print(f"warning: {err}", file=sys.stderr)
+    if errors:
+        print("error: at least one signature was skipped and not displayed", file=sys.stderr)
+        return EXIT_DENY
+    return EXIT_ALLOW
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    problems = check_trust_dir(args.trust_dir)
+    if not problems:
+        print(f"{args.trust_dir}: trust policy and trust stores are valid")
+        return EXIT_ALLOW
+    for problem in problems:
+        print(f"{args.trust_dir}: {problem}")
+    print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pullgate`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "verify":
+            return _cmd_verify(args)
+        if args.command == "inspect":
+            return _cmd_inspect(args)
+        if args.command == "policy":
+            return _cmd_policy_check(args)
+    except _UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"configuration error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except PullgateError as exc:
+        print(f"error: {exc.reason.value}: {exc}", file=sys.stderr)
+        return EXIT_DENY if exc.reason is not Reason.CONFIG else EXIT_USAGE
+    return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""OCI content access: image layouts (and, later, registries)."""

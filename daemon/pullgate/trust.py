@@ -1,0 +1,52 @@
+"""A notation configuration directory, loaded: trust policy documents plus the trust store.
+
+``trust_dir`` holds ``trustpolicy.oci.json`` (or ``trustpolicy.json``), optionally
+``trustpolicy.blob.json``, and ``truststore/x509/{ca,signingAuthority,tsa}/<name>/``, exactly as
+notation reads them, so ``/etc/notation`` or ``~/.config/notation`` work unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pullgate.errors import ConfigError
+from pullgate.verification.policy import (
+    BlobTrustPolicy,
+    OciTrustPolicy,
+    load_blob_policy,
+    load_oci_policy,
+)
+from pullgate.verification.truststore import TrustStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustConfig:
+    """The trust material of one notation configuration directory."""
+
+    trust_dir: Path
+    oci_policy: OciTrustPolicy
+    store: TrustStore
+
+
+def load_trust_config(trust_dir: Path, *, allow_symlinks: bool = False) -> TrustConfig:
+    """Load and validate the OCI trust policy; stores are loaded lazily, per statement.
+
+    Raises:
+        ConfigError: the directory or its policy document is unusable.
+    """
+    if not trust_dir.is_dir():
+        raise ConfigError(f"trust directory {trust_dir} does not exist or is not a directory")
+    policy = load_oci_policy(trust_dir)
+    return TrustConfig(
+        trust_dir=trust_dir,
+        oci_policy=policy,
+        store=TrustStore(trust_dir, allow_symlinks=allow_symlinks),
+    )
+
+
+def load_blob_trust(trust_dir: Path) -> tuple[BlobTrustPolicy, TrustStore]:
+    """The blob policy and the store (``notation blob verify`` inputs)."""
+    if not trust_dir.is_dir():
+        raise ConfigError(f"trust directory {trust_dir} does not exist or is not a directory")
+    return load_blob_policy(trust_dir), TrustStore(trust_dir)
