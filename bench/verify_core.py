@@ -33,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
 
+from tests.support.pki import NOW, KeySpec, Pki, write_store  # noqa: E402
+from tests.support.signing import sign_cose, sign_jws  # noqa: E402
+
 from pullgate.clock import FixedClock  # noqa: E402
 from pullgate.descriptor import Descriptor  # noqa: E402
 from pullgate.verification.outcome import CheckResult  # noqa: E402
@@ -43,8 +46,6 @@ from pullgate.verification.revocation import (  # noqa: E402
 )
 from pullgate.verification.truststore import TrustStore  # noqa: E402
 from pullgate.verification.verifier import SignatureBlob, Verifier  # noqa: E402
-from tests.support.pki import NOW, KeySpec, Pki, write_store  # noqa: E402
-from tests.support.signing import sign_cose, sign_jws  # noqa: E402
 
 TARGET_RATIO = 10.0
 TARGET = Descriptor(

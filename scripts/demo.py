@@ -1,13 +1,14 @@
-"""pullgate demo: a notation trust configuration, a signed and an unsigned 2-platform image, allow/deny.
+"""pullgate demo: notation trust config, a signed and an unsigned 2-platform image, allow/deny.
 
 Everything is created under a temporary directory (kept with --keep):
 
-1. a test PKI (root CA -> intermediate -> code-signing leaf) and a notation configuration directory
-   (``truststore/x509/ca/demo`` + ``trustpolicy.json``, level strict, identity pinned);
-2. an OCI image layout holding two 2-platform images (linux/amd64 + linux/arm64); the first is signed
-   in notation's format (JWS for the index, COSE for the platform manifests), the second is not;
-3. ``pullgate verify`` and ``pullgate inspect`` run as a user would run them, showing the decisions and
-   their typed reasons.
+1. a test PKI (root CA -> intermediate -> code-signing leaf) and a notation configuration
+   directory (``truststore/x509/ca/demo`` + ``trustpolicy.json``, level strict, identity pinned);
+2. an OCI image layout holding two 2-platform images (linux/amd64 + linux/arm64); the first is
+   signed in notation's format (JWS for the index, COSE for the platform manifests), the second
+   is not;
+3. ``pullgate verify`` and ``pullgate inspect`` run as a user would run them, showing the
+   decisions and their typed reasons.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def pullgate(*args: str) -> int:
+def pullgate(*args: str) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pullgate", *args]
     print("$ pullgate " + " ".join(args), flush=True)
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     sys.stdout.write(proc.stdout)
     sys.stdout.write(proc.stderr)
     print(f"(exit {proc.returncode})", flush=True)
-    return proc.returncode
+    return proc.returncode, proc.stdout
 
 
 def main() -> int:
@@ -102,15 +103,16 @@ def main() -> int:
 
         common = ["--trust-dir", str(trust), "--oci-layout", "--scope", SCOPE]
         step("verify the signed image: expect ALLOW (VERIFIED)")
-        allow = pullgate("verify", *common, f"{layout.root}:signed")
+        allow, _ = pullgate("verify", *common, f"{layout.root}:signed")
         step("verify the unsigned image: expect DENY (NO_SIGNATURE)")
-        deny = pullgate("verify", *common, "--output", "json", f"{layout.root}:unsigned")
+        deny, deny_out = pullgate("verify", *common, "--output", "json", f"{layout.root}:unsigned")
         step("inspect the signed image's signatures")
         pullgate("inspect", "--oci-layout", f"{layout.root}:signed")
         step("check the trust configuration")
         pullgate("policy", "check", "--trust-dir", str(trust))
 
-        ok = allow == 0 and deny == 1
+        deny_reason = json.loads(deny_out).get("reason") if deny_out.strip() else None
+        ok = allow == 0 and deny == 1 and deny_reason == "NO_SIGNATURE"
         step("demo " + ("succeeded: one allow, one deny" if ok else "FAILED"))
         return 0 if ok else 1
     finally:

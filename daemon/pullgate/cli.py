@@ -96,7 +96,7 @@ def _print_outcome(outcome: VerificationOutcome, output: str) -> int:
 
 def _deny_json(reference: str, err: PullgateError, output: str) -> int:
     if output == "json":
-        doc = {
+        doc: dict[str, object] = {
             "decision": "deny",
             "reason": err.reason.value,
             "message": str(err),

@@ -121,7 +121,8 @@ def render_tree(reference: str, doc: dict[str, Any]) -> str:
                 for k2, v2 in v.items():
                     if k2 == "certificates":
                         for cert in v2:
-                            lines.append(f"{pad}│   │   ├── certificate {cert['SHA256Fingerprint']}")
+                            fp = cert["SHA256Fingerprint"]
+                            lines.append(f"{pad}│   │   ├── certificate {fp}")
                             lines.append(f"{pad}│   │   │   ├── issued to: {cert['issuedTo']}")
                     else:
                         lines.append(f"{pad}│   │   ├── {k2}: {v2}")

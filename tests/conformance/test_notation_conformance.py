@@ -21,6 +21,7 @@ from pullgate.descriptor import Descriptor
 from pullgate.errors import ConfigError, NoApplicablePolicy, PullgateError
 from pullgate.verification.envelope import parse_envelope
 from pullgate.verification.policy import (
+    OciTrustPolicy,
     TrustPolicyStatement,
     parse_blob_policy,
     parse_oci_policy,
@@ -140,10 +141,10 @@ def _run_timestamp_step(case: dict[str, Any]) -> Result:
     verifier = _verifier(case, VECTORS / inputs["notation_config"])
     path = inputs.get("envelope") or inputs["base_envelope"]
     content = parse_envelope(inputs["envelope_media_type"], (VECTORS / path).read_bytes())
-    if "replace_timestamp_token_with" in inputs:
+    if inputs.get("replace_timestamp_token_with"):
         token = (VECTORS / inputs["replace_timestamp_token_with"]).read_bytes()
         content = dataclasses.replace(content, timestamp_token=token)
-    if "replace_raw_signature_with_ascii" in inputs:
+    if inputs.get("replace_raw_signature_with_ascii") is not None:
         raw = inputs["replace_raw_signature_with_ascii"].encode()
         content = dataclasses.replace(content, raw_signature=raw)
     try:
@@ -198,7 +199,8 @@ def _run_policy(case: dict[str, Any]) -> Result:
         return Result("valid")
     assert inputs["kind"] == "oci"
     try:
-        selected = policy.select(ref)  # type: ignore[union-attr]
+        assert isinstance(policy, OciTrustPolicy)
+        selected = policy.select(ref)
     except NoApplicablePolicy as exc:
         return Result("valid", None, f"no-policy: {exc}")
     return Result("valid", None, f"selected:{selected.name}")
@@ -240,7 +242,8 @@ def agrees(case: dict[str, Any]) -> tuple[bool, str]:
         ok = False
     if ok and "selected_statement" in expect:
         ok = result.note == f"selected:{expect['selected_statement']}"
-    if ok and case["layer"] == "policy" and "no applicable" in (expect.get("message_contains") or ""):
+    expected_text = expect.get("message_contains") or ""
+    if ok and case["layer"] == "policy" and "no applicable" in expected_text:
         ok = result.note.startswith("no-policy:")
     detail = f"{result.verdict} (check={result.failing_check}) {result.note}"
     return ok, detail

@@ -18,7 +18,7 @@ import pytest
 from pullgate.cli import main
 from pullgate.descriptor import Descriptor
 from tests.support.oci_layout import LayoutWriter
-from tests.support.pki import Chain, CertSpec, KeySpec, Pki, write_store
+from tests.support.pki import CertSpec, Chain, KeySpec, Pki, write_store
 from tests.support.signing import sign_cose, sign_jws
 
 SCOPE = "registry.example/team/app"

@@ -77,9 +77,7 @@ class LayoutWriter:
             self.add_to_index(desc, tag=tag)
         return desc
 
-    def index(
-        self, platforms: dict[str, Descriptor], *, tag: str | None = None
-    ) -> Descriptor:
+    def index(self, platforms: dict[str, Descriptor], *, tag: str | None = None) -> Descriptor:
         """A multi-platform image index over existing manifests."""
         manifests = []
         for plat, desc in platforms.items():

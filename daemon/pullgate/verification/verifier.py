@@ -535,7 +535,7 @@ class Verifier:
         )
 
 
-class _TooMany(Exception):  # noqa: N818 - internal control flow, carries the domain error
+class _TooMany(Exception):
     def __init__(self, error: PullgateError) -> None:
         super().__init__(str(error))
         self.error = error

@@ -1,0 +1,431 @@
+"""Named x509 trust stores, read with notation's rules (notary-verification.md §7).
+
+Layout: ``<trust_dir>/truststore/x509/{ca|signingAuthority|tsa}/<name>/<files>``.
+
+Rules, in the order they are applied to one named store:
+
+1. the name matches ``^[a-zA-Z0-9_.-]+$`` (``.`` and ``..`` are refused too: notation's regex
+   lets them through, and they would name the parent directories);
+2. the store path exists and is a real directory, **not a symlink**;
+3. every entry is a regular file: a sub-directory or a symlink is an error (notation deviates
+   from the spec here, which says sub-directories are ignored);
+4. each file holds one or more PEM ``CERTIFICATE`` blocks or, when it has no PEM block at all,
+   concatenated DER certificates;
+5. each certificate is a CA (``basicConstraints cA=true``) or verifies its own signature;
+6. in a ``tsa`` store each certificate must also be a self-issued root that can sign itself as
+   a CA;
+7. a store without any certificate is an error.
+
+Symlinks: notation rejects them, but Kubernetes ConfigMap/Secret volumes are built from them
+(``file -> ..data/file``, ``..data -> ..2024_01_01_00_00_00.1``). ``allow_symlinks=True`` follows
+symlinks, for a store directory, its entries or a policy file, but then requires every such path
+to resolve inside ``trust_dir`` (so a link cannot pull trust anchors from elsewhere); in that mode
+the kubelet's own ``..``-prefixed entries inside a store are skipped. The default is notation's
+rule, which looks only at the last path component.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from pullgate.errors import ConfigError
+from pullgate.verification.identity import go_name_string, go_quote
+
+STORE_NAME_PATTERN = re.compile(r"[a-zA-Z0-9_.-]+")
+"""Named-store names (policy and disk); always used with ``fullmatch``."""
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([^\r\n-]*)-----\r?\n(.*?)-----END ([^\r\n-]*)-----", re.DOTALL
+)
+_KUBELET_PREFIX = ".."
+
+
+class StoreType(StrEnum):
+    """Trust store types (the directory names under ``truststore/x509``)."""
+
+    CA = "ca"
+    SIGNING_AUTHORITY = "signingAuthority"
+    TSA = "tsa"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustStoreRef:
+    """One ``<type>:<name>`` entry of a statement's ``trustStores``."""
+
+    type: StoreType
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.type.value}:{self.name}"
+
+
+_Fail = Callable[["StoreProblem", str], "TrustStoreError"]
+
+
+class StoreProblem(StrEnum):
+    """Which trust store rule was broken."""
+
+    INVALID_TYPE = "invalid-type"
+    INVALID_NAME = "invalid-name"
+    NOT_FOUND = "not-found"
+    NOT_DIRECTORY = "not-directory"
+    OUTSIDE_TRUST_DIR = "outside-trust-dir"
+    UNREADABLE = "unreadable"
+    ENTRY_NOT_REGULAR = "entry-not-regular"
+    BAD_CERTIFICATE = "bad-certificate"
+    NOT_CA_OR_SELF_SIGNED = "not-ca-or-self-signed"
+    TSA_NOT_ROOT = "tsa-not-root"
+    EMPTY = "empty"
+
+
+class TrustStoreError(ConfigError):
+    """A named trust store cannot be used. Carries the store and the broken rule."""
+
+    def __init__(
+        self, detail: str, *, store_type: StoreType | str, name: str, problem: StoreProblem
+    ) -> None:
+        super().__init__(detail)
+        self.store_type = store_type
+        self.name = name
+        self.problem = problem
+
+
+# ----------------------------------------------------------------------------- certificates
+
+
+def _split_der(data: bytes) -> list[bytes]:
+    """Cut concatenated DER values apart by their outer TLV lengths."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise ValueError("truncated DER")
+        first = data[pos + 1]
+        header = 2
+        if first < 0x80:
+            length = first
+        else:
+            count = first & 0x7F
+            if count == 0 or count > 4 or pos + 2 + count > len(data):
+                raise ValueError("unsupported DER length")
+            length = int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
+            header += count
+        end = pos + header + length
+        if end > len(data):
+            raise ValueError("truncated DER")
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def parse_certificates(data: bytes) -> list[x509.Certificate]:
+    """Certificates of one trust store file: PEM ``CERTIFICATE`` blocks, else concatenated DER.
+
+    Raises:
+        ValueError: the data holds no certificate or one does not parse.
+    """
+    blocks = _PEM_BLOCK.findall(data)
+    certs: list[x509.Certificate] = []
+    if blocks:
+        for begin, _body, end in blocks:
+            if begin != end:
+                raise ValueError("mismatched PEM armour")
+        for match in _PEM_BLOCK.finditer(data):
+            if match.group(1) == b"CERTIFICATE":
+                certs.append(x509.load_pem_x509_certificate(match.group(0)))
+    else:
+        certs.extend(x509.load_der_x509_certificate(der) for der in _split_der(data))
+    if not certs:
+        raise ValueError("no certificates found")
+    return certs
+
+
+def _self_signature_ok(cert: x509.Certificate, *, allow_sha1: bool) -> bool:
+    """True when ``cert``'s signature verifies with its own public key."""
+    try:
+        hash_alg = cert.signature_hash_algorithm
+        if isinstance(hash_alg, hashes.MD5) or (
+            isinstance(hash_alg, hashes.SHA1) and not allow_sha1
+        ):
+            return False
+        key = cert.public_key()
+        sig, tbs = cert.signature, cert.tbs_certificate_bytes
+        params = cert.signature_algorithm_parameters
+        if isinstance(key, rsa.RSAPublicKey):
+            if hash_alg is None or not isinstance(params, padding.PKCS1v15 | padding.PSS):
+                return False
+            key.verify(sig, tbs, params, hash_alg)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if not isinstance(params, ec.ECDSA):
+                return False
+            key.verify(sig, tbs, params)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(sig, tbs)
+        elif isinstance(key, dsa.DSAPublicKey) and hash_alg is not None:
+            key.verify(sig, tbs, hash_alg)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return ext.value.ca
+
+
+def _root_ca_error(cert: x509.Certificate) -> str | None:
+    """Why ``cert`` is not a self-issued root CA, or None.
+
+    Mirrors Go's ``cert.CheckSignatureFrom(cert)`` (CA constraints, keyCertSign, signature
+    without SHA-1) followed by the raw issuer == raw subject comparison.
+    """
+    cannot_sign = "x509: invalid signature: parent certificate cannot sign this kind of certificate"
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if (cert.version is x509.Version.v3 and constraints is None) or (
+        constraints is not None and not constraints.ca
+    ):
+        return cannot_sign
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_cert_sign:
+        return cannot_sign
+    if not _self_signature_ok(cert, allow_sha1=False):
+        return "x509: invalid signature: certificate does not verify its own signature"
+    try:
+        tbs = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))["tbs_certificate"]
+        self_issued = tbs["subject"].contents == tbs["issuer"].contents
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"certificate cannot be decoded: {exc}"
+    if not self_issued:
+        return (
+            f"issuer ({go_name_string(cert.issuer)}) and subject "
+            f"({go_name_string(cert.subject)}) are not the same"
+        )
+    return None
+
+
+def resolves_inside(path: Path, root: Path) -> bool:
+    """True when ``path`` exists and, all symlinks resolved, lies inside ``root``."""
+    try:
+        resolved = path.resolve(strict=True)
+        base = root.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return base in resolved.parents
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+class TrustStore:
+    """Reads named stores under ``trust_dir`` and caches them per (type, name); thread-safe."""
+
+    def __init__(self, trust_dir: Path, *, allow_symlinks: bool = False) -> None:
+        """Create a reader.
+
+        Args:
+            trust_dir: notation configuration directory (holds ``truststore/x509``).
+            allow_symlinks: follow symlinks that resolve inside ``trust_dir`` (ConfigMap
+                mounts) instead of rejecting them as notation does.
+        """
+        self.trust_dir = trust_dir
+        self.allow_symlinks = allow_symlinks
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[StoreType, str], tuple[x509.Certificate, ...]] = {}
+
+    def store_path(self, store_type: StoreType, name: str) -> Path:
+        """Where the named store lives."""
+        return self.trust_dir / "truststore" / "x509" / store_type.value / name
+
+    def load(self, store_type: StoreType, name: str) -> tuple[x509.Certificate, ...]:
+        """All certificates of one named store.
+
+        Raises:
+            TrustStoreError: any rule of §7 is broken (see :class:`StoreProblem`).
+        """
+        try:
+            key = (StoreType(store_type), name)
+        except ValueError as exc:
+            raise TrustStoreError(
+                f"unsupported trust store type: {store_type}",
+                store_type=store_type,
+                name=name,
+                problem=StoreProblem.INVALID_TYPE,
+            ) from exc
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self._read(*key)
+                self._cache[key] = cached
+        return cached
+
+    def load_many(self, refs: Iterable[TrustStoreRef]) -> tuple[x509.Certificate, ...]:
+        """Certificates of several stores, each distinct ref loaded once, in first-seen order.
+
+        Raises:
+            TrustStoreError: the first store that cannot be used.
+        """
+        seen: set[tuple[StoreType, str]] = set()
+        certs: list[x509.Certificate] = []
+        for ref in refs:
+            key = (ref.type, ref.name)
+            if key in seen:
+                continue
+            seen.add(key)
+            certs.extend(self.load(ref.type, ref.name))
+        return tuple(certs)
+
+    def list_stores(self) -> list[tuple[StoreType, str]]:
+        """Every named store directory present on disk (diagnostics), sorted."""
+        found: list[tuple[StoreType, str]] = []
+        for store_type in StoreType:
+            base = self.trust_dir / "truststore" / "x509" / store_type.value
+            try:
+                names = sorted(os.listdir(base))
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(_KUBELET_PREFIX) and self.allow_symlinks:
+                    continue
+                if (base / name).is_dir():
+                    found.append((store_type, name))
+        return found
+
+    # ------------------------------------------------------------------------- internals
+
+    def _inside(self, path: Path) -> bool:
+        return resolves_inside(path, self.trust_dir)
+
+    def _read(self, store_type: StoreType, name: str) -> tuple[x509.Certificate, ...]:
+        def fail(problem: StoreProblem, detail: str) -> TrustStoreError:
+            return TrustStoreError(detail, store_type=store_type, name=name, problem=problem)
+
+        if not STORE_NAME_PATTERN.fullmatch(name) or name in (".", ".."):
+            raise fail(
+                StoreProblem.INVALID_NAME,
+                f"trust store name needs to follow [a-zA-Z0-9_.-]+ format, {go_quote(name)} is "
+                "invalid",
+            )
+        path = self.store_path(store_type, name)
+        try:
+            info = path.lstat()
+        except FileNotFoundError as exc:
+            raise fail(
+                StoreProblem.NOT_FOUND,
+                f'the trust store "{name}" of type "{store_type}" does not exist',
+            ) from exc
+        except OSError as exc:
+            raise fail(
+                StoreProblem.UNREADABLE,
+                f'failed to access the trust store "{name}" of type "{store_type}": {exc}',
+            ) from exc
+        if self.allow_symlinks:
+            # Any symlink on the way (the store itself or ``truststore -> ..data/truststore``)
+            # must resolve inside the trust directory.
+            if not self._inside(path):
+                raise fail(
+                    StoreProblem.OUTSIDE_TRUST_DIR,
+                    f"the trust store {name} of type {store_type} with path {path} resolves "
+                    "outside the trust directory",
+                )
+            info = path.stat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise fail(
+                StoreProblem.NOT_DIRECTORY,
+                f"the trust store {name} of type {store_type} with path {path} is not a regular "
+                "directory (symlinks are not supported)",
+            )
+        try:
+            entries = sorted(os.listdir(path))
+        except OSError as exc:
+            raise fail(
+                StoreProblem.UNREADABLE,
+                f'failed to access the trust store "{name}" of type "{store_type}": {exc}',
+            ) from exc
+        certs: list[x509.Certificate] = []
+        for entry in entries:
+            certs.extend(self._read_entry(path / entry, store_type, name, fail))
+        if not certs:
+            raise fail(
+                StoreProblem.EMPTY,
+                f'no x509 certificates were found in trust store "{name}" of type "{store_type}"',
+            )
+        return tuple(certs)
+
+    def _read_entry(
+        self,
+        file: Path,
+        store_type: StoreType,
+        name: str,
+        fail: _Fail,
+    ) -> list[x509.Certificate]:
+        where = f"{file.name} in trust store {name} of type {store_type}"
+        not_regular = (
+            f"trusted certificate {where} is not a regular file (directories or symlinks are "
+            "not supported)"
+        )
+        try:
+            info = file.lstat()
+            if stat.S_ISLNK(info.st_mode) and self.allow_symlinks:
+                if file.name.startswith(_KUBELET_PREFIX):
+                    return []
+                if not self._inside(file):
+                    raise fail(StoreProblem.OUTSIDE_TRUST_DIR, f"{not_regular}: leaves trust dir")
+                info = file.stat()
+            elif self.allow_symlinks and file.name.startswith(_KUBELET_PREFIX):
+                return []
+            if not stat.S_ISREG(info.st_mode):
+                raise fail(StoreProblem.ENTRY_NOT_REGULAR, not_regular)
+            data = file.read_bytes()
+        except OSError as exc:
+            raise fail(
+                StoreProblem.UNREADABLE, f"failed to read the trusted certificate {where}: {exc}"
+            ) from exc
+        try:
+            certs = parse_certificates(data)
+        except ValueError as exc:
+            raise fail(
+                StoreProblem.BAD_CERTIFICATE, f"failed to read the trusted certificate {where}"
+            ) from exc
+        for cert in certs:
+            if not _is_ca(cert) and not _self_signature_ok(cert, allow_sha1=True):
+                raise fail(
+                    StoreProblem.NOT_CA_OR_SELF_SIGNED,
+                    f"failed to validate the trusted certificate {where}: certificate with "
+                    f"subject {go_quote(go_name_string(cert.subject))} is not a CA certificate or "
+                    "self-signed signing certificate",
+                )
+            if store_type is StoreType.TSA:
+                why = _root_ca_error(cert)
+                if why is not None:
+                    raise fail(
+                        StoreProblem.TSA_NOT_ROOT,
+                        f"trusted certificate {where} is invalid: certificate with subject "
+                        f"{go_quote(go_name_string(cert.subject))} is not a root CA certificate: "
+                        f"{why}",
+                    )
+        return certs
