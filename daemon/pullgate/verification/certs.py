@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -36,6 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.algorithms import algorithm_for_key
+from pullgate.verification.cache import BoundedMemo, memo
 
 _FORBIDDEN_LEAF_EKUS = {
     ExtendedKeyUsageOID.SERVER_AUTH: "ServerAuth",
@@ -61,7 +63,7 @@ def _fail(detail: str) -> VerificationFailed:
 
 def fingerprint_sha256(cert: x509.Certificate) -> str:
     """Lowercase hex SHA-256 of the certificate's DER encoding (notation's thumbprint)."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return certificate_digest(cert).hex()
 
 
 # --- raw names -------------------------------------------------------------------------------
@@ -119,47 +121,129 @@ def load_certificate(der: bytes) -> x509.Certificate:
     ``cryptography`` would only warn), and so is a signatureValue BIT STRING with unused bits
     (``cryptography`` silently ignores them, so a re-encoded certificate would still verify).
 
+    Certificates that were accepted are memoised by their DER bytes (a certificate object is
+    immutable), so the same bytes yield the same object.
+
     Raises:
         VerificationFailed: ``Reason.INTEGRITY`` when the bytes are not a usable certificate.
     """
+    known = _LOADED.get(der)
+    if known is not None:
+        return known
     if not _serial_is_positive(der):
         raise _fail("certificate serial number is missing or not positive")
     if not _signature_bits_whole(der):
         raise _fail("certificate signature BIT STRING has unused bits")
     try:
-        return x509.load_der_x509_certificate(der)
+        cert = x509.load_der_x509_certificate(der)
     except _DECODE_ERRORS as exc:
         raise _fail(f"malformed certificate: {exc}") from exc
+    _LOADED.put(bytes(der), cert)
+    return cert
 
 
-def _raw_issuer_subject(cert: x509.Certificate) -> tuple[bytes, bytes]:
-    """The exact DER bytes of the issuer and subject Names as they appear in the TBS."""
-    tbs = cert.tbs_certificate_bytes
-    _, pos, end = _read_tlv(tbs, 0)
+def _tbs_and_names(der: bytes) -> tuple[bytes, tuple[bytes, bytes] | None]:
+    """The TBSCertificate TLV of a certificate's DER, and its raw (issuer, subject) Names.
+
+    The names are None when the TBS does not have the expected shape.
+
+    Raises:
+        VerificationFailed: ``Reason.INTEGRITY`` when the outer structure is not readable.
+    """
+    _, pos, _ = _read_tlv(der, 0)  # Certificate
+    _, start, end = _read_tlv(der, pos)  # TBSCertificate
+    tbs = der[pos:end]
+    offset = start - pos
     fields: list[bytes] = []
-    while pos < end and len(fields) < 6:
-        _, _, stop = _read_tlv(tbs, pos)
-        fields.append(tbs[pos:stop])
-        pos = stop
+    try:
+        at, stop = offset, len(tbs)
+        while at < stop and len(fields) < 6:
+            _, _, after = _read_tlv(tbs, at)
+            fields.append(tbs[at:after])
+            at = after
+    except VerificationFailed:
+        return tbs, None
     # With an explicit [0] version: version, serial, sigalg, issuer, validity, subject.
     if fields and fields[0][:1] == b"\xa0":
         fields = fields[1:]
     if len(fields) < 5:
+        return tbs, None
+    return tbs, (fields[2], fields[4])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Facts:
+    """What the chain rules need from one certificate object, derived once.
+
+    ``cert`` is held so that the object stays alive (and its ``id`` unique) while memoised.
+    """
+
+    cert: x509.Certificate
+    der: bytes
+    digest: bytes
+    tbs: bytes
+    names: tuple[bytes, bytes] | None
+
+
+# Facts per live certificate object, keyed by ``id`` and confirmed with ``is``.
+_FACTS: BoundedMemo[int, _Facts] = memo("certificate facts (by object)", 512)
+# DER -> parsed certificate, for certificates that passed :func:`load_certificate`.
+_LOADED: BoundedMemo[bytes, x509.Certificate] = memo("loaded certificates (by DER)", 256)
+# (check kind, child DER SHA-256, parent DER SHA-256) of certificate signatures that verified,
+# and (profile kind, DER SHA-256, b"") of certificates that passed the leaf or CA rules.
+_VERIFIED: BoundedMemo[tuple[str, bytes, bytes], bool] = memo(
+    "passed certificate checks (by DER digests)", 1024
+)
+_CA_LINK = "ca-link"
+_SELF_SIGNATURE = "self-signature"
+_PROFILE = "profile-at-index-"
+
+
+def _facts(cert: x509.Certificate) -> _Facts:
+    """The memoised :class:`_Facts` of ``cert`` (one DER serialisation per certificate)."""
+    found = _FACTS.get(id(cert))
+    if found is not None and found.cert is cert:
+        return found
+    der = cert.public_bytes(serialization.Encoding.DER)
+    try:
+        tbs, names = _tbs_and_names(der)
+    except VerificationFailed:
+        tbs, names = cert.tbs_certificate_bytes, None
+    facts = _Facts(cert=cert, der=der, digest=hashlib.sha256(der).digest(), tbs=tbs, names=names)
+    _FACTS.put(id(cert), facts)
+    return facts
+
+
+def certificate_der(cert: x509.Certificate) -> bytes:
+    """The DER encoding of ``cert`` (memoised per certificate object)."""
+    return _facts(cert).der
+
+
+def certificate_digest(cert: x509.Certificate) -> bytes:
+    """SHA-256 of the DER encoding of ``cert`` (memoised per certificate object)."""
+    return _facts(cert).digest
+
+
+def _raw_names(facts: _Facts) -> tuple[bytes, bytes]:
+    """The exact DER bytes of the issuer and subject Names as they appear in the TBS."""
+    if facts.names is None:
         raise _fail("malformed TBSCertificate")
-    return fields[2], fields[4]
+    return facts.names
 
 
-def _names_chain(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    return _raw_issuer_subject(child)[0] == _raw_issuer_subject(parent)[1]
+def _names_chain(child: _Facts, parent: _Facts) -> bool:
+    """True when the child's raw issuer equals the parent's raw subject."""
+    return _raw_names(child)[0] == _raw_names(parent)[1]
 
 
 # --- signatures ------------------------------------------------------------------------------
 
 
 def _verify_cert_signature(
-    cert: x509.Certificate, issuer_key: CertificatePublicKeyTypes, *, allow_sha1: bool
+    facts: _Facts, issuer_key: CertificatePublicKeyTypes, *, allow_sha1: bool
 ) -> None:
-    """Check ``cert``'s signature with ``issuer_key`` (raises on any problem)."""
+    """Check the certificate's signature with ``issuer_key`` (raises on any problem)."""
+    cert = facts.cert
     try:
         hash_alg = cert.signature_hash_algorithm
         params = cert.signature_algorithm_parameters
@@ -168,7 +252,7 @@ def _verify_cert_signature(
     if isinstance(hash_alg, hashes.MD5) or (isinstance(hash_alg, hashes.SHA1) and not allow_sha1):
         raise _fail(f"insecure certificate signature algorithm {hash_alg.name}")
     signature = cert.signature
-    data = cert.tbs_certificate_bytes
+    data = facts.tbs
     try:
         if isinstance(issuer_key, rsa.RSAPublicKey):
             if issuer_key.key_size < 1024:  # Go >= 1.24 refuses to verify with such keys
@@ -228,22 +312,31 @@ def _key_usage(cert: x509.Certificate) -> tuple[x509.KeyUsage, bool] | None:
     return ext.value, ext.critical
 
 
-def _check_signature_from(child: x509.Certificate, parent: x509.Certificate) -> None:
-    """Go's ``CheckSignatureFrom``: parent must be allowed to sign certificates."""
-    constraints = _basic_constraints(parent)
+def _check_signature_from(child: _Facts, parent: _Facts) -> None:
+    """Go's ``CheckSignatureFrom``: parent must be allowed to sign certificates.
+
+    The outcome depends on the two DER encodings only, so a success is memoised by their
+    digests; failures are always recomputed.
+    """
+    key = (_CA_LINK, child.digest, parent.digest)
+    if _VERIFIED.get(key):
+        return
+    issuer = parent.cert
+    constraints = _basic_constraints(issuer)
     if constraints is None:
         try:
-            version = parent.version
+            version = issuer.version
         except _DECODE_ERRORS as exc:
             raise _fail("unsupported certificate version") from exc
         if version != x509.Version.v1:
             raise _fail("issuer is not a CA (no basicConstraints)")
     elif not constraints.ca:
         raise _fail("issuer is not a CA")
-    usage = _key_usage(parent)
+    usage = _key_usage(issuer)
     if usage is not None and _any_key_usage(usage[0]) and not usage[0].key_cert_sign:
         raise _fail("issuer keyUsage lacks keyCertSign")
-    _verify_cert_signature(child, _public_key(parent), allow_sha1=False)
+    _verify_cert_signature(child, _public_key(issuer), allow_sha1=False)
+    _VERIFIED.put(key, True)
 
 
 def _any_key_usage(ku: x509.KeyUsage) -> bool:
@@ -261,6 +354,17 @@ def _any_key_usage(ku: x509.KeyUsage) -> bool:
     return any(bits)
 
 
+def _issued_by(child: _Facts, parent: _Facts) -> bool:
+    """:func:`check_issued_by` on facts. The free name comparison runs first."""
+    try:
+        if not _names_chain(child, parent):
+            return False
+        _check_signature_from(child, parent)
+    except VerificationFailed:
+        return False
+    return True
+
+
 def check_issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     """Go's ``isIssuedBy``: ``parent`` (a CA) signed ``child`` and the raw names chain.
 
@@ -271,11 +375,7 @@ def check_issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
         True when the signature verifies and ``child``'s raw issuer equals ``parent``'s raw
         subject; False otherwise (never raises for bad input).
     """
-    try:
-        _check_signature_from(child, parent)
-        return _names_chain(child, parent)
-    except VerificationFailed:
-        return False
+    return _issued_by(_facts(child), _facts(parent))
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
@@ -284,16 +384,23 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     The signature verifies with the certificate's own key (SHA-1 tolerated, MD5 refused; no CA
     requirement) and the raw subject equals the raw issuer.
     """
+    facts = _facts(cert)
     try:
-        _verify_cert_signature(cert, _public_key(cert), allow_sha1=True)
-        return _names_chain(cert, cert)
+        if not _names_chain(facts, facts):
+            return False
+        key = (_SELF_SIGNATURE, facts.digest, facts.digest)
+        if not _VERIFIED.get(key):
+            _verify_cert_signature(facts, _public_key(cert), allow_sha1=True)
+            _VERIFIED.put(key, True)
     except VerificationFailed:
         return False
+    return True
 
 
 def is_self_issued_ca(cert: x509.Certificate) -> bool:
     """Self-signed *as a CA* (Go ``isSelfSigned``): :func:`check_issued_by` on itself."""
-    return check_issued_by(cert, cert)
+    facts = _facts(cert)
+    return _issued_by(facts, facts)
 
 
 # --- leaf and CA profiles --------------------------------------------------------------------
@@ -349,6 +456,18 @@ def _validate_ca(cert: x509.Certificate, expected_path_len: int) -> None:
         raise _fail("CA keyUsage must include keyCertSign")
 
 
+def _check_profile(facts: _Facts, index: int) -> None:
+    """Leaf rules at index 0, CA rules (path length ``index - 1``) above; successes memoised."""
+    key = (f"{_PROFILE}{index}", facts.digest, b"")
+    if _VERIFIED.get(key):
+        return
+    if index == 0:
+        _validate_leaf(facts.cert)
+    else:
+        _validate_ca(facts.cert, index - 1)
+    _VERIFIED.put(key, True)
+
+
 def validate_signing_chain(certs: Sequence[x509.Certificate]) -> None:
     """Validate an envelope's code-signing chain (leaf first) per §6.2.
 
@@ -366,19 +485,17 @@ def validate_signing_chain(certs: Sequence[x509.Certificate]) -> None:
             raise _fail("a single-certificate chain must be a self-signed certificate")
         _validate_leaf(leaf)
         return
-    last = len(certs) - 1
-    for index, cert in enumerate(certs):
+    chain = [_facts(cert) for cert in certs]
+    last = len(chain) - 1
+    for index, facts in enumerate(chain):
         if index == last:
-            _check_signature_from(cert, cert)
-            if not _names_chain(cert, cert):
+            _check_signature_from(facts, facts)
+            if not _names_chain(facts, facts):
                 raise _fail("root certificate is not self-issued")
         else:
-            if is_self_issued_ca(cert):
+            if _issued_by(facts, facts):
                 raise _fail(f"certificate {index} is self-signed but is not the last one")
-            _check_signature_from(cert, certs[index + 1])
-            if not _names_chain(cert, certs[index + 1]):
+            _check_signature_from(facts, chain[index + 1])
+            if not _names_chain(facts, chain[index + 1]):
                 raise _fail(f"certificate {index} issuer does not match the next subject")
-        if index == 0:
-            _validate_leaf(cert)
-        else:
-            _validate_ca(cert, index - 1)
+        _check_profile(facts, index)

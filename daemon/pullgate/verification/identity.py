@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from types import MappingProxyType
 
 from cryptography import x509
 
 from pullgate.errors import PullgateError, Reason, VerificationFailed
+from pullgate.verification.cache import BoundedMemo, memo
+from pullgate.verification.certs import certificate_digest
 
 WILDCARD = "*"
 X509_SUBJECT = "x509.subject"
@@ -33,6 +36,13 @@ _MANDATORY = ("C", "ST", "O")
 _ALIASES = {"S": "ST"}
 _ESCAPABLE = frozenset(' "#+,;<=>\\')
 _HEX = frozenset("0123456789abcdefABCDEF")
+# Characters :func:`_unescape` must look at: the escape and the ones it refuses unescaped.
+_SPECIAL = frozenset('\\"<>;\0')
+
+# DN text -> parsed attribute map, for texts that parsed (failures are always recomputed).
+_PARSED_DNS: BoundedMemo[str, Mapping[str, str]] = memo("parsed distinguished names", 256)
+# Certificate DER SHA-256 -> its subject rendered by Go's ``pkix.Name.String()``.
+_SUBJECTS: BoundedMemo[bytes, str] = memo("rendered certificate subjects", 256)
 
 
 class DnProblem(StrEnum):
@@ -116,6 +126,8 @@ def _strip_spaces(raw: str) -> str:
 def _unescape(raw: str, text: str) -> str:
     """Decode one attribute type or value: trim, then resolve ``\\c`` and ``\\XX`` escapes."""
     chars = _strip_spaces(raw)
+    if chars.isascii() and not _SPECIAL.intersection(chars):
+        return chars  # nothing to resolve or refuse: the loop below would return it unchanged
     out = bytearray()
     i = 0
     while i < len(chars):
@@ -207,6 +219,19 @@ def parse_dn(text: str) -> dict[str, str]:
     Raises:
         InvalidDistinguishedName: the text is not a DN notation accepts.
     """
+    return dict(_parsed_dn(text))
+
+
+def _parsed_dn(text: str) -> Mapping[str, str]:
+    """:func:`parse_dn`, memoised and read-only."""
+    known = _PARSED_DNS.get(text)
+    if known is None:
+        known = MappingProxyType(_parse_dn_uncached(text))
+        _PARSED_DNS.put(text, known)
+    return known
+
+
+def _parse_dn_uncached(text: str) -> dict[str, str]:
     if "=#" in text:
         raise InvalidDistinguishedName(
             DnProblem.HEX_VALUE,
@@ -344,6 +369,16 @@ def go_name_string(name: x509.Name) -> str:
     return ",".join(rendered)
 
 
+def certificate_subject(cert: x509.Certificate) -> str:
+    """``go_name_string(cert.subject)``, memoised by the certificate's DER digest."""
+    digest = certificate_digest(cert)
+    known = _SUBJECTS.get(digest)
+    if known is None:
+        known = go_name_string(cert.subject)
+        _SUBJECTS.put(digest, known)
+    return known
+
+
 # ----------------------------------------------------------------------------- matching
 
 
@@ -374,10 +409,10 @@ def match_trusted_identities(
     """
     if WILDCARD in identities:
         return
-    configured: list[dict[str, str]] = []
+    configured: list[Mapping[str, str]] = []
     for value in x509_identities(identities):
         try:
-            configured.append(parse_dn(value))
+            configured.append(_parsed_dn(value))
         except InvalidDistinguishedName as exc:
             raise VerificationFailed(
                 Reason.IDENTITY_MISMATCH,
@@ -389,9 +424,9 @@ def match_trusted_identities(
             "no x509 trusted identities are configured in the trust policy "
             f"{go_quote(statement_name)}",
         )
-    subject = go_name_string(leaf.subject)
+    subject = certificate_subject(leaf)
     try:
-        leaf_dn = parse_dn(subject)
+        leaf_dn = _parsed_dn(subject)
     except InvalidDistinguishedName as exc:
         raise VerificationFailed(
             Reason.IDENTITY_MISMATCH,

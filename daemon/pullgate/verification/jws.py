@@ -154,6 +154,12 @@ def _reject_constant(token: str) -> Any:
     raise _fail(f"non-standard JSON constant {token}")
 
 
+# A decoder holds no per-call state; building one per call is measurable on the hot path.
+_STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+)
+
+
 def load_json(data: bytes | str, what: str) -> Any:
     """Decode strict JSON (UTF-8, no duplicate keys, no NaN/Infinity).
 
@@ -162,9 +168,9 @@ def load_json(data: bytes | str, what: str) -> Any:
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        if text.startswith("\ufeff"):  # json.loads refuses a BOM; JSONDecoder.decode does not
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM", text, 0)
+        return _STRICT_JSON.decode(text)
     except VerificationFailed:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError

@@ -23,12 +23,12 @@ signature source.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
 
 from pullgate.clock import Clock
 from pullgate.descriptor import Descriptor, compute_digest
@@ -39,9 +39,13 @@ from pullgate.errors import (
     VerificationFailed,
     VerificationInconclusive,
 )
-from pullgate.verification.certs import fingerprint_sha256
+from pullgate.verification.certs import certificate_der, fingerprint_sha256
 from pullgate.verification.envelope import verify_envelope
-from pullgate.verification.identity import go_name_string, match_trusted_identities
+from pullgate.verification.identity import (
+    certificate_subject,
+    go_name_string,
+    match_trusted_identities,
+)
 from pullgate.verification.model import EnvelopeContent, SigningScheme
 from pullgate.verification.outcome import (
     CheckAction,
@@ -115,6 +119,24 @@ def _cert_validity_error(content: EnvelopeContent, at: datetime, what: str) -> s
                 f"it was expired at {cert.not_valid_after_utc.isoformat()}"
             )
     return None
+
+
+def _contains_trusted(
+    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]
+) -> bool:
+    """True when a certificate of ``chain`` is byte-equal (DER) to one of ``trusted``.
+
+    Byte-equal certificates have equal signature values, so only certificates that share one
+    are compared by DER.
+    """
+    by_signature: dict[bytes, list[x509.Certificate]] = {}
+    for cert in trusted:
+        by_signature.setdefault(cert.signature, []).append(cert)
+    for cert in chain:
+        for candidate in by_signature.get(cert.signature, ()):
+            if certificate_der(candidate) == certificate_der(cert):
+                return True
+    return False
 
 
 class Verifier:
@@ -290,7 +312,7 @@ class Verifier:
                 manifest_digest=blob.manifest_digest,
                 envelope_media_type=blob.media_type,
                 results=tuple(results),
-                signer_subject=go_name_string(leaf.subject) if leaf is not None else None,
+                signer_subject=certificate_subject(leaf) if leaf is not None else None,
                 signer_fingerprint=fingerprint_sha256(leaf) if leaf is not None else None,
                 signing_time=content.signing_time.isoformat() if content else None,
             )
@@ -359,10 +381,7 @@ class Verifier:
             trusted = self._store.load_many(refs)
         except PullgateError as exc:
             raise VerificationFailed(Reason.UNTRUSTED, str(exc)) from exc
-        trusted_der = {c.public_bytes(serialization.Encoding.DER) for c in trusted}
-        if not any(
-            c.public_bytes(serialization.Encoding.DER) in trusted_der for c in content.certificates
-        ):
+        if not _contains_trusted(content.certificates, trusted):
             raise VerificationFailed(
                 Reason.UNTRUSTED,
                 "the signature's certificate chain does not contain any trusted certificate",

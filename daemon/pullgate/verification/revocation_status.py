@@ -1,0 +1,79 @@
+"""Revocation verdicts (notary-verification.md §12): statuses, purposes and results.
+
+The vocabulary shared by the revocation modules: :class:`RevocationStatus`, :class:`Purpose` and
+the chain-level :class:`RevocationResult` are public (re-exported by
+:mod:`pullgate.verification.revocation`); :class:`Answer` is the verdict for one certificate
+that the OCSP (:mod:`~pullgate.verification.ocsp`) and CRL (:mod:`~pullgate.verification.crl`)
+checks return, and :class:`CheckError` the way they give up on one responder or URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+__all__ = [
+    "FOREIGN_ERRORS",
+    "Answer",
+    "CheckError",
+    "Purpose",
+    "RevocationResult",
+    "RevocationStatus",
+    "der_of",
+    "subject_of",
+]
+
+FOREIGN_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension)
+"""What ``cryptography`` raises on malformed certificates, responses and CRLs."""
+
+
+class RevocationStatus(StrEnum):
+    """Revocation verdict for a certificate or a whole chain."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+class Purpose(StrEnum):
+    """What the chain is used for (selects the wording and the chain profile)."""
+
+    CODE_SIGNING = "codeSigning"
+    TIMESTAMPING = "timestamping"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevocationResult:
+    """Outcome for a chain; ``subject`` names the leaf-most revoked/unknown certificate."""
+
+    status: RevocationStatus
+    subject: str | None
+    detail: str
+    method: str
+
+
+class CheckError(Exception):
+    """This OCSP server / CRL URL gave no usable answer (the caller moves on or reports unknown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The verdict for one certificate: status, why, and which method (OCSP, CRL, …) decided."""
+
+    status: RevocationStatus
+    detail: str
+    method: str
+
+
+def subject_of(cert: x509.Certificate) -> str:
+    """The RFC 4514 subject of ``cert`` (how results name certificates)."""
+    return cert.subject.rfc4514_string()
+
+
+def der_of(cert: x509.Certificate) -> bytes:
+    """The DER encoding of ``cert``."""
+    return cert.public_bytes(serialization.Encoding.DER)
