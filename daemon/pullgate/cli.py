@@ -17,8 +17,15 @@ from pullgate.clock import SystemClock
 from pullgate.errors import ConfigError, MalformedInput, PullgateError, Reason
 from pullgate.inspect import inspect_signatures, render_tree
 from pullgate.oci.layout import LayoutReference, open_layout
+from pullgate.pipeline import resolve, verify_image
+from pullgate.registry.auth import DockerConfigCredentials
+from pullgate.registry.client import RegistryClient
+from pullgate.registry.hosts import load_hosts
+from pullgate.registry.hosts_report import hosts_json, render_hosts
+from pullgate.registry.model import HostsConfig
+from pullgate.registry.reference import parse_reference
 from pullgate.report import decision_json, decision_text
-from pullgate.trust import load_trust_config
+from pullgate.trust import TrustConfig, load_trust_config
 from pullgate.verification.outcome import VerificationOutcome
 from pullgate.verification.policy import check_trust_dir
 from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker, Urllib3Fetcher
@@ -30,6 +37,8 @@ EXIT_USAGE = 2
 
 DEFAULT_TRUST_DIR = Path("/etc/pullgate/trust")
 DEFAULT_HOSTS_DIR = Path("/etc/containerd/certs.d")
+
+HOSTS_HELP = "containerd certs.d root(s), ':'-separated like CRI config_path"
 
 log = logging.getLogger("pullgate")
 
@@ -63,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="verify an image's signatures (exit 0 allow, 1 deny)")
     v.add_argument("reference", help="image reference; with --oci-layout PATH@DIGEST or PATH:TAG")
     v.add_argument("--trust-dir", type=Path, default=DEFAULT_TRUST_DIR)
-    v.add_argument("--hosts-dir", type=Path, default=DEFAULT_HOSTS_DIR)
+    v.add_argument("--hosts-dir", default=str(DEFAULT_HOSTS_DIR), help=HOSTS_HELP)
+    v.add_argument("--registry-config", type=Path, help="docker config.json with credentials")
     v.add_argument("--oci-layout", action="store_true", help="REFERENCE is an OCI image layout")
     v.add_argument("--scope", help="REGISTRY/REPO used for trust-policy selection (--oci-layout)")
     v.add_argument("--user-metadata", "-m", action="append", default=[], metavar="K=V")
@@ -76,8 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="show every signature of an image, without trust decisions")
     i.add_argument("reference")
     i.add_argument("--oci-layout", action="store_true")
-    i.add_argument("--hosts-dir", type=Path, default=DEFAULT_HOSTS_DIR)
+    i.add_argument("--hosts-dir", default=str(DEFAULT_HOSTS_DIR), help=HOSTS_HELP)
+    i.add_argument("--registry-config", type=Path, help="docker config.json with credentials")
     i.add_argument("--output", "-o", choices=("tree", "json"), default="tree")
+
+    h = sub.add_parser("hosts", help="the endpoints containerd would use for a registry")
+    h.add_argument("registry", help="registry host[:port], or an image reference")
+    h.add_argument("--hosts-dir", default=str(DEFAULT_HOSTS_DIR), help=HOSTS_HELP)
+    h.add_argument("--output", "-o", choices=("text", "json"), default="text")
 
     pol = sub.add_parser("policy", help="trust policy tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True)
@@ -110,11 +126,67 @@ def _deny_json(reference: str, err: PullgateError, output: str) -> int:
     return EXIT_DENY
 
 
+def _roots(text: str) -> list[Path]:
+    return [Path(p) for p in text.split(":") if p]
+
+
+def _registry_client(args: argparse.Namespace) -> RegistryClient:
+    roots = _roots(args.hosts_dir)
+    credentials = None
+    if args.registry_config is not None:
+        credentials = DockerConfigCredentials.from_file(args.registry_config)
+
+    def hosts(registry: str) -> HostsConfig:
+        config = load_hosts(registry, roots)
+        for problem in config.problems:
+            log.error("certs.d problem for %s: %s", registry, problem)
+        return config
+
+    return RegistryClient(hosts, credentials=credentials)
+
+
+def _verifier(args: argparse.Namespace, trust: TrustConfig) -> Verifier:
+    clock = SystemClock()
+    cache_dir = args.cache_dir or _default_cache_dir()
+    revocation = NetworkRevocationChecker(
+        Urllib3Fetcher(), clock, crl_cache=CrlCache(cache_dir / "crl")
+    )
+    return Verifier(
+        trust_store=trust.store,
+        revocation=revocation,
+        clock=clock,
+        max_signatures=args.max_signatures,
+    )
+
+
+def _cmd_verify_registry(args: argparse.Namespace) -> int:
+    if args.max_signatures <= 0:
+        raise _UsageError("--max-signatures must be greater than 0")
+    metadata = _metadata(args.user_metadata)
+    trust = load_trust_config(args.trust_dir)
+    try:
+        ref = parse_reference(args.reference)
+    except MalformedInput as exc:
+        raise _UsageError(str(exc)) from exc
+    client = _registry_client(args)
+    try:
+        outcome = verify_image(
+            trust=trust,
+            client=client,
+            verifier=_verifier(args, trust),
+            reference=ref,
+            user_metadata=metadata,
+        )
+    finally:
+        client.close()
+    return _print_outcome(outcome, args.output)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     if not args.oci_layout:
-        raise _UsageError(
-            "registry references are not supported by this build yet; use --oci-layout"
-        )
+        if args.scope:
+            raise _UsageError("--scope is only meaningful with --oci-layout")
+        return _cmd_verify_registry(args)
     if not args.scope:
         raise _UsageError("--oci-layout requires --scope REGISTRY/REPO")
     if args.max_signatures <= 0:
@@ -132,18 +204,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         statement = trust.oci_policy.select(reference)
     except PullgateError as exc:
         return _deny_json(reference, exc, args.output)
-    clock = SystemClock()
-    cache_dir = args.cache_dir or _default_cache_dir()
-    revocation = NetworkRevocationChecker(
-        Urllib3Fetcher(), clock, crl_cache=CrlCache(cache_dir / "crl")
-    )
-    verifier = Verifier(
-        trust_store=trust.store,
-        revocation=revocation,
-        clock=clock,
-        max_signatures=args.max_signatures,
-    )
-    outcome = verifier.verify_artifact(
+    outcome = _verifier(args, trust).verify_artifact(
         reference=reference,
         target=target,
         statement=statement,
@@ -154,24 +215,50 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    if not args.oci_layout:
-        raise _UsageError(
-            "registry references are not supported by this build yet; use --oci-layout"
-        )
-    ref = LayoutReference.parse(args.reference)
-    layout = open_layout(ref.path)
-    target = layout.resolve(ref)
-    doc, errors = inspect_signatures(target, layout.signatures(target))
+    if args.oci_layout:
+        ref = LayoutReference.parse(args.reference)
+        layout = open_layout(ref.path)
+        target = layout.resolve(ref)
+        doc, errors = inspect_signatures(target, layout.signatures(target))
+        shown = f"{ref.path}@{target.digest}"
+    else:
+        try:
+            image = parse_reference(args.reference)
+        except MalformedInput as exc:
+            raise _UsageError(str(exc)) from exc
+        client = _registry_client(args)
+        try:
+            resolved = resolve(client, image)
+            source = client.signature_source(resolved.reference)
+            doc, errors = inspect_signatures(resolved.target, source.signatures(resolved.target))
+        finally:
+            client.close()
+        shown = str(resolved.reference)
     if args.output == "json":
         print(json.dumps(doc, indent=2))
     else:
-        print(render_tree(f"{ref.path}@{target.digest}", doc))
+        print(render_tree(shown, doc))
     for err in errors:
         print(f"warning: {err}", file=sys.stderr)
     if errors:
         print("error: at least one signature was skipped and not displayed", file=sys.stderr)
         return EXIT_DENY
     return EXIT_ALLOW
+
+
+def _cmd_hosts(args: argparse.Namespace) -> int:
+    registry = args.registry
+    if "/" in registry:
+        try:
+            registry = parse_reference(registry).registry
+        except MalformedInput as exc:
+            raise _UsageError(str(exc)) from exc
+    config = load_hosts(registry, _roots(args.hosts_dir))
+    if args.output == "json":
+        print(json.dumps(hosts_json(config), indent=2))
+    else:
+        print(render_hosts(config))
+    return EXIT_USAGE if config.problems else EXIT_ALLOW
 
 
 def _cmd_policy_check(args: argparse.Namespace) -> int:
@@ -201,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_inspect(args)
         if args.command == "policy":
             return _cmd_policy_check(args)
+        if args.command == "hosts":
+            return _cmd_hosts(args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
     except ConfigError as exc:

@@ -1,0 +1,254 @@
+"""Cost of a cold registry verification relative to the bare HTTP traffic it needs.
+
+Against the real ``docker-registry`` (distribution 2.8.2, mutual TLS, no Referrers API, so the
+referrers tag schema is used) holding one image with one JWS signature (P-256 leaf, 3-certificate
+chain, level strict), measures in one run, interleaved:
+
+* cold: what ``pullgate verify IMAGE`` does once the process is up and the trust configuration is
+  loaded — verification memos cleared (``clear_caches``), a fresh ``RegistryClient`` (no pooled
+  connection, no TLS context, no token), certs.d lookup, reference parsing, resolve, signature
+  discovery, fetches and verification through ``pipeline.verify_image`` (the CLI's code path);
+* bare: exactly the same HTTP requests (recorded through the client's ``request_log`` hook: same
+  methods, URLs, Accept headers, same order) replayed by a minimal urllib3 client with the same
+  TLS setup (system roots + the certs.d CA, the client certificate), built fresh each time, and
+  equally fresh connections. Every replayed status must match the recorded one.
+
+Prints the medians and the ratio cold / bare. Absolute times are context only; the machines are
+noisy, the ratio is what is compared. Exit status 1 when the ratio exceeds the target (1.5x).
+
+Run: ``.venv/bin/python bench/registry_verify.py [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import urllib3
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
+
+from tests.support.docker_registry import DockerRegistry, registry_available  # noqa: E402
+from tests.support.pki import KeySpec, Pki, write_store  # noqa: E402
+from tests.support.push import MT_JWS, Pusher  # noqa: E402
+from tests.support.signing import sign_jws  # noqa: E402
+
+from pullgate.clock import SystemClock  # noqa: E402
+from pullgate.pipeline import verify_image  # noqa: E402
+from pullgate.registry.client import MANIFEST_ACCEPT, RegistryClient  # noqa: E402
+from pullgate.registry.hosts import load_hosts  # noqa: E402
+from pullgate.registry.model import HostsConfig  # noqa: E402
+from pullgate.registry.reference import parse_reference  # noqa: E402
+from pullgate.registry.transport import USER_AGENT, RequestRecord  # noqa: E402
+from pullgate.trust import TrustConfig, load_trust_config  # noqa: E402
+from pullgate.verification.cache import clear_caches  # noqa: E402
+from pullgate.verification.revocation import (  # noqa: E402
+    CrlCache,
+    NetworkRevocationChecker,
+    Urllib3Fetcher,
+)
+from pullgate.verification.verifier import Verifier  # noqa: E402
+
+TARGET_RATIO = 1.5
+REPO = "bench/app"
+POLICY = {
+    "version": "1.0",
+    "trustPolicies": [
+        {
+            "name": "bench",
+            "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:bench"],
+            "trustedIdentities": ["*"],
+        }
+    ],
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setup:
+    """Everything the cold path and the replay share."""
+
+    registry: DockerRegistry
+    image: str
+    hosts_roots: tuple[Path, ...]
+    trust: TrustConfig
+    crl_dir: Path
+
+
+def _prepare(tmp: Path, registry: DockerRegistry) -> Setup:
+    chain = Pki(name="bench").chain(key=KeySpec.ec(256))
+    with Pusher.for_registry(registry) as pusher:
+        image = pusher.push_image(REPO, "v1", "linux/amd64", b"bench layer" * 512)
+        pusher.push_signature(REPO, image, sign_jws(chain, image), MT_JWS, certificates=chain.x509)
+    trust_dir = tmp / "trust"
+    write_store(trust_dir, "ca", "bench", [chain.root.cert])
+    (trust_dir / "trustpolicy.json").write_text(json.dumps(POLICY))
+    hosts = tmp / "certs.d" / registry.host
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f"server = {json.dumps(registry.url)}\n"
+        f"ca = {json.dumps(str(registry.ca_pem))}\n"
+        f"client = [[{json.dumps(str(registry.client_pem))}, "
+        f"{json.dumps(str(registry.client_key))}]]\n"
+    )
+    return Setup(
+        registry=registry,
+        image=f"{registry.host}/{REPO}:v1",
+        hosts_roots=(tmp / "certs.d",),
+        trust=load_trust_config(trust_dir),
+        crl_dir=tmp / "crl",
+    )
+
+
+def cold_verify(setup: Setup, request_log: Callable[[RequestRecord], None] | None = None) -> bool:
+    """One verification from scratch, as ``pullgate verify`` runs it. True when allowed."""
+    clear_caches()
+    roots = list(setup.hosts_roots)
+
+    def hosts(registry: str) -> HostsConfig:
+        return load_hosts(registry, roots)
+
+    clock = SystemClock()
+    verifier = Verifier(
+        trust_store=setup.trust.store,
+        revocation=NetworkRevocationChecker(
+            Urllib3Fetcher(), clock, crl_cache=CrlCache(setup.crl_dir)
+        ),
+        clock=clock,
+    )
+    client = RegistryClient(hosts, request_log=request_log)
+    try:
+        outcome = verify_image(
+            trust=setup.trust,
+            client=client,
+            verifier=verifier,
+            reference=parse_reference(setup.image),
+        )
+    finally:
+        client.close()
+    return outcome.allowed
+
+
+def _accept_for(url: str) -> str | None:
+    path = urlsplit(url).path
+    if "/manifests/" in path or "/referrers/" in path:
+        return MANIFEST_ACCEPT
+    return None
+
+
+def bare_replay(setup: Setup, records: Sequence[RequestRecord]) -> float:
+    """The recorded requests with a minimal client: fresh TLS context, fresh connections.
+
+    Returns:
+        Seconds spent building the TLS context (reported separately, see :func:`run`).
+    """
+    registry = setup.registry
+    started = time.perf_counter()
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cafile=str(registry.ca_pem))
+    context.load_cert_chain(str(registry.client_pem), str(registry.client_key))
+    context_build = time.perf_counter() - started
+    manager = urllib3.PoolManager(ssl_context=context, retries=False)
+    try:
+        for record in records:
+            headers = {"User-Agent": USER_AGENT}
+            accept = _accept_for(record.url)
+            if accept:
+                headers["Accept"] = accept
+            response = manager.request(record.method, record.url, headers=headers)
+            if response.status != record.status:
+                raise SystemExit(
+                    f"replay of {record.method} {record.url} got {response.status}, "
+                    f"recorded {record.status}"
+                )
+    finally:
+        manager.clear()
+    return context_build
+
+
+def _record(setup: Setup) -> list[RequestRecord]:
+    records: list[RequestRecord] = []
+    if not cold_verify(setup, records.append):
+        raise SystemExit("the signed image was not allowed; fix the setup before benchmarking")
+    if any(r.status is None for r in records):
+        raise SystemExit(f"a recorded request failed at transport level: {records}")
+    return records
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def run(rounds: int) -> float:
+    """Measure and print; returns the ratio of the medians (cold / bare)."""
+    with tempfile.TemporaryDirectory(prefix="pullgate-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        with DockerRegistry(tmp / "registry", log_level="warn") as registry:
+            setup = _prepare(tmp, registry)
+            records = _record(setup)
+            bare_replay(setup, records)  # warm-up of both paths (imports, registry caches)
+            cold_times: list[float] = []
+            bare_times: list[float] = []
+            context_times: list[float] = []
+            for _ in range(rounds):
+                again: list[RequestRecord] = []
+                elapsed, allowed = _timed(functools.partial(cold_verify, setup, again.append))
+                if allowed is not True:
+                    raise SystemExit("a cold verification did not allow the signed image")
+                cold_times.append(elapsed)
+                if [(r.method, r.url, r.status) for r in again] != [
+                    (r.method, r.url, r.status) for r in records
+                ]:
+                    raise SystemExit("the cold path did not repeat the same requests")
+                elapsed, context_build = _timed(functools.partial(bare_replay, setup, records))
+                assert isinstance(context_build, float)
+                bare_times.append(elapsed)
+                context_times.append(context_build)
+    cold = statistics.median(cold_times)
+    bare = statistics.median(bare_times)
+    context = statistics.median(context_times)
+    ratio = cold / bare
+    print(f"requests per verification: {len(records)}")
+    for record in records:
+        print(f"  {record.method} {record.url} -> {record.status} ({record.size} bytes)")
+    print(f"cold verification   median {cold * 1000:8.2f} ms over {rounds} rounds")
+    print(f"bare request replay median {bare * 1000:8.2f} ms")
+    print(f"ratio cold / bare: {ratio:.2f}x (target <= {TARGET_RATIO}x)")
+    # Both sides build a TLS context from the system roots plus the CA (containerd semantics:
+    # ``ca`` adds to the system pool); that dominates here, so show the ratio without it too.
+    print(
+        f"for context: TLS context build median {context * 1000:.2f} ms in both; "
+        f"ratio without it: {(cold - context) / (bare - context):.2f}x (informational)"
+    )
+    return ratio
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit 0 when the ratio meets the target, 1 when not, 2 without a registry."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args(argv)
+    if not registry_available():
+        print("docker-registry is not installed (apt-get install docker-registry)")
+        return 2
+    ratio = run(args.rounds)
+    return 0 if ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""OCI distribution client with containerd's endpoint semantics.
+
+Implements ``../shared/reference/containerd-integration.md`` §1.5-1.9 and the OCI distribution
+spec (``spec.md``: pulling manifests and blobs, the referrers API):
+
+* endpoints come from ``hosts.toml`` (mirrors first, server last) and are filtered per operation:
+  tag resolve needs ``pull`` + ``resolve``, anything by digest needs ``pull``;
+* every request walks the filtered list from the top; any transport error or status >= 400 moves
+  on to the next endpoint; when all fail, the most relevant error is raised (transport < 404 <
+  other HTTP error < oversize/digest mismatch);
+* manifest HEADs send the OCI/Docker Accept list and fall back to GET when the response lacks
+  ``Docker-Content-Digest`` or ``Content-Length`` (or on 405);
+* **every byte fetched by digest is hashed and compared**; sizes are capped before reading.
+  A mismatch or oversize body is a definitive :class:`~pullgate.errors.MalformedInput`, so a
+  hostile registry can cause a deny but never a fail-open.
+
+Not done: containerd's retry of a digest reference under ``/blobs/<digest>`` after every endpoint
+answered 404 on ``/manifests/<digest>`` (only relevant for pulling a bare blob).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+from pullgate.clock import Clock, SystemClock
+from pullgate.descriptor import Descriptor, check_digest, compute_digest, is_digest
+from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
+from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_authenticate
+from pullgate.registry.hosts import request_url
+from pullgate.registry.model import (
+    Capability,
+    Endpoint,
+    HostsConfig,
+    ImageReference,
+    RegistryError,
+    RegistryLimits,
+)
+from pullgate.registry.transport import (
+    HttpStatusError,
+    RequestLogHook,
+    Response,
+    ResponseTooLarge,
+    Transport,
+)
+from pullgate.verification.verifier import SignatureBlob
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_TYPE_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_TYPE_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MEDIA_TYPE_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_MEDIA_TYPES = (
+    MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_OCI_MANIFEST,
+    MEDIA_TYPE_OCI_INDEX,
+)
+MANIFEST_ACCEPT = ", ".join((*MANIFEST_MEDIA_TYPES, "*/*"))
+_TRANSPORT_REASONS = frozenset({Reason.REGISTRY_UNREACHABLE, Reason.REGISTRY_TLS, Reason.TIMEOUT})
+
+
+def media_type_of(response: Response) -> str:
+    """``Content-Type`` without parameters, lower-cased (``""`` when absent)."""
+    value = response.header("Content-Type") or ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def error_rank(err: PullgateError) -> int:
+    """containerd's "most advanced error" order: transport < 404 < other HTTP < content."""
+    if isinstance(err, VerificationFailed):
+        return 3
+    if isinstance(err, HttpStatusError):
+        return 1 if err.status == 404 else 2
+    if err.reason in _TRANSPORT_REASONS:
+        return 0
+    return 2
+
+
+def most_relevant(errors: Sequence[PullgateError], what: str) -> PullgateError:
+    """The error to report when every endpoint failed (first of the highest rank)."""
+    if not errors:
+        return RegistryError(Reason.REGISTRY_ERROR, f"{what}: no endpoint to try")
+    return max(errors, key=error_rank)  # max() keeps the first of equal rank
+
+
+class RegistryClient:
+    """Reads manifests, blobs and Notary signatures from a registry, as containerd would.
+
+    Args:
+        hosts: Registry host → its endpoint configuration (``hosts.load_hosts`` bound to the
+            certs.d roots); called on every operation so edits apply without restart.
+        credentials: Where credentials come from (None: anonymous).
+        limits: Size, page, timeout and retry bounds.
+        request_log: Optional hook receiving one record per HTTP exchange.
+        clock: Token expiry and HTTP-date ``Retry-After``.
+        sleep: Wait function for retries (tests inject one).
+    """
+
+    def __init__(
+        self,
+        hosts: Callable[[str], HostsConfig],
+        *,
+        credentials: CredentialStore | None = None,
+        limits: RegistryLimits = RegistryLimits(),  # noqa: B008 - frozen dataclass
+        request_log: RequestLogHook | None = None,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._hosts = hosts
+        self.limits = limits
+        clock = clock or SystemClock()
+        self.transport = Transport(limits, request_log=request_log, clock=clock)
+        if sleep is not None:
+            self.transport.sleep = sleep
+        self._auth = Authenticator(self.transport, credentials, clock)
+
+    def __repr__(self) -> str:
+        return f"RegistryClient(requests={self.transport.request_count})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def endpoints(self, ref: ImageReference, *needed: Capability) -> tuple[Endpoint, ...]:
+        """Endpoints of ``ref``'s registry that have every capability in ``needed``."""
+        config = self._hosts(ref.registry)
+        return tuple(ep for ep in config.endpoints if all(ep.has(c) for c in needed))
+
+    def signature_endpoints(self, ref: ImageReference) -> tuple[Endpoint, ...]:
+        """Endpoints used for signature discovery: those with ``pull`` or ``referrers``."""
+        config = self._hosts(ref.registry)
+        return tuple(
+            ep for ep in config.endpoints if ep.has(Capability.PULL) or ep.has(Capability.REFERRERS)
+        )
+
+    def url(
+        self,
+        endpoint: Endpoint,
+        ref: ImageReference,
+        kind: str,
+        name: str,
+        query: dict[str, str] | None = None,
+    ) -> str:
+        """The request URL for ``kind`` (manifests|blobs|referrers|tags) at ``endpoint``."""
+        return request_url(endpoint, ref, kind, name, query)
+
+    def exchange(
+        self,
+        endpoint: Endpoint,
+        ref: ImageReference,
+        method: str,
+        url: str,
+        *,
+        accept: str | None = None,
+        cap: int,
+    ) -> Response:
+        """One request with authentication (401 → answer the challenge → retry once).
+
+        Raises:
+            RegistryError: Transport failure, or ``REGISTRY_AUTH`` when still unauthorised.
+            ResponseTooLarge: A 2xx body over ``cap``.
+        """
+        scope = f"repository:{ref.repository}:pull"
+        headers: dict[str, str] = {}
+        if accept:
+            headers["Accept"] = accept
+        cached = self._auth.cached(endpoint, scope)
+        if cached:
+            headers["Authorization"] = cached
+        response = self.transport.request(endpoint, method, url, headers=headers, cap=cap)
+        if response.status != 401:
+            return response
+        challenges = parse_www_authenticate(response.header_values("WWW-Authenticate"))
+        headers["Authorization"] = self._auth.answer(endpoint, challenges, scope)
+        response = self.transport.request(endpoint, method, url, headers=headers, cap=cap)
+        if response.status == 401:
+            raise HttpStatusError(
+                401,
+                f"endpoint {endpoint.url}: unauthorized after authentication",
+                endpoint=endpoint.url,
+            )
+        return response
+
+    @staticmethod
+    def expect_ok(response: Response, endpoint: Endpoint) -> None:
+        """Raise :class:`HttpStatusError` unless the status is 200."""
+        if response.status != 200:
+            raise HttpStatusError(
+                response.status,
+                f"endpoint {endpoint.url}: HTTP {response.status}",
+                endpoint=endpoint.url,
+            )
+
+    # ------------------------------------------------------------------ resolve
+
+    def resolve(self, ref: ImageReference) -> Descriptor:
+        """Resolve a tag or digest reference to the target manifest's descriptor.
+
+        Raises:
+            MalformedInput: Content does not match the digest, is oversize, or is not a manifest.
+            RegistryError: Every endpoint failed (most relevant error).
+        """
+        if ref.digest:
+            endpoints = self.endpoints(ref, Capability.PULL)
+            name = ref.digest
+        elif ref.tag:
+            endpoints = self.endpoints(ref, Capability.PULL, Capability.RESOLVE)
+            name = ref.tag
+        else:
+            raise MalformedInput(f"reference {ref} has neither tag nor digest")
+        errors: list[PullgateError] = []
+        for endpoint in endpoints:
+            try:
+                return self._resolve_at(endpoint, ref, name)
+            except PullgateError as exc:
+                log.info("resolve %s at %s failed: %s", ref, endpoint.url, exc)
+                errors.append(exc)
+        raise most_relevant(errors, f"resolve {ref}")
+
+    def _resolve_at(self, endpoint: Endpoint, ref: ImageReference, name: str) -> Descriptor:
+        cap = self.limits.max_manifest_bytes
+        url = self.url(endpoint, ref, "manifests", name)
+        head = self.exchange(endpoint, ref, "HEAD", url, accept=MANIFEST_ACCEPT, cap=cap)
+        if head.status == 200:
+            digest = (head.header("Docker-Content-Digest") or "").strip()
+            length = (head.header("Content-Length") or "").strip()
+            media_type = media_type_of(head)
+            if length.isdigit() and int(length) > cap:
+                raise ResponseTooLarge(
+                    f"endpoint {endpoint.url}: manifest of {length} bytes exceeds {cap}"
+                )
+            if is_digest(digest) and length.isdigit() and media_type in MANIFEST_MEDIA_TYPES:
+                if ref.digest and digest != ref.digest:
+                    raise MalformedInput(
+                        f"endpoint {endpoint.url}: resolved digest {digest} differs from "
+                        f"requested {ref.digest}"
+                    )
+                return Descriptor(media_type=media_type, digest=digest, size=int(length))
+        elif head.status != 405:
+            self.expect_ok(head, endpoint)
+        response = self.exchange(endpoint, ref, "GET", url, accept=MANIFEST_ACCEPT, cap=cap)
+        self.expect_ok(response, endpoint)
+        body = response.body
+        if ref.digest:
+            check_digest(body, ref.digest)
+            digest = ref.digest
+        else:
+            header = (response.header("Docker-Content-Digest") or "").strip()
+            algorithm = header.split(":", 1)[0] if is_digest(header) else "sha256"
+            digest = compute_digest(body, algorithm)
+            if header and header != digest:
+                raise MalformedInput(
+                    f"endpoint {endpoint.url}: manifest hashes to {digest}, header says {header}"
+                )
+        return Descriptor(media_type=_manifest_type(response), digest=digest, size=len(body))
+
+    # ------------------------------------------------------------------ fetch by digest
+
+    def fetch_manifest(self, ref: ImageReference, desc: Descriptor) -> bytes:
+        """Fetch a manifest or index by digest (≤ ``limits.max_manifest_bytes``), verified.
+
+        Raises:
+            MalformedInput: Oversize, or no endpoint served bytes matching ``desc``.
+            RegistryError: Every endpoint failed at transport/HTTP level.
+        """
+        accept = ", ".join(dict.fromkeys((desc.media_type, *MANIFEST_MEDIA_TYPES)))
+        return self.fetch_verified(
+            ref, desc, "manifests", self.limits.max_manifest_bytes, accept=accept
+        )
+
+    def fetch_blob(self, ref: ImageReference, desc: Descriptor, cap: int) -> bytes:
+        """Fetch a blob by digest (≤ ``cap`` bytes), verified.
+
+        Raises:
+            MalformedInput: Oversize, or no endpoint served bytes matching ``desc``.
+            RegistryError: Every endpoint failed at transport/HTTP level.
+        """
+        return self.fetch_verified(ref, desc, "blobs", cap)
+
+    def fetch_verified(
+        self,
+        ref: ImageReference,
+        desc: Descriptor,
+        kind: str,
+        cap: int,
+        *,
+        accept: str | None = None,
+        first: Endpoint | None = None,
+    ) -> bytes:
+        """GET ``kind/<digest>`` walking the ``pull`` endpoints; size and digest checked.
+
+        Args:
+            ref: Repository to read from.
+            desc: What to fetch; its size and digest are enforced.
+            kind: ``manifests`` or ``blobs``.
+            cap: Maximum accepted size.
+            accept: ``Accept`` header.
+            first: Endpoint to try before the configured order (where a listing came from).
+
+        Raises:
+            MalformedInput: Oversize descriptor/body or digest mismatch everywhere.
+            RegistryError: Every endpoint failed at transport/HTTP level.
+        """
+        if desc.size > cap:
+            raise MalformedInput(f"{desc.digest}: size {desc.size} exceeds the {cap}-byte limit")
+        endpoints = list(self.endpoints(ref, Capability.PULL))
+        if first is not None:
+            endpoints = [first, *(ep for ep in endpoints if ep != first)]
+        errors: list[PullgateError] = []
+        for endpoint in endpoints:
+            try:
+                url = self.url(endpoint, ref, kind, desc.digest)
+                response = self.exchange(endpoint, ref, "GET", url, accept=accept, cap=cap)
+                self.expect_ok(response, endpoint)
+                if len(response.body) != desc.size:
+                    raise MalformedInput(
+                        f"endpoint {endpoint.url}: {desc.digest} is {len(response.body)} bytes, "
+                        f"descriptor says {desc.size}"
+                    )
+                check_digest(response.body, desc.digest)
+                return response.body
+            except PullgateError as exc:
+                log.info("fetch %s from %s failed: %s", desc.digest, endpoint.url, exc)
+                errors.append(exc)
+        raise most_relevant(errors, f"fetch {desc.digest}")
+
+    # ------------------------------------------------------------------ signatures
+
+    def signatures(self, ref: ImageReference, target: Descriptor) -> Iterator[SignatureBlob]:
+        """Notary signatures of ``target`` (see :mod:`pullgate.registry.source`)."""
+        from pullgate.registry.source import registry_signatures  # import cycle
+
+        return registry_signatures(self, ref, target)
+
+    def signature_source(self, ref: ImageReference) -> RegistrySignatureSource:
+        """A :class:`~pullgate.verification.verifier.SignatureSource` bound to ``ref``."""
+        return RegistrySignatureSource(self, ref)
+
+
+class RegistrySignatureSource:
+    """Adapts :meth:`RegistryClient.signatures` to the ``SignatureSource`` protocol."""
+
+    def __init__(self, client: RegistryClient, ref: ImageReference) -> None:
+        self.client = client
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"RegistrySignatureSource({self.ref})"
+
+    def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
+        """Signatures of ``target`` in registry order."""
+        return self.client.signatures(self.ref, target)
+
+
+def _manifest_type(response: Response) -> str:
+    media_type = media_type_of(response)
+    if media_type in MANIFEST_MEDIA_TYPES:
+        return media_type
+    try:
+        doc = json.loads(response.body)
+    except (ValueError, RecursionError):
+        doc = None
+    body_type = doc.get("mediaType") if isinstance(doc, dict) else None
+    if isinstance(body_type, str) and body_type in MANIFEST_MEDIA_TYPES:
+        return body_type
+    if media_type:
+        return media_type
+    raise MalformedInput("manifest response has no media type (Content-Type nor mediaType)")

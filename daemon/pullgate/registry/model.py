@@ -1,0 +1,140 @@
+"""Types shared by the registry layer: image references, endpoints, credentials, limits.
+
+Facts from containerd's ``docs/hosts.md`` / ``remotes/docker/config/hosts.go`` and the OCI
+distribution specification; see ``../shared/reference/containerd-integration.md`` §1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from pullgate.errors import PullgateError, Reason, VerificationInconclusive
+
+
+class Capability(StrEnum):
+    """hosts.toml ``capabilities`` values."""
+
+    PULL = "pull"
+    RESOLVE = "resolve"
+    PUSH = "push"
+    REFERRERS = "referrers"
+
+
+ALL_CAPABILITIES = frozenset(Capability)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageReference:
+    """A normalised image reference (``docker.io/library/nginx:latest``)."""
+
+    registry: str  # as containerd's Spec.Hostname(): "docker.io", "host:5000", "[::1]:5000"
+    repository: str  # "library/nginx"
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def locator(self) -> str:
+        """``registry/repository``."""
+        return f"{self.registry}/{self.repository}"
+
+    def with_digest(self, digest: str) -> ImageReference:
+        """The same repository pinned to ``digest`` (tag kept for display)."""
+        return ImageReference(
+            registry=self.registry, repository=self.repository, tag=self.tag, digest=digest
+        )
+
+    def __str__(self) -> str:
+        out = self.locator
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientCertificate:
+    """A TLS client certificate; ``key`` None means the key is inside ``cert``."""
+
+    cert: Path
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """One registry endpoint, in containerd's order (mirrors first, server last).
+
+    ``url`` is the API root, e.g. ``https://mirror:5000/v2`` or, with ``override_path``,
+    ``https://mirror/custom/api``.
+    """
+
+    url: str
+    scheme: str  # "https" | "http"
+    host: str  # host[:port] as in the URL, IPv6 in brackets
+    path: str  # API root path ("/v2", "/prefix/v2", "/custom/api")
+    capabilities: frozenset[Capability] = ALL_CAPABILITIES
+    ca_files: tuple[Path, ...] = ()
+    client_certificates: tuple[ClientCertificate, ...] = ()
+    skip_verify: bool = False
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    dial_timeout: float | None = None  # seconds
+    is_server: bool = False  # the root-level (upstream) entry, always last
+    https_then_http: bool = False  # containerd's "try HTTPS first, fall back to HTTP"
+
+    def has(self, capability: Capability) -> bool:
+        """True when this endpoint may be used for ``capability``."""
+        return capability in self.capabilities
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostsConfig:
+    """What containerd would use for one registry host, plus any problem found on the way."""
+
+    registry: str
+    directory: Path | None  # the host directory that was found, if any
+    source: str  # "hosts.toml" | "docker-style" | "none"
+    endpoints: tuple[Endpoint, ...]
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credentials:
+    """Registry credentials (CRI ``AuthConfig`` or docker ``config.json``). Never logged."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    identity_token: str = field(default="", repr=False)
+    registry_token: str = field(default="", repr=False)
+    server_address: str = ""
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, secret=<redacted>)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryLimits:
+    """DoS bounds for registry traffic (sizes in bytes, times in seconds)."""
+
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    max_envelope_bytes: int = 32 * 1024 * 1024
+    max_referrers_pages: int = 20
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    max_retries: int = 3  # for 429/503
+    max_retry_after: float = 5.0  # ceiling for a server's Retry-After
+
+
+class RegistryError(VerificationInconclusive):
+    """Registry trouble: unreachable, TLS, auth, protocol or timeout (reason says which)."""
+
+    def __init__(self, reason: Reason, detail: str, *, endpoint: str | None = None) -> None:
+        super().__init__(reason, detail)
+        self.endpoint = endpoint
+
+
+def is_registry_error(err: PullgateError) -> bool:
+    """True for errors produced by the registry layer."""
+    return isinstance(err, RegistryError)

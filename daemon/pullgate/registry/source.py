@@ -1,0 +1,250 @@
+"""Notary signature discovery on a registry: referrers API, tag-schema fallback, fetch rules.
+
+Implements ``../shared/reference/notary-verification.md`` §1.2-1.3 (as notation-go/oras-go do it)
+on top of containerd's endpoint order (``containerd-integration.md`` §1.7):
+
+1. ``GET …/referrers/<digest>?artifactType=application%2Fvnd.cncf.notary.signature``, following
+   ``Link: <…>; rel="next"`` (at most ``limits.max_referrers_pages`` pages, same origin only); when
+   neither ``OCI-Filters-Applied: artifactType`` nor the legacy index annotation says the server
+   filtered, descriptors are filtered here.
+2. The API is "absent" on a 404 that is not ``NAME_UNKNOWN`` or on a 200 whose Content-Type is not
+   the OCI index type (e.g. an HTML page): fall back to the tag ``<alg>-<hex>``, an OCI index whose
+   ``manifests`` are filtered by ``artifactType``; a missing tag means "no signatures here".
+3. Per endpoint, in order: a transport error or status >= 400 moves on to the next endpoint, and
+   so does an endpoint with **no** signatures — "unsigned" is only concluded after every endpoint
+   was asked and at least one answered. If none answered, the most relevant error is raised.
+4. Each signature manifest (≤ 4 MiB) and its envelope (≤ 32 MiB) are fetched by digest and
+   verified; a manifest without exactly one layer raises :class:`MalformedInput`, which aborts the
+   run as in notation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from pullgate.descriptor import Descriptor
+from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.registry.client import (
+    MEDIA_TYPE_OCI_INDEX,
+    RegistryClient,
+    media_type_of,
+    most_relevant,
+)
+from pullgate.registry.model import Endpoint, ImageReference, RegistryError
+from pullgate.registry.transport import Response
+from pullgate.verification.model import ARTIFACT_TYPE_SIGNATURE
+from pullgate.verification.verifier import SignatureBlob
+
+log = logging.getLogger(__name__)
+
+FILTERS_APPLIED_HEADER = "OCI-Filters-Applied"
+FILTERS_APPLIED_ANNOTATION = "org.opencontainers.referrers.filtersApplied"
+_LINK_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedInput(f"{what} is not valid JSON") from exc
+    if not isinstance(obj, dict):
+        raise MalformedInput(f"{what} is not a JSON object")
+    return obj
+
+
+def _index_descriptors(data: bytes, what: str) -> tuple[list[Descriptor], dict[str, Any]]:
+    index = _json_object(data, what)
+    raw = index.get("manifests") or []
+    if not isinstance(raw, list):
+        raise MalformedInput(f"{what}: manifests is not a list")
+    return [Descriptor.from_json(d) for d in raw], index
+
+
+def _is_name_unknown(body: bytes) -> bool:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    return isinstance(errors, list) and any(
+        isinstance(e, dict) and e.get("code") == "NAME_UNKNOWN" for e in errors
+    )
+
+
+def _filters_applied(response: Response, index: dict[str, Any]) -> bool:
+    applied = ",".join(response.header_values(FILTERS_APPLIED_HEADER))
+    annotations = index.get("annotations")
+    if isinstance(annotations, dict):
+        legacy = annotations.get(FILTERS_APPLIED_ANNOTATION)
+        if isinstance(legacy, str):
+            applied += "," + legacy
+    return "artifactType" in (part.strip() for part in applied.split(","))
+
+
+def next_link(response: Response, endpoint: Endpoint) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, resolved; same origin only.
+
+    Raises:
+        RegistryError: ``REGISTRY_ERROR`` for a link to another scheme/host.
+    """
+    for value in response.header_values("Link"):
+        for match in _LINK_RE.finditer(value):
+            params = match.group(2).replace(" ", "").lower()
+            if 'rel="next"' not in params and "rel=next" not in params:
+                continue
+            target = str(urljoin(response.url, match.group(1)))
+            here, there = urlsplit(response.url), urlsplit(target)
+            if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+                raise RegistryError(
+                    Reason.REGISTRY_ERROR,
+                    f"endpoint {endpoint.url}: referrers Link points to another origin",
+                    endpoint=endpoint.url,
+                )
+            return target
+    return None
+
+
+def _referrers(
+    client: RegistryClient, endpoint: Endpoint, ref: ImageReference, target: Descriptor
+) -> Iterator[Descriptor]:
+    """Signature descriptors at one endpoint, page by page (tag schema if the API is absent)."""
+    cap = client.limits.max_manifest_bytes
+    url: str | None = client.url(
+        endpoint, ref, "referrers", target.digest, {"artifactType": ARTIFACT_TYPE_SIGNATURE}
+    )
+    pages = 0
+    while url is not None:
+        if pages >= client.limits.max_referrers_pages:
+            raise RegistryError(
+                Reason.REGISTRY_ERROR,
+                f"endpoint {endpoint.url}: more than {pages} referrers pages",
+                endpoint=endpoint.url,
+            )
+        pages += 1
+        response = client.exchange(endpoint, ref, "GET", url, accept=MEDIA_TYPE_OCI_INDEX, cap=cap)
+        api_absent = (response.status == 404 and not _is_name_unknown(response.body)) or (
+            response.status == 200 and media_type_of(response) != MEDIA_TYPE_OCI_INDEX
+        )
+        if api_absent and pages == 1:
+            log.debug("endpoint %s: referrers API absent, using the tag schema", endpoint.url)
+            yield from _tag_schema(client, endpoint, ref, target)
+            return
+        client.expect_ok(response, endpoint)
+        if api_absent:
+            raise RegistryError(
+                Reason.REGISTRY_ERROR,
+                f"endpoint {endpoint.url}: referrers page {pages} is not an OCI index",
+                endpoint=endpoint.url,
+            )
+        descriptors, index = _index_descriptors(response.body, f"referrers of {target.digest}")
+        filtered = _filters_applied(response, index)
+        for desc in descriptors:
+            if filtered or desc.artifact_type == ARTIFACT_TYPE_SIGNATURE:
+                yield desc
+        url = next_link(response, endpoint)
+
+
+def _tag_schema(
+    client: RegistryClient, endpoint: Endpoint, ref: ImageReference, target: Descriptor
+) -> Iterator[Descriptor]:
+    tag = target.digest.replace(":", "-", 1)
+    url = client.url(endpoint, ref, "manifests", tag)
+    response = client.exchange(
+        endpoint,
+        ref,
+        "GET",
+        url,
+        accept=MEDIA_TYPE_OCI_INDEX,
+        cap=client.limits.max_manifest_bytes,
+    )
+    if response.status == 404:
+        return
+    client.expect_ok(response, endpoint)
+    if media_type_of(response) != MEDIA_TYPE_OCI_INDEX:
+        raise RegistryError(
+            Reason.REGISTRY_ERROR,
+            f"endpoint {endpoint.url}: referrers tag {tag} is not an OCI index",
+            endpoint=endpoint.url,
+        )
+    descriptors, _ = _index_descriptors(response.body, f"referrers tag {tag}")
+    for desc in descriptors:
+        if desc.artifact_type == ARTIFACT_TYPE_SIGNATURE:
+            yield desc
+
+
+def fetch_signature(
+    client: RegistryClient, ref: ImageReference, desc: Descriptor, first: Endpoint | None = None
+) -> SignatureBlob:
+    """Fetch one signature manifest and its single envelope layer, both digest-checked.
+
+    Raises:
+        MalformedInput: Oversize manifest/envelope, not exactly one layer, digest mismatch.
+        RegistryError: Every endpoint failed.
+    """
+    limits = client.limits
+    data = client.fetch_verified(
+        ref, desc, "manifests", limits.max_manifest_bytes, accept=desc.media_type, first=first
+    )
+    manifest = _json_object(data, f"signature manifest {desc.digest}")
+    layers = manifest.get("layers", manifest.get("blobs"))
+    if not isinstance(layers, list) or len(layers) != 1:
+        count = len(layers) if isinstance(layers, list) else 0
+        raise MalformedInput(
+            f"signature manifest {desc.digest} must have exactly one envelope layer, got {count}"
+        )
+    layer = Descriptor.from_json(layers[0])
+    envelope = client.fetch_verified(ref, layer, "blobs", limits.max_envelope_bytes, first=first)
+    return SignatureBlob(
+        manifest_digest=desc.digest, media_type=layer.media_type, envelope=envelope
+    )
+
+
+def registry_signatures(
+    client: RegistryClient, ref: ImageReference, target: Descriptor
+) -> Iterator[SignatureBlob]:
+    """Yield ``target``'s Notary signatures, trying endpoints in containerd's order.
+
+    Raises:
+        MalformedInput: A malformed signature (aborts the run) or malformed listing everywhere.
+        RegistryError: No endpoint could be asked, or a signature could not be fetched.
+    """
+    errors: list[PullgateError] = []
+    answered = False  # some endpoint listed its signatures completely
+    found = False  # some endpoint listed at least one signature
+    seen: set[str] = set()
+    for endpoint in client.signature_endpoints(ref):
+        listing = _referrers(client, endpoint, ref, target)
+        complete = here = False
+        while True:
+            try:
+                desc = next(listing)
+            except StopIteration:
+                complete = True
+                break
+            except PullgateError as exc:
+                log.info("signature discovery at %s failed: %s", endpoint.url, exc)
+                errors.append(exc)
+                break
+            here = found = True
+            if desc.digest not in seen:
+                seen.add(desc.digest)
+                yield fetch_signature(client, ref, desc, endpoint)
+        answered = answered or complete
+        if complete and here:
+            return
+        if complete:
+            log.debug("endpoint %s lists no signature for %s", endpoint.url, target.digest)
+    if answered and not found:
+        return
+    if not errors:
+        errors.append(
+            RegistryError(
+                Reason.REGISTRY_ERROR, f"{ref}: no endpoint with pull or referrers capability"
+            )
+        )
+    raise most_relevant(errors, f"signatures of {ref}")

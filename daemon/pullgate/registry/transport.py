@@ -1,0 +1,427 @@
+"""Pooled HTTP(S) for registry endpoints, with containerd's transport behaviour and hard bounds.
+
+Implements ``../shared/reference/containerd-integration.md`` §1.7 (per-request retries, redirects)
+and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, then HTTP"):
+
+* one :class:`urllib3.PoolManager` per distinct TLS setup (``ca``/``client``/``skip_verify``);
+  plain-HTTP and default-TLS endpoints share theirs;
+* connect timeout = the endpoint's ``dial_timeout`` or ``limits.connect_timeout``; the read timeout
+  bounds every socket read (containerd ≥ 2.3 has a 30 s response-header timeout);
+* bodies are streamed with a hard byte cap, checked against ``Content-Length`` before reading and
+  while reading (never more than ``cap + 1`` bytes are read);
+* 429/503 are retried at most ``limits.max_retries`` times, honouring ``Retry-After`` (seconds or
+  HTTP date) when it is within ``limits.max_retry_after`` (a longer wait gives up at once, so the
+  caller moves on to the next endpoint); redirects are followed (max 10, ``Authorization``
+  dropped across hosts);
+* transport failures become typed errors: TLS → ``REGISTRY_TLS``, refused/DNS/reset →
+  ``REGISTRY_UNREACHABLE``, timeouts → ``TIMEOUT``.
+
+Not done, by design: proxies from the environment (nothing but ``config.py`` reads the
+environment; see STYLE.md §5).
+
+Request headers are never logged; URLs are logged with query values redacted except for the
+distribution-spec parameters (``ns``, ``artifactType``, ``n``, ``last``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import ssl
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import urllib3
+from urllib3.exceptions import (
+    HTTPError,
+    InsecureRequestWarning,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+)
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+
+import pullgate
+from pullgate.clock import Clock, SystemClock
+from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
+from pullgate.registry.tls import TlsContextCache, TlsKey, tls_key
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"pullgate/{pullgate.__version__}"
+ERROR_BODY_CAP = 64 * 1024
+"""Bytes kept of a non-2xx body (error JSON); the rest is discarded, not an error."""
+RETRY_STATUSES = frozenset({429, 503})
+_CHUNK = 64 * 1024
+_MAX_REDIRECTS = 10
+_SAFE_QUERY_KEYS = frozenset({"ns", "artifactType", "n", "last", "service", "scope"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecord:
+    """One HTTP exchange, as reported to the request log hook (no headers, no secrets)."""
+
+    method: str
+    url: str  # query values redacted except the safe distribution-spec keys
+    status: int | None  # None when the exchange failed at transport level
+    size: int  # body bytes read
+    error: Reason | None = None
+
+
+RequestLogHook = Callable[[RequestRecord], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """A fully read (and capped) HTTP response."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (urllib3 HTTPHeaderDict)
+    body: bytes
+    url: str
+
+    def header(self, name: str) -> str | None:
+        """A header value, or None when absent."""
+        return self.headers.get(name)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a repeated header (e.g. ``Link``, ``WWW-Authenticate``)."""
+        getlist = getattr(self.headers, "getlist", None)
+        if getlist is not None:
+            values: list[str] = getlist(name)
+            return values
+        value = self.headers.get(name)
+        return [value] if value is not None else []
+
+
+class ResponseTooLarge(MalformedInput):
+    """A response body exceeded its cap (announced by ``Content-Length`` or while streaming).
+
+    ``bytes_read`` is how much of the body was read before giving up (at most cap + 1).
+    """
+
+    def __init__(self, detail: str, *, bytes_read: int = 0) -> None:
+        super().__init__(detail)
+        self.bytes_read = bytes_read
+
+
+class HttpStatusError(RegistryError):
+    """An endpoint answered with an unexpected HTTP status (``status`` says which)."""
+
+    def __init__(self, status: int, detail: str, *, endpoint: str | None = None) -> None:
+        reason = Reason.REGISTRY_AUTH if status in (401, 403) else Reason.REGISTRY_ERROR
+        super().__init__(reason, detail, endpoint=endpoint)
+        self.status = status
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo, fragment and with unsafe query values replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        query = urlencode(
+            [
+                (k, v if k in _SAFE_QUERY_KEYS else "***")
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ],
+            safe="*",
+        )
+    except ValueError:
+        return "<unparsable url>"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nxt in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+
+
+def _innermost_text(exc: BaseException) -> str:
+    """A short description of the root cause, without URLs (which may carry query secrets)."""
+    for cause in _causes(exc):
+        if isinstance(cause, (ssl.SSLError, ssl.CertificateError)):
+            return f"{type(cause).__name__}: {cause}"
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and not isinstance(cause, HTTPError):
+            return f"{type(cause).__name__}: {cause.strerror or cause}"
+    return type(exc).__name__
+
+
+def map_transport_error(exc: BaseException, endpoint: Endpoint) -> RegistryError:
+    """Turn a urllib3/socket/ssl exception into a typed :class:`RegistryError`."""
+    causes = list(_causes(exc))
+    text = _innermost_text(exc)
+    if any(isinstance(c, (ssl.SSLError, ssl.CertificateError, Urllib3SSLError)) for c in causes):
+        reason = Reason.REGISTRY_TLS
+    elif any(isinstance(c, (NameResolutionError, NewConnectionError)) for c in causes):
+        reason = Reason.REGISTRY_UNREACHABLE
+    elif any(isinstance(c, (Urllib3TimeoutError, TimeoutError)) for c in causes):
+        reason = Reason.TIMEOUT
+    else:
+        reason = Reason.REGISTRY_UNREACHABLE
+    return RegistryError(reason, f"endpoint {endpoint.url}: {text}", endpoint=endpoint.url)
+
+
+def parse_retry_after(value: str | None, clock: Clock) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - clock.now()).total_seconds())
+
+
+@dataclass(slots=True)
+class _Pool:
+    context: ssl.SSLContext | None
+    manager: urllib3.PoolManager
+
+
+@dataclass(slots=True, kw_only=True)
+class _Request:
+    endpoint: Endpoint
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    cap: int
+
+
+@dataclass(slots=True)
+class Transport:
+    """HTTP client shared by every endpoint of a :class:`~pullgate.registry.client.RegistryClient`.
+
+    Args:
+        limits: Timeouts, retry bounds.
+        request_log: Optional hook called once per HTTP exchange (tests, benchmarks).
+        clock: Used to interpret an HTTP-date ``Retry-After``.
+        sleep: How to wait between retries (tests inject a recorder).
+    """
+
+    limits: RegistryLimits
+    request_log: RequestLogHook | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    sleep: Callable[[float], None] = time.sleep
+    request_count: int = 0
+    _tls: TlsContextCache = field(default_factory=TlsContextCache)
+    _pools: dict[TlsKey | None, _Pool] = field(default_factory=dict)
+    _plain_fallback: set[str] = field(default_factory=set)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        for pool in self._pools.values():
+            pool.manager.clear()
+        self._pools.clear()
+
+    def _manager(self, endpoint: Endpoint, scheme: str) -> urllib3.PoolManager:
+        if scheme != "https":
+            key: TlsKey | None = None
+            context: ssl.SSLContext | None = None
+        else:
+            key = tls_key(endpoint)
+            context = self._tls.get(endpoint)
+        pool = self._pools.get(key)
+        if pool is not None and pool.context is context:
+            return pool.manager
+        if pool is not None:
+            pool.manager.clear()
+        kwargs: dict[str, object] = {}
+        if context is not None:
+            kwargs["ssl_context"] = context
+            if endpoint.skip_verify:
+                kwargs["cert_reqs"] = "CERT_NONE"
+                kwargs["assert_hostname"] = False
+        manager = urllib3.PoolManager(num_pools=16, maxsize=10, **kwargs)  # type: ignore[arg-type]
+        self._pools[key] = _Pool(context, manager)
+        return manager
+
+    def request(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        cap: int,
+    ) -> Response:
+        """Send one request to ``endpoint`` (with bounded 429/503 retries) and read the body.
+
+        Args:
+            endpoint: Supplies TLS setup, extra headers and dial timeout.
+            method: HTTP method.
+            url: Absolute URL (normally from ``hosts.request_url``).
+            headers: Request headers; they override the endpoint's ``header`` entries.
+            body: Request body (token POST), or None.
+            cap: Maximum body bytes accepted for a 2xx response.
+
+        Returns:
+            The response of the last attempt; any HTTP status is returned, not raised.
+
+        Raises:
+            RegistryError: Transport failure (``REGISTRY_TLS``, ``REGISTRY_UNREACHABLE``,
+                ``TIMEOUT``).
+            ResponseTooLarge: A 2xx body over ``cap``.
+        """
+        req = _Request(
+            endpoint=endpoint, method=method, url=url, headers=headers or {}, body=body, cap=cap
+        )
+        attempt = 0
+        while True:
+            response = self._send_with_fallback(req)
+            if response.status not in RETRY_STATUSES or attempt >= self.limits.max_retries:
+                return response
+            delay = parse_retry_after(response.header("Retry-After"), self.clock)
+            if delay is None:
+                delay = min(0.1 * (2**attempt), self.limits.max_retry_after)
+            if delay > self.limits.max_retry_after:
+                log.info(
+                    "endpoint %s asked to retry after %.1fs (ceiling %.1fs); not retrying",
+                    endpoint.url,
+                    delay,
+                    self.limits.max_retry_after,
+                )
+                return response
+            attempt += 1
+            self.sleep(delay)
+
+    def _send_with_fallback(self, req: _Request) -> Response:
+        """containerd's "try HTTPS first, fall back to HTTP" for ``https_then_http`` endpoints."""
+        parts = urlsplit(req.url)
+        if (
+            not req.endpoint.https_then_http
+            or parts.scheme != "http"
+            or parts.netloc in self._plain_fallback
+        ):
+            return self._send(req, req.url)
+        https_url = urlunsplit(("https", *parts[1:]))
+        try:
+            return self._send(req, https_url)
+        except RegistryError as exc:
+            if exc.reason is not Reason.REGISTRY_TLS:
+                raise
+            log.info("endpoint %s: TLS failed, falling back to plain HTTP", req.endpoint.url)
+            self._plain_fallback.add(parts.netloc)
+            return self._send(req, req.url)
+
+    def _record(
+        self, req: _Request, url: str, status: int | None, size: int, err: Reason | None
+    ) -> None:
+        self.request_count += 1
+        if self.request_log is not None:
+            self.request_log(
+                RequestRecord(
+                    method=req.method, url=redact_url(url), status=status, size=size, error=err
+                )
+            )
+
+    def _send(self, req: _Request, url: str) -> Response:
+        endpoint = req.endpoint
+        headers = urllib3.HTTPHeaderDict({"User-Agent": USER_AGENT})
+        for name, values in endpoint.headers.items():
+            for value in values:
+                headers.add(name, value)
+        for name, value in req.headers.items():
+            headers[name] = value
+        timeout = urllib3.Timeout(
+            connect=endpoint.dial_timeout or self.limits.connect_timeout,
+            read=self.limits.read_timeout,
+        )
+        retries = urllib3.Retry(
+            total=None,
+            connect=0,
+            read=0,
+            status=0,
+            other=0,
+            redirect=_MAX_REDIRECTS,
+            raise_on_redirect=True,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        size = 0
+        try:
+            manager = self._manager(endpoint, urlsplit(url).scheme)
+            quiet = warnings.catch_warnings() if endpoint.skip_verify else nullcontext()
+            with quiet:
+                if endpoint.skip_verify:  # hosts.toml asked for it; urllib3 would warn per call
+                    warnings.simplefilter("ignore", InsecureRequestWarning)
+                raw = manager.request(
+                    req.method,
+                    url,
+                    headers=headers,
+                    body=req.body,
+                    preload_content=False,
+                    timeout=timeout,
+                    retries=retries,
+                )
+            try:
+                body = self._read_body(raw, req)
+            finally:
+                raw.release_conn()
+            size = len(body)
+        except PullgateError as exc:
+            self._record(req, url, None, size, exc.reason)
+            raise
+        except (HTTPError, OSError, ValueError, MaxRetryError) as exc:
+            err = map_transport_error(exc, endpoint)
+            self._record(req, url, None, size, err.reason)
+            raise err from exc
+        self._record(req, url, raw.status, size, None)
+        return Response(status=raw.status, headers=raw.headers, body=body, url=url)
+
+    def _read_body(self, raw: urllib3.BaseHTTPResponse, req: _Request) -> bytes:
+        if req.method == "HEAD":
+            return b""
+        strict = 200 <= raw.status < 300
+        limit = req.cap if strict else min(req.cap, ERROR_BODY_CAP)
+        length = raw.headers.get("Content-Length")
+        if strict and length is not None and length.strip().isdigit() and int(length) > limit:
+            raw.close()
+            raise ResponseTooLarge(
+                f"endpoint {req.endpoint.url}: response of {int(length)} bytes exceeds the "
+                f"{limit}-byte limit"
+            )
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = raw.read(min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raw.close()
+            if strict:
+                raise ResponseTooLarge(
+                    f"endpoint {req.endpoint.url}: response body exceeds the {limit}-byte limit",
+                    bytes_read=total,
+                )
+            return b"".join(chunks)[:limit]
+        return b"".join(chunks)

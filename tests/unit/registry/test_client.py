@@ -1,0 +1,278 @@
+"""RegistryClient against the in-process fake registry: resolve, fetch, signatures, fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pullgate.descriptor import Descriptor
+from pullgate.errors import MalformedInput, Reason, VerificationFailed
+from pullgate.registry.client import RegistryClient
+from pullgate.registry.model import Capability, ImageReference, RegistryError, RegistryLimits
+from pullgate.registry.transport import RequestRecord
+from tests.support.fake_registry import (
+    JWS,
+    FakeRegistry,
+    hosts_for,
+    refused_endpoint,
+)
+
+REF = ImageReference(registry="registry.test", repository="app", tag="v1")
+
+
+@pytest.fixture
+def reg() -> Iterator[FakeRegistry]:
+    with FakeRegistry() as registry:
+        yield registry
+
+
+@pytest.fixture
+def reg2() -> Iterator[FakeRegistry]:
+    with FakeRegistry() as registry:
+        yield registry
+
+
+def make_client(*regs: FakeRegistry, log: list[RequestRecord] | None = None) -> RegistryClient:
+    return RegistryClient(
+        hosts_for(*(r.endpoint() for r in regs)),
+        request_log=log.append if log is not None else None,
+        sleep=lambda _s: None,
+    )
+
+
+# ---------------------------------------------------------------------------- resolve
+
+
+def test_resolve_tag_uses_head(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    with make_client(reg) as client:
+        desc = client.resolve(REF)
+    assert desc.same_target(target)
+    assert [r.method for r in reg.requests("manifests")] == ["HEAD"]
+    assert "ns=registry.test" in reg.requests("manifests")[0].path
+
+
+def test_resolve_falls_back_to_get_without_digest_header(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.head_without_digest = True
+    with make_client(reg) as client:
+        desc = client.resolve(REF)
+    assert desc.same_target(target)
+    assert [r.method for r in reg.requests("manifests")] == ["HEAD", "GET"]
+
+
+def test_resolve_digest_ref_with_wrong_content_is_malformed(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.head_without_digest = True
+    reg.behaviour.wrong_digest.add(target.digest)
+    with make_client(reg) as client, pytest.raises(MalformedInput) as err:
+        client.resolve(REF.with_digest(target.digest))
+    assert err.value.reason is Reason.MALFORMED
+
+
+def test_tag_resolve_skips_pull_only_mirror(reg: FakeRegistry, reg2: FakeRegistry) -> None:
+    target = reg2.put_image("app")
+    mirror = reg.endpoint(capabilities=frozenset({Capability.PULL}))
+    client = RegistryClient(hosts_for(mirror, reg2.endpoint()))
+    with client:
+        assert client.resolve(REF).same_target(target)
+        assert client.fetch_manifest(REF, target)  # by digest: mirror tried first (404)
+    assert reg.requests("manifests")[0].method == "GET"
+    assert not any(r.method == "HEAD" for r in reg.requests())
+
+
+# ---------------------------------------------------------------------------- fetch
+
+
+def test_fetch_manifest_digest_mismatch_is_deny(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.wrong_digest.add(target.digest)
+    with make_client(reg) as client, pytest.raises(VerificationFailed) as err:
+        client.fetch_manifest(REF, target)
+    assert err.value.reason is Reason.MALFORMED
+
+
+def test_digest_mismatch_tries_next_endpoint_first(reg: FakeRegistry, reg2: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg2.put_image("app")
+    reg.behaviour.wrong_digest.add(target.digest)
+    with make_client(reg, reg2) as client:
+        data = client.fetch_manifest(REF, target)
+    assert len(data) == target.size
+    assert len(reg2.requests("manifests")) == 1
+
+
+def test_mismatch_outranks_404(reg: FakeRegistry, reg2: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.wrong_digest.add(target.digest)
+    with make_client(reg, reg2) as client, pytest.raises(MalformedInput):
+        client.fetch_manifest(REF, target)  # reg2 answers 404
+
+
+def test_all_404_is_registry_error(reg: FakeRegistry) -> None:
+    missing = Descriptor(media_type=JWS, digest="sha256:" + "0" * 64, size=3)
+    with make_client(reg) as client, pytest.raises(RegistryError) as err:
+        client.fetch_blob(REF, missing, 1024)
+    assert err.value.reason is Reason.REGISTRY_ERROR
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_oversize_manifest_refused_without_reading_it(reg: FakeRegistry, with_length: bool) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.oversize.add(target.digest)
+    reg.behaviour.oversize_content_length = with_length
+    log: list[RequestRecord] = []
+    with make_client(reg, log=log) as client, pytest.raises(MalformedInput) as err:
+        client.resolve(REF)
+    assert err.value.reason is Reason.MALFORMED
+    limit = RegistryLimits().max_manifest_bytes
+    read = getattr(err.value, "bytes_read", 0)
+    assert read <= limit + 1
+    if with_length:  # refused from the HEAD's Content-Length: no GET at all
+        assert [r.method for r in reg.requests("manifests")] == ["HEAD"]
+    else:
+        assert read == limit + 1
+
+
+def test_oversize_descriptor_refused_before_request(reg: FakeRegistry) -> None:
+    big = Descriptor(media_type=JWS, digest="sha256:" + "1" * 64, size=33 * 1024 * 1024)
+    with make_client(reg) as client, pytest.raises(MalformedInput):
+        client.fetch_blob(REF, big, 32 * 1024 * 1024)
+    assert reg.requests() == []
+
+
+# ---------------------------------------------------------------------------- endpoint fallback
+
+
+def test_refusing_first_mirror_falls_back(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    client = RegistryClient(hosts_for(refused_endpoint(), reg.endpoint()))
+    with client:
+        assert client.resolve(REF).same_target(target)
+
+
+def test_all_refused_is_unreachable() -> None:
+    client = RegistryClient(hosts_for(refused_endpoint(), refused_endpoint()))
+    with client, pytest.raises(RegistryError) as err:
+        client.resolve(REF)
+    assert err.value.reason is Reason.REGISTRY_UNREACHABLE
+
+
+# ---------------------------------------------------------------------------- signatures
+
+
+def _sign(reg: FakeRegistry, target: Descriptor, n: int) -> list[Descriptor]:
+    return [reg.add_signature("app", target, f"envelope-{i}".encode()) for i in range(n)]
+
+
+def _other_referrer(reg: FakeRegistry, target: Descriptor) -> None:
+    reg.add_referrer("app", target, [(b"sbom", "application/spdx+json")], "application/spdx+json")
+
+
+def test_referrers_two_pages(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    sigs = _sign(reg, target, 2)
+    reg.behaviour.referrers_page_size = 1
+    with make_client(reg) as client:
+        blobs = list(client.signatures(REF, target))
+    assert [b.manifest_digest for b in blobs] == [s.digest for s in sigs]
+    assert [b.envelope for b in blobs] == [b"envelope-0", b"envelope-1"]
+    assert {b.media_type for b in blobs} == {JWS}
+    assert len(reg.requests("referrers")) == 2
+
+
+def test_page_limit_is_enforced(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    _sign(reg, target, 3)
+    reg.behaviour.referrers_page_size = 1
+    client = RegistryClient(hosts_for(reg.endpoint()), limits=RegistryLimits(max_referrers_pages=2))
+    with client, pytest.raises(RegistryError) as err:
+        list(client.signatures(REF, target))
+    assert err.value.reason is Reason.REGISTRY_ERROR
+    assert len(reg.requests("referrers")) == 2
+
+
+def test_server_ignoring_artifact_type_filter(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    _other_referrer(reg, target)
+    (sig,) = _sign(reg, target, 1)
+    reg.behaviour.ignore_artifact_filter = True
+    with make_client(reg) as client:
+        blobs = list(client.signatures(REF, target))
+    assert [b.manifest_digest for b in blobs] == [sig.digest]
+
+
+@pytest.mark.parametrize("mode", ["referrers_html", "referrers_404"])
+def test_referrers_api_absent_falls_back_to_tag_schema(reg: FakeRegistry, mode: str) -> None:
+    target = reg.put_image("app")
+    _other_referrer(reg, target)
+    (sig,) = _sign(reg, target, 1)
+    setattr(reg.behaviour, mode, True)
+    with make_client(reg) as client:
+        blobs = list(client.signatures(REF, target))
+    assert [b.manifest_digest for b in blobs] == [sig.digest]
+    tag = target.digest.replace(":", "-")
+    assert any(tag in r.path for r in reg.requests("manifests"))
+
+
+def test_missing_referrers_tag_means_unsigned(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.referrers_404 = True
+    reg.behaviour.tag_schema = False
+    with make_client(reg) as client:
+        assert list(client.signatures(REF, target)) == []
+
+
+def test_signature_manifest_with_two_layers_is_malformed(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.add_referrer("app", target, [(b"one", JWS), (b"two", JWS)])
+    with make_client(reg) as client, pytest.raises(MalformedInput) as err:
+        list(client.signatures(REF, target))
+    assert err.value.reason is Reason.MALFORMED
+
+
+def test_tampered_envelope_is_deny(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    _sign(reg, target, 1)
+    envelope_digest = next(d for d, data in reg.repos["app"].blobs.items() if data == b"envelope-0")
+    reg.behaviour.wrong_digest.add(envelope_digest)
+    with make_client(reg) as client, pytest.raises(VerificationFailed) as err:
+        list(client.signatures(REF, target))
+    assert err.value.reason is Reason.MALFORMED
+
+
+def test_signature_only_on_second_endpoint(reg: FakeRegistry, reg2: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg2.put_image("app")
+    (sig,) = _sign(reg2, target, 1)
+    with make_client(reg, reg2) as client:
+        blobs = list(client.signatures(REF, target))
+    assert [b.manifest_digest for b in blobs] == [sig.digest]
+    assert reg.requests("referrers")  # the first endpoint was asked first
+
+
+def test_first_endpoint_refuses_signatures_found_on_second(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    (sig,) = _sign(reg, target, 1)
+    client = RegistryClient(hosts_for(refused_endpoint(), reg.endpoint()))
+    with client:
+        blobs = list(client.signature_source(REF).signatures(target))
+    assert [b.manifest_digest for b in blobs] == [sig.digest]
+
+
+def test_unsigned_everywhere_yields_nothing(reg: FakeRegistry, reg2: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg2.put_image("app")
+    with make_client(reg, reg2) as client:
+        assert list(client.signatures(REF, target)) == []
+    assert reg.requests("referrers")
+    assert reg2.requests("referrers")
+
+
+def test_no_endpoint_answering_is_inconclusive() -> None:
+    target = Descriptor(media_type=JWS, digest="sha256:" + "2" * 64, size=1)
+    client = RegistryClient(hosts_for(refused_endpoint()))
+    with client, pytest.raises(RegistryError) as err:
+        list(client.signatures(REF, target))
+    assert err.value.reason is Reason.REGISTRY_UNREACHABLE
