@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -248,7 +249,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_hosts(args: argparse.Namespace) -> int:
     registry = args.registry
-    if "/" in registry:
+    looks_like_host = any(c in registry for c in ".:[") or registry == "localhost"
+    if "/" in registry or not looks_like_host:
         try:
             registry = parse_reference(registry).registry
         except MalformedInput as exc:
@@ -290,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_policy_check(args)
         if args.command == "hosts":
             return _cmd_hosts(args)
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into head): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USAGE
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
     except ConfigError as exc:
