@@ -1,7 +1,10 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both set everything up first.
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench protos clean
+
+protos: setup
+	bash scripts/gen_protos.sh
 
 setup:
 	@bash scripts/setup.sh
@@ -10,6 +13,7 @@ demo: setup
 	$(PY) scripts/demo.py
 
 lint: setup
+	bash scripts/gen_protos.sh --check
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 

@@ -1,0 +1,1 @@
+"""Decisions: index + platform requirements, failed vs inconclusive, cache, audit."""

@@ -1,0 +1,59 @@
+"""What the decision layer is asked and what it answers (shared by every front end)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pullgate.config import Mode, Requirement
+from pullgate.errors import Reason
+from pullgate.registry.model import Credentials
+from pullgate.verification.outcome import VerificationOutcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRequest:
+    """One pull to decide. ``platform`` None means "the platform this node runs"."""
+
+    reference: str
+    digest: str | None = None
+    platform: str | None = None
+    credentials: Credentials | None = None
+    caller: str = ""
+    require: Requirement | None = None  # CLI override of the statement's requirement
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectDecision:
+    """The verdict for one subject: the index, the platform manifest, or a plain manifest."""
+
+    role: str  # "index" | "platform" | "manifest"
+    digest: str
+    verified: bool
+    reason: Reason
+    message: str
+    platform: str | None = None
+    outcome: VerificationOutcome | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The answer. ``allowed`` is what the front end enforces."""
+
+    allowed: bool
+    reason: Reason
+    message: str
+    reference: str
+    digest: str  # the top-level digest (index or manifest)
+    platform: str | None = None
+    statement: str | None = None
+    level: str | None = None
+    requirement: Requirement | None = None
+    mode: Mode = Mode.ENFORCE
+    inconclusive: bool = False
+    fail_open: bool = False  # allowed only because on_inconclusive = "allow"
+    audit_denied: bool = False  # mode = "audit": allowed, but would have been denied
+    subjects: tuple[SubjectDecision, ...] = ()
+    cache_hit: bool = False
+    timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
+    generation: int = 0  # the configuration snapshot that decided
