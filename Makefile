@@ -30,3 +30,9 @@ bench: setup
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+
+# Debian package: dist/pullgate_<version>_<arch>.deb (packaging/build-deb.sh; see packaging/README.md).
+DEB_PYTHON ?= /usr/bin/python3.11
+.PHONY: deb
+deb:
+	DEB_PYTHON=$(DEB_PYTHON) bash packaging/build-deb.sh

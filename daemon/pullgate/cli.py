@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pullgate import __version__
 from pullgate.clock import SystemClock
+from pullgate.config import DEFAULT_CONFIG_PATH
 from pullgate.errors import ConfigError, MalformedInput, PullgateError, Reason
 from pullgate.inspect import inspect_signatures, render_tree
 from pullgate.oci.layout import LayoutReference, open_layout
@@ -95,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("registry", help="registry host[:port], or an image reference")
     h.add_argument("--hosts-dir", default=str(DEFAULT_HOSTS_DIR), help=HOSTS_HELP)
     h.add_argument("--output", "-o", choices=("text", "json"), default="text")
+
+    doc = sub.add_parser(
+        "doctor",
+        help="report every way signature enforcement is bypassed on this node",
+        add_help=False,
+    )
+    doc.add_argument("doctor_args", nargs=argparse.REMAINDER)
+
+    srv = sub.add_parser("serve", help="run the node daemon (pullgate.v1 gRPC API)")
+    srv.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="daemon config")
 
     pol = sub.add_parser("policy", help="trust policy tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True)
@@ -292,6 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_policy_check(args)
         if args.command == "hosts":
             return _cmd_hosts(args)
+        if args.command == "doctor":
+            from pullgate.doctor import main_doctor
+
+            return main_doctor(args.doctor_args)
+        if args.command == "serve":
+            from pullgate.server.app import run  # lazy: grpc is only needed by the daemon
+
+            return run(args.config)
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

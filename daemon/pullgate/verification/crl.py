@@ -183,6 +183,7 @@ class CrlChecker:
         *revoked* as soon as one CRL lists the certificate; *unknown* when any URL fails;
         otherwise *good*.
         """
+        bounds: list[datetime] = []
         for url in urls:
             try:
                 bundle = self._bundle(url, issuer)
@@ -195,7 +196,12 @@ class CrlChecker:
                 return Answer(RevocationStatus.UNKNOWN, f"{url}: invalid CRL: {exc}", "CRL")
             if status is RevocationStatus.REVOKED:
                 return Answer(status, detail, "CRL")
-        return Answer(RevocationStatus.GOOD, "CRL: not revoked", "CRL")
+            bounds.extend(
+                crl.next_update_utc
+                for crl in (bundle.base, bundle.delta)
+                if crl is not None and crl.next_update_utc is not None
+            )
+        return Answer(RevocationStatus.GOOD, "CRL: not revoked", "CRL", min(bounds, default=None))
 
     def _bundle(self, url: str, issuer: x509.Certificate) -> CrlBundle:
         require_http(url)

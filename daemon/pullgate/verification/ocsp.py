@@ -80,7 +80,7 @@ class OcspChecker:
         for url in urls:
             try:
                 body = self.exchange(url, request)
-                status, detail = self._status(body, cert, issuer, signing_time)
+                status, detail, next_update = self._status(body, cert, issuer, signing_time)
             except (RevocationFetchError, CheckError) as exc:
                 problems.append(f"{url}: {exc}")
                 continue
@@ -88,7 +88,7 @@ class OcspChecker:
                 problems.append(f"{url}: invalid OCSP response: {exc}")
                 continue
             if status is not RevocationStatus.UNKNOWN:
-                return Answer(status, detail, "OCSP")
+                return Answer(status, detail, "OCSP", next_update)
             problems.append(f"{url}: {detail}")
         return Answer(RevocationStatus.UNKNOWN, "; ".join(problems), "OCSP")
 
@@ -113,7 +113,7 @@ class OcspChecker:
         cert: x509.Certificate,
         issuer: x509.Certificate,
         signing_time: datetime | None,
-    ) -> tuple[RevocationStatus, str]:
+    ) -> tuple[RevocationStatus, str, datetime]:
         response = ocsp.load_der_ocsp_response(body)
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise CheckError(f"OCSP response status {response.response_status.name}")
@@ -130,13 +130,21 @@ class OcspChecker:
             raise CheckError("OCSP response is expired (nextUpdate absent or past)")
         status = single.certificate_status
         if status is ocsp.OCSPCertStatus.GOOD:
-            return RevocationStatus.GOOD, "OCSP: good"
+            return RevocationStatus.GOOD, "OCSP: good", next_update
         if status is ocsp.OCSPCertStatus.REVOKED:
             invalidity = _ocsp_invalidity_date(response)
             if signing_time is not None and invalidity is not None and signing_time < invalidity:
-                return RevocationStatus.GOOD, "OCSP: revoked after the authentic signing time"
-            return RevocationStatus.REVOKED, "certificate is revoked via OCSP"
-        return RevocationStatus.UNKNOWN, "OCSP: responder does not know the certificate"
+                return (
+                    RevocationStatus.GOOD,
+                    "OCSP: revoked after the authentic signing time",
+                    next_update,
+                )
+            return RevocationStatus.REVOKED, "certificate is revoked via OCSP", next_update
+        return (
+            RevocationStatus.UNKNOWN,
+            "OCSP: responder does not know the certificate",
+            next_update,
+        )
 
     @staticmethod
     def _matching_single(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -108,6 +109,7 @@ class SignatureOutcome:
     signer_subject: str | None = None
     signer_fingerprint: str | None = None
     signing_time: str | None = None
+    valid_until: datetime | None = None  # earliest of signature expiry and chain notAfter
 
     @property
     def passed(self) -> bool:

@@ -91,8 +91,13 @@ def _aggregate(chain: Sequence[x509.Certificate], answers: Sequence[Answer]) -> 
                     method=answer.method,
                 )
     method = answers[0].method if answers else "none"
+    bounds = [a.next_update for a in answers if a.next_update is not None]
     return RevocationResult(
-        status=RevocationStatus.GOOD, subject=None, detail="not revoked", method=method
+        status=RevocationStatus.GOOD,
+        subject=None,
+        detail="not revoked",
+        method=method,
+        next_update=min(bounds, default=None),
     )
 
 
@@ -205,7 +210,9 @@ class NetworkRevocationChecker:
                 return answer
             _log.debug("OCSP unknown (%s), falling back to CRL", answer.detail)
             crl_answer = self._crl.check(cert, issuer, crl_urls, signing_time)
-            return Answer(crl_answer.status, crl_answer.detail, "OCSPFallbackCRL")
+            return Answer(
+                crl_answer.status, crl_answer.detail, "OCSPFallbackCRL", crl_answer.next_update
+            )
         return self._crl.check(cert, issuer, crl_urls, signing_time)
 
     def _ocsp_exchange(self, url: str, request: bytes) -> bytes:

@@ -10,6 +10,7 @@ checks return, and :class:`CheckError` the way they give up on one responder or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from cryptography import x509
@@ -54,6 +55,7 @@ class RevocationResult:
     subject: str | None
     detail: str
     method: str
+    next_update: datetime | None = None  # earliest OCSP/CRL nextUpdate behind a good answer
 
 
 class CheckError(Exception):
@@ -67,6 +69,7 @@ class Answer:
     status: RevocationStatus
     detail: str
     method: str
+    next_update: datetime | None = None  # when the evidence (OCSP response, CRL) goes stale
 
 
 def subject_of(cert: x509.Certificate) -> str:

@@ -121,6 +121,14 @@ def _cert_validity_error(content: EnvelopeContent, at: datetime, what: str) -> s
     return None
 
 
+def _valid_until(content: EnvelopeContent) -> datetime | None:
+    """The earliest of the signature's expiry and every chain certificate's notAfter."""
+    bounds = [cert.not_valid_after_utc for cert in content.certificates]
+    if content.expiry is not None:
+        bounds.append(content.expiry)
+    return min(bounds, default=None)
+
+
 def _contains_trusted(
     chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]
 ) -> bool:
@@ -315,6 +323,7 @@ class Verifier:
                 signer_subject=certificate_subject(leaf) if leaf is not None else None,
                 signer_fingerprint=fingerprint_sha256(leaf) if leaf is not None else None,
                 signing_time=content.signing_time.isoformat() if content else None,
+                valid_until=_valid_until(content) if content else None,
             )
 
         # 1. integrity

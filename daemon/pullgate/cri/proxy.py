@@ -1,0 +1,366 @@
+"""CRI ``runtime.v1.ImageService`` proxy in front of the container runtime (issue 6 items 1-3).
+
+Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
+
+* Every call, on any service, known or not, is forwarded to the runtime's socket as opaque
+  bytes (identity serializers), with the caller's metadata and remaining deadline; the runtime's
+  status code, details and metadata come back unchanged. New CRI fields therefore pass through,
+  and ``ImageFsInfo`` answers whatever state pullgate's trust configuration is in (the kubelet
+  refuses to start otherwise, §3.3).
+* ``PullImage`` alone is decoded: the reference is normalised as the runtime does, the
+  request's ``AuthConfig`` becomes the registry credentials, and the decision layer is asked
+  (in a worker thread: verification is CPU- and network-bound). A denial is gRPC ``UNKNOWN``
+  with a message starting ``SignatureValidationFailed: `` or ``RegistryUnavailable: `` (§3.6,
+  :mod:`pullgate.cri.denial`). An allowed pull forwards the *original* request bytes.
+* Pinning: after the runtime's pull returns, ``ImageStatus`` must list
+  ``<registry>/<repository>@<verified digest>`` among the image's repo digests. If the tag moved
+  between verification and pull, the image is removed again and the pull denied.
+* Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited on the
+  ``pullgate.audit`` logger with ``"critical": true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from pullgate.cri.critical import CriticalImages
+from pullgate.cri.denial import Denial, DenialKind
+from pullgate.cri.request import PullRequest, parse_pull_request
+from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.errors import MalformedInput, PullgateError, Reason
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("pullgate.audit")
+
+PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
+IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"
+REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
+# Server-streaming CRI methods (forwarded as such); anything else unknown is unary-unary.
+SERVER_STREAMING = frozenset(
+    {
+        "/runtime.v1.ImageService/StreamImages",
+        "/runtime.v1.RuntimeService/GetContainerEvents",
+    }
+)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CALLER = "cri"
+
+# Metadata keys gRPC manages itself; forwarding them would be rejected or wrong.
+_RESERVED_METADATA = frozenset(
+    {
+        "content-type",
+        "te",
+        "host",
+        "user-agent",
+        "grpc-timeout",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "grpc-status",
+        "grpc-message",
+    }
+)
+
+MetadataPairs = tuple[tuple[str, str | bytes], ...]
+Decide = Callable[[DecisionRequest], Decision]
+Audit = Callable[[dict[str, Any]], None]
+
+
+def _forwardable(metadata: Iterable[Any] | None) -> MetadataPairs:
+    out: list[tuple[str, str | bytes]] = []
+    for key, value in metadata or ():
+        name = str(key).lower()
+        if name.startswith(":") or name in _RESERVED_METADATA:
+            continue
+        out.append((name, value))
+    return tuple(out)
+
+
+def grpc_target(upstream: str) -> str:
+    """A gRPC target for the runtime: ``unix:///run/x.sock``, ``unix:/run/x.sock`` or a path."""
+    return upstream if upstream.startswith("unix:") else f"unix:{upstream}"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class _Handler(grpc.GenericRpcHandler):
+    """Routes every method: PullImage to the gate, the rest straight through."""
+
+    def __init__(self, proxy: CriProxy) -> None:
+        self._proxy = proxy
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        method = handler_call_details.method
+        proxy = self._proxy
+        if method == PULL_IMAGE:
+            return grpc.unary_unary_rpc_method_handler(proxy.pull_image)
+        if method in SERVER_STREAMING:
+
+            def stream(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                return proxy.forward_stream(method, request, context)
+
+            return grpc.unary_stream_rpc_method_handler(stream)
+
+        async def unary(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            return await proxy.forward(method, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary)
+
+
+class CriProxy:
+    """The CRI ImageService proxy.
+
+    Args:
+        upstream: the runtime's CRI socket: a path or a ``unix://`` URL.
+        decide: the decision layer (synchronous, thread-safe; called in a worker thread).
+        critical: allowlist entries that skip verification (see :mod:`pullgate.cri.critical`).
+        audit: extra sink for audit records (they always go to ``pullgate.audit`` too).
+        control_timeout: seconds allowed for the pin check's ImageStatus/RemoveImage calls.
+
+    Raises:
+        ConfigError: an invalid ``critical`` entry.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        decide: Decide,
+        *,
+        critical: Sequence[str] = (),
+        audit: Audit | None = None,
+        control_timeout: float = 30.0,
+    ) -> None:
+        self.upstream = upstream
+        self._decide = decide
+        self.critical = CriticalImages.parse(critical)
+        self._audit = audit
+        self._control_timeout = control_timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._server: grpc.aio.Server | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, socket_path: str | Path, mode: int = 0o660) -> None:
+        """Connect (lazily) to the runtime and serve on ``socket_path`` with ``mode``.
+
+        Raises:
+            OSError: the socket path exists and is not a socket, or cannot be bound.
+        """
+        path = Path(socket_path)
+        if path.is_symlink() or (path.exists() and not stat.S_ISSOCK(path.lstat().st_mode)):
+            raise FileExistsError(f"{path} exists and is not a socket")
+        path.unlink(missing_ok=True)  # a stale socket from a previous run
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        self._channel = grpc.aio.insecure_channel(grpc_target(self.upstream), options=options)
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers((_Handler(self),))
+        if server.add_insecure_port(f"unix:{path}") == 0:
+            raise OSError(f"cannot listen on {path}")
+        await server.start()
+        os.chmod(path, mode)
+        self._server = server
+        log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving (in-flight calls get ``grace`` seconds) and close the upstream channel."""
+        server, self._server = self._server, None
+        channel, self._channel = self._channel, None
+        if server is not None:
+            await server.stop(grace)
+        if channel is not None:
+            await channel.close()
+
+    # -- forwarding -----------------------------------------------------------------------------
+
+    def _upstream(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise RuntimeError("CriProxy is not started")
+        return self._channel
+
+    async def _call(
+        self, method: str, request: bytes, metadata: MetadataPairs, timeout: float | None
+    ) -> tuple[bytes, MetadataPairs, MetadataPairs]:
+        """One unary call upstream: (response, initial metadata, trailing metadata)."""
+        stub = self._upstream().unary_unary(
+            method, request_serializer=_identity, response_deserializer=_identity
+        )
+        call = stub(request, metadata=metadata, timeout=timeout)
+        response = await call
+        initial = _forwardable(await call.initial_metadata())
+        trailing = _forwardable(await call.trailing_metadata())
+        return response, initial, trailing
+
+    async def forward(
+        self, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """Forward one unary call unchanged; the upstream status is passed back verbatim."""
+        try:
+            response, initial, trailing = await self._call(
+                method,
+                request,
+                _forwardable(context.invocation_metadata()),
+                context.time_remaining(),
+            )
+        except grpc.aio.AioRpcError as err:
+            await context.abort(
+                err.code(), err.details() or "", _forwardable(err.trailing_metadata())
+            )
+        if initial:
+            await context.send_initial_metadata(initial)
+        context.set_trailing_metadata(trailing)
+        return response
+
+    async def forward_stream(
+        self, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        """Forward one server-streaming call unchanged."""
+        stub = self._upstream().unary_stream(
+            method, request_serializer=_identity, response_deserializer=_identity
+        )
+        call = stub(
+            request,
+            metadata=_forwardable(context.invocation_metadata()),
+            timeout=context.time_remaining(),
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as err:
+            await context.abort(
+                err.code(), err.details() or "", _forwardable(err.trailing_metadata())
+            )
+
+    # -- PullImage --------------------------------------------------------------------------------
+
+    async def pull_image(
+        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """Gate one ``PullImage``: verify, forward the original bytes, pin the digest."""
+        try:
+            pull = parse_pull_request(request)
+        except MalformedInput as exc:
+            await self._deny(context, Denial.from_error(exc), image="")
+        entry = self.critical.match(pull.reference)
+        if entry is not None:
+            self._emit_audit(
+                {
+                    "event": "cri.pull",
+                    "critical": True,
+                    "decision": "allow",
+                    "reason": Reason.SKIPPED_BY_POLICY.value,
+                    "reference": str(pull.reference),
+                    "image": pull.image,
+                    "allowlist_entry": entry,
+                    "pod": pull.pod,
+                    "caller": CALLER,
+                }
+            )
+            return await self.forward(PULL_IMAGE, request, context)
+        decision = await self._decide_in_thread(pull, context)
+        response = await self.forward(PULL_IMAGE, request, context)
+        if decision.digest:
+            await self._pin(pull, decision.digest, response, context)
+        return response
+
+    async def _decide_in_thread(
+        self, pull: PullRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Decision:
+        request = DecisionRequest(
+            reference=str(pull.reference),
+            digest=pull.reference.digest,
+            credentials=pull.credentials,
+            caller=CALLER,
+        )
+        try:
+            decision = await asyncio.to_thread(self._decide, request)
+        except PullgateError as exc:
+            await self._deny(context, Denial.from_error(exc), image=pull.image)
+        except Exception as exc:  # fail closed on any decision-layer bug
+            log.exception("decision layer failed for %s", pull.reference)
+            denial = Denial(
+                kind=DenialKind.SIGNATURE,
+                reason=Reason.INTERNAL,
+                message=f"pullgate could not decide: {type(exc).__name__}",
+            )
+            await self._deny(context, denial, image=pull.image)
+        if not decision.allowed:
+            await self._deny(context, Denial.from_decision(decision), image=pull.image)
+        return decision
+
+    async def _pin(
+        self,
+        pull: PullRequest,
+        digest: str,
+        response: bytes,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
+        """Deny (and remove the image) unless the runtime pulled the verified digest."""
+        try:
+            image_id = api_pb2.PullImageResponse.FromString(response).image_ref
+        except DecodeError:
+            image_id = ""
+        target = image_id or str(pull.reference)
+        expected = f"{pull.reference.locator}@{digest}"
+        status_request = api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=target))
+        try:
+            raw, _, _ = await self._call(
+                IMAGE_STATUS, status_request.SerializeToString(), (), self._control_timeout
+            )
+            repo_digests = list(api_pb2.ImageStatusResponse.FromString(raw).image.repo_digests)
+        except (grpc.aio.AioRpcError, DecodeError) as exc:
+            await self._remove(target)
+            denial = Denial(
+                kind=DenialKind.REGISTRY,
+                reason=Reason.INTERNAL,
+                message=f"could not confirm that the runtime pulled {expected}: {exc}",
+            )
+            await self._deny(context, denial, image=pull.image)
+        if expected in repo_digests:
+            return
+        await self._remove(target)
+        denial = Denial(
+            kind=DenialKind.SIGNATURE,
+            reason=Reason.DESCRIPTOR_MISMATCH,
+            message=(
+                f"{pull.reference} moved during the pull: pullgate verified {expected} but the "
+                f"runtime pulled {', '.join(repo_digests) or 'something else'}; "
+                "the pulled image was removed"
+            ),
+        )
+        await self._deny(context, denial, image=pull.image)
+
+    async def _remove(self, image: str) -> None:
+        request = api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=image))
+        try:
+            await self._call(REMOVE_IMAGE, request.SerializeToString(), (), self._control_timeout)
+        except grpc.aio.AioRpcError as err:
+            log.error("could not remove unverified image %s: %s", image, err.details())
+
+    async def _deny(
+        self, context: grpc.aio.ServicerContext[Any, Any], denial: Denial, *, image: str
+    ) -> NoReturn:
+        log.warning("CRI pull of %r denied: %s", image, denial.text)
+        await context.abort(grpc.StatusCode.UNKNOWN, denial.text)
+
+    def _emit_audit(self, record: dict[str, Any]) -> None:
+        audit_log.info("%s", json.dumps(record, sort_keys=True))
+        if self._audit is not None:
+            try:
+                self._audit(record)
+            except Exception:  # an audit sink must not break a pull
+                log.exception("audit sink failed")

@@ -1,0 +1,118 @@
+"""One JSON audit line per decision (issue 5 item 6).
+
+Fields: reference, top-level digest, every subject's digest and verdict, platform, statement,
+level, requirement, mode, decision, reason, message, fail-open / audit-only flags, the signer's
+subject and certificate fingerprint, cache hit, phase timings, caller and configuration
+generation. Credentials are never part of a record: no field carries them, and every string is
+additionally scrubbed of the request's secret values before the record leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import IO, Any
+
+from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
+
+__all__ = ["JsonLinesWriter", "audit_record"]
+
+_REDACTED = "<redacted>"
+_MIN_SECRET = 4
+
+
+def _signer(subject: SubjectDecision) -> dict[str, Any] | None:
+    outcome = subject.outcome
+    signature = outcome.verified_signature if outcome is not None else None
+    if signature is None:
+        return None
+    return {
+        "manifest": signature.manifest_digest,
+        "subject": signature.signer_subject,
+        "fingerprint": signature.signer_fingerprint,
+        "signing_time": signature.signing_time,
+    }
+
+
+def _secrets(request: DecisionRequest) -> tuple[str, ...]:
+    creds = request.credentials
+    if creds is None:
+        return ()
+    values = (creds.password, creds.identity_token, creds.registry_token)
+    return tuple(v for v in values if len(v) >= _MIN_SECRET)
+
+
+def _scrub(value: Any, secrets: Iterable[str]) -> Any:
+    secrets = tuple(secrets)
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, _REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+def audit_record(decision: Decision, request: DecisionRequest) -> dict[str, Any]:
+    """The audit dict of one decision (JSON-serialisable, never containing credentials)."""
+    subjects = [
+        {
+            "role": s.role,
+            "digest": s.digest,
+            "platform": s.platform,
+            "verified": s.verified,
+            "reason": s.reason.value,
+            "signer": _signer(s),
+        }
+        for s in decision.subjects
+    ]
+    signer = next((x for x in map(_signer, decision.subjects) if x is not None), None)
+    record: dict[str, Any] = {
+        "reference": decision.reference,
+        "digest": decision.digest,
+        "digests": {s.role: s.digest for s in decision.subjects},
+        "platform": decision.platform,
+        "statement": decision.statement,
+        "level": decision.level,
+        "requirement": decision.requirement.value if decision.requirement else None,
+        "mode": decision.mode.value,
+        "decision": "allow" if decision.allowed else "deny",
+        "reason": decision.reason.value,
+        "message": decision.message,
+        "inconclusive": decision.inconclusive,
+        "fail_open": decision.fail_open,
+        "audit_denied": decision.audit_denied,
+        "signer_subject": signer["subject"] if signer else None,
+        "signer_fingerprint": signer["fingerprint"] if signer else None,
+        "subjects": subjects,
+        "cache_hit": decision.cache_hit,
+        "timings": {k: round(v, 6) for k, v in decision.timings.items()},
+        "caller": request.caller,
+        "credentials_supplied": request.credentials is not None,
+        "generation": decision.generation,
+    }
+    scrubbed: dict[str, Any] = _scrub(record, _secrets(request))
+    return scrubbed
+
+
+class JsonLinesWriter:
+    """Writes audit records as JSON lines to a text stream; thread-safe, flushed per line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        """Create the writer.
+
+        Args:
+            stream: Where lines go (a file opened for appending, or stderr).
+        """
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as one line."""
+        line = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()

@@ -1,0 +1,245 @@
+"""Registry clients and instrumentation for the decision layer (ARCHITECTURE.md "decision").
+
+* :class:`ClientPool` keeps idle :class:`~pullgate.registry.client.RegistryClient` objects so
+  pooled connections and bearer tokens are reused. A client is used by one thread at a time
+  (checked out, then returned). Pools are keyed by (snapshot digest, credentials identity): a
+  client that authenticated with one caller's credentials is only ever handed to a request
+  carrying the very same credentials, so credentials and tokens cannot leak between callers.
+* :class:`TimedClient`, :class:`TimedSource` and :class:`TimedRevocation` split verification
+  time into the phases reported in ``Decision.timings``: ``fetch`` (every digest-verified GET),
+  ``discover`` (referrers listing and tag-schema lookups: signature iteration minus fetches),
+  ``revocation`` (OCSP/CRL); ``crypto`` is what is left of the verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from cryptography import x509
+
+from pullgate.clock import Clock
+from pullgate.descriptor import Descriptor
+from pullgate.registry.auth import CredentialStore
+from pullgate.registry.client import RegistryClient
+from pullgate.registry.model import (
+    Credentials,
+    Endpoint,
+    HostsConfig,
+    ImageReference,
+    RegistryLimits,
+)
+from pullgate.registry.transport import RequestLogHook
+from pullgate.verification.revocation import Purpose, RevocationChecker, RevocationResult
+from pullgate.verification.verifier import SignatureBlob
+
+__all__ = [
+    "ClientPool",
+    "PhaseTimes",
+    "TimedClient",
+    "TimedRevocation",
+    "TimedSource",
+    "credentials_identity",
+    "make_client",
+]
+
+
+def credentials_identity(credentials: Credentials | None) -> str:
+    """A one-way identity of ``credentials`` for pool and single-flight keys (never logged)."""
+    if credentials is None:
+        return ""
+    fields = (
+        credentials.username,
+        credentials.password,
+        credentials.identity_token,
+        credentials.registry_token,
+        credentials.server_address,
+    )
+    return hashlib.sha256("\0".join(fields).encode()).hexdigest()
+
+
+class PhaseTimes:
+    """Thread-safe per-phase seconds accumulator."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seconds: dict[str, float] = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        """Add ``seconds`` to ``phase``."""
+        with self._lock:
+            self._seconds[phase] = self._seconds.get(phase, 0.0) + max(seconds, 0.0)
+
+    def get(self, phase: str) -> float:
+        """Seconds accumulated for ``phase``."""
+        with self._lock:
+            return self._seconds.get(phase, 0.0)
+
+    def as_dict(self) -> dict[str, float]:
+        """A copy of every phase."""
+        with self._lock:
+            return dict(self._seconds)
+
+
+class TimedClient(RegistryClient):
+    """A registry client that counts the time spent in digest-verified fetches."""
+
+    fetch_seconds: float = 0.0
+
+    def fetch_verified(
+        self,
+        ref: ImageReference,
+        desc: Descriptor,
+        kind: str,
+        cap: int,
+        *,
+        accept: str | None = None,
+        first: Endpoint | None = None,
+    ) -> bytes:
+        """See :meth:`RegistryClient.fetch_verified` (timed)."""
+        started = time.perf_counter()
+        try:
+            return super().fetch_verified(ref, desc, kind, cap, accept=accept, first=first)
+        finally:
+            self.fetch_seconds += time.perf_counter() - started
+
+
+class TimedSource:
+    """A ``SignatureSource`` over a :class:`TimedClient` that records discover/fetch time."""
+
+    def __init__(self, client: TimedClient, ref: ImageReference, times: PhaseTimes) -> None:
+        self._client = client
+        self._ref = ref
+        self._times = times
+
+    def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
+        """The client's signatures of ``target``, timed per step."""
+        inner = self._client.signatures(self._ref, target)
+        while True:
+            fetched = self._client.fetch_seconds
+            started = time.perf_counter()
+            try:
+                blob = next(inner)
+            except StopIteration:
+                return
+            finally:
+                elapsed = time.perf_counter() - started
+                fetch = self._client.fetch_seconds - fetched
+                self._times.add("fetch", fetch)
+                self._times.add("discover", elapsed - fetch)
+            yield blob
+
+
+class TimedRevocation:
+    """Wraps a :class:`RevocationChecker`: times it and keeps the earliest nextUpdate seen."""
+
+    def __init__(self, inner: RevocationChecker, times: PhaseTimes) -> None:
+        self._inner = inner
+        self._times = times
+        self._lock = threading.Lock()
+        self.next_update: datetime | None = None
+
+    def check(
+        self,
+        chain: Sequence[x509.Certificate],
+        *,
+        purpose: Purpose,
+        authentic_signing_time: datetime | None,
+    ) -> RevocationResult:
+        """See :meth:`RevocationChecker.check`."""
+        started = time.perf_counter()
+        try:
+            result = self._inner.check(
+                chain, purpose=purpose, authentic_signing_time=authentic_signing_time
+            )
+        finally:
+            self._times.add("revocation", time.perf_counter() - started)
+        if result.next_update is not None:
+            with self._lock:
+                if self.next_update is None or result.next_update < self.next_update:
+                    self.next_update = result.next_update
+        return result
+
+
+ClientFactory = Callable[[], TimedClient]
+
+
+class ClientPool:
+    """Idle registry clients per key; a client is lent to one thread at a time.
+
+    Args:
+        max_keys: Distinct (snapshot, credentials) keys kept (LRU; the oldest are closed).
+        max_idle: Idle clients kept per key.
+    """
+
+    def __init__(self, *, max_keys: int = 64, max_idle: int = 8) -> None:
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[tuple[str, str], list[TimedClient]] = OrderedDict()
+        self._max_keys = max_keys
+        self._max_idle = max_idle
+        self.created = 0
+
+    @contextmanager
+    def lend(self, key: tuple[str, str], factory: ClientFactory) -> Iterator[TimedClient]:
+        """Borrow a client for ``key`` (made by ``factory`` when none is idle)."""
+        client: TimedClient | None = None
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                client = idle.pop()
+                self._idle.move_to_end(key)
+        if client is None:
+            client = factory()
+            with self._lock:
+                self.created += 1
+        client.fetch_seconds = 0.0
+        try:
+            yield client
+        finally:
+            self._give_back(key, client)
+
+    def _give_back(self, key: tuple[str, str], client: TimedClient) -> None:
+        closing: list[TimedClient] = []
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            if len(idle) < self._max_idle:
+                idle.append(client)
+            else:
+                closing.append(client)
+            while len(self._idle) > self._max_keys:
+                _, dropped = self._idle.popitem(last=False)
+                closing.extend(dropped)
+        for item in closing:
+            item.close()
+
+    def drop(self, keep: Callable[[tuple[str, str]], bool]) -> None:
+        """Close the idle clients of every key for which ``keep`` is false."""
+        closing: list[TimedClient] = []
+        with self._lock:
+            for key in [k for k in self._idle if not keep(k)]:
+                closing.extend(self._idle.pop(key))
+        for item in closing:
+            item.close()
+
+    def close(self) -> None:
+        """Close every idle client."""
+        self.drop(lambda _key: False)
+
+
+def make_client(
+    hosts: Callable[[str], HostsConfig],
+    credentials: CredentialStore | None,
+    limits: RegistryLimits,
+    request_log: RequestLogHook | None,
+    clock: Clock,
+) -> TimedClient:
+    """A fresh :class:`TimedClient`."""
+    return TimedClient(
+        hosts, credentials=credentials, limits=limits, request_log=request_log, clock=clock
+    )

@@ -1,0 +1,140 @@
+"""Combining subject verdicts into one decision (ARCHITECTURE.md "decision"; issue 5 item 3).
+
+* ``both``: every subject must pass; ``either``: one passing subject suffices; ``index`` and
+  ``platform`` verify a single subject. A plain (single-platform) manifest is one subject.
+* Failed vs inconclusive: a failure is *definitive* when it cannot be rescued by retrying
+  (``both``: any definitive subject failure; ``either``: every failure definitive), otherwise
+  the decision is *inconclusive*.
+* Then the statement's settings: an inconclusive deny with ``on_inconclusive = "allow"``
+  becomes an allow with ``fail_open``; a deny under ``mode = "audit"`` becomes an allow with
+  ``audit_denied`` and reason ``AUDIT_ONLY`` (the underlying reason is kept in the message
+  and in the subjects). Without an applicable statement nothing is relaxed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pullgate.config import InconclusiveAction, Mode, Requirement, StatementSettings
+from pullgate.decision.model import Decision, SubjectDecision
+from pullgate.errors import PullgateError, Reason, VerificationInconclusive
+from pullgate.verification.verifier import INCONCLUSIVE_REASONS
+
+__all__ = ["Subject", "Verdict", "combine", "finish", "is_inconclusive"]
+
+
+def is_inconclusive(err: PullgateError) -> bool:
+    """True for errors that a retry could turn into another answer."""
+    return isinstance(err, VerificationInconclusive) or err.reason in INCONCLUSIVE_REASONS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """One verified subject plus what the combination needs to know about it."""
+
+    decision: SubjectDecision
+    inconclusive: bool
+    valid_until: datetime | None = None  # allow evidence goes stale at this instant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """The combined result before the statement's settings are applied."""
+
+    allowed: bool
+    reason: Reason
+    message: str
+    inconclusive: bool
+    subjects: tuple[SubjectDecision, ...] = ()
+
+    @classmethod
+    def from_error(cls, err: PullgateError, *, inconclusive: bool | None = None) -> Verdict:
+        """A deny for an error raised outside subject verification."""
+        flag = is_inconclusive(err) if inconclusive is None else inconclusive
+        return cls(allowed=False, reason=err.reason, message=str(err), inconclusive=flag)
+
+
+def _label(subject: Subject) -> str:
+    return f"{subject.decision.role} {subject.decision.digest}"
+
+
+def combine(requirement: Requirement, subjects: Sequence[Subject]) -> Verdict:
+    """Combine subject verdicts per ``requirement`` (see the module docstring)."""
+    decisions = tuple(s.decision for s in subjects)
+    passed = [s for s in subjects if s.decision.verified]
+    failed = [s for s in subjects if not s.decision.verified]
+    needed_all = requirement is not Requirement.EITHER
+    allowed = (bool(subjects) and not failed) if needed_all else bool(passed)
+    if allowed:
+        skipped = all(s.decision.reason is Reason.SKIPPED_BY_POLICY for s in passed)
+        return Verdict(
+            allowed=True,
+            reason=Reason.SKIPPED_BY_POLICY if skipped else Reason.VERIFIED,
+            message="; ".join(f"{_label(s)}: {s.decision.message}" for s in passed),
+            inconclusive=False,
+            subjects=decisions,
+        )
+    if not failed:
+        return Verdict(
+            allowed=False,
+            reason=Reason.INTERNAL,
+            message="nothing to verify",
+            inconclusive=False,
+            subjects=decisions,
+        )
+    definitive = [s for s in failed if not s.inconclusive]
+    if requirement is Requirement.EITHER:
+        rescuable = len(definitive) < len(failed)
+    else:
+        rescuable = not definitive
+    culprit = next(s for s in failed if s.inconclusive) if rescuable else definitive[0]
+    message = "; ".join(f"{_label(s)}: {s.decision.message}" for s in failed)
+    return Verdict(
+        allowed=False,
+        reason=culprit.decision.reason,
+        message=message,
+        inconclusive=rescuable,
+        subjects=decisions,
+    )
+
+
+def finish(
+    verdict: Verdict,
+    settings: StatementSettings,
+    base: Mapping[str, Any],
+    timings: Mapping[str, float],
+    *,
+    has_policy: bool,
+) -> Decision:
+    """Apply ``on_inconclusive`` and ``mode`` and build the :class:`Decision`.
+
+    Args:
+        verdict: The combined verdict.
+        settings: The statement's settings.
+        base: Decision fields describing the request (reference, digest, platform, …).
+        timings: Phase → seconds.
+        has_policy: False when no statement applied (nothing is relaxed then).
+    """
+    allowed, reason, message = verdict.allowed, verdict.reason, verdict.message
+    fail_open = audit_denied = False
+    if not allowed and has_policy:
+        if verdict.inconclusive and settings.on_inconclusive is InconclusiveAction.ALLOW:
+            allowed = fail_open = True
+        elif settings.mode is Mode.AUDIT:
+            allowed = audit_denied = True
+            message = f"audit mode, would deny with {reason.value}: {message}"
+            reason = Reason.AUDIT_ONLY
+    return Decision(
+        allowed=allowed,
+        reason=reason,
+        message=message,
+        inconclusive=verdict.inconclusive,
+        fail_open=fail_open,
+        audit_denied=audit_denied,
+        subjects=verdict.subjects,
+        timings=dict(timings),
+        **base,
+    )

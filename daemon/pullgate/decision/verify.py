@@ -1,0 +1,135 @@
+"""Verifying one subject of a decision (index, platform manifest or plain manifest).
+
+Runs notation's per-artifact verification (:class:`~pullgate.verification.verifier.Verifier`)
+for one descriptor, on a borrowed registry client, and records the phases of
+``Decision.timings``: ``discover``, ``fetch`` and ``revocation`` are measured by the wrappers of
+:mod:`pullgate.decision.clients`; ``crypto`` is the rest of the verification time. Phases are
+summed over subjects, so with parallel subjects they can add up to more than the wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pullgate.clock import Clock
+from pullgate.decision.clients import PhaseTimes, TimedClient, TimedRevocation, TimedSource
+from pullgate.decision.combine import Subject, is_inconclusive
+from pullgate.decision.model import SubjectDecision
+from pullgate.decision.platform import Platform
+from pullgate.descriptor import Descriptor
+from pullgate.errors import PullgateError, Reason
+from pullgate.registry.model import ImageReference
+from pullgate.verification.policy import TrustPolicyStatement
+from pullgate.verification.revocation import RevocationChecker
+from pullgate.verification.verifier import Verifier
+
+if TYPE_CHECKING:
+    from pullgate.decision.decider import SnapshotLike
+
+__all__ = ["SubjectJob", "failed_subject", "run_subject", "timed_out_subject"]
+
+_MEASURED = ("discover", "fetch", "revocation")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectJob:
+    """What to verify: a role and its descriptor (and platform, for the platform manifest)."""
+
+    role: str  # "index" | "platform" | "manifest"
+    descriptor: Descriptor
+    platform: Platform | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectContext:
+    """Everything shared by the subjects of one decision."""
+
+    ref: ImageReference
+    snap: SnapshotLike
+    statement: TrustPolicyStatement
+    revocation: RevocationChecker
+    clock: Clock
+    lend: Callable[[], AbstractContextManager[TimedClient]]
+    times: PhaseTimes
+
+
+def failed_subject(job: SubjectJob, err: PullgateError) -> Subject:
+    """A subject that could not be verified because of ``err``."""
+    return Subject(
+        decision=SubjectDecision(
+            role=job.role,
+            digest=job.descriptor.digest,
+            verified=False,
+            reason=err.reason,
+            message=str(err),
+            platform=str(job.platform) if job.platform else None,
+        ),
+        inconclusive=is_inconclusive(err),
+    )
+
+
+def timed_out_subject(job: SubjectJob, budget: float) -> Subject:
+    """A subject whose verification did not finish within the decision's budget."""
+    return Subject(
+        decision=SubjectDecision(
+            role=job.role,
+            digest=job.descriptor.digest,
+            verified=False,
+            reason=Reason.TIMEOUT,
+            message=f"verification did not finish within {budget:g} s",
+            platform=str(job.platform) if job.platform else None,
+        ),
+        inconclusive=True,
+    )
+
+
+def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
+    """Verify ``job``'s descriptor against the statement; never raises for a verdict."""
+    local = PhaseTimes()
+    revocation = TimedRevocation(ctx.revocation, local)
+    started = time.perf_counter()
+    try:
+        verifier = Verifier(
+            trust_store=ctx.snap.trust.store,
+            revocation=revocation,
+            clock=ctx.clock,
+            max_signatures=ctx.snap.config.verification.max_signatures,
+        )
+        with ctx.lend() as client:
+            outcome = verifier.verify_artifact(
+                reference=f"{ctx.ref.locator}@{job.descriptor.digest}",
+                target=job.descriptor,
+                statement=ctx.statement,
+                source=TimedSource(client, ctx.ref, local),
+            )
+    except PullgateError as exc:
+        return failed_subject(job, exc)
+    finally:
+        total = time.perf_counter() - started
+        measured = local.as_dict()
+        for phase in _MEASURED:
+            ctx.times.add(phase, measured.get(phase, 0.0))
+        ctx.times.add("crypto", total - sum(measured.get(p, 0.0) for p in _MEASURED))
+    bounds = []
+    signature = outcome.verified_signature
+    if outcome.allowed and signature is not None and signature.valid_until is not None:
+        bounds.append(signature.valid_until)
+    if revocation.next_update is not None:
+        bounds.append(revocation.next_update)
+    return Subject(
+        decision=SubjectDecision(
+            role=job.role,
+            digest=job.descriptor.digest,
+            verified=outcome.allowed,
+            reason=outcome.reason,
+            message=outcome.message,
+            platform=str(job.platform) if job.platform else None,
+            outcome=outcome,
+        ),
+        inconclusive=outcome.inconclusive,
+        valid_until=min(bounds, default=None),
+    )

@@ -1,0 +1,284 @@
+"""Watch the configuration's directories and reload on change (STYLE.md §5 "Reload").
+
+What is watched, always as **directories** (never single files, whose inode a ConfigMap
+``..data`` swap or an editor's write-temp-then-rename replaces):
+
+* the config file's directory (not recursive);
+* the trust directory (recursive: policy files and ``truststore/x509/...``);
+* every certs.d root (recursive).
+
+Events that only read (``opened``, ``closed_no_write``) are ignored, or the reload's own reads
+would trigger the next reload. Events are debounced: a reload runs once no event has arrived for
+``debounce`` seconds (``config.reload_debounce``, default 0.2 s), and at the latest ``5 x
+debounce`` after the first event of a burst, so a burst of writes costs one or two reloads and a
+single change takes effect well within a second.
+
+Directories that do not exist (yet) are handled by watching their nearest existing ancestor
+(not recursively): the creation of the missing directory is an event there, after which the
+watch set is recomputed. The watch set is recomputed before every reload and after every
+successful swap, so a reload that moves ``trust_dir`` or ``hosts_dir`` moves the watches too,
+and a watched directory that was deleted and re-created is watched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from pullgate.config import DaemonConfig
+from pullgate.reload.snapshot import Snapshot
+from pullgate.reload.state import TrustState
+
+_LOG = logging.getLogger(__name__)
+
+_MAX_DELAY_FACTOR = 5.0
+_DEFAULT_DEBOUNCE = DaemonConfig().reload_debounce
+_CHANGE_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+]
+_CHANGE_TYPES = frozenset(event.event_type for event in _CHANGE_EVENTS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchTarget:
+    """A directory to watch."""
+
+    path: Path
+    recursive: bool
+
+
+def watch_targets(config_path: Path | None, config: DaemonConfig) -> tuple[WatchTarget, ...]:
+    """The directories whose changes can change a snapshot built from ``config``."""
+    targets: list[WatchTarget] = []
+    if config_path is not None:
+        targets.append(WatchTarget(path=config_path.absolute().parent, recursive=False))
+    targets.append(WatchTarget(path=config.trust_dir.absolute(), recursive=True))
+    targets.extend(WatchTarget(path=root.absolute(), recursive=True) for root in config.hosts_dirs)
+    merged: dict[Path, bool] = {}
+    for target in targets:
+        merged[target.path] = merged.get(target.path, False) or target.recursive
+    return tuple(WatchTarget(path=path, recursive=rec) for path, rec in merged.items())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Effective:
+    """Where a target is really watched: itself, or its nearest existing ancestor."""
+
+    path: Path
+    recursive: bool
+    identity: tuple[int, int]  # (st_dev, st_ino): a re-created directory is watched again
+
+
+def _effective(target: WatchTarget) -> _Effective | None:
+    path = target.path
+    recursive = target.recursive
+    while True:
+        try:
+            info = os.stat(path)
+        except OSError:
+            info = None
+        if info is not None and os.path.isdir(path):
+            return _Effective(path=path, recursive=recursive, identity=(info.st_dev, info.st_ino))
+        if path.parent == path:
+            return None
+        path = path.parent
+        recursive = False
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: ConfigWatcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _CHANGE_TYPES:
+            self._watcher.notify()
+
+
+class ConfigWatcher:
+    """Reloads ``state`` (debounced) when anything under the watched directories changes."""
+
+    def __init__(
+        self,
+        state: TrustState,
+        paths: Sequence[WatchTarget] | None = None,
+        *,
+        debounce: float | None = None,
+    ) -> None:
+        """Create a stopped watcher.
+
+        Args:
+            state: the state to reload (``state.reload("watch")``).
+            paths: fixed directories to watch; None follows the state: the config file's
+                directory plus the trust dir and certs.d roots of the snapshot in force (or of
+                ``state.base``/the defaults before the first valid snapshot).
+            debounce: quiet period in seconds; None uses the snapshot's
+                ``config.reload_debounce``.
+        """
+        self._state = state
+        self._fixed = tuple(paths) if paths is not None else None
+        self._debounce = debounce
+        self._cond = threading.Condition()
+        self._schedule_lock = threading.Lock()
+        self._first_event: float | None = None
+        self._last_event = 0.0
+        self._stopping = False
+        self._observer: BaseObserver | None = None
+        self._worker: threading.Thread | None = None
+        self._watches: dict[_Effective, ObservedWatch] = {}
+        self._handler = _Handler(self)
+        self.reloads = 0  # reloads this watcher triggered (diagnostics, tests)
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start watching (idempotent)."""
+        if self._worker is not None:
+            return
+        self._stopping = False
+        self._observer = Observer()
+        self._refresh_schedule()
+        self._observer.start()
+        self._state.add_listener(self._on_swap)
+        self._worker = threading.Thread(
+            target=self._run, name="pullgate-reload-debounce", daemon=True
+        )
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Stop watching and join every thread this watcher started (idempotent)."""
+        self._state.remove_listener(self._on_swap)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        observer = self._observer
+        if observer is not None:
+            observer.stop()
+            observer.join()
+            self._observer = None
+        with self._schedule_lock:
+            self._watches.clear()
+
+    def __enter__(self) -> ConfigWatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def watched(self) -> tuple[Path, ...]:
+        """The directories being watched right now (diagnostics, tests)."""
+        with self._schedule_lock:
+            return tuple(effective.path for effective in self._watches)
+
+    # ------------------------------------------------------------------------- events
+
+    def notify(self) -> None:
+        """Record a change; the reload follows once things are quiet."""
+        now = time.monotonic()
+        with self._cond:
+            if self._first_event is None:
+                self._first_event = now
+            self._last_event = now
+            self._cond.notify_all()
+
+    def _on_swap(self, _snapshot: Snapshot) -> None:
+        self._refresh_schedule()
+
+    def _current_debounce(self) -> float:
+        if self._debounce is not None:
+            return self._debounce
+        snapshot = self._state.current()
+        if snapshot is not None:
+            return snapshot.config.reload_debounce
+        return _DEFAULT_DEBOUNCE
+
+    def _wait_for_burst(self) -> bool:
+        """Block until a debounced burst is due; False when stopping."""
+        with self._cond:
+            while not self._stopping and self._first_event is None:
+                self._cond.wait()
+            while not self._stopping and self._first_event is not None:
+                debounce = self._current_debounce()
+                due = min(
+                    self._last_event + debounce,
+                    self._first_event + _MAX_DELAY_FACTOR * debounce,
+                )
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if self._stopping:
+                return False
+            self._first_event = None
+            return True
+
+    def _run(self) -> None:
+        while self._wait_for_burst():
+            self._refresh_schedule()
+            self.reloads += 1
+            self._state.reload("watch")
+
+    # ------------------------------------------------------------------------- schedule
+
+    def _targets(self) -> tuple[WatchTarget, ...]:
+        if self._fixed is not None:
+            return self._fixed
+        snapshot = self._state.current()
+        config = snapshot.config if snapshot is not None else self._state.base or DaemonConfig()
+        return watch_targets(self._state.config_path, config)
+
+    def _refresh_schedule(self) -> None:
+        """Make the observer watch exactly the effective directories of the targets."""
+        with self._schedule_lock:
+            observer = self._observer
+            if observer is None:
+                return
+            wanted = {e for e in map(_effective, self._targets()) if e is not None}
+            for effective in set(self._watches) - wanted:
+                try:
+                    observer.unschedule(self._watches.pop(effective))
+                except (KeyError, OSError):
+                    _LOG.debug("watch on %s was already gone", effective.path)
+            for effective in wanted - set(self._watches):
+                try:
+                    self._watches[effective] = observer.schedule(
+                        self._handler,
+                        effective.path,
+                        recursive=effective.recursive,
+                        event_filter=_CHANGE_EVENTS,
+                    )
+                except OSError as exc:
+                    _LOG.error("cannot watch %s: %s", effective.path, exc)

@@ -1,0 +1,217 @@
+"""Prometheus metrics of the daemon (issue 5 item 6), on a private ``CollectorRegistry``.
+
+Families (all prefixed ``pullgate_``):
+
+* ``decisions_total{result,reason}`` — every ``Verify`` answer (``result`` = allow | deny);
+* ``decision_phase_seconds{phase}`` — latency by phase: resolve, discover, fetch, crypto,
+  revocation as the decider reports them in ``Decision.timings``, plus ``total``;
+* ``registry_requests_total{host,status}`` — one per HTTP exchange, fed by the registry
+  transport's request-log hook (``status`` = HTTP code, or ``error`` at transport level);
+* ``cache_hits_total``, ``cache_misses_total``, ``cache_evictions_total``, ``cache_entries``,
+  ``singleflight_joins_total`` — read from the decider's counters at scrape time, so the
+  numbers are exactly the decider's own;
+* ``reloads_total{outcome}`` — outcome = ok | error, every trigger (watcher, SIGHUP, RPC,
+  start-up), read from the trust state's own counters;
+* ``fail_open_total`` — allowed only because ``on_inconclusive = "allow"``;
+* ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied.
+
+No global registry is touched (STYLE.md §3: no module-level mutable state). The exposition
+server binds the configured address only; the config keeps it on loopback by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pullgate.decision.model import Decision
+from pullgate.errors import ConfigError
+from pullgate.registry.transport import RequestRecord
+from pullgate.server.convert import StatusView
+
+log = logging.getLogger(__name__)
+
+PHASES: tuple[str, ...] = ("resolve", "discover", "fetch", "crypto", "revocation", "total")
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _StatusCollector(Collector):
+    """Reads cache and reload counters from the daemon's status when Prometheus scrapes."""
+
+    def __init__(self, source: Callable[[], StatusView]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        view = self._source()
+        reloads = CounterMetricFamily(
+            "pullgate_reloads", "Configuration reloads by outcome.", labels=("outcome",)
+        )
+        reloads.add_metric(("ok",), view.reloads_ok)
+        reloads.add_metric(("error",), view.reloads_failed)
+        yield reloads
+        stats = view.cache
+        yield GaugeMetricFamily(
+            "pullgate_cache_entries", "Decisions currently cached.", value=stats.entries
+        )
+        for name, value, text in (
+            ("pullgate_cache_hits", stats.hits, "Decision cache hits."),
+            ("pullgate_cache_misses", stats.misses, "Decision cache misses."),
+            ("pullgate_cache_evictions", stats.evictions, "Decisions evicted (LRU or TTL)."),
+            (
+                "pullgate_singleflight_joins",
+                stats.singleflight_joins,
+                "Requests that joined an in-flight identical verification.",
+            ),
+        ):
+            yield CounterMetricFamily(name, text, value=value)
+
+
+class Metrics:
+    """The daemon's metric families on a private registry.
+
+    Args:
+        status: called at scrape time for the cache and reload counters (None: those
+            families are absent).
+    """
+
+    def __init__(self, status: Callable[[], StatusView] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.decisions = Counter(
+            "pullgate_decisions",
+            "Verify decisions by result and reason.",
+            ("result", "reason"),
+            registry=self.registry,
+        )
+        self.phase_seconds = Histogram(
+            "pullgate_decision_phase_seconds",
+            "Decision latency by phase (seconds).",
+            ("phase",),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry_requests = Counter(
+            "pullgate_registry_requests",
+            "Registry HTTP exchanges by host and status.",
+            ("host", "status"),
+            registry=self.registry,
+        )
+        self.fail_open = Counter(
+            "pullgate_fail_open",
+            "Pulls allowed only because on_inconclusive = allow.",
+            registry=self.registry,
+        )
+        self.audit_denied = Counter(
+            "pullgate_audit_denied",
+            "Pulls allowed by mode = audit that enforcement would have denied.",
+            registry=self.registry,
+        )
+        if status is not None:
+            self.registry.register(_StatusCollector(status))
+
+    def observe_decision(self, decision: Decision, *, total_seconds: float | None = None) -> None:
+        """Count one decision and record its phase timings."""
+        result = "allow" if decision.allowed else "deny"
+        self.decisions.labels(result=result, reason=decision.reason.value).inc()
+        timings: Mapping[str, float] = decision.timings
+        for phase, seconds in timings.items():
+            if phase in PHASES:
+                self.phase_seconds.labels(phase=phase).observe(max(seconds, 0.0))
+        if "total" not in timings and total_seconds is not None:
+            self.phase_seconds.labels(phase="total").observe(max(total_seconds, 0.0))
+        if decision.fail_open:
+            self.fail_open.inc()
+        if decision.audit_denied:
+            self.audit_denied.inc()
+
+    def observe_denial(self, reason: str) -> None:
+        """Count a deny that never reached the decider (malformed request, internal error)."""
+        self.decisions.labels(result="deny", reason=reason).inc()
+
+    def observe_request(self, record: RequestRecord) -> None:
+        """Request-log hook of the registry transport (called from worker threads)."""
+        host = urlsplit(record.url).netloc.rpartition("@")[2] or "unknown"
+        status = str(record.status) if record.status is not None else "error"
+        self.registry_requests.labels(host=host, status=status).inc()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsEndpoint:
+    """A parsed ``[metrics] address``: ``host:port`` or ``[v6]:port``."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, address: str) -> MetricsEndpoint:
+        """Parse ``127.0.0.1:9464`` / ``[::1]:9464`` / ``localhost:0``.
+
+        Raises:
+            ConfigError: not ``host:port`` with a port in 0..65535.
+        """
+        host, sep, port_text = address.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError as exc:
+                raise ConfigError(f"[metrics] address {address!r}: bad IPv6 literal") from exc
+        if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+            raise ConfigError(f"[metrics] address {address!r}: expected HOST:PORT")
+        return cls(host=host, port=int(port_text))
+
+
+class MetricsServer:
+    """The HTTP exposition endpoint (a prometheus-client WSGI server in one thread)."""
+
+    def __init__(self, metrics: Metrics, address: str) -> None:
+        self._metrics = metrics
+        self._endpoint = MetricsEndpoint.parse(address)
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when the configured port is 0)."""
+        if self._server is None:
+            return self._endpoint.port
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port/metrics``."""
+        host = self._endpoint.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}/metrics"
+
+    def start(self) -> None:
+        """Bind and serve.
+
+        Raises:
+            ConfigError: the address cannot be bound.
+        """
+        try:
+            self._server, self._thread = start_http_server(
+                self._endpoint.port, self._endpoint.host, registry=self._metrics.registry
+            )
+        except OSError as exc:
+            raise ConfigError(f"[metrics] address: cannot bind {self._endpoint}: {exc}") from exc
+        log.info("metrics on %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join()

@@ -1,0 +1,244 @@
+"""The CRI proxy against a fake runtime: what is forwarded, what is gated, what comes back.
+
+The real-containerd end-to-end tests live in ``tests/integration/test_cri_proxy.py``; these pin
+the byte-level forwarding contract (original bytes, metadata, deadlines, status codes) and the
+fail-closed paths that containerd cannot provoke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from pullgate.cri.proxy import CriProxy
+from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.errors import Reason, VerificationInconclusive
+
+DIGEST = "sha256:" + "d" * 64
+IMAGE = "r.io/team/app:v1"
+PULL = "/runtime.v1.ImageService/PullImage"
+
+
+@dataclass
+class FakeRuntime:
+    """Records every call; answers PullImage/ImageStatus like containerd, echoes the rest."""
+
+    repo_digests: list[str] = field(default_factory=lambda: [f"r.io/team/app@{DIGEST}"])
+    calls: list[tuple[str, bytes, dict[str, Any], float | None]] = field(default_factory=list)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        runtime = self
+
+        class Handler(grpc.GenericRpcHandler):
+            def service(self, details: grpc.HandlerCallDetails) -> Any:
+                method = details.method
+
+                async def unary(
+                    request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+                ) -> bytes:
+                    meta = dict(context.invocation_metadata() or ())
+                    runtime.calls.append((method, request, meta, context.time_remaining()))
+                    return await runtime.answer(method, request, context)
+
+                return grpc.unary_unary_rpc_method_handler(unary)
+
+        return Handler()
+
+    async def answer(
+        self, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        if method.endswith("/Fail"):
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing", (("x-why", "because"),))
+        if method == PULL:
+            return api_pb2.PullImageResponse(image_ref="sha256:id").SerializeToString()
+        if method.endswith("/ImageStatus"):
+            image = api_pb2.Image(id="sha256:id", size=1, repo_digests=self.repo_digests)
+            return api_pb2.ImageStatusResponse(image=image).SerializeToString()
+        context.set_trailing_metadata((("x-echo", "yes"),))
+        return request
+
+    def methods(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+
+def _allow(request: DecisionRequest) -> Decision:
+    return Decision(
+        allowed=True,
+        reason=Reason.VERIFIED,
+        message="ok",
+        reference=request.reference,
+        digest=DIGEST,
+    )
+
+
+def _deny(request: DecisionRequest) -> Decision:
+    return Decision(
+        allowed=False,
+        reason=Reason.UNTRUSTED,
+        message="untrusted signer",
+        reference=request.reference,
+        digest=DIGEST,
+    )
+
+
+Scenario = Callable[[grpc.aio.Channel, FakeRuntime], Awaitable[None]]
+
+
+def _run(
+    decide: Callable[[DecisionRequest], Decision], scenario: Scenario, **kw: Any
+) -> FakeRuntime:
+    runtime = FakeRuntime(**kw)
+
+    async def main() -> None:
+        tag = uuid.uuid4().hex[:10]
+        upstream, front = Path(f"/tmp/pg-up-{tag}.sock"), Path(f"/tmp/pg-front-{tag}.sock")
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((runtime.handler(),))
+        server.add_insecure_port(f"unix:{upstream}")
+        await server.start()
+        proxy = CriProxy(str(upstream), decide)
+        await proxy.start(front, mode=0o600)
+        try:
+            assert front.stat().st_mode & 0o777 == 0o600
+            async with grpc.aio.insecure_channel(f"unix:{front}") as channel:
+                await scenario(channel, runtime)
+        finally:
+            await proxy.stop(0)
+            await server.stop(0)
+            upstream.unlink(missing_ok=True)
+            front.unlink(missing_ok=True)
+
+    asyncio.run(main())
+    return runtime
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+async def _raw(
+    channel: grpc.aio.Channel, method: str, request: bytes, **kw: Any
+) -> tuple[bytes, grpc.aio.Metadata | None]:
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        method, request_serializer=_identity, response_deserializer=_identity
+    )
+    call = stub(request, **kw)
+    response: bytes = await call
+    return response, await call.trailing_metadata()
+
+
+def _pull_bytes(image: str = IMAGE) -> bytes:
+    request = api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image))
+    return request.SerializeToString() + b"\xfa\x06\x03new"  # field 111: a future CRI field
+
+
+async def _expect_error(coro: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await coro
+    return excinfo.value
+
+
+def test_unknown_methods_forward_bytes_metadata_and_deadline() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        response, trailing = await _raw(
+            channel, "/other.Service/Echo", b"\x00opaque", metadata=(("x-trace", "t1"),), timeout=30
+        )
+        assert response == b"\x00opaque"
+        assert ("x-echo", "yes") in tuple(trailing or ())
+
+    runtime = _run(_allow, scenario)
+    [(method, request, meta, remaining)] = runtime.calls
+    assert (method, request, meta["x-trace"]) == ("/other.Service/Echo", b"\x00opaque", "t1")
+    assert remaining is not None
+    # The deadline travels as a grpc-timeout header whose encoding rounds up a little.
+    assert 0 < remaining <= 31
+
+
+def test_upstream_status_is_passed_back() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, "/runtime.v1.ImageService/Fail", b""))
+        assert (err.code(), err.details()) == (grpc.StatusCode.NOT_FOUND, "no such thing")
+        assert ("x-why", "because") in tuple(err.trailing_metadata() or ())
+
+    _run(_allow, scenario)
+
+
+def test_allowed_pull_forwards_the_original_bytes_then_pins() -> None:
+    seen: list[DecisionRequest] = []
+
+    def decide(request: DecisionRequest) -> Decision:
+        seen.append(request)
+        return _allow(request)
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        response, _ = await _raw(channel, PULL, _pull_bytes())
+        assert api_pb2.PullImageResponse.FromString(response).image_ref == "sha256:id"
+
+    runtime = _run(decide, scenario)
+    assert runtime.methods() == [PULL, "/runtime.v1.ImageService/ImageStatus"]
+    assert runtime.calls[0][1] == _pull_bytes()
+    assert [(r.reference, r.caller) for r in seen] == [(IMAGE, "cri")]
+
+
+def test_pin_mismatch_removes_and_denies() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, PULL, _pull_bytes()))
+        assert err.code() == grpc.StatusCode.UNKNOWN
+        assert (err.details() or "").startswith("SignatureValidationFailed: DESCRIPTOR_MISMATCH: ")
+
+    runtime = _run(_allow, scenario, repo_digests=["r.io/team/app@sha256:" + "e" * 64])
+    assert runtime.methods()[-1] == "/runtime.v1.ImageService/RemoveImage"
+    removed = api_pb2.RemoveImageRequest.FromString(runtime.calls[-1][1])
+    assert removed.image.image == "sha256:id"
+
+
+@pytest.mark.parametrize(
+    ("decide_result", "prefix"),
+    [
+        (_deny, "SignatureValidationFailed: UNTRUSTED: "),
+        ("inconclusive", "RegistryUnavailable: TIMEOUT: "),
+        ("crash", "SignatureValidationFailed: INTERNAL: "),
+    ],
+)
+def test_denials_never_reach_the_runtime(decide_result: Any, prefix: str) -> None:
+    def decide(request: DecisionRequest) -> Decision:
+        if decide_result == "inconclusive":
+            raise VerificationInconclusive(Reason.TIMEOUT, "too slow")
+        if decide_result == "crash":
+            raise KeyError("bug")
+        result: Decision = decide_result(request)
+        return result
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, PULL, _pull_bytes()))
+        assert err.code() == grpc.StatusCode.UNKNOWN
+        assert (err.details() or "").startswith(prefix), err.details()
+
+    assert _run(decide, scenario).calls == []
+
+
+@pytest.mark.parametrize("request_bytes", [b"\xff\xff", _pull_bytes("Bad Ref"), _pull_bytes("")])
+def test_malformed_pull_requests_are_denied(request_bytes: bytes) -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, PULL, request_bytes))
+        assert err.code() == grpc.StatusCode.UNKNOWN
+        assert (err.details() or "").startswith("SignatureValidationFailed: MALFORMED: ")
+
+    assert _run(_allow, scenario).calls == []
+
+
+def test_start_refuses_to_replace_a_regular_file(tmp_path: Path) -> None:
+    target = tmp_path / "cri.sock"
+    target.write_text("not a socket")
+    proxy = CriProxy("/nonexistent.sock", _allow)
+    with pytest.raises(FileExistsError):
+        asyncio.run(proxy.start(target))
+    assert target.read_text() == "not a socket"

@@ -1,0 +1,480 @@
+"""The decision layer end to end against the in-process fake registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pullgate.clock import FixedClock
+from pullgate.config import (
+    DaemonConfig,
+    InconclusiveAction,
+    Mode,
+    Requirement,
+    StatementSettings,
+    VerificationConfig,
+)
+from pullgate.decision.decider import Decider
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.descriptor import Descriptor
+from pullgate.errors import Reason
+from pullgate.registry.model import Credentials, Endpoint, HostsConfig
+from pullgate.registry.transport import RequestRecord
+from pullgate.trust import TrustConfig, load_trust_config
+from tests.support.fake_registry import (
+    OCI_INDEX,
+    FakeRegistry,
+    refused_endpoint,
+)
+from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
+from tests.support.signing import sign_jws
+
+REPO = "app"
+SECRET = "hunter2-very-secret-password"
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Stand-in for ``pullgate.reload.snapshot.Snapshot`` (same fields)."""
+
+    generation: int
+    config: DaemonConfig
+    trust: TrustConfig
+    hashes: Mapping[str, str]
+    digest: str
+    loaded_at: datetime
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def hosts(self, registry: str) -> HostsConfig:
+        return HostsConfig(
+            registry=registry, directory=None, source="none", endpoints=self.endpoints
+        )
+
+
+class NoNetworkFetcher:
+    def get(self, url: str, *, timeout: float, max_bytes: int) -> bytes:
+        raise AssertionError(f"unexpected revocation fetch {url}")
+
+    def post(
+        self, url: str, body: bytes, *, content_type: str, timeout: float, max_bytes: int
+    ) -> bytes:
+        raise AssertionError(f"unexpected revocation fetch {url}")
+
+
+@dataclass
+class World:
+    tmp: Path
+    reg: FakeRegistry
+    chain: Chain
+    trust: TrustConfig
+    index: Descriptor
+    amd64: Descriptor
+    arm64: Descriptor
+    audits: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    generation: int = 0
+    hook: Callable[[RequestRecord], None] | None = None
+
+    def log_request(self, record: RequestRecord) -> None:
+        if self.hook is not None:
+            self.hook(record)
+        self.requests.append(record)
+
+    def sign(self, target: Descriptor) -> None:
+        self.reg.add_signature(REPO, target, sign_jws(self.chain, target))
+
+    def decider(
+        self,
+        settings: StatementSettings | None = None,
+        *,
+        endpoints: tuple[Endpoint, ...] | None = None,
+        timeout: float = 30.0,
+    ) -> Decider:
+        self.generation += 1
+        config = DaemonConfig(
+            trust_dir=self.trust.trust_dir,
+            platform="linux/amd64",
+            statements={"app": settings or StatementSettings()},
+            verification=VerificationConfig(crl_cache_dir=self.tmp / "crl", timeout=timeout),
+        )
+        snap = Snap(
+            generation=self.generation,
+            config=config,
+            trust=self.trust,
+            hashes={},
+            digest=hashlib.sha256(f"snap-{self.generation}".encode()).hexdigest(),
+            loaded_at=NOW,
+            endpoints=endpoints if endpoints is not None else (self.reg.endpoint(),),
+        )
+        return Decider(
+            lambda: snap,
+            clock=FixedClock(NOW),
+            fetcher=NoNetworkFetcher(),
+            request_log=self.log_request,
+            audit=self.audits.append,
+        )
+
+    def ref(self, tag: str = "v1", repo: str = REPO) -> str:
+        return f"{self.reg.host}/{repo}:{tag}"
+
+
+def _policy(host: str) -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "app",
+                "registryScopes": [f"{host}/{REPO}"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:app"],
+                "trustedIdentities": ["*"],
+            }
+        ],
+    }
+
+
+def _platform(os: str, arch: str) -> dict[str, str]:
+    return {"os": os, "architecture": arch}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    chain = Pki(name="decider").chain(key=KeySpec.ec(256))
+    trust_dir = tmp_path / "trust"
+    write_store(trust_dir, "ca", "app", [chain.root.cert])
+    with FakeRegistry() as reg:
+        (trust_dir / "trustpolicy.json").write_text(json.dumps(_policy(reg.host)))
+        amd64 = reg.put_image(REPO, tag=None, payload=b"amd64 layer")
+        arm64 = reg.put_image(REPO, tag=None, payload=b"arm64 layer")
+        attestation = reg.put_image(REPO, tag=None, payload=b"attestation")
+        entries = [
+            {**amd64.to_json(), "platform": _platform("linux", "amd64")},
+            {**arm64.to_json(), "platform": _platform("linux", "arm64")},
+            {
+                **attestation.to_json(),
+                "platform": _platform("unknown", "unknown"),
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+            },
+        ]
+        index = reg.put_manifest(
+            REPO,
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+            OCI_INDEX,
+            tag="v1",
+        )
+        yield World(
+            tmp_path,
+            reg,
+            chain,
+            load_trust_config(trust_dir),
+            index,
+            amd64,
+            arm64,
+        )
+
+
+def _roles(decision: Decision) -> dict[str, bool]:
+    return {s.role: s.verified for s in decision.subjects}
+
+
+def test_index_and_platform_signed_allows_and_reports_both(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    decision = world.decider().decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.reason) == (True, Reason.VERIFIED)
+    assert _roles(decision) == {"index": True, "platform": True}
+    assert decision.digest == world.index.digest
+    platform = next(s for s in decision.subjects if s.role == "platform")
+    assert platform.digest == world.amd64.digest
+    assert decision.platform == "linux/amd64"
+    assert decision.statement == "app"
+    assert {"resolve", "discover", "fetch", "crypto", "revocation"} <= set(decision.timings)
+
+
+def test_requested_platform_selects_its_manifest(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.arm64)
+    decider = world.decider()
+    arm = decider.decide(DecisionRequest(reference=world.ref(), platform="linux/arm64/v8"))
+    amd = decider.decide(DecisionRequest(reference=world.ref(), platform="linux/amd64"))
+    assert (arm.allowed, amd.allowed) == (True, False)
+    assert amd.reason is Reason.NO_SIGNATURE
+
+
+def test_index_only_signed_denied_with_both(world: World) -> None:
+    world.sign(world.index)
+    decision = world.decider().decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.reason, decision.inconclusive) == (
+        False,
+        Reason.NO_SIGNATURE,
+        False,
+    )
+    assert _roles(decision) == {"index": True, "platform": False}
+
+
+def test_index_only_signed_allowed_with_index(world: World) -> None:
+    world.sign(world.index)
+    settings = StatementSettings(require=Requirement.INDEX)
+    decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.requirement) == (True, Requirement.INDEX)
+    assert _roles(decision) == {"index": True}
+
+
+def test_request_override_of_requirement(world: World) -> None:
+    world.sign(world.index)
+    request = DecisionRequest(reference=world.ref(), require=Requirement.INDEX)
+    assert world.decider().decide(request).allowed
+
+
+def test_platform_only_signed_allowed_with_either(world: World) -> None:
+    world.sign(world.amd64)
+    settings = StatementSettings(require=Requirement.EITHER)
+    decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
+    assert decision.allowed
+    assert _roles(decision) == {"index": False, "platform": True}
+
+
+def test_platform_only_signed_denied_with_index(world: World) -> None:
+    world.sign(world.amd64)
+    settings = StatementSettings(require=Requirement.INDEX)
+    decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.reason) == (False, Reason.NO_SIGNATURE)
+
+
+def test_absent_platform_is_platform_not_found(world: World) -> None:
+    world.sign(world.index)
+    request = DecisionRequest(reference=world.ref(), platform="linux/s390x")
+    decision = world.decider().decide(request)
+    assert (decision.allowed, decision.reason, decision.inconclusive) == (
+        False,
+        Reason.PLATFORM_NOT_FOUND,
+        False,
+    )
+
+
+def test_plain_manifest_is_one_subject(world: World) -> None:
+    single = world.reg.put_image(REPO, tag="single", payload=b"single")
+    world.sign(single)
+    decision = world.decider().decide(DecisionRequest(reference=world.ref("single")))
+    assert decision.allowed
+    assert _roles(decision) == {"manifest": True}
+
+
+def test_hostile_tag_serving_other_index_bytes_is_denied_even_fail_open(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    world.reg.behaviour.wrong_digest.add(world.index.digest)
+    settings = StatementSettings(on_inconclusive=InconclusiveAction.ALLOW)
+    decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.reason, decision.fail_open) == (
+        False,
+        Reason.MALFORMED,
+        False,
+    )
+
+
+def test_index_listing_a_manifest_other_than_the_signed_one_is_denied(world: World) -> None:
+    world.sign(world.amd64)
+    forged = {**world.amd64.to_json(), "size": world.amd64.size + 1}
+    hostile = world.reg.put_manifest(
+        REPO,
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{**forged, "platform": _platform("linux", "amd64")}],
+        },
+        OCI_INDEX,
+        tag="hostile",
+    )
+    world.sign(hostile)
+    decision = world.decider().decide(DecisionRequest(reference=world.ref("hostile")))
+    assert (decision.allowed, decision.reason) == (False, Reason.DESCRIPTOR_MISMATCH)
+
+
+def test_registry_down_fail_open_allows(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    settings = StatementSettings(on_inconclusive=InconclusiveAction.ALLOW)
+    decider = world.decider(settings, endpoints=(refused_endpoint(),))
+    with caplog.at_level(logging.WARNING, logger="pullgate.decision.decider"):
+        first = decider.decide(DecisionRequest(reference=world.ref()))
+        second = decider.decide(DecisionRequest(reference=world.ref()))
+    for decision in (first, second):
+        assert (decision.allowed, decision.fail_open, decision.inconclusive) == (True, True, True)
+        assert decision.reason is Reason.REGISTRY_UNREACHABLE
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "fail-open" in r.msg]
+    assert len(warnings) == 2
+    assert decider.stats().fail_open == 2
+
+
+def test_registry_down_fail_closed_denies_inconclusive(world: World) -> None:
+    decider = world.decider(endpoints=(refused_endpoint(),))
+    decision = decider.decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.inconclusive, decision.fail_open) == (False, True, False)
+    assert decision.reason is Reason.REGISTRY_UNREACHABLE
+
+
+def test_audit_mode_allows_what_it_would_deny(world: World) -> None:
+    settings = StatementSettings(mode=Mode.AUDIT)
+    decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.audit_denied, decision.reason) == (
+        True,
+        True,
+        Reason.AUDIT_ONLY,
+    )
+    assert {s.reason for s in decision.subjects} == {Reason.NO_SIGNATURE}
+
+
+def test_audit_mode_passes_verified_images_unflagged(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    decision = world.decider(StatementSettings(mode=Mode.AUDIT)).decide(
+        DecisionRequest(reference=world.ref())
+    )
+    assert (decision.allowed, decision.audit_denied, decision.reason) == (
+        True,
+        False,
+        Reason.VERIFIED,
+    )
+
+
+def test_no_applicable_statement_denies_no_policy(world: World) -> None:
+    other = world.reg.put_image("other", tag="v1")
+    world.sign(other)
+    decider = world.decider(StatementSettings(mode=Mode.AUDIT))
+    decision = decider.decide(DecisionRequest(reference=world.ref(repo="other")))
+    assert (decision.allowed, decision.reason) == (False, Reason.NO_POLICY)
+    assert world.reg.requests() == []  # decided before contacting the registry
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        DecisionRequest(reference="UPPER/Case"),
+        DecisionRequest(reference="app:v1", platform="garbage"),
+        DecisionRequest(reference="app:v1", digest="sha256:nothex"),
+    ],
+)
+def test_bad_input_is_a_typed_deny(world: World, request_: DecisionRequest) -> None:
+    decision = world.decider().decide(request_)
+    assert (decision.allowed, decision.reason) == (False, Reason.MALFORMED)
+
+
+def test_cache_hit_on_second_call(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    decider = world.decider()
+    first = decider.decide(DecisionRequest(reference=world.ref()))
+    before = len(world.reg.requests())
+    second = decider.decide(DecisionRequest(reference=world.ref()))
+    assert (first.cache_hit, second.cache_hit, second.allowed) == (False, True, True)
+    assert len(world.reg.requests()) - before == 1  # the resolve HEAD only
+    assert decider.stats().cache.hits == 1
+
+
+def _decide_concurrently(decider: Decider, world: World, n: int) -> list[Decision]:
+    """``n`` identical cold calls; the leader's first registry request waits for all joins."""
+    joined = threading.Event()
+
+    def hold(record: RequestRecord) -> None:
+        if not joined.is_set():
+            while decider.stats().single_flight.joins < n - 1:
+                joined.wait(0.001)
+            joined.set()
+
+    world.hook = hold
+    results: list[Decision] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        decision = decider.decide(DecisionRequest(reference=world.ref(), caller="pod"))
+        with lock:
+            results.append(decision)
+
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_hundred_concurrent_cold_calls_cost_one_call(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    world.decider().decide(DecisionRequest(reference=world.ref()))
+    one_call = len(world.reg.requests())
+    assert one_call > 0
+    world.reg.log.clear()
+
+    decider = world.decider()
+    results = _decide_concurrently(decider, world, 100)
+    assert len(results) == 100
+    assert all(d.allowed for d in results)
+    assert len(world.reg.requests()) == one_call
+    flight = decider.stats().single_flight
+    assert (flight.calls, flight.joins) == (1, 99)
+    assert sum(1 for a in world.audits if a["single_flight_joined"]) == 99
+
+
+def test_audit_record_fields_and_no_secret(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    world.reg.behaviour.auth = "basic"
+    world.reg.behaviour.username = "puller"
+    world.reg.behaviour.password = SECRET
+    creds = Credentials(username="puller", password=SECRET, identity_token=SECRET + "-id")
+    request = DecisionRequest(reference=world.ref(), credentials=creds, caller="kubelet")
+    with caplog.at_level(logging.DEBUG):
+        decision = world.decider().decide(request)
+        denied = world.decider().decide(
+            DecisionRequest(
+                reference=world.ref(),
+                credentials=Credentials(username="puller", password="wrong-" + SECRET),
+            )
+        )
+    assert decision.allowed
+    assert (denied.allowed, denied.reason) == (False, Reason.REGISTRY_AUTH)
+    record = world.audits[0]
+    expected = {
+        "reference",
+        "digest",
+        "digests",
+        "platform",
+        "statement",
+        "level",
+        "decision",
+        "reason",
+        "signer_subject",
+        "signer_fingerprint",
+        "cache_hit",
+        "timings",
+        "caller",
+        "generation",
+    }
+    assert expected <= set(record)
+    assert record["decision"] == "allow"
+    assert record["caller"] == "kubelet"
+    assert record["digests"] == {"index": world.index.digest, "platform": world.amd64.digest}
+    assert record["signer_fingerprint"]
+    text = json.dumps(world.audits) + caplog.text + repr(decision) + repr(denied)
+    assert SECRET not in text
+    assert "puller:" not in text
+
+
+def test_timeout_budget_is_inconclusive(world: World) -> None:
+    world.sign(world.index)
+    world.sign(world.amd64)
+    decision = world.decider(timeout=0.0).decide(DecisionRequest(reference=world.ref()))
+    assert (decision.allowed, decision.reason, decision.inconclusive) == (
+        False,
+        Reason.TIMEOUT,
+        True,
+    )
