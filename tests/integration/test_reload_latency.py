@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from pullgate.clock import FixedClock
 from pullgate.reload.state import TrustState
 from pullgate.reload.watcher import ConfigWatcher
 from pullgate.verification.truststore import StoreType
+from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import (
     configmap_mount,
     configmap_swap,
@@ -32,7 +33,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning"),
 ]
 
-CLOCK = FixedClock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+CLOCK = FixedClock(PKI_NOW + timedelta(hours=12))
 LIMIT = 1.0  # seconds: the acceptance bound
 GIVE_UP = 5.0
 

@@ -26,8 +26,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-NOW = datetime(2026, 11, 23, tzinfo=UTC)
-"""The instant test PKIs are built around; pass ``FixedClock(NOW)`` to verifiers."""
+NOW = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+"""The instant test PKIs are built around (today, 00:00 UTC); pass ``FixedClock(NOW)`` to verifiers.
+
+It follows the real date because end-to-end tests run the CLI and the daemon on the system clock,
+so certificates must be valid *now*, not on the day the tests were written."""
 
 _CURVES: dict[int, ec.EllipticCurve] = {
     256: ec.SECP256R1(),

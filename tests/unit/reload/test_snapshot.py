@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from pullgate.reload.snapshot import (
     combined_digest,
 )
 from pullgate.verification.truststore import StoreType
+from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import (
     STATEMENT,
     configmap_mount,
@@ -28,7 +29,7 @@ from tests.unit.reload.trustdirs import (
     write_trust_dir,
 )
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+NOW = PKI_NOW + timedelta(hours=12)
 CLOCK = FixedClock(NOW)
 
 

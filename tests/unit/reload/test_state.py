@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,10 @@ from pullgate.config import DaemonConfig
 from pullgate.errors import Reason
 from pullgate.reload.snapshot import HASH_TRUST_STORES, Snapshot, build_snapshot
 from pullgate.reload.state import TrustState
+from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import root_pem, write_trust_dir
 
-CLOCK = FixedClock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+CLOCK = FixedClock(PKI_NOW + timedelta(hours=12))
 
 
 @pytest.fixture

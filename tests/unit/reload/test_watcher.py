@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ import pytest
 from pullgate.clock import FixedClock
 from pullgate.reload.state import TrustState
 from pullgate.reload.watcher import ConfigWatcher, WatchTarget, watch_targets
+from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import (
     configmap_mount,
     configmap_swap,
@@ -31,7 +32,7 @@ from tests.unit.reload.trustdirs import (
 # which is harmless; under filterwarnings=error that warning would kill the emitter thread.
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
-CLOCK = FixedClock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+CLOCK = FixedClock(PKI_NOW + timedelta(hours=12))
 BOUND = 5.0  # seconds: generous upper bound for asynchronous effects (not an assertion)
 DEBOUNCE = 0.1
 
