@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +119,10 @@ class _Handler(FileSystemEventHandler):
         self._watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in _CHANGE_TYPES:
+        if event.event_type not in _CHANGE_TYPES:
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if self._watcher.relevant(os.fsdecode(p) for p in paths if p):
             self._watcher.notify()
 
 
@@ -154,6 +157,7 @@ class ConfigWatcher:
         self._observer: BaseObserver | None = None
         self._worker: threading.Thread | None = None
         self._watches: dict[_Effective, ObservedWatch] = {}
+        self._pending: dict[Path, Path] = {}  # missing target -> the ancestor watched for it
         self._handler = _Handler(self)
         self.reloads = 0  # reloads this watcher triggered (diagnostics, tests)
 
@@ -204,6 +208,36 @@ class ConfigWatcher:
             return tuple(effective.path for effective in self._watches)
 
     # ------------------------------------------------------------------------- events
+
+    def relevant(self, paths: Iterable[str]) -> bool:
+        """Whether a change at any of ``paths`` can change the snapshot.
+
+        Inside a recursive target (trust dir, certs.d roots) everything counts. In the config
+        file's directory only the file itself and Kubernetes ConfigMap internals (``..data``,
+        ``..<timestamp>``) count — not the logs, backups or other files an operator keeps
+        there. An ancestor of a target that does not exist yet counts, so its creation is seen.
+        """
+        targets = self._targets()
+        with self._schedule_lock:
+            pending = dict(self._pending)
+        config_path = self._state.config_path
+        config_file = config_path.absolute() if config_path is not None else None
+        for raw in paths:
+            path = Path(raw)
+            if config_file is not None and (
+                path == config_file
+                or (path.parent == config_file.parent and path.name.startswith(".."))
+            ):
+                return True
+            for target in targets:
+                if target.recursive and (path == target.path or target.path in path.parents):
+                    return True
+            for target_path, watched_at in pending.items():
+                # A target that does not exist yet is watched through an ancestor: only entries
+                # below that ancestor on the way to the target count (not the ancestor itself).
+                if path != watched_at and (path == target_path or path in target_path.parents):
+                    return True
+        return False
 
     def notify(self) -> None:
         """Record a change; the reload follows once things are quiet."""
@@ -266,7 +300,12 @@ class ConfigWatcher:
             observer = self._observer
             if observer is None:
                 return
-            wanted = {e for e in map(_effective, self._targets()) if e is not None}
+            targets = self._targets()
+            effectives = [(t, _effective(t)) for t in targets]
+            self._pending = {
+                t.path: e.path for t, e in effectives if e is not None and e.path != t.path
+            }
+            wanted = {e for _, e in effectives if e is not None}
             for effective in set(self._watches) - wanted:
                 try:
                     observer.unschedule(self._watches.pop(effective))

@@ -225,3 +225,30 @@ def test_fixed_paths(config_path: Path, state: TrustState) -> None:
         before = _digest(state)
         (trust / "truststore" / "x509" / "ca" / "acme" / "root.pem").write_bytes(root_pem("f"))
         assert _wait_for(lambda: _digest(state) != before)
+
+
+def test_unrelated_files_next_to_the_config_do_not_reload(
+    config_path: Path, state: TrustState, watcher: ConfigWatcher
+) -> None:
+    _settle(watcher)
+    reloads = watcher.reloads
+    log = config_path.parent / "daemon.log"
+    for i in range(20):  # e.g. a log an operator keeps next to config.toml
+        with log.open("a") as fh:
+            fh.write(f"line {i}\n")
+        (config_path.parent / "config.toml.bak").write_text(f"backup {i}\n")
+    _settle(watcher)
+    assert watcher.reloads == reloads
+    # ...while the config file itself still counts.
+    config_path.write_text(config_path.read_text() + "# touched\n")
+    assert _wait_for(lambda: watcher.reloads > reloads)
+
+
+def test_relevance_rules(config_path: Path, state: TrustState, watcher: ConfigWatcher) -> None:
+    here = config_path.parent
+    assert watcher.relevant([str(config_path)])
+    assert watcher.relevant([str(here / "..data")])  # ConfigMap swap
+    assert watcher.relevant([str(here / "trust" / "truststore" / "x509" / "ca" / "acme" / "x")])
+    assert watcher.relevant([str(here / "certs.d" / "reg.example" / "hosts.toml")])
+    assert not watcher.relevant([str(here / "daemon.log")])
+    assert watcher.relevant([str(here / "tmp123"), str(config_path)])  # rename onto the file

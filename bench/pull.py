@@ -1,0 +1,457 @@
+"""Cost of pullgate in the pull path, against Debian's real containerd (issue 6 acceptance).
+
+One run starts the real ``docker-registry`` (mutual TLS) and a private containerd 1.6 (CRI
+plugin, ``native`` snapshotter, ``registry.config_path`` at a certs.d holding the registry's CA
+and client certificate), and wires pullgate as ``pullgate serve`` does: a real
+:class:`~pullgate.decision.decider.Decider` over a snapshot of a test trust directory (level
+strict, JWS, P-256 leaf) and the same certs.d, behind :class:`~pullgate.cri.proxy.CriProxy`, and
+the ``pullgate.v1.Verifier`` socket (:func:`pullgate.server.app.make_server`). A CRI client
+generated from the ``runtime.v1`` protos plays the kubelet. Every image is ~10 MB: two
+uncompressed tar layers of random bytes, signed.
+
+Measured, interleaved (the order of the two paths alternates every round):
+
+The compared number is the median of the per-round ratios (each round runs both paths back to
+back, so background load that drifts over the run cancels); the ratio of the medians and the
+median per-round extra milliseconds, with pullgate's decision time, are printed alongside.
+
+* **cold** — ``PullImage`` through pullgate's CRI socket / straight to containerd. Every pull,
+  on either path, is of an image never pulled before (new random layers, new digests), so
+  containerd downloads and unpacks everything, and pullgate's decision cache misses; pullgate's
+  verification memos are cleared before each proxied pull (``clear_caches``), so the signing
+  chain is verified from scratch. What a running daemon keeps across pulls (the loaded trust
+  store, pooled connections to the registry and to containerd) stays, as on a node. A "cold
+  start" line (a brand-new decider: no pooled connection, no TLS context) is informational.
+* **warm** — the same image for both paths, its decision already cached (asserted through the
+  decider's cache counters).
+
+Between pulls the image is removed (``RemoveImage``). containerd's CRI removes the last
+reference with a synchronous garbage collection, so content and snapshots go too; the script
+checks, before every measured pull, that containerd's content store (``ctr content ls``) and its
+snapshots are empty, and stops if not. Both paths therefore always start equally cold.
+
+* **shim** — ``pullgate-containerd-verifier`` executed exactly as containerd's bindir verifier
+  does (argv ``-name REF -digest D -stdin-media-type T``, descriptor JSON on stdin; plus
+  ``-socket``, which a site wrapper would set), against the real Verifier server answering from a
+  warm decision, ÷ ``python -c pass`` with the same interpreter the shebang names. The plain
+  wrapper the package installs is the target; pip's and distlib's console-script wrappers are
+  printed for information. ``PYTHONDONTWRITEBYTECODE`` is removed from the subprocesses'
+  environment and each form runs once before measuring, so bytecode is cached as on a node.
+
+Prints a table of ratios and targets; exit status 1 when a target is missed, 2 when the
+registry or containerd cannot run here. Absolute times are context; the ratio is compared.
+
+Run (root): ``.venv/bin/python bench/pull.py [--rounds N] [--warm-rounds N] [--shim-runs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
+
+from tests.support.containerd import (  # noqa: E402
+    Containerd,
+    CriClient,
+    containerd_unavailable,
+    write_hosts_toml,
+)
+from tests.support.docker_registry import DockerRegistry, registry_available  # noqa: E402
+from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store  # noqa: E402
+from tests.support.push import Pusher  # noqa: E402
+
+from bench.pull_shim import ShimBench, measure_shim  # noqa: E402
+from bench.pull_support import (  # noqa: E402
+    LoopThread,
+    content_digests,
+    push_signed_image,
+    snapshot_count,
+)
+from pullgate.clock import FixedClock  # noqa: E402
+from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
+from pullgate.cri.proxy import CriProxy  # noqa: E402
+from pullgate.decision.decider import Decider  # noqa: E402
+from pullgate.decision.model import Decision, DecisionRequest  # noqa: E402
+from pullgate.decision.platform import host_platform  # noqa: E402
+from pullgate.descriptor import Descriptor  # noqa: E402
+from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
+from pullgate.server.app import make_server  # noqa: E402
+from pullgate.server.convert import ReloadView, StatusView  # noqa: E402
+from pullgate.server.servicer import ServerParts  # noqa: E402
+from pullgate.verification.cache import clear_caches  # noqa: E402
+
+TARGET_COLD = 1.10
+TARGET_WARM = 1.02
+TARGET_SHIM = 2.0
+LAYER_BYTES = 5 * 1024 * 1024
+REPO = "bench/app"
+POLICY = {
+    "version": "1.0",
+    "trustPolicies": [
+        {
+            "name": "bench",
+            "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:bench"],
+            "trustedIdentities": ["*"],
+        }
+    ],
+}
+
+
+class BenchError(RuntimeError):
+    """The setup is not what the measurement assumes (the run stops)."""
+
+
+class SwappableDecider:
+    """The proxy's decision function, pointing at a decider the bench may replace."""
+
+    def __init__(self, make: Callable[[], Decider]) -> None:
+        self._make = make
+        self.current = make()
+        self.durations: list[float] = []  # seconds per decision, in call order
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        """Delegate to the current decider (and record how long it took)."""
+        started = time.perf_counter()
+        try:
+            return self.current.decide(request)
+        finally:
+            self.durations.append(time.perf_counter() - started)
+
+    def close(self) -> None:
+        """Close the current decider."""
+        self.current.close()
+
+    def renew(self) -> None:
+        """A brand-new decider (no cache, no pooled connection); the old one is closed."""
+        old, self.current = self.current, self._make()
+        old.close()
+
+
+class NoControl:
+    """``Status``/``Reload`` are not part of the measurement."""
+
+    def status(self) -> StatusView:
+        """Not served here."""
+        raise NotImplementedError("Status is not served by the bench")
+
+    def reload(self, reason: str) -> ReloadView:
+        """Not served here."""
+        raise NotImplementedError("Reload is not served by the bench")
+
+
+@dataclass
+class Bench:
+    """Everything one run shares."""
+
+    tmp: Path
+    registry: DockerRegistry
+    containerd: Containerd
+    chain: Chain
+    deciders: SwappableDecider
+    via: CriClient
+    direct: CriClient
+    platform: str
+    api_socket: Path
+    pushed: int = 0
+
+    def image(self) -> tuple[str, Descriptor]:
+        """Push a new signed ~10 MB image; its tag reference and manifest descriptor."""
+        self.pushed += 1
+        tag = f"v{self.pushed}"
+        with Pusher.for_registry(self.registry) as pusher:
+            desc = push_signed_image(
+                pusher,
+                self.chain,
+                repo=REPO,
+                tag=tag,
+                platform=self.platform,
+                layer_bytes=LAYER_BYTES,
+            )
+        return f"{self.registry.host}/{REPO}:{tag}", desc
+
+    def ensure_empty(self) -> None:
+        """containerd holds no content and no snapshot (else the next pull is not cold)."""
+        deadline = time.monotonic() + 10.0
+        while True:
+            blobs = content_digests(self.containerd.socket)
+            snapshots = snapshot_count(self.containerd.socket)
+            if not blobs and not snapshots:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"containerd still holds {len(blobs)} blobs, {snapshots} snapshots "
+                    "after RemoveImage: pulls would not be cold"
+                )
+            time.sleep(0.05)
+
+    def timed_pull(self, client: CriClient, ref: str) -> float:
+        """Seconds for one ``PullImage`` into an empty containerd; the image is removed after."""
+        self.ensure_empty()
+        started = time.perf_counter()
+        client.pull(ref)
+        elapsed = time.perf_counter() - started
+        self.direct.remove(ref)
+        return elapsed
+
+    def proxied_pull(self, series: Series, ref: str) -> None:
+        """One measured pull through pullgate; records its time and its decision's time."""
+        decisions = len(self.deciders.durations)
+        series.proxied.append(self.timed_pull(self.via, ref))
+        if len(self.deciders.durations) != decisions + 1:
+            raise BenchError("a proxied pull did not ask the decision layer exactly once")
+        series.decisions.append(self.deciders.durations[-1])
+
+    def cache_hits(self) -> int:
+        """Decision-cache hits of the current decider."""
+        return self.deciders.current.stats().cache.hits
+
+
+def _snapshot(tmp: Path, certs_d: Path, chain: Chain, platform: str) -> Snapshot:
+    trust_dir = tmp / "trust"
+    write_store(trust_dir, "ca", "bench", [chain.root.cert])
+    (trust_dir / "trustpolicy.json").write_text(json.dumps(POLICY))
+    config = DaemonConfig(
+        trust_dir=trust_dir,
+        hosts_dirs=(certs_d,),
+        platform=platform,
+        verification=replace(VerificationConfig(), crl_cache_dir=tmp / "crl", timeout=60.0),
+    )
+    return build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
+
+
+def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
+    certs_d = tmp / "certs.d"
+    certs_d.mkdir()
+    platform = str(host_platform())
+    chain = Pki(name="pull bench").chain(key=KeySpec.ec(256))
+    snap = _snapshot(tmp, certs_d, chain, platform)
+    registry = stack.enter_context(DockerRegistry(tmp / "registry", log_level="warn"))
+    write_hosts_toml(certs_d, registry)
+    containerd = stack.enter_context(Containerd(certs_d))
+    deciders = SwappableDecider(lambda: Decider(lambda: snap, clock=FixedClock(NOW)))
+    stack.callback(deciders.close)
+    loop = LoopThread()
+    stack.callback(loop.close)
+    proxy = CriProxy(str(containerd.socket), deciders.decide)
+    sockets = Path(tempfile.mkdtemp(prefix="pgbench-", dir="/tmp"))  # short: sun_path limit
+    stack.callback(shutil.rmtree, sockets, ignore_errors=True)
+    cri_socket = sockets / "cri.sock"
+    api_socket = cri_socket.parent / "api.sock"
+    servers = AsyncExitStack()
+
+    async def serve() -> None:
+        await proxy.start(cri_socket)
+        servers.push_async_callback(proxy.stop, 1.0)
+        parts = ServerParts(engine=deciders, control=NoControl())
+        await servers.enter_async_context(make_server(api_socket, parts, serving=True))
+
+    loop.run(serve())
+    stack.callback(lambda: loop.run(servers.aclose()))
+    via = stack.enter_context(CriClient(cri_socket))
+    direct = stack.enter_context(CriClient(containerd.socket))
+    bench = Bench(tmp, registry, containerd, chain, deciders, via, direct, platform, api_socket)
+    return bench, loop
+
+
+@dataclass
+class Series:
+    """Interleaved samples of the two paths."""
+
+    proxied: list[float] = field(default_factory=list)
+    direct: list[float] = field(default_factory=list)
+    decisions: list[float] = field(default_factory=list)  # pullgate's decision per proxied pull
+
+    @property
+    def ratio(self) -> float:
+        """Median of the per-round ratios proxied / direct (the number compared with the target).
+
+        Each round pulls on both paths back to back, so load from other processes that drifts
+        over the run cancels out of a round's ratio; the ratio of the two medians is printed too.
+        """
+        return statistics.median(a / b for a, b in zip(self.proxied, self.direct, strict=True))
+
+    def lines(self, name: str) -> list[str]:
+        """Medians and spread; the paired view (round by round) and the decision's share."""
+        p, d = statistics.median(self.proxied), statistics.median(self.direct)
+        extra = statistics.median(a - b for a, b in zip(self.proxied, self.direct, strict=True))
+        decision = statistics.median(self.decisions)
+        return [
+            f"{name}: n={len(self.proxied)} pulls per path",
+            f"  proxied median {p * 1000:7.1f} ms (min {min(self.proxied) * 1000:6.1f}, "
+            f"max {max(self.proxied) * 1000:6.1f})",
+            f"  direct  median {d * 1000:7.1f} ms (min {min(self.direct) * 1000:6.1f}, "
+            f"max {max(self.direct) * 1000:6.1f})",
+            f"  median of per-round ratios {self.ratio:.3f}; ratio of medians {p / d:.3f}; "
+            f"median per-round extra {extra * 1000:+.1f} ms, of which pullgate's decision "
+            f"(median) {decision * 1000:.1f} ms",
+        ]
+
+
+def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
+    """Every pull a never-seen image; decision computed from scratch for the proxied one."""
+    series = Series()
+    for index in range(rounds):
+        proxied_ref, _ = bench.image()
+        direct_ref, _ = bench.image()
+        if fresh_decider:
+            bench.deciders.renew()
+        clear_caches()
+        hits = bench.cache_hits()
+        order = ("proxied", "direct") if index % 2 == 0 else ("direct", "proxied")
+        for path in order:
+            if path == "proxied":
+                bench.proxied_pull(series, proxied_ref)
+                if bench.cache_hits() != hits:
+                    raise BenchError("a cold proxied pull hit the decision cache")
+            else:
+                series.direct.append(bench.timed_pull(bench.direct, direct_ref))
+    return series
+
+
+def measure_warm(bench: Bench, rounds: int) -> Series:
+    """The same image on both paths, its decision cached by a first proxied pull."""
+    ref, _ = bench.image()
+    bench.timed_pull(bench.via, ref)  # computes and caches the decision
+    series = Series()
+    for index in range(rounds):
+        order = ("proxied", "direct") if index % 2 == 0 else ("direct", "proxied")
+        for path in order:
+            if path == "proxied":
+                hits = bench.cache_hits()
+                bench.proxied_pull(series, ref)
+                if bench.cache_hits() != hits + 1:
+                    raise BenchError("a warm proxied pull missed the decision cache")
+            else:
+                series.direct.append(bench.timed_pull(bench.direct, ref))
+    return series
+
+
+def _warm_up(bench: Bench) -> None:
+    """One pull per path (channels, imports, containerd's and the registry's first-use costs)."""
+    bench.ensure_empty()
+    for client in (bench.via, bench.direct):
+        ref, _ = bench.image()
+        bench.timed_pull(client, ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Row:
+    """One line of the summary table."""
+
+    name: str
+    ratio: float
+    target: float | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the row meets its target (informational rows always do)."""
+        return self.target is None or self.ratio <= self.target
+
+
+def _table(rows: Sequence[Row]) -> str:
+    lines = [f"{'measurement':<58} {'ratio':>7} {'target':>8}  result", "-" * 84]
+    for row in rows:
+        target = f"<= {row.target:.2f}" if row.target is not None else "info"
+        result = ("ok" if row.ok else "MISSED") if row.target is not None else ""
+        lines.append(f"{row.name:<58} {row.ratio:7.3f} {target:>8}  {result}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    """Set up, measure, print the details; returns the summary rows."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pullgate-pull-bench-") as tmp_name,
+        ExitStack() as stack,
+    ):
+        bench, _ = _start(stack, Path(tmp_name))
+        _warm_up(bench)
+        cold = measure_cold(bench, args.rounds, fresh_decider=False)
+        warm = measure_warm(bench, args.warm_rounds)
+        start = measure_cold(bench, args.start_rounds, fresh_decider=True)
+        shim_ref, shim_desc = bench.image()
+        bench.deciders.decide(DecisionRequest(reference=shim_ref, digest=shim_desc.digest))
+        shim = measure_shim(
+            ShimBench(
+                socket=bench.api_socket,
+                reference=shim_ref,
+                digest=shim_desc.digest,
+                bin_root=bench.tmp / "verifier",
+                python=str(ROOT / ".venv" / "bin" / "python"),
+            ),
+            args.shim_runs,
+        )
+    print(f"image: 2 layers x {LAYER_BYTES / 2**20:.0f} MiB random bytes, signed (JWS, P-256)")
+    for name, series in (("cold", cold), ("warm", warm), ("cold start (new decider)", start)):
+        print("\n".join(series.lines(name)))
+    for line in shim.lines():
+        print(line)
+    rows = [
+        Row(name="PullImage proxied / direct, cold", ratio=cold.ratio, target=TARGET_COLD),
+        Row(
+            name="PullImage proxied / direct, warm decision cache",
+            ratio=warm.ratio,
+            target=TARGET_WARM,
+        ),
+        Row(
+            name="PullImage proxied / direct, cold start (new decider)",
+            ratio=start.ratio,
+            target=None,
+        ),
+        Row(
+            name="shim (plain wrapper) / python -c pass",
+            ratio=shim.ratio("plain"),
+            target=TARGET_SHIM,
+        ),
+    ]
+    rows += [
+        Row(name=f"shim ({name} wrapper) / python -c pass", ratio=shim.ratio(name), target=None)
+        for name in shim.forms
+        if name != "plain"
+    ]
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: 0 when every target is met, 1 when one is missed, 2 when it cannot run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=21, help="cold rounds (2 pulls each)")
+    parser.add_argument("--warm-rounds", type=int, default=31, help="warm rounds (2 pulls each)")
+    parser.add_argument("--start-rounds", type=int, default=5, help="cold-start rounds")
+    parser.add_argument("--shim-runs", type=int, default=40, help="runs of each executable")
+    args = parser.parse_args(argv)
+    if not registry_available():
+        print("docker-registry is not installed (apt-get install docker-registry)")
+        return 2
+    reason = containerd_unavailable()
+    if reason is not None:
+        print(f"containerd cannot run here: {reason}")
+        return 2
+    started = time.monotonic()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    rows = run(args)
+    print()
+    print(_table(rows))
+    print(
+        f"\nwall time of the whole run: {time.monotonic() - started:.0f} s; "
+        f"load average at end: {os.getloadavg()[0]:.2f}"
+    )
+    return 0 if all(row.ok for row in rows) else 1
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main())
