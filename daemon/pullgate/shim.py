@@ -15,12 +15,16 @@ which would also block the pull but with an opaque "signal: killed" reason.
 
 Start-up cost is the point of this module's shape. containerd runs it on every pull, so it
 imports only the standard library, and of that only C modules where it can (``_socket``, not
-``socket``, which drags in ``enum``/``selectors`` wrappers); importing grpc and protobuf would cost
-~8x the interpreter's own start-up. The single unary call is spoken directly: HTTP/2 framing over
-``AF_UNIX``, request headers as HPACK literals, the ``VerifyRequest``/``VerifyResponse`` protobuf
-fields encoded by hand (field numbers from ``protos/pullgate/v1/verifier.proto``). Response headers
-are never decoded: the verdict is read only from a complete gRPC message followed by the end of the
-stream; anything else (trailers-only error, reset, GOAWAY, EOF, timeout) denies.
+``socket``, which drags in ``enum``/``selectors`` wrappers; ``_json``'s scanner, not ``json``,
+which drags in ``re``); importing grpc and protobuf would cost ~8x the interpreter's own start-up.
+For the same reason it defines no ``enum`` (exit codes and reasons are plain constants) and does
+not import :mod:`pullgate.errors`: its errors are :class:`ShimError`, whose reason strings are
+values of :class:`pullgate.errors.Reason` (a unit test holds them to that). The single unary
+call is spoken directly: HTTP/2 framing over ``AF_UNIX``, request headers as HPACK literals, the
+``VerifyRequest``/``VerifyResponse`` protobuf fields encoded by hand (field numbers from
+``protos/pullgate/v1/verifier.proto``). Response headers are never decoded: the verdict is read
+only from a complete gRPC message followed by the end of the stream; anything else (trailers-only
+error, reset, GOAWAY, EOF, timeout) denies.
 
 Extra flags (containerd never passes them; use a wrapper script in ``bin_dir`` to set them):
 ``-socket PATH`` (default ``/run/pullgate/pullgate.sock``) and ``-timeout DURATION`` (Go duration
@@ -33,17 +37,14 @@ Install: containerd runs every entry of ``bin_dir`` (default
         /opt/containerd/image-verifier/bin/pullgate-containerd-verifier
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: importing ``__future__`` costs start-up time, and
+# every annotation here is evaluable at definition time (Python >= 3.11).
+import _json
 import _socket
 import os
 import select
-import struct
 import sys
 import time
-from enum import IntEnum
-
-from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
 
 DEFAULT_SOCKET = "/run/pullgate/pullgate.sock"
 DEFAULT_TIMEOUT = 5.0
@@ -63,13 +64,50 @@ _USAGE = (
 )
 
 
-class ExitCode(IntEnum):
-    """Exit statuses; containerd treats every non-zero status as a rejection."""
+class ExitCode:
+    """Exit statuses; containerd treats every non-zero status as a rejection.
+
+    Plain ``int`` constants, not an ``IntEnum``: ``enum`` costs a quarter of the interpreter's
+    start-up (see the module docstring).
+    """
 
     ALLOW = 0
     DENY = 1  # the daemon decided: deny
     USAGE = 2  # bad argv or stdin
     UNAVAILABLE = 3  # daemon absent, slow, or broken
+
+
+class ShimReason:
+    """The reasons the shim itself reports: each is a :class:`pullgate.errors.Reason` value.
+
+    Strings, not the ``Reason`` enum, so the shim need not import ``enum`` (a unit test asserts
+    every one of them is a ``Reason`` value).
+    """
+
+    VERIFIED = "VERIFIED"
+    MALFORMED = "MALFORMED"
+    DESCRIPTOR_MISMATCH = "DESCRIPTOR_MISMATCH"
+    INTERNAL = "INTERNAL"
+    TIMEOUT = "TIMEOUT"
+
+
+class ShimError(Exception):
+    """A definitive rejection found by the shim itself (bad argv, bad stdin, another digest).
+
+    Args:
+        reason: A :class:`ShimReason` constant (a ``pullgate.errors.Reason`` value).
+        detail: Human-readable explanation.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        """Hold the reason and the detail."""
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class DaemonUnavailable(ShimError):
+    """The daemon could not answer: absent, slow, or speaking nonsense (retryable)."""
 
 
 class ShimArgs:
@@ -121,10 +159,23 @@ class _HelpRequested(Exception):
 def parse_duration(text: str) -> float:
     """Parse a Go duration (``1.5s``, ``500ms``, ``1m30s``) or a plain number of seconds.
 
+    For callers outside the shim (``pullgate doctor``): the error is a ``pullgate.errors`` one,
+    imported only on that path.
+
     Raises:
-        VerificationFailed: MALFORMED, for anything else or a non-positive duration.
+        ShimError: MALFORMED, for anything else or a non-positive duration.
     """
-    bad = VerificationFailed(Reason.MALFORMED, f"invalid -timeout {text!r}")
+    try:
+        return _duration(text)
+    except ShimError as exc:
+        from pullgate.errors import Reason, VerificationFailed
+
+        raise VerificationFailed(Reason(exc.reason), exc.detail) from None
+
+
+def _duration(text: str) -> float:
+    """:func:`parse_duration`, raising :class:`ShimError` (MALFORMED)."""
+    bad = ShimError(ShimReason.MALFORMED, f"invalid -timeout {text!r}")
     try:
         seconds = float(text)
     except ValueError:
@@ -166,7 +217,7 @@ def parse_args(argv: list[str] | tuple[str, ...]) -> ShimArgs:
     """Parse argv with Go ``flag`` semantics (``-f v``, ``-f=v``, ``--f v``, ``--f=v``).
 
     Raises:
-        VerificationFailed: MALFORMED, for unknown flags, missing values or positionals.
+        ShimError: MALFORMED, for unknown flags, missing values or positionals.
     """
     values: dict[str, str] = {}
     i = 0
@@ -176,32 +227,32 @@ def parse_args(argv: list[str] | tuple[str, ...]) -> ShimArgs:
         if arg == "--":
             break
         if len(arg) < 2 or arg[0] != "-":
-            raise VerificationFailed(Reason.MALFORMED, f"unexpected argument {arg[:64]!r}")
+            raise ShimError(ShimReason.MALFORMED, f"unexpected argument {arg[:64]!r}")
         flag = arg[2:] if arg.startswith("--") else arg[1:]
         flag, eq, value = flag.partition("=")
         if flag in ("h", "help"):
             raise _HelpRequested
         if flag not in _STRING_FLAGS:
-            raise VerificationFailed(Reason.MALFORMED, f"unknown flag -{flag[:64]}")
+            raise ShimError(ShimReason.MALFORMED, f"unknown flag -{flag[:64]}")
         if not eq:
             if i >= len(argv):
-                raise VerificationFailed(Reason.MALFORMED, f"flag needs an argument: -{flag}")
+                raise ShimError(ShimReason.MALFORMED, f"flag needs an argument: -{flag}")
             value = argv[i]
             i += 1
         values[flag] = value
     if i < len(argv):
-        raise VerificationFailed(Reason.MALFORMED, f"unexpected argument {argv[i][:64]!r}")
+        raise ShimError(ShimReason.MALFORMED, f"unexpected argument {argv[i][:64]!r}")
     name, digest = values.get("name", ""), values.get("digest", "")
     if not name or len(name) > MAX_FIELD:
-        raise VerificationFailed(Reason.MALFORMED, "-name is required (at most 8 KiB)")
+        raise ShimError(ShimReason.MALFORMED, "-name is required (at most 8 KiB)")
     if len(digest) > MAX_FIELD or not _valid_digest(digest):
-        raise VerificationFailed(Reason.MALFORMED, f"-digest {digest[:200]!r} is not a digest")
+        raise ShimError(ShimReason.MALFORMED, f"-digest {digest[:200]!r} is not a digest")
     return ShimArgs(
         name=name,
         digest=digest,
         stdin_media_type=values.get("stdin-media-type", DESCRIPTOR_MEDIA_TYPE),
         socket=values.get("socket", DEFAULT_SOCKET),
-        timeout=parse_duration(values["timeout"]) if "timeout" in values else DEFAULT_TIMEOUT,
+        timeout=_duration(values["timeout"]) if "timeout" in values else DEFAULT_TIMEOUT,
     )
 
 
@@ -209,7 +260,7 @@ def read_stdin(fd: int, deadline: float) -> bytes:
     """Read stdin until EOF, at most ``MAX_STDIN`` bytes and until ``deadline``.
 
     Raises:
-        VerificationFailed: MALFORMED, when stdin is larger than the bound.
+        ShimError: MALFORMED, when stdin is larger than the bound.
     """
     chunks: list[bytes] = []
     size = 0
@@ -231,9 +282,60 @@ def read_stdin(fd: int, deadline: float) -> bytes:
             break
         size += len(chunk)
         if size > MAX_STDIN:
-            raise VerificationFailed(Reason.MALFORMED, "descriptor on stdin exceeds 64 KiB")
+            raise ShimError(ShimReason.MALFORMED, "descriptor on stdin exceeds 64 KiB")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _JsonContext:
+    """What ``_json.make_scanner`` reads: strict JSON, plain dicts, no NaN/Infinity."""
+
+    strict = True
+    object_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def object_pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        """A plain dict; a repeated key (which value would win?) is rejected."""
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            raise ValueError("duplicate key")
+        return obj
+
+    @staticmethod
+    def parse_constant(name: str) -> object:
+        """``NaN``/``Infinity``/``-Infinity`` are not JSON."""
+        raise ValueError(f"{name} is not JSON")
+
+
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def parse_json(data: bytes) -> object:
+    """Parse one UTF-8 JSON value, as ``json.loads`` would but without importing ``json``.
+
+    ``json`` imports ``re`` (a sizeable share of the shim's start-up); ``_json``'s C scanner is
+    the very parser ``json.loads`` uses. Stricter than ``json.loads``: only UTF-8 (no BOM, no
+    UTF-16/32), no ``NaN``/``Infinity``, no repeated object keys.
+
+    Raises:
+        ShimError: MALFORMED, for anything that is not exactly one JSON value (surrounded only
+            by JSON whitespace).
+    """
+    bad = "descriptor on stdin is not JSON"
+    try:
+        text = data.decode("utf-8").strip(_JSON_WHITESPACE)
+        # typeshed types the context as a scanner; the scanner only reads its attributes.
+        scan = _json.make_scanner(_JsonContext)  # type: ignore[arg-type]
+        value, end = scan(text, 0)
+    # StopIteration: no value where one was expected. SystemError: CPython 3.11's scanner, when
+    # ``json.decoder`` is not imported, reports a syntax error without an exception object.
+    except (ValueError, RecursionError, StopIteration, SystemError) as exc:
+        raise ShimError(ShimReason.MALFORMED, bad) from exc
+    if end != len(text):
+        raise ShimError(ShimReason.MALFORMED, bad)
+    return value
 
 
 def check_descriptor(data: bytes, args: ShimArgs) -> None:
@@ -243,22 +345,17 @@ def check_descriptor(data: bytes, args: ShimArgs) -> None:
     descriptor was supplied. ``-digest`` stays the authority either way.
 
     Raises:
-        VerificationFailed: MALFORMED for unparsable JSON, DESCRIPTOR_MISMATCH for another digest.
+        ShimError: MALFORMED for unparsable JSON, DESCRIPTOR_MISMATCH for another digest.
     """
     if args.stdin_media_type != DESCRIPTOR_MEDIA_TYPE or not data.strip():
         return
-    import json
-
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise VerificationFailed(Reason.MALFORMED, "descriptor on stdin is not JSON") from exc
+    doc = parse_json(data)
     digest = doc.get("digest") if isinstance(doc, dict) else None
     if not isinstance(digest, str):
-        raise VerificationFailed(Reason.MALFORMED, "descriptor on stdin has no digest")
+        raise ShimError(ShimReason.MALFORMED, "descriptor on stdin has no digest")
     if digest != args.digest:
-        raise VerificationFailed(
-            Reason.DESCRIPTOR_MISMATCH,
+        raise ShimError(
+            ShimReason.DESCRIPTOR_MISMATCH,
             f"descriptor digest {digest[:200]} differs from -digest {args.digest}",
         )
 
@@ -292,7 +389,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
-            raise VerificationInconclusive(Reason.INTERNAL, "daemon sent a malformed response")
+            raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a malformed response")
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -305,7 +402,7 @@ def decode_verify_response(data: bytes) -> Verdict:
     """Parse the ``VerifyResponse`` fields allowed=1, reason=2, message=3, digest=4.
 
     Raises:
-        VerificationInconclusive: INTERNAL, for bytes that are not a valid message.
+        DaemonUnavailable: INTERNAL, for bytes that are not a valid message.
     """
     fields: dict[int, object] = {}
     pos = 0
@@ -318,15 +415,15 @@ def decode_verify_response(data: bytes) -> Verdict:
         elif wire == 2:
             length, pos = _read_varint(data, pos)
             if pos + length > len(data):
-                raise VerificationInconclusive(Reason.INTERNAL, "daemon sent a truncated response")
+                raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a truncated response")
             fields[number] = data[pos : pos + length]
             pos += length
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
             if pos > len(data):
-                raise VerificationInconclusive(Reason.INTERNAL, "daemon sent a truncated response")
+                raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a truncated response")
         else:
-            raise VerificationInconclusive(Reason.INTERNAL, "daemon sent a malformed response")
+            raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a malformed response")
 
     def text(number: int) -> str:
         value = fields.get(number, b"")
@@ -347,10 +444,14 @@ _DATA, _HEADERS, _RST, _SETTINGS, _PING, _GOAWAY, _WINDOW, _CONT = 0, 1, 3, 4, 6
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _WINDOW_SIZE = 1 << 20
+# Added to the deadline the daemon is told: the shim's own deadline must expire first, so a slow
+# daemon is reported as TIMEOUT rather than as its DEADLINE_EXCEEDED status (which would arrive as
+# an error reply, INTERNAL, when both deadlines expire within the same millisecond).
+_SERVER_GRACE_MS = 200
 
 
 def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream)
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big")
 
 
 def _hpack_int(value: int) -> bytes:
@@ -378,7 +479,8 @@ def _header_block(headers: tuple[tuple[str, str], ...]) -> bytes:
 
 def request_bytes(message: bytes, timeout: float) -> bytes:
     """Everything the client sends: preface, settings, window, headers, one gRPC message."""
-    settings = struct.pack(">HIHI", 0x2, 0, 0x4, _WINDOW_SIZE)  # no push; 1 MiB stream window
+    # SETTINGS_ENABLE_PUSH (0x2) = 0; SETTINGS_INITIAL_WINDOW_SIZE (0x4) = 1 MiB.
+    settings = b"\x00\x02" + bytes(4) + b"\x00\x04" + _WINDOW_SIZE.to_bytes(4, "big")
     headers = _header_block(
         (
             (":method", "POST"),
@@ -387,14 +489,14 @@ def request_bytes(message: bytes, timeout: float) -> bytes:
             (":authority", "localhost"),
             ("content-type", "application/grpc"),
             ("te", "trailers"),
-            ("grpc-timeout", f"{max(1, int(timeout * 1000))}m"),
+            ("grpc-timeout", f"{max(1, int(timeout * 1000)) + _SERVER_GRACE_MS}m"),
             ("user-agent", "pullgate-containerd-verifier"),
         )
     )
-    body = b"\x00" + struct.pack(">I", len(message)) + message
+    body = b"\x00" + len(message).to_bytes(4, "big") + message
     out = bytearray(_PREFACE)
     out += _frame(_SETTINGS, 0, 0, settings) + settings
-    window = struct.pack(">I", _WINDOW_SIZE)
+    window = _WINDOW_SIZE.to_bytes(4, "big")
     out += _frame(_WINDOW, 0, 0, window) + window
     out += _frame(_HEADERS, _END_HEADERS, 1, headers) + headers
     for start in range(0, len(body), 16384):
@@ -432,8 +534,8 @@ class _Conn:
             self._arm()
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise VerificationInconclusive(
-                    Reason.INTERNAL, "pullgate daemon closed the connection without an answer"
+                raise DaemonUnavailable(
+                    ShimReason.INTERNAL, "pullgate daemon closed the connection without an answer"
                 )
             self.buf += chunk
         data, self.buf = self.buf[:size], self.buf[size:]
@@ -442,7 +544,7 @@ class _Conn:
 
 def _read_reply(conn: _Conn) -> bytes:
     """Collect the DATA of stream 1 until the stream ends; return the one gRPC message."""
-    protocol = VerificationInconclusive(Reason.INTERNAL, "pullgate daemon answered with an error")
+    protocol = DaemonUnavailable(ShimReason.INTERNAL, "pullgate daemon answered with an error")
     body = bytearray()
     while True:
         header = conn.recv_exact(9)
@@ -477,7 +579,7 @@ def call_verify(args: ShimArgs, deadline: float) -> Verdict:
     """One unary ``Verify`` call over the daemon's unix socket, bounded by ``deadline``.
 
     Raises:
-        VerificationInconclusive: TIMEOUT when the daemon is slow, INTERNAL when it is absent or
+        DaemonUnavailable: TIMEOUT when the daemon is slow, INTERNAL when it is absent or
             answers with an error or garbage.
     """
     message = encode_verify_request(reference=args.name, digest=args.digest, caller=CALLER)
@@ -487,13 +589,13 @@ def call_verify(args: ShimArgs, deadline: float) -> Verdict:
         conn.send(request_bytes(message, deadline - time.monotonic()))
         return decode_verify_response(_read_reply(conn))
     except TimeoutError as exc:
-        raise VerificationInconclusive(
-            Reason.TIMEOUT,
+        raise DaemonUnavailable(
+            ShimReason.TIMEOUT,
             f"pullgate daemon at {args.socket} did not answer within {args.timeout:g}s",
         ) from exc
     except OSError as exc:
-        raise VerificationInconclusive(
-            Reason.INTERNAL,
+        raise DaemonUnavailable(
+            ShimReason.INTERNAL,
             f"pullgate daemon unreachable at {args.socket}: {exc.strerror or exc}",
         ) from exc
     finally:
@@ -520,25 +622,25 @@ def _write(fd: int, data: bytes) -> None:
         return
 
 
-def decide(args: ShimArgs, stdin: bytes, deadline: float) -> tuple[ExitCode, str]:
-    """The verdict for one invocation: exit code and the line for stdout."""
+def decide(args: ShimArgs, stdin: bytes, deadline: float) -> tuple[int, str]:
+    """The verdict for one invocation: exit code (:class:`ExitCode`) and the line for stdout."""
     try:
         check_descriptor(stdin, args)
         verdict = call_verify(args, deadline)
-    except VerificationInconclusive as exc:
-        return ExitCode.UNAVAILABLE, f"{exc.reason.value}: {exc.detail} (pull denied)"
-    except PullgateError as exc:
-        return ExitCode.USAGE, f"{exc.reason.value}: {exc.detail}"
+    except DaemonUnavailable as exc:
+        return ExitCode.UNAVAILABLE, f"{exc.reason}: {exc.detail} (pull denied)"
+    except ShimError as exc:
+        return ExitCode.USAGE, f"{exc.reason}: {exc.detail}"
     where = f"{args.name}@{args.digest}"
     if not verdict.allowed:
-        reason = verdict.reason or Reason.INTERNAL.value
+        reason = verdict.reason or ShimReason.INTERNAL
         return ExitCode.DENY, f"{reason}: {verdict.message or 'denied by pullgate'} ({where})"
     if verdict.digest and verdict.digest != args.digest:
         return ExitCode.DENY, (
-            f"{Reason.DESCRIPTOR_MISMATCH.value}: pullgate verified {verdict.digest}, "
+            f"{ShimReason.DESCRIPTOR_MISMATCH}: pullgate verified {verdict.digest}, "
             f"not the digest containerd is pulling ({where})"
         )
-    return ExitCode.ALLOW, f"{verdict.reason or Reason.VERIFIED.value}: {where}"
+    return ExitCode.ALLOW, f"{verdict.reason or ShimReason.VERIFIED}: {where}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,14 +651,14 @@ def main(argv: list[str] | None = None) -> int:
     except _HelpRequested:
         _write(1, _USAGE.encode())
         return ExitCode.ALLOW
-    except PullgateError as exc:
-        _write(1, clip(f"{exc.reason.value}: {exc.detail}\n{_USAGE}"))
+    except ShimError as exc:
+        _write(1, clip(f"{exc.reason}: {exc.detail}\n{_USAGE}"))
         return ExitCode.USAGE
     deadline = started + args.timeout
     try:
         stdin = read_stdin(0, min(deadline, time.monotonic() + STDIN_WAIT))
-    except PullgateError as exc:
-        _write(1, clip(f"{exc.reason.value}: {exc.detail}"))
+    except ShimError as exc:
+        _write(1, clip(f"{exc.reason}: {exc.detail}"))
         return ExitCode.USAGE
     code, line = decide(args, stdin, deadline)
     _write(1, clip(line))

@@ -286,3 +286,5 @@ def test_allow_path_imports_nothing_heavy(world: World) -> None:
     }
     assert "pullgate.shim" in imported
     assert not {m for m in imported if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}
+    # Nor the pure-Python modules whose import alone costs a sizeable share of start-up.
+    assert not imported & {"enum", "json", "re", "struct", "typing", "pullgate.errors"}

@@ -7,6 +7,7 @@ interplay is in ``tests/integration/test_shim.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -28,8 +29,11 @@ from pullgate.shim import (
     DEFAULT_TIMEOUT,
     MAX_STDIN,
     MAX_STDOUT,
+    DaemonUnavailable,
     ExitCode,
     ShimArgs,
+    ShimError,
+    ShimReason,
     check_descriptor,
     clip,
     decide,
@@ -38,6 +42,7 @@ from pullgate.shim import (
     main,
     parse_args,
     parse_duration,
+    parse_json,
     read_stdin,
 )
 from pullgate.v1 import verifier_pb2
@@ -45,12 +50,44 @@ from pullgate.v1 import verifier_pb2
 DIGEST = "sha256:" + "ab" * 32
 DAEMON_DIR = Path(__file__).resolve().parents[2] / "daemon"
 HEAVY = ("cryptography", "pullgate.verification", "prometheus_client", "watchdog", "grpc")
+# Pure-Python standard modules the shim avoids on purpose (start-up cost, see its docstring).
+AVOIDED = frozenset(
+    {
+        "socket",
+        "dataclasses",
+        "typing",
+        "json",
+        "argparse",
+        "logging",
+        "enum",
+        "re",
+        "struct",
+        "__future__",
+        "pullgate.errors",
+    }
+)
 
 
 def _reason(fn: Callable[[], object]) -> Reason:
-    with pytest.raises(PullgateError) as info:
+    with pytest.raises(ShimError) as info:
         fn()
-    return info.value.reason
+    return Reason(info.value.reason)
+
+
+# ---------------------------------------------------------------------------------- vocabulary
+
+
+def test_shim_reasons_are_reason_values() -> None:
+    names = [name for name in vars(ShimReason) if not name.startswith("_")]
+    assert names
+    for name in names:
+        assert Reason(getattr(ShimReason, name)) is Reason[name]
+
+
+def test_parse_duration_keeps_the_domain_error_for_other_callers() -> None:
+    with pytest.raises(PullgateError) as info:
+        parse_duration("soon")
+    assert info.value.reason is Reason.MALFORMED
 
 
 # ---------------------------------------------------------------------------------- argv
@@ -114,7 +151,8 @@ def test_durations(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "0", "-1s", "1x", "s", "1..2s", "nan", "inf", "5h"])
 def test_bad_durations(text: str) -> None:
-    assert _reason(lambda: parse_duration(text)) is Reason.MALFORMED
+    args = ["-name", "r", "-digest", DIGEST, "-timeout", text]
+    assert _reason(lambda: parse_args(args)) is Reason.MALFORMED
 
 
 @pytest.mark.parametrize("flag", ["-h", "-help", "--help"])
@@ -151,6 +189,86 @@ def test_descriptor_matching_digest_passes() -> None:
 )
 def test_bad_descriptor(data: bytes, reason: Reason) -> None:
     assert _reason(lambda: check_descriptor(data, _args())) is reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"digest": "' + DIGEST.encode() + b'"} {}',  # trailing value
+        b'{"digest": "' + DIGEST.encode() + b'"}x',  # trailing garbage
+        b'{"digest": "' + DIGEST.encode() + b'",}',  # trailing comma
+        b'{"digest": "' + DIGEST.encode() + b'"',  # truncated
+        b'{"digest" "' + DIGEST.encode() + b'"}',  # no colon
+        b'{"digest": "sha256:\x01"}',  # control character in a string (strict)
+        b'{"digest": "' + DIGEST.encode() + b'", "size": NaN}',
+        b'{"digest": "' + DIGEST.encode() + b'", "size": -Infinity}',
+        b'{"digest": "' + DIGEST.encode() + b'", "digest": "sha256:' + b"0" * 64 + b'"}',
+        b'{"digest": "sha256:' + b"0" * 64 + b'", "digest": "' + DIGEST.encode() + b'"}',
+        b'{"x": {"a": 1, "a": 1}, "digest": "' + DIGEST.encode() + b'"}',  # nested duplicate
+        b"\xef\xbb\xbf" + b'{"digest": "' + DIGEST.encode() + b'"}',  # BOM: not plain UTF-8
+        b'{"digest": "' + DIGEST.encode() + b'\xff"}',  # invalid UTF-8
+        '{"digest": "x"}'.encode("utf-16"),
+        b'{"size": ' + b"9" * 5000 + b', "digest": "' + DIGEST.encode() + b'"}',  # int digit cap
+        b'{"digest": ' + b"[" * 100000 + b"}",
+        b"\x00",
+        b"'digest'",
+        b'"' + DIGEST.encode() + b'"',
+        b"null",
+    ],
+)
+def test_hostile_descriptor_is_malformed(data: bytes) -> None:
+    assert _reason(lambda: check_descriptor(data, _args())) is Reason.MALFORMED
+
+
+def test_descriptor_escapes_are_decoded_before_comparing() -> None:
+    escaped = DIGEST.replace("a", "\\u0061").encode()
+    check_descriptor(b'{"digest": "' + escaped + b'"}', _args())
+    surrogate = b'{"digest": "sha256:\\ud800"}'
+    assert _reason(lambda: check_descriptor(surrogate, _args())) is Reason.DESCRIPTOR_MISMATCH
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON, st.sampled_from(["", " ", "\n", "\t\r\n "]))
+def test_parse_json_agrees_with_json_loads(value: object, pad: str) -> None:
+    for ensure_ascii in (True, False):
+        data = (pad + json.dumps(value, ensure_ascii=ensure_ascii) + pad).encode(
+            "utf-8", "surrogatepass"
+        )
+        try:
+            expected = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            assert _reason(lambda: parse_json(data)) is Reason.MALFORMED  # noqa: B023
+            continue
+        assert parse_json(data) == expected
+
+
+@given(st.binary(max_size=300))
+def test_any_stdin_bytes_pass_or_give_a_typed_reason(data: bytes) -> None:
+    try:
+        check_descriptor(data, _args())
+    except ShimError as exc:
+        reason = exc.reason
+    else:
+        return
+    assert Reason(reason) in (Reason.MALFORMED, Reason.DESCRIPTOR_MISMATCH)
+
+
+@given(st.text(max_size=200))
+def test_any_stdin_text_passes_or_gives_a_typed_reason(text: str) -> None:
+    data = text.encode("utf-8", "surrogatepass")
+    try:
+        check_descriptor(data, _args())
+    except ShimError as exc:
+        reason = exc.reason
+    else:
+        return
+    assert Reason(reason) in (Reason.MALFORMED, Reason.DESCRIPTOR_MISMATCH)
 
 
 def test_other_stdin_media_types_and_empty_stdin_are_not_interpreted() -> None:
@@ -228,18 +346,20 @@ def test_response_decoding_matches_generated_code(
     [b"\x08", b"\x12\x05ab", b"\x0b", b"\x09\x00", b"\x08" + b"\xff" * 11, b"\x0d\x00\x00"],
 )
 def test_garbage_response_is_internal(data: bytes) -> None:
-    assert _reason(lambda: decode_verify_response(data)) is Reason.INTERNAL
+    with pytest.raises(DaemonUnavailable) as info:
+        decode_verify_response(data)
+    assert Reason(info.value.reason) is Reason.INTERNAL
 
 
 @given(st.binary(max_size=200))
 def test_any_response_bytes_give_a_verdict_or_a_typed_error(data: bytes) -> None:
     try:
         decode_verify_response(data)
-    except PullgateError as exc:
+    except DaemonUnavailable as exc:
         reason = exc.reason
     else:
         return
-    assert reason is Reason.INTERNAL
+    assert Reason(reason) is Reason.INTERNAL
 
 
 # ---------------------------------------------------------------------------------- stdout
@@ -316,7 +436,7 @@ def peer() -> Iterator[Callable[[bytes | None], str]]:
         listener.close()
 
 
-def _decide(path: str, timeout: float = 5.0) -> tuple[ExitCode, Reason]:
+def _decide(path: str, timeout: float = 5.0) -> tuple[int, Reason]:
     code, line = decide(_args(socket=path, timeout=timeout), b"", time.monotonic() + timeout)
     return code, Reason(line.split(":", 1)[0])
 
@@ -413,4 +533,37 @@ def test_startup_imports_nothing_heavy(tmp_path: Path) -> None:
     heavy = {m for m in imported if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}
     assert not heavy
     # Also not the pure-Python wrappers the shim avoids on purpose.
-    assert not imported & {"socket", "dataclasses", "typing", "json", "argparse", "logging"}
+    assert not imported & AVOIDED
+
+
+def _run_main(stdin: bytes, *argv: str) -> subprocess.CompletedProcess[bytes]:
+    """``pullgate.shim.main`` in a fresh interpreter (nothing imported but what it imports)."""
+    code = "import sys; from pullgate.shim import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, "-name", "r", "-digest", DIGEST, *argv],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(DAEMON_DIR)},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [b'{"digest" 1}', b'{"digest": "a\x01"}', b"[1,]", b"{", b'{"digest": NaN}'],
+    ids=["syntax", "control-char", "trailing-comma", "truncated", "nan"],
+)
+def test_malformed_stdin_in_a_fresh_interpreter_is_malformed(stdin: bytes, tmp_path: Path) -> None:
+    # Without ``json`` imported, CPython 3.11's C scanner reports some syntax errors oddly
+    # (SystemError); the verdict must still be a MALFORMED usage error, before any daemon call.
+    proc = _run_main(stdin, "-socket", str(tmp_path / "no"))
+    assert proc.returncode == ExitCode.USAGE
+    assert Reason(proc.stdout.decode().split(":", 1)[0]) is Reason.MALFORMED
+
+
+def test_matching_stdin_in_a_fresh_interpreter_reaches_the_daemon(tmp_path: Path) -> None:
+    stdin = b'{"mediaType":"m","digest":"' + DIGEST.encode() + b'","size":1}\n'
+    proc = _run_main(stdin, "-socket", str(tmp_path / "no"))
+    assert proc.returncode == ExitCode.UNAVAILABLE  # parsed, matched, then no daemon
+    assert Reason(proc.stdout.decode().split(":", 1)[0]) is Reason.INTERNAL

@@ -14,7 +14,10 @@ Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServi
   :mod:`pullgate.cri.denial`). An allowed pull forwards the *original* request bytes.
 * Pinning: after the runtime's pull returns, ``ImageStatus`` must list
   ``<registry>/<repository>@<verified digest>`` among the image's repo digests. If the tag moved
-  between verification and pull, the image is removed again and the pull denied.
+  between verification and pull, the image is removed again and the pull denied. A pull that
+  names the image by the very digest pullgate verified needs no such check (the runtime fetches
+  content by digest and checks it, so it can only have pulled exactly that), and gets none: one
+  ``ImageStatus`` round trip less on the pull path.
 * Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited on the
   ``pullgate.audit`` logger with ``"critical": true``.
 """
@@ -93,6 +96,16 @@ def grpc_target(upstream: str) -> str:
 
 def _identity(data: bytes) -> bytes:
     return data
+
+
+def _pinned_by_request(pull: PullRequest, verified: str) -> bool:
+    """True when the request itself names the verified digest (the pull is content-addressed).
+
+    The runtime resolves a ``name@digest`` reference to exactly that manifest and checks the bytes
+    against the digest, so what it pulls is what pullgate verified; a tag (``name:tag``) may move
+    between verification and pull, and is checked after the pull instead.
+    """
+    return bool(pull.reference.digest) and pull.reference.digest == verified
 
 
 class _Handler(grpc.GenericRpcHandler):
@@ -273,7 +286,7 @@ class CriProxy:
             return await self.forward(PULL_IMAGE, request, context)
         decision = await self._decide_in_thread(pull, context)
         response = await self.forward(PULL_IMAGE, request, context)
-        if decision.digest:
+        if decision.digest and not _pinned_by_request(pull, decision.digest):
             await self._pin(pull, decision.digest, response, context)
         return response
 

@@ -14,6 +14,10 @@ spec (``spec.md``: pulling manifests and blobs, the referrers API):
   A mismatch or oversize body is a definitive :class:`~pullgate.errors.MalformedInput`, so a
   hostile registry can cause a deny but never a fail-open.
 
+The client also remembers, per (registry, endpoint, repository) and for a bounded time, that an
+endpoint has no referrers API (:class:`ReferrersMemo`), so signature discovery there goes straight
+to the tag schema instead of probing again (see :mod:`pullgate.registry.source`).
+
 Not done: containerd's retry of a digest reference under ``/blobs/<digest>`` after every endpoint
 answered 404 on ``/manifests/<digest>`` (only relevant for pulling a bare blob).
 """
@@ -22,6 +26,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 from pullgate.clock import Clock, SystemClock
@@ -86,6 +93,71 @@ def most_relevant(errors: Sequence[PullgateError], what: str) -> PullgateError:
     return max(errors, key=error_rank)  # max() keeps the first of equal rank
 
 
+ReferrersKey = tuple[str, str, str]  # (registry of the reference, endpoint URL, repository)
+
+
+class ReferrersMemo:
+    """Where the referrers API was found absent recently: a bounded, expiring memo.
+
+    Only *which discovery path* is taken depends on it: an endpoint remembered here is asked for
+    the tag-schema index (``<alg>-<hex>``) directly, which lists the same signatures as the API
+    would when the API is absent. An entry expires after ``ttl`` seconds, so an endpoint that
+    gains the API is probed again. Keys name the registry of the reference, the endpoint URL and
+    the repository, so a mirror serving several registries never mixes them up; the memo belongs
+    to one :class:`RegistryClient` (hence to one set of credentials) unless its owner passes the
+    same memo to several clients.
+
+    Args:
+        ttl: Seconds an "absent" finding is trusted.
+        max_entries: Entries kept (least recently used dropped first).
+        monotonic: Monotonic seconds (tests inject one).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 600.0,
+        max_entries: int = 1024,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._absent: OrderedDict[ReferrersKey, float] = OrderedDict()  # key -> expiry
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._absent)
+
+    def api_absent(self, key: ReferrersKey) -> bool:
+        """True when ``key``'s endpoint answered "no referrers API" less than ``ttl`` ago."""
+        with self._lock:
+            expiry = self._absent.get(key)
+            if expiry is None:
+                return False
+            if self._monotonic() >= expiry:
+                del self._absent[key]
+                return False
+            self._absent.move_to_end(key)
+            return True
+
+    def mark_absent(self, key: ReferrersKey) -> None:
+        """Remember that ``key``'s endpoint has no referrers API (for ``ttl`` seconds)."""
+        if self._ttl <= 0 or self._max_entries <= 0:
+            return
+        with self._lock:
+            self._absent[key] = self._monotonic() + self._ttl
+            self._absent.move_to_end(key)
+            while len(self._absent) > self._max_entries:
+                self._absent.popitem(last=False)
+
+    def forget(self, key: ReferrersKey) -> None:
+        """Drop what is known about ``key`` (the next discovery probes the API again)."""
+        with self._lock:
+            self._absent.pop(key, None)
+
+
 class RegistryClient:
     """Reads manifests, blobs and Notary signatures from a registry, as containerd would.
 
@@ -97,6 +169,8 @@ class RegistryClient:
         request_log: Optional hook receiving one record per HTTP exchange.
         clock: Token expiry and HTTP-date ``Retry-After``.
         sleep: Wait function for retries (tests inject one).
+        referrers_memo: Where endpoints without the referrers API are remembered (None: a memo
+            of this client's own, living as long as the client).
     """
 
     def __init__(
@@ -108,9 +182,11 @@ class RegistryClient:
         request_log: RequestLogHook | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], None] | None = None,
+        referrers_memo: ReferrersMemo | None = None,
     ) -> None:
         self._hosts = hosts
         self.limits = limits
+        self.referrers_memo = referrers_memo if referrers_memo is not None else ReferrersMemo()
         clock = clock or SystemClock()
         self.transport = Transport(limits, request_log=request_log, clock=clock)
         if sleep is not None:

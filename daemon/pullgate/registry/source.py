@@ -10,6 +10,11 @@ on top of containerd's endpoint order (``containerd-integration.md`` §1.7):
 2. The API is "absent" on a 404 that is not ``NAME_UNKNOWN`` or on a 200 whose Content-Type is not
    the OCI index type (e.g. an HTML page): fall back to the tag ``<alg>-<hex>``, an OCI index whose
    ``manifests`` are filtered by ``artifactType``; a missing tag means "no signatures here".
+   That finding is remembered per (registry, endpoint, repository) for a while
+   (:class:`~pullgate.registry.client.ReferrersMemo`, as oras-go keeps per-repository referrers
+   state): while remembered, the tag schema is asked directly, saving the probe's round trip; if
+   the tag lists nothing, the memo is dropped and the API probed as usual before "no signatures
+   here" is concluded.
 3. Per endpoint, in order: a transport error or status >= 400 moves on to the next endpoint, and
    so does an endpoint with **no** signatures — "unsigned" is only concluded after every endpoint
    was asked and at least one answered. If none answered, the most relevant error is raised.
@@ -113,6 +118,17 @@ def _referrers(
     client: RegistryClient, endpoint: Endpoint, ref: ImageReference, target: Descriptor
 ) -> Iterator[Descriptor]:
     """Signature descriptors at one endpoint, page by page (tag schema if the API is absent)."""
+    memo_key = (ref.registry, endpoint.url, ref.repository)
+    if client.referrers_memo.api_absent(memo_key):
+        # Skip the probe. Only a listing with signatures is taken from this shortcut: "none here"
+        # is concluded by the full path below, so a stale entry can never hide signatures that
+        # the referrers API (gained since, or missed by a transient 404) would list.
+        log.debug("endpoint %s: referrers API known absent, using the tag schema", endpoint.url)
+        listed = list(_tag_schema(client, endpoint, ref, target))
+        if listed:
+            yield from listed
+            return
+        client.referrers_memo.forget(memo_key)
     cap = client.limits.max_manifest_bytes
     url: str | None = client.url(
         endpoint, ref, "referrers", target.digest, {"artifactType": ARTIFACT_TYPE_SIGNATURE}
@@ -132,6 +148,7 @@ def _referrers(
         )
         if api_absent and pages == 1:
             log.debug("endpoint %s: referrers API absent, using the tag schema", endpoint.url)
+            client.referrers_memo.mark_absent(memo_key)
             yield from _tag_schema(client, endpoint, ref, target)
             return
         client.expect_ok(response, endpoint)

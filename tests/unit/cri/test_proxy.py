@@ -200,6 +200,39 @@ def test_pin_mismatch_removes_and_denies() -> None:
     assert removed.image.image == "sha256:id"
 
 
+@pytest.mark.parametrize("image", [f"r.io/team/app@{DIGEST}", f"r.io/team/app:v1@{DIGEST}"])
+def test_pull_by_the_verified_digest_needs_no_pin(image: str) -> None:
+    seen: list[DecisionRequest] = []
+
+    def decide(request: DecisionRequest) -> Decision:
+        seen.append(request)
+        return _allow(request)
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        await _raw(channel, PULL, _pull_bytes(image))
+
+    # The runtime would not even list the digest: only the skipped check could notice.
+    runtime = _run(decide, scenario, repo_digests=[])
+    assert runtime.methods() == [PULL]
+    assert [r.digest for r in seen] == [DIGEST]
+
+
+def test_pull_by_another_digest_than_the_verified_one_is_pinned() -> None:
+    # E.g. the request names an index and the decision reports the platform manifest it checked.
+    index = "sha256:" + "a" * 64
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, PULL, _pull_bytes(f"r.io/team/app@{index}")))
+        assert err.code() == grpc.StatusCode.UNKNOWN
+
+    runtime = _run(_allow, scenario, repo_digests=[f"r.io/team/app@{index}"])
+    assert runtime.methods() == [
+        PULL,
+        "/runtime.v1.ImageService/ImageStatus",
+        "/runtime.v1.ImageService/RemoveImage",
+    ]
+
+
 @pytest.mark.parametrize(
     ("decide_result", "prefix"),
     [

@@ -8,8 +8,14 @@ import pytest
 
 from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, Reason, VerificationFailed
-from pullgate.registry.client import RegistryClient
-from pullgate.registry.model import Capability, ImageReference, RegistryError, RegistryLimits
+from pullgate.registry.client import ReferrersMemo, RegistryClient
+from pullgate.registry.model import (
+    Capability,
+    HostsConfig,
+    ImageReference,
+    RegistryError,
+    RegistryLimits,
+)
 from pullgate.registry.transport import RequestRecord
 from tests.support.fake_registry import (
     JWS,
@@ -214,6 +220,133 @@ def test_referrers_api_absent_falls_back_to_tag_schema(reg: FakeRegistry, mode: 
     assert [b.manifest_digest for b in blobs] == [sig.digest]
     tag = target.digest.replace(":", "-")
     assert any(tag in r.path for r in reg.requests("manifests"))
+
+
+class FakeMonotonic:
+    """Monotonic seconds that move only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _tag_requests(reg: FakeRegistry, target: Descriptor) -> int:
+    tag = target.digest.replace(":", "-")
+    return sum(tag in r.path for r in reg.requests("manifests"))
+
+
+def _memo_client(reg: FakeRegistry, memo: ReferrersMemo) -> RegistryClient:
+    return RegistryClient(hosts_for(reg.endpoint()), sleep=lambda _s: None, referrers_memo=memo)
+
+
+@pytest.mark.parametrize("mode", ["referrers_html", "referrers_404"])
+def test_absent_referrers_api_is_remembered(reg: FakeRegistry, mode: str) -> None:
+    first, second = reg.put_image("app", payload=b"one"), reg.put_image("app", payload=b"two")
+    (sig1,), (sig2,) = _sign(reg, first, 1), _sign(reg, second, 1)
+    setattr(reg.behaviour, mode, True)
+    with make_client(reg) as client:
+        assert [b.manifest_digest for b in client.signatures(REF, first)] == [sig1.digest]
+        assert len(reg.requests("referrers")) == 1
+        assert [b.manifest_digest for b in client.signatures(REF, second)] == [sig2.digest]
+    assert len(reg.requests("referrers")) == 1  # the second discovery skipped the probe
+    assert _tag_requests(reg, second) == 1
+
+
+def test_memo_expires_and_a_registry_gaining_the_api_is_asked_again(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    (sig,) = _sign(reg, target, 1)
+    clock = FakeMonotonic()
+    memo = ReferrersMemo(ttl=600.0, monotonic=clock)
+    reg.behaviour.referrers_404 = True
+    with _memo_client(reg, memo) as client:
+        list(client.signatures(REF, target))
+        clock.now += 599.0
+        list(client.signatures(REF, target))
+        assert len(reg.requests("referrers")) == 1
+        reg.behaviour.referrers_404 = False  # the registry gains the API
+        clock.now += 2.0
+        blobs = list(client.signatures(REF, target))
+    assert [b.manifest_digest for b in blobs] == [sig.digest]
+    assert len(reg.requests("referrers")) == 2
+    assert len(memo) == 0  # the API answered: nothing remembered
+
+
+def test_memo_never_concludes_unsigned_on_its_own(reg: FakeRegistry) -> None:
+    # Remembered "no API", but the registry gained it and the signature is only listed there
+    # (no tag-schema index): the empty tag listing sends discovery back to the API.
+    target = reg.put_image("app")
+    (sig,) = _sign(reg, target, 1)
+    reg.behaviour.referrers_404 = True
+    with make_client(reg) as client:
+        list(client.signatures(REF, target))
+        reg.behaviour.referrers_404 = False
+        reg.behaviour.tag_schema = False
+        blobs = list(client.signatures(REF, target))
+    assert [b.manifest_digest for b in blobs] == [sig.digest]
+
+
+def test_unsigned_with_memo_still_probes_before_concluding(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    reg.behaviour.referrers_404 = True
+    reg.behaviour.tag_schema = False
+    with make_client(reg) as client:
+        assert list(client.signatures(REF, target)) == []
+        assert list(client.signatures(REF, target)) == []
+    assert len(reg.requests("referrers")) == 2
+
+
+def test_memo_keys_do_not_mix_repositories_or_registries(reg: FakeRegistry) -> None:
+    # One mirror endpoint serving two registries (containerd's ``ns`` query parameter).
+    target = reg.put_image("app")
+    other = reg.put_image("other")
+    _sign(reg, target, 1)
+    reg.add_signature("other", other, b"envelope")
+    endpoint = reg.endpoint()
+
+    def hosts(name: str) -> HostsConfig:
+        return HostsConfig(registry=name, directory=None, source="none", endpoints=(endpoint,))
+
+    reg.behaviour.referrers_404 = True
+    with RegistryClient(hosts, sleep=lambda _s: None) as client:
+        list(client.signatures(REF, target))
+        reg.behaviour.referrers_404 = False
+        list(client.signatures(ImageReference(registry="registry.test", repository="other"), other))
+        list(client.signatures(ImageReference(registry="elsewhere.test", repository="app"), target))
+    assert len(reg.requests("referrers")) == 3  # each other key probed the API itself
+
+
+def test_memo_is_per_client(reg: FakeRegistry) -> None:
+    target = reg.put_image("app")
+    _sign(reg, target, 1)
+    reg.behaviour.referrers_404 = True
+    with make_client(reg) as client:
+        list(client.signatures(REF, target))
+    with make_client(reg) as client:
+        list(client.signatures(REF, target))
+    assert len(reg.requests("referrers")) == 2
+
+
+def test_memo_is_bounded_lru() -> None:
+    clock = FakeMonotonic()
+    memo = ReferrersMemo(ttl=10.0, max_entries=2, monotonic=clock)
+    a, b, c = ("r", "e", "a"), ("r", "e", "b"), ("r", "e", "c")
+    memo.mark_absent(a)
+    memo.mark_absent(b)
+    assert memo.api_absent(a)  # a is now the most recently used
+    memo.mark_absent(c)
+    assert (memo.api_absent(a), memo.api_absent(b), memo.api_absent(c)) == (True, False, True)
+    assert len(memo) == 2
+    clock.now += 10.0
+    assert not memo.api_absent(a)
+    assert len(memo) == 1
+
+
+def test_memo_with_no_ttl_remembers_nothing() -> None:
+    memo = ReferrersMemo(ttl=0.0)
+    memo.mark_absent(("r", "e", "a"))
+    assert not memo.api_absent(("r", "e", "a"))
 
 
 def test_missing_referrers_tag_means_unsigned(reg: FakeRegistry) -> None:
