@@ -20,7 +20,8 @@ Loading rules (:func:`load_config`, :func:`parse_config`):
   working across ``..data`` swaps;
 * socket paths (``[api] socket``, ``[cri] socket``, the ``unix://`` path of ``[cri] upstream``)
   must be absolute: a daemon's sockets must not move with its working directory;
-* numbers must be positive (booleans are not numbers); ``[api] socket_mode`` is an integer
+* numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl``, which
+  may be 0 (off); ``[api] socket_mode`` is an integer
   (``0o660``) or an octal string (``"0660"``);
 * ``[metrics] address`` is ``host:port`` (``[v6]:port`` for IPv6) or ``""`` (metrics off); the
   host must be loopback (``localhost``, ``127.0.0.0/8``, ``::1``) unless
@@ -111,11 +112,17 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CacheConfig:
-    """``[cache]``: decision cache bounds (seconds, entries)."""
+    """``[cache]``: decision cache bounds (seconds, entries).
+
+    ``resolve_ttl`` is how long the decider may reuse a tag's resolved digest instead of asking
+    the registry again (``HEAD``); 0 disables the resolve memo (every decision resolves). See
+    :mod:`pullgate.decision.memo` for why a short reuse cannot let unverified content through.
+    """
 
     max_entries: int = 10_000
     max_ttl: float = 300.0
     negative_ttl: float = 10.0
+    resolve_ttl: float = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,6 +259,18 @@ class _Checker:
             return default
         return float(value)
 
+    def non_negative_float(
+        self, data: Mapping[str, object], key: str, prefix: str, default: float
+    ) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(_join(prefix, key), f"must be a number, not a {_type_name(value)}")
+            return default
+        if not math.isfinite(value) or value < 0:
+            self.problem(_join(prefix, key), f"must be a non-negative finite number, got {value}")
+            return default
+        return float(value)
+
     def path(self, data: Mapping[str, object], key: str, prefix: str, default: Path) -> Path:
         """A filesystem path; relative paths are resolved against the config file's directory."""
         if key not in data:
@@ -306,7 +325,7 @@ _TOP_KEYS = frozenset(
 _API_KEYS = frozenset({"socket", "socket_mode"})
 _CRI_KEYS = frozenset({"socket", "upstream", "critical_images"})
 _METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
-_CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl"})
+_CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
 _REGISTRY_KEYS = frozenset(
     {"config_json", "connect_timeout", "read_timeout", "max_manifest_bytes", "max_envelope_bytes"}
 )
@@ -464,6 +483,7 @@ def _cache(chk: _Checker, data: Mapping[str, object]) -> CacheConfig:
         max_entries=chk.positive_int(table, "max_entries", "cache", default.max_entries),
         max_ttl=chk.positive_float(table, "max_ttl", "cache", default.max_ttl),
         negative_ttl=chk.positive_float(table, "negative_ttl", "cache", default.negative_ttl),
+        resolve_ttl=chk.non_negative_float(table, "resolve_ttl", "cache", default.resolve_ttl),
     )
 
 

@@ -7,11 +7,15 @@ TLS holding a signed two-platform index (index and ``linux/amd64`` manifest sign
 * Cold: one ``Verify`` on a fresh daemon (fresh decision cache, fresh registry clients,
   verification memos cleared) gives the reference request set; a second fresh daemon then gets
   100 concurrent ``Verify`` calls for the same image, and the registry must log exactly the same
-  ``(method, path)`` counts.
-* Warm: a second burst of 100 on the now warm daemon. The decider documents that a cache hit
-  still costs one resolve (``HEAD`` of the tag: a tag can move) and that the whole decision is
-  single-flighted, so the registry must see exactly one tag ``HEAD`` per computation actually
-  run (100 minus the single-flight joins reported by ``Status``) and nothing else.
+  ``(method, path)`` counts. The servicer single-flights at the asyncio level (joiners hold no
+  thread) and calls arriving after the flight are answered from the resolve memo and the cache.
+* The mechanism, with the resolve memo off (``[cache] resolve_ttl = 0``): every computation
+  actually run (100 minus the single-flight joins reported by ``Status``) costs exactly one tag
+  ``HEAD`` beyond the one verification, and a warm burst costs one ``HEAD`` per computation.
+* With the memo on, a warm burst costs no registry request at all.
+
+Bursts use ``resolve_ttl = 60`` rather than the default 5 s, so a slow machine cannot stretch a
+burst past the memo's lifetime (the default behaves the same for bursts shorter than 5 s).
 """
 
 from __future__ import annotations
@@ -71,6 +75,12 @@ class Setup:
     @property
     def reference(self) -> str:
         return f"{self.registry.host}/{REPO}:{TAG}"
+
+
+def with_resolve_ttl(config: Path, seconds: float) -> Path:
+    """``config`` with ``[cache] resolve_ttl`` set (appended as a table of its own)."""
+    config.write_text(config.read_text() + f"[cache]\nresolve_ttl = {seconds}\n")
+    return config
 
 
 def _write_node(tmp: Path, chain: Chain, registry: DockerRegistry) -> Path:
@@ -192,13 +202,14 @@ def _cold_burst(
     return responses, counts, BURST - (after.singleflight_joins - before.singleflight_joins)
 
 
-def test_burst_costs_one_verification_plus_one_resolve_per_computation(setup: Setup) -> None:
-    """What the decider guarantees: one verification; every computation run costs one resolve.
+def test_without_resolve_memo_every_computation_costs_one_resolve(setup: Setup) -> None:
+    """With ``resolve_ttl = 0``: one verification; every computation run costs one resolve.
 
     Computations = calls that did not join a running flight (Status' single-flight joins):
     the first one verifies and fills the cache; calls arriving after it finished are cache
-    hits, and a cache hit still resolves the tag (``HEAD``), because a tag can move.
+    hits, and without the memo a cache hit still resolves the tag (``HEAD``).
     """
+    with_resolve_ttl(setup.config_path, 0)
     one_call = _one_cold_call(setup)
     verification = one_call - Counter({_RESOLVE: 1})
 
@@ -223,19 +234,17 @@ def test_burst_costs_one_verification_plus_one_resolve_per_computation(setup: Se
     assert warm_counts == Counter({_RESOLVE: warm_runs})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 5 acceptance not met yet: calls reaching the decider after the first flight "
-        "finished (always calls 65..100: the server decides on a 64-thread executor) are "
-        "cache hits, and every further flight costs one more tag HEAD"
-    ),
-)
 def test_100_concurrent_calls_cost_exactly_one_verification(setup: Setup) -> None:
     """Issue 5 acceptance: the burst's (method, path) counts equal one cold call's."""
+    with_resolve_ttl(setup.config_path, 60)
     one_call = _one_cold_call(setup)
     clear_caches()
     with run_daemon(setup.config_path) as client:
         cold, cold_counts, _ = _cold_burst(setup, client)
-    assert all(r.allowed for r in cold)
+        mark = setup.registry.log_mark()
+        warm = _burst(client, setup.reference, BURST)
+        warm_counts = setup.registry.request_counts(mark)
+    assert [(r.allowed, r.reason) for r in cold] == [(True, "VERIFIED")] * BURST
     assert cold_counts == one_call
+    assert [(r.allowed, r.cache_hit) for r in warm] == [(True, True)] * BURST
+    assert warm_counts == Counter()

@@ -41,6 +41,7 @@ address = "[::1]:9000"
 max_entries = 50
 max_ttl = 60
 negative_ttl = 2.5
+resolve_ttl = 1.5
 
 [registry]
 config_json = "/root/.docker/config.json"
@@ -102,6 +103,7 @@ def test_every_key_is_read() -> None:
         60.0,
         2.5,
     )
+    assert config.cache.resolve_ttl == 1.5
     assert config.registry.config_json == Path("/root/.docker/config.json")
     assert config.registry.connect_timeout == 1.0
     assert config.registry.read_timeout == 2.0
@@ -141,6 +143,11 @@ def test_relative_config_path_is_made_absolute_without_resolving_symlinks(
     monkeypatch.chdir(tmp_path)
     config = load_config(Path("config.toml"))
     assert config.trust_dir == tmp_path / "trust"
+
+
+def test_resolve_ttl_zero_turns_the_resolve_memo_off() -> None:
+    assert parse_config(b"[cache]\nresolve_ttl = 0", SOURCE).cache.resolve_ttl == 0.0
+    assert parse_config(b"", SOURCE).cache.resolve_ttl > 0
 
 
 def test_empty_hosts_dir_means_no_roots() -> None:
@@ -210,6 +217,10 @@ def test_socket_mode_as_octal_string() -> None:
         (b"[cache]\nmax_entries = 1.5", "cache.max_entries"),
         (b"[cache]\nmax_ttl = -3", "cache.max_ttl"),
         (b"[cache]\nnegative_ttl = 0.0", "cache.negative_ttl"),
+        (b"[cache]\nresolve_ttl = -1", "cache.resolve_ttl"),
+        (b'[cache]\nresolve_ttl = "5s"', "cache.resolve_ttl"),
+        (b"[cache]\nresolve_ttl = true", "cache.resolve_ttl"),
+        (b"[cache]\nresolve_ttl = inf", "cache.resolve_ttl"),
         (b"[registry]\nconfig_json = 1", "registry.config_json"),
         (b'[registry]\nconfig_json = ""', "registry.config_json"),
         (b"[registry]\nconnect_timeout = 0", "registry.connect_timeout"),

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
+from pullgate.errors import Reason
 
 __all__ = ["JsonLinesWriter", "audit_record"]
 
@@ -23,15 +24,15 @@ _MIN_SECRET = 4
 
 
 def _signer(subject: SubjectDecision) -> dict[str, Any] | None:
-    outcome = subject.outcome
-    signature = outcome.verified_signature if outcome is not None else None
-    if signature is None:
+    """The signature that verified the subject (a VERIFIED subject's signature fields name the
+    passing signature; a denied subject's name the failing one, which is not a signer)."""
+    if subject.reason is not Reason.VERIFIED or subject.signature_digest is None:
         return None
     return {
-        "manifest": signature.manifest_digest,
-        "subject": signature.signer_subject,
-        "fingerprint": signature.signer_fingerprint,
-        "signing_time": signature.signing_time,
+        "manifest": subject.signature_digest,
+        "subject": subject.signer_subject,
+        "fingerprint": subject.signer_fingerprint,
+        "signing_time": subject.signing_time,
     }
 
 
@@ -89,12 +90,16 @@ def audit_record(decision: Decision, request: DecisionRequest) -> dict[str, Any]
         "signer_fingerprint": signer["fingerprint"] if signer else None,
         "subjects": subjects,
         "cache_hit": decision.cache_hit,
+        "resolve_cached": decision.resolve_cached,
         "timings": {k: round(v, 6) for k, v in decision.timings.items()},
         "caller": request.caller,
         "credentials_supplied": request.credentials is not None,
         "generation": decision.generation,
     }
-    scrubbed: dict[str, Any] = _scrub(record, _secrets(request))
+    secrets = _secrets(request)
+    if not secrets:  # nothing to scrub (no credentials in the request)
+        return record
+    scrubbed: dict[str, Any] = _scrub(record, secrets)
     return scrubbed
 
 

@@ -2,8 +2,9 @@
 
 :class:`DecisionCache` keeps final decisions, keyed by everything that can change one:
 the top-level digest, the selected platform manifest's digest, the platform, the requirement
-override and the configuration snapshot digest (which hashes the trust policy, the trust stores,
-certs.d and the daemon config). Lifetimes:
+override, the configuration snapshot digest (which hashes the trust policy, the trust stores,
+certs.d and the daemon config), the repository the signatures were fetched from and the
+trust-policy statement that judged them. Lifetimes:
 
 * an allow that was *not* inconclusive lives ``min(max_ttl, valid_until - now)``, where
   ``valid_until`` is the earliest signature expiry, certificate notAfter or OCSP/CRL nextUpdate
@@ -13,28 +14,48 @@ certs.d and the daemon config). Lifetimes:
 * a fail-open allow (inconclusive, allowed only because ``on_inconclusive = "allow"``) is never
   stored, so the next request tries again.
 
-The cache is a bounded LRU; evictions are counted. :class:`SingleFlight` makes concurrent
-identical computations share one run. Both are thread-safe.
+The cache is a bounded LRU; evictions are counted. Entries are compact: the key is the SHA-256
+of the key's fields (32 bytes) and the value one ``bytes`` object, the expiry followed by the
+decision as :mod:`pullgate.decision.compact` encodes it (no per-check outcome, no timings), so
+50,000 cached decisions take tens of MB, not hundreds. The few hundred most recently hit
+entries are also kept decoded (a warm image is served without decoding it on every pull); a
+decoded copy never outlives its entry.
+
+:class:`SingleFlight` makes concurrent identical computations share one run, for threads
+(:meth:`SingleFlight.do`) and for asyncio tasks (:meth:`SingleFlight.do_async`) alike, on the
+same flights: an asyncio caller joins a computation a thread started and vice versa, and an
+asyncio joiner waits on the event loop, never in a worker thread. Both are thread-safe.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from pullgate.clock import Clock
 from pullgate.config import CacheConfig, Requirement
+from pullgate.decision.compact import decode_decision, encode_decision
 from pullgate.decision.model import Decision
+from pullgate.errors import MalformedInput
 
 __all__ = ["CacheKey", "CacheStats", "DecisionCache", "FlightStats", "SingleFlight", "ttl_for"]
 
+log = logging.getLogger(__name__)
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+_EXPIRY = struct.Struct("<d")  # POSIX seconds, in front of the encoded decision
+_DECODED = 256  # hot entries also kept as objects
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +67,24 @@ class CacheKey:
     platform: str  # normalised os/arch[/variant] asked for
     require: Requirement | None  # the request's override, if any
     snapshot: str  # configuration snapshot digest
+    # Where the signatures came from and the statement that judged them: the same digest in
+    # another repository may fall under another statement (other trusted identities) and has
+    # its own signatures, so it never shares an entry.
+    repository: str = ""  # registry/repository
+    statement: str | None = None
+
+    def compact(self) -> bytes:
+        """The 32-byte identity the cache stores (SHA-256 of the fields, unambiguously joined)."""
+        fields = (
+            self.digest,
+            self.platform_digest or "",
+            self.platform,
+            self.require.value if self.require is not None else "",
+            self.snapshot,
+            self.repository,
+            self.statement or "",
+        )
+        return hashlib.sha256("\n".join(fields).encode()).digest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,12 +97,6 @@ class CacheStats:
     expirations: int
     entries: int
     max_entries: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Entry:
-    decision: Decision
-    expires: datetime
 
 
 def ttl_for(
@@ -91,7 +124,8 @@ class DecisionCache:
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()  # compact key -> expiry+blob
+        self._decoded: OrderedDict[bytes, Decision] = OrderedDict()  # hot subset of _entries
         self._hits = 0
         self._misses = 0
         self._evictions = 0
@@ -101,21 +135,44 @@ class DecisionCache:
         with self._lock:
             return len(self._entries)
 
-    def get(self, key: CacheKey) -> Decision | None:
-        """The live decision for ``key`` (refreshing its LRU position), or None."""
-        now = self._clock.now()
+    def get(self, key: CacheKey, *, count_miss: bool = True) -> Decision | None:
+        """The live decision for ``key`` (refreshing its LRU position), or None.
+
+        The decision comes back as stored: ``reference`` empty, no ``outcome``, no timings.
+        ``count_miss=False`` is for a lookup that will be retried by a full computation (the
+        retry counts the miss).
+        """
+        compact = key.compact()
+        now = self._clock.now().timestamp()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and now >= entry.expires:
-                del self._entries[key]
+            value = self._entries.get(compact)
+            if value is not None and now >= _EXPIRY.unpack_from(value)[0]:
+                del self._entries[compact]
+                self._decoded.pop(compact, None)
                 self._expirations += 1
-                entry = None
-            if entry is None:
-                self._misses += 1
+                value = None
+            if value is None:
+                self._misses += int(count_miss)
                 return None
-            self._entries.move_to_end(key)
+            self._entries.move_to_end(compact)
             self._hits += 1
-            return entry.decision
+            decision = self._decoded.get(compact)
+            if decision is not None:
+                self._decoded.move_to_end(compact)
+                return decision
+        try:
+            decision = decode_decision(value[_EXPIRY.size :])
+        except MalformedInput:  # cannot happen with our own bytes; recompute rather than trust
+            log.exception("dropping an undecodable cache entry")
+            with self._lock:
+                self._entries.pop(compact, None)
+            return None
+        with self._lock:
+            if self._entries.get(compact) is value:  # still the same entry
+                self._decoded[compact] = decision
+                while len(self._decoded) > _DECODED:
+                    self._decoded.popitem(last=False)
+        return decision
 
     def put(self, key: CacheKey, decision: Decision, valid_until: datetime | None = None) -> float:
         """Store ``decision`` for its lifetime (see :func:`ttl_for`); returns the TTL used."""
@@ -125,12 +182,15 @@ class DecisionCache:
         ttl = ttl_for(decision, self.config, now, valid_until)
         if ttl <= 0:
             return 0.0
-        entry = _Entry(decision=decision, expires=now + timedelta(seconds=ttl))
+        value = _EXPIRY.pack(now.timestamp() + ttl) + encode_decision(decision)
+        compact = key.compact()
         with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
+            self._entries[compact] = value
+            self._entries.move_to_end(compact)
+            self._decoded.pop(compact, None)
             while len(self._entries) > self.config.max_entries:
-                self._entries.popitem(last=False)
+                evicted, _ = self._entries.popitem(last=False)
+                self._decoded.pop(evicted, None)
                 self._evictions += 1
         return ttl
 
@@ -138,6 +198,7 @@ class DecisionCache:
         """Drop every entry (counters are kept)."""
         with self._lock:
             self._entries.clear()
+            self._decoded.clear()
 
     def stats(self) -> CacheStats:
         """A consistent snapshot of the counters."""
@@ -162,10 +223,12 @@ class FlightStats:
 
 
 class SingleFlight(Generic[K, V]):
-    """Concurrent calls with the same key share one computation (thread-based).
+    """Concurrent calls with the same key share one computation (threads and asyncio tasks).
 
     The first caller runs the function; callers arriving while it runs wait for its result or
-    its exception. A finished key is forgotten at once, so a later call computes afresh.
+    its exception. A finished key is forgotten at once, so a later call computes afresh. A
+    flight is marked running when it starts, so a cancelled asyncio joiner (its RPC was
+    cancelled) cannot cancel the computation the other callers wait for.
     """
 
     def __init__(self) -> None:
@@ -174,8 +237,34 @@ class SingleFlight(Generic[K, V]):
         self._calls = 0
         self._joins = 0
 
+    def _enter(self, key: K) -> tuple[Future[V], bool]:
+        """The flight for ``key`` and whether this caller leads it (and must settle it)."""
+        with self._lock:
+            existing = self._flights.get(key)
+            if existing is not None:
+                self._joins += 1
+                return existing, False
+            flight: Future[V] = Future()
+            flight.set_running_or_notify_cancel()
+            self._flights[key] = flight
+            self._calls += 1
+            return flight, True
+
+    def _run(self, key: K, flight: Future[V], compute: Callable[[], V]) -> None:
+        """Run ``compute`` and settle ``flight`` (forgetting ``key`` first)."""
+        try:
+            value = compute()
+        except BaseException as exc:
+            self._finish(key)
+            flight.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._finish(key)
+        flight.set_result(value)
+
     def do(self, key: K, compute: Callable[[], V]) -> tuple[V, bool]:
-        """Run ``compute`` once for concurrent callers of ``key``.
+        """Run ``compute`` once for concurrent callers of ``key`` (blocking).
 
         Returns:
             The result and whether this caller joined another caller's computation.
@@ -183,25 +272,32 @@ class SingleFlight(Generic[K, V]):
         Raises:
             Exception: Whatever ``compute`` raised, in every caller that shared it.
         """
-        with self._lock:
-            existing = self._flights.get(key)
-            if existing is not None:
-                self._joins += 1
-            else:
-                flight: Future[V] = Future()
-                self._flights[key] = flight
-                self._calls += 1
-        if existing is not None:
-            return existing.result(), True
-        try:
-            value = compute()
-        except BaseException as exc:
-            self._finish(key)
-            flight.set_exception(exc)
-            raise
-        self._finish(key)
-        flight.set_result(value)
-        return value, False
+        flight, leader = self._enter(key)
+        if leader:
+            self._run(key, flight, compute)
+        return flight.result(), not leader
+
+    async def do_async(
+        self, key: K, compute: Callable[[], V], executor: Executor
+    ) -> tuple[V, bool]:
+        """Like :meth:`do`, for asyncio: the leader runs ``compute`` on ``executor``; joiners
+        (and the leader) wait on the event loop without holding a thread.
+
+        ``executor`` must run nothing that waits on a flight: a thread caller may join this
+        flight and block until ``compute`` has run, so ``compute`` must not queue behind such
+        callers (the decider gives flights a pool of their own).
+
+        The computation runs to completion even if every waiting task is cancelled, so the
+        callers still waiting, and the cache, get its result.
+
+        Raises:
+            Exception: Whatever ``compute`` raised, in every caller that shared it.
+        """
+        flight, leader = self._enter(key)
+        if leader:
+            executor.submit(self._run, key, flight, compute)
+        value = await asyncio.shield(asyncio.wrap_future(flight))
+        return value, not leader
 
     def _finish(self, key: K) -> None:
         with self._lock:

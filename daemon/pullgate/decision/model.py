@@ -1,4 +1,10 @@
-"""What the decision layer is asked and what it answers (shared by every front end)."""
+"""What the decision layer is asked and what it answers (shared by every front end).
+
+A :class:`SubjectDecision` carries what the front ends report about the signature behind it as
+plain fields (``signature_digest``, ``signer_subject``, ``signer_fingerprint``,
+``signing_time``); ``outcome`` keeps the full per-check record on a freshly computed decision
+only: the decision cache stores the plain fields and drops ``outcome`` and ``timings``.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +39,12 @@ class SubjectDecision:
     reason: Reason
     message: str
     platform: str | None = None
-    outcome: VerificationOutcome | None = None
+    outcome: VerificationOutcome | None = None  # full record; None on cached copies
+    # The signature that verified or, when none did, the first one examined (None: none seen).
+    signature_digest: str | None = None
+    signer_subject: str | None = None
+    signer_fingerprint: str | None = None  # SHA-256 of the signing certificate, hex
+    signing_time: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,3 +68,4 @@ class Decision:
     cache_hit: bool = False
     timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
     generation: int = 0  # the configuration snapshot that decided
+    resolve_cached: bool = False  # the reference's digest came from the resolve memo

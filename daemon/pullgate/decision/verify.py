@@ -120,6 +120,7 @@ def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
         bounds.append(signature.valid_until)
     if revocation.next_update is not None:
         bounds.append(revocation.next_update)
+    shown = signature or (outcome.signatures[0] if outcome.signatures else None)
     return Subject(
         decision=SubjectDecision(
             role=job.role,
@@ -129,6 +130,10 @@ def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
             message=outcome.message,
             platform=str(job.platform) if job.platform else None,
             outcome=outcome,
+            signature_digest=shown.manifest_digest if shown else None,
+            signer_subject=shown.signer_subject if shown else None,
+            signer_fingerprint=shown.signer_fingerprint if shown else None,
+            signing_time=shown.signing_time if shown else None,
         ),
         inconclusive=outcome.inconclusive,
         valid_until=min(bounds, default=None),

@@ -25,7 +25,32 @@ SECRET_KEYS = frozenset(
 )
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _clean(value: object) -> bool:
+    """True when ``value`` is plain JSON data with no key naming a secret (the common case,
+    checked without copying; anything else takes :func:`_scrub`)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict) and type(item) is dict:
+            for key, child in item.items():
+                if type(key) is not str or key.lower() in SECRET_KEYS:
+                    return False
+                if type(child) not in _PLAIN:
+                    pending.append(child)
+        elif isinstance(item, list) and type(item) is list:
+            pending.extend(child for child in item if type(child) not in _PLAIN)
+        elif type(item) not in _PLAIN:
+            return False
+    return True
+
+
 def _scrub(value: object) -> object:
+    # Scalars first: they are most of a record, and the Mapping ABC check is slow for them.
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
     if isinstance(value, Mapping):
         return {str(k): _scrub(v) for k, v in value.items() if str(k).lower() not in SECRET_KEYS}
     if isinstance(value, list | tuple):
@@ -43,8 +68,14 @@ class AuditLog:
         self._log = logger or logging.getLogger(AUDIT_LOGGER)
 
     def write(self, record: Mapping[str, object]) -> None:
-        """Write one record (keys naming secrets are dropped; non-JSON values as strings)."""
-        line = json.dumps(_scrub(record), sort_keys=True, default=str, separators=(",", ":"))
+        """Write one record (keys naming secrets are dropped; non-JSON values as strings).
+
+        Nothing is serialised when the logger would drop the line anyway.
+        """
+        if not self._log.isEnabledFor(logging.INFO):
+            return
+        data = record if _clean(record) else _scrub(record)
+        line = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
         self._log.info("%s", line)
 
     def record_denial(self, reference: str, reason: str, caller: str) -> None:

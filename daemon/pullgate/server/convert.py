@@ -140,13 +140,10 @@ def _subject_to_proto(subject: SubjectDecision) -> verifier_pb2.SubjectResult:
         message=subject.message,
         platform=subject.platform or "",
     )
-    outcome = subject.outcome
-    if outcome is not None:
-        sig = outcome.verified_signature or (outcome.signatures[0] if outcome.signatures else None)
-        if sig is not None:
-            out.signer_subject = sig.signer_subject or ""
-            out.signer_fingerprint_sha256 = sig.signer_fingerprint or ""
-            out.signature_digest = sig.manifest_digest
+    if subject.signature_digest is not None:
+        out.signer_subject = subject.signer_subject or ""
+        out.signer_fingerprint_sha256 = subject.signer_fingerprint or ""
+        out.signature_digest = subject.signature_digest
     return out
 
 

@@ -101,6 +101,11 @@ class _Engine:
             return decision
         return self._decider.decide(request)
 
+    async def decide_async(self, request: DecisionRequest) -> Decision:
+        if self._state.current() is None:
+            return self.decide(request)  # the CONFIG deny: no I/O
+        return await self._decider.decide_async(request)
+
 
 class _Control:
     """``Status``/``Reload`` over the trust state and the decider."""

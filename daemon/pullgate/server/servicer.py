@@ -1,8 +1,13 @@
 """``pullgate.v1.Verifier``: a thin translation layer (STYLE.md §2 "servicer stays thin").
 
-``Verify`` checks the request (:mod:`.convert`), runs the synchronous decider in a worker
-thread (``asyncio.to_thread``: verification is CPU-bound and blocking, STYLE.md §5) and
-converts the :class:`~pullgate.decision.model.Decision` back.
+``Verify`` checks the request (:mod:`.convert`), asks the decision engine and converts the
+:class:`~pullgate.decision.model.Decision` back. An engine with ``decide_async`` (the real
+decider, :meth:`pullgate.decision.decider.Decider.decide_async`) answers warm requests on the
+event loop and single-flights cold ones at the asyncio level: 100 concurrent identical calls run
+one computation in one thread, and the 99 joiners wait on the loop instead of each blocking a
+worker thread (which used to exhaust the executor, so late callers started after the flight had
+ended). Any other engine runs in a worker thread (``asyncio.to_thread``: verification is
+CPU-bound and blocking, STYLE.md §5).
 
 **Bad requests are answered, not aborted.** An empty or unparsable reference, a bad digest,
 platform or ``auth`` value yields ``VerifyResponse(allowed=false, reason="MALFORMED")``; a
@@ -19,7 +24,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar, runtime_checkable
 
 import grpc
 
@@ -46,6 +51,15 @@ class DecisionEngine(Protocol):
     """What ``Verify`` needs: a synchronous, thread-safe decision function."""
 
     def decide(self, request: DecisionRequest) -> Decision:
+        """Decide one pull."""
+        ...
+
+
+@runtime_checkable
+class AsyncDecisionEngine(Protocol):
+    """An engine that decides on the event loop itself (warm) or without blocking it."""
+
+    async def decide_async(self, request: DecisionRequest) -> Decision:
         """Decide one pull."""
         ...
 
@@ -102,6 +116,7 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         audit: AuditLog | None = None,
     ) -> None:
         self._engine = engine
+        self._async_engine = engine if isinstance(engine, AsyncDecisionEngine) else None
         self._control = control
         self._metrics = metrics
         self._audit = audit
@@ -128,7 +143,10 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
             return self._deny(request, exc.reason, exc.detail)
         started = time.perf_counter()
         try:
-            decision = await asyncio.to_thread(self._engine.decide, decision_request)
+            if self._async_engine is not None:
+                decision = await self._async_engine.decide_async(decision_request)
+            else:
+                decision = await asyncio.to_thread(self._engine.decide, decision_request)
         except PullgateError as exc:
             return self._deny(request, exc.reason, exc.detail)
         except Exception:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,8 +13,10 @@ import pytest
 
 from pullgate.config import CacheConfig, Requirement
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight, ttl_for
-from pullgate.decision.model import Decision
-from pullgate.errors import Reason
+from pullgate.decision.compact import decode_decision, encode_decision
+from pullgate.decision.model import Decision, SubjectDecision
+from pullgate.errors import MalformedInput, Reason
+from pullgate.verification.outcome import VerificationOutcome
 from tests.support.pki import NOW
 
 
@@ -243,3 +247,126 @@ def test_single_flight_forgets_finished_keys() -> None:
         flight.do("k", lambda: (_ for _ in ()).throw(ValueError("x")))
     assert flight.stats().in_flight == 0
     assert flight.do("k", lambda: next(counter)) == (2, False)
+
+
+def _full_decision() -> Decision:
+    outcome = VerificationOutcome(
+        reference="r.example/app@sha256:" + "1" * 64,
+        digest="sha256:" + "1" * 64,
+        statement="prod",
+        level=None,
+        allowed=True,
+        reason=Reason.VERIFIED,
+        message="ok",
+    )
+    return Decision(
+        allowed=True,
+        reason=Reason.VERIFIED,
+        message="index ok; platform ok",
+        reference="r.example/app:v1",
+        digest="sha256:" + "1" * 64,
+        platform="linux/amd64",
+        statement="prod",
+        level="strict",
+        requirement=Requirement.EITHER,
+        audit_denied=True,
+        subjects=(
+            SubjectDecision(
+                role="index",
+                digest="sha256:" + "1" * 64,
+                verified=True,
+                reason=Reason.VERIFIED,
+                message="signature verified",
+                outcome=outcome,
+                signature_digest="sha256:" + "3" * 64,
+                signer_subject="CN=signer,O=Org",
+                signer_fingerprint="ab" * 32,
+                signing_time="2026-11-23T00:00:00+00:00",
+            ),
+            SubjectDecision(
+                role="platform",
+                digest="sha256:" + "2" * 64,
+                verified=False,
+                reason=Reason.NO_SIGNATURE,
+                message="none",
+                platform="linux/amd64",
+            ),
+        ),
+        cache_hit=False,
+        timings={"resolve": 0.1},
+        generation=7,
+    )
+
+
+def test_compact_round_trip_keeps_every_reported_field_and_drops_the_rest() -> None:
+    decision = _full_decision()
+    blob = encode_decision(decision)
+    back = decode_decision(blob, reference=decision.reference)
+    slim = tuple(dataclasses.replace(s, outcome=None) for s in decision.subjects)
+    assert back == dataclasses.replace(decision, subjects=slim, timings={})
+    assert len(blob) < 600
+
+
+@pytest.mark.parametrize("blob", [b"", b"not zlib", encode_decision(_full_decision())[:-3]])
+def test_undecodable_blob_is_malformed(blob: bytes) -> None:
+    with pytest.raises(MalformedInput) as info:
+        decode_decision(blob)
+    assert info.value.reason is Reason.MALFORMED
+
+
+def test_cached_copy_has_no_outcome_and_no_timings() -> None:
+    cache = DecisionCache(CONFIG, StepClock())
+    cache.put(_key(), _full_decision())
+    for _ in range(2):  # decoded, then from the hot tier
+        hit = cache.get(_key())
+        assert hit is not None
+        assert hit.timings == {}
+        assert [s.outcome for s in hit.subjects] == [None, None]
+        assert hit.subjects[0].signer_fingerprint == "ab" * 32
+        assert (hit.allowed, hit.audit_denied, hit.generation) == (True, True, 7)
+
+
+def test_hot_copy_never_outlives_its_entry() -> None:
+    clock = StepClock()
+    cache = DecisionCache(CONFIG, clock)
+    cache.put(_key(), _decision())
+    assert cache.get(_key()) is not None
+    cache.put(_key(), _decision(allowed=False))  # replaced: the decoded copy goes too
+    replaced = cache.get(_key())
+    assert replaced is not None
+    assert not replaced.allowed
+    clock.advance(11)
+    assert cache.get(_key()) is None
+
+
+def test_key_separates_repositories_and_statements() -> None:
+    cache = DecisionCache(CONFIG, StepClock())
+    stored = dataclasses.replace(_key(), repository="r.example/a", statement="a")
+    cache.put(stored, _decision())
+    assert cache.get(dataclasses.replace(stored, repository="r.example/b")) is None
+    assert cache.get(dataclasses.replace(stored, statement="b")) is None
+    assert cache.get(dataclasses.replace(stored)) is not None
+
+
+def test_async_single_flight_joiners_share_one_computation() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    release = threading.Event()
+    calls: list[int] = []
+
+    def compute() -> int:
+        release.wait(10)
+        calls.append(1)
+        return 42
+
+    async def main() -> list[tuple[int, bool]]:
+        with ThreadPoolExecutor(1) as pool:
+            tasks = [asyncio.create_task(flight.do_async("k", compute, pool)) for _ in range(10)]
+            while flight.stats().joins < 9:
+                await asyncio.sleep(0.001)
+            release.set()
+            return list(await asyncio.gather(*tasks))
+
+    results = asyncio.run(main())
+    assert sorted(results) == [(42, False)] + [(42, True)] * 9
+    assert calls == [1]
+    assert flight.stats().in_flight == 0

@@ -2,184 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pullgate.clock import FixedClock
 from pullgate.config import (
-    DaemonConfig,
     InconclusiveAction,
     Mode,
     Requirement,
     StatementSettings,
-    VerificationConfig,
 )
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.descriptor import Descriptor
 from pullgate.errors import Reason
-from pullgate.registry.model import Credentials, Endpoint, HostsConfig
+from pullgate.registry.model import Credentials
 from pullgate.registry.transport import RequestRecord
-from pullgate.trust import TrustConfig, load_trust_config
 from tests.support.fake_registry import (
     OCI_INDEX,
-    FakeRegistry,
     refused_endpoint,
 )
-from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
-from tests.support.signing import sign_jws
-
-REPO = "app"
-SECRET = "hunter2-very-secret-password"
-
-
-@dataclass(frozen=True)
-class Snap:
-    """Stand-in for ``pullgate.reload.snapshot.Snapshot`` (same fields)."""
-
-    generation: int
-    config: DaemonConfig
-    trust: TrustConfig
-    hashes: Mapping[str, str]
-    digest: str
-    loaded_at: datetime
-    endpoints: tuple[Endpoint, ...] = ()
-
-    def hosts(self, registry: str) -> HostsConfig:
-        return HostsConfig(
-            registry=registry, directory=None, source="none", endpoints=self.endpoints
-        )
-
-
-class NoNetworkFetcher:
-    def get(self, url: str, *, timeout: float, max_bytes: int) -> bytes:
-        raise AssertionError(f"unexpected revocation fetch {url}")
-
-    def post(
-        self, url: str, body: bytes, *, content_type: str, timeout: float, max_bytes: int
-    ) -> bytes:
-        raise AssertionError(f"unexpected revocation fetch {url}")
-
-
-@dataclass
-class World:
-    tmp: Path
-    reg: FakeRegistry
-    chain: Chain
-    trust: TrustConfig
-    index: Descriptor
-    amd64: Descriptor
-    arm64: Descriptor
-    audits: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[RequestRecord] = field(default_factory=list)
-    generation: int = 0
-    hook: Callable[[RequestRecord], None] | None = None
-
-    def log_request(self, record: RequestRecord) -> None:
-        if self.hook is not None:
-            self.hook(record)
-        self.requests.append(record)
-
-    def sign(self, target: Descriptor) -> None:
-        self.reg.add_signature(REPO, target, sign_jws(self.chain, target))
-
-    def decider(
-        self,
-        settings: StatementSettings | None = None,
-        *,
-        endpoints: tuple[Endpoint, ...] | None = None,
-        timeout: float = 30.0,
-    ) -> Decider:
-        self.generation += 1
-        config = DaemonConfig(
-            trust_dir=self.trust.trust_dir,
-            platform="linux/amd64",
-            statements={"app": settings or StatementSettings()},
-            verification=VerificationConfig(crl_cache_dir=self.tmp / "crl", timeout=timeout),
-        )
-        snap = Snap(
-            generation=self.generation,
-            config=config,
-            trust=self.trust,
-            hashes={},
-            digest=hashlib.sha256(f"snap-{self.generation}".encode()).hexdigest(),
-            loaded_at=NOW,
-            endpoints=endpoints if endpoints is not None else (self.reg.endpoint(),),
-        )
-        return Decider(
-            lambda: snap,
-            clock=FixedClock(NOW),
-            fetcher=NoNetworkFetcher(),
-            request_log=self.log_request,
-            audit=self.audits.append,
-        )
-
-    def ref(self, tag: str = "v1", repo: str = REPO) -> str:
-        return f"{self.reg.host}/{repo}:{tag}"
-
-
-def _policy(host: str) -> dict[str, Any]:
-    return {
-        "version": "1.0",
-        "trustPolicies": [
-            {
-                "name": "app",
-                "registryScopes": [f"{host}/{REPO}"],
-                "signatureVerification": {"level": "strict"},
-                "trustStores": ["ca:app"],
-                "trustedIdentities": ["*"],
-            }
-        ],
-    }
-
-
-def _platform(os: str, arch: str) -> dict[str, str]:
-    return {"os": os, "architecture": arch}
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    chain = Pki(name="decider").chain(key=KeySpec.ec(256))
-    trust_dir = tmp_path / "trust"
-    write_store(trust_dir, "ca", "app", [chain.root.cert])
-    with FakeRegistry() as reg:
-        (trust_dir / "trustpolicy.json").write_text(json.dumps(_policy(reg.host)))
-        amd64 = reg.put_image(REPO, tag=None, payload=b"amd64 layer")
-        arm64 = reg.put_image(REPO, tag=None, payload=b"arm64 layer")
-        attestation = reg.put_image(REPO, tag=None, payload=b"attestation")
-        entries = [
-            {**amd64.to_json(), "platform": _platform("linux", "amd64")},
-            {**arm64.to_json(), "platform": _platform("linux", "arm64")},
-            {
-                **attestation.to_json(),
-                "platform": _platform("unknown", "unknown"),
-                "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
-            },
-        ]
-        index = reg.put_manifest(
-            REPO,
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
-            OCI_INDEX,
-            tag="v1",
-        )
-        yield World(
-            tmp_path,
-            reg,
-            chain,
-            load_trust_config(trust_dir),
-            index,
-            amd64,
-            arm64,
-        )
+from tests.unit.decision.world import REPO, SECRET, World, platform_of
 
 
 def _roles(decision: Decision) -> dict[str, bool]:
@@ -290,7 +134,7 @@ def test_index_listing_a_manifest_other_than_the_signed_one_is_denied(world: Wor
         {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
-            "manifests": [{**forged, "platform": _platform("linux", "amd64")}],
+            "manifests": [{**forged, "platform": platform_of("linux", "amd64")}],
         },
         OCI_INDEX,
         tag="hostile",
@@ -375,7 +219,8 @@ def test_cache_hit_on_second_call(world: World) -> None:
     before = len(world.reg.requests())
     second = decider.decide(DecisionRequest(reference=world.ref()))
     assert (first.cache_hit, second.cache_hit, second.allowed) == (False, True, True)
-    assert len(world.reg.requests()) - before == 1  # the resolve HEAD only
+    assert (first.resolve_cached, second.resolve_cached) == (False, True)
+    assert len(world.reg.requests()) == before  # resolve memo + index memo + cache: no request
     assert decider.stats().cache.hits == 1
 
 

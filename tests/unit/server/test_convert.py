@@ -21,14 +21,6 @@ from pullgate.server.convert import (
 )
 from pullgate.server.status import REASON_CODES, grpc_status, status_for_error
 from pullgate.v1 import verifier_pb2
-from pullgate.verification.outcome import (
-    CheckAction,
-    CheckResult,
-    CheckType,
-    Level,
-    SignatureOutcome,
-    VerificationOutcome,
-)
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -132,26 +124,6 @@ def test_bad_requests_are_malformed(message: verifier_pb2.VerifyRequest) -> None
     assert info.value.reason is Reason.MALFORMED
 
 
-def _outcome(subject: str, fingerprint: str) -> VerificationOutcome:
-    sig = SignatureOutcome(
-        manifest_digest="sha256:" + "c" * 64,
-        envelope_media_type="application/jose+json",
-        results=(CheckResult(check=CheckType.INTEGRITY, action=CheckAction.ENFORCE, passed=True),),
-        signer_subject=subject,
-        signer_fingerprint=fingerprint,
-    )
-    return VerificationOutcome(
-        reference="r.example/app@" + DIGEST,
-        digest=DIGEST,
-        statement="prod",
-        level=Level.STRICT,
-        allowed=True,
-        reason=Reason.VERIFIED,
-        message="ok",
-        signatures=(sig,),
-    )
-
-
 def test_decision_becomes_a_verify_response_with_subjects() -> None:
     decision = Decision(
         allowed=True,
@@ -171,7 +143,9 @@ def test_decision_becomes_a_verify_response_with_subjects() -> None:
                 verified=True,
                 reason=Reason.VERIFIED,
                 message="ok",
-                outcome=_outcome("CN=signer", "ab" * 32),
+                signature_digest="sha256:" + "c" * 64,
+                signer_subject="CN=signer",
+                signer_fingerprint="ab" * 32,
             ),
             SubjectDecision(
                 role="platform",

@@ -1,0 +1,107 @@
+"""The resolve memo: a short-lived reference → descriptor map (issue 5 item 4, warm path).
+
+Every decision starts by resolving its reference (OCI distribution-spec ``HEAD
+/v2/<name>/manifests/<reference>``). On a warm decision that request is nearly all of the cost,
+so :class:`ResolveMemo` lets the decider reuse a recent answer:
+
+* **key** — (configuration snapshot digest, credentials identity, normalised reference, kind).
+  The snapshot digest covers certs.d and the daemon config, so a reload never reuses an answer
+  obtained through other endpoints or TLS settings. The credentials identity is the one-way
+  hash of :func:`~pullgate.decision.clients.credentials_identity`, never the secret, so an
+  answer obtained with one caller's credentials is only reused for a request carrying the very
+  same credentials: a caller who cannot read a repository still has to ask the registry.
+* **tags** live ``[cache] resolve_ttl`` seconds (default 5, bounded by ``max_ttl``; 0 turns the
+  memo off). **Digests** are content-addressed — the descriptor of ``name@sha256:…`` cannot
+  change — so they live ``max_ttl``.
+* only successful resolutions are remembered; the memo is a bounded LRU.
+
+**Why a stale tag → digest mapping cannot let unverified content through.** The memo changes
+*which digest* is verified, never *whether* content is verified: a decision always names the
+digest it verified (``Decision.digest``, ``VerifyResponse.digest``), and that digest is checked
+in full (signatures, trust policy, the platform manifest listed in the digest-verified index).
+What can differ is the tag's *current* target, if the tag was pushed during the last
+``resolve_ttl`` seconds, and the enforcement points already handle a tag that moves between
+verification and pull, because that race exists without any memo (a tag can move right after
+the ``HEAD``):
+
+* the CRI proxy (:mod:`pullgate.cri.proxy`) pins the verified digest after the pull: the
+  runtime's ``ImageStatus`` must list ``<repository>@<verified digest>`` among the image's repo
+  digests, otherwise the image is removed again and the pull denied (``DESCRIPTOR_MISMATCH``);
+* the containerd bindir shim (:mod:`pullgate.shim`) passes the exact digest being pulled, so
+  its requests are digest references, which the memo maps to themselves (content-addressed).
+
+The worst case of a stale mapping is therefore a *deny* of a tag that moved in the last few
+seconds (the pin check sees another digest), never an allow of content nobody verified. A
+direct API user that pulls by tag after ``Verify`` must pin ``VerifyResponse.digest``, exactly
+as before. The memo is thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pullgate.clock import Clock
+from pullgate.pipeline import Resolved
+
+__all__ = ["MemoKey", "ResolveMemo"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoKey:
+    """What a resolution depends on (never a secret)."""
+
+    snapshot: str  # configuration snapshot digest (certs.d, daemon config, trust)
+    credentials: str  # credentials_identity(): a one-way hash, "" without credentials
+    reference: str  # the normalised reference (str(ImageReference))
+    by_digest: bool  # a digest reference (content-addressed) or a tag
+
+
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    resolved: Resolved
+    expires: datetime
+
+
+class ResolveMemo:
+    """Bounded, thread-safe LRU of recent resolutions with per-entry lifetimes.
+
+    Args:
+        clock: Source of "now" for expiry.
+        max_entries: Resolutions kept (the least recently used are dropped).
+    """
+
+    def __init__(self, clock: Clock, *, max_entries: int = 4096) -> None:
+        self._clock = clock
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[MemoKey, _Memo] = OrderedDict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def get(self, key: MemoKey) -> Resolved | None:
+        """The live resolution of ``key``, or None."""
+        now = self._clock.now()
+        with self._lock:
+            memo = self._entries.get(key)
+            if memo is None or now >= memo.expires:
+                if memo is not None:
+                    del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return memo.resolved
+
+    def put(self, key: MemoKey, resolved: Resolved, ttl: float) -> None:
+        """Remember ``resolved`` for ``ttl`` seconds (nothing when ``ttl`` <= 0)."""
+        if ttl <= 0 or self._max_entries <= 0:
+            return
+        memo = _Memo(resolved, self._clock.now() + timedelta(seconds=ttl))
+        with self._lock:
+            self._entries[key] = memo
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)

@@ -1,0 +1,184 @@
+"""A decision-layer test world: the in-process fake registry with a signed-able 3-entry index,
+a trust directory, and a factory of deciders over a stand-in snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pullgate.clock import Clock, FixedClock
+from pullgate.config import CacheConfig, DaemonConfig, StatementSettings, VerificationConfig
+from pullgate.decision.decider import Decider
+from pullgate.descriptor import Descriptor
+from pullgate.registry.model import Endpoint, HostsConfig
+from pullgate.registry.transport import RequestRecord
+from pullgate.trust import TrustConfig, load_trust_config
+from tests.support.fake_registry import OCI_INDEX, FakeRegistry
+from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
+from tests.support.signing import sign_jws
+
+REPO = "app"
+SECRET = "hunter2-very-secret-password"
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Stand-in for ``pullgate.reload.snapshot.Snapshot`` (same fields)."""
+
+    generation: int
+    config: DaemonConfig
+    trust: TrustConfig
+    hashes: Mapping[str, str]
+    digest: str
+    loaded_at: datetime
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def hosts(self, registry: str) -> HostsConfig:
+        return HostsConfig(
+            registry=registry, directory=None, source="none", endpoints=self.endpoints
+        )
+
+
+class NoNetworkFetcher:
+    def get(self, url: str, *, timeout: float, max_bytes: int) -> bytes:
+        raise AssertionError(f"unexpected revocation fetch {url}")
+
+    def post(
+        self, url: str, body: bytes, *, content_type: str, timeout: float, max_bytes: int
+    ) -> bytes:
+        raise AssertionError(f"unexpected revocation fetch {url}")
+
+
+@dataclass
+class World:
+    tmp: Path
+    reg: FakeRegistry
+    chain: Chain
+    trust: TrustConfig
+    index: Descriptor
+    amd64: Descriptor
+    arm64: Descriptor
+    audits: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    generation: int = 0
+    hook: Callable[[RequestRecord], None] | None = None
+
+    def log_request(self, record: RequestRecord) -> None:
+        if self.hook is not None:
+            self.hook(record)
+        self.requests.append(record)
+
+    def sign(self, target: Descriptor) -> None:
+        self.reg.add_signature(REPO, target, sign_jws(self.chain, target))
+
+    def decider(
+        self,
+        settings: StatementSettings | None = None,
+        *,
+        endpoints: tuple[Endpoint, ...] | None = None,
+        timeout: float = 30.0,
+        cache: CacheConfig | None = None,
+        clock: Clock | None = None,
+    ) -> Decider:
+        self.generation += 1
+        config = DaemonConfig(
+            trust_dir=self.trust.trust_dir,
+            platform="linux/amd64",
+            statements={"app": settings or StatementSettings()},
+            verification=VerificationConfig(crl_cache_dir=self.tmp / "crl", timeout=timeout),
+            cache=cache or CacheConfig(),
+        )
+        snap = Snap(
+            generation=self.generation,
+            config=config,
+            trust=self.trust,
+            hashes={},
+            digest=hashlib.sha256(f"snap-{self.generation}".encode()).hexdigest(),
+            loaded_at=NOW,
+            endpoints=endpoints if endpoints is not None else (self.reg.endpoint(),),
+        )
+        return Decider(
+            lambda: snap,
+            clock=clock or FixedClock(NOW),
+            fetcher=NoNetworkFetcher(),
+            request_log=self.log_request,
+            audit=self.audits.append,
+        )
+
+    def ref(self, tag: str = "v1", repo: str = REPO) -> str:
+        return f"{self.reg.host}/{repo}:{tag}"
+
+
+def policy(host: str) -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "app",
+                "registryScopes": [f"{host}/{REPO}"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:app"],
+                "trustedIdentities": ["*"],
+            }
+        ],
+    }
+
+
+def platform_of(os: str, arch: str) -> dict[str, str]:
+    return {"os": os, "architecture": arch}
+
+
+@contextmanager
+def make_world(tmp_path: Path) -> Iterator[World]:
+    """The world, its fake registry running for the duration."""
+    chain = Pki(name="decider").chain(key=KeySpec.ec(256))
+    trust_dir = tmp_path / "trust"
+    write_store(trust_dir, "ca", "app", [chain.root.cert])
+    with FakeRegistry() as reg:
+        (trust_dir / "trustpolicy.json").write_text(json.dumps(policy(reg.host)))
+        amd64 = reg.put_image(REPO, tag=None, payload=b"amd64 layer")
+        arm64 = reg.put_image(REPO, tag=None, payload=b"arm64 layer")
+        attestation = reg.put_image(REPO, tag=None, payload=b"attestation")
+        entries = [
+            {**amd64.to_json(), "platform": platform_of("linux", "amd64")},
+            {**arm64.to_json(), "platform": platform_of("linux", "arm64")},
+            {
+                **attestation.to_json(),
+                "platform": platform_of("unknown", "unknown"),
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+            },
+        ]
+        index = reg.put_manifest(
+            REPO,
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+            OCI_INDEX,
+            tag="v1",
+        )
+        yield World(
+            tmp_path,
+            reg,
+            chain,
+            load_trust_config(trust_dir),
+            index,
+            amd64,
+            arm64,
+        )
+
+
+@dataclass
+class StepClock:
+    """A clock tests move forward by hand."""
+
+    instant: datetime = NOW
+
+    def now(self) -> datetime:
+        return self.instant
+
+    def advance(self, seconds: float) -> None:
+        self.instant += timedelta(seconds=seconds)
