@@ -59,22 +59,28 @@ def _scrub(value: Any, secrets: Iterable[str]) -> Any:
 
 def audit_record(decision: Decision, request: DecisionRequest) -> dict[str, Any]:
     """The audit dict of one decision (JSON-serialisable, never containing credentials)."""
-    subjects = [
-        {
-            "role": s.role,
-            "digest": s.digest,
-            "platform": s.platform,
-            "verified": s.verified,
-            "reason": s.reason.value,
-            "signer": _signer(s),
-        }
-        for s in decision.subjects
-    ]
-    signer = next((x for x in map(_signer, decision.subjects) if x is not None), None)
+    subjects: list[dict[str, Any]] = []
+    digests: dict[str, str] = {}
+    signer: dict[str, Any] | None = None  # the first subject's signer that verified
+    for s in decision.subjects:  # one pass: this runs for every decision, warm ones included
+        one = _signer(s)
+        if signer is None:
+            signer = one
+        digests[s.role] = s.digest
+        subjects.append(
+            {
+                "role": s.role,
+                "digest": s.digest,
+                "platform": s.platform,
+                "verified": s.verified,
+                "reason": s.reason.value,
+                "signer": one,
+            }
+        )
     record: dict[str, Any] = {
         "reference": decision.reference,
         "digest": decision.digest,
-        "digests": {s.role: s.digest for s in decision.subjects},
+        "digests": digests,
         "platform": decision.platform,
         "statement": decision.statement,
         "level": decision.level,

@@ -142,8 +142,16 @@ class DecisionCache:
         ``count_miss=False`` is for a lookup that will be retried by a full computation (the
         retry counts the miss).
         """
-        compact = key.compact()
-        now = self._clock.now().timestamp()
+        return self.lookup(key.compact(), count_miss=count_miss)
+
+    def lookup(
+        self, compact: bytes, *, count_miss: bool = True, now: float | None = None
+    ) -> Decision | None:
+        """:meth:`get` by the key's :meth:`CacheKey.compact` identity (a caller that looks the
+        same key up again keeps it); ``now`` (POSIX seconds) when the caller has just read the
+        clock."""
+        if now is None:
+            now = self._clock.now().timestamp()
         with self._lock:
             value = self._entries.get(compact)
             if value is not None and now >= _EXPIRY.unpack_from(value)[0]:

@@ -30,6 +30,12 @@ resolve_ttl``; the module docstring there explains why a briefly stale tag → d
 cannot let unverified content through), and the index memo keeps parsed indexes by digest, so
 a warm decision makes no registry request at all.
 
+Where the parts live: :mod:`pullgate.decision.context` (snapshot protocol, per-computation
+context, client lenders), :mod:`pullgate.decision.resolution` (steps 1-2: request parsing,
+resolve and index memos, routes), :mod:`pullgate.decision.verify` (step 4),
+:mod:`pullgate.decision.combine` (steps 5-6), :mod:`pullgate.decision.cache` (step 3 and the
+single-flight); this module is the flow itself.
+
 The whole of ``decide`` is single-flighted on (reference, digest, platform, requirement,
 credentials identity, snapshot digest): 100 concurrent identical cold calls cost one call's
 registry requests. Threads call :meth:`Decider.decide`; asyncio front ends call
@@ -44,178 +50,45 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Protocol
+from contextlib import AbstractContextManager
+from dataclasses import replace
 
 from pullgate.clock import Clock
-from pullgate.config import CacheConfig, DaemonConfig, Requirement
+from pullgate.config import CacheConfig, Requirement
 from pullgate.decision.audit import audit_record
-from pullgate.decision.cache import CacheKey, CacheStats, DecisionCache, FlightStats, SingleFlight
-from pullgate.decision.clients import (
-    ClientPool,
-    PhaseTimes,
-    TimedClient,
-    credentials_identity,
-    make_client,
+from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
+from pullgate.decision.clients import ClientPool, TimedClient, credentials_identity, make_client
+from pullgate.decision.combine import Verdict, combine, finish
+from pullgate.decision.context import (
+    DeciderStats,
+    DecisionContext,
+    Lender,
+    OfflineLender,
+    Route,
+    Shared,
+    SnapshotLike,
+    WouldBlock,
 )
-from pullgate.decision.combine import Subject, Verdict, combine, finish
-from pullgate.decision.memo import MemoKey, ResolveMemo
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.decision.platform import (
-    IndexEntry,
-    Platform,
-    host_platform,
-    index_entries,
-    parse_platform,
-    select_entry,
+from pullgate.decision.platform import IndexEntry, select_entry
+from pullgate.decision.resolution import (
+    INDEX_TYPES,
+    Resolver,
+    request_platform,
+    request_reference,
 )
-from pullgate.decision.verify import SubjectContext, SubjectJob, run_subject, timed_out_subject
-from pullgate.descriptor import Descriptor, is_digest
-from pullgate.errors import (
-    MalformedInput,
-    PullgateError,
-    Reason,
-    VerificationFailed,
-    VerificationInconclusive,
-)
-from pullgate.pipeline import Resolved, resolve
-from pullgate.registry.auth import CredentialStore, DockerConfigCredentials, StaticCredentials
-from pullgate.registry.client import MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_INDEX
-from pullgate.registry.model import HostsConfig, ImageReference, RegistryLimits
-from pullgate.registry.reference import parse_reference
+from pullgate.decision.verify import SubjectContext, plan_subjects, verify_subjects
+from pullgate.descriptor import Descriptor
+from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
+from pullgate.registry.auth import CredentialStore, StaticCredentials
 from pullgate.registry.transport import RequestRecord
-from pullgate.trust import TrustConfig
 from pullgate.verification.http_fetch import HttpFetcher, Urllib3Fetcher
-from pullgate.verification.policy import TrustPolicyStatement
-from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker
 
 __all__ = ["Decider", "DeciderStats", "SnapshotLike"]
 
 log = logging.getLogger(__name__)
-
-_INDEX_TYPES = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST})
-_INDEX_MEMO = 1024
-_RESOLVE_MEMO = 4096
-_ROUTES = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """Where a request identity led last time: its resolve-memo key, the digest the memo gave
-    and the cache key built from it. Valid while the memo still gives that digest, because
-    everything else in the cache key is a function of the flight key (snapshot included)."""
-
-    memo_key: MemoKey
-    digest: str
-    cache_key: CacheKey
-
-
-class _WouldBlock(Exception):
-    """Raised inside a warm-path lookup that would need the network or the disk."""
-
-
-class SnapshotLike(Protocol):
-    """What the decider needs of a configuration snapshot (``pullgate.reload.snapshot``)."""
-
-    @property
-    def generation(self) -> int: ...
-    @property
-    def config(self) -> DaemonConfig: ...
-    @property
-    def trust(self) -> TrustConfig: ...
-    @property
-    def digest(self) -> str: ...
-    def hosts(self, registry: str) -> HostsConfig: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeciderStats:
-    """Counters for ``Status`` and metrics."""
-
-    cache: CacheStats
-    single_flight: FlightStats
-    decisions: int
-    fail_open: int
-    clients_created: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Shared:
-    """Per-snapshot state reused across requests."""
-
-    digest: str
-    revocation: NetworkRevocationChecker
-    docker: CredentialStore | None
-    docker_error: PullgateError | None
-    limits: RegistryLimits
-
-
-class _Context:
-    """One computation: the snapshot, the request and the timings being collected."""
-
-    def __init__(self, snap: SnapshotLike, request: DecisionRequest, started: float) -> None:
-        self.snap = snap
-        self.request = request
-        self.started = started
-        self.deadline = started + snap.config.verification.timeout
-        self.times = PhaseTimes()
-        self.platform: Platform | None = None
-        self.statement: TrustPolicyStatement | None = None
-        self.digest = ""
-        self.valid_until: datetime | None = None
-        self.resolve_cached = False
-        self.memo_key: MemoKey | None = None
-
-    def base(self) -> dict[str, object]:
-        settings = self.snap.config.settings_for(self.statement.name if self.statement else None)
-        return {
-            "reference": self.request.reference,
-            "digest": self.digest,
-            "platform": str(self.platform) if self.platform else None,
-            "statement": self.statement.name if self.statement else None,
-            "level": self.statement.level.value if self.statement else None,
-            "requirement": self.request.require or settings.require,
-            "mode": settings.mode,
-            "generation": self.snap.generation,
-            "resolve_cached": self.resolve_cached,
-        }
-
-
-class _Lender:
-    """Borrows a pooled registry client on first use only (a warm decision needs none)."""
-
-    def __init__(
-        self, pool: ClientPool, key: tuple[str, str], factory: Callable[[], TimedClient]
-    ) -> None:
-        self._pool = pool
-        self._key = key
-        self._factory = factory
-        self._stack = ExitStack()
-        self._client: TimedClient | None = None
-
-    def client(self) -> TimedClient:
-        if self._client is None:
-            self._client = self._stack.enter_context(self._pool.lend(self._key, self._factory))
-        return self._client
-
-    def __enter__(self) -> _Lender:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-
-
-class _OfflineLender(_Lender):
-    """A lender for the warm path: any registry access means "not warm"."""
-
-    def client(self) -> TimedClient:
-        raise _WouldBlock
 
 
 class Decider:
@@ -249,7 +122,7 @@ class Decider:
         self._request_log = request_log
         self._audit = audit
         self._lock = threading.Lock()
-        self._shared: _Shared | None = None
+        self._shared: Shared | None = None
         self._cache: DecisionCache | None = None
         self._flight: SingleFlight[tuple[object, ...], Decision] = SingleFlight()
         self._pool = ClientPool()
@@ -259,9 +132,7 @@ class Decider:
         self._flight_executor = ThreadPoolExecutor(
             max_flights, thread_name_prefix="pullgate-decide"
         )
-        self._memo = ResolveMemo(clock, max_entries=_RESOLVE_MEMO)
-        self._routes: OrderedDict[tuple[object, ...], _Route] = OrderedDict()
-        self._index_memo: OrderedDict[str, tuple[IndexEntry, ...]] = OrderedDict()
+        self._resolver = Resolver(clock)
         self._decisions = 0
         self._fail_open = 0
 
@@ -349,38 +220,20 @@ class Decider:
 
     def _cache_for(self, config: CacheConfig) -> DecisionCache:
         with self._lock:
-            if self._cache is None or self._cache.config != config:
-                self._cache = DecisionCache(config, self._clock)
-            return self._cache
+            current = self._cache
+            if current is not None and current.config is config:  # the common case, cheaply
+                return current
+            if current is None or current.config != config:
+                current = self._cache = DecisionCache(config, self._clock)
+            return current
 
-    def _shared_for(self, snap: SnapshotLike, *, offline: bool = False) -> _Shared:
+    def _shared_for(self, snap: SnapshotLike, *, offline: bool = False) -> Shared:
         with self._lock:
             if self._shared is not None and self._shared.digest == snap.digest:
                 return self._shared
         if offline:  # building it reads config.json: not on the event loop
-            raise _WouldBlock
-        config = snap.config
-        docker: CredentialStore | None = None
-        docker_error: PullgateError | None = None
-        if config.registry.config_json is not None:
-            try:
-                docker = DockerConfigCredentials.from_file(config.registry.config_json)
-            except PullgateError as exc:
-                docker_error = exc
-        shared = _Shared(
-            digest=snap.digest,
-            revocation=NetworkRevocationChecker(
-                self._fetcher, self._clock, crl_cache=CrlCache(config.verification.crl_cache_dir)
-            ),
-            docker=docker,
-            docker_error=docker_error,
-            limits=RegistryLimits(
-                max_manifest_bytes=config.registry.max_manifest_bytes,
-                max_envelope_bytes=config.registry.max_envelope_bytes,
-                connect_timeout=config.registry.connect_timeout,
-                read_timeout=config.registry.read_timeout,
-            ),
-        )
+            raise WouldBlock
+        shared = Shared.build(snap, self._fetcher, self._clock)
         with self._lock:
             self._shared = shared
         self._pool.drop(lambda key: key[0] == snap.digest)
@@ -389,7 +242,7 @@ class Decider:
     def _compute(
         self, snap: SnapshotLike, request: DecisionRequest, cache: DecisionCache
     ) -> Decision:
-        ctx = _Context(snap, request, time.perf_counter())
+        ctx = DecisionContext(snap, request, time.perf_counter())
         try:
             return self._run(ctx, cache)
         except PullgateError as exc:
@@ -407,14 +260,14 @@ class Decider:
         started: float,
     ) -> Decision | None:
         """The cached decision through the request identity's last route, or None."""
-        with self._lock:
-            route = self._routes.get(key)
+        route = self._resolver.route(key)
         if route is None:
             return None
-        resolved = self._memo.get(route.memo_key)
+        now = self._clock.now()
+        resolved = self._resolver.memoised(route.memo_key, now)
         if resolved is None or resolved.target.digest != route.digest:
             return None
-        cached = cache.get(route.cache_key, count_miss=False)
+        cached = cache.lookup(route.cache_key, count_miss=False, now=now.timestamp())
         if cached is None:
             return None
         return replace(
@@ -430,26 +283,28 @@ class Decider:
     ) -> Decision | None:
         """The cached decision when everything it needs is in memory, else None (then the
         full computation decides, including every error case)."""
-        ctx = _Context(snap, request, time.perf_counter())
+        ctx = DecisionContext(snap, request, time.perf_counter())
         try:
             return self._run(ctx, cache, offline=True)
-        except _WouldBlock:
+        except WouldBlock:
             return None
         except Exception:  # the full computation turns it into a typed deny
             log.debug("warm path declined %s", request.reference, exc_info=True)
             return None
 
-    def _conclude(self, ctx: _Context, verdict: Verdict) -> Decision:
+    def _conclude(self, ctx: DecisionContext, verdict: Verdict) -> Decision:
         settings = ctx.snap.config.settings_for(ctx.statement.name if ctx.statement else None)
         timings = ctx.times.as_dict()
         timings["total"] = time.perf_counter() - ctx.started
         return finish(verdict, settings, ctx.base(), timings, has_policy=ctx.statement is not None)
 
-    def _run(self, ctx: _Context, cache: DecisionCache, *, offline: bool = False) -> Decision:
-        """Decide ``ctx``'s request; ``offline``: from memory only (else :class:`_WouldBlock`)."""
+    def _run(
+        self, ctx: DecisionContext, cache: DecisionCache, *, offline: bool = False
+    ) -> Decision:
+        """Decide ``ctx``'s request; ``offline``: from memory only (else :class:`WouldBlock`)."""
         request, snap = ctx.request, ctx.snap
-        ctx.platform = self._platform(request, snap.config)
-        ref = self._reference(request)
+        ctx.platform = request_platform(request, snap.config)
+        ref = request_reference(request)
         ctx.digest = ref.digest or ""
         ctx.statement = snap.trust.oci_policy.select(f"{ref.locator}@{ref.digest or ''}")
         shared = self._shared_for(snap, offline=offline)
@@ -463,13 +318,13 @@ class Decider:
         def factory() -> TimedClient:
             return make_client(snap.hosts, creds, shared.limits, self._request_log, self._clock)
 
-        lender_type = _OfflineLender if offline else _Lender
+        lender_type = OfflineLender if offline else Lender
         with lender_type(self._pool, pool_key, factory) as lender:
-            resolved = self._resolve(lender, ref, ctx, pool_key[1])
+            resolved = self._resolver.resolve(lender, ref, ctx, pool_key[1])
             ctx.digest = resolved.target.digest
             entry: IndexEntry | None = None
-            if resolved.target.media_type in _INDEX_TYPES:
-                entries = self._index(lender, resolved.reference, resolved.target, ctx)
+            if resolved.target.media_type in INDEX_TYPES:
+                entries = self._resolver.index(lender, resolved.reference, resolved.target, ctx)
                 entry = select_entry(entries, ctx.platform)
                 if entry is None:
                     raise VerificationFailed(
@@ -492,11 +347,10 @@ class Decider:
             statement=ctx.statement.name,
         )
         if ctx.memo_key is not None and snap.config.cache.resolve_ttl > 0:
-            route = _Route(memo_key=ctx.memo_key, digest=resolved.target.digest, cache_key=key)
-            with self._lock:
-                self._routes[self._flight_key(request, snap)] = route
-                while len(self._routes) > _ROUTES:
-                    self._routes.popitem(last=False)
+            route = Route(
+                memo_key=ctx.memo_key, digest=resolved.target.digest, cache_key=key.compact()
+            )
+            self._resolver.remember_route(self._flight_key(request, snap), route)
         cached = cache.get(key, count_miss=not offline)
         if cached is not None:
             timings = ctx.times.as_dict()
@@ -509,7 +363,7 @@ class Decider:
                 resolve_cached=ctx.resolve_cached,
             )
         if offline:
-            raise _WouldBlock
+            raise WouldBlock
 
         def lend() -> AbstractContextManager[TimedClient]:
             return self._pool.lend(pool_key, factory)
@@ -528,95 +382,18 @@ class Decider:
         return decision
 
     def _verify(
-        self, ctx: _Context, sub: SubjectContext, target: Descriptor, entry: IndexEntry | None
+        self,
+        ctx: DecisionContext,
+        sub: SubjectContext,
+        target: Descriptor,
+        entry: IndexEntry | None,
     ) -> Decision:
         settings = ctx.snap.config.settings_for(sub.statement.name)
         requirement = ctx.request.require or settings.require
-        jobs: list[SubjectJob] = []
-        if entry is None:
-            jobs.append(SubjectJob(role="manifest", descriptor=target))
-        else:
-            if requirement is not Requirement.PLATFORM:
-                jobs.append(SubjectJob(role="index", descriptor=target))
-            if requirement is not Requirement.INDEX:
-                jobs.append(
-                    SubjectJob(role="platform", descriptor=entry.descriptor, platform=ctx.platform)
-                )
-        futures = [self._executor.submit(run_subject, job, sub) for job in jobs]
-        subjects: list[Subject] = []
+        jobs = plan_subjects(requirement, target, entry, ctx.platform)
         budget = ctx.snap.config.verification.timeout
-        for job, future in zip(jobs, futures, strict=True):
-            remaining = ctx.deadline - time.perf_counter()
-            try:
-                subjects.append(future.result(timeout=max(remaining, 0.0)))
-            except FutureTimeout:
-                subjects.append(timed_out_subject(job, budget))
+        subjects = verify_subjects(self._executor, jobs, sub, deadline=ctx.deadline, budget=budget)
         bounds = [s.valid_until for s in subjects if s.valid_until is not None]
         ctx.valid_until = min(bounds, default=None)
         effective = requirement if entry is not None else Requirement.BOTH
         return self._conclude(ctx, combine(effective, subjects))
-
-    def _resolve(
-        self, lender: _Lender, ref: ImageReference, ctx: _Context, identity: str
-    ) -> Resolved:
-        """Resolve ``ref``, through the resolve memo (see :mod:`pullgate.decision.memo`)."""
-        config = ctx.snap.config.cache
-        key = MemoKey(
-            snapshot=ctx.snap.digest,
-            credentials=identity,
-            reference=str(ref),
-            by_digest=ref.digest is not None,
-        )
-        ctx.memo_key = key
-        if config.resolve_ttl > 0:
-            memo = self._memo.get(key)
-            if memo is not None:
-                ctx.resolve_cached = True
-                return memo
-        client = lender.client()
-        started = time.perf_counter()
-        try:
-            resolved = resolve(client, ref)
-        finally:
-            ctx.times.add("resolve", time.perf_counter() - started)
-        if config.resolve_ttl > 0:  # a digest's descriptor is content-addressed: max_ttl
-            ttl = config.max_ttl if key.by_digest else min(config.resolve_ttl, config.max_ttl)
-            self._memo.put(key, resolved, ttl)
-        return resolved
-
-    def _index(
-        self, lender: _Lender, ref: ImageReference, target: Descriptor, ctx: _Context
-    ) -> tuple[IndexEntry, ...]:
-        with self._lock:
-            memo = self._index_memo.get(target.digest)
-            if memo is not None:
-                self._index_memo.move_to_end(target.digest)
-                return memo
-        client = lender.client()
-        started = time.perf_counter()
-        try:
-            data = client.fetch_manifest(ref, target)  # digest- and size-verified
-        finally:
-            ctx.times.add("fetch", time.perf_counter() - started)
-        entries = index_entries(data)
-        with self._lock:
-            self._index_memo[target.digest] = entries
-            while len(self._index_memo) > _INDEX_MEMO:
-                self._index_memo.popitem(last=False)
-        return entries
-
-    @staticmethod
-    def _platform(request: DecisionRequest, config: DaemonConfig) -> Platform:
-        text = request.platform or config.platform
-        return parse_platform(text) if text else host_platform()
-
-    @staticmethod
-    def _reference(request: DecisionRequest) -> ImageReference:
-        ref = parse_reference(request.reference)
-        if request.digest:
-            if not is_digest(request.digest):
-                raise MalformedInput(f"invalid digest {request.digest!r}")
-            if ref.digest and ref.digest != request.digest:
-                raise MalformedInput("the reference's digest differs from the request's digest")
-            ref = ref.with_digest(request.digest)
-        return ref

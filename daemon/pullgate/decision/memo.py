@@ -83,9 +83,10 @@ class ResolveMemo:
         with self._lock:
             return len(self._entries)
 
-    def get(self, key: MemoKey) -> Resolved | None:
-        """The live resolution of ``key``, or None."""
-        now = self._clock.now()
+    def get(self, key: MemoKey, *, now: datetime | None = None) -> Resolved | None:
+        """The live resolution of ``key``, or None (``now``: when the caller just read it)."""
+        if now is None:
+            now = self._clock.now()
         with self._lock:
             memo = self._entries.get(key)
             if memo is None or now >= memo.expires:

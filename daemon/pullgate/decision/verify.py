@@ -5,21 +5,29 @@ for one descriptor, on a borrowed registry client, and records the phases of
 ``Decision.timings``: ``discover``, ``fetch`` and ``revocation`` are measured by the wrappers of
 :mod:`pullgate.decision.clients`; ``crypto`` is the rest of the verification time. Phases are
 summed over subjects, so with parallel subjects they can add up to more than the wall time.
+
+:func:`plan_subjects` picks the subjects a requirement needs (``both`` and ``either``: index and
+platform manifest; ``index`` / ``platform``: the one they name; a plain manifest is one subject
+whatever the requirement) and :func:`verify_subjects` verifies them in parallel within the
+decision's deadline (a subject still running then is inconclusive, ``TIMEOUT``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pullgate.clock import Clock
+from pullgate.config import Requirement
 from pullgate.decision.clients import PhaseTimes, TimedClient, TimedRevocation, TimedSource
 from pullgate.decision.combine import Subject, is_inconclusive
 from pullgate.decision.model import SubjectDecision
-from pullgate.decision.platform import Platform
+from pullgate.decision.platform import IndexEntry, Platform
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason
 from pullgate.registry.model import ImageReference
@@ -28,9 +36,16 @@ from pullgate.verification.revocation import RevocationChecker
 from pullgate.verification.verifier import Verifier
 
 if TYPE_CHECKING:
-    from pullgate.decision.decider import SnapshotLike
+    from pullgate.decision.context import SnapshotLike
 
-__all__ = ["SubjectJob", "failed_subject", "run_subject", "timed_out_subject"]
+__all__ = [
+    "SubjectJob",
+    "failed_subject",
+    "plan_subjects",
+    "run_subject",
+    "timed_out_subject",
+    "verify_subjects",
+]
 
 _MEASURED = ("discover", "fetch", "revocation")
 
@@ -138,3 +153,42 @@ def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
         inconclusive=outcome.inconclusive,
         valid_until=min(bounds, default=None),
     )
+
+
+def plan_subjects(
+    requirement: Requirement,
+    target: Descriptor,
+    entry: IndexEntry | None,
+    platform: Platform | None,
+) -> list[SubjectJob]:
+    """The subjects ``requirement`` needs verified: ``target`` is the resolved top-level
+    descriptor, ``entry`` the selected platform manifest when ``target`` is an index."""
+    if entry is None:
+        return [SubjectJob(role="manifest", descriptor=target)]
+    jobs: list[SubjectJob] = []
+    if requirement is not Requirement.PLATFORM:
+        jobs.append(SubjectJob(role="index", descriptor=target))
+    if requirement is not Requirement.INDEX:
+        jobs.append(SubjectJob(role="platform", descriptor=entry.descriptor, platform=platform))
+    return jobs
+
+
+def verify_subjects(
+    executor: Executor,
+    jobs: Sequence[SubjectJob],
+    ctx: SubjectContext,
+    *,
+    deadline: float,
+    budget: float,
+) -> list[Subject]:
+    """Verify ``jobs`` in parallel on ``executor``; a job not done by ``deadline``
+    (``time.perf_counter()``) is a ``TIMEOUT`` subject (``budget``: the configured seconds)."""
+    futures = [executor.submit(run_subject, job, ctx) for job in jobs]
+    subjects: list[Subject] = []
+    for job, future in zip(jobs, futures, strict=True):
+        remaining = deadline - time.perf_counter()
+        try:
+            subjects.append(future.result(timeout=max(remaining, 0.0)))
+        except FutureTimeout:
+            subjects.append(timed_out_subject(job, budget))
+    return subjects

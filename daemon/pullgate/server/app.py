@@ -50,9 +50,13 @@ from pullgate.errors import ConfigError
 from pullgate.server.convert import ReloadView, StatusView
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.server.metrics import Metrics, MetricsServer
-from pullgate.server.servicer import DaemonControl, ServerParts, VerifierServicer
+from pullgate.server.servicer import (
+    DaemonControl,
+    ServerParts,
+    VerifierServicer,
+    verifier_handlers,
+)
 from pullgate.server.systemd import SystemdNotifier
-from pullgate.v1 import verifier_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +143,14 @@ async def make_server(
     health = Health()
     await health.set_serving(serving)
     server = grpc.aio.server()
-    verifier_pb2_grpc.add_VerifierServicer_to_server(
-        VerifierServicer(parts.engine, parts.control, metrics=parts.metrics, audit=parts.audit),
-        server,
+    servicer = VerifierServicer(
+        parts.engine, parts.control, metrics=parts.metrics, audit=parts.audit
     )
+    handlers = verifier_handlers(servicer)  # Verify answers with (memoised) bytes
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(VERIFIER_SERVICE, handlers),)
+    )
+    server.add_registered_method_handlers(VERIFIER_SERVICE, handlers)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         (VERIFIER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server

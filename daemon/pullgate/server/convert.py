@@ -5,6 +5,13 @@ Parse at the boundary (STYLE.md §2, sigstore's ``Bundle.from_json``): every fie
 (reason ``MALFORMED``), so nothing further in carries unchecked client input. Registry credentials
 follow the CRI ``AuthConfig``: ``auth`` is base64 ``user:password`` and is used only when
 ``username``/``password`` are empty. Credentials never appear in a ``repr`` or a log line.
+
+A warm ``Verify`` costs tens of microseconds of Python on the event loop, so the two pure
+conversions on its path are memoised (bounded, one per server): :class:`RequestConverter`
+keeps the :class:`DecisionRequest` of recent credential-free requests, keyed by the raw fields it
+is a pure function of, and :class:`ResponseEncoder` keeps the serialized ``VerifyResponse`` of
+recent cache hits, keyed by every field :func:`decision_to_proto` reads, so a memoised answer is
+byte for byte the one the slow path builds.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
@@ -28,6 +36,8 @@ _PLATFORM_PART = r"[A-Za-z0-9_.-]+"
 _PLATFORM_RE = re.compile(rf"^{_PLATFORM_PART}/{_PLATFORM_PART}(?:/{_PLATFORM_PART})?$")
 _MAX_FIELD = 4096  # bytes; generous for references, digests, platforms and tokens
 _MAX_CALLER = 64
+_REQUEST_MEMO = 1024  # credential-free requests remembered by RequestConverter
+_RESPONSE_MEMO = 256  # serialized cache-hit responses remembered by ResponseEncoder
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,6 +173,118 @@ def decision_to_proto(decision: Decision) -> verifier_pb2.VerifyResponse:
         platform=decision.platform or "",
         reference=decision.reference,
     )
+
+
+class _Memo:
+    """A small bounded, thread-safe map, oldest insertion dropped first (the memos below; one
+    per server, no globals). Reads take no lock and do not reorder: a single ``dict`` read is
+    atomic, and a hot entry that ages out is simply computed again."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, object] = {}
+
+    def get(self, key: Hashable) -> object | None:
+        return self._entries.get(key)
+
+    def put(self, key: Hashable, value: object) -> None:
+        if self._max <= 0:
+            return
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self._max:
+                del self._entries[next(iter(self._entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class RequestConverter:
+    """:func:`verify_request_from_proto` with a memo for requests that carry no credentials.
+
+    The conversion is a pure function of ``reference``, ``digest``, ``platform`` and ``caller``
+    when ``credentials`` is absent, and its result is immutable, so a repeated request (a warm
+    image pulled again) skips re-checking and re-normalising the reference. Requests with
+    credentials are converted every time (secrets are never kept here). A request that does
+    not convert raises every time (failures are not memoised).
+
+    Args:
+        max_entries: Requests remembered (the oldest dropped first).
+    """
+
+    def __init__(self, max_entries: int = _REQUEST_MEMO) -> None:
+        self._memo = _Memo(max_entries)
+
+    def __call__(self, message: verifier_pb2.VerifyRequest) -> DecisionRequest:
+        """The :class:`DecisionRequest` of ``message``.
+
+        Raises:
+            MalformedInput: as :func:`verify_request_from_proto`.
+        """
+        if message.HasField("credentials"):
+            return verify_request_from_proto(message)
+        key = (message.reference, message.digest, message.platform, message.caller)
+        known = self._memo.get(key)
+        if isinstance(known, DecisionRequest):
+            return known
+        converted = verify_request_from_proto(message)
+        self._memo.put(key, converted)
+        return converted
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+
+def _response_key(decision: Decision) -> tuple[object, ...]:
+    """Every :class:`Decision` field :func:`decision_to_proto` reads (keep the two in step;
+    ``tests/unit/server/test_convert.py`` varies each response field to prove it)."""
+    return (
+        decision.allowed,
+        decision.reason,
+        decision.message,
+        decision.digest,
+        decision.inconclusive,
+        decision.statement,
+        decision.requirement,
+        decision.mode,
+        decision.subjects,
+        decision.cache_hit,
+        decision.platform,
+        decision.reference,
+    )
+
+
+class ResponseEncoder:
+    """A :class:`Decision` → serialized ``VerifyResponse``, memoising cache hits.
+
+    A cache hit's response repeats for every pull of a warm image (the decision comes from the
+    same cached entry, with the same reference), so its bytes are kept, keyed by every field
+    the response is built from: the memoised bytes always equal
+    ``decision_to_proto(decision).SerializeToString()``. Fresh decisions are encoded each time
+    (they rarely repeat: the next identical request is a cache hit).
+
+    Args:
+        max_entries: Responses remembered (the oldest dropped first).
+    """
+
+    def __init__(self, max_entries: int = _RESPONSE_MEMO) -> None:
+        self._memo = _Memo(max_entries)
+
+    def __call__(self, decision: Decision) -> bytes:
+        """The wire form of ``decision_to_proto(decision)``."""
+        if not decision.cache_hit:
+            return decision_to_proto(decision).SerializeToString()
+        key = _response_key(decision)
+        known = self._memo.get(key)
+        if isinstance(known, bytes):
+            return known
+        encoded = decision_to_proto(decision).SerializeToString()
+        self._memo.put(key, encoded)
+        return encoded
+
+    def __len__(self) -> int:
+        return len(self._memo)
 
 
 def _reload_to_proto(view: ReloadView) -> verifier_pb2.ReloadResult:

@@ -16,6 +16,14 @@ a deny with ``INTERNAL`` (logged with its traceback). Integrators therefore alwa
 decision to enforce through the stable ``allowed``/``reason`` fields, exactly as for any other
 deny, and the RPC itself fails only when the transport does. ``Status`` and ``Reload`` abort
 through the one table in :mod:`.status` if their backends raise.
+
+**The served ``Verify`` answers with bytes.** :func:`verifier_handlers` registers
+:meth:`VerifierServicer.verify_wire` for ``Verify``, with a response serializer that passes
+``bytes`` through: request conversion and response encoding go through the memos of
+:class:`~pullgate.server.convert.RequestConverter` and
+:class:`~pullgate.server.convert.ResponseEncoder`, so a warm pull of a warm image pays neither
+the reference normalisation nor building and serializing a ~1.3 KB response again. The bytes
+are exactly those of the message :meth:`VerifierServicer.Verify` returns for the same decision.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TypeVar, runtime_checkable
+from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 import grpc
 
@@ -33,12 +41,13 @@ from pullgate.errors import PullgateError, Reason
 from pullgate.server.audit import AuditLog
 from pullgate.server.convert import (
     ReloadView,
+    RequestConverter,
+    ResponseEncoder,
     StatusView,
     decision_to_proto,
     denial_to_proto,
     reload_to_proto,
     status_to_proto,
-    verify_request_from_proto,
 )
 from pullgate.server.metrics import Metrics
 from pullgate.server.status import status_for_error
@@ -120,6 +129,8 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         self._control = control
         self._metrics = metrics
         self._audit = audit
+        self._convert = RequestConverter()
+        self._encode = ResponseEncoder()
 
     def _deny(
         self, message: verifier_pb2.VerifyRequest, reason: Reason, detail: str
@@ -131,14 +142,12 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         inconclusive = reason in (Reason.INTERNAL, Reason.TIMEOUT)
         return denial_to_proto(message.reference, reason.value, detail, inconclusive=inconclusive)
 
-    async def Verify(
-        self,
-        request: verifier_pb2.VerifyRequest,
-        context: grpc.aio.ServicerContext[verifier_pb2.VerifyRequest, verifier_pb2.VerifyResponse],
-    ) -> verifier_pb2.VerifyResponse:
-        """Decide one pull (never raises for bad input: see the module docstring)."""
+    async def _decide(
+        self, request: verifier_pb2.VerifyRequest
+    ) -> Decision | verifier_pb2.VerifyResponse:
+        """The decision for ``request``, or the deny answer of a request that got none."""
         try:
-            decision_request = verify_request_from_proto(request)
+            decision_request = self._convert(request)
         except PullgateError as exc:
             return self._deny(request, exc.reason, exc.detail)
         started = time.perf_counter()
@@ -152,10 +161,31 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         except Exception:
             log.exception("Verify %s: internal error", decision_request.reference)
             return self._deny(request, Reason.INTERNAL, "internal error; see the daemon log")
-        elapsed = time.perf_counter() - started
         if self._metrics is not None:
-            self._metrics.observe_decision(decision, total_seconds=elapsed)
-        return decision_to_proto(decision)
+            self._metrics.observe_decision(decision, total_seconds=time.perf_counter() - started)
+        return decision
+
+    async def Verify(
+        self,
+        request: verifier_pb2.VerifyRequest,
+        context: grpc.aio.ServicerContext[verifier_pb2.VerifyRequest, verifier_pb2.VerifyResponse],
+    ) -> verifier_pb2.VerifyResponse:
+        """Decide one pull (never raises for bad input: see the module docstring)."""
+        answer = await self._decide(request)
+        if isinstance(answer, verifier_pb2.VerifyResponse):
+            return answer
+        return decision_to_proto(answer)
+
+    async def verify_wire(
+        self,
+        request: verifier_pb2.VerifyRequest,
+        context: grpc.aio.ServicerContext[verifier_pb2.VerifyRequest, bytes],
+    ) -> bytes:
+        """:meth:`Verify`, answered as the serialized ``VerifyResponse`` (what is served)."""
+        answer = await self._decide(request)
+        if isinstance(answer, verifier_pb2.VerifyResponse):
+            return answer.SerializeToString()
+        return self._encode(answer)
 
     async def Status(
         self,
@@ -182,3 +212,29 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
             log.exception("Reload: internal error")
             await _abort(context, exc)
         return reload_to_proto(view)
+
+
+def _serialize(message: bytes | verifier_pb2.VerifyResponse) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def verifier_handlers(servicer: VerifierServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The ``pullgate.v1.Verifier`` method handlers, ``Verify`` served by
+    :meth:`VerifierServicer.verify_wire` (bytes passed through; see the module docstring)."""
+    return {
+        "Verify": grpc.unary_unary_rpc_method_handler(
+            servicer.verify_wire,
+            request_deserializer=verifier_pb2.VerifyRequest.FromString,
+            response_serializer=_serialize,
+        ),
+        "Status": grpc.unary_unary_rpc_method_handler(
+            servicer.Status,
+            request_deserializer=verifier_pb2.StatusRequest.FromString,
+            response_serializer=verifier_pb2.StatusResponse.SerializeToString,
+        ),
+        "Reload": grpc.unary_unary_rpc_method_handler(
+            servicer.Reload,
+            request_deserializer=verifier_pb2.ReloadRequest.FromString,
+            response_serializer=verifier_pb2.ReloadResponse.SerializeToString,
+        ),
+    }

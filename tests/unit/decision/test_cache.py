@@ -370,3 +370,18 @@ def test_async_single_flight_joiners_share_one_computation() -> None:
     assert sorted(results) == [(42, False)] + [(42, True)] * 9
     assert calls == [1]
     assert flight.stats().in_flight == 0
+
+
+def test_lookup_by_compact_identity_is_get() -> None:
+    clock = StepClock()
+    cache = DecisionCache(CONFIG, clock)
+    cache.put(_key(1), _decision())
+    found = cache.lookup(_key(1).compact(), count_miss=False)
+    assert found is not None
+    assert found == cache.get(_key(1))
+    assert cache.lookup(_key(2).compact(), count_miss=False) is None
+    assert cache.stats().misses == 0
+    # An explicit "now" past the lifetime expires the entry, whatever the clock says.
+    later = (NOW + timedelta(seconds=300)).timestamp()
+    assert cache.lookup(_key(1).compact(), now=later) is None
+    assert cache.stats().expirations == 1

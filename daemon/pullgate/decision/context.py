@@ -1,0 +1,184 @@
+"""What one decision carries through the decider (ARCHITECTURE.md "decision").
+
+The pieces :class:`~pullgate.decision.decider.Decider` threads through a computation: the
+configuration snapshot it reads (:class:`SnapshotLike`), the per-snapshot state shared by every
+request (:class:`Shared`), one computation's request, timings and findings
+(:class:`DecisionContext`), the registry client borrowed on first use only (:class:`Lender`;
+:class:`OfflineLender` for the warm path, where any registry access means "not warm":
+:class:`WouldBlock`), and a request identity's last route into the decision cache
+(:class:`Route`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pullgate.clock import Clock
+from pullgate.config import DaemonConfig
+from pullgate.decision.cache import CacheStats, FlightStats
+from pullgate.decision.clients import ClientPool, PhaseTimes, TimedClient
+from pullgate.decision.memo import MemoKey
+from pullgate.decision.model import DecisionRequest
+from pullgate.decision.platform import Platform
+from pullgate.errors import PullgateError
+from pullgate.registry.auth import CredentialStore, DockerConfigCredentials
+from pullgate.registry.model import HostsConfig, RegistryLimits
+from pullgate.trust import TrustConfig
+from pullgate.verification.http_fetch import HttpFetcher
+from pullgate.verification.policy import TrustPolicyStatement
+from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker
+
+__all__ = [
+    "DeciderStats",
+    "DecisionContext",
+    "Lender",
+    "OfflineLender",
+    "Route",
+    "Shared",
+    "SnapshotLike",
+    "WouldBlock",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request identity led last time: its resolve-memo key, the digest the memo gave
+    and the cache key built from it. Valid while the memo still gives that digest, because
+    everything else in the cache key is a function of the flight key (snapshot included)."""
+
+    memo_key: MemoKey
+    digest: str
+    cache_key: bytes  # CacheKey.compact()
+
+
+class WouldBlock(Exception):
+    """Raised inside a warm-path lookup that would need the network or the disk."""
+
+
+class SnapshotLike(Protocol):
+    """What the decider needs of a configuration snapshot (``pullgate.reload.snapshot``)."""
+
+    @property
+    def generation(self) -> int: ...
+    @property
+    def config(self) -> DaemonConfig: ...
+    @property
+    def trust(self) -> TrustConfig: ...
+    @property
+    def digest(self) -> str: ...
+    def hosts(self, registry: str) -> HostsConfig: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeciderStats:
+    """Counters for ``Status`` and metrics."""
+
+    cache: CacheStats
+    single_flight: FlightStats
+    decisions: int
+    fail_open: int
+    clients_created: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shared:
+    """Per-snapshot state reused across requests."""
+
+    digest: str
+    revocation: NetworkRevocationChecker
+    docker: CredentialStore | None
+    docker_error: PullgateError | None
+    limits: RegistryLimits
+
+    @classmethod
+    def build(cls, snap: SnapshotLike, fetcher: HttpFetcher, clock: Clock) -> Shared:
+        """The state for ``snap`` (reads ``config.json`` when one is configured; a failure to
+        read it is kept in ``docker_error`` and denies every decision of this snapshot)."""
+        config = snap.config
+        docker: CredentialStore | None = None
+        docker_error: PullgateError | None = None
+        if config.registry.config_json is not None:
+            try:
+                docker = DockerConfigCredentials.from_file(config.registry.config_json)
+            except PullgateError as exc:
+                docker_error = exc
+        return cls(
+            digest=snap.digest,
+            revocation=NetworkRevocationChecker(
+                fetcher, clock, crl_cache=CrlCache(config.verification.crl_cache_dir)
+            ),
+            docker=docker,
+            docker_error=docker_error,
+            limits=RegistryLimits(
+                max_manifest_bytes=config.registry.max_manifest_bytes,
+                max_envelope_bytes=config.registry.max_envelope_bytes,
+                connect_timeout=config.registry.connect_timeout,
+                read_timeout=config.registry.read_timeout,
+            ),
+        )
+
+
+class DecisionContext:
+    """One computation: the snapshot, the request and the timings being collected."""
+
+    def __init__(self, snap: SnapshotLike, request: DecisionRequest, started: float) -> None:
+        self.snap = snap
+        self.request = request
+        self.started = started
+        self.deadline = started + snap.config.verification.timeout
+        self.times = PhaseTimes()
+        self.platform: Platform | None = None
+        self.statement: TrustPolicyStatement | None = None
+        self.digest = ""
+        self.valid_until: datetime | None = None
+        self.resolve_cached = False
+        self.memo_key: MemoKey | None = None
+
+    def base(self) -> dict[str, object]:
+        settings = self.snap.config.settings_for(self.statement.name if self.statement else None)
+        return {
+            "reference": self.request.reference,
+            "digest": self.digest,
+            "platform": str(self.platform) if self.platform else None,
+            "statement": self.statement.name if self.statement else None,
+            "level": self.statement.level.value if self.statement else None,
+            "requirement": self.request.require or settings.require,
+            "mode": settings.mode,
+            "generation": self.snap.generation,
+            "resolve_cached": self.resolve_cached,
+        }
+
+
+class Lender:
+    """Borrows a pooled registry client on first use only (a warm decision needs none)."""
+
+    def __init__(
+        self, pool: ClientPool, key: tuple[str, str], factory: Callable[[], TimedClient]
+    ) -> None:
+        self._pool = pool
+        self._key = key
+        self._factory = factory
+        self._stack = ExitStack()
+        self._client: TimedClient | None = None
+
+    def client(self) -> TimedClient:
+        if self._client is None:
+            self._client = self._stack.enter_context(self._pool.lend(self._key, self._factory))
+        return self._client
+
+    def __enter__(self) -> Lender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+class OfflineLender(Lender):
+    """A lender for the warm path: any registry access means "not warm"."""
+
+    def client(self) -> TimedClient:
+        raise WouldBlock

@@ -1,0 +1,162 @@
+"""Steps 1-2 of a decision: what is asked, and what it resolves to (ARCHITECTURE.md "decision").
+
+:func:`request_platform` and :func:`request_reference` turn a
+:class:`~pullgate.decision.model.DecisionRequest` into the platform and the normalised reference
+it names. A :class:`Resolver` owns the three in-memory stores that let a warm decision make no
+registry request at all:
+
+* the resolve memo (:mod:`pullgate.decision.memo`, ``[cache] resolve_ttl``): reference →
+  descriptor; its module docstring explains why a briefly stale tag → digest mapping cannot let
+  unverified content through;
+* the index memo: parsed index entries by the index's digest (content-addressed, so never
+  stale);
+* the routes: a request identity (the decider's flight key) → the resolve-memo key, the digest
+  it gave and the decision-cache key built from it (:class:`~pullgate.decision.context.Route`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime
+
+from pullgate.clock import Clock
+from pullgate.config import DaemonConfig
+from pullgate.decision.context import DecisionContext, Lender, Route
+from pullgate.decision.memo import MemoKey, ResolveMemo
+from pullgate.decision.model import DecisionRequest
+from pullgate.decision.platform import (
+    IndexEntry,
+    Platform,
+    host_platform,
+    index_entries,
+    parse_platform,
+)
+from pullgate.descriptor import Descriptor, is_digest
+from pullgate.errors import MalformedInput
+from pullgate.pipeline import Resolved, resolve
+from pullgate.registry.client import MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_INDEX
+from pullgate.registry.model import ImageReference
+from pullgate.registry.reference import parse_reference
+
+__all__ = ["INDEX_TYPES", "Resolver", "request_platform", "request_reference"]
+
+INDEX_TYPES = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST})
+_INDEX_MEMO = 1024
+_RESOLVE_MEMO = 4096
+_ROUTES = 4096
+
+
+def request_platform(request: DecisionRequest, config: DaemonConfig) -> Platform:
+    """The platform to decide for: the request's, else ``config.platform``, else this node's.
+
+    Raises:
+        MalformedInput: the platform text does not parse.
+    """
+    text = request.platform or config.platform
+    return parse_platform(text) if text else host_platform()
+
+
+def request_reference(request: DecisionRequest) -> ImageReference:
+    """The request's normalised reference, pinned to the request's digest when it has one.
+
+    Raises:
+        MalformedInput: an unparsable reference or digest, or two digests that differ.
+    """
+    ref = parse_reference(request.reference)
+    if request.digest:
+        if not is_digest(request.digest):
+            raise MalformedInput(f"invalid digest {request.digest!r}")
+        if ref.digest and ref.digest != request.digest:
+            raise MalformedInput("the reference's digest differs from the request's digest")
+        ref = ref.with_digest(request.digest)
+    return ref
+
+
+class Resolver:
+    """Resolution through the resolve memo, the index memo and the routes. Thread-safe.
+
+    Args:
+        clock: Source of "now" for the resolve memo's lifetimes.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._lock = threading.Lock()
+        self._memo = ResolveMemo(clock, max_entries=_RESOLVE_MEMO)
+        self._routes: OrderedDict[tuple[object, ...], Route] = OrderedDict()
+        self._index_memo: OrderedDict[str, tuple[IndexEntry, ...]] = OrderedDict()
+
+    def route(self, key: tuple[object, ...]) -> Route | None:
+        """The last route of request identity ``key``, or None."""
+        with self._lock:
+            return self._routes.get(key)
+
+    def remember_route(self, key: tuple[object, ...], route: Route) -> None:
+        """Keep ``route`` for ``key`` (the oldest routes are dropped past the bound)."""
+        with self._lock:
+            self._routes[key] = route
+            while len(self._routes) > _ROUTES:
+                self._routes.popitem(last=False)
+
+    def memoised(self, key: MemoKey, now: datetime) -> Resolved | None:
+        """The resolve memo's live entry for ``key`` at ``now``, or None."""
+        return self._memo.get(key, now=now)
+
+    def resolve(
+        self, lender: Lender, ref: ImageReference, ctx: DecisionContext, identity: str
+    ) -> Resolved:
+        """Resolve ``ref``, through the resolve memo (see :mod:`pullgate.decision.memo`).
+
+        Raises:
+            PullgateError: the registry could not resolve it (typed as :func:`resolve` does).
+        """
+        config = ctx.snap.config.cache
+        key = MemoKey(
+            snapshot=ctx.snap.digest,
+            credentials=identity,
+            reference=str(ref),
+            by_digest=ref.digest is not None,
+        )
+        ctx.memo_key = key
+        if config.resolve_ttl > 0:
+            memo = self._memo.get(key)
+            if memo is not None:
+                ctx.resolve_cached = True
+                return memo
+        client = lender.client()
+        started = time.perf_counter()
+        try:
+            resolved = resolve(client, ref)
+        finally:
+            ctx.times.add("resolve", time.perf_counter() - started)
+        if config.resolve_ttl > 0:  # a digest's descriptor is content-addressed: max_ttl
+            ttl = config.max_ttl if key.by_digest else min(config.resolve_ttl, config.max_ttl)
+            self._memo.put(key, resolved, ttl)
+        return resolved
+
+    def index(
+        self, lender: Lender, ref: ImageReference, target: Descriptor, ctx: DecisionContext
+    ) -> tuple[IndexEntry, ...]:
+        """The entries of index ``target`` (fetched digest- and size-verified, or memoised).
+
+        Raises:
+            PullgateError: the fetch failed or the bytes are not a valid index.
+        """
+        with self._lock:
+            memo = self._index_memo.get(target.digest)
+            if memo is not None:
+                self._index_memo.move_to_end(target.digest)
+                return memo
+        client = lender.client()
+        started = time.perf_counter()
+        try:
+            data = client.fetch_manifest(ref, target)  # digest- and size-verified
+        finally:
+            ctx.times.add("fetch", time.perf_counter() - started)
+        entries = index_entries(data)
+        with self._lock:
+            self._index_memo[target.digest] = entries
+            while len(self._index_memo) > _INDEX_MEMO:
+                self._index_memo.popitem(last=False)
+        return entries
