@@ -26,7 +26,7 @@ from cryptography import x509
 from pullgate.clock import Clock
 from pullgate.descriptor import Descriptor
 from pullgate.registry.auth import CredentialStore
-from pullgate.registry.client import RegistryClient
+from pullgate.registry.client import ReferrersMemo, RegistryClient
 from pullgate.registry.model import (
     Credentials,
     Endpoint,
@@ -34,6 +34,7 @@ from pullgate.registry.model import (
     ImageReference,
     RegistryLimits,
 )
+from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestLogHook
 from pullgate.verification.revocation import Purpose, RevocationChecker, RevocationResult
 from pullgate.verification.verifier import SignatureBlob
@@ -238,8 +239,25 @@ def make_client(
     limits: RegistryLimits,
     request_log: RequestLogHook | None,
     clock: Clock,
+    *,
+    tls_contexts: TlsContextCache | None = None,
+    referrers_memo: ReferrersMemo | None = None,
 ) -> TimedClient:
-    """A fresh :class:`TimedClient`."""
+    """A fresh :class:`TimedClient`.
+
+    ``tls_contexts`` and ``referrers_memo`` may be shared by every client of a decider: neither
+    holds anything of a caller's credentials (a TLS context is built from ``hosts.toml`` files
+    only; the memo only picks which discovery path is tried first, and an empty answer on the
+    shortcut is always re-checked by the full path, see :mod:`pullgate.registry.source`). Sharing
+    them spares every new client a TLS context build (the system roots: tens of milliseconds)
+    and a referrers-API probe.
+    """
     return TimedClient(
-        hosts, credentials=credentials, limits=limits, request_log=request_log, clock=clock
+        hosts,
+        credentials=credentials,
+        limits=limits,
+        request_log=request_log,
+        clock=clock,
+        tls_contexts=tls_contexts,
+        referrers_memo=referrers_memo,
     )

@@ -44,6 +44,7 @@ from pullgate.registry.model import (
     RegistryError,
     RegistryLimits,
 )
+from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
     HttpStatusError,
     RequestLogHook,
@@ -171,6 +172,8 @@ class RegistryClient:
         sleep: Wait function for retries (tests inject one).
         referrers_memo: Where endpoints without the referrers API are remembered (None: a memo
             of this client's own, living as long as the client).
+        tls_contexts: TLS context cache (None: one of this client's own); see
+            :class:`~pullgate.registry.transport.Transport`.
     """
 
     def __init__(
@@ -183,12 +186,15 @@ class RegistryClient:
         clock: Clock | None = None,
         sleep: Callable[[float], None] | None = None,
         referrers_memo: ReferrersMemo | None = None,
+        tls_contexts: TlsContextCache | None = None,
     ) -> None:
         self._hosts = hosts
         self.limits = limits
         self.referrers_memo = referrers_memo if referrers_memo is not None else ReferrersMemo()
         clock = clock or SystemClock()
         self.transport = Transport(limits, request_log=request_log, clock=clock)
+        if tls_contexts is not None:
+            self.transport.tls_contexts = tls_contexts
         if sleep is not None:
             self.transport.sleep = sleep
         self._auth = Authenticator(self.transport, credentials, clock)

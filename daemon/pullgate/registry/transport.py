@@ -223,6 +223,10 @@ class Transport:
         request_log: Optional hook called once per HTTP exchange (tests, benchmarks).
         clock: Used to interpret an HTTP-date ``Retry-After``.
         sleep: How to wait between retries (tests inject a recorder).
+        tls_contexts: Where TLS contexts are cached (a fresh cache by default). Contexts depend
+            only on ``hosts.toml`` files (CA, client certificate, ``skip_verify``), never on a
+            caller's credentials, so an owner may share one cache between transports: building
+            a context (system roots included) costs tens of milliseconds.
     """
 
     limits: RegistryLimits
@@ -230,7 +234,7 @@ class Transport:
     clock: Clock = field(default_factory=SystemClock)
     sleep: Callable[[float], None] = time.sleep
     request_count: int = 0
-    _tls: TlsContextCache = field(default_factory=TlsContextCache)
+    tls_contexts: TlsContextCache = field(default_factory=TlsContextCache)
     _pools: dict[TlsKey | None, _Pool] = field(default_factory=dict)
     _plain_fallback: set[str] = field(default_factory=set)
 
@@ -246,7 +250,7 @@ class Transport:
             context: ssl.SSLContext | None = None
         else:
             key = tls_key(endpoint)
-            context = self._tls.get(endpoint)
+            context = self.tls_contexts.get(endpoint)
         pool = self._pools.get(key)
         if pool is not None and pool.context is context:
             return pool.manager
