@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import cbor2
 
@@ -38,6 +38,7 @@ from pullgate.verification.model import (
     HEADER_SIGNING_SCHEME,
     HEADER_SIGNING_TIME,
     HEADER_TIMESTAMP_SIGNATURE,
+    DecodedEnvelope,
     SignatureAlgorithm,
     SigningScheme,
 )
@@ -98,27 +99,6 @@ def _decode_cbor(data: bytes, what: str) -> Any:
     if stream.tell() != len(data):
         raise _fail(f"{what} has trailing bytes after the CBOR item")
     return item
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecodedCose:
-    """A structurally valid COSE_Sign1 envelope; nothing cryptographic has been checked yet."""
-
-    algorithm: SignatureAlgorithm
-    scheme: SigningScheme
-    signing_time: datetime
-    expiry: datetime | None
-    content_type: str
-    critical: tuple[str, ...]
-    extended_attributes: Mapping[str, object]
-    payload: bytes
-    signature: bytes
-    certificate_ders: tuple[bytes, ...]
-    timestamp_token: bytes | None
-    signing_agent: str | None
-    signed_bytes: bytes
-
-    pss_salt_auto: ClassVar[bool] = False
 
 
 def _label_ok(label: object) -> bool:
@@ -197,7 +177,7 @@ def _scheme(protected: Mapping[Any, Any]) -> SigningScheme:
         raise _fail(f"unsupported signingScheme: {raw!r}") from exc
 
 
-def decode_cose(data: bytes) -> DecodedCose:
+def decode_cose(data: bytes) -> DecodedEnvelope:
     """Decode and structurally validate a COSE_Sign1 envelope (no crypto, no chain rules).
 
     Args:
@@ -266,7 +246,7 @@ def decode_cose(data: bytes) -> DecodedCose:
     if agent is not None and not isinstance(agent, str):
         raise _fail("signing agent must be a tstr")
     signed_bytes = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
-    return DecodedCose(
+    return DecodedEnvelope(
         algorithm=algorithm,
         scheme=scheme,
         signing_time=signing_time,
@@ -280,4 +260,5 @@ def decode_cose(data: bytes) -> DecodedCose:
         timestamp_token=token,
         signing_agent=agent,
         signed_bytes=signed_bytes,
+        pss_salt_auto=False,
     )

@@ -26,12 +26,13 @@ from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, Reason, VerificationFailed
 from pullgate.verification.algorithms import algorithm_for_key, verify_signature
 from pullgate.verification.certs import load_certificate, validate_signing_chain
-from pullgate.verification.cose import DecodedCose, decode_cose
-from pullgate.verification.jws import DecodedJws, decode_jws, fold_fields, load_json
+from pullgate.verification.cose import decode_cose
+from pullgate.verification.jws import decode_jws, fold_fields, load_json
 from pullgate.verification.model import (
     HEADER_VERIFICATION_PLUGIN,
     HEADER_VERIFICATION_PLUGIN_MIN_VERSION,
     MEDIA_TYPE_PAYLOAD,
+    DecodedEnvelope,
     EnvelopeContent,
     EnvelopeFormat,
 )
@@ -43,7 +44,7 @@ def _fail(detail: str) -> VerificationFailed:
     return VerificationFailed(Reason.INTEGRITY, detail)
 
 
-def _decode(media_type: str, data: bytes) -> tuple[EnvelopeFormat, DecodedJws | DecodedCose]:
+def _decode(media_type: str, data: bytes) -> tuple[EnvelopeFormat, DecodedEnvelope]:
     if media_type == EnvelopeFormat.JWS:
         return EnvelopeFormat.JWS, decode_jws(data)
     if media_type == EnvelopeFormat.COSE:
@@ -88,7 +89,7 @@ def _critical_string(
     return value
 
 
-def _content(envelope_format: EnvelopeFormat, decoded: DecodedJws | DecodedCose) -> EnvelopeContent:
+def _content(envelope_format: EnvelopeFormat, decoded: DecodedEnvelope) -> EnvelopeContent:
     if decoded.content_type != MEDIA_TYPE_PAYLOAD:
         raise _fail(f'payload content type "{decoded.content_type}" not supported')
     if not decoded.payload:

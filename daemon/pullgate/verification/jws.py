@@ -28,9 +28,8 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import Any
 
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.model import (
@@ -40,6 +39,7 @@ from pullgate.verification.model import (
     HEADER_SIGNING_SCHEME,
     HEADER_SIGNING_TIME,
     HEADER_TIMESTAMP_SIGNATURE,
+    DecodedEnvelope,
     SignatureAlgorithm,
     SigningScheme,
 )
@@ -62,27 +62,6 @@ _RFC3339_RE = re.compile(
 
 def _fail(detail: str) -> VerificationFailed:
     return VerificationFailed(Reason.INTEGRITY, detail)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecodedJws:
-    """A structurally valid JWS envelope; nothing cryptographic has been checked yet."""
-
-    algorithm: SignatureAlgorithm
-    scheme: SigningScheme
-    signing_time: datetime
-    expiry: datetime | None
-    content_type: str
-    critical: tuple[str, ...]
-    extended_attributes: Mapping[str, object]
-    payload: bytes
-    signature: bytes
-    certificate_ders: tuple[bytes, ...]
-    timestamp_token: bytes | None
-    signing_agent: str | None
-    signed_bytes: bytes
-
-    pss_salt_auto: ClassVar[bool] = True
 
 
 # --- primitive decoders ----------------------------------------------------------------------
@@ -280,7 +259,7 @@ def _unprotected(
     return ders, token, agent
 
 
-def decode_jws(data: bytes) -> DecodedJws:
+def decode_jws(data: bytes) -> DecodedEnvelope:
     """Decode and structurally validate a flattened JWS envelope (no crypto, no chain rules).
 
     Args:
@@ -330,7 +309,7 @@ def decode_jws(data: bytes) -> DecodedJws:
         signed_bytes = f"{protected_b64}.{payload_b64}".encode("ascii")
     except UnicodeEncodeError as exc:  # unreachable after the base64url checks
         raise _fail("signing input is not ASCII") from exc
-    return DecodedJws(
+    return DecodedEnvelope(
         algorithm=algorithm,
         scheme=scheme,
         signing_time=signing_time,
@@ -344,4 +323,5 @@ def decode_jws(data: bytes) -> DecodedJws:
         timestamp_token=token,
         signing_agent=agent,
         signed_bytes=signed_bytes,
+        pss_salt_auto=True,
     )

@@ -121,3 +121,28 @@ class EnvelopeContent:
     extended_attributes: Mapping[str, object] = field(default_factory=dict)
     verification_plugin: str | None = None
     verification_plugin_min_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodedEnvelope:
+    """A structurally valid JWS or COSE envelope; nothing cryptographic has been checked yet.
+
+    ``signed_bytes`` is what the signature covers (the JWS signing input or the COSE
+    ``Sig_structure``); ``pss_salt_auto`` says whether RSASSA-PSS accepts any salt length (JWS,
+    as golang-jwt verifies) or only the hash length (COSE, as go-cose does).
+    """
+
+    algorithm: SignatureAlgorithm
+    scheme: SigningScheme
+    signing_time: datetime
+    expiry: datetime | None
+    content_type: str
+    critical: tuple[str, ...]
+    extended_attributes: Mapping[str, object]
+    payload: bytes
+    signature: bytes
+    certificate_ders: tuple[bytes, ...]
+    timestamp_token: bytes | None
+    signing_agent: str | None
+    signed_bytes: bytes
+    pss_salt_auto: bool
