@@ -32,7 +32,7 @@ class Resolved:
     @property
     def policy_reference(self) -> str:
         """``registry/repository@digest`` used for statement selection."""
-        return f"{self.reference.locator}@{self.target.digest}"
+        return f"{self.reference.policy_locator}@{self.target.digest}"
 
 
 def denied(reference: str, digest: str, err: PullgateError) -> VerificationOutcome:

@@ -150,7 +150,7 @@ class Verdict:
 
 
 class _HelpRequested(Exception):
-    """``-h`` / ``-help``: print usage and exit 0 (as Go's flag package does)."""
+    """``-h`` / ``-help``: print usage. Exit status 2, not 0: to containerd, 0 means "allow"."""
 
 
 # ---------------------------------------------------------------------------------- argv / stdin
@@ -650,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(sys.argv[1:] if argv is None else argv)
     except _HelpRequested:
         _write(1, _USAGE.encode())
-        return ExitCode.ALLOW
+        return ExitCode.USAGE
     except ShimError as exc:
         _write(1, clip(f"{exc.reason}: {exc.detail}\n{_USAGE}"))
         return ExitCode.USAGE

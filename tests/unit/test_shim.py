@@ -156,8 +156,10 @@ def test_bad_durations(text: str) -> None:
 
 
 @pytest.mark.parametrize("flag", ["-h", "-help", "--help"])
-def test_help_exits_zero(flag: str) -> None:
-    assert main([flag]) == ExitCode.ALLOW
+def test_help_never_exits_with_the_allow_status(flag: str) -> None:
+    # An image verifier's exit 0 allows the pull: printing usage must not.
+    assert main([flag]) == ExitCode.USAGE
+    assert main(["-name", "r", "-digest", "sha256:" + "a" * 64, flag]) == ExitCode.USAGE
 
 
 def test_bad_argv_exits_with_usage_code() -> None:

@@ -311,7 +311,7 @@ class Decider:
         ctx.platform = request_platform(request, snap.config)
         ref = request_reference(request)
         ctx.digest = ref.digest or ""
-        ctx.statement = snap.trust.oci_policy.select(f"{ref.locator}@{ref.digest or ''}")
+        ctx.statement = snap.trust.oci_policy.select(f"{ref.policy_locator}@{ref.digest or ''}")
         shared = self._shared_for(snap, offline=offline)
         if shared.docker_error is not None:
             raise shared.docker_error

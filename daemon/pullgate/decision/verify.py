@@ -116,7 +116,7 @@ def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
         )
         with ctx.lend() as client:
             outcome = verifier.verify_artifact(
-                reference=f"{ctx.ref.locator}@{job.descriptor.digest}",
+                reference=f"{ctx.ref.policy_locator}@{job.descriptor.digest}",
                 target=job.descriptor,
                 statement=ctx.statement,
                 source=TimedSource(client, ctx.ref, local),

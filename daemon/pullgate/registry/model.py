@@ -26,6 +26,20 @@ class Capability(StrEnum):
 ALL_CAPABILITIES = frozenset(Capability)
 
 
+_DOCKER_HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
+
+
+def canonical_registry(host: str) -> str:
+    """A registry host as trust-policy scopes should name it.
+
+    Host names are case-insensitive and ``:443`` is the HTTPS default, so containerd reaches the
+    same registry for every spelling; Docker Hub's aliases are ``docker.io``.
+    """
+    canonical = host.lower()
+    canonical = canonical.removesuffix(":443")
+    return "docker.io" if canonical in _DOCKER_HUB_ALIASES else canonical
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageReference:
     """A normalised image reference (``docker.io/library/nginx:latest``)."""
@@ -37,8 +51,17 @@ class ImageReference:
 
     @property
     def locator(self) -> str:
-        """``registry/repository``."""
+        """``registry/repository`` as written (what containerd's certs.d lookup uses)."""
         return f"{self.registry}/{self.repository}"
+
+    @property
+    def policy_locator(self) -> str:
+        """``registry/repository`` with the registry in canonical form, for trust-policy scopes.
+
+        Spellings that reach the same registry must select the same statement, or a workload
+        could dodge a strict scope by writing ``REGISTRY.example.com`` or ``:443``.
+        """
+        return f"{canonical_registry(self.registry)}/{self.repository}"
 
     def with_digest(self, digest: str) -> ImageReference:
         """The same repository pinned to ``digest`` (tag kept for display)."""

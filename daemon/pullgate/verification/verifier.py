@@ -64,13 +64,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIGNATURES = 100
 
+# Runtime trouble that a retry could clear. INTERNAL is deliberately absent: an error we do not
+# understand must fail closed, even where a statement opts into on_inconclusive = "allow".
 INCONCLUSIVE_REASONS = frozenset(
     {
         Reason.REVOCATION_UNKNOWN,
         Reason.REGISTRY_UNREACHABLE,
         Reason.REGISTRY_ERROR,
+        Reason.REGISTRY_TLS,
+        Reason.REGISTRY_AUTH,
         Reason.TIMEOUT,
-        Reason.INTERNAL,
     }
 )
 

@@ -98,3 +98,21 @@ def test_parse_invalid(text: str) -> None:
 def test_non_string_is_malformed() -> None:
     with pytest.raises(MalformedInput):
         parse_reference(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "policy_locator"),
+    [
+        ("REGISTRY.example.com/app@sha256:" + "a" * 64, "registry.example.com/app"),
+        ("registry.example.com:443/app:v1", "registry.example.com/app"),
+        ("Registry.Example.com:443/app:v1", "registry.example.com/app"),
+        ("registry-1.docker.io/library/nginx:1", "docker.io/library/nginx"),
+        ("index.docker.io/library/nginx:1", "docker.io/library/nginx"),
+        ("nginx", "docker.io/library/nginx"),
+        ("registry.example.com:5000/app:v1", "registry.example.com:5000/app"),
+        ("[::1]:443/app:v1", "[::1]/app"),
+    ],
+)
+def test_policy_locator_is_canonical(text: str, policy_locator: str) -> None:
+    # Every spelling that reaches the same registry must select the same trust-policy statement.
+    assert parse_reference(text).policy_locator == policy_locator

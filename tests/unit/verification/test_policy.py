@@ -725,3 +725,26 @@ def test_conformance_policy(case: dict[str, Any]) -> None:
     else:
         with pytest.raises(NoApplicablePolicy):
             oci.select(reference)
+
+
+def test_registry_spellings_cannot_dodge_a_strict_scope() -> None:
+    from pullgate.registry.reference import parse_reference
+
+    doc = {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "strict-app",
+                "registryScopes": ["registry.example.com/app"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:acme"],
+                "trustedIdentities": ["*"],
+            },
+            {"name": "rest", "registryScopes": ["*"], "signatureVerification": {"level": "skip"}},
+        ],
+    }
+    policy = parse_oci_policy(json.dumps(doc).encode())
+    digest = "sha256:" + "b" * 64
+    for spelling in ("REGISTRY.example.com/app", "registry.example.com:443/app"):
+        ref = parse_reference(f"{spelling}@{digest}")
+        assert policy.select(f"{ref.policy_locator}@{digest}").name == "strict-app"
