@@ -444,6 +444,50 @@ def test_other_services_and_unknown_methods_are_forwarded(node: Node, gate: Gate
     assert _denied(via)[0] == grpc.StatusCode.UNIMPLEMENTED
 
 
+# -- method-path bypasses ----------------------------------------------------------------------
+
+
+def _pull_request(image: str) -> bytes:
+    return api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)).SerializeToString()
+
+
+def test_pull_image_without_leading_slash_is_gated(node: Node, gate: Gate) -> None:
+    # containerd (grpc-go) routes a path without its leading "/" like the canonical one.
+    fs_info = api_pb2.ImageFsInfoRequest().SerializeToString()
+    assert gate.direct.raw("runtime.v1.ImageService/ImageFsInfo", fs_info)
+    node.image("team/noslash", "v1", signed=False)
+    ref = _ref(node.registry, "team/noslash", "v1")
+
+    with pytest.raises(grpc.RpcError) as excinfo:
+        gate.via.raw("runtime.v1.ImageService/PullImage", _pull_request(ref))
+
+    assert _reason_after(SIGNATURE_PREFIX, _denied(excinfo)[1]) == Reason.NO_SIGNATURE
+    assert not gate.direct.has_image(ref)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/runtime.v1alpha2.ImageService/PullImage",
+        "runtime.v1alpha2.ImageService/PullImage",
+        "/containerd.services.transfer.v1.Transfer/Transfer",
+        "/containerd.services.images.v1.Images/Create",
+        "/containerd.services.images.v1.Images/List",
+        "//runtime.v1.ImageService/PullImage",
+    ],
+)
+def test_non_cri_v1_methods_are_refused(node: Node, gate: Gate, method: str) -> None:
+    node.image("team/bypass", "v1", signed=False)
+    ref = _ref(node.registry, "team/bypass", "v1")
+
+    with pytest.raises(grpc.RpcError) as excinfo:
+        gate.via.raw(method, _pull_request(ref))
+
+    assert _denied(excinfo)[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert not gate.direct.has_image(ref)
+    assert [(r["event"], r["method"]) for r in gate.audit] == [("cri.refused", method)]
+
+
 def test_image_fs_info_answers_while_trust_configuration_is_broken(
     node: Node, gate_factory: Callable[..., Gate]
 ) -> None:

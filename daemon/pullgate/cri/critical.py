@@ -8,10 +8,20 @@ The allowlist holds entries of three forms:
   containerd does and matched exactly (a tagged entry matches that tag; a digest entry that
   digest; a tag+digest entry only that digest in that repository);
 * a pattern with ``*`` (``registry.k8s.io/pause:*``, ``*/calico/*``): ``*`` matches any run of
-  characters (``/`` included) and nothing else is special. It is matched against the normalised
-  pulled reference written as ``registry/repository:tag``, ``registry/repository@digest`` and
-  ``registry/repository:tag@digest`` (whichever apply), so patterns are written in normalised
-  form (``docker.io/library/…``).
+  characters *within one path component* -- never a ``/`` -- and nothing else is special, so
+  ``*.gcr.io/*`` matches ``eu.gcr.io/app:1`` but not ``attacker.io/foo.gcr.io/x:1`` nor
+  ``eu.gcr.io/team/app:1`` (write ``*.gcr.io/*/*`` for two components). Patterns are matched
+  against the normalised pulled reference, so they are written in normalised form
+  (``docker.io/library/…``).
+
+Which spellings of the pulled reference are compared: a pull by tag only is spelled
+``registry/repository:tag``. A pull that carries a digest (``…@sha256:…``, with or without a
+tag) is fetched by that digest -- containerd ignores the tag -- so it is spelled
+``registry/repository@digest`` only, never with its tag: a tag entry (``pause:3.9``) or a tag
+pattern (``registry.k8s.io/pause:*``) does not admit ``pause:3.9@sha256:<anything>``, whose
+content the tag says nothing about. Such pulls match digest entries, ``repository@digest``
+(or ``repository:tag@digest``) entries, and patterns over the ``@digest`` spelling
+(``registry.k8s.io/pause@*``, ``registry.k8s.io/*``).
 
 Only a digest pins content. A tag or a pattern trusts whatever the registry serves under it;
 every use is audited by the proxy.
@@ -32,18 +42,18 @@ _DIGEST = re.compile(r"(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9
 
 
 def _spellings(ref: ImageReference) -> tuple[str, ...]:
-    out = []
-    if ref.tag:
-        out.append(f"{ref.locator}:{ref.tag}")
+    """The spellings of ``ref`` an entry may match (see the module docstring)."""
     if ref.digest:
-        out.append(f"{ref.locator}@{ref.digest}")
-    if ref.tag and ref.digest:
-        out.append(str(ref))
-    return tuple(out)
+        # Content comes by digest: the tag must not vouch for it, in any spelling.
+        return (f"{ref.locator}@{ref.digest}",)
+    if ref.tag:
+        return (f"{ref.locator}:{ref.tag}",)
+    return ()
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+    """``*`` is any run of characters other than ``/``; everything else is literal."""
+    return re.compile("[^/]*".join(re.escape(part) for part in pattern.split("*")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

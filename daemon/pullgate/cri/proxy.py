@@ -2,15 +2,25 @@
 
 Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
 
-* Every call, on any service, known or not, is forwarded to the runtime's socket as opaque
-  bytes (identity serializers), with the caller's metadata and remaining deadline; the runtime's
-  status code, details and metadata come back unchanged. New CRI fields therefore pass through,
-  and ``ImageFsInfo`` answers whatever state pullgate's trust configuration is in (the kubelet
-  refuses to start otherwise, §3.3).
-* ``PullImage`` alone is decoded: the reference is normalised as the runtime does, the
-  request's ``AuthConfig`` becomes the registry credentials, and the decision layer is asked
-  (in a worker thread: verification is CPU- and network-bound). A denial is gRPC ``UNKNOWN``
-  with a message starting ``SignatureValidationFailed: `` or ``RegistryUnavailable: `` (§3.6,
+* The method path is normalised first, the way grpc-go (containerd's server) routes it: at most
+  one leading ``/`` is dropped, and what remains must be exactly ``<service>/<method>`` with
+  both parts proto identifiers. Only services named ``runtime.v1.*`` (the CRI API the kubelet
+  speaks) are served; every other path -- malformed, ``runtime.v1alpha2.*`` (containerd 1.7
+  still serves it, with its own ``PullImage``), containerd's native API
+  (``containerd.services.*``: transfer, images, content, ...), health, reflection -- is refused
+  with ``PERMISSION_DENIED``, logged and audited (``"event": "cri.refused"``). The proxy socket
+  must never become an unverified path to the runtime's socket.
+* Every call of a ``runtime.v1.*`` service, known method or not, is forwarded to the runtime's
+  socket under its normalised path as opaque bytes (identity serializers), with the caller's
+  metadata and remaining deadline; the runtime's status code, details and metadata come back
+  unchanged. New CRI fields and methods therefore pass through, and ``ImageFsInfo`` answers
+  whatever state pullgate's trust configuration is in (the kubelet refuses to start otherwise,
+  §3.3).
+* ``PullImage`` (matched on the normalised path) alone is decoded: the reference is
+  normalised as the runtime does, the request's ``AuthConfig`` becomes the registry
+  credentials, and the decision layer is asked (in a worker thread: verification is CPU- and
+  network-bound). A denial is gRPC ``UNKNOWN`` with a message starting
+  ``SignatureValidationFailed: `` or ``RegistryUnavailable: `` (§3.6,
   :mod:`pullgate.cri.denial`). An allowed pull forwards the *original* request bytes.
 * Pinning: after the runtime's pull returns, ``ImageStatus`` must list
   ``<registry>/<repository>@<verified digest>`` among the image's repo digests. If the tag moved
@@ -19,7 +29,7 @@ Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServi
   content by digest and checks it, so it can only have pulled exactly that), and gets none: one
   ``ImageStatus`` round trip less on the pull path.
 * Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited on the
-  ``pullgate.audit`` logger with ``"critical": true``.
+  ``pullgate.audit`` logger with ``"critical": true`` and logged at WARNING.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -46,6 +57,7 @@ from pullgate.errors import MalformedInput, PullgateError, Reason
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("pullgate.audit")
 
+CRI_SERVICE_PREFIX = "runtime.v1."
 PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
 IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"
 REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
@@ -74,6 +86,11 @@ _RESERVED_METADATA = frozenset(
     }
 )
 
+# A proto service (dotted identifiers) and method (one identifier), as grpc-go splits a path.
+_SERVICE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_METHOD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SHOWN_PATH = 256  # characters of a refused path that reach logs and audit records
+
 MetadataPairs = tuple[tuple[str, str | bytes], ...]
 Decide = Callable[[DecisionRequest], Decision]
 Audit = Callable[[dict[str, Any]], None]
@@ -87,6 +104,35 @@ def _forwardable(metadata: Iterable[Any] | None) -> MetadataPairs:
             continue
         out.append((name, value))
     return tuple(out)
+
+
+def normalise_method(raw: object) -> str:
+    """The canonical ``/<service>/<method>`` form of a gRPC ``:path``.
+
+    grpc-go drops one leading ``/`` and routes on the rest, so ``runtime.v1.ImageService/PullImage``
+    reaches the runtime as ``PullImage``; the proxy must see it the same way.
+
+    Raises:
+        MalformedInput: not text, empty service or method part, more than one ``/`` after the
+            leading one, or a part that is not a proto identifier.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise MalformedInput("gRPC method path is not ASCII") from exc
+    if not isinstance(raw, str):
+        raise MalformedInput("gRPC method path is not text")
+    body = raw[1:] if raw.startswith("/") else raw
+    service, sep, name = body.partition("/")
+    if not sep or not _SERVICE.fullmatch(service) or not _METHOD.fullmatch(name):
+        raise MalformedInput(f"gRPC method path {raw[:_SHOWN_PATH]!r} is not /<service>/<method>")
+    return f"/{service}/{name}"
+
+
+def is_cri_method(method: str) -> bool:
+    """True for a normalised path of a ``runtime.v1.*`` service (the only ones served)."""
+    return method.startswith("/" + CRI_SERVICE_PREFIX)
 
 
 def grpc_target(upstream: str) -> str:
@@ -109,14 +155,23 @@ def _pinned_by_request(pull: PullRequest, verified: str) -> bool:
 
 
 class _Handler(grpc.GenericRpcHandler):
-    """Routes every method: PullImage to the gate, the rest straight through."""
+    """Routes every method: PullImage to the gate, other CRI methods straight through, the rest
+    to a refusal."""
 
     def __init__(self, proxy: CriProxy) -> None:
         self._proxy = proxy
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        method = handler_call_details.method
+        raw: object = handler_call_details.method
         proxy = self._proxy
+        try:
+            method = normalise_method(raw)
+        except MalformedInput as exc:
+            return _refusal(proxy, raw, f"malformed method path: {exc}")
+        if not is_cri_method(method):
+            return _refusal(
+                proxy, raw, f"{method} is not a {CRI_SERVICE_PREFIX}* CRI service method"
+            )
         if method == PULL_IMAGE:
             return grpc.unary_unary_rpc_method_handler(proxy.pull_image)
         if method in SERVER_STREAMING:
@@ -130,6 +185,20 @@ class _Handler(grpc.GenericRpcHandler):
             return await proxy.forward(method, request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary)
+
+
+def _refusal(proxy: CriProxy, raw: object, why: str) -> Any:
+    """A handler that refuses the call with ``PERMISSION_DENIED`` without reading it.
+
+    Stream-stream, so any call shape (unary or streaming) is answered at once.
+    """
+
+    async def refuse(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        await proxy.refuse(raw, why, context)
+
+    return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 class CriProxy:
@@ -258,6 +327,27 @@ class CriProxy:
                 err.code(), err.details() or "", _forwardable(err.trailing_metadata())
             )
 
+    async def refuse(
+        self, raw: object, why: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> NoReturn:
+        """Refuse a call that is not a ``runtime.v1.*`` CRI method (logged and audited)."""
+        shown = (raw if isinstance(raw, str) else repr(raw))[:_SHOWN_PATH]
+        log.warning("CRI proxy refused method %r: %s", shown, why)
+        self._emit_audit(
+            {
+                "event": "cri.refused",
+                "decision": "deny",
+                "method": shown,
+                "detail": why,
+                "caller": CALLER,
+            }
+        )
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"pullgate CRI proxy refuses {shown!r}: {why}; only {CRI_SERVICE_PREFIX}* "
+            "services are served",
+        )
+
     # -- PullImage --------------------------------------------------------------------------------
 
     async def pull_image(
@@ -270,6 +360,11 @@ class CriProxy:
             await self._deny(context, Denial.from_error(exc), image="")
         entry = self.critical.match(pull.reference)
         if entry is not None:
+            log.warning(
+                "CRI pull of %s allowed WITHOUT verification: critical image entry %r",
+                pull.reference,
+                entry,
+            )
             self._emit_audit(
                 {
                     "event": "cri.pull",

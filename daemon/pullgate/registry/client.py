@@ -94,6 +94,13 @@ def most_relevant(errors: Sequence[PullgateError], what: str) -> PullgateError:
     return max(errors, key=error_rank)  # max() keeps the first of equal rank
 
 
+class NotFoundEverywhere(HttpStatusError):
+    """Every endpoint asked answered 404 Not Found or 410 Gone for content fetched by digest."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(404, detail)
+
+
 ReferrersKey = tuple[str, str, str]  # (registry of the reference, endpoint URL, repository)
 
 
@@ -392,6 +399,8 @@ class RegistryClient:
 
         Raises:
             MalformedInput: Oversize descriptor/body or digest mismatch everywhere.
+            NotFoundEverywhere: Every endpoint tried answered 404/410 (still inconclusive here;
+                callers that got ``desc`` from a listing may treat it as definitive).
             RegistryError: Every endpoint failed at transport/HTTP level.
         """
         if desc.size > cap:
@@ -415,6 +424,10 @@ class RegistryClient:
             except PullgateError as exc:
                 log.info("fetch %s from %s failed: %s", desc.digest, endpoint.url, exc)
                 errors.append(exc)
+        if errors and all(_is_not_found(e) for e in errors):
+            raise NotFoundEverywhere(
+                f"fetch {desc.digest}: not found at any of {len(errors)} endpoint(s)"
+            ) from errors[0]
         raise most_relevant(errors, f"fetch {desc.digest}")
 
     # ------------------------------------------------------------------ signatures
@@ -443,6 +456,11 @@ class RegistrySignatureSource:
     def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
         """Signatures of ``target`` in registry order."""
         return self.client.signatures(self.ref, target)
+
+
+def _is_not_found(err: PullgateError) -> bool:
+    """True for an endpoint's definite "no such content" answer (404 Not Found, 410 Gone)."""
+    return isinstance(err, HttpStatusError) and err.status in (404, 410)
 
 
 def _manifest_type(response: Response) -> str:

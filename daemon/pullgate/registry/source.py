@@ -17,10 +17,14 @@ on top of containerd's endpoint order (``containerd-integration.md`` §1.7):
    here" is concluded.
 3. Per endpoint, in order: a transport error or status >= 400 moves on to the next endpoint, and
    so does an endpoint with **no** signatures — "unsigned" is only concluded after every endpoint
-   was asked and at least one answered. If none answered, the most relevant error is raised.
+   was asked, at least one answered and none served hostile content. Otherwise the most relevant
+   error is raised: a definitive one (content anyone with push access can plant — a referrers tag
+   that is not an OCI index, more referrers than the page bound) outranks any outage, so a
+   hostile endpoint can cause a deny, never a fail-open allow.
 4. Each signature manifest (≤ 4 MiB) and its envelope (≤ 32 MiB) are fetched by digest and
-   verified; a manifest without exactly one layer raises :class:`MalformedInput`, which aborts the
-   run as in notation.
+   verified; a manifest without exactly one layer raises :class:`MalformedInput`, and one that
+   every endpoint reports missing (404/410) a ``MALFORMED`` :class:`VerificationFailed`; both abort
+   the run as in notation.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pullgate.descriptor import Descriptor
-from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
 from pullgate.registry.client import (
     MEDIA_TYPE_OCI_INDEX,
+    NotFoundEverywhere,
     RegistryClient,
     media_type_of,
     most_relevant,
@@ -136,10 +141,10 @@ def _referrers(
     pages = 0
     while url is not None:
         if pages >= client.limits.max_referrers_pages:
-            raise RegistryError(
-                Reason.REGISTRY_ERROR,
+            # Anyone who can push can add referrers: more than the bound is a definitive deny.
+            raise VerificationFailed(
+                Reason.TOO_MANY_SIGNATURES,
                 f"endpoint {endpoint.url}: more than {pages} referrers pages",
-                endpoint=endpoint.url,
             )
         pages += 1
         response = client.exchange(endpoint, ref, "GET", url, accept=MEDIA_TYPE_OCI_INDEX, cap=cap)
@@ -183,11 +188,8 @@ def _tag_schema(
         return
     client.expect_ok(response, endpoint)
     if media_type_of(response) != MEDIA_TYPE_OCI_INDEX:
-        raise RegistryError(
-            Reason.REGISTRY_ERROR,
-            f"endpoint {endpoint.url}: referrers tag {tag} is not an OCI index",
-            endpoint=endpoint.url,
-        )
+        # Anyone who can push can plant this tag: content, not an outage.
+        raise MalformedInput(f"endpoint {endpoint.url}: referrers tag {tag} is not an OCI index")
     descriptors, _ = _index_descriptors(response.body, f"referrers tag {tag}")
     for desc in descriptors:
         if desc.artifact_type == ARTIFACT_TYPE_SIGNATURE:
@@ -199,14 +201,24 @@ def fetch_signature(
 ) -> SignatureBlob:
     """Fetch one signature manifest and its single envelope layer, both digest-checked.
 
+    A listed signature whose manifest or envelope every endpoint reports as not found (404/410)
+    is a definitive failure: anyone with push access can list a dangling signature, so it must
+    not read as an outage (which ``on_inconclusive = "allow"`` would let through).
+
     Raises:
         MalformedInput: Oversize manifest/envelope, not exactly one layer, digest mismatch.
-        RegistryError: Every endpoint failed.
+        VerificationFailed: ``MALFORMED`` when the manifest or envelope is not found anywhere.
+        RegistryError: Every endpoint failed otherwise (transport, TLS, auth, 5xx).
     """
     limits = client.limits
-    data = client.fetch_verified(
-        ref, desc, "manifests", limits.max_manifest_bytes, accept=desc.media_type, first=first
-    )
+    try:
+        data = client.fetch_verified(
+            ref, desc, "manifests", limits.max_manifest_bytes, accept=desc.media_type, first=first
+        )
+    except NotFoundEverywhere as exc:
+        raise VerificationFailed(
+            Reason.MALFORMED, f"listed signature manifest {desc.digest} does not exist: {exc}"
+        ) from exc
     manifest = _json_object(data, f"signature manifest {desc.digest}")
     layers = manifest.get("layers", manifest.get("blobs"))
     if not isinstance(layers, list) or len(layers) != 1:
@@ -215,7 +227,14 @@ def fetch_signature(
             f"signature manifest {desc.digest} must have exactly one envelope layer, got {count}"
         )
     layer = Descriptor.from_json(layers[0])
-    envelope = client.fetch_verified(ref, layer, "blobs", limits.max_envelope_bytes, first=first)
+    try:
+        envelope = client.fetch_verified(
+            ref, layer, "blobs", limits.max_envelope_bytes, first=first
+        )
+    except NotFoundEverywhere as exc:
+        raise VerificationFailed(
+            Reason.MALFORMED, f"envelope {layer.digest} of {desc.digest} does not exist: {exc}"
+        ) from exc
     return SignatureBlob(
         manifest_digest=desc.digest, media_type=layer.media_type, envelope=envelope
     )
@@ -227,7 +246,10 @@ def registry_signatures(
     """Yield ``target``'s Notary signatures, trying endpoints in containerd's order.
 
     Raises:
-        MalformedInput: A malformed signature (aborts the run) or malformed listing everywhere.
+        MalformedInput: A malformed signature (aborts the run), or a malformed listing at an
+            endpoint while no endpoint listed a signature.
+        VerificationFailed: ``TOO_MANY_SIGNATURES`` past the referrers page bound, ``MALFORMED``
+            for a listed signature found nowhere.
         RegistryError: No endpoint could be asked, or a signature could not be fetched.
     """
     errors: list[PullgateError] = []
@@ -256,7 +278,7 @@ def registry_signatures(
             return
         if complete:
             log.debug("endpoint %s lists no signature for %s", endpoint.url, target.digest)
-    if answered and not found:
+    if answered and not found and not any(isinstance(e, VerificationFailed) for e in errors):
         return
     if not errors:
         errors.append(

@@ -33,6 +33,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from pullgate.config import DaemonConfig, load_config
 from pullgate.cri.proxy import CriProxy
-from pullgate.errors import ConfigError
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.errors import ConfigError, PullgateError, Reason
 from pullgate.server.convert import ReloadView, StatusView
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.server.metrics import Metrics, MetricsServer
@@ -296,9 +298,30 @@ async def _start_cri(config: DaemonConfig, parts: ServerParts) -> CriProxy | Non
     calls ``ImageFsInfo`` at start-up and must find the socket)."""
     if config.cri is None:
         return None
+    engine = parts.engine
+    decide: Callable[[DecisionRequest], Decision] = engine.decide
+    if parts.metrics is not None:
+        metrics = parts.metrics
+
+        def counted(request: DecisionRequest) -> Decision:
+            # CRI decisions count like Verify's (a raised error is a deny, as the proxy answers
+            # it); critical-image allows never reach the decider: the proxy logs each at WARNING.
+            started = time.perf_counter()
+            try:
+                decision = engine.decide(request)
+            except PullgateError as exc:
+                metrics.observe_denial(exc.reason.value)
+                raise
+            except Exception:
+                metrics.observe_denial(Reason.INTERNAL.value)
+                raise
+            metrics.observe_decision(decision, total_seconds=time.perf_counter() - started)
+            return decision
+
+        decide = counted
     proxy = CriProxy(
         config.cri.upstream,
-        parts.engine.decide,
+        decide,
         critical=config.cri.critical_images,
         audit=parts.audit.write if parts.audit is not None else None,
     )

@@ -322,7 +322,8 @@ def _crl_lookup(
             elif ext.critical:
                 raise CheckError(f"CRL entry has unsupported critical extension {ext.oid}")
         if signing_time is not None and invalidity is not None and signing_time < invalidity:
-            break
+            # Not in force when signed: ignore this entry only; later ones (delta) still count.
+            continue
         if reason is x509.ReasonFlags.certificate_hold:
             held = True
         elif reason is x509.ReasonFlags.remove_from_crl:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import urllib.parse
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -117,7 +118,7 @@ class OcspChecker:
         response = ocsp.load_der_ocsp_response(body)
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise CheckError(f"OCSP response status {response.response_status.name}")
-        single = self._matching_single(response, cert, issuer)
+        index, single = self._matching_single(response, cert, issuer)
         responder = self._responder(response, issuer)
         _verify_with(
             responder.public_key(),
@@ -132,7 +133,7 @@ class OcspChecker:
         if status is ocsp.OCSPCertStatus.GOOD:
             return RevocationStatus.GOOD, "OCSP: good", next_update
         if status is ocsp.OCSPCertStatus.REVOKED:
-            invalidity = _ocsp_invalidity_date(response)
+            invalidity = _ocsp_invalidity_date(body, index)
             if signing_time is not None and invalidity is not None and signing_time < invalidity:
                 return (
                     RevocationStatus.GOOD,
@@ -149,8 +150,8 @@ class OcspChecker:
     @staticmethod
     def _matching_single(
         response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: x509.Certificate
-    ) -> ocsp.OCSPSingleResponse:
-        for single in response.responses:
+    ) -> tuple[int, ocsp.OCSPSingleResponse]:
+        for index, single in enumerate(response.responses):
             if single.serial_number != cert.serial_number:
                 continue
             hash_alg = single.hash_algorithm
@@ -162,7 +163,7 @@ class OcspChecker:
                 single.issuer_name_hash == name_hash.finalize()
                 and single.issuer_key_hash == key_hash.finalize()
             ):
-                return single
+                return index, single
         raise CheckError("OCSP response does not cover the certificate")
 
     @staticmethod
@@ -199,9 +200,24 @@ def _spki_bits(cert: x509.Certificate) -> bytes:
     return bytes(parsed["tbs_certificate"]["subject_public_key_info"]["public_key"].contents[1:])
 
 
-def _ocsp_invalidity_date(response: ocsp.OCSPResponse) -> datetime | None:
+def _ocsp_invalidity_date(body: bytes, index: int) -> datetime | None:
+    """The invalidity date of the ``index``-th single response of the DER response ``body``.
+
+    ``cryptography`` only exposes the extensions of a response's *first* single response, so
+    the matched one is read with asn1crypto (a response may cover several certificates).
+
+    Raises:
+        CheckError: The single response's extensions cannot be read.
+    """
     try:
-        ext = response.single_extensions.get_extension_for_class(x509.InvalidityDate)
-    except x509.ExtensionNotFound:
-        return None
-    return ext.value.invalidity_date_utc
+        basic = asn1_ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed
+        single = basic["tbs_response_data"]["responses"][index]
+        for extension in single["single_extensions"]:
+            if extension["extn_id"].native == "invalidity_date":
+                value = extension["extn_value"].parsed.native
+                if not isinstance(value, datetime):
+                    raise CheckError("OCSP invalidity date is not a time")
+                return value.astimezone(UTC)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise CheckError(f"OCSP single response extensions unreadable: {exc}") from exc
+    return None

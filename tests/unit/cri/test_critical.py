@@ -36,6 +36,34 @@ def _match(entries: list[str], image: str) -> str | None:
         ([f"r.io/x:v1@{DIGEST}"], "r.io/x:v1", None),
         (["r.io/x@*"], f"r.io/x@{DIGEST}", "r.io/x@*"),
         ([], "registry.k8s.io/pause:3.9", None),
+        # `*` stays within one path component.
+        (["*.gcr.io/*"], "attacker.io/foo.gcr.io/x:1", None),
+        (["*.gcr.io/*"], "eu.gcr.io/app:1", "*.gcr.io/*"),
+        (["*.gcr.io/*"], "eu.gcr.io/team/app:1", None),
+        (["*.gcr.io/*/*"], "eu.gcr.io/team/app:1", "*.gcr.io/*/*"),
+        (["registry.k8s.io/*"], "registry.k8s.io/sub/pause:3.9", None),
+        (["*/calico/*"], "evil.io/x/calico/node:v3", None),
+        (["*/calico/*"], "quay.io/calico/sub/node:v3", None),
+        # A pull that carries a digest is never admitted by its tag.
+        (["pause:3.9"], f"docker.io/library/pause:3.9@{DIGEST}", None),
+        (["registry.k8s.io/pause:3.9"], f"registry.k8s.io/pause:3.9@{DIGEST}", None),
+        (["registry.k8s.io/pause:*"], f"registry.k8s.io/pause:3.9@{DIGEST}", None),
+        (["registry.k8s.io/pause:3.9@*"], f"registry.k8s.io/pause:3.9@{DIGEST}", None),
+        (["registry.k8s.io/pause:*"], f"registry.k8s.io/pause@{DIGEST}", None),
+        # ... but by its digest, in any digest spelling.
+        ([DIGEST], f"docker.io/library/pause:3.9@{DIGEST}", DIGEST),
+        (
+            ["registry.k8s.io/pause@*"],
+            f"registry.k8s.io/pause:3.9@{DIGEST}",
+            "registry.k8s.io/pause@*",
+        ),
+        (["registry.k8s.io/*"], f"registry.k8s.io/pause:3.9@{DIGEST}", "registry.k8s.io/*"),
+        ([f"pause@{DIGEST}"], f"pause:3.9@{DIGEST}", f"docker.io/library/pause@{DIGEST}"),
+        ([f"pause:3.9@{DIGEST}"], f"pause:3.9@{DIGEST}", f"docker.io/library/pause@{DIGEST}"),
+        ([f"pause:3.9@{DIGEST}"], f"pause:3.9@{OTHER}", None),
+        # A tag pull still matches its tag entry and tag pattern.
+        (["pause:3.9"], "pause:3.9", "docker.io/library/pause:3.9"),
+        (["registry.k8s.io/pause:*"], "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:*"),
     ],
 )
 def test_matching(entries: list[str], image: str, expected: str | None) -> None:

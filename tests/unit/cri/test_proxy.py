@@ -17,14 +17,15 @@ from typing import Any
 import grpc
 import pytest
 
-from pullgate.cri.proxy import CriProxy
+from pullgate.cri.proxy import CriProxy, normalise_method
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.errors import Reason, VerificationInconclusive
+from pullgate.errors import MalformedInput, Reason, VerificationInconclusive
 
 DIGEST = "sha256:" + "d" * 64
 IMAGE = "r.io/team/app:v1"
 PULL = "/runtime.v1.ImageService/PullImage"
+ECHO = "/runtime.v1.ImageService/EchoFromTheFuture"  # a CRI method pullgate does not know
 
 
 @dataclass
@@ -79,6 +80,10 @@ def _allow(request: DecisionRequest) -> Decision:
     )
 
 
+def _crash(request: DecisionRequest) -> Decision:
+    raise AssertionError(f"the decision layer must not be asked about {request.reference}")
+
+
 def _deny(request: DecisionRequest) -> Decision:
     return Decision(
         allowed=False,
@@ -93,7 +98,11 @@ Scenario = Callable[[grpc.aio.Channel, FakeRuntime], Awaitable[None]]
 
 
 def _run(
-    decide: Callable[[DecisionRequest], Decision], scenario: Scenario, **kw: Any
+    decide: Callable[[DecisionRequest], Decision],
+    scenario: Scenario,
+    *,
+    audit: Callable[[dict[str, Any]], None] | None = None,
+    **kw: Any,
 ) -> FakeRuntime:
     runtime = FakeRuntime(**kw)
 
@@ -104,7 +113,7 @@ def _run(
         server.add_generic_rpc_handlers((runtime.handler(),))
         server.add_insecure_port(f"unix:{upstream}")
         await server.start()
-        proxy = CriProxy(str(upstream), decide)
+        proxy = CriProxy(str(upstream), decide, audit=audit)
         await proxy.start(front, mode=0o600)
         try:
             assert front.stat().st_mode & 0o777 == 0o600
@@ -149,14 +158,14 @@ async def _expect_error(coro: Awaitable[Any]) -> grpc.aio.AioRpcError:
 def test_unknown_methods_forward_bytes_metadata_and_deadline() -> None:
     async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
         response, trailing = await _raw(
-            channel, "/other.Service/Echo", b"\x00opaque", metadata=(("x-trace", "t1"),), timeout=30
+            channel, ECHO, b"\x00opaque", metadata=(("x-trace", "t1"),), timeout=30
         )
         assert response == b"\x00opaque"
         assert ("x-echo", "yes") in tuple(trailing or ())
 
     runtime = _run(_allow, scenario)
     [(method, request, meta, remaining)] = runtime.calls
-    assert (method, request, meta["x-trace"]) == ("/other.Service/Echo", b"\x00opaque", "t1")
+    assert (method, request, meta["x-trace"]) == (ECHO, b"\x00opaque", "t1")
     assert remaining is not None
     # The deadline travels as a grpc-timeout header whose encoding rounds up a little.
     assert 0 < remaining <= 31
@@ -266,6 +275,133 @@ def test_malformed_pull_requests_are_denied(request_bytes: bytes) -> None:
         assert (err.details() or "").startswith("SignatureValidationFailed: MALFORMED: ")
 
     assert _run(_allow, scenario).calls == []
+
+
+def test_pull_image_without_leading_slash_is_gated() -> None:
+    # grpc-go routes "runtime.v1.ImageService/PullImage" as PullImage: it must be gated too.
+    seen: list[DecisionRequest] = []
+
+    def decide(request: DecisionRequest) -> Decision:
+        seen.append(request)
+        return _deny(request)
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, PULL[1:], _pull_bytes()))
+        assert err.code() == grpc.StatusCode.UNKNOWN
+        assert (err.details() or "").startswith("SignatureValidationFailed: UNTRUSTED: ")
+
+    assert _run(decide, scenario).calls == []
+    assert [r.reference for r in seen] == [IMAGE]
+
+
+def test_allowed_pull_without_leading_slash_is_forwarded_under_the_canonical_path() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        await _raw(channel, PULL[1:], _pull_bytes())
+
+    runtime = _run(_allow, scenario)
+    assert runtime.methods() == [PULL, "/runtime.v1.ImageService/ImageStatus"]
+
+
+def test_unknown_method_without_leading_slash_is_forwarded_normalised() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        response, _ = await _raw(channel, ECHO[1:], b"x")
+        assert response == b"x"
+
+    assert _run(_allow, scenario).methods() == [ECHO]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/runtime.v1alpha2.ImageService/PullImage",
+        "runtime.v1alpha2.ImageService/PullImage",
+        "/runtime.v1alpha2.RuntimeService/Version",
+        "/containerd.services.transfer.v1.Transfer/Transfer",
+        "/containerd.services.images.v1.Images/Create",
+        "/containerd.services.content.v1.Content/Write",
+        "/grpc.health.v1.Health/Check",
+        "/runtime.v1/PullImage",
+        "/runtime.v1ImageService/PullImage",
+        "/other.Service/Echo",
+    ],
+)
+def test_non_cri_services_are_refused_and_audited(method: str) -> None:
+    records: list[dict[str, Any]] = []
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, method, _pull_bytes()))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    runtime = _run(_crash, scenario, audit=records.append)
+    assert runtime.calls == []
+    assert [(r["event"], r["decision"], r["method"]) for r in records] == [
+        ("cri.refused", "deny", method)
+    ]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "",
+        "/",
+        "//runtime.v1.ImageService/PullImage",
+        "/runtime.v1.ImageService/",
+        "/runtime.v1.ImageService",
+        "runtime.v1.ImageService",
+        "/runtime.v1.ImageService/PullImage/",
+        "/runtime.v1.ImageService/x/PullImage",
+        "/runtime.v1.ImageService/Pull%49mage",
+        "/runtime.v1..ImageService/PullImage",
+        "/.runtime.v1.ImageService/PullImage",
+        "/runtime.v1.ImageService/PullImage ",
+    ],
+)
+def test_malformed_method_paths_are_refused(method: str) -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, method, _pull_bytes()))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    assert _run(_crash, scenario).calls == []
+
+
+def test_refusal_answers_a_streaming_call_without_waiting_for_its_requests() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        stub = channel.stream_stream(
+            "/containerd.services.content.v1.Content/Write",
+            request_serializer=_identity,
+            response_deserializer=_identity,
+        )
+        never_ending: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def requests() -> Any:
+            yield b"first"
+            await never_ending.get()  # the client never half-closes
+            yield b"unreachable"  # pragma: no cover
+
+        call = stub(requests(), timeout=30)
+        err = await _expect_error(call.read())
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    assert _run(_crash, scenario).calls == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/runtime.v1.ImageService/PullImage", "/runtime.v1.ImageService/PullImage"),
+        ("runtime.v1.ImageService/PullImage", "/runtime.v1.ImageService/PullImage"),
+        (b"/runtime.v1.RuntimeService/Version", "/runtime.v1.RuntimeService/Version"),
+    ],
+)
+def test_normalise_method(raw: object, expected: str) -> None:
+    assert normalise_method(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [None, 7, b"/runtime.v1.I\xffmageService/X", "a/b/c", "/a b/c"])
+def test_normalise_method_rejects_malformed_paths(raw: object) -> None:
+    with pytest.raises(MalformedInput) as excinfo:
+        normalise_method(raw)
+    assert excinfo.value.reason is Reason.MALFORMED
 
 
 def test_start_refuses_to_replace_a_regular_file(tmp_path: Path) -> None:

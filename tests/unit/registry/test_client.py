@@ -193,9 +193,9 @@ def test_page_limit_is_enforced(reg: FakeRegistry) -> None:
     _sign(reg, target, 3)
     reg.behaviour.referrers_page_size = 1
     client = RegistryClient(hosts_for(reg.endpoint()), limits=RegistryLimits(max_referrers_pages=2))
-    with client, pytest.raises(RegistryError) as err:
+    with client, pytest.raises(VerificationFailed) as err:
         list(client.signatures(REF, target))
-    assert err.value.reason is Reason.REGISTRY_ERROR
+    assert err.value.reason is Reason.TOO_MANY_SIGNATURES
     assert len(reg.requests("referrers")) == 2
 
 
