@@ -74,9 +74,9 @@ from tests.support.pki import Chain, KeySpec, Pki, write_store  # noqa: E402
 from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
+from bench._common import POLICY, accept_for, replay_context  # noqa: E402
 from pullgate.config import DaemonConfig  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
-from pullgate.registry.client import MANIFEST_ACCEPT  # noqa: E402
 from pullgate.registry.transport import USER_AGENT  # noqa: E402
 from pullgate.server.metrics import Metrics  # noqa: E402
 from pullgate.server.runtime import DaemonRuntime  # noqa: E402
@@ -94,21 +94,7 @@ def _q(value: str | Path) -> str:
 
 
 def _policy(indent: int | None) -> str:
-    return json.dumps(
-        {
-            "version": "1.0",
-            "trustPolicies": [
-                {
-                    "name": "bench",
-                    "registryScopes": ["*"],
-                    "signatureVerification": {"level": "strict"},
-                    "trustStores": ["ca:bench"],
-                    "trustedIdentities": ["*"],
-                }
-            ],
-        },
-        indent=indent,
-    )
+    return json.dumps(POLICY, indent=indent)
 
 
 # ----------------------------------------------------------------------------------- setup
@@ -295,21 +281,6 @@ def bench_warm(node: Node, client: Client, args: argparse.Namespace) -> dict[str
 # ----------------------------------------------------------------- 2. cold Verify vs replay
 
 
-def _accept_for(path: str) -> str | None:
-    if "/manifests/" in path or "/referrers/" in path:
-        return MANIFEST_ACCEPT
-    return None
-
-
-def _replay_context(registry: DockerRegistry) -> ssl.SSLContext:
-    """The TLS setup of the daemon's client for this host: system roots + CA, client cert."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_verify_locations(cafile=str(registry.ca_pem))
-    context.load_cert_chain(str(registry.client_pem), str(registry.client_key))
-    return context
-
-
 def bare_replay(
     registry: DockerRegistry, context: ssl.SSLContext, entries: Sequence[AccessLogEntry]
 ) -> None:
@@ -318,7 +289,7 @@ def bare_replay(
     try:
         for entry in entries:
             headers = {"User-Agent": USER_AGENT}
-            accept = _accept_for(entry.path)
+            accept = accept_for(entry.path)
             if accept:
                 headers["Accept"] = accept
             response = manager.request(entry.method, registry.url + entry.uri, headers=headers)
@@ -345,7 +316,7 @@ def _cold_call(node: Node, client: Client) -> tuple[float, list[AccessLogEntry]]
 
 
 def bench_cold(node: Node, client: Client, args: argparse.Namespace) -> dict[str, float]:
-    context = _replay_context(node.registry)
+    context = replay_context(node.registry)
     _, entries = _cold_call(node, client)  # warm-up of both paths
     bare_replay(node.registry, context, entries)
     cold_times: list[float] = []

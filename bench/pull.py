@@ -72,6 +72,7 @@ from tests.support.docker_registry import DockerRegistry, registry_available  # 
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store  # noqa: E402
 from tests.support.push import Pusher  # noqa: E402
 
+from bench._common import POLICY  # noqa: E402
 from bench.pull_shim import ShimBench, measure_shim  # noqa: E402
 from bench.pull_support import (  # noqa: E402
     LoopThread,
@@ -97,18 +98,6 @@ TARGET_WARM = 1.02
 TARGET_SHIM = 2.0
 LAYER_BYTES = 5 * 1024 * 1024
 REPO = "bench/app"
-POLICY = {
-    "version": "1.0",
-    "trustPolicies": [
-        {
-            "name": "bench",
-            "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:bench"],
-            "trustedIdentities": ["*"],
-        }
-    ],
-}
 
 
 class BenchError(RuntimeError):

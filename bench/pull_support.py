@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
 import subprocess
-import tarfile
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.containerd import layer_tar
 from tests.support.pki import Chain
 from tests.support.push import MT_CONFIG, MT_JWS, MT_LAYER, MT_MANIFEST, Pusher
 from tests.support.signing import sign_jws
@@ -43,17 +42,6 @@ _LOOP_TIMEOUT = 30.0
 
 
 # -------------------------------------------------------------------------------- images
-
-
-def _layer(name: str, data: bytes) -> bytes:
-    """An uncompressed tar holding one regular file (deterministic metadata)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _canonical(obj: object) -> bytes:
@@ -76,7 +64,7 @@ def push_signed_image(
     digests.
     """
     os_, arch, *variant = platform.split("/")
-    layers = [_layer(f"data{i}", os.urandom(layer_bytes)) for i in (0, 1)]
+    layers = [layer_tar({f"data{i}": os.urandom(layer_bytes)}) for i in (0, 1)]
     config_obj: dict[str, Any] = {
         "architecture": arch,
         "os": os_,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import ssl
 import statistics
 import sys
 import tempfile
@@ -44,9 +43,10 @@ from tests.support.pki import KeySpec, Pki, write_store  # noqa: E402
 from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
+from bench._common import POLICY, accept_for, replay_context  # noqa: E402
 from pullgate.clock import SystemClock  # noqa: E402
 from pullgate.pipeline import verify_image  # noqa: E402
-from pullgate.registry.client import MANIFEST_ACCEPT, RegistryClient  # noqa: E402
+from pullgate.registry.client import RegistryClient  # noqa: E402
 from pullgate.registry.hosts import load_hosts  # noqa: E402
 from pullgate.registry.model import HostsConfig  # noqa: E402
 from pullgate.registry.reference import parse_reference  # noqa: E402
@@ -62,18 +62,6 @@ from pullgate.verification.verifier import Verifier  # noqa: E402
 
 TARGET_RATIO = 1.5
 REPO = "bench/app"
-POLICY = {
-    "version": "1.0",
-    "trustPolicies": [
-        {
-            "name": "bench",
-            "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:bench"],
-            "trustedIdentities": ["*"],
-        }
-    ],
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,13 +129,6 @@ def cold_verify(setup: Setup, request_log: Callable[[RequestRecord], None] | Non
     return outcome.allowed
 
 
-def _accept_for(url: str) -> str | None:
-    path = urlsplit(url).path
-    if "/manifests/" in path or "/referrers/" in path:
-        return MANIFEST_ACCEPT
-    return None
-
-
 def bare_replay(setup: Setup, records: Sequence[RequestRecord]) -> float:
     """The recorded requests with a minimal client: fresh TLS context, fresh connections.
 
@@ -156,16 +137,13 @@ def bare_replay(setup: Setup, records: Sequence[RequestRecord]) -> float:
     """
     registry = setup.registry
     started = time.perf_counter()
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_verify_locations(cafile=str(registry.ca_pem))
-    context.load_cert_chain(str(registry.client_pem), str(registry.client_key))
+    context = replay_context(registry)
     context_build = time.perf_counter() - started
     manager = urllib3.PoolManager(ssl_context=context, retries=False)
     try:
         for record in records:
             headers = {"User-Agent": USER_AGENT}
-            accept = _accept_for(record.url)
+            accept = accept_for(urlsplit(record.url).path)
             if accept:
                 headers["Accept"] = accept
             response = manager.request(record.method, record.url, headers=headers)

@@ -564,10 +564,6 @@ def write_docker_config(path: Path, auths: dict[str, dict[str, str]]) -> Path:
     return path
 
 
-def basic_auth_value(username: str, password: str) -> str:
-    return base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
 def hosts_for(
     *endpoints: Endpoint, registry: str = "registry.test"
 ) -> Callable[[str], HostsConfig]:

@@ -327,9 +327,3 @@ class Pusher:
         entries.append(referrer.to_json())
         index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": entries}
         return self.push_manifest(repo, tag, _canonical(index), MT_INDEX)
-
-    def delete_tag_index(self, repo: str, subject: Descriptor) -> None:
-        """Remove ``subject``'s referrers tag (deletes the index manifest it points at)."""
-        current = self.fetch_manifest(repo, referrers_tag(subject.digest))
-        if current is not None:
-            self._request("DELETE", f"/v2/{repo}/manifests/{_sha256(current)}", ok=(202,))
