@@ -35,18 +35,29 @@ def load_trust_config(trust_dir: Path, *, allow_symlinks: bool = False) -> Trust
     Raises:
         ConfigError: the directory or its policy document is unusable.
     """
-    if not trust_dir.is_dir():
-        raise ConfigError(f"trust directory {trust_dir} does not exist or is not a directory")
-    policy = load_oci_policy(trust_dir)
+    _require_dir(trust_dir)
     return TrustConfig(
         trust_dir=trust_dir,
-        oci_policy=policy,
+        oci_policy=load_oci_policy(trust_dir, allow_symlinks=allow_symlinks),
         store=TrustStore(trust_dir, allow_symlinks=allow_symlinks),
     )
 
 
-def load_blob_trust(trust_dir: Path) -> tuple[BlobTrustPolicy, TrustStore]:
-    """The blob policy and the store (``notation blob verify`` inputs)."""
+def load_blob_trust(
+    trust_dir: Path, *, allow_symlinks: bool = False
+) -> tuple[BlobTrustPolicy, TrustStore]:
+    """The blob policy and the store (``notation blob verify`` inputs).
+
+    Raises:
+        ConfigError: the directory or its blob policy document is unusable.
+    """
+    _require_dir(trust_dir)
+    return (
+        load_blob_policy(trust_dir, allow_symlinks=allow_symlinks),
+        TrustStore(trust_dir, allow_symlinks=allow_symlinks),
+    )
+
+
+def _require_dir(trust_dir: Path) -> None:
     if not trust_dir.is_dir():
         raise ConfigError(f"trust directory {trust_dir} does not exist or is not a directory")
-    return load_blob_policy(trust_dir), TrustStore(trust_dir)

@@ -40,19 +40,17 @@ from pathlib import Path
 from types import MappingProxyType
 
 from pullgate.clock import Clock
-from pullgate.config import DaemonConfig, parse_config
+from pullgate.config import DaemonConfig, parse_config, read_config_file
 from pullgate.errors import ConfigError, PullgateError
 from pullgate.registry.hosts import DEFAULT_HOST_DIR, load_hosts
 from pullgate.registry.model import HostsConfig
-from pullgate.trust import TrustConfig
+from pullgate.trust import TrustConfig, load_trust_config
 from pullgate.verification.policy import (
     BLOB_POLICY_FILE,
     LEGACY_POLICY_FILE,
     OCI_POLICY_FILE,
     check_trust_dir,
-    load_oci_policy,
 )
-from pullgate.verification.truststore import TrustStore
 
 HASH_CONFIG = "config"
 HASH_TRUST_POLICY = "trust_policy"
@@ -208,13 +206,10 @@ def _load_trust(config: DaemonConfig) -> TrustConfig:
         raise ConfigError(
             f"trust directory {trust_dir} is unusable: " + "; ".join(problems), tuple(problems)
         )
-    # Built here rather than with pullgate.trust.load_trust_config, which reads the policy
-    # file without ``allow_symlinks`` (a ConfigMap-mounted policy is a symlink).
-    policy = load_oci_policy(trust_dir, allow_symlinks=allow_symlinks)
-    store = TrustStore(trust_dir, allow_symlinks=allow_symlinks)
-    for statement in policy.statements:
-        store.load_many(statement.trust_stores)
-    return TrustConfig(trust_dir=trust_dir, oci_policy=policy, store=store)
+    trust = load_trust_config(trust_dir, allow_symlinks=allow_symlinks)
+    for statement in trust.oci_policy.statements:  # eagerly: a snapshot is whole or not at all
+        trust.store.load_many(statement.trust_stores)
+    return trust
 
 
 def _registry_for(directory_name: str) -> str:
@@ -263,11 +258,7 @@ def _read_config(config_path: Path | None, base: DaemonConfig | None) -> tuple[D
     if config_path is None:
         config = base or DaemonConfig()
         return config, hashlib.sha256(repr(config).encode()).hexdigest()
-    try:
-        data = config_path.read_bytes()
-    except OSError as exc:
-        detail = f"{config_path}: cannot read the configuration file: {exc.strerror or exc}"
-        raise ConfigError(detail, (detail,)) from exc
+    data = read_config_file(config_path)
     return parse_config(data, config_path), hashlib.sha256(data).hexdigest()
 
 
