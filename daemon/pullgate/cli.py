@@ -24,7 +24,7 @@ from pullgate.registry.auth import DockerConfigCredentials
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.hosts import load_hosts
 from pullgate.registry.hosts_report import hosts_json, render_hosts
-from pullgate.registry.model import HostsConfig
+from pullgate.registry.model import HostsConfig, ImageReference
 from pullgate.registry.reference import parse_reference
 from pullgate.report import decision_json, decision_text
 from pullgate.trust import TrustConfig, load_trust_config
@@ -171,15 +171,16 @@ def _verifier(args: argparse.Namespace, trust: TrustConfig) -> Verifier:
     )
 
 
-def _cmd_verify_registry(args: argparse.Namespace) -> int:
-    if args.max_signatures <= 0:
-        raise _UsageError("--max-signatures must be greater than 0")
-    metadata = _metadata(args.user_metadata)
-    trust = load_trust_config(args.trust_dir)
+def _image_reference(text: str) -> ImageReference:
+    """``text`` as an image reference; a malformed one is a usage error."""
     try:
-        ref = parse_reference(args.reference)
+        return parse_reference(text)
     except MalformedInput as exc:
         raise _UsageError(str(exc)) from exc
+
+
+def _verify_registry(args: argparse.Namespace, trust: TrustConfig, metadata: dict[str, str]) -> int:
+    ref = _image_reference(args.reference)
     client = _registry_client(args)
     try:
         outcome = verify_image(
@@ -195,16 +196,16 @@ def _cmd_verify_registry(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    if not args.oci_layout:
-        if args.scope:
-            raise _UsageError("--scope is only meaningful with --oci-layout")
-        return _cmd_verify_registry(args)
-    if not args.scope:
+    if args.oci_layout and not args.scope:
         raise _UsageError("--oci-layout requires --scope REGISTRY/REPO")
+    if args.scope and not args.oci_layout:
+        raise _UsageError("--scope is only meaningful with --oci-layout")
     if args.max_signatures <= 0:
         raise _UsageError("--max-signatures must be greater than 0")
     metadata = _metadata(args.user_metadata)
     trust = load_trust_config(args.trust_dir)
+    if not args.oci_layout:
+        return _verify_registry(args, trust, metadata)
     ref = LayoutReference.parse(args.reference)
     try:
         layout = open_layout(ref.path)
@@ -234,10 +235,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         doc, errors = inspect_signatures(target, layout.signatures(target))
         shown = f"{ref.path}@{target.digest}"
     else:
-        try:
-            image = parse_reference(args.reference)
-        except MalformedInput as exc:
-            raise _UsageError(str(exc)) from exc
+        image = _image_reference(args.reference)
         client = _registry_client(args)
         try:
             resolved = resolve(client, image)
@@ -262,10 +260,7 @@ def _cmd_hosts(args: argparse.Namespace) -> int:
     registry = args.registry
     looks_like_host = any(c in registry for c in ".:[") or registry == "localhost"
     if "/" in registry or not looks_like_host:
-        try:
-            registry = parse_reference(registry).registry
-        except MalformedInput as exc:
-            raise _UsageError(str(exc)) from exc
+        registry = _image_reference(registry).registry
     config = load_hosts(registry, _roots(args.hosts_dir))
     if args.output == "json":
         print(json.dumps(hosts_json(config), indent=2))

@@ -213,6 +213,15 @@ class _Checker:
             return None
         return value
 
+    def section(
+        self, data: Mapping[str, object], key: str, allowed: frozenset[str]
+    ) -> dict[str, object] | None:
+        """The top-level table ``key`` with its unknown keys reported (None when absent/bad)."""
+        table = self.table(data, key, "")
+        if table is not None:
+            self.unknown(table, allowed, key)
+        return table
+
     def unknown(self, data: Mapping[str, object], allowed: frozenset[str], prefix: str) -> None:
         for key in data:
             if key not in allowed:
@@ -250,24 +259,23 @@ class _Checker:
     def positive_float(
         self, data: Mapping[str, object], key: str, prefix: str, default: float
     ) -> float:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(_join(prefix, key), f"must be a number, not a {_type_name(value)}")
-            return default
-        if not math.isfinite(value) or value <= 0:
-            self.problem(_join(prefix, key), f"must be a positive finite number, got {value}")
-            return default
-        return float(value)
+        return self._finite(data, key, prefix, default, allow_zero=False)
 
     def non_negative_float(
         self, data: Mapping[str, object], key: str, prefix: str, default: float
+    ) -> float:
+        return self._finite(data, key, prefix, default, allow_zero=True)
+
+    def _finite(
+        self, data: Mapping[str, object], key: str, prefix: str, default: float, *, allow_zero: bool
     ) -> float:
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.problem(_join(prefix, key), f"must be a number, not a {_type_name(value)}")
             return default
-        if not math.isfinite(value) or value < 0:
-            self.problem(_join(prefix, key), f"must be a non-negative finite number, got {value}")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            kind = "non-negative" if allow_zero else "positive"
+            self.problem(_join(prefix, key), f"must be a {kind} finite number, got {value}")
             return default
         return float(value)
 
@@ -375,10 +383,9 @@ def _socket_mode(chk: _Checker, data: Mapping[str, object], default: int) -> int
 
 def _api(chk: _Checker, data: Mapping[str, object]) -> ApiConfig:
     default = ApiConfig()
-    table = chk.table(data, "api", "")
+    table = chk.section(data, "api", _API_KEYS)
     if table is None:
         return default
-    chk.unknown(table, _API_KEYS, "api")
     return ApiConfig(
         socket=chk.socket(table, "socket", "api", default.socket),
         socket_mode=_socket_mode(chk, table, default.socket_mode),
@@ -386,11 +393,10 @@ def _api(chk: _Checker, data: Mapping[str, object]) -> ApiConfig:
 
 
 def _cri(chk: _Checker, data: Mapping[str, object]) -> CriConfig | None:
-    table = chk.table(data, "cri", "")
+    table = chk.section(data, "cri", _CRI_KEYS)
     if table is None:
         return None
     default = CriConfig()
-    chk.unknown(table, _CRI_KEYS, "cri")
     upstream = chk.string(table, "upstream", "cri", default.upstream)
     path = upstream.removeprefix("unix://") if upstream.startswith("unix://") else None
     if path is None and upstream.startswith("unix:"):
@@ -446,10 +452,9 @@ def _is_loopback(host: str) -> bool:
 
 def _metrics(chk: _Checker, data: Mapping[str, object]) -> MetricsConfig:
     default = MetricsConfig()
-    table = chk.table(data, "metrics", "")
+    table = chk.section(data, "metrics", _METRICS_KEYS)
     if table is None:
         return default
-    chk.unknown(table, _METRICS_KEYS, "metrics")
     address = chk.string(table, "address", "metrics", default.address)
     allow = chk.boolean(table, "allow_non_loopback", "metrics", default.allow_non_loopback)
     if not address:
@@ -475,10 +480,9 @@ def _metrics(chk: _Checker, data: Mapping[str, object]) -> MetricsConfig:
 
 def _cache(chk: _Checker, data: Mapping[str, object]) -> CacheConfig:
     default = CacheConfig()
-    table = chk.table(data, "cache", "")
+    table = chk.section(data, "cache", _CACHE_KEYS)
     if table is None:
         return default
-    chk.unknown(table, _CACHE_KEYS, "cache")
     return CacheConfig(
         max_entries=chk.positive_int(table, "max_entries", "cache", default.max_entries),
         max_ttl=chk.positive_float(table, "max_ttl", "cache", default.max_ttl),
@@ -489,10 +493,9 @@ def _cache(chk: _Checker, data: Mapping[str, object]) -> CacheConfig:
 
 def _registry(chk: _Checker, data: Mapping[str, object]) -> RegistryConfig:
     default = RegistryConfig()
-    table = chk.table(data, "registry", "")
+    table = chk.section(data, "registry", _REGISTRY_KEYS)
     if table is None:
         return default
-    chk.unknown(table, _REGISTRY_KEYS, "registry")
     config_json: Path | None = None
     if "config_json" in table:
         config_json = chk.path(table, "config_json", "registry", Path())
@@ -515,11 +518,10 @@ def _registry(chk: _Checker, data: Mapping[str, object]) -> RegistryConfig:
 
 def _verification(chk: _Checker, data: Mapping[str, object]) -> VerificationConfig:
     default = VerificationConfig()
-    table = chk.table(data, "verification", "")
+    table = chk.section(data, "verification", _VERIFICATION_KEYS)
     if table is None:
         return default
     prefix = "verification"
-    chk.unknown(table, _VERIFICATION_KEYS, prefix)
     return VerificationConfig(
         max_signatures=chk.positive_int(table, "max_signatures", prefix, default.max_signatures),
         timeout=chk.positive_float(table, "timeout", prefix, default.timeout),
@@ -601,15 +603,23 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
     return config
 
 
+def read_config_file(path: Path) -> bytes:
+    """The bytes of the daemon config file at ``path`` (for :func:`parse_config`).
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        detail = f"{path}: cannot read the configuration file: {exc.strerror or exc}"
+        raise ConfigError(detail, (detail,)) from exc
+
+
 def load_config(path: Path) -> DaemonConfig:
     """Read, parse and validate the daemon config file at ``path``.
 
     Raises:
         ConfigError: the file cannot be read, or any problem (all listed in ``problems``).
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        detail = f"{path}: cannot read the configuration file: {exc.strerror or exc}"
-        raise ConfigError(detail, (detail,)) from exc
-    return parse_config(data, path)
+    return parse_config(read_config_file(path), path)

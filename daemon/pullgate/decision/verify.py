@@ -72,34 +72,29 @@ class SubjectContext:
     times: PhaseTimes
 
 
-def failed_subject(job: SubjectJob, err: PullgateError) -> Subject:
-    """A subject that could not be verified because of ``err``."""
+def _unverified(job: SubjectJob, reason: Reason, message: str, *, inconclusive: bool) -> Subject:
     return Subject(
         decision=SubjectDecision(
             role=job.role,
             digest=job.descriptor.digest,
             verified=False,
-            reason=err.reason,
-            message=str(err),
+            reason=reason,
+            message=message,
             platform=str(job.platform) if job.platform else None,
         ),
-        inconclusive=is_inconclusive(err),
+        inconclusive=inconclusive,
     )
+
+
+def failed_subject(job: SubjectJob, err: PullgateError) -> Subject:
+    """A subject that could not be verified because of ``err``."""
+    return _unverified(job, err.reason, str(err), inconclusive=is_inconclusive(err))
 
 
 def timed_out_subject(job: SubjectJob, budget: float) -> Subject:
     """A subject whose verification did not finish within the decision's budget."""
-    return Subject(
-        decision=SubjectDecision(
-            role=job.role,
-            digest=job.descriptor.digest,
-            verified=False,
-            reason=Reason.TIMEOUT,
-            message=f"verification did not finish within {budget:g} s",
-            platform=str(job.platform) if job.platform else None,
-        ),
-        inconclusive=True,
-    )
+    message = f"verification did not finish within {budget:g} s"
+    return _unverified(job, Reason.TIMEOUT, message, inconclusive=True)
 
 
 def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:

@@ -178,6 +178,13 @@ class OciLayout:
 
     def signature_manifests(self, target: Descriptor) -> Iterator[Descriptor]:
         """Descriptors of the Notary signature manifests whose subject is ``target``."""
+        for desc, _manifest in self._signature_manifests(target):
+            yield desc
+
+    def _signature_manifests(
+        self, target: Descriptor
+    ) -> Iterator[tuple[Descriptor, dict[str, Any]]]:
+        """:meth:`signature_manifests` with each manifest as parsed (read once)."""
         for desc in self.manifests():
             if desc.media_type not in MANIFEST_TYPES or desc.digest == target.digest:
                 continue
@@ -189,12 +196,11 @@ class OciLayout:
             if not subject.same_target(target):
                 continue
             if _is_notary_signature(manifest, desc.digest):
-                yield desc
+                yield desc, manifest
 
     def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
         """The :class:`SignatureSource` protocol: envelope bytes in layout order."""
-        for desc in self.signature_manifests(target):
-            manifest = self.read_manifest(desc)
+        for desc, manifest in self._signature_manifests(target):
             layers = manifest.get("layers", manifest.get("blobs"))
             if not isinstance(layers, list) or len(layers) != 1:
                 count = len(layers) if isinstance(layers, list) else 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pullgate.errors import PullgateError, Reason, VerificationInconclusive
+from pullgate.errors import Reason, VerificationInconclusive
 
 
 class Capability(StrEnum):
@@ -156,8 +156,3 @@ class RegistryError(VerificationInconclusive):
     def __init__(self, reason: Reason, detail: str, *, endpoint: str | None = None) -> None:
         super().__init__(reason, detail)
         self.endpoint = endpoint
-
-
-def is_registry_error(err: PullgateError) -> bool:
-    """True for errors produced by the registry layer."""
-    return isinstance(err, RegistryError)

@@ -333,25 +333,34 @@ def _check_signature_from(child: _Facts, parent: _Facts) -> None:
     elif not constraints.ca:
         raise _fail("issuer is not a CA")
     usage = _key_usage(issuer)
-    if usage is not None and _any_key_usage(usage[0]) and not usage[0].key_cert_sign:
+    if usage is not None and _usage_bits(usage[0]) and not usage[0].key_cert_sign:
         raise _fail("issuer keyUsage lacks keyCertSign")
     _verify_cert_signature(child, _public_key(issuer), allow_sha1=False)
     _VERIFIED.put(key, True)
 
 
-def _any_key_usage(ku: x509.KeyUsage) -> bool:
-    bits = [
-        ku.digital_signature,
-        ku.content_commitment,
-        ku.key_encipherment,
-        ku.data_encipherment,
-        ku.key_agreement,
-        ku.key_cert_sign,
-        ku.crl_sign,
-    ]
+def _usage_bits(ku: x509.KeyUsage) -> frozenset[str]:
+    """The names of the keyUsage bits that are set.
+
+    cryptography lets encipherOnly/decipherOnly be read only when keyAgreement is set.
+    """
+    bits = {
+        "digitalSignature": ku.digital_signature,
+        "contentCommitment": ku.content_commitment,
+        "keyEncipherment": ku.key_encipherment,
+        "dataEncipherment": ku.data_encipherment,
+        "keyAgreement": ku.key_agreement,
+        "keyCertSign": ku.key_cert_sign,
+        "cRLSign": ku.crl_sign,
+    }
     if ku.key_agreement:
-        bits += [ku.encipher_only, ku.decipher_only]
-    return any(bits)
+        bits["encipherOnly"] = ku.encipher_only
+        bits["decipherOnly"] = ku.decipher_only
+    return frozenset(name for name, on in bits.items() if on)
+
+
+# The only keyUsage bits a signing leaf may carry.
+_LEAF_USAGE_BITS = frozenset({"digitalSignature", "contentCommitment"})
 
 
 def _issued_by(child: _Facts, parent: _Facts) -> bool:
@@ -418,16 +427,7 @@ def _validate_leaf(cert: x509.Certificate) -> None:
         raise _fail("leaf keyUsage extension must be marked critical")
     if not ku.digital_signature:
         raise _fail("leaf keyUsage must include digitalSignature")
-    forbidden = [
-        ku.key_encipherment,
-        ku.data_encipherment,
-        ku.key_agreement,
-        ku.key_cert_sign,
-        ku.crl_sign,
-    ]
-    if ku.key_agreement:
-        forbidden += [ku.encipher_only, ku.decipher_only]
-    if any(forbidden):
+    if _usage_bits(ku) - _LEAF_USAGE_BITS:
         raise _fail("leaf keyUsage must be digitalSignature only")
     eku_ext = _extension(cert, ExtensionOID.EXTENDED_KEY_USAGE)
     if eku_ext is not None:

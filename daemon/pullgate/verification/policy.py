@@ -187,18 +187,25 @@ def _build_statement(st: RawStatement) -> TrustPolicyStatement:
     )
 
 
+def _statements(data: bytes, kind: PolicyKind, source: str) -> tuple[TrustPolicyStatement, ...]:
+    """The statements of a document without issues.
+
+    Raises:
+        InvalidTrustPolicy: (a ConfigError) with every problem of the document.
+    """
+    doc, issues = inspect_document(data, kind)
+    if issues or doc is None:
+        raise InvalidTrustPolicy(source, issues)
+    return tuple(_build_statement(st) for st in doc.statements)
+
+
 def parse_oci_policy(data: bytes, source: str = OCI_POLICY_FILE) -> OciTrustPolicy:
     """Decode and validate an OCI trust policy document.
 
     Raises:
         InvalidTrustPolicy: (a ConfigError) with every problem of the document.
     """
-    doc, issues = inspect_document(data, PolicyKind.OCI)
-    if issues or doc is None:
-        raise InvalidTrustPolicy(source, issues)
-    return OciTrustPolicy(
-        statements=tuple(_build_statement(st) for st in doc.statements), source=source
-    )
+    return OciTrustPolicy(statements=_statements(data, PolicyKind.OCI, source), source=source)
 
 
 def parse_blob_policy(data: bytes, source: str = BLOB_POLICY_FILE) -> BlobTrustPolicy:
@@ -207,12 +214,7 @@ def parse_blob_policy(data: bytes, source: str = BLOB_POLICY_FILE) -> BlobTrustP
     Raises:
         InvalidTrustPolicy: (a ConfigError) with every problem of the document.
     """
-    doc, issues = inspect_document(data, PolicyKind.BLOB)
-    if issues or doc is None:
-        raise InvalidTrustPolicy(source, issues)
-    return BlobTrustPolicy(
-        statements=tuple(_build_statement(st) for st in doc.statements), source=source
-    )
+    return BlobTrustPolicy(statements=_statements(data, PolicyKind.BLOB, source), source=source)
 
 
 # ----------------------------------------------------------------------------- files

@@ -357,7 +357,7 @@ class Verifier:
         for check, step in steps:
             action = statement.actions.get(check, CheckAction.ENFORCE)
             if action is CheckAction.SKIP:
-                results.append(CheckResult(check=check, action=action, passed=True))
+                results.append(_result(check, action, None))
                 continue
             try:
                 step(content, statement)
@@ -509,17 +509,13 @@ class Verifier:
             ok = signed.digest == compute_digest(blob, alg) and signed.size == len(blob)
             if media_type is not None:
                 ok = ok and signed.media_type == media_type
-            if ok:
-                return CheckResult(
-                    check=CheckType.DESCRIPTOR, action=CheckAction.ENFORCE, passed=True
+            mismatch = None
+            if not ok:
+                mismatch = VerificationFailed(
+                    Reason.DESCRIPTOR_MISMATCH,
+                    "integrity check failed: signature does not match the given blob",
                 )
-            return CheckResult(
-                check=CheckType.DESCRIPTOR,
-                action=CheckAction.ENFORCE,
-                passed=False,
-                reason=Reason.DESCRIPTOR_MISMATCH,
-                message="integrity check failed: signature does not match the given blob",
-            )
+            return _result(CheckType.DESCRIPTOR, CheckAction.ENFORCE, mismatch)
 
         if statement.level is Level.SKIP:
             return self._decide(blob_name, "", statement, (), skipped=True)
@@ -533,19 +529,15 @@ class Verifier:
 
     @staticmethod
     def _check_descriptor(content: EnvelopeContent, target: Descriptor) -> CheckResult:
-        if content.target.same_target(target):
-            return CheckResult(check=CheckType.DESCRIPTOR, action=CheckAction.ENFORCE, passed=True)
-        return CheckResult(
-            check=CheckType.DESCRIPTOR,
-            action=CheckAction.ENFORCE,
-            passed=False,
-            reason=Reason.DESCRIPTOR_MISMATCH,
-            message=(
+        mismatch = None
+        if not content.target.same_target(target):
+            mismatch = VerificationFailed(
+                Reason.DESCRIPTOR_MISMATCH,
                 f"content descriptor mismatch: signature names {content.target.digest} "
                 f"({content.target.media_type}, {content.target.size} bytes), artifact is "
-                f"{target.digest} ({target.media_type}, {target.size} bytes)"
-            ),
-        )
+                f"{target.digest} ({target.media_type}, {target.size} bytes)",
+            )
+        return _result(CheckType.DESCRIPTOR, CheckAction.ENFORCE, mismatch)
 
     @staticmethod
     def _check_user_metadata(
@@ -553,17 +545,13 @@ class Verifier:
     ) -> CheckResult:
         signed = content.target.annotations
         missing = sorted(k for k, v in user_metadata.items() if signed.get(k) != v)
-        if not missing:
-            return CheckResult(
-                check=CheckType.USER_METADATA, action=CheckAction.ENFORCE, passed=True
+        mismatch = None
+        if missing:
+            mismatch = VerificationFailed(
+                Reason.USER_METADATA,
+                f"unable to find specified metadata in the signature: {', '.join(missing)}",
             )
-        return CheckResult(
-            check=CheckType.USER_METADATA,
-            action=CheckAction.ENFORCE,
-            passed=False,
-            reason=Reason.USER_METADATA,
-            message=f"unable to find specified metadata in the signature: {', '.join(missing)}",
-        )
+        return _result(CheckType.USER_METADATA, CheckAction.ENFORCE, mismatch)
 
 
 class _TooMany(Exception):
