@@ -26,7 +26,7 @@ from cryptography import x509
 from pullgate.clock import Clock
 from pullgate.descriptor import Descriptor
 from pullgate.registry.auth import CredentialStore
-from pullgate.registry.client import ReferrersMemo, RegistryClient
+from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import (
     Credentials,
     Endpoint,
@@ -241,16 +241,17 @@ def make_client(
     clock: Clock,
     *,
     tls_contexts: TlsContextCache | None = None,
-    referrers_memo: ReferrersMemo | None = None,
 ) -> TimedClient:
     """A fresh :class:`TimedClient`.
 
-    ``tls_contexts`` and ``referrers_memo`` may be shared by every client of a decider: neither
-    holds anything of a caller's credentials (a TLS context is built from ``hosts.toml`` files
-    only; the memo only picks which discovery path is tried first, and an empty answer on the
-    shortcut is always re-checked by the full path, see :mod:`pullgate.registry.source`). Sharing
-    them spares every new client a TLS context build (the system roots: tens of milliseconds)
-    and a referrers-API probe.
+    ``tls_contexts`` may be shared by every client of a decider: a TLS context is built from
+    ``hosts.toml`` files only, never from a caller's credentials, and sharing it spares every new
+    client a context build (the system roots: tens of milliseconds).
+
+    The referrers-API memo stays per client on purpose: the subjects of one decision are
+    discovered in parallel on different clients, and a shared memo would let one subject's
+    finding race the other's probe, so the same decision would cost a varying number of
+    registry requests.
     """
     return TimedClient(
         hosts,
@@ -259,5 +260,4 @@ def make_client(
         request_log=request_log,
         clock=clock,
         tls_contexts=tls_contexts,
-        referrers_memo=referrers_memo,
     )

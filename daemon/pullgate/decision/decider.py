@@ -83,7 +83,6 @@ from pullgate.decision.verify import SubjectContext, plan_subjects, verify_subje
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
 from pullgate.registry.auth import CredentialStore, StaticCredentials
-from pullgate.registry.client import ReferrersMemo
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestRecord
 from pullgate.verification.http_fetch import HttpFetcher, Urllib3Fetcher
@@ -128,9 +127,8 @@ class Decider:
         self._cache: DecisionCache | None = None
         self._flight: SingleFlight[tuple[object, ...], Decision] = SingleFlight()
         self._pool = ClientPool()
-        # Shared by every pooled client (see make_client): no credential material in either.
+        # Shared by every pooled client (see make_client): no credential material in it.
         self._tls_contexts = TlsContextCache()
-        self._referrers_memo = ReferrersMemo()
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="pullgate-verify")
         # Runs the computations of decide_async's flights; nothing on it ever waits on a
         # flight, so a thread caller joining such a flight cannot deadlock it (cache.py).
@@ -328,7 +326,6 @@ class Decider:
                 self._request_log,
                 self._clock,
                 tls_contexts=self._tls_contexts,
-                referrers_memo=self._referrers_memo,
             )
 
         lender_type = OfflineLender if offline else Lender

@@ -1,9 +1,11 @@
 """What a decider's registry clients share (pullgate.decision.clients.make_client): the TLS
-context cache and the referrers-API memo, neither of which holds a caller's credentials."""
+context cache, which holds nothing of a caller's credentials; and what they deliberately do not
+share: the referrers-API memo, so a decision's request set does not depend on timing."""
 
 from __future__ import annotations
 
 import ssl
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,34 +14,34 @@ import pullgate.registry.tls as tls
 from pullgate.decision.model import DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.client import RegistryClient
-from pullgate.registry.model import Credentials, Endpoint, HostsConfig, RegistryError
+from pullgate.registry.model import Endpoint, HostsConfig, RegistryError
 from pullgate.registry.reference import parse_reference
 from pullgate.registry.tls import TlsContextCache
+from pullgate.verification.cache import clear_caches
 from tests.support.fake_registry import FakeRegistry, make_tls
 from tests.unit.decision.world import REPO, World
 
 
-def _creds(user: str) -> Credentials:
-    return Credentials(username=user, password="pw-" + user)
-
-
-def test_clients_for_other_credentials_reuse_the_referrers_finding(world: World) -> None:
-    world.reg.behaviour.referrers_404 = True  # no referrers API: tag schema only
-    first = world.reg.put_image(REPO, tag="a", payload=b"a")
-    second = world.reg.put_image(REPO, tag="b", payload=b"b")
-    world.sign(first)
-    world.sign(second)
-    decider = world.decider()
-    try:
-        for tag, user in (("a", "alice"), ("b", "bob")):
-            request = DecisionRequest(reference=world.ref(tag), credentials=_creds(user))
-            decision = decider.decide(request)
-            assert decision.allowed, decision.reason
-        # Two credential identities, hence two clients; the API was probed once only.
-        assert decider.stats().clients_created == 2
-        assert len(world.reg.requests("referrers")) == 1
-    finally:
-        decider.close()
+def test_a_cold_decision_costs_the_same_requests_every_time(world: World) -> None:
+    """The index and platform subjects are discovered in parallel on their own clients; a
+    referrers-API finding shared between them would race, and the same decision would cost a
+    varying number of requests (the daemon's "one verification's worth" needs it fixed)."""
+    world.reg.behaviour.referrers_404 = True  # no referrers API: each subject probes, then tags
+    world.sign(world.index)
+    world.sign(world.amd64)
+    seen: list[Counter[tuple[str, str]]] = []
+    for _ in range(8):
+        clear_caches()
+        decider = world.decider()
+        try:
+            mark = len(world.reg.requests())
+            assert decider.decide(DecisionRequest(reference=world.ref())).allowed
+            seen.append(Counter((r.method, r.path) for r in world.reg.requests()[mark:]))
+        finally:
+            decider.close()
+    assert all(counts == seen[0] for counts in seen)
+    probes = sum(n for (_, path), n in seen[0].items() if "/referrers/" in path)
+    assert probes == 2  # one per subject
 
 
 def test_clients_sharing_a_tls_cache_build_one_context(
