@@ -98,6 +98,7 @@ TARGET_WARM = 1.02
 TARGET_SHIM = 2.0
 LAYER_BYTES = 5 * 1024 * 1024
 REPO = "bench/app"
+SETTLE_SECONDS = 1.0
 
 
 class BenchError(RuntimeError):
@@ -188,8 +189,13 @@ class Bench:
             time.sleep(0.05)
 
     def timed_pull(self, client: CriClient, ref: str) -> float:
-        """Seconds for one ``PullImage`` into an empty containerd; the image is removed after."""
+        """Seconds for one ``PullImage`` into an empty containerd; the image is removed after.
+
+        Dirty pages (the previous pull's unpacked layers, pushes) are flushed before the clock
+        starts, so the kernel's writeback does not land at random inside a measured pull.
+        """
         self.ensure_empty()
+        os.sync()
         started = time.perf_counter()
         client.pull(ref)
         elapsed = time.perf_counter() - started
@@ -291,11 +297,17 @@ class Series:
 
 
 def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
-    """Every pull a never-seen image; decision computed from scratch for the proxied one."""
+    """Every pull a never-seen image; decision computed from scratch for the proxied one.
+
+    The round's images are all pushed before the first measured pull, and the registry's disk
+    writes are flushed (``sync``): a ~20 MB push right before a pull leaves the registry busy
+    (garbage collection, page-cache writeback) for the next few milliseconds, which would land
+    on whichever path pulls first in the round, not on pullgate or containerd.
+    """
     series = Series()
-    for index in range(rounds):
-        proxied_ref, _ = bench.image()
-        direct_ref, _ = bench.image()
+    images = [(bench.image()[0], bench.image()[0]) for _ in range(rounds)]
+    settle()
+    for index, (proxied_ref, direct_ref) in enumerate(images):
         if fresh_decider:
             bench.deciders.renew()
         clear_caches()
@@ -311,10 +323,17 @@ def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
     return series
 
 
+def settle() -> None:
+    """Flush dirty pages to disk and give background work a moment (before measuring)."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
+
+
 def measure_warm(bench: Bench, rounds: int) -> Series:
     """The same image on both paths, its decision cached by a first proxied pull."""
     ref, _ = bench.image()
     bench.timed_pull(bench.via, ref)  # computes and caches the decision
+    settle()
     series = Series()
     for index in range(rounds):
         order = ("proxied", "direct") if index % 2 == 0 else ("direct", "proxied")

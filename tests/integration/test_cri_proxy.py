@@ -37,6 +37,7 @@ from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.descriptor import Descriptor
 from pullgate.errors import ConfigError, Reason
 from pullgate.reload.snapshot import Snapshot, build_snapshot
+from pullgate.server.audit import AuditLog
 from tests.support.containerd import (
     Containerd,
     CriClient,
@@ -195,11 +196,17 @@ def gate_factory(node: Node, tmp_path: Path) -> Iterator[Callable[..., Gate]]:
         critical: Sequence[str] = (),
     ) -> Gate:
         records: list[dict[str, Any]] = []
+        audit_log = AuditLog()
+
+        def audit(record: dict[str, Any]) -> None:  # kept for assertions, written as serve does
+            records.append(record)
+            audit_log.write(record)
+
         proxy = CriProxy(
             str(node.containerd.socket),
             decide or node.decider.decide,
             critical=critical,
-            audit=records.append,
+            audit=audit,
         )
         socket_path = Path(f"/tmp/pg-cri-{uuid.uuid4().hex[:12]}.sock")
         runner = ProxyThread(proxy, socket_path).__enter__()
@@ -340,6 +347,8 @@ def test_critical_image_skips_verification_and_is_audited(
     assert [(r["critical"], r["reference"], r["pod"]) for r in gate.audit] == [
         (True, ref, "default/test-pod")
     ]
+    # One JSON line on pullgate.audit per critical pull (not one from the proxy and one more
+    # from the daemon's audit log).
     logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "pullgate.audit"]
     assert [(d["critical"], d["reference"]) for d in logged] == [(True, ref)]
 

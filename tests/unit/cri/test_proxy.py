@@ -8,6 +8,8 @@ fail-closed paths that containerd cannot provoke.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -342,7 +344,6 @@ def test_non_cri_services_are_refused_and_audited(method: str) -> None:
 @pytest.mark.parametrize(
     "method",
     [
-        "",
         "/",
         "//runtime.v1.ImageService/PullImage",
         "/runtime.v1.ImageService/",
@@ -360,6 +361,16 @@ def test_malformed_method_paths_are_refused(method: str) -> None:
     async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
         err = await _expect_error(_raw(channel, method, _pull_bytes()))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    assert _run(_crash, scenario).calls == []
+
+
+def test_empty_method_path_is_never_forwarded() -> None:
+    # grpc's synchronous server cancels a call with an empty path before any handler sees it
+    # (so it is not audited either); what matters is that it never reaches the runtime.
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, "", _pull_bytes()))
+        assert err.code() in {grpc.StatusCode.CANCELLED, grpc.StatusCode.PERMISSION_DENIED}
 
     assert _run(_crash, scenario).calls == []
 
@@ -411,3 +422,25 @@ def test_start_refuses_to_replace_a_regular_file(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         asyncio.run(proxy.start(target))
     assert target.read_text() == "not a socket"
+
+
+@pytest.mark.parametrize("with_sink", [True, False])
+def test_each_refusal_is_audited_exactly_once(
+    with_sink: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ``pullgate serve`` passes its audit log (which writes ``pullgate.audit``) as the sink:
+    # the proxy must not write the same record to ``pullgate.audit`` a second time.
+    records: list[dict[str, Any]] = []
+    method = "/containerd.services.content.v1.Content/Write"
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, method, b""))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    with caplog.at_level(logging.INFO, logger="pullgate.audit"):
+        _run(_crash, scenario, audit=records.append if with_sink else None)
+    lines = [r for r in caplog.records if r.name == "pullgate.audit"]
+    if with_sink:
+        assert ([r["event"] for r in records], lines) == (["cri.refused"], [])
+    else:
+        assert [json.loads(r.getMessage())["event"] for r in lines] == ["cri.refused"]
