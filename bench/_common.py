@@ -8,11 +8,15 @@ Imported after the bench script has put ``daemon/`` and the repository root on `
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+import urllib3
 from tests.support.docker_registry import DockerRegistry
 
 from pullgate.registry.client import MANIFEST_ACCEPT
+from pullgate.registry.transport import USER_AGENT, RequestRecord
 
 POLICY: dict[str, Any] = {
     "version": "1.0",
@@ -43,3 +47,23 @@ def accept_for(path: str) -> str | None:
     if "/manifests/" in path or "/referrers/" in path:
         return MANIFEST_ACCEPT
     return None
+
+
+def replay(manager: urllib3.PoolManager, records: Sequence[RequestRecord]) -> None:
+    """Send ``records`` again, in order, as pullgate's client sent them (method, URL, Accept).
+
+    Raises:
+        SystemExit: a replayed status differs from the recorded one (the replay would not be
+            the same work).
+    """
+    for record in records:
+        headers = {"User-Agent": USER_AGENT}
+        accept = accept_for(urlsplit(record.url).path)
+        if accept:
+            headers["Accept"] = accept
+        response = manager.request(record.method, record.url, headers=headers)
+        if response.status != record.status:
+            raise SystemExit(
+                f"replay of {record.method} {record.url} got {response.status}, "
+                f"recorded {record.status}"
+            )

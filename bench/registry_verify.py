@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import urllib3
 
@@ -43,14 +42,14 @@ from tests.support.pki import KeySpec, Pki, write_store  # noqa: E402
 from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
-from bench._common import POLICY, accept_for, replay_context  # noqa: E402
+from bench._common import POLICY, replay, replay_context  # noqa: E402
 from pullgate.clock import SystemClock  # noqa: E402
 from pullgate.pipeline import verify_image  # noqa: E402
 from pullgate.registry.client import RegistryClient  # noqa: E402
 from pullgate.registry.hosts import load_hosts  # noqa: E402
 from pullgate.registry.model import HostsConfig  # noqa: E402
 from pullgate.registry.reference import parse_reference  # noqa: E402
-from pullgate.registry.transport import USER_AGENT, RequestRecord  # noqa: E402
+from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.trust import TrustConfig, load_trust_config  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
 from pullgate.verification.revocation import (  # noqa: E402
@@ -141,17 +140,7 @@ def bare_replay(setup: Setup, records: Sequence[RequestRecord]) -> float:
     context_build = time.perf_counter() - started
     manager = urllib3.PoolManager(ssl_context=context, retries=False)
     try:
-        for record in records:
-            headers = {"User-Agent": USER_AGENT}
-            accept = accept_for(urlsplit(record.url).path)
-            if accept:
-                headers["Accept"] = accept
-            response = manager.request(record.method, record.url, headers=headers)
-            if response.status != record.status:
-                raise SystemExit(
-                    f"replay of {record.method} {record.url} got {response.status}, "
-                    f"recorded {record.status}"
-                )
+        replay(manager, records)
     finally:
         manager.clear()
     return context_build
