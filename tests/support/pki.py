@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -280,6 +281,48 @@ def issue(spec: CertSpec, issuer: Issued | None = None, *, fresh_key: bool = Fal
         )
     cert = builder.sign(signing_key, _HASHES[spec.hash_alg])
     return Issued(cert, key, spec)
+
+
+# DER of the extension OIDs the hostile-certificate edits swap (same length, so no length moves).
+_EKU_OID_DER = b"\x06\x03\x55\x1d\x25"  # 2.5.29.37 extKeyUsage
+_KU_OID_DER = b"\x06\x03\x55\x1d\x0f"  # 2.5.29.15 keyUsage
+
+
+def reissue_edited(issued: Issued, issuer: Issued | None, edit: Callable[[bytes], bytes]) -> Issued:
+    """``issued`` with its TBSCertificate DER rewritten by ``edit``, signed again by ``issuer``
+    (itself when None): certificates ``cryptography``'s builder refuses to make.
+
+    The signature is valid, so only the edited content can make verification fail.
+    """
+    original = asn1_x509.Certificate.load(issued.der)
+    tbs_der = edit(original["tbs_certificate"].dump())
+    signer = issuer.key if issuer is not None else issued.key
+    digest = _HASHES[issued.spec.hash_alg]
+    if isinstance(signer, rsa.RSAPrivateKey):
+        signature = signer.sign(tbs_der, padding.PKCS1v15(), digest)
+    else:
+        signature = signer.sign(tbs_der, ec.ECDSA(digest))
+    rebuilt = asn1_x509.Certificate(
+        {
+            "tbs_certificate": asn1_x509.TbsCertificate.load(tbs_der),
+            "signature_algorithm": original["signature_algorithm"],
+            "signature_value": signature,
+        }
+    )
+    return Issued(x509.load_der_x509_certificate(rebuilt.dump()), issued.key, issued.spec)
+
+
+def eku_relabelled_as_key_usage(tbs: bytes) -> bytes:
+    """An edit for :func:`reissue_edited`: the extKeyUsage extension's OID becomes keyUsage's.
+
+    On a certificate that has a keyUsage extension already, that makes two (``cryptography``
+    then refuses to read any extension: ``DuplicateExtension``); on one without, a single
+    keyUsage whose value (a SEQUENCE of OIDs) is not the BIT STRING keyUsage is (``ValueError``
+    when read).
+    """
+    if tbs.count(_EKU_OID_DER) != 1:
+        raise ValueError("the certificate must carry exactly one extKeyUsage extension")
+    return tbs.replace(_EKU_OID_DER, _KU_OID_DER)
 
 
 @dataclass

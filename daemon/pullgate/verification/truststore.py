@@ -154,6 +154,10 @@ def parse_certificates(data: bytes) -> list[x509.Certificate]:
     return certs
 
 
+# What reading a foreign certificate's fields may raise (names and extensions parse lazily).
+_DECODE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension)
+
+
 def _self_signature_ok(cert: x509.Certificate, *, allow_sha1: bool) -> bool:
     """True when ``cert``'s signature verifies with its own public key."""
     try:
@@ -412,20 +416,44 @@ class TrustStore:
                 StoreProblem.BAD_CERTIFICATE, f"failed to read the trusted certificate {where}"
             ) from exc
         for cert in certs:
-            if not _is_ca(cert) and not _self_signature_ok(cert, allow_sha1=True):
+            try:
+                self._check_entry_certificate(cert, store_type, where, fail)
+            except _DECODE_ERRORS as exc:
                 raise fail(
-                    StoreProblem.NOT_CA_OR_SELF_SIGNED,
-                    f"failed to validate the trusted certificate {where}: certificate with "
-                    f"subject {go_quote(go_name_string(cert.subject))} is not a CA certificate or "
-                    "self-signed signing certificate",
-                )
-            if store_type is StoreType.TSA:
-                why = _root_ca_error(cert)
-                if why is not None:
-                    raise fail(
-                        StoreProblem.TSA_NOT_ROOT,
-                        f"trusted certificate {where} is invalid: certificate with subject "
-                        f"{go_quote(go_name_string(cert.subject))} is not a root CA certificate: "
-                        f"{why}",
-                    )
+                    StoreProblem.BAD_CERTIFICATE,
+                    f"failed to read the trusted certificate {where}: {exc}",
+                ) from exc
         return certs
+
+    @staticmethod
+    def _check_entry_certificate(
+        cert: x509.Certificate, store_type: StoreType, where: str, fail: _Fail
+    ) -> None:
+        """The trust store rules for one certificate of an entry.
+
+        ``cryptography`` parses names and extensions only when they are first read, so both are
+        read here first: a certificate whose extensions cannot be read (a duplicate, a value that
+        does not parse) is refused with the store, instead of failing later in the middle of a
+        verification.
+
+        Raises:
+            TrustStoreError: a broken rule.
+            ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension: undecodable.
+        """
+        _ = cert.subject, cert.issuer, cert.extensions
+        if not _is_ca(cert) and not _self_signature_ok(cert, allow_sha1=True):
+            raise fail(
+                StoreProblem.NOT_CA_OR_SELF_SIGNED,
+                f"failed to validate the trusted certificate {where}: certificate with "
+                f"subject {go_quote(go_name_string(cert.subject))} is not a CA certificate or "
+                "self-signed signing certificate",
+            )
+        if store_type is StoreType.TSA:
+            why = _root_ca_error(cert)
+            if why is not None:
+                raise fail(
+                    StoreProblem.TSA_NOT_ROOT,
+                    f"trusted certificate {where} is invalid: certificate with subject "
+                    f"{go_quote(go_name_string(cert.subject))} is not a root CA certificate: "
+                    f"{why}",
+                )

@@ -65,9 +65,14 @@ def build_tsa_path(
         VerificationFailed: ``Reason.TIMESTAMP`` when no such path exists.
     """
     builder = _PathBuilder(pool=tuple(pool), roots=tuple(roots), at=at)
-    for path in builder.paths((leaf,)):
-        if _eku_allows_timestamping(path):
-            return path
+    try:
+        for path in builder.paths((leaf,)):
+            if _eku_allows_timestamping(path):
+                return path
+    except x509.DuplicateExtension as exc:
+        raise timestamp_failure(f"TSA certificate has a duplicate extension: {exc}") from exc
+    except ASN1_ERRORS as exc:
+        raise timestamp_failure(f"TSA certificate cannot be parsed: {exc}") from exc
     raise timestamp_failure(
         "failed to verify signed token: x509: certificate signed by unknown authority "
         "(or not valid at genTime / not usable for timestamping)"

@@ -17,7 +17,17 @@ from pullgate.verification.timestamp import (
     validate_tsa_chain,
     verify_timestamp_token,
 )
-from tests.support.pki import NOW, KeySpec, Pki, ca_spec, tsa_leaf_spec
+from pullgate.verification.tsa_chain import build_tsa_path
+from tests.support.pki import (
+    NOW,
+    Chain,
+    KeySpec,
+    Pki,
+    ca_spec,
+    eku_relabelled_as_key_usage,
+    reissue_edited,
+    tsa_leaf_spec,
+)
 from tests.support.tsa import ID_DATA, TestTsa, TokenOptions, openssl_ts_reply
 
 SIG = b"raw envelope signature bytes"
@@ -278,3 +288,33 @@ def test_ber_indefinite_length_token_accepted(test_tsa: TestTsa) -> None:
     assert ber[:2] == b"\x30\x80"
     stamp = verify_timestamp_token(ber, SIG, [test_tsa.chain.root.cert])
     assert stamp.gen_time == GEN
+
+
+@pytest.mark.parametrize("keep_key_usage", [True, False], ids=["duplicate", "malformed"])
+def test_tsa_leaf_with_unreadable_extensions_is_a_typed_failure(keep_key_usage: bool) -> None:
+    # A TSA certificate is attacker-chosen content: extensions that cannot be read must end as
+    # a TIMESTAMP failure (today the token's certificate parsing is what refuses them).
+    pki = Pki()
+    spec = tsa_leaf_spec("hostile TSA")
+    if not keep_key_usage:
+        spec = spec.replace(key_usage=None)
+    chain = pki.tsa_chain(leaf=spec)
+    hostile = reissue_edited(chain.leaf, chain.root, eku_relabelled_as_key_usage)
+    with pytest.raises((x509.DuplicateExtension, ValueError)):
+        _ = hostile.cert.extensions  # the edit did make the extensions unreadable
+    token = TestTsa(Chain((hostile, chain.root))).timestamp(SIG, gen_time=GEN)
+    _fails(token, [chain.root.cert])
+    with pytest.raises(VerificationFailed) as info:
+        validate_tsa_chain([hostile.cert, chain.root.cert])
+    assert info.value.reason is Reason.TIMESTAMP
+
+
+def test_path_building_over_unreadable_certificates_is_a_typed_failure() -> None:
+    # Token certificates are parsed (and such ones refused) before path building, and trust
+    # stores refuse them at load; path building still must not let the decode error escape.
+    pki = Pki()
+    chain = pki.tsa_chain(leaf=tsa_leaf_spec("hostile TSA"))
+    hostile = reissue_edited(chain.leaf, chain.root, eku_relabelled_as_key_usage)
+    with pytest.raises(VerificationFailed) as info:
+        build_tsa_path(hostile.cert, [], [chain.root.cert], GEN)
+    assert info.value.reason is Reason.TIMESTAMP

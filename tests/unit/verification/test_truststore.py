@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pullgate.errors import ConfigError, Reason
 from pullgate.verification.truststore import (
@@ -21,7 +22,15 @@ from pullgate.verification.truststore import (
     TrustStoreRef,
     parse_certificates,
 )
-from tests.support.pki import CertSpec, Pki, ca_spec, issue, write_store
+from tests.support.pki import (
+    CertSpec,
+    Pki,
+    ca_spec,
+    eku_relabelled_as_key_usage,
+    issue,
+    reissue_edited,
+    write_store,
+)
 
 CONFORMANCE = Path(__file__).resolve().parents[3] / ".." / "shared" / "conformance" / "notation"
 
@@ -184,6 +193,24 @@ def test_unparsable_certificate_files(tmp_path: Path, content: bytes) -> None:
     (store / "root.pem").write_bytes(_pem(Pki().chain().root.cert))
     (store / "zz-bad.crt").write_bytes(content)
     assert _problem(TrustStore(tmp_path), StoreType.CA, "bad") is StoreProblem.BAD_CERTIFICATE
+
+
+@pytest.mark.parametrize("store_type", ["ca", "signingAuthority", "tsa"])
+@pytest.mark.parametrize("keep_key_usage", [True, False], ids=["duplicate", "malformed"])
+def test_certificate_with_unreadable_extensions_is_a_bad_certificate(
+    tmp_path: Path, store_type: str, keep_key_usage: bool
+) -> None:
+    # cryptography parses extensions lazily: such a root loads, then fails when first read. It
+    # must be refused with its store (a typed problem), not crash policy checks or reloads.
+    spec = ca_spec("hostile root").replace(eku=(ExtendedKeyUsageOID.CODE_SIGNING,))
+    if not keep_key_usage:
+        spec = spec.replace(key_usage=None)
+    hostile = reissue_edited(issue(spec), None, eku_relabelled_as_key_usage)
+    store = _store_dir(tmp_path, store_type, "bad")
+    (store / "root.pem").write_bytes(_pem(hostile.cert))
+    assert _problem(TrustStore(tmp_path), StoreType(store_type), "bad") is (
+        StoreProblem.BAD_CERTIFICATE
+    )
 
 
 def test_leaf_issued_by_ca_is_rejected(tmp_path: Path) -> None:

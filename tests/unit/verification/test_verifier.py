@@ -38,7 +38,16 @@ from pullgate.verification.revocation import (
 )
 from pullgate.verification.truststore import TrustStore
 from pullgate.verification.verifier import SignatureBlob, Verifier
-from tests.support.pki import NOW, CertSpec, Chain, KeySpec, Pki, write_store
+from tests.support.pki import (
+    NOW,
+    CertSpec,
+    Chain,
+    KeySpec,
+    Pki,
+    eku_relabelled_as_key_usage,
+    reissue_edited,
+    write_store,
+)
 from tests.support.signing import sign_cose, sign_jws
 from tests.support.tsa import TestTsa
 
@@ -205,6 +214,17 @@ def _tampers(world: World) -> dict[str, tuple[bytes, str]]:
     server_auth = pki.chain(leaf=CertSpec(eku=(ExtendedKeyUsageOID.SERVER_AUTH,)))
     rsa1024 = pki.chain(leaf=CertSpec(key=KeySpec.rsa(1024)))
     reordered = [chain.certs[1].cert, chain.certs[0].cert, chain.certs[2].cert]
+    # Leaves whose extensions cryptography cannot read (validly signed by the intermediate).
+    duplicate_ext = Chain(
+        (reissue_edited(chain.leaf, chain.certs[1], eku_relabelled_as_key_usage), *chain.certs[1:])
+    )
+    no_key_usage = pki.chain(key=KeySpec.ec(256), leaf=CertSpec(key_usage=None))
+    malformed_ext = Chain(
+        (
+            reissue_edited(no_key_usage.leaf, no_key_usage.certs[1], eku_relabelled_as_key_usage),
+            *no_key_usage.certs[1:],
+        )
+    )
     return {
         "payload byte": (json.dumps(payload_flip).encode(), MEDIA_TYPE_JWS),
         "protected header byte": (json.dumps(protected_flip).encode(), MEDIA_TYPE_JWS),
@@ -223,6 +243,8 @@ def _tampers(world: World) -> dict[str, tuple[bytes, str]]:
         "leaf with CA flag": (sign_jws(ca_leaf, TARGET), MEDIA_TYPE_JWS),
         "serverAuth instead of codeSigning": (sign_jws(server_auth, TARGET), MEDIA_TYPE_JWS),
         "RSA-1024 leaf": (sign_jws(rsa1024, TARGET), MEDIA_TYPE_JWS),
+        "leaf extensions duplicated": (sign_jws(duplicate_ext, TARGET), MEDIA_TYPE_JWS),
+        "leaf extension malformed": (sign_cose(malformed_ext, TARGET), MEDIA_TYPE_COSE),
         "untagged COSE": (sign_cose(chain, TARGET, untagged=True), MEDIA_TYPE_COSE),
         "x5chain in protected bucket": (
             sign_cose(chain, TARGET, x5chain_protected=True),
@@ -247,6 +269,8 @@ TAMPERS = (
     "leaf with CA flag",
     "serverAuth instead of codeSigning",
     "RSA-1024 leaf",
+    "leaf extensions duplicated",
+    "leaf extension malformed",
     "untagged COSE",
     "x5chain in protected bucket",
     "expiry not after signing time",
