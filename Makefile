@@ -27,6 +27,9 @@ test: lint typecheck unit
 
 bench: setup
 	$(PY) bench/verify_core.py
+	$(PY) bench/registry_verify.py
+	$(PY) bench/daemon.py
+	$(PY) bench/pull.py
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
