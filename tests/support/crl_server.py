@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from asn1crypto import crl as asn1_crl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from tests.support.pki import NOW, Issued
 
@@ -171,3 +173,27 @@ def build_crl(
     signing = signer or issuer
     crl = builder.sign(signing.key, hashes.SHA256())
     return crl.public_bytes(serialization.Encoding.DER)
+
+
+def reissue_crl_edited(crl_der: bytes, signer: Issued, edit: Callable[[bytes], bytes]) -> bytes:
+    """``crl_der`` (from :func:`build_crl`) with its TBSCertList DER rewritten by ``edit`` and
+    signed again by ``signer`` (SHA-256, as :func:`build_crl` signs): CRLs ``cryptography``'s
+    builder refuses to make.
+
+    The signature is valid, so only the edited content can make a check fail.
+    """
+    original = asn1_crl.CertificateList.load(crl_der)
+    tbs_der = edit(original["tbs_cert_list"].dump())
+    key = signer.key
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        signature = key.sign(tbs_der, ec.ECDSA(hashes.SHA256()))
+    rebuilt = asn1_crl.CertificateList(
+        {
+            "tbs_cert_list": asn1_crl.TbsCertList.load(tbs_der),
+            "signature_algorithm": original["signature_algorithm"],
+            "signature": signature,
+        }
+    )
+    return bytes(rebuilt.dump())

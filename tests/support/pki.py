@@ -325,6 +325,65 @@ def eku_relabelled_as_key_usage(tbs: bytes) -> bytes:
     return tbs.replace(_EKU_OID_DER, _KU_OID_DER)
 
 
+def common_name_garbled(common_name: str) -> Callable[[bytes], bytes]:
+    """An edit for :func:`reissue_edited`: the UTF8String ``common_name`` becomes invalid UTF-8.
+
+    The length is kept, so only the string's bytes change. ``cryptography`` loads such a
+    certificate and raises ``ValueError`` when its name is first read; Go refuses to parse it.
+    The name must appear exactly once in the TBSCertificate (give the subject's CN of a
+    certificate whose issuer is named differently).
+    """
+    value = common_name.encode()
+    if len(value) >= 0x80:
+        raise ValueError("common names of 128 bytes or more are not supported")
+    original = bytes([0x0C, len(value)]) + value
+    garbled = bytes([0x0C, len(value)]) + b"\xff" * len(value)
+
+    def edit(tbs: bytes) -> bytes:
+        if tbs.count(original) != 1:
+            raise ValueError(f"the TBSCertificate must name {common_name!r} exactly once")
+        return tbs.replace(original, garbled)
+
+    return edit
+
+
+def common_name_made_integer(common_name: str) -> Callable[[bytes], bytes]:
+    """An edit for :func:`reissue_edited`: the UTF8String CN attribute ``common_name`` becomes
+    an attribute of an unregistered type (1.2.3.4) whose value is an INTEGER, not a string.
+
+    Lengths are kept. Go refuses such a name ("unsupported string type"); asn1crypto accepts it
+    (the value of an unknown type is opaque); ``cryptography`` loads the certificate and raises
+    ``ValueError`` when the name is first read.
+    """
+    value = common_name.encode()
+    if len(value) >= 0x80:
+        raise ValueError("common names of 128 bytes or more are not supported")
+    original = b"\x06\x03\x55\x04\x03" + bytes([0x0C, len(value)]) + value
+    made_integer = b"\x06\x03\x2a\x03\x04" + bytes([0x02, len(value)]) + value
+
+    def edit(tbs: bytes) -> bytes:
+        if tbs.count(original) != 1:
+            raise ValueError(f"the TBSCertificate must name {common_name!r} exactly once")
+        return tbs.replace(original, made_integer)
+
+    return edit
+
+
+def last_extension_duplicated(tbs: bytes) -> bytes:
+    """An edit for :func:`reissue_edited`: the last extension appears twice.
+
+    asn1crypto parses the result; ``cryptography`` raises ``x509.DuplicateExtension`` when the
+    extensions are first read, and Go refuses the certificate.
+    """
+    parsed = asn1_x509.TbsCertificate.load(tbs)
+    extensions = [asn1_x509.Extension.load(ext.dump()) for ext in parsed["extensions"]]
+    if not extensions:
+        raise ValueError("the certificate has no extension to duplicate")
+    extensions.append(asn1_x509.Extension.load(extensions[-1].dump()))
+    parsed["extensions"] = asn1_x509.Extensions(extensions)
+    return bytes(parsed.dump())
+
+
 @dataclass
 class Pki:
     """Builds chains for one test; a fresh object is cheap (keys are cached per process)."""

@@ -47,14 +47,16 @@ _FORBIDDEN_LEAF_EKUS = {
     ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
 }
 
-# Errors ``cryptography`` raises while lazily decoding extensions or signature parameters.
-_DECODE_ERRORS = (
+X509_DECODE_ERRORS = (
     ValueError,
     TypeError,
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
-    x509.InvalidVersion,
+    x509.InvalidVersion,  # not a ValueError
 )
+"""What ``cryptography`` raises while loading or lazily decoding certificates, CRLs and OCSP
+responses (names, extensions and signature parameters are decoded when first read)."""
+_DECODE_ERRORS = X509_DECODE_ERRORS
 
 
 def _fail(detail: str) -> VerificationFailed:
@@ -120,6 +122,9 @@ def load_certificate(der: bytes) -> x509.Certificate:
     Non-positive serial numbers are refused up front (Go >= 1.23 rejects negative ones;
     ``cryptography`` would only warn), and so is a signatureValue BIT STRING with unused bits
     (``cryptography`` silently ignores them, so a re-encoded certificate would still verify).
+    The subject and issuer names are read here, because ``cryptography`` decodes them only when
+    first used: a name Go's parser refuses (an invalid string value) fails now, as an integrity
+    error, instead of later while a message or an identity is being rendered.
 
     Certificates that were accepted are memoised by their DER bytes (a certificate object is
     immutable), so the same bytes yield the same object.
@@ -136,6 +141,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
         raise _fail("certificate signature BIT STRING has unused bits")
     try:
         cert = x509.load_der_x509_certificate(der)
+        _ = cert.subject, cert.issuer
     except _DECODE_ERRORS as exc:
         raise _fail(f"malformed certificate: {exc}") from exc
     _LOADED.put(bytes(der), cert)

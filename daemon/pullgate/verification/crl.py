@@ -125,7 +125,7 @@ class CrlCache:
             return CrlBundle.parse(base, delta)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
+        except (OSError, KeyError, binascii.Error, *FOREIGN_ERRORS) as exc:
             _log.warning("ignoring unreadable CRL cache entry for %s: %s", url, exc)
             return None
 

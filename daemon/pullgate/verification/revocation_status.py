@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from hashlib import sha256
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+
+from pullgate.verification.certs import X509_DECODE_ERRORS
 
 __all__ = [
     "FOREIGN_ERRORS",
@@ -28,8 +30,9 @@ __all__ = [
     "subject_of",
 ]
 
-FOREIGN_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension)
-"""What ``cryptography`` raises on malformed certificates, responses and CRLs."""
+FOREIGN_ERRORS = X509_DECODE_ERRORS
+"""What ``cryptography`` raises on malformed certificates, responses and CRLs (e.g. a CRL whose
+version is neither v1 nor v2 raises ``x509.InvalidVersion``, which is not a ``ValueError``)."""
 
 
 class RevocationStatus(StrEnum):
@@ -73,8 +76,15 @@ class Answer:
 
 
 def subject_of(cert: x509.Certificate) -> str:
-    """The RFC 4514 subject of ``cert`` (how results name certificates)."""
-    return cert.subject.rfc4514_string()
+    """The RFC 4514 subject of ``cert`` (how results name certificates).
+
+    ``cryptography`` decodes names lazily; a subject that cannot be decoded is named by the
+    certificate's SHA-256 fingerprint instead, so that a result can always be reported.
+    """
+    try:
+        return cert.subject.rfc4514_string()
+    except FOREIGN_ERRORS:
+        return f"<unreadable subject of certificate sha256:{sha256(der_of(cert)).hexdigest()}>"
 
 
 def der_of(cert: x509.Certificate) -> bytes:

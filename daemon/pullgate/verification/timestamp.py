@@ -196,6 +196,12 @@ def _parse(token: bytes) -> _Token:
 
 
 def _certificates(signed_data: Any) -> tuple[x509.Certificate, ...]:
+    """The token's certificates, each with readable subject and issuer names.
+
+    ``cryptography`` decodes names only when first read; reading them here refuses, like Go's
+    certificate parser, a token carrying a certificate whose names do not decode (instead of
+    failing later, while the chain is built or a subject is rendered).
+    """
     out: list[x509.Certificate] = []
     certs = signed_data["certificates"]
     if isinstance(certs, core.Void):
@@ -204,9 +210,11 @@ def _certificates(signed_data: Any) -> tuple[x509.Certificate, ...]:
         if choice.name != "certificate":
             continue
         try:
-            out.append(x509.load_der_x509_certificate(choice.chosen.dump(force=True)))
-        except ValueError as exc:
+            cert = x509.load_der_x509_certificate(choice.chosen.dump(force=True))
+            _ = cert.subject, cert.issuer
+        except (ValueError, x509.InvalidVersion) as exc:
             raise _fail(f"invalid certificate in timestamp token: {exc}") from exc
+        out.append(cert)
     return tuple(out)
 
 

@@ -162,6 +162,8 @@ def _matches_sid(cert: x509.Certificate, sid: Any) -> bool:
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:
         return False
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise _fail(f"timestamp token certificate extensions cannot be read: {exc}") from exc
     return ski == bytes(sid.chosen.native)
 
 

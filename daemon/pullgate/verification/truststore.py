@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from pullgate.errors import ConfigError
+from pullgate.verification.certs import X509_DECODE_ERRORS
 from pullgate.verification.identity import go_name_string, go_quote
 
 STORE_NAME_PATTERN = re.compile(r"[a-zA-Z0-9_.-]+")
@@ -152,10 +153,6 @@ def parse_certificates(data: bytes) -> list[x509.Certificate]:
     if not certs:
         raise ValueError("no certificates found")
     return certs
-
-
-# What reading a foreign certificate's fields may raise (names and extensions parse lazily).
-_DECODE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension)
 
 
 def _self_signature_ok(cert: x509.Certificate, *, allow_sha1: bool) -> bool:
@@ -411,14 +408,14 @@ class TrustStore:
             ) from exc
         try:
             certs = parse_certificates(data)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: not a ValueError
             raise fail(
                 StoreProblem.BAD_CERTIFICATE, f"failed to read the trusted certificate {where}"
             ) from exc
         for cert in certs:
             try:
                 self._check_entry_certificate(cert, store_type, where, fail)
-            except _DECODE_ERRORS as exc:
+            except X509_DECODE_ERRORS as exc:
                 raise fail(
                     StoreProblem.BAD_CERTIFICATE,
                     f"failed to read the trusted certificate {where}: {exc}",

@@ -213,6 +213,15 @@ def test_certificate_with_unreadable_extensions_is_a_bad_certificate(
     )
 
 
+def test_certificate_with_unknown_version_is_a_bad_certificate(tmp_path: Path) -> None:
+    # cryptography raises x509.InvalidVersion (not a ValueError) for a version other than v1/v3.
+    der = Pki().chain().root.der
+    assert der[8:13] == b"\xa0\x03\x02\x01\x02"  # SEQUENCE, SEQUENCE, [0] version v3
+    store = _store_dir(tmp_path, "ca", "bad")
+    (store / "root.der").write_bytes(der[:8] + b"\xa0\x03\x02\x01\x05" + der[13:])
+    assert _problem(TrustStore(tmp_path), StoreType.CA, "bad") is StoreProblem.BAD_CERTIFICATE
+
+
 def test_leaf_issued_by_ca_is_rejected(tmp_path: Path) -> None:
     chain = Pki().chain()
     write_store(tmp_path, "ca", "leafy", [chain.root.cert, chain.leaf.cert])
