@@ -37,8 +37,9 @@ hop through ``grpc.aio`` and each hand-over between the loop and a worker thread
 on the pull path (``bench/pull.py`` measured ~2 ms per allowed pull with an instant decision,
 against ~1.2 ms with this design). Here a handler thread parses, decides (the decision layer is
 synchronous and thread-safe, with its own single-flight), forwards over a blocking channel and
-pins, without handing over. Long pulls hold a handler thread each; the pool is sized so that
-many parallel pulls still leave threads for ``ImageFsInfo`` and ``ImageStatus``.
+pins, without handing over. Long pulls hold a handler thread each; the pool (256, started on
+demand) is sized so that a hundred parallel pulls still leave threads for ``ImageFsInfo`` and
+``ImageStatus``.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ SERVER_STREAMING = frozenset(
 )
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CALLER = "cri"
-HANDLER_THREADS = 64  # concurrent CRI calls (each pull in flight holds one)
+# Concurrent CRI calls (each pull in flight holds one; threads start only when needed). Beyond
+# this, calls queue: the kubelet serialises pulls by default, and its parallel-pull limit is
+# normally far below this.
+HANDLER_THREADS = 256
 # A remaining time above this is "no deadline" (grpc's sync server reports ~9.2e18 seconds).
 _NO_DEADLINE = 10.0**9
 

@@ -36,6 +36,7 @@ class FakeRuntime:
 
     repo_digests: list[str] = field(default_factory=lambda: [f"r.io/team/app@{DIGEST}"])
     calls: list[tuple[str, bytes, dict[str, Any], float | None]] = field(default_factory=list)
+    pull_gate: asyncio.Event | None = None  # when set, PullImage waits for it (a slow pull)
 
     def handler(self) -> grpc.GenericRpcHandler:
         runtime = self
@@ -61,6 +62,8 @@ class FakeRuntime:
         if method.endswith("/Fail"):
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing", (("x-why", "because"),))
         if method == PULL:
+            if self.pull_gate is not None:
+                await self.pull_gate.wait()
             return api_pb2.PullImageResponse(image_ref="sha256:id").SerializeToString()
         if method.endswith("/ImageStatus"):
             image = api_pb2.Image(id="sha256:id", size=1, repo_digests=self.repo_digests)
@@ -444,3 +447,27 @@ def test_each_refusal_is_audited_exactly_once(
         assert ([r["event"] for r in records], lines) == (["cri.refused"], [])
     else:
         assert [json.loads(r.getMessage())["event"] for r in lines] == ["cri.refused"]
+
+
+def test_image_fs_info_answers_while_a_hundred_pulls_are_in_flight() -> None:
+    # Each pull in flight holds a proxy handler thread; the kubelet's ImageFsInfo / ImageStatus
+    # must still be answered (kubelet with serializeImagePulls=false and no parallel limit).
+    parallel = 100
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        gate = runtime.pull_gate = asyncio.Event()
+        pulls = [asyncio.ensure_future(_raw(channel, PULL, _pull_bytes())) for _ in range(parallel)]
+
+        async def all_pulls_reached_the_runtime() -> None:
+            while runtime.methods().count(PULL) < parallel:
+                await asyncio.sleep(0.01)
+
+        try:
+            await asyncio.wait_for(all_pulls_reached_the_runtime(), timeout=30)
+            await _raw(channel, "/runtime.v1.ImageService/ImageFsInfo", b"", timeout=10)
+        finally:
+            gate.set()
+        await asyncio.gather(*pulls)
+
+    runtime = _run(_allow, scenario)
+    assert runtime.methods().count("/runtime.v1.ImageService/ImageFsInfo") == 1
