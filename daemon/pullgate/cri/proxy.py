@@ -50,10 +50,12 @@ import logging
 import os
 import re
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -257,6 +259,8 @@ class CriProxy:
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._pulls = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -291,17 +295,30 @@ class CriProxy:
         log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop serving (in-flight calls get ``grace`` seconds) and close the upstream channel."""
+        """Stop serving; calls in flight get ``grace`` seconds (None: as long as they take, 0:
+        none) to finish, handler threads included, before the upstream channel is closed.
+
+        grpc counts a call the caller cancelled as finished while its handler thread may still
+        be deciding or pinning; those threads are waited for too (within the same grace), so
+        nothing is sent upstream over a closed channel, and nothing after ``stop`` returns.
+        """
         server, self._server = self._server, None
-        channel, self._channel = self._channel, None
         executor, self._executor = self._executor, None
+        started = time.monotonic()
         if server is not None:
             stopped = server.stop(grace)
             await asyncio.to_thread(stopped.wait)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+            left = None if grace is None else grace - (time.monotonic() - started)
+            if left is None or left > 0:
+                try:
+                    await asyncio.wait_for(asyncio.to_thread(executor.shutdown, wait=True), left)
+                except TimeoutError:
+                    log.warning("CRI proxy stopped with handler threads still running")
+        channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
-        if executor is not None:
-            executor.shutdown(wait=False)
 
     # -- forwarding -----------------------------------------------------------------------------
 
@@ -325,14 +342,24 @@ class CriProxy:
         return response, call
 
     def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
-        """Forward one unary call unchanged; the upstream status is passed back verbatim."""
+        """Forward one unary call unchanged; the upstream status is passed back verbatim.
+
+        The caller's cancellation is passed on (a pull the kubelet gives up on stops at the
+        runtime too, as it would without the proxy).
+        """
+        stub = self._upstream().unary_unary(
+            method, request_serializer=_identity, response_deserializer=_identity
+        )
+        call = stub.future(
+            request,
+            metadata=_forwardable(context.invocation_metadata()),
+            timeout=_remaining(context),
+        )
+        _cancel_with(context, call)
         try:
-            response, call = self._call(
-                method,
-                request,
-                _forwardable(context.invocation_metadata()),
-                _remaining(context),
-            )
+            response: bytes = call.result()
+        except grpc.FutureCancelledError:
+            _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
         except grpc.RpcError as err:
             _pass_back(err, context)
         initial = _forwardable(call.initial_metadata())
@@ -353,11 +380,7 @@ class CriProxy:
             metadata=_forwardable(context.invocation_metadata()),
             timeout=_remaining(context),
         )
-
-        def cancel() -> None:
-            call.cancel()
-
-        context.add_callback(cancel)
+        _cancel_with(context, call)
         try:
             yield from call
         except grpc.RpcError as err:
@@ -386,8 +409,23 @@ class CriProxy:
 
     # -- PullImage --------------------------------------------------------------------------------
 
+    @property
+    def pulls_in_flight(self) -> int:
+        """``PullImage`` calls being handled right now (deciding, pulling or pinning)."""
+        with self._lock:
+            return self._pulls
+
     def pull_image(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Gate one ``PullImage``: verify, forward the original bytes, pin the digest."""
+        with self._lock:
+            self._pulls += 1
+        try:
+            return self._pull_image(request, context)
+        finally:
+            with self._lock:
+                self._pulls -= 1
+
+    def _pull_image(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             pull = parse_pull_request(request)
         except MalformedInput as exc:
@@ -414,6 +452,9 @@ class CriProxy:
             )
             return self.forward(PULL_IMAGE, request, context)
         decision = self._decision(pull, context)
+        if not context.is_active():  # the caller gave up while pullgate was deciding
+            log.info("CRI pull of %s cancelled by the caller before it was forwarded", pull.image)
+            _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
         response = self.forward(PULL_IMAGE, request, context)
         if decision.digest and not _pinned_by_request(pull, decision.digest):
             self._pin(pull, decision.digest, response, context)
@@ -529,6 +570,20 @@ def _error_text(exc: BaseException) -> str:
     """An upstream failure for a message: the status code and details of an RPC error."""
     status = _status(exc)
     return str(exc) if status is None else f"{status[0].name}: {status[1]}"
+
+
+class _Cancellable(Protocol):
+    def cancel(self) -> bool: ...
+
+
+def _cancel_with(context: grpc.ServicerContext, call: _Cancellable) -> None:
+    """Cancel the upstream ``call`` when the caller's call ends first (or has already ended)."""
+
+    def cancel() -> None:
+        call.cancel()
+
+    if not context.add_callback(cancel):  # the caller is already gone
+        cancel()
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class FakeRuntime:
     repo_digests: list[str] = field(default_factory=lambda: [f"r.io/team/app@{DIGEST}"])
     calls: list[tuple[str, bytes, dict[str, Any], float | None]] = field(default_factory=list)
     pull_gate: asyncio.Event | None = None  # when set, PullImage waits for it (a slow pull)
+    cancelled: list[str] = field(default_factory=list)  # methods whose call the caller cancelled
 
     def handler(self) -> grpc.GenericRpcHandler:
         runtime = self
@@ -50,7 +52,11 @@ class FakeRuntime:
                 ) -> bytes:
                     meta = dict(context.invocation_metadata() or ())
                     runtime.calls.append((method, request, meta, context.time_remaining()))
-                    return await runtime.answer(method, request, context)
+                    try:
+                        return await runtime.answer(method, request, context)
+                    except asyncio.CancelledError:
+                        runtime.cancelled.append(method)
+                        raise
 
                 return grpc.unary_unary_rpc_method_handler(unary)
 
@@ -107,8 +113,11 @@ def _run(
     scenario: Scenario,
     *,
     audit: Callable[[dict[str, Any]], None] | None = None,
+    proxies: list[CriProxy] | None = None,
     **kw: Any,
 ) -> FakeRuntime:
+    """Run ``scenario`` against a proxy in front of a fake runtime; ``proxies`` receives the
+    proxy (for scenarios that look at it or stop it)."""
     runtime = FakeRuntime(**kw)
 
     async def main() -> None:
@@ -119,6 +128,8 @@ def _run(
         server.add_insecure_port(f"unix:{upstream}")
         await server.start()
         proxy = CriProxy(str(upstream), decide, audit=audit)
+        if proxies is not None:
+            proxies.append(proxy)
         await proxy.start(front, mode=0o600)
         try:
             assert front.stat().st_mode & 0o777 == 0o600
@@ -388,8 +399,10 @@ def test_refusal_answers_a_streaming_call_without_waiting_for_its_requests() -> 
         never_ending: asyncio.Queue[bytes] = asyncio.Queue()
 
         async def requests() -> Any:
-            yield b"first"
-            await never_ending.get()  # the client never half-closes
+            # The client sends no message and never half-closes: the refusal must not wait for
+            # either. (A message sent while the refusal is on its way races with it, and the
+            # client then reports its failed write instead of the status.)
+            await never_ending.get()
             yield b"unreachable"  # pragma: no cover
 
         call = stub(requests(), timeout=30)
@@ -471,3 +484,85 @@ def test_image_fs_info_answers_while_a_hundred_pulls_are_in_flight() -> None:
 
     runtime = _run(_allow, scenario)
     assert runtime.methods().count("/runtime.v1.ImageService/ImageFsInfo") == 1
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait (bounded) until ``condition()`` holds."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def _pull_call(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryCall[bytes, bytes]:
+    stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        PULL, request_serializer=_identity, response_deserializer=_identity
+    )
+    return stub(_pull_bytes())
+
+
+def test_a_pull_the_kubelet_cancels_is_cancelled_at_the_runtime() -> None:
+    # E.g. the pod was deleted mid-pull: containerd must stop pulling, as without the proxy.
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        runtime.pull_gate = asyncio.Event()
+        call = _pull_call(channel)
+        await _until(lambda: PULL in runtime.methods())
+        call.cancel()
+        await _until(lambda: runtime.cancelled == [PULL])
+
+    assert _run(_allow, scenario).cancelled == [PULL]
+
+
+@dataclass
+class HeldDecision:
+    """A decision function that blocks until released (to act while a pull is being decided)."""
+
+    deciding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, request: DecisionRequest) -> Decision:
+        self.deciding.set()
+        self.release.wait(20)
+        return _allow(request)
+
+
+def test_a_pull_cancelled_during_its_decision_never_completes_at_the_runtime() -> None:
+    # The proxy forwards nothing for a caller it knows is gone; a cancellation still on its way
+    # when the decision ends is passed on to the runtime's pull instead. Either way no pull the
+    # kubelet cancelled completes.
+    held = HeldDecision()
+    proxies: list[CriProxy] = []
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        runtime.pull_gate = asyncio.Event()  # never set: a forwarded pull would hang
+        call = _pull_call(channel)
+        await _until(held.deciding.is_set)
+        call.cancel()
+        held.release.set()
+        [proxy] = proxies
+        await _until(lambda: proxy.pulls_in_flight == 0)
+        await _until(lambda: runtime.cancelled.count(PULL) == runtime.methods().count(PULL))
+
+    _run(held, scenario, proxies=proxies)
+
+
+def test_stop_lets_a_pull_being_decided_finish() -> None:
+    # A graceful stop (daemon shutdown) must not pull the upstream channel from under a pull
+    # that was mid-decision: it is forwarded, pinned and answered.
+    held = HeldDecision()
+    proxies: list[CriProxy] = []
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        pull = asyncio.ensure_future(_raw(channel, PULL, _pull_bytes()))
+        await _until(held.deciding.is_set)
+        [proxy] = proxies
+        stopping = asyncio.ensure_future(proxy.stop(10))
+        held.release.set()
+        response, _ = await pull
+        await stopping
+        assert api_pb2.PullImageResponse.FromString(response).image_ref == "sha256:id"
+
+    runtime = _run(held, scenario, proxies=proxies)
+    assert runtime.methods() == [PULL, "/runtime.v1.ImageService/ImageStatus"]
