@@ -45,6 +45,7 @@ demand) is sized so that a hundred parallel pulls still leave threads for ``Imag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -295,12 +296,14 @@ class CriProxy:
         log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop serving; calls in flight get ``grace`` seconds (None: as long as they take, 0:
-        none) to finish, handler threads included, before the upstream channel is closed.
+        """Stop serving; calls in flight get ``grace`` seconds to finish (None or 0: they are
+        cancelled at once, as grpc does).
 
         grpc counts a call the caller cancelled as finished while its handler thread may still
-        be deciding or pinning; those threads are waited for too (within the same grace), so
-        nothing is sent upstream over a closed channel, and nothing after ``stop`` returns.
+        be deciding, pinning or removing an image; those threads are waited for too, within the
+        same grace. The runtime channel is closed only once every handler thread is done (in the
+        background if that takes longer than the grace), so a pin's ``RemoveImage`` is never cut
+        off by a shutdown.
         """
         server, self._server = self._server, None
         executor, self._executor = self._executor, None
@@ -310,13 +313,26 @@ class CriProxy:
             await asyncio.to_thread(stopped.wait)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-            left = None if grace is None else grace - (time.monotonic() - started)
-            if left is None or left > 0:
-                try:
-                    await asyncio.wait_for(asyncio.to_thread(executor.shutdown, wait=True), left)
-                except TimeoutError:
-                    log.warning("CRI proxy stopped with handler threads still running")
-        channel, self._channel = self._channel, None
+            left = (grace or 0.0) - (time.monotonic() - started)
+            try:
+                await asyncio.wait_for(
+                    asyncio.to_thread(executor.shutdown, wait=True), max(left, 0.001)
+                )
+            except TimeoutError:
+                log.warning("CRI proxy stopped with handler threads still running")
+                threading.Thread(
+                    target=self._close_after, args=(executor,), name="pullgate-cri-close"
+                ).start()
+                return
+        self._close_channel()
+
+    def _close_after(self, executor: ThreadPoolExecutor) -> None:
+        executor.shutdown(wait=True)
+        self._close_channel()
+
+    def _close_channel(self) -> None:
+        with self._lock:
+            channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
 
@@ -341,11 +357,15 @@ class CriProxy:
         response, call = stub.with_call(request, metadata=metadata, timeout=timeout)
         return response, call
 
-    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
-        """Forward one unary call unchanged; the upstream status is passed back verbatim.
+    def _send(
+        self, method: str, request: bytes, context: grpc.ServicerContext
+    ) -> tuple[bytes, grpc.Call]:
+        """One unary call upstream with the caller's metadata, deadline and cancellation (a pull
+        the kubelet gives up on stops at the runtime too); nothing is answered to the caller yet.
 
-        The caller's cancellation is passed on (a pull the kubelet gives up on stops at the
-        runtime too, as it would without the proxy).
+        Raises:
+            grpc.FutureCancelledError: the caller cancelled.
+            grpc.RpcError: the runtime answered with an error status.
         """
         stub = self._upstream().unary_unary(
             method, request_serializer=_identity, response_deserializer=_identity
@@ -356,16 +376,18 @@ class CriProxy:
             timeout=_remaining(context),
         )
         _cancel_with(context, call)
+        response: bytes = call.result()
+        return response, call
+
+    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Forward one unary call unchanged; the upstream status and metadata are passed back."""
         try:
-            response: bytes = call.result()
+            response, call = self._send(method, request, context)
         except grpc.FutureCancelledError:
             _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
         except grpc.RpcError as err:
             _pass_back(err, context)
-        initial = _forwardable(call.initial_metadata())
-        if initial:
-            context.send_initial_metadata(initial)
-        context.set_trailing_metadata(_forwardable(call.trailing_metadata()))
+        _answer_metadata(call, context)
         return response
 
     def forward_stream(
@@ -382,6 +404,9 @@ class CriProxy:
         )
         _cancel_with(context, call)
         try:
+            initial = _forwardable(call.initial_metadata())  # waits for the runtime's headers
+            if initial:
+                context.send_initial_metadata(initial)
             yield from call
         except grpc.RpcError as err:
             _pass_back(err, context)
@@ -455,9 +480,20 @@ class CriProxy:
         if not context.is_active():  # the caller gave up while pullgate was deciding
             log.info("CRI pull of %s cancelled by the caller before it was forwarded", pull.image)
             _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
-        response = self.forward(PULL_IMAGE, request, context)
-        if decision.digest and not _pinned_by_request(pull, decision.digest):
+        pin = bool(decision.digest) and not _pinned_by_request(pull, decision.digest)
+        try:
+            response, call = self._send(PULL_IMAGE, request, context)
+        except grpc.FutureCancelledError:
+            if pin:
+                self._clean_up(pull, decision.digest)
+            _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+        except grpc.RpcError as err:
+            if pin:
+                self._clean_up(pull, decision.digest)
+            _pass_back(err, context)
+        if pin:
             self._pin(pull, decision.digest, response, context)
+        _answer_metadata(call, context)
         return response
 
     def _decision(self, pull: PullRequest, context: grpc.ServicerContext) -> Decision:
@@ -526,12 +562,38 @@ class CriProxy:
         )
         self._deny(context, denial, image=pull.image)
 
+    def _clean_up(self, pull: PullRequest, digest: str) -> None:
+        """After a tag pull that failed or was cancelled: containerd may have stored the image
+        anyway (the pull completed just as the kubelet gave up, or failed after the image was
+        recorded), possibly from a tag that moved after verification. If the tag now names an
+        image whose repo digests lack the verified digest, remove it: fail closed, even if that
+        image is an older one verified by an earlier pull (the kubelet pulls it again)."""
+        target = str(pull.reference)
+        expected = f"{pull.reference.locator}@{digest}"
+        status_request = api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=target))
+        try:
+            raw, _ = self._call(
+                IMAGE_STATUS, status_request.SerializeToString(), (), self._control_timeout
+            )
+            status = api_pb2.ImageStatusResponse.FromString(raw)
+        except (grpc.RpcError, DecodeError) as exc:
+            log.error(
+                "could not check %s after its pull failed: %s; an unverified image may remain",
+                target,
+                _error_text(exc),
+            )
+            return
+        if not status.HasField("image") or expected in status.image.repo_digests:
+            return
+        log.warning("removing %s after its pull failed: it is not %s", target, expected)
+        self._remove(status.image.id or target)
+
     def _remove(self, image: str) -> None:
         request = api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=image))
         try:
             self._call(REMOVE_IMAGE, request.SerializeToString(), (), self._control_timeout)
-        except grpc.RpcError as err:
-            log.error("could not remove unverified image %s: %s", image, _error_text(err))
+        except Exception as exc:  # noqa: BLE001 - a failed removal must be loud, never a crash
+            log.critical("could not remove unverified image %s: %s", image, _error_text(exc))
 
     def _deny(self, context: grpc.ServicerContext, denial: Denial, *, image: str) -> NoReturn:
         log.warning("CRI pull of %r denied: %s", image, denial.text)
@@ -592,8 +654,25 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -
     raise AssertionError("grpc.ServicerContext.abort returned")  # pragma: no cover
 
 
+def _answer_metadata(call: grpc.Call, context: grpc.ServicerContext) -> None:
+    """Pass the runtime's initial and trailing metadata back to the caller (who may be gone)."""
+    initial = _forwardable(call.initial_metadata())
+    try:
+        if initial:
+            context.send_initial_metadata(initial)
+    except (grpc.RpcError, ValueError):  # the caller is gone: there is no one to answer
+        return
+    context.set_trailing_metadata(_forwardable(call.trailing_metadata()))
+
+
 def _pass_back(err: grpc.RpcError, context: grpc.ServicerContext) -> NoReturn:
-    """End the call with the runtime's own status, details and trailing metadata."""
+    """End the call with the runtime's own status, details and metadata."""
+    initial = getattr(err, "initial_metadata", None)
+    if callable(initial):
+        pairs = _forwardable(initial())
+        if pairs:
+            with contextlib.suppress(grpc.RpcError, ValueError):  # the caller may be gone
+                context.send_initial_metadata(pairs)
     status = _status(err)
     if status is None:
         _abort(context, grpc.StatusCode.UNKNOWN, f"runtime call failed: {err}")

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,10 @@ DIGEST = "sha256:" + "d" * 64
 IMAGE = "r.io/team/app:v1"
 PULL = "/runtime.v1.ImageService/PullImage"
 ECHO = "/runtime.v1.ImageService/EchoFromTheFuture"  # a CRI method pullgate does not know
+STREAM = "/runtime.v1.ImageService/StreamImages"  # server-streaming
+STATUS = "/runtime.v1.ImageService/ImageStatus"
+REMOVE = "/runtime.v1.ImageService/RemoveImage"
+MOVED = ["r.io/team/app@sha256:" + "e" * 64]  # what the tag names after it moved
 
 
 @dataclass
@@ -38,6 +42,8 @@ class FakeRuntime:
     repo_digests: list[str] = field(default_factory=lambda: [f"r.io/team/app@{DIGEST}"])
     calls: list[tuple[str, bytes, dict[str, Any], float | None]] = field(default_factory=list)
     pull_gate: asyncio.Event | None = None  # when set, PullImage waits for it (a slow pull)
+    status_gate: asyncio.Event | None = None  # when set, ImageStatus waits for it
+    pull_error: grpc.StatusCode | None = None  # PullImage fails so (after "storing" the image)
     cancelled: list[str] = field(default_factory=list)  # methods whose call the caller cancelled
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -58,6 +64,17 @@ class FakeRuntime:
                         runtime.cancelled.append(method)
                         raise
 
+                async def stream(
+                    request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+                ) -> AsyncIterator[bytes]:
+                    runtime.calls.append((method, request, {}, context.time_remaining()))
+                    await context.send_initial_metadata((("x-init", "stream"),))
+                    yield b"one"
+                    yield b"two"
+                    context.set_trailing_metadata((("x-trail", "stream"),))
+
+                if method == STREAM:
+                    return grpc.unary_stream_rpc_method_handler(stream)
                 return grpc.unary_unary_rpc_method_handler(unary)
 
         return Handler()
@@ -66,12 +83,17 @@ class FakeRuntime:
         self, method: str, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         if method.endswith("/Fail"):
+            await context.send_initial_metadata((("x-init", "fail"),))
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing", (("x-why", "because"),))
         if method == PULL:
             if self.pull_gate is not None:
                 await self.pull_gate.wait()
+            if self.pull_error is not None:
+                await context.abort(self.pull_error, "failed after storing the image")
             return api_pb2.PullImageResponse(image_ref="sha256:id").SerializeToString()
         if method.endswith("/ImageStatus"):
+            if self.status_gate is not None:
+                await self.status_gate.wait()
             image = api_pb2.Image(id="sha256:id", size=1, repo_digests=self.repo_digests)
             return api_pb2.ImageStatusResponse(image=image).SerializeToString()
         context.set_trailing_metadata((("x-echo", "yes"),))
@@ -192,6 +214,7 @@ def test_upstream_status_is_passed_back() -> None:
         err = await _expect_error(_raw(channel, "/runtime.v1.ImageService/Fail", b""))
         assert (err.code(), err.details()) == (grpc.StatusCode.NOT_FOUND, "no such thing")
         assert ("x-why", "because") in tuple(err.trailing_metadata() or ())
+        assert ("x-init", "fail") in tuple(err.initial_metadata() or ())
 
     _run(_allow, scenario)
 
@@ -566,3 +589,66 @@ def test_stop_lets_a_pull_being_decided_finish() -> None:
 
     runtime = _run(held, scenario, proxies=proxies)
     assert runtime.methods() == [PULL, "/runtime.v1.ImageService/ImageStatus"]
+
+
+def test_server_streaming_calls_pass_messages_and_metadata_through() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        stub: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+            STREAM, request_serializer=_identity, response_deserializer=_identity
+        )
+        call = stub(b"list", timeout=30)
+        assert [m async for m in call] == [b"one", b"two"]
+        assert ("x-init", "stream") in tuple(await call.initial_metadata() or ())
+        assert ("x-trail", "stream") in tuple(await call.trailing_metadata() or ())
+
+    assert _run(_allow, scenario).methods() == [STREAM]
+
+
+@pytest.mark.parametrize("tag_names", [MOVED, [f"r.io/team/app@{DIGEST}"]], ids=["moved", "same"])
+def test_a_pull_cancelled_after_the_runtime_stored_it_is_still_checked(
+    tag_names: list[str],
+) -> None:
+    # The kubelet gives up (pod deleted) just as containerd stores the image: if the tag moved
+    # between verification and pull, the stored image must go, exactly as after a completed pull.
+    proxies: list[CriProxy] = []
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        runtime.pull_gate = asyncio.Event()
+        call = _pull_call(channel)
+        await _until(lambda: PULL in runtime.methods())
+        call.cancel()
+        [proxy] = proxies
+        await _until(lambda: proxy.pulls_in_flight == 0)
+
+    runtime = _run(_allow, scenario, proxies=proxies, repo_digests=tag_names)
+    expected = [PULL, STATUS, REMOVE] if tag_names == MOVED else [PULL, STATUS]
+    assert runtime.methods() == expected
+
+
+def test_a_pull_that_fails_after_the_runtime_stored_it_is_still_checked() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        err = await _expect_error(_raw(channel, PULL, _pull_bytes()))
+        assert err.code() == grpc.StatusCode.INTERNAL  # the runtime's own status
+
+    runtime = _run(_allow, scenario, repo_digests=MOVED, pull_error=grpc.StatusCode.INTERNAL)
+    assert runtime.methods() == [PULL, STATUS, REMOVE]
+
+
+def test_a_stop_does_not_cut_off_a_pin_in_progress() -> None:
+    # The pin's ImageStatus answers only after stop()'s grace ran out: the RemoveImage that
+    # follows must still reach the runtime (the channel stays open for it).
+    proxies: list[CriProxy] = []
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        runtime.status_gate = asyncio.Event()
+        pull = asyncio.ensure_future(_raw(channel, PULL, _pull_bytes()))
+        await _until(lambda: STATUS in runtime.methods())
+        [proxy] = proxies
+        await proxy.stop(0.2)
+        runtime.status_gate.set()
+        await _until(lambda: REMOVE in runtime.methods())
+        with pytest.raises(grpc.aio.AioRpcError):
+            await pull
+
+    runtime = _run(_allow, scenario, proxies=proxies, repo_digests=MOVED)
+    assert runtime.methods() == [PULL, STATUS, REMOVE]
