@@ -25,19 +25,18 @@ Measured, interleaved (the order of the two paths alternates every round):
 
 Two ratios per series, both measured in the same run:
 
-* **same pull** (compared with the target): the proxied ``PullImage`` as the kubelet sees it ÷
-  the proxy's own ``PullImage`` call to containerd inside that pull (same socket, same kind of
-  blocking gRPC client as the direct path). Numerator and denominator share one pull, so
-  containerd's pull-to-pull variation (about +-10 % per pull here: content-store fsyncs,
-  unpacking to disk, the registry's garbage collector) cancels, and what is left is exactly what
-  pullgate adds: the extra gRPC hop in and out, parsing, the decision, the pin's
-  ``ImageStatus``.
-* **paired rounds** (the cross-check): the proxied pull ÷ the round's direct pull, a different
-  pull of a different image. It carries that variation twice, so its 95 % interval is several
-  per cent wide; the table says "consistent" when the same-pull ratio lies inside it, and
-  "INCONSISTENT" (a failed run) when not, e.g. if the proxy's call to containerd were slower
-  than a direct client's. The medians of containerd's pull as the proxy and as the direct client
-  saw it are printed too.
+* **paired rounds** (compared with the target): the proxied pull ÷ the round's direct pull of
+  another, equally fresh image. Pull times vary about +-10 % from one pull to the next here
+  (content-store fsyncs, unpacking to disk, the registry's garbage collector), and a round's
+  ratio carries that twice, so the 95 % interval printed with it is several points wide: one
+  run can only place the ratio within a few points of a target.
+* **same pull** (the breakdown): the proxied ``PullImage`` as the kubelet sees it ÷ the proxy's
+  own ``PullImage`` call to containerd inside that pull. Numerator and denominator share one
+  pull, so the variation cancels and what is left is pullgate's own added time (the extra gRPC
+  hop in and out, parsing, the decision, the pin's ``ImageStatus``), to within a point. It is
+  not the compared number because it leaves out any effect pullgate has on containerd's pull
+  itself (printed as "containerd's pull via the proxy / direct": from 0.99 to 1.05 in runs so
+  far, within the noise of a ratio of two medians).
 
 Each ratio is the median over the rounds, with a 95 % bootstrap interval.
 
@@ -177,13 +176,15 @@ class TimedProxy(CriProxy):
         super().__init__(*args, **kwargs)
         self.forward_times: list[float] = []  # seconds per forwarded PullImage, in call order
 
-    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
-        """Forward as the proxy does; PullImage forwards are timed."""
+    def _send(
+        self, method: str, request: bytes, context: grpc.ServicerContext
+    ) -> tuple[bytes, grpc.Call]:
+        """Send upstream as the proxy does; PullImage calls are timed."""
         if method != PULL_IMAGE:
-            return super().forward(method, request, context)
+            return super()._send(method, request, context)
         started = time.perf_counter()
         try:
-            return super().forward(method, request, context)
+            return super()._send(method, request, context)
         finally:
             self.forward_times.append(time.perf_counter() - started)
 
@@ -386,17 +387,16 @@ class Series:
 
     @property
     def ratio(self) -> float:
-        """The number compared with the target: the median same-pull ratio."""
-        return statistics.median(self.same_pull)
+        """The number compared with the target: the median of the paired rounds' ratios."""
+        return statistics.median(self.paired)
 
     @property
-    def consistent(self) -> bool:
-        """The same-pull ratio lies within the paired rounds' 95 % interval."""
-        _, low, high = median_interval(self.paired)
-        return low <= self.ratio <= high
+    def through_proxy(self) -> float:
+        """containerd's pull as the proxy saw it ÷ as the direct client saw it (medians)."""
+        return statistics.median(self.upstream) / statistics.median(self.direct)
 
     def lines(self, name: str) -> list[str]:
-        """Both ratios with their intervals, pullgate's added time, the bias check."""
+        """Both ratios with their intervals, pullgate's added time, containerd's pull both ways."""
         same, same_low, same_high = median_interval(self.same_pull)
         paired, paired_low, paired_high = median_interval(self.paired)
         added = statistics.median(a - b for a, b in zip(self.proxied, self.upstream, strict=True))
@@ -498,20 +498,17 @@ class Row:
     name: str
     ratio: float
     target: float | None
-    check: bool | None = None  # a consistency check (None: none on this row)
 
     @property
     def ok(self) -> bool:
-        """True when the row meets its target and passes its check."""
-        return (self.target is None or self.ratio <= self.target) and self.check is not False
+        """True when the row meets its target (informational rows always do)."""
+        return self.target is None or self.ratio <= self.target
 
     @property
     def result(self) -> str:
         """What the table prints in the result column."""
-        if self.check is False:
-            return "INCONSISTENT"
         if self.target is None:
-            return "consistent" if self.check else ""
+            return ""
         return "ok" if self.ok else "MISSED"
 
 
@@ -524,18 +521,18 @@ def _table(rows: Sequence[Row]) -> str:
 
 
 def _pull_rows(name: str, series: Series, target: float) -> list[Row]:
-    """The compared same-pull ratio and its paired-rounds cross-check."""
+    """The compared paired ratio and the same-pull breakdown."""
     return [
+        Row(name=f"PullImage proxied / direct, {name}", ratio=series.ratio, target=target),
         Row(
-            name=f"PullImage proxied / direct, {name} (same pull)",
-            ratio=series.ratio,
-            target=target,
+            name="  same pull: proxied / its own call to containerd",
+            ratio=statistics.median(series.same_pull),
+            target=None,
         ),
         Row(
-            name="  paired rounds (a different direct pull)",
-            ratio=median_interval(series.paired)[0],
+            name="  containerd's pull via the proxy / direct",
+            ratio=series.through_proxy,
             target=None,
-            check=series.consistent,
         ),
     ]
 
@@ -594,8 +591,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: 0 when every target is met, 1 when one is missed, 2 when it cannot run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=31, help="cold rounds (2 pulls each)")
-    parser.add_argument("--warm-rounds", type=int, default=51, help="warm rounds (2 pulls each)")
+    parser.add_argument("--rounds", type=int, default=101, help="cold rounds (2 pulls each)")
+    parser.add_argument("--warm-rounds", type=int, default=201, help="warm rounds (2 pulls each)")
     parser.add_argument("--start-rounds", type=int, default=5, help="cold-start rounds")
     parser.add_argument("--shim-runs", type=int, default=40, help="runs of each executable")
     args = parser.parse_args(argv)
