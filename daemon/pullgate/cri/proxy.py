@@ -67,9 +67,9 @@ from pullgate.cri.request import PullRequest, parse_pull_request
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.server.audit import AuditLog
 
 log = logging.getLogger(__name__)
-audit_log = logging.getLogger("pullgate.audit")
 
 CRI_SERVICE_PREFIX = "runtime.v1."
 PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
@@ -254,7 +254,7 @@ class CriProxy:
         self.upstream = upstream
         self._decide = decide
         self.critical = CriticalImages.parse(critical)
-        self._audit = audit
+        self._audit: Audit = audit if audit is not None else AuditLog().write
         self._control_timeout = control_timeout
         self._threads = threads
         self._channel: grpc.Channel | None = None
@@ -534,12 +534,8 @@ class CriProxy:
             image_id = ""
         target = image_id or str(pull.reference)
         expected = f"{pull.reference.locator}@{digest}"
-        status_request = api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=target))
         try:
-            raw, _ = self._call(
-                IMAGE_STATUS, status_request.SerializeToString(), (), self._control_timeout
-            )
-            repo_digests = list(api_pb2.ImageStatusResponse.FromString(raw).image.repo_digests)
+            image = self._image_status(target)
         except (grpc.RpcError, DecodeError) as exc:
             self._remove(target)
             denial = Denial(
@@ -548,6 +544,7 @@ class CriProxy:
                 message=f"could not confirm that the runtime pulled {expected}: {_error_text(exc)}",
             )
             self._deny(context, denial, image=pull.image)
+        repo_digests = list(image.repo_digests) if image is not None else []
         if expected in repo_digests:
             return
         self._remove(target)
@@ -570,12 +567,8 @@ class CriProxy:
         image is an older one verified by an earlier pull (the kubelet pulls it again)."""
         target = str(pull.reference)
         expected = f"{pull.reference.locator}@{digest}"
-        status_request = api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=target))
         try:
-            raw, _ = self._call(
-                IMAGE_STATUS, status_request.SerializeToString(), (), self._control_timeout
-            )
-            status = api_pb2.ImageStatusResponse.FromString(raw)
+            image = self._image_status(target)
         except (grpc.RpcError, DecodeError) as exc:
             log.error(
                 "could not check %s after its pull failed: %s; an unverified image may remain",
@@ -583,10 +576,22 @@ class CriProxy:
                 _error_text(exc),
             )
             return
-        if not status.HasField("image") or expected in status.image.repo_digests:
+        if image is None or expected in image.repo_digests:
             return
         log.warning("removing %s after its pull failed: it is not %s", target, expected)
-        self._remove(status.image.id or target)
+        self._remove(image.id or target)
+
+    def _image_status(self, image: str) -> api_pb2.Image | None:
+        """The runtime's record of ``image`` (None when it has none).
+
+        Raises:
+            grpc.RpcError: the runtime's ImageStatus failed.
+            DecodeError: its answer does not parse.
+        """
+        request = api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=image))
+        raw, _ = self._call(IMAGE_STATUS, request.SerializeToString(), (), self._control_timeout)
+        status = api_pb2.ImageStatusResponse.FromString(raw)
+        return status.image if status.HasField("image") else None
 
     def _remove(self, image: str) -> None:
         request = api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=image))
@@ -600,15 +605,11 @@ class CriProxy:
         _abort(context, grpc.StatusCode.UNKNOWN, denial.text)
 
     def _emit_audit(self, record: dict[str, Any]) -> None:
-        """One audit record: to the configured sink, else as a JSON line on ``pullgate.audit``."""
-        if self._audit is None:
-            audit_log.info("%s", json.dumps(record, sort_keys=True))
-            return
+        """One audit record to the sink; a failing sink is logged with the record, never raised."""
         try:
             self._audit(record)
         except Exception:  # an audit sink must not break a pull
-            log.exception("audit sink failed")
-            audit_log.info("%s", json.dumps(record, sort_keys=True))
+            log.exception("audit sink failed for %s", json.dumps(record, sort_keys=True))
 
 
 def _status(err: BaseException) -> tuple[grpc.StatusCode, str, MetadataPairs] | None:
