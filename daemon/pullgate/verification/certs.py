@@ -56,7 +56,6 @@ X509_DECODE_ERRORS = (
 )
 """What ``cryptography`` raises while loading or lazily decoding certificates, CRLs and OCSP
 responses (names, extensions and signature parameters are decoded when first read)."""
-_DECODE_ERRORS = X509_DECODE_ERRORS
 
 
 def _fail(detail: str) -> VerificationFailed:
@@ -142,7 +141,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         _ = cert.subject, cert.issuer
-    except _DECODE_ERRORS as exc:
+    except X509_DECODE_ERRORS as exc:
         raise _fail(f"malformed certificate: {exc}") from exc
     _LOADED.put(bytes(der), cert)
     return cert
@@ -253,7 +252,7 @@ def _verify_cert_signature(
     try:
         hash_alg = cert.signature_hash_algorithm
         params = cert.signature_algorithm_parameters
-    except _DECODE_ERRORS as exc:
+    except X509_DECODE_ERRORS as exc:
         raise _fail(f"unsupported certificate signature algorithm: {exc}") from exc
     if isinstance(hash_alg, hashes.MD5) or (isinstance(hash_alg, hashes.SHA1) and not allow_sha1):
         raise _fail(f"insecure certificate signature algorithm {hash_alg.name}")
@@ -278,14 +277,14 @@ def _verify_cert_signature(
             raise _fail("unsupported issuer key type")
     except InvalidSignature as exc:
         raise _fail("certificate signature does not verify") from exc
-    except _DECODE_ERRORS as exc:
+    except X509_DECODE_ERRORS as exc:
         raise _fail(f"certificate signature check failed: {exc}") from exc
 
 
 def _public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes:
     try:
         return cert.public_key()
-    except _DECODE_ERRORS as exc:
+    except X509_DECODE_ERRORS as exc:
         raise _fail(f"unsupported certificate public key: {exc}") from exc
 
 
@@ -296,7 +295,7 @@ def _extension(
         return cert.extensions.get_extension_for_oid(oid)
     except x509.ExtensionNotFound:
         return None
-    except _DECODE_ERRORS as exc:
+    except X509_DECODE_ERRORS as exc:
         raise _fail(f"malformed certificate extensions: {exc}") from exc
 
 
@@ -332,7 +331,7 @@ def _check_signature_from(child: _Facts, parent: _Facts) -> None:
     if constraints is None:
         try:
             version = issuer.version
-        except _DECODE_ERRORS as exc:
+        except X509_DECODE_ERRORS as exc:
             raise _fail("unsupported certificate version") from exc
         if version != x509.Version.v1:
             raise _fail("issuer is not a CA (no basicConstraints)")

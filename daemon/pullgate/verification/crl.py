@@ -29,9 +29,9 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from pullgate.clock import Clock
+from pullgate.verification.certs import X509_DECODE_ERRORS
 from pullgate.verification.http_fetch import HttpFetcher, RevocationFetchError, require_http
 from pullgate.verification.revocation_status import (
-    FOREIGN_ERRORS,
     Answer,
     CheckError,
     RevocationStatus,
@@ -125,7 +125,7 @@ class CrlCache:
             return CrlBundle.parse(base, delta)
         except FileNotFoundError:
             return None
-        except (OSError, KeyError, binascii.Error, *FOREIGN_ERRORS) as exc:
+        except (OSError, KeyError, binascii.Error, *X509_DECODE_ERRORS) as exc:
             _log.warning("ignoring unreadable CRL cache entry for %s: %s", url, exc)
             return None
 
@@ -192,7 +192,7 @@ class CrlChecker:
                 status, detail = _crl_lookup(cert, bundle, signing_time)
             except (RevocationFetchError, CheckError) as exc:
                 return Answer(RevocationStatus.UNKNOWN, f"{url}: {exc}", "CRL")
-            except FOREIGN_ERRORS as exc:
+            except X509_DECODE_ERRORS as exc:
                 return Answer(RevocationStatus.UNKNOWN, f"{url}: invalid CRL: {exc}", "CRL")
             if status is RevocationStatus.REVOKED:
                 return Answer(status, detail, "CRL")
@@ -211,7 +211,7 @@ class CrlChecker:
             if cached is not None:
                 try:
                     self._validate_bundle(cached, issuer, now)
-                except (CheckError, *FOREIGN_ERRORS) as exc:
+                except (CheckError, *X509_DECODE_ERRORS) as exc:
                     _log.warning("cached CRL for %s is unusable (%s); fetching again", url, exc)
                 else:
                     return cached

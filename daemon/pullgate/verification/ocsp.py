@@ -25,9 +25,9 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pullgate.clock import Clock
+from pullgate.verification.certs import X509_DECODE_ERRORS
 from pullgate.verification.http_fetch import HttpFetcher, RevocationFetchError, require_http
 from pullgate.verification.revocation_status import (
-    FOREIGN_ERRORS,
     Answer,
     CheckError,
     RevocationStatus,
@@ -76,7 +76,7 @@ class OcspChecker:
                 .build()
                 .public_bytes(serialization.Encoding.DER)
             )
-        except FOREIGN_ERRORS as exc:
+        except X509_DECODE_ERRORS as exc:
             return Answer(RevocationStatus.UNKNOWN, f"cannot build OCSP request: {exc}", "OCSP")
         for url in urls:
             try:
@@ -85,7 +85,7 @@ class OcspChecker:
             except (RevocationFetchError, CheckError) as exc:
                 problems.append(f"{url}: {exc}")
                 continue
-            except (*FOREIGN_ERRORS, InvalidSignature) as exc:
+            except (*X509_DECODE_ERRORS, InvalidSignature) as exc:
                 problems.append(f"{url}: invalid OCSP response: {exc}")
                 continue
             if status is not RevocationStatus.UNKNOWN:
@@ -176,7 +176,7 @@ class OcspChecker:
         try:
             responder.verify_directly_issued_by(issuer)
             usages = responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except (InvalidSignature, x509.ExtensionNotFound, *FOREIGN_ERRORS) as exc:
+        except (InvalidSignature, x509.ExtensionNotFound, *X509_DECODE_ERRORS) as exc:
             raise CheckError(f"OCSP responder certificate not authorised: {exc}") from exc
         if ExtendedKeyUsageOID.OCSP_SIGNING not in usages:
             raise CheckError("OCSP responder certificate lacks the OCSPSigning EKU")

@@ -28,7 +28,7 @@ from typing import Protocol
 from cryptography import x509
 
 from pullgate.clock import Clock
-from pullgate.verification.certs import check_issued_by
+from pullgate.verification.certs import X509_DECODE_ERRORS, check_issued_by
 from pullgate.verification.crl import (
     CRL_MAX_BYTES,
     CrlBundle,
@@ -39,7 +39,6 @@ from pullgate.verification.crl import (
 from pullgate.verification.http_fetch import HttpFetcher, RevocationFetchError, Urllib3Fetcher
 from pullgate.verification.ocsp import OCSP_MAX_BYTES, OcspChecker
 from pullgate.verification.revocation_status import (
-    FOREIGN_ERRORS,
     Answer,
     Purpose,
     RevocationResult,
@@ -200,7 +199,7 @@ class NetworkRevocationChecker:
     ) -> Answer:
         try:
             ocsp_urls, crl_urls = _urls(cert)
-        except FOREIGN_ERRORS as exc:
+        except X509_DECODE_ERRORS as exc:
             return Answer(RevocationStatus.UNKNOWN, f"malformed extensions: {exc}", "none")
         if not ocsp_urls and not crl_urls:
             return Answer(RevocationStatus.GOOD, "non-revokable certificate", "none")

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives import serialization
 from pullgate.verification.certs import X509_DECODE_ERRORS
 
 __all__ = [
-    "FOREIGN_ERRORS",
     "Answer",
     "CheckError",
     "Purpose",
@@ -29,10 +28,6 @@ __all__ = [
     "der_of",
     "subject_of",
 ]
-
-FOREIGN_ERRORS = X509_DECODE_ERRORS
-"""What ``cryptography`` raises on malformed certificates, responses and CRLs (e.g. a CRL whose
-version is neither v1 nor v2 raises ``x509.InvalidVersion``, which is not a ``ValueError``)."""
 
 
 class RevocationStatus(StrEnum):
@@ -83,7 +78,7 @@ def subject_of(cert: x509.Certificate) -> str:
     """
     try:
         return cert.subject.rfc4514_string()
-    except FOREIGN_ERRORS:
+    except X509_DECODE_ERRORS:
         return f"<unreadable subject of certificate sha256:{sha256(der_of(cert)).hexdigest()}>"
 
 

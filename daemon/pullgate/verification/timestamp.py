@@ -35,6 +35,7 @@ from asn1crypto import cms, core, tsp
 from cryptography import x509
 
 from pullgate.errors import VerificationFailed
+from pullgate.verification.certs import X509_DECODE_ERRORS
 from pullgate.verification.timestamp_signer import ID_CT_TSTINFO, IMPRINT_HASHES, verify_signer
 from pullgate.verification.tsa_chain import ASN1_ERRORS, validate_tsa_chain
 from pullgate.verification.tsa_chain import timestamp_failure as _fail
@@ -212,7 +213,7 @@ def _certificates(signed_data: Any) -> tuple[x509.Certificate, ...]:
         try:
             cert = x509.load_der_x509_certificate(choice.chosen.dump(force=True))
             _ = cert.subject, cert.issuer
-        except (ValueError, x509.InvalidVersion) as exc:
+        except X509_DECODE_ERRORS as exc:
             raise _fail(f"invalid certificate in timestamp token: {exc}") from exc
         out.append(cert)
     return tuple(out)

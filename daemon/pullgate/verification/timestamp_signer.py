@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from pullgate.verification.certs import X509_DECODE_ERRORS
 from pullgate.verification.tsa_chain import (
     ASN1_ERRORS,
     build_tsa_path,
@@ -162,7 +163,7 @@ def _matches_sid(cert: x509.Certificate, sid: Any) -> bool:
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:
         return False
-    except (ValueError, x509.DuplicateExtension) as exc:
+    except X509_DECODE_ERRORS as exc:
         raise _fail(f"timestamp token certificate extensions cannot be read: {exc}") from exc
     return ski == bytes(sid.chosen.native)
 

@@ -408,7 +408,7 @@ class TrustStore:
             ) from exc
         try:
             certs = parse_certificates(data)
-        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: not a ValueError
+        except X509_DECODE_ERRORS as exc:
             raise fail(
                 StoreProblem.BAD_CERTIFICATE, f"failed to read the trusted certificate {where}"
             ) from exc

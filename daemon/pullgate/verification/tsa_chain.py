@@ -15,6 +15,7 @@ The small helpers shared by the timestamp modules (:func:`timestamp_failure`,
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from cryptography import x509
@@ -23,7 +24,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.algorithms import algorithm_for_key
-from pullgate.verification.certs import check_issued_by, is_self_issued_ca, is_self_signed
+from pullgate.verification.certs import (
+    X509_DECODE_ERRORS,
+    check_issued_by,
+    is_self_issued_ca,
+    is_self_signed,
+)
 
 __all__ = [
     "ASN1_ERRORS",
@@ -65,14 +71,10 @@ def build_tsa_path(
         VerificationFailed: ``Reason.TIMESTAMP`` when no such path exists.
     """
     builder = _PathBuilder(pool=tuple(pool), roots=tuple(roots), at=at)
-    try:
+    with _undecodable_as_failure():
         for path in builder.paths((leaf,)):
             if _eku_allows_timestamping(path):
                 return path
-    except x509.DuplicateExtension as exc:
-        raise timestamp_failure(f"TSA certificate has a duplicate extension: {exc}") from exc
-    except ASN1_ERRORS as exc:
-        raise timestamp_failure(f"TSA certificate cannot be parsed: {exc}") from exc
     raise timestamp_failure(
         "failed to verify signed token: x509: certificate signed by unknown authority "
         "(or not valid at genTime / not usable for timestamping)"
@@ -174,11 +176,16 @@ def validate_tsa_chain(certs: Sequence[x509.Certificate]) -> None:
     Raises:
         VerificationFailed: ``Reason.TIMESTAMP`` naming the first violated rule.
     """
-    try:
+    with _undecodable_as_failure():
         _validate_tsa_chain(certs)
-    except x509.DuplicateExtension as exc:
-        raise timestamp_failure(f"TSA certificate has a duplicate extension: {exc}") from exc
-    except ASN1_ERRORS as exc:
+
+
+@contextmanager
+def _undecodable_as_failure() -> Iterator[None]:
+    """Certificate fields ``cryptography`` cannot decode (read lazily) end as TIMESTAMP failures."""
+    try:
+        yield
+    except (*X509_DECODE_ERRORS, *ASN1_ERRORS) as exc:
         raise timestamp_failure(f"TSA certificate cannot be parsed: {exc}") from exc
 
 
