@@ -110,7 +110,8 @@ from bench.pull_support import (  # noqa: E402
 )
 from pullgate.clock import FixedClock  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
-from pullgate.cri.proxy import PULL_IMAGE, CriProxy  # noqa: E402
+from pullgate.cri.methods import PULL_IMAGE  # noqa: E402
+from pullgate.cri.proxy import CriProxy  # noqa: E402
 from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import Decision, DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402

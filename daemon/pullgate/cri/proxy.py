@@ -2,31 +2,25 @@
 
 Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
 
-* The method path is normalised first, the way grpc-go (containerd's server) routes it: at most
-  one leading ``/`` is dropped, and what remains must be exactly ``<service>/<method>`` with
-  both parts proto identifiers. Only services named ``runtime.v1.*`` (the CRI API the kubelet
-  speaks) are served; every other path -- malformed, ``runtime.v1alpha2.*`` (containerd 1.7
-  still serves it, with its own ``PullImage``), containerd's native API
-  (``containerd.services.*``: transfer, images, content, ...), health, reflection -- is refused
-  with ``PERMISSION_DENIED``, logged and audited (``"event": "cri.refused"``). The proxy socket
-  must never become an unverified path to the runtime's socket.
+* Method paths are normalised as grpc-go routes them (:mod:`pullgate.cri.methods`); only
+  ``runtime.v1.*`` services are served. Every other path -- malformed, ``runtime.v1alpha2.*``
+  (containerd 1.7 still serves it, with its own ``PullImage``), containerd's native API,
+  health, reflection -- is refused with ``PERMISSION_DENIED``, logged and audited
+  (``"event": "cri.refused"``): the proxy socket must never become an unverified path to the
+  runtime's socket.
 * Every call of a ``runtime.v1.*`` service, known method or not, is forwarded to the runtime's
-  socket under its normalised path as opaque bytes (identity serializers), with the caller's
-  metadata and remaining deadline; the runtime's status code, details and metadata come back
-  unchanged. New CRI fields and methods therefore pass through, and ``ImageFsInfo`` answers
-  whatever state pullgate's trust configuration is in (the kubelet refuses to start otherwise,
-  §3.3).
+  socket under its normalised path as opaque bytes, relayed as :mod:`pullgate.cri.relay`
+  describes (metadata, deadline, status and cancellation). New CRI fields and methods
+  therefore pass through, and ``ImageFsInfo`` answers whatever state pullgate's trust
+  configuration is in (the kubelet refuses to start otherwise, §3.3).
 * ``PullImage`` (matched on the normalised path) alone is decoded: the reference is
   normalised as the runtime does, the request's ``AuthConfig`` becomes the registry
-  credentials, and the decision layer is asked. A denial is gRPC ``UNKNOWN`` with a message starting
-  ``SignatureValidationFailed: `` or ``RegistryUnavailable: `` (§3.6,
+  credentials, and the decision layer is asked. A denial is gRPC ``UNKNOWN`` with a message
+  starting ``SignatureValidationFailed: `` or ``RegistryUnavailable: `` (§3.6,
   :mod:`pullgate.cri.denial`). An allowed pull forwards the *original* request bytes.
-* Pinning: after the runtime's pull returns, ``ImageStatus`` must list
-  ``<registry>/<repository>@<verified digest>`` among the image's repo digests. If the tag moved
-  between verification and pull, the image is removed again and the pull denied. A pull that
-  names the image by the very digest pullgate verified needs no such check (the runtime fetches
-  content by digest and checks it, so it can only have pulled exactly that), and gets none: one
-  ``ImageStatus`` round trip less on the pull path.
+* Pinning (:mod:`pullgate.cri.pin`): after the runtime's pull of a tag returns, ``ImageStatus``
+  must list the verified digest among the image's repo digests, else the image is removed and
+  the pull denied; a failed or cancelled tag pull is checked the same way.
 * Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited
   (``"critical": true``) and logged at WARNING.
 
@@ -45,140 +39,56 @@ demand) is sized so that a hundred parallel pulls still leave threads for ``Imag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from pullgate.cri.critical import CriticalImages
 from pullgate.cri.denial import Denial, DenialKind
+from pullgate.cri.methods import (
+    CRI_SERVICE_PREFIX,
+    PULL_IMAGE,
+    SERVER_STREAMING,
+    SHOWN_PATH,
+    grpc_target,
+    is_cri_method,
+    normalise_method,
+)
+from pullgate.cri.pin import RuntimeImages, check_pin, clean_up, pinned_by_request
+from pullgate.cri.relay import (
+    abort,
+    answer_metadata,
+    cancel_with,
+    forwardable,
+    identity,
+    pass_back,
+    remaining,
+)
 from pullgate.cri.request import PullRequest, parse_pull_request
-from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import MalformedInput, PullgateError, Reason
 from pullgate.server.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
-CRI_SERVICE_PREFIX = "runtime.v1."
-PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
-IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"
-REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
-# Server-streaming CRI methods (forwarded as such); anything else unknown is unary-unary.
-SERVER_STREAMING = frozenset(
-    {
-        "/runtime.v1.ImageService/StreamImages",
-        "/runtime.v1.RuntimeService/GetContainerEvents",
-    }
-)
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CALLER = "cri"
 # Concurrent CRI calls (each pull in flight holds one; threads start only when needed). Beyond
 # this, calls queue: the kubelet serialises pulls by default, and its parallel-pull limit is
 # normally far below this.
 HANDLER_THREADS = 256
-# A remaining time above this is "no deadline" (grpc's sync server reports ~9.2e18 seconds).
-_NO_DEADLINE = 10.0**9
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-# Metadata keys gRPC manages itself; forwarding them would be rejected or wrong.
-_RESERVED_METADATA = frozenset(
-    {
-        "content-type",
-        "te",
-        "host",
-        "user-agent",
-        "grpc-timeout",
-        "grpc-encoding",
-        "grpc-accept-encoding",
-        "grpc-status",
-        "grpc-message",
-    }
-)
-
-# A proto service (dotted identifiers) and method (one identifier), as grpc-go splits a path.
-_SERVICE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_METHOD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SHOWN_PATH = 256  # characters of a refused path that reach logs and audit records
-
-MetadataPairs = tuple[tuple[str, str | bytes], ...]
 Decide = Callable[[DecisionRequest], Decision]
 Audit = Callable[[dict[str, Any]], None]
-
-
-def _forwardable(metadata: Iterable[Any] | None) -> MetadataPairs:
-    out: list[tuple[str, str | bytes]] = []
-    for key, value in metadata or ():
-        name = str(key).lower()
-        if name.startswith(":") or name in _RESERVED_METADATA:
-            continue
-        out.append((name, value))
-    return tuple(out)
-
-
-def normalise_method(raw: object) -> str:
-    """The canonical ``/<service>/<method>`` form of a gRPC ``:path``.
-
-    grpc-go drops one leading ``/`` and routes on the rest, so ``runtime.v1.ImageService/PullImage``
-    reaches the runtime as ``PullImage``; the proxy must see it the same way.
-
-    Raises:
-        MalformedInput: not text, empty service or method part, more than one ``/`` after the
-            leading one, or a part that is not a proto identifier.
-    """
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise MalformedInput("gRPC method path is not ASCII") from exc
-    if not isinstance(raw, str):
-        raise MalformedInput("gRPC method path is not text")
-    body = raw[1:] if raw.startswith("/") else raw
-    service, sep, name = body.partition("/")
-    if not sep or not _SERVICE.fullmatch(service) or not _METHOD.fullmatch(name):
-        raise MalformedInput(f"gRPC method path {raw[:_SHOWN_PATH]!r} is not /<service>/<method>")
-    return f"/{service}/{name}"
-
-
-def is_cri_method(method: str) -> bool:
-    """True for a normalised path of a ``runtime.v1.*`` service (the only ones served)."""
-    return method.startswith("/" + CRI_SERVICE_PREFIX)
-
-
-def grpc_target(upstream: str) -> str:
-    """A gRPC target for the runtime: ``unix:///run/x.sock``, ``unix:/run/x.sock`` or a path."""
-    return upstream if upstream.startswith("unix:") else f"unix:{upstream}"
-
-
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-def _remaining(context: grpc.ServicerContext) -> float | None:
-    """The caller's remaining deadline in seconds, or None when it set none (the kubelet's
-    ``PullImage`` sets none)."""
-    remaining = context.time_remaining()
-    return None if remaining > _NO_DEADLINE else float(remaining)
-
-
-def _pinned_by_request(pull: PullRequest, verified: str) -> bool:
-    """True when the request itself names the verified digest (the pull is content-addressed).
-
-    The runtime resolves a ``name@digest`` reference to exactly that manifest and checks the bytes
-    against the digest, so what it pulls is what pullgate verified; a tag (``name:tag``) may move
-    between verification and pull, and is checked after the pull instead.
-    """
-    return bool(pull.reference.digest) and pull.reference.digest == verified
 
 
 class _Router(grpc.GenericRpcHandler):
@@ -256,6 +166,7 @@ class CriProxy:
         self.critical = CriticalImages.parse(critical)
         self._audit: Audit = audit if audit is not None else AuditLog().write
         self._control_timeout = control_timeout
+        self._images = RuntimeImages(self._control)
         self._threads = threads
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
@@ -343,19 +254,18 @@ class CriProxy:
             raise RuntimeError("CriProxy is not started")
         return self._channel
 
-    def _call(
-        self, method: str, request: bytes, metadata: MetadataPairs, timeout: float | None
-    ) -> tuple[bytes, grpc.Call]:
-        """One unary call upstream: the response and the finished call (for its metadata).
+    def _control(self, method: str, request: bytes) -> bytes:
+        """One control call of the pin check (``ImageStatus``/``RemoveImage``): no caller
+        metadata, the proxy's own timeout.
 
         Raises:
-            grpc.RpcError: the runtime answered with an error status (also a ``grpc.Call``).
+            grpc.RpcError: the runtime answered with an error status.
         """
         stub = self._upstream().unary_unary(
-            method, request_serializer=_identity, response_deserializer=_identity
+            method, request_serializer=identity, response_deserializer=identity
         )
-        response, call = stub.with_call(request, metadata=metadata, timeout=timeout)
-        return response, call
+        response: bytes = stub(request, timeout=self._control_timeout)
+        return response
 
     def _send(
         self, method: str, request: bytes, context: grpc.ServicerContext
@@ -368,14 +278,14 @@ class CriProxy:
             grpc.RpcError: the runtime answered with an error status.
         """
         stub = self._upstream().unary_unary(
-            method, request_serializer=_identity, response_deserializer=_identity
+            method, request_serializer=identity, response_deserializer=identity
         )
         call = stub.future(
             request,
-            metadata=_forwardable(context.invocation_metadata()),
-            timeout=_remaining(context),
+            metadata=forwardable(context.invocation_metadata()),
+            timeout=remaining(context),
         )
-        _cancel_with(context, call)
+        cancel_with(context, call)
         response: bytes = call.result()
         return response, call
 
@@ -384,10 +294,10 @@ class CriProxy:
         try:
             response, call = self._send(method, request, context)
         except grpc.FutureCancelledError:
-            _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
         except grpc.RpcError as err:
-            _pass_back(err, context)
-        _answer_metadata(call, context)
+            pass_back(err, context)
+        answer_metadata(call, context)
         return response
 
     def forward_stream(
@@ -395,26 +305,26 @@ class CriProxy:
     ) -> Iterator[bytes]:
         """Forward one server-streaming call unchanged (cancelled with the caller's call)."""
         stub = self._upstream().unary_stream(
-            method, request_serializer=_identity, response_deserializer=_identity
+            method, request_serializer=identity, response_deserializer=identity
         )
         call = stub(
             request,
-            metadata=_forwardable(context.invocation_metadata()),
-            timeout=_remaining(context),
+            metadata=forwardable(context.invocation_metadata()),
+            timeout=remaining(context),
         )
-        _cancel_with(context, call)
+        cancel_with(context, call)
         try:
-            initial = _forwardable(call.initial_metadata())  # waits for the runtime's headers
+            initial = forwardable(call.initial_metadata())  # waits for the runtime's headers
             if initial:
                 context.send_initial_metadata(initial)
             yield from call
         except grpc.RpcError as err:
-            _pass_back(err, context)
-        context.set_trailing_metadata(_forwardable(call.trailing_metadata()))
+            pass_back(err, context)
+        context.set_trailing_metadata(forwardable(call.trailing_metadata()))
 
     def refuse(self, raw: object, why: str, context: grpc.ServicerContext) -> NoReturn:
         """Refuse a call that is not a ``runtime.v1.*`` CRI method (logged and audited)."""
-        shown = (raw if isinstance(raw, str) else repr(raw))[:_SHOWN_PATH]
+        shown = (raw if isinstance(raw, str) else repr(raw))[:SHOWN_PATH]
         log.warning("CRI proxy refused method %r: %s", shown, why)
         self._emit_audit(
             {
@@ -425,7 +335,7 @@ class CriProxy:
                 "caller": CALLER,
             }
         )
-        _abort(
+        abort(
             context,
             grpc.StatusCode.PERMISSION_DENIED,
             f"pullgate CRI proxy refuses {shown!r}: {why}; only {CRI_SERVICE_PREFIX}* "
@@ -479,21 +389,23 @@ class CriProxy:
         decision = self._decision(pull, context)
         if not context.is_active():  # the caller gave up while pullgate was deciding
             log.info("CRI pull of %s cancelled by the caller before it was forwarded", pull.image)
-            _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
-        pin = bool(decision.digest) and not _pinned_by_request(pull, decision.digest)
+            abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+        pin = bool(decision.digest) and not pinned_by_request(pull, decision.digest)
         try:
             response, call = self._send(PULL_IMAGE, request, context)
         except grpc.FutureCancelledError:
             if pin:
-                self._clean_up(pull, decision.digest)
-            _abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+                clean_up(self._images, pull, decision.digest)
+            abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
         except grpc.RpcError as err:
             if pin:
-                self._clean_up(pull, decision.digest)
-            _pass_back(err, context)
+                clean_up(self._images, pull, decision.digest)
+            pass_back(err, context)
         if pin:
-            self._pin(pull, decision.digest, response, context)
-        _answer_metadata(call, context)
+            denial = check_pin(self._images, pull, decision.digest, response)
+            if denial is not None:
+                self._deny(context, denial, image=pull.image)
+        answer_metadata(call, context)
         return response
 
     def _decision(self, pull: PullRequest, context: grpc.ServicerContext) -> Decision:
@@ -520,89 +432,9 @@ class CriProxy:
             self._deny(context, Denial.from_decision(decision), image=pull.image)
         return decision
 
-    def _pin(
-        self,
-        pull: PullRequest,
-        digest: str,
-        response: bytes,
-        context: grpc.ServicerContext,
-    ) -> None:
-        """Deny (and remove the image) unless the runtime pulled the verified digest."""
-        try:
-            image_id = api_pb2.PullImageResponse.FromString(response).image_ref
-        except DecodeError:
-            image_id = ""
-        target = image_id or str(pull.reference)
-        expected = f"{pull.reference.locator}@{digest}"
-        try:
-            image = self._image_status(target)
-        except (grpc.RpcError, DecodeError) as exc:
-            self._remove(target)
-            denial = Denial(
-                kind=DenialKind.REGISTRY,
-                reason=Reason.INTERNAL,
-                message=f"could not confirm that the runtime pulled {expected}: {_error_text(exc)}",
-            )
-            self._deny(context, denial, image=pull.image)
-        repo_digests = list(image.repo_digests) if image is not None else []
-        if expected in repo_digests:
-            return
-        self._remove(target)
-        denial = Denial(
-            kind=DenialKind.SIGNATURE,
-            reason=Reason.DESCRIPTOR_MISMATCH,
-            message=(
-                f"{pull.reference} moved during the pull: pullgate verified {expected} but the "
-                f"runtime pulled {', '.join(repo_digests) or 'something else'}; "
-                "the pulled image was removed"
-            ),
-        )
-        self._deny(context, denial, image=pull.image)
-
-    def _clean_up(self, pull: PullRequest, digest: str) -> None:
-        """After a tag pull that failed or was cancelled: containerd may have stored the image
-        anyway (the pull completed just as the kubelet gave up, or failed after the image was
-        recorded), possibly from a tag that moved after verification. If the tag now names an
-        image whose repo digests lack the verified digest, remove it: fail closed, even if that
-        image is an older one verified by an earlier pull (the kubelet pulls it again)."""
-        target = str(pull.reference)
-        expected = f"{pull.reference.locator}@{digest}"
-        try:
-            image = self._image_status(target)
-        except (grpc.RpcError, DecodeError) as exc:
-            log.error(
-                "could not check %s after its pull failed: %s; an unverified image may remain",
-                target,
-                _error_text(exc),
-            )
-            return
-        if image is None or expected in image.repo_digests:
-            return
-        log.warning("removing %s after its pull failed: it is not %s", target, expected)
-        self._remove(image.id or target)
-
-    def _image_status(self, image: str) -> api_pb2.Image | None:
-        """The runtime's record of ``image`` (None when it has none).
-
-        Raises:
-            grpc.RpcError: the runtime's ImageStatus failed.
-            DecodeError: its answer does not parse.
-        """
-        request = api_pb2.ImageStatusRequest(image=api_pb2.ImageSpec(image=image))
-        raw, _ = self._call(IMAGE_STATUS, request.SerializeToString(), (), self._control_timeout)
-        status = api_pb2.ImageStatusResponse.FromString(raw)
-        return status.image if status.HasField("image") else None
-
-    def _remove(self, image: str) -> None:
-        request = api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=image))
-        try:
-            self._call(REMOVE_IMAGE, request.SerializeToString(), (), self._control_timeout)
-        except Exception as exc:  # noqa: BLE001 - a failed removal must be loud, never a crash
-            log.critical("could not remove unverified image %s: %s", image, _error_text(exc))
-
     def _deny(self, context: grpc.ServicerContext, denial: Denial, *, image: str) -> NoReturn:
         log.warning("CRI pull of %r denied: %s", image, denial.text)
-        _abort(context, grpc.StatusCode.UNKNOWN, denial.text)
+        abort(context, grpc.StatusCode.UNKNOWN, denial.text)
 
     def _emit_audit(self, record: dict[str, Any]) -> None:
         """One audit record to the sink; a failing sink is logged with the record, never raised."""
@@ -610,73 +442,3 @@ class CriProxy:
             self._audit(record)
         except Exception:  # an audit sink must not break a pull
             log.exception("audit sink failed for %s", json.dumps(record, sort_keys=True))
-
-
-def _status(err: BaseException) -> tuple[grpc.StatusCode, str, MetadataPairs] | None:
-    """Code, details and trailing metadata of a failed call (None: not an RPC status).
-
-    Every error of a blocking call is also a ``grpc.Call``; the stubs cannot say so.
-    """
-    code, details = getattr(err, "code", None), getattr(err, "details", None)
-    trailing = getattr(err, "trailing_metadata", None)
-    if not (callable(code) and callable(details) and callable(trailing)):
-        return None
-    status = code()
-    return (
-        status if isinstance(status, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
-        str(details() or ""),
-        _forwardable(trailing()),
-    )
-
-
-def _error_text(exc: BaseException) -> str:
-    """An upstream failure for a message: the status code and details of an RPC error."""
-    status = _status(exc)
-    return str(exc) if status is None else f"{status[0].name}: {status[1]}"
-
-
-class _Cancellable(Protocol):
-    def cancel(self) -> bool: ...
-
-
-def _cancel_with(context: grpc.ServicerContext, call: _Cancellable) -> None:
-    """Cancel the upstream ``call`` when the caller's call ends first (or has already ended)."""
-
-    def cancel() -> None:
-        call.cancel()
-
-    if not context.add_callback(cancel):  # the caller is already gone
-        cancel()
-
-
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    """End the call with ``code``; grpc's ``abort`` raises, this tells the type checker so."""
-    context.abort(code, details)
-    raise AssertionError("grpc.ServicerContext.abort returned")  # pragma: no cover
-
-
-def _answer_metadata(call: grpc.Call, context: grpc.ServicerContext) -> None:
-    """Pass the runtime's initial and trailing metadata back to the caller (who may be gone)."""
-    initial = _forwardable(call.initial_metadata())
-    try:
-        if initial:
-            context.send_initial_metadata(initial)
-    except (grpc.RpcError, ValueError):  # the caller is gone: there is no one to answer
-        return
-    context.set_trailing_metadata(_forwardable(call.trailing_metadata()))
-
-
-def _pass_back(err: grpc.RpcError, context: grpc.ServicerContext) -> NoReturn:
-    """End the call with the runtime's own status, details and metadata."""
-    initial = getattr(err, "initial_metadata", None)
-    if callable(initial):
-        pairs = _forwardable(initial())
-        if pairs:
-            with contextlib.suppress(grpc.RpcError, ValueError):  # the caller may be gone
-                context.send_initial_metadata(pairs)
-    status = _status(err)
-    if status is None:
-        _abort(context, grpc.StatusCode.UNKNOWN, f"runtime call failed: {err}")
-    code, details, trailing = status
-    context.set_trailing_metadata(trailing)
-    _abort(context, code, details)

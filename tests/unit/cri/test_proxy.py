@@ -20,7 +20,8 @@ from typing import Any
 import grpc
 import pytest
 
-from pullgate.cri.proxy import CriProxy, normalise_method
+from pullgate.cri.methods import normalise_method
+from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import MalformedInput, Reason, VerificationInconclusive

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from pullgate.cri.proxy import grpc_target
+from pullgate.cri.methods import grpc_target
 from pullgate.cri.request import credentials_from_auth, parse_pull_request
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.errors import MalformedInput, Reason

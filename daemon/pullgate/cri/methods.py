@@ -1,0 +1,76 @@
+"""Which gRPC method paths the CRI proxy serves, and how it names them (issue 6 item 1).
+
+Implements the routing facts of containerd-integration.md §3: the method path is normalised
+the way grpc-go (containerd's server) routes it -- at most one leading ``/`` is dropped, and
+what remains must be exactly ``<service>/<method>``, both parts proto identifiers -- and only
+services named ``runtime.v1.*`` (the CRI API the kubelet speaks) are served.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pullgate.errors import MalformedInput
+
+__all__ = [
+    "CRI_SERVICE_PREFIX",
+    "IMAGE_STATUS",
+    "PULL_IMAGE",
+    "REMOVE_IMAGE",
+    "SERVER_STREAMING",
+    "SHOWN_PATH",
+    "grpc_target",
+    "is_cri_method",
+    "normalise_method",
+]
+
+CRI_SERVICE_PREFIX = "runtime.v1."
+PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
+IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"
+REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
+# Server-streaming CRI methods (forwarded as such); anything else unknown is unary-unary.
+SERVER_STREAMING = frozenset(
+    {
+        "/runtime.v1.ImageService/StreamImages",
+        "/runtime.v1.RuntimeService/GetContainerEvents",
+    }
+)
+SHOWN_PATH = 256  # characters of a refused path that reach logs and audit records
+
+# A proto service (dotted identifiers) and method (one identifier), as grpc-go splits a path.
+_SERVICE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_METHOD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def normalise_method(raw: object) -> str:
+    """The canonical ``/<service>/<method>`` form of a gRPC ``:path``.
+
+    grpc-go drops one leading ``/`` and routes on the rest, so ``runtime.v1.ImageService/PullImage``
+    reaches the runtime as ``PullImage``; the proxy must see it the same way.
+
+    Raises:
+        MalformedInput: not text, empty service or method part, more than one ``/`` after the
+            leading one, or a part that is not a proto identifier.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise MalformedInput("gRPC method path is not ASCII") from exc
+    if not isinstance(raw, str):
+        raise MalformedInput("gRPC method path is not text")
+    body = raw[1:] if raw.startswith("/") else raw
+    service, sep, name = body.partition("/")
+    if not sep or not _SERVICE.fullmatch(service) or not _METHOD.fullmatch(name):
+        raise MalformedInput(f"gRPC method path {raw[:SHOWN_PATH]!r} is not /<service>/<method>")
+    return f"/{service}/{name}"
+
+
+def is_cri_method(method: str) -> bool:
+    """True for a normalised path of a ``runtime.v1.*`` service (the only ones served)."""
+    return method.startswith("/" + CRI_SERVICE_PREFIX)
+
+
+def grpc_target(upstream: str) -> str:
+    """A gRPC target for the runtime: ``unix:///run/x.sock``, ``unix:/run/x.sock`` or a path."""
+    return upstream if upstream.startswith("unix:") else f"unix:{upstream}"
