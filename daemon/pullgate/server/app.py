@@ -19,8 +19,8 @@ Signals: SIGHUP reloads exactly like the ``Reload`` RPC; SIGTERM/SIGINT stop gra
 metrics stopped, socket removed). Process-level settings (socket path, metrics address) are
 read once; a reload changes trust material, certs.d and per-statement settings only.
 
-Lifecycle hooks (``Sequence[Callable[[Lifecycle], None]]``) are where systemd's ``sd_notify``
-(READY=1 / RELOADING=1 / STOPPING=1) plugs in later; nothing here talks to systemd.
+Lifecycle events, the sd_notify hook and the signal handlers are in
+:mod:`pullgate.server.lifecycle`; :func:`run` reads systemd's environment and plugs the hook in.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ import os
 import signal
 import stat
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -49,8 +47,17 @@ from pullgate.config import DaemonConfig, load_config
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, PullgateError, Reason
-from pullgate.server.convert import ReloadView, StatusView
+from pullgate.server.convert import StatusView
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
+from pullgate.server.lifecycle import (
+    Lifecycle,
+    LifecycleHook,
+    ReadyOnce,
+    install_signals,
+    notify,
+    systemd_hook,
+    watchdog,
+)
 from pullgate.server.metrics import Metrics, MetricsServer
 from pullgate.server.servicer import (
     DaemonControl,
@@ -64,26 +71,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 5.0  # seconds in-flight RPCs get on SIGTERM
 _WORKERS = 64  # threads for decisions, reloads and status (asyncio.to_thread)
-
-
-class Lifecycle(StrEnum):
-    """Service manager notifications (systemd ``sd_notify`` states)."""
-
-    READY = "READY"
-    RELOADING = "RELOADING"
-    STOPPING = "STOPPING"
-    WATCHDOG = "WATCHDOG"
-
-
-LifecycleHook = Callable[[Lifecycle], None]
-
-
-def _notify(hooks: Sequence[LifecycleHook], event: Lifecycle) -> None:
-    for hook in hooks:
-        try:
-            hook(event)
-        except Exception:
-            log.exception("lifecycle hook failed on %s", event.value)
 
 
 # ---------------------------------------------------------------------------- gRPC server
@@ -265,10 +252,10 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             stack.push_async_callback(_stop_cri, cri, options.grace)
             runtime.start_watching()
             if options.install_signal_handlers:
-                _install_signals(loop, stop, runtime.parts.control, options.hooks)
+                install_signals(loop, stop, runtime.parts.control, options.hooks)
             # READY only once a valid configuration enforces: a node that cannot enforce must
             # look like a failed start to the service manager, not like a running service.
-            ready = _ReadyOnce(options.hooks)
+            ready = ReadyOnce(options.hooks)
             if runtime.ready():
                 ready.announce()
             else:
@@ -276,12 +263,12 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             if options.watchdog_interval:
                 stack.push_async_callback(
                     _cancel,
-                    asyncio.create_task(_watchdog(options.hooks, options.watchdog_interval)),
+                    asyncio.create_task(watchdog(options.hooks, options.watchdog_interval)),
                 )
             if options.ready_callback is not None:
                 options.ready_callback(running, metrics_server)
             await stop.wait()
-            _notify(options.hooks, Lifecycle.STOPPING)
+            notify(options.hooks, Lifecycle.STOPPING)
             log.info("stopping (grace %.1fs)", options.grace)
     finally:
         if options.install_signal_handlers:
@@ -335,49 +322,10 @@ async def _stop_cri(proxy: CriProxy | None, grace: float) -> None:
         await proxy.stop(grace)
 
 
-class _ReadyOnce:
-    """Send READY exactly once (from the event loop or a reload thread)."""
-
-    def __init__(self, hooks: Sequence[LifecycleHook]) -> None:
-        self._hooks = hooks
-        self._lock = threading.Lock()
-        self._sent = False
-
-    def announce(self) -> None:
-        with self._lock:
-            if self._sent:
-                return
-            self._sent = True
-        _notify(self._hooks, Lifecycle.READY)
-
-
-async def _watchdog(hooks: Sequence[LifecycleHook], interval: float) -> None:
-    """Ping from the event loop itself, so a wedged loop stops the pings."""
-    while True:
-        await asyncio.sleep(interval)
-        _notify(hooks, Lifecycle.WATCHDOG)
-
-
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def systemd_hook(notifier: SystemdNotifier) -> LifecycleHook:
-    """Lifecycle events as sd_notify messages."""
-
-    def hook(event: Lifecycle) -> None:
-        if event is Lifecycle.READY:
-            notifier.ready()
-        elif event is Lifecycle.RELOADING:
-            notifier.reloading()
-        elif event is Lifecycle.STOPPING:
-            notifier.stopping()
-        else:
-            notifier.watchdog()
-
-    return hook
 
 
 def _mark_serving(health: Health) -> None:
@@ -393,34 +341,6 @@ class _StatusHolder:
     def status(self) -> StatusView:
         source = self.source
         return source.status() if source is not None else StatusView(generation=0)
-
-
-def _install_signals(
-    loop: asyncio.AbstractEventLoop,
-    stop: asyncio.Event,
-    control: DaemonControl,
-    hooks: Sequence[LifecycleHook],
-) -> None:
-    async def reload() -> None:
-        _notify(hooks, Lifecycle.RELOADING)
-        try:
-            result: ReloadView = await asyncio.to_thread(control.reload, "sighup")
-        except Exception:
-            log.exception("SIGHUP reload: internal error")
-        else:
-            log.info("SIGHUP reload: %s", "ok" if result.ok else f"failed: {result.error}")
-        _notify(hooks, Lifecycle.READY)
-
-    tasks: set[asyncio.Task[None]] = set()
-
-    def on_hup() -> None:
-        task = loop.create_task(reload())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
 
 
 def _default_runtime_factory() -> Callable[[Path, DaemonConfig, Metrics], Runtime]:

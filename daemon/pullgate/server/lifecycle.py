@@ -1,0 +1,124 @@
+"""Service-manager lifecycle of ``pullgate serve`` (issue 5 item 6): the events, READY sent
+once, the watchdog ping, sd_notify as a lifecycle hook, and the signals (SIGHUP reloads like the
+``Reload`` RPC; SIGTERM/SIGINT stop gracefully).
+
+Lifecycle hooks (``Callable[[Lifecycle], None]``) are how systemd's ``sd_notify`` (READY=1 /
+RELOADING=1 / STOPPING=1 / WATCHDOG=1) plugs in; a failing hook is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+
+from pullgate.server.convert import ReloadView
+from pullgate.server.servicer import DaemonControl
+from pullgate.server.systemd import SystemdNotifier
+
+__all__ = [
+    "Lifecycle",
+    "LifecycleHook",
+    "ReadyOnce",
+    "install_signals",
+    "notify",
+    "systemd_hook",
+    "watchdog",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle(StrEnum):
+    """Service manager notifications (systemd ``sd_notify`` states)."""
+
+    READY = "READY"
+    RELOADING = "RELOADING"
+    STOPPING = "STOPPING"
+    WATCHDOG = "WATCHDOG"
+
+
+LifecycleHook = Callable[[Lifecycle], None]
+
+
+def notify(hooks: Sequence[LifecycleHook], event: Lifecycle) -> None:
+    """Tell every hook about ``event`` (a failing hook is logged, the others still run)."""
+    for hook in hooks:
+        try:
+            hook(event)
+        except Exception:
+            log.exception("lifecycle hook failed on %s", event.value)
+
+
+class ReadyOnce:
+    """Send READY exactly once (from the event loop or a reload thread)."""
+
+    def __init__(self, hooks: Sequence[LifecycleHook]) -> None:
+        self._hooks = hooks
+        self._lock = threading.Lock()
+        self._sent = False
+
+    def announce(self) -> None:
+        """READY, unless it was already sent."""
+        with self._lock:
+            if self._sent:
+                return
+            self._sent = True
+        notify(self._hooks, Lifecycle.READY)
+
+
+async def watchdog(hooks: Sequence[LifecycleHook], interval: float) -> None:
+    """Ping from the event loop itself, so a wedged loop stops the pings."""
+    while True:
+        await asyncio.sleep(interval)
+        notify(hooks, Lifecycle.WATCHDOG)
+
+
+def systemd_hook(notifier: SystemdNotifier) -> LifecycleHook:
+    """Lifecycle events as sd_notify messages."""
+
+    def hook(event: Lifecycle) -> None:
+        if event is Lifecycle.READY:
+            notifier.ready()
+        elif event is Lifecycle.RELOADING:
+            notifier.reloading()
+        elif event is Lifecycle.STOPPING:
+            notifier.stopping()
+        else:
+            notifier.watchdog()
+
+    return hook
+
+
+def install_signals(
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+    control: DaemonControl,
+    hooks: Sequence[LifecycleHook],
+) -> None:
+    """SIGHUP reloads through ``control`` (RELOADING, then READY again); SIGTERM and SIGINT set
+    ``stop``."""
+
+    async def reload() -> None:
+        notify(hooks, Lifecycle.RELOADING)
+        try:
+            result: ReloadView = await asyncio.to_thread(control.reload, "sighup")
+        except Exception:
+            log.exception("SIGHUP reload: internal error")
+        else:
+            log.info("SIGHUP reload: %s", "ok" if result.ok else f"failed: {result.error}")
+        notify(hooks, Lifecycle.READY)
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
