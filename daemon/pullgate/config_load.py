@@ -1,0 +1,366 @@
+"""Reading and validating the daemon config file (``/etc/pullgate/config.toml``).
+
+All validation lives here (values through :class:`~pullgate.config_checker.ConfigChecker`);
+every problem names the file, the key and what is wrong, and all problems are reported at once
+(:class:`pullgate.errors.ConfigError` ``.problems``).
+
+Loading rules (:func:`load_config`, :func:`parse_config`):
+
+* the file is TOML (``tomllib``); unknown keys and tables are errors, named with their dotted
+  path, so a typo never silently falls back to a default;
+* ``hosts_dir`` is one string, ``:``-separated like containerd CRI's ``config_path``; an empty
+  string means "no certs.d roots";
+* filesystem paths (``trust_dir``, each ``hosts_dir`` entry, ``[registry] config_json``,
+  ``[verification] crl_cache_dir``) may be relative: they are resolved against the directory of
+  the config file *as named* (``Path.absolute``, not ``resolve``), so a Kubernetes ConfigMap
+  mount's ``config.toml -> ..data/config.toml`` resolves next to the mount point and keeps
+  working across ``..data`` swaps;
+* socket paths (``[api] socket``, ``[cri] socket``, the ``unix://`` path of ``[cri] upstream``)
+  must be absolute: a daemon's sockets must not move with its working directory;
+* numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl``, which
+  may be 0 (off); ``[api] socket_mode`` is an integer
+  (``0o660``) or an octal string (``"0660"``);
+* ``[metrics] address`` is ``host:port`` (``[v6]:port`` for IPv6) or ``""`` (metrics off); the
+  host must be loopback (``localhost``, ``127.0.0.0/8``, ``::1``) unless
+  ``allow_non_loopback = true``;
+* ``[statements."<name>"]`` values must be members of
+  :class:`~pullgate.config_model.Requirement`,
+  :class:`~pullgate.config_model.InconclusiveAction` and :class:`~pullgate.config_model.Mode`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from pullgate.config_checker import ConfigChecker, quote_key, type_name
+from pullgate.config_model import (
+    DEFAULT_STATEMENT,
+    ApiConfig,
+    CacheConfig,
+    CriConfig,
+    DaemonConfig,
+    MetricsConfig,
+    RegistryConfig,
+    StatementSettings,
+    VerificationConfig,
+)
+from pullgate.cri.critical import CriticalImages
+from pullgate.errors import ConfigError
+
+_PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?")
+_MAX_PORT = 65535
+_MAX_SOCKET_MODE = 0o777
+
+_TOP_KEYS = frozenset(
+    {
+        "trust_dir",
+        "hosts_dir",
+        "platform",
+        "reload_debounce",
+        "api",
+        "cri",
+        "metrics",
+        "cache",
+        "registry",
+        "verification",
+        "statements",
+    }
+)
+_API_KEYS = frozenset({"socket", "socket_mode"})
+_CRI_KEYS = frozenset({"socket", "upstream", "critical_images"})
+_METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
+_CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
+_REGISTRY_KEYS = frozenset(
+    {"config_json", "connect_timeout", "read_timeout", "max_manifest_bytes", "max_envelope_bytes"}
+)
+_VERIFICATION_KEYS = frozenset({"max_signatures", "timeout", "crl_cache_dir", "allow_symlinks"})
+_STATEMENT_KEYS = frozenset({"require", "on_inconclusive", "mode"})
+
+
+def _hosts_dirs(chk: ConfigChecker, data: Mapping[str, object]) -> tuple[Path, ...]:
+    default = DaemonConfig().hosts_dirs
+    if "hosts_dir" not in data:
+        return default
+    text = chk.string(data, "hosts_dir", "", "")
+    if not isinstance(data["hosts_dir"], str):
+        return default
+    if not text:
+        return ()
+    parts = text.split(":")
+    if any(not part for part in parts):
+        chk.problem("hosts_dir", f"empty entry in ':'-separated list {text!r}")
+    return tuple(chk.base / part for part in parts if part)
+
+
+def _platform(chk: ConfigChecker, data: Mapping[str, object]) -> str | None:
+    if "platform" not in data:
+        return None
+    text = chk.string(data, "platform", "", "")
+    if isinstance(data["platform"], str) and not _PLATFORM.fullmatch(text):
+        chk.problem("platform", f"must be os/arch[/variant] in lower case, got {text!r}")
+        return None
+    return text or None
+
+
+def _socket_mode(chk: ConfigChecker, data: Mapping[str, object], default: int) -> int:
+    value = data.get("socket_mode", default)
+    mode: int | None = None
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value):
+        mode = int(value, 8)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    if mode is None or not 0 < mode <= _MAX_SOCKET_MODE:
+        chk.problem(
+            "api.socket_mode", f'must be a permission mode such as 0o660 or "0660", got {value!r}'
+        )
+        return default
+    return mode
+
+
+def _api(chk: ConfigChecker, data: Mapping[str, object]) -> ApiConfig:
+    default = ApiConfig()
+    table = chk.section(data, "api", _API_KEYS)
+    if table is None:
+        return default
+    return ApiConfig(
+        socket=chk.socket(table, "socket", "api", default.socket),
+        socket_mode=_socket_mode(chk, table, default.socket_mode),
+    )
+
+
+def _cri(chk: ConfigChecker, data: Mapping[str, object]) -> CriConfig | None:
+    table = chk.section(data, "cri", _CRI_KEYS)
+    if table is None:
+        return None
+    default = CriConfig()
+    upstream = chk.string(table, "upstream", "cri", default.upstream)
+    path = upstream.removeprefix("unix://") if upstream.startswith("unix://") else None
+    if path is None and upstream.startswith("unix:"):
+        path = upstream.removeprefix("unix:")
+    if path is None or not path.startswith("/"):
+        chk.problem(
+            "cri.upstream",
+            f"must be unix:///absolute/path/to/containerd.sock, got {upstream!r}",
+        )
+        upstream = default.upstream
+    critical = _critical_images(chk, table)
+    return CriConfig(
+        socket=chk.socket(table, "socket", "cri", default.socket),
+        upstream=upstream,
+        critical_images=critical,
+    )
+
+
+def _critical_images(chk: ConfigChecker, table: Mapping[str, object]) -> tuple[str, ...]:
+    raw = table.get("critical_images", [])
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        chk.problem("cri.critical_images", "must be a list of strings")
+        return ()
+    try:  # the proxy's own parser: one grammar for the allowlist
+        CriticalImages.parse(raw)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            chk.problem("cri.critical_images", problem)
+        return ()
+    return tuple(raw)
+
+
+def _split_host_port(address: str) -> tuple[str, str] | None:
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0 or address[end + 1 : end + 2] != ":":
+            return None
+        return address[1:end], address[end + 2 :]
+    host, sep, port = address.rpartition(":")
+    if not sep or ":" in host:
+        return None
+    return host, port
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _metrics(chk: ConfigChecker, data: Mapping[str, object]) -> MetricsConfig:
+    default = MetricsConfig()
+    table = chk.section(data, "metrics", _METRICS_KEYS)
+    if table is None:
+        return default
+    address = chk.string(table, "address", "metrics", default.address)
+    allow = chk.boolean(table, "allow_non_loopback", "metrics", default.allow_non_loopback)
+    if not address:
+        return MetricsConfig(address="", allow_non_loopback=allow)
+    parts = _split_host_port(address)
+    if (
+        parts is None
+        or not parts[0]
+        or not parts[1].isdecimal()
+        or not 0 < int(parts[1]) <= _MAX_PORT
+    ):
+        chk.problem("metrics.address", f"must be host:port with a port 1-65535, got {address!r}")
+        return MetricsConfig(address=default.address, allow_non_loopback=allow)
+    if not allow and not _is_loopback(parts[0]):
+        chk.problem(
+            "metrics.address",
+            f"host {parts[0]!r} is not loopback; set metrics.allow_non_loopback = true to "
+            "expose metrics beyond this node",
+        )
+        return MetricsConfig(address=default.address, allow_non_loopback=allow)
+    return MetricsConfig(address=address, allow_non_loopback=allow)
+
+
+def _cache(chk: ConfigChecker, data: Mapping[str, object]) -> CacheConfig:
+    default = CacheConfig()
+    table = chk.section(data, "cache", _CACHE_KEYS)
+    if table is None:
+        return default
+    return CacheConfig(
+        max_entries=chk.positive_int(table, "max_entries", "cache", default.max_entries),
+        max_ttl=chk.positive_float(table, "max_ttl", "cache", default.max_ttl),
+        negative_ttl=chk.positive_float(table, "negative_ttl", "cache", default.negative_ttl),
+        resolve_ttl=chk.non_negative_float(table, "resolve_ttl", "cache", default.resolve_ttl),
+    )
+
+
+def _registry(chk: ConfigChecker, data: Mapping[str, object]) -> RegistryConfig:
+    default = RegistryConfig()
+    table = chk.section(data, "registry", _REGISTRY_KEYS)
+    if table is None:
+        return default
+    config_json: Path | None = None
+    if "config_json" in table:
+        config_json = chk.path(table, "config_json", "registry", Path())
+        if config_json == Path():
+            config_json = None
+    return RegistryConfig(
+        config_json=config_json,
+        connect_timeout=chk.positive_float(
+            table, "connect_timeout", "registry", default.connect_timeout
+        ),
+        read_timeout=chk.positive_float(table, "read_timeout", "registry", default.read_timeout),
+        max_manifest_bytes=chk.positive_int(
+            table, "max_manifest_bytes", "registry", default.max_manifest_bytes
+        ),
+        max_envelope_bytes=chk.positive_int(
+            table, "max_envelope_bytes", "registry", default.max_envelope_bytes
+        ),
+    )
+
+
+def _verification(chk: ConfigChecker, data: Mapping[str, object]) -> VerificationConfig:
+    default = VerificationConfig()
+    table = chk.section(data, "verification", _VERIFICATION_KEYS)
+    if table is None:
+        return default
+    prefix = "verification"
+    return VerificationConfig(
+        max_signatures=chk.positive_int(table, "max_signatures", prefix, default.max_signatures),
+        timeout=chk.positive_float(table, "timeout", prefix, default.timeout),
+        crl_cache_dir=chk.path(table, "crl_cache_dir", prefix, default.crl_cache_dir),
+        allow_symlinks=chk.boolean(table, "allow_symlinks", prefix, default.allow_symlinks),
+    )
+
+
+def _statements(chk: ConfigChecker, data: Mapping[str, object]) -> Mapping[str, StatementSettings]:
+    table = chk.table(data, "statements", "")
+    if table is None:
+        return MappingProxyType({})
+    out: dict[str, StatementSettings] = {}
+    for name, value in table.items():
+        prefix = f"statements.{quote_key(name)}"
+        if not isinstance(value, dict):
+            chk.problem(prefix, f"must be a table, not a {type_name(value)}")
+            continue
+        if not name:
+            chk.problem(prefix, "statement name must not be empty")
+        chk.unknown(value, _STATEMENT_KEYS, prefix)
+        out[name] = StatementSettings(
+            require=chk.choice(value, "require", prefix, DEFAULT_STATEMENT.require),
+            on_inconclusive=chk.choice(
+                value, "on_inconclusive", prefix, DEFAULT_STATEMENT.on_inconclusive
+            ),
+            mode=chk.choice(value, "mode", prefix, DEFAULT_STATEMENT.mode),
+        )
+    return MappingProxyType(out)
+
+
+def parse_config(data: bytes, source: Path) -> DaemonConfig:
+    """Parse and validate a daemon config document.
+
+    Args:
+        data: the file's bytes (UTF-8 TOML).
+        source: the file it came from: named in every problem; relative paths inside the
+            document are resolved against its directory.
+
+    Returns:
+        The validated configuration (``source`` set).
+
+    Raises:
+        ConfigError: with ``problems`` listing every problem found (file, key, problem).
+    """
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        detail = f"{source}: not UTF-8 text: {exc}"
+        raise ConfigError(detail, (detail,)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        detail = f"{source}: invalid TOML: {exc}"
+        raise ConfigError(detail, (detail,)) from exc
+    chk = ConfigChecker(source)
+    chk.unknown(document, _TOP_KEYS, "")
+    config = DaemonConfig(
+        source=source,
+        trust_dir=chk.path(document, "trust_dir", "", DaemonConfig().trust_dir),
+        hosts_dirs=_hosts_dirs(chk, document),
+        platform=_platform(chk, document),
+        api=_api(chk, document),
+        cri=_cri(chk, document),
+        metrics=_metrics(chk, document),
+        cache=_cache(chk, document),
+        registry=_registry(chk, document),
+        verification=_verification(chk, document),
+        statements=_statements(chk, document),
+        reload_debounce=chk.positive_float(
+            document, "reload_debounce", "", DaemonConfig().reload_debounce
+        ),
+    )
+    if chk.problems:
+        count = len(chk.problems)
+        raise ConfigError(
+            f"{source}: {count} configuration problem{'s' if count > 1 else ''}: "
+            + "; ".join(chk.problems),
+            tuple(chk.problems),
+        )
+    return config
+
+
+def read_config_file(path: Path) -> bytes:
+    """The bytes of the daemon config file at ``path`` (for :func:`parse_config`).
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        detail = f"{path}: cannot read the configuration file: {exc.strerror or exc}"
+        raise ConfigError(detail, (detail,)) from exc
+
+
+def load_config(path: Path) -> DaemonConfig:
+    """Read, parse and validate the daemon config file at ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read, or any problem (all listed in ``problems``).
+    """
+    return parse_config(read_config_file(path), path)
