@@ -1,0 +1,102 @@
+"""``pullgate doctor``: every known way enforcement on this node is silently bypassed or broken.
+
+Reads containerd's ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``version = 3`` for 2.x),
+the kubelet's ``config.yaml`` and flag files, and the verifier ``bin_dir``, and reports each problem
+as a :class:`Finding` carrying the exact line to change. The facts are those of
+containerd-integration.md: §2.1-2.3 (image verifiers: which pulls run them, ``bin_dir`` rules),
+§3.3 (kubelet ``imageServiceEndpoint``), §4 (CRI registry ``config_path``, the 2.1+ list bug).
+Nothing here raises for a bad file: an unreadable or unparsable file is itself a finding.
+
+Layout: :mod:`.findings` (severities, codes, :class:`Finding`, :class:`DoctorPaths`, rendering),
+:mod:`.containerd` (``config.toml``, version, registry checks), :mod:`.bindir` (the verifier
+``bin_dir``), :mod:`.kubelet` and :mod:`.sockets`; :func:`run_doctor` and the ``pullgate doctor``
+command are here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from pullgate.doctor.bindir import BINDIR_PLUGIN, DEFAULT_BIN_DIR, SHIM_NAME, bindir_checks
+from pullgate.doctor.containerd import (
+    CERTS_D,
+    detect_containerd_version,
+    load_containerd,
+    parse_version,
+    registry_checks,
+)
+from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, render_findings
+from pullgate.doctor.kubelet import kubelet_checks
+from pullgate.doctor.sockets import socket_checks
+
+__all__ = [
+    "BINDIR_PLUGIN",
+    "CERTS_D",
+    "DEFAULT_BIN_DIR",
+    "SHIM_NAME",
+    "Code",
+    "DoctorPaths",
+    "Finding",
+    "Severity",
+    "detect_containerd_version",
+    "main_doctor",
+    "parse_version",
+    "render_findings",
+    "run_doctor",
+]
+
+
+def run_doctor(paths: DoctorPaths) -> list[Finding]:
+    """Every finding for this node, errors first."""
+    cd, findings = load_containerd(paths)
+    verifiers_enforce = False
+    if cd is not None:
+        registry_findings, transfer = registry_checks(cd)
+        findings += registry_findings
+        bindir = bindir_checks(cd, transfer)
+        findings += bindir
+        verifiers_enforce = transfer and not any(f.severity is Severity.ERROR for f in bindir)
+    findings += kubelet_checks(paths, verifiers_enforce)
+    if paths.check_sockets:
+        findings += socket_checks(paths)
+    order = list(Severity)
+    return sorted(findings, key=lambda f: order.index(f.severity))
+
+
+def main_doctor(argv: Sequence[str] | None = None) -> int:
+    """``pullgate doctor``: 0 when no finding is an error, 1 otherwise (2: usage)."""
+    d = DoctorPaths()
+    parser = argparse.ArgumentParser(prog="pullgate doctor", description=__doc__.split("\n")[0])
+    parser.add_argument("--containerd-config", type=Path, default=d.containerd_config)
+    parser.add_argument("--kubelet-config", type=Path, default=d.kubelet_config)
+    parser.add_argument("--kubelet-flags", type=Path, action="append", help="repeatable")
+    parser.add_argument("--api-socket", type=Path, default=d.api_socket)
+    parser.add_argument("--cri-socket", type=Path, default=d.cri_socket)
+    parser.add_argument("--containerd-version", help="X.Y (default: ask containerd --version)")
+    parser.add_argument("--no-socket-check", action="store_true")
+    parser.add_argument("--output", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    version = parse_version(f"x {args.containerd_version}") if args.containerd_version else None
+    if args.containerd_version and version is None:
+        parser.error(f"--containerd-version {args.containerd_version!r} is not X.Y")
+    paths = DoctorPaths(
+        containerd_config=args.containerd_config,
+        kubelet_config=args.kubelet_config,
+        kubelet_flags=tuple(args.kubelet_flags) if args.kubelet_flags else d.kubelet_flags,
+        api_socket=args.api_socket,
+        cri_socket=args.cri_socket,
+        containerd_version=version or detect_containerd_version(),
+        check_sockets=not args.no_socket_check,
+    )
+    findings = run_doctor(paths)
+    if args.output == "json":
+        docs = [{**asdict(f), "file": str(f.file) if f.file else None} for f in findings]
+        sys.stdout.write(json.dumps(docs, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_findings(findings))
+    return 1 if any(f.severity is Severity.ERROR for f in findings) else 0

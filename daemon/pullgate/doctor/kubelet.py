@@ -1,0 +1,82 @@
+"""Does the kubelet pull through pullgate's CRI socket (containerd-integration.md §3.3)?
+
+The endpoint comes from ``--image-service-endpoint`` in the kubelet's flag files, which win, or
+``imageServiceEndpoint`` in its ``config.yaml`` (read line by line: no YAML parser).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
+
+_FLAG = re.compile(r"--image-service-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
+_YAML_KEY = re.compile(r"^[\"']?imageServiceEndpoint[\"']?\s*:\s*(.*)$")
+
+
+def _kubelet_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool]:
+    """(endpoint, file it came from, whether any kubelet file exists). Flags win over config."""
+    seen = False
+    for flags in paths.kubelet_flags:
+        text = read_config(flags)
+        if text is None or text.startswith("\x00"):
+            continue
+        seen = True
+        for line in text.splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            match = _FLAG.search(line)
+            if match:
+                return match.group(1), flags, True
+    text = read_config(paths.kubelet_config)
+    if text is None or text.startswith("\x00"):
+        return None, None, seen
+    for line in text.splitlines():
+        match = _YAML_KEY.match(line)
+        if match:
+            value = match.group(1).split(" #", 1)[0].strip().rstrip(",").strip().strip("\"'")
+            return value or None, paths.kubelet_config, True
+    return None, None, True
+
+
+def kubelet_checks(paths: DoctorPaths, verifiers_enforce: bool) -> list[Finding]:
+    """Whether the kubelet pulls through pullgate's CRI socket; an error unless verifiers do."""
+    endpoint, source, seen = _kubelet_endpoint(paths)
+    want = f"unix://{paths.cri_socket}"
+    fix = f"imageServiceEndpoint: {want}   # in {paths.kubelet_config}, then restart the kubelet"
+    severity = Severity.WARNING if verifiers_enforce else Severity.ERROR
+    if not seen:
+        return [
+            Finding(
+                severity=Severity.INFO,
+                code=Code.KUBELET_CONFIG_MISSING,
+                message=f"no kubelet configuration found at {paths.kubelet_config}",
+                file=paths.kubelet_config,
+                fix=fix,
+            )
+        ]
+    if endpoint is None:
+        return [
+            Finding(
+                severity=severity,
+                code=Code.KUBELET_ENDPOINT_UNSET,
+                message="the kubelet has no imageServiceEndpoint: it pulls from the runtime "
+                "directly, past pullgate's CRI proxy",
+                file=paths.kubelet_config,
+                fix=fix,
+            )
+        ]
+    if endpoint.removeprefix("unix://") != str(paths.cri_socket):
+        where = "--image-service-endpoint" if source != paths.kubelet_config else "config"
+        return [
+            Finding(
+                severity=severity,
+                code=Code.KUBELET_ENDPOINT_MISMATCH,
+                message=f"the kubelet's image service is {endpoint} ({where}), not pullgate's "
+                f"CRI socket {paths.cri_socket}",
+                file=source,
+                fix=f"--image-service-endpoint={want}" if where != "config" else fix,
+            )
+        ]
+    return []
