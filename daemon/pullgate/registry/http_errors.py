@@ -2,7 +2,7 @@
 
 * :func:`map_transport_error`: TLS → ``REGISTRY_TLS``; refused, DNS, reset or an unparsable
   answer → ``REGISTRY_UNREACHABLE``; a timeout, or any failure after the exchange's deadline
-  passed (:mod:`pullgate.registry.deadline`) → ``TIMEOUT``. The text names the root cause
+  passed (:mod:`pullgate.deadline`) → ``TIMEOUT``. The text names the root cause
   only, never a URL (query strings may carry secrets);
 * :func:`redact_url`: a URL without userinfo or fragment, query values replaced by ``***``
   except the distribution-spec parameters.

@@ -8,7 +8,7 @@ and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, t
 * connect timeout = the endpoint's ``dial_timeout`` or ``limits.connect_timeout``; the read timeout
   bounds every socket read (containerd ≥ 2.3 has a 30 s response-header timeout); and every
   exchange (handshake, headers, body, redirects) ends by ``limits.request_timeout`` or the
-  caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.registry.deadline`:
+  caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.deadline`:
   a server dripping one byte per read timeout cannot hold a thread), then ``TIMEOUT``;
 * bodies are streamed with a hard byte cap, checked against ``Content-Length`` before reading and
   while reading (never more than ``cap + 1`` bytes are read);
@@ -51,8 +51,8 @@ from urllib3.exceptions import (
 
 import pullgate
 from pullgate.clock import Clock, SystemClock
+from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.errors import MalformedInput, PullgateError, Reason
-from pullgate.registry.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.registry.http_errors import map_transport_error, redact_url
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.redirect import Hop, next_hop

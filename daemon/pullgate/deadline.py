@@ -1,4 +1,5 @@
-"""Hard deadlines for registry HTTP exchanges: a watchdog shuts the sockets down when one passes.
+"""Hard deadlines for outgoing HTTP exchanges (registry, OCSP/CRL): a watchdog shuts the sockets
+down when one passes.
 
 urllib3's read timeout bounds each socket read, not a whole exchange: a server that sends one
 byte a little before every read timeout (during the TLS handshake, the headers or the body), or
