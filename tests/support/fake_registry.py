@@ -76,6 +76,7 @@ class Behaviour:
     username: str = ""
     password: str = ""
     identity_token: str = ""
+    drip: set[str] = field(default_factory=set)  # paths containing one: 200, then 1 byte/0.05 s
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,9 @@ class FakeRegistry:
         self.repos: dict[str, _Repo] = {}
         self.log: list[LoggedRequest] = []
         self._lock = threading.Lock()
+        self._drips = threading.Condition(self._lock)
+        self.dripping = 0  # responses being dripped right now
+        self.drips_stopped = threading.Event()
         handler = type("Handler", (_Handler,), {"registry": self})
         self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -206,6 +210,7 @@ class FakeRegistry:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.drips_stopped.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -335,6 +340,11 @@ class FakeRegistry:
         r.manifests[digest] = (OCI_INDEX, data)
         r.tags[tag] = digest
 
+    def wait_drips(self, done: Callable[[int], bool], timeout: float) -> bool:
+        """True once ``done(responses being dripped)`` holds (False after ``timeout``)."""
+        with self._drips:
+            return self._drips.wait_for(lambda: done(self.dripping), timeout)
+
     def requests(self, kind: str | None = None) -> list[LoggedRequest]:
         with self._lock:
             entries = list(self.log)
@@ -445,6 +455,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not authorized:
             self._challenge()
             return
+        if any(marker in self.path for marker in b.drip):
+            self._drip()
+            return
         segments = parts.path.split("/")
         if len(segments) < 5 or segments[1] != "v2":
             self._error(404, "NOT_FOUND")
@@ -460,6 +473,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._blob(repo, ref)
         else:
             self._error(404, "NOT_FOUND")
+
+    def _drip(self) -> None:
+        """Headers, then one byte every 0.05 s until the client is gone (or drips stop)."""
+        reg = self.registry
+        with reg._drips:
+            reg.dripping += 1
+            reg._drips.notify_all()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            while not reg.drips_stopped.wait(0.05):
+                self.wfile.write(b" ")
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        finally:
+            self.close_connection = True
+            with reg._drips:
+                reg.dripping -= 1
+                reg._drips.notify_all()
 
     def _challenge(self) -> None:
         b = self.registry.behaviour

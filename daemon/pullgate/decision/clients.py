@@ -186,8 +186,11 @@ class ClientPool:
         self.created = 0
 
     @contextmanager
-    def lend(self, key: tuple[str, str], factory: ClientFactory) -> Iterator[TimedClient]:
-        """Borrow a client for ``key`` (made by ``factory`` when none is idle)."""
+    def lend(
+        self, key: tuple[str, str], factory: ClientFactory, *, deadline: float | None = None
+    ) -> Iterator[TimedClient]:
+        """Borrow a client for ``key`` (made by ``factory`` when none is idle); while it is
+        lent, none of its requests outlives ``deadline`` (``time.perf_counter()`` seconds)."""
         client: TimedClient | None = None
         with self._lock:
             idle = self._idle.get(key)
@@ -199,9 +202,11 @@ class ClientPool:
             with self._lock:
                 self.created += 1
         client.fetch_seconds = 0.0
+        client.transport.deadline = deadline
         try:
             yield client
         finally:
+            client.transport.deadline = None
             self._give_back(key, client)
 
     def _give_back(self, key: tuple[str, str], client: TimedClient) -> None:

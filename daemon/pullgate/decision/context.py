@@ -157,17 +157,25 @@ class Lender:
     """Borrows a pooled registry client on first use only (a warm decision needs none)."""
 
     def __init__(
-        self, pool: ClientPool, key: tuple[str, str], factory: Callable[[], TimedClient]
+        self,
+        pool: ClientPool,
+        key: tuple[str, str],
+        factory: Callable[[], TimedClient],
+        *,
+        deadline: float | None = None,
     ) -> None:
         self._pool = pool
         self._key = key
         self._factory = factory
+        self._deadline = deadline
         self._stack = ExitStack()
         self._client: TimedClient | None = None
 
     def client(self) -> TimedClient:
         if self._client is None:
-            self._client = self._stack.enter_context(self._pool.lend(self._key, self._factory))
+            self._client = self._stack.enter_context(
+                self._pool.lend(self._key, self._factory, deadline=self._deadline)
+            )
         return self._client
 
     def __enter__(self) -> Lender:

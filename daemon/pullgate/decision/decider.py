@@ -329,7 +329,7 @@ class Decider:
             )
 
         lender_type = OfflineLender if offline else Lender
-        with lender_type(self._pool, pool_key, factory) as lender:
+        with lender_type(self._pool, pool_key, factory, deadline=ctx.deadline) as lender:
             resolved = self._resolver.resolve(lender, ref, ctx, pool_key[1])
             ctx.digest = resolved.target.digest
             entry: IndexEntry | None = None
@@ -376,7 +376,7 @@ class Decider:
             raise WouldBlock
 
         def lend() -> AbstractContextManager[TimedClient]:
-            return self._pool.lend(pool_key, factory)
+            return self._pool.lend(pool_key, factory, deadline=ctx.deadline)
 
         sub = SubjectContext(
             ref=resolved.reference,

@@ -10,6 +10,11 @@ summed over subjects, so with parallel subjects they can add up to more than the
 platform manifest; ``index`` / ``platform``: the one they name; a plain manifest is one subject
 whatever the requirement) and :func:`verify_subjects` verifies them in parallel within the
 decision's deadline (a subject still running then is inconclusive, ``TIMEOUT``).
+
+The calling thread verifies one subject itself, and any other one that no pool thread has
+picked up by then: the pool is shared by every decision, and while slow registries hold its
+threads (each one at most until its own decision's deadline, which the transport enforces), a
+decision for a healthy registry must not wait in its queue until its budget is gone.
 """
 
 from __future__ import annotations
@@ -176,14 +181,28 @@ def verify_subjects(
     deadline: float,
     budget: float,
 ) -> list[Subject]:
-    """Verify ``jobs`` in parallel on ``executor``; a job not done by ``deadline``
-    (``time.perf_counter()``) is a ``TIMEOUT`` subject (``budget``: the configured seconds)."""
-    futures = [executor.submit(run_subject, job, ctx) for job in jobs]
+    """Verify ``jobs`` in parallel (on ``executor`` and the calling thread); a job not done by
+    ``deadline`` (``time.perf_counter()``) is a ``TIMEOUT`` subject (``budget``: the
+    configured seconds)."""
+
+    def here(job: SubjectJob) -> Subject:
+        subject = run_subject(job, ctx)
+        return subject if time.perf_counter() < deadline else timed_out_subject(job, budget)
+
+    if not jobs:
+        return []
+    *pooled, last = jobs
+    futures = [executor.submit(run_subject, job, ctx) for job in pooled]
+    last_subject = here(last)
     subjects: list[Subject] = []
-    for job, future in zip(jobs, futures, strict=True):
+    for job, future in zip(pooled, futures, strict=True):
+        if future.cancel():  # still queued: every pool thread is busy elsewhere
+            subjects.append(here(job))
+            continue
         remaining = deadline - time.perf_counter()
         try:
             subjects.append(future.result(timeout=max(remaining, 0.0)))
         except FutureTimeout:
             subjects.append(timed_out_subject(job, budget))
+    subjects.append(last_subject)
     return subjects

@@ -7,6 +7,10 @@ by containerd's ``remotes/docker/auth``) and ``../shared/reference/containerd-in
 * ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` → fetch a token from the realm:
   with an identity token, ``POST`` form ``grant_type=refresh_token`` (OAuth2); otherwise ``GET``
   with Basic credentials, or anonymously when there are none;
+* the realm may be on another host (Docker Hub's is), as containerd allows, but an endpoint
+  reached over HTTPS never sends anything (credentials, refresh token, ``hosts.toml`` headers)
+  to a plain-HTTP realm: that challenge is ``REGISTRY_AUTH``; a token must be printable ASCII
+  (it becomes a header value);
 * ``WWW-Authenticate: Basic`` → Basic credentials;
 * tokens are cached per (endpoint host, scope) until ``expires_in`` (default 60 s) runs out.
 
@@ -268,10 +272,15 @@ class Authenticator:
         self, endpoint: Endpoint, challenge: Challenge, scope: str, creds: Credentials | None
     ) -> str:
         realm = challenge.params["realm"]
-        if urlsplit(realm).scheme not in ("http", "https"):
+        allowed = ("https",) if endpoint.scheme == "https" else ("http", "https")
+        try:
+            scheme, query = urlsplit(realm).scheme.lower(), urlsplit(realm).query
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            scheme, query = "", ""
+        if scheme not in allowed:
             raise RegistryError(
                 Reason.REGISTRY_AUTH,
-                f"endpoint {endpoint.url}: token realm is not an http(s) URL",
+                f"endpoint {endpoint.url}: token realm is not an {' or '.join(allowed)} URL",
                 endpoint=endpoint.url,
             )
         form: dict[str, str] = {}
@@ -297,7 +306,7 @@ class Authenticator:
                 headers = {}
                 if creds is not None and creds.username:
                     headers["Authorization"] = basic_authorization(creds)
-                sep = "&" if urlsplit(realm).query else "?"
+                sep = "&" if query else "?"
                 response = self.transport.request(
                     endpoint,
                     "GET",
@@ -334,7 +343,7 @@ def _parse_token(body: bytes, endpoint: Endpoint) -> tuple[str, int]:
     if isinstance(doc, dict):
         token = doc.get("token") or doc.get("access_token")
         lifetime = doc.get("expires_in", DEFAULT_TOKEN_LIFETIME)
-    if not isinstance(token, str) or not token or not token.isprintable():
+    if not isinstance(token, str) or not token or not (token.isascii() and token.isprintable()):
         raise RegistryError(
             Reason.REGISTRY_AUTH,
             f"endpoint {endpoint.url}: token response carries no usable token",

@@ -145,7 +145,8 @@ class RegistryLimits:
     max_envelope_bytes: int = 32 * 1024 * 1024
     max_referrers_pages: int = 20
     connect_timeout: float = 5.0
-    read_timeout: float = 15.0
+    read_timeout: float = 15.0  # for each socket read
+    request_timeout: float = 60.0  # for a whole exchange: handshake, headers, body, redirects
     max_retries: int = 3  # for 429/503
     max_retry_after: float = 5.0  # ceiling for a server's Retry-After
 

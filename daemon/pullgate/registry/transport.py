@@ -6,15 +6,21 @@ and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, t
 * one :class:`urllib3.PoolManager` per distinct TLS setup (``ca``/``client``/``skip_verify``);
   plain-HTTP and default-TLS endpoints share theirs;
 * connect timeout = the endpoint's ``dial_timeout`` or ``limits.connect_timeout``; the read timeout
-  bounds every socket read (containerd ≥ 2.3 has a 30 s response-header timeout);
+  bounds every socket read (containerd ≥ 2.3 has a 30 s response-header timeout); and every
+  exchange (handshake, headers, body, redirects) ends by ``limits.request_timeout`` or the
+  caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.deadline`:
+  a server dripping one byte per read timeout cannot hold a thread), then ``TIMEOUT``;
 * bodies are streamed with a hard byte cap, checked against ``Content-Length`` before reading and
   while reading (never more than ``cap + 1`` bytes are read);
 * 429/503 are retried at most ``limits.max_retries`` times, honouring ``Retry-After`` (seconds or
   HTTP date) when it is within ``limits.max_retry_after`` (a longer wait gives up at once, so the
-  caller moves on to the next endpoint); redirects are followed (max 10, ``Authorization``
-  dropped across hosts);
-* transport failures become typed errors: TLS → ``REGISTRY_TLS``, refused/DNS/reset →
-  ``REGISTRY_UNREACHABLE``, timeouts → ``TIMEOUT``.
+  caller moves on to the next endpoint; nor one past the deadline); redirects are followed
+  (max 10, then ``REGISTRY_ERROR``) without sending credentials, ``hosts.toml`` headers or a
+  body to another origin (:mod:`pullgate.registry.redirect`); a 3xx body is read up to
+  :data:`ERROR_BODY_CAP` only;
+* transport failures become typed errors (:mod:`pullgate.registry.http_errors`): TLS →
+  ``REGISTRY_TLS``, refused/DNS/reset/unparsable answer → ``REGISTRY_UNREACHABLE``, timeouts
+  and anything after the deadline → ``TIMEOUT``.
 
 Not done, by design: proxies from the environment (nothing but ``config.py`` reads the
 environment; see STYLE.md §5).
@@ -30,27 +36,26 @@ import logging
 import ssl
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from urllib3.exceptions import (
     HTTPError,
     InsecureRequestWarning,
     MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
 )
-from urllib3.exceptions import SSLError as Urllib3SSLError
-from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 import pullgate
 from pullgate.clock import Clock, SystemClock
+from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.registry.http_errors import map_transport_error, redact_url
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
+from pullgate.registry.redirect import Hop, next_hop
 from pullgate.registry.tls import TlsContextCache, TlsKey, tls_key
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,6 @@ ERROR_BODY_CAP = 64 * 1024
 RETRY_STATUSES = frozenset({429, 503})
 _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 10
-_SAFE_QUERY_KEYS = frozenset({"ns", "artifactType", "n", "last", "service", "scope"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,67 +125,6 @@ class HttpStatusError(RegistryError):
         self.status = status
 
 
-def redact_url(url: str) -> str:
-    """``url`` without userinfo, fragment and with unsafe query values replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        query = urlencode(
-            [
-                (k, v if k in _SAFE_QUERY_KEYS else "***")
-                for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            ],
-            safe="*",
-        )
-    except ValueError:
-        return "<unparsable url>"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for nxt in (current.__cause__, current.__context__, getattr(current, "reason", None)):
-            if isinstance(nxt, BaseException):
-                stack.append(nxt)
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-
-
-def _innermost_text(exc: BaseException) -> str:
-    """A short description of the root cause, without URLs (which may carry query secrets)."""
-    for cause in _causes(exc):
-        if isinstance(cause, (ssl.SSLError, ssl.CertificateError)):
-            return f"{type(cause).__name__}: {cause}"
-    for cause in _causes(exc):
-        if isinstance(cause, OSError) and not isinstance(cause, HTTPError):
-            return f"{type(cause).__name__}: {cause.strerror or cause}"
-    return type(exc).__name__
-
-
-def map_transport_error(exc: BaseException, endpoint: Endpoint) -> RegistryError:
-    """Turn a urllib3/socket/ssl exception into a typed :class:`RegistryError`."""
-    causes = list(_causes(exc))
-    text = _innermost_text(exc)
-    if any(isinstance(c, (ssl.SSLError, ssl.CertificateError, Urllib3SSLError)) for c in causes):
-        reason = Reason.REGISTRY_TLS
-    elif any(isinstance(c, (NameResolutionError, NewConnectionError)) for c in causes):
-        reason = Reason.REGISTRY_UNREACHABLE
-    elif any(isinstance(c, (Urllib3TimeoutError, TimeoutError)) for c in causes):
-        reason = Reason.TIMEOUT
-    else:
-        reason = Reason.REGISTRY_UNREACHABLE
-    return RegistryError(reason, f"endpoint {endpoint.url}: {text}", endpoint=endpoint.url)
-
-
 def parse_retry_after(value: str | None, clock: Clock) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), or None."""
     if value is None:
@@ -227,6 +170,10 @@ class Transport:
             only on ``hosts.toml`` files (CA, client certificate, ``skip_verify``), never on a
             caller's credentials, so an owner may share one cache between transports: building
             a context (system roots included) costs tens of milliseconds.
+        deadline: When the caller's whole task must be over (``time.perf_counter()`` seconds;
+            None: only ``limits.request_timeout`` per exchange). The decision layer sets it
+            while it lends the client out, so no request outlives the decision's budget.
+        watchdog: Enforces the deadlines (the process's shared one by default).
     """
 
     limits: RegistryLimits
@@ -235,6 +182,8 @@ class Transport:
     sleep: Callable[[float], None] = time.sleep
     request_count: int = 0
     tls_contexts: TlsContextCache = field(default_factory=TlsContextCache)
+    deadline: float | None = None
+    watchdog: Watchdog = field(default_factory=shared_watchdog)
     _pools: dict[TlsKey | None, _Pool] = field(default_factory=dict)
     _plain_fallback: set[str] = field(default_factory=set)
 
@@ -262,7 +211,7 @@ class Transport:
             if endpoint.skip_verify:
                 kwargs["cert_reqs"] = "CERT_NONE"
                 kwargs["assert_hostname"] = False
-        manager = urllib3.PoolManager(num_pools=16, maxsize=10, **kwargs)  # type: ignore[arg-type]
+        manager = guard_pools(urllib3.PoolManager(num_pools=16, maxsize=10, **kwargs))  # type: ignore[arg-type]
         self._pools[key] = _Pool(context, manager)
         return manager
 
@@ -291,7 +240,7 @@ class Transport:
 
         Raises:
             RegistryError: Transport failure (``REGISTRY_TLS``, ``REGISTRY_UNREACHABLE``,
-                ``TIMEOUT``).
+                ``TIMEOUT``), or ``REGISTRY_ERROR`` for too many or unusable redirects.
             ResponseTooLarge: A 2xx body over ``cap``.
         """
         req = _Request(
@@ -305,9 +254,12 @@ class Transport:
             delay = parse_retry_after(response.header("Retry-After"), self.clock)
             if delay is None:
                 delay = min(0.1 * (2**attempt), self.limits.max_retry_after)
-            if delay > self.limits.max_retry_after:
+            if delay > self.limits.max_retry_after or (
+                self.deadline is not None and time.perf_counter() + delay >= self.deadline
+            ):
                 log.info(
-                    "endpoint %s asked to retry after %.1fs (ceiling %.1fs); not retrying",
+                    "endpoint %s asked to retry after %.1fs (ceiling %.1fs, or past the "
+                    "deadline); not retrying",
                     endpoint.url,
                     delay,
                     self.limits.max_retry_after,
@@ -346,59 +298,85 @@ class Transport:
                 )
             )
 
+    def _exchange_deadline(self) -> float:
+        """When the next exchange must be over (``time.perf_counter()`` seconds)."""
+        deadline = time.perf_counter() + self.limits.request_timeout
+        return deadline if self.deadline is None else min(deadline, self.deadline)
+
     def _send(self, req: _Request, url: str) -> Response:
-        endpoint = req.endpoint
+        """One exchange within one deadline: the request and the redirects it is answered with."""
+        hop = Hop(url=url, method=req.method, body=req.body, headers=self._headers(req))
+        with Exchange(self.watchdog, self._exchange_deadline()) as exchange:
+            for _ in range(_MAX_REDIRECTS + 1):
+                response, location = self._send_hop(req, hop, exchange)
+                if location is None:
+                    return response
+                following = next_hop(hop, response.status, location, req.endpoint)
+                if following is None:  # a body would go to another origin: not followed
+                    return response
+                hop = following
+        err = RegistryError(
+            Reason.REGISTRY_ERROR,
+            f"endpoint {req.endpoint.url}: more than {_MAX_REDIRECTS} redirects",
+            endpoint=req.endpoint.url,
+        )
+        self._record(req, hop.url, None, 0, err.reason)
+        raise err
+
+    def _headers(self, req: _Request) -> urllib3.HTTPHeaderDict:
         headers = urllib3.HTTPHeaderDict({"User-Agent": USER_AGENT})
-        for name, values in endpoint.headers.items():
+        for name, values in req.endpoint.headers.items():
             for value in values:
                 headers.add(name, value)
         for name, value in req.headers.items():
             headers[name] = value
+        return headers
+
+    def _send_hop(self, req: _Request, hop: Hop, exchange: Exchange) -> tuple[Response, str | None]:
+        """One HTTP request and its (capped) body; the redirect location, if any."""
+        endpoint = req.endpoint
         timeout = urllib3.Timeout(
             connect=endpoint.dial_timeout or self.limits.connect_timeout,
             read=self.limits.read_timeout,
         )
-        retries = urllib3.Retry(
-            total=None,
-            connect=0,
-            read=0,
-            status=0,
-            other=0,
-            redirect=_MAX_REDIRECTS,
-            raise_on_redirect=True,
-            raise_on_status=False,
-            respect_retry_after_header=False,
-        )
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=0)
         size = 0
         try:
-            manager = self._manager(endpoint, urlsplit(url).scheme)
+            if exchange.fired:
+                raise TimeoutError("request deadline passed")
+            manager = self._manager(endpoint, urlsplit(hop.url).scheme)
             quiet = warnings.catch_warnings() if endpoint.skip_verify else nullcontext()
             with quiet:
                 if endpoint.skip_verify:  # hosts.toml asked for it; urllib3 would warn per call
                     warnings.simplefilter("ignore", InsecureRequestWarning)
                 raw = manager.request(
-                    req.method,
-                    url,
-                    headers=headers,
-                    body=req.body,
+                    hop.method,
+                    hop.url,
+                    headers=hop.headers,
+                    body=hop.body,
                     preload_content=False,
                     timeout=timeout,
                     retries=retries,
+                    redirect=False,
                 )
             try:
-                body = self._read_body(raw, req)
+                location = raw.get_redirect_location() or None
+                body = self._read_body(raw, req)  # a 3xx body: at most ERROR_BODY_CAP
             finally:
                 raw.release_conn()
             size = len(body)
+            if exchange.fired:  # a shut-down socket can look like a complete body
+                raise TimeoutError("request deadline passed")
         except PullgateError as exc:
-            self._record(req, url, None, size, exc.reason)
+            self._record(req, hop.url, None, size, exc.reason)
             raise
         except (HTTPError, OSError, ValueError, MaxRetryError) as exc:
-            err = map_transport_error(exc, endpoint)
-            self._record(req, url, None, size, err.reason)
+            err = map_transport_error(exc, endpoint, timed_out=exchange.fired)
+            self._record(req, hop.url, None, size, err.reason)
             raise err from exc
-        self._record(req, url, raw.status, size, None)
-        return Response(status=raw.status, headers=raw.headers, body=body, url=url)
+        self._record(req, hop.url, raw.status, size, None)
+        response = Response(status=raw.status, headers=raw.headers, body=body, url=hop.url)
+        return response, location
 
     def _read_body(self, raw: urllib3.BaseHTTPResponse, req: _Request) -> bytes:
         if req.method == "HEAD":

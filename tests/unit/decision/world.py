@@ -85,7 +85,27 @@ class World:
         timeout: float = 30.0,
         cache: CacheConfig | None = None,
         clock: Clock | None = None,
+        max_workers: int = 32,
     ) -> Decider:
+        snap = self.snapshot(settings, endpoints=endpoints, timeout=timeout, cache=cache)
+        return Decider(
+            lambda: snap,
+            clock=clock or FixedClock(NOW),
+            fetcher=NoNetworkFetcher(),
+            request_log=self.log_request,
+            audit=self.audits.append,
+            max_workers=max_workers,
+        )
+
+    def snapshot(
+        self,
+        settings: StatementSettings | None = None,
+        *,
+        endpoints: tuple[Endpoint, ...] | None = None,
+        timeout: float = 30.0,
+        cache: CacheConfig | None = None,
+    ) -> Snap:
+        """A new snapshot generation (what :meth:`decider` serves)."""
         self.generation += 1
         config = DaemonConfig(
             trust_dir=self.trust.trust_dir,
@@ -94,7 +114,7 @@ class World:
             verification=VerificationConfig(crl_cache_dir=self.tmp / "crl", timeout=timeout),
             cache=cache or CacheConfig(),
         )
-        snap = Snap(
+        return Snap(
             generation=self.generation,
             config=config,
             trust=self.trust,
@@ -102,13 +122,6 @@ class World:
             digest=hashlib.sha256(f"snap-{self.generation}".encode()).hexdigest(),
             loaded_at=NOW,
             endpoints=endpoints if endpoints is not None else (self.reg.endpoint(),),
-        )
-        return Decider(
-            lambda: snap,
-            clock=clock or FixedClock(NOW),
-            fetcher=NoNetworkFetcher(),
-            request_log=self.log_request,
-            audit=self.audits.append,
         )
 
     def ref(self, tag: str = "v1", repo: str = REPO) -> str:

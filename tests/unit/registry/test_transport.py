@@ -11,6 +11,7 @@ import pytest
 
 from pullgate.clock import FixedClock
 from pullgate.errors import Reason
+from pullgate.registry.http_errors import redact_url
 from pullgate.registry.model import ClientCertificate, Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.tls import TlsContextCache, ssl_context_for
 from pullgate.registry.transport import (
@@ -18,7 +19,6 @@ from pullgate.registry.transport import (
     ResponseTooLarge,
     Transport,
     parse_retry_after,
-    redact_url,
 )
 from tests.support.fake_registry import FakeRegistry, ServerTls, make_tls, refused_endpoint
 from tests.support.pki import NOW

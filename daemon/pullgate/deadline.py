@@ -1,0 +1,197 @@
+"""Hard deadlines for outgoing HTTP exchanges (registry, OCSP/CRL): a watchdog shuts the sockets
+down when one passes.
+
+urllib3's read timeout bounds each socket read, not a whole exchange: a server that sends one
+byte a little before every read timeout (during the TLS handshake, the headers or the body), or
+an endless body at full speed, keeps a request (and the thread running it) busy for ever. This
+module gives every exchange a deadline (``time.perf_counter()`` seconds):
+
+* :class:`Exchange` is entered around one exchange (redirects included) on the requesting
+  thread; the connection classes of :func:`guard_pools` report each socket that exchange uses
+  (a pooled one when it is handed out, a new one as soon as it is connected, before any TLS
+  handshake) through a thread-local;
+* :class:`Watchdog` is one daemon thread; when an exchange's deadline passes it shuts down the
+  exchange's sockets (``shutdown(2)`` on a duplicate descriptor of the same socket, which wakes
+  a read blocked in another thread), and the exchange is marked ``fired`` so the caller reports
+  ``TIMEOUT`` whatever error (or early end of body) the shutdown produced.
+
+The watchdog is shared by every transport of the process (:func:`shared_watchdog`): deadlines
+are a process-wide resource like the threads that wait on them, and its thread only exists
+while some exchange is armed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
+import time
+from typing import Any, cast
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+
+_current = threading.local()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class Exchange:
+    """One exchange's deadline and the sockets it uses (see the module docstring).
+
+    Args:
+        watchdog: Arms the deadline.
+        deadline: ``time.perf_counter()`` seconds.
+    """
+
+    def __init__(self, watchdog: Watchdog, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._watchdog = watchdog
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []  # duplicates owned by this exchange
+        self._open = False
+
+    def attach(self, sock: socket.socket) -> None:
+        """Watch ``sock`` (shut down at once when the deadline already passed)."""
+        try:
+            dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except OSError:
+            return  # already closed: nothing left to abort
+        with self._lock:
+            if self._open and not self.fired:
+                self._socks.append(dup)
+                return
+        _shutdown(dup)
+        dup.close()
+
+    def fire(self) -> None:
+        """Shut down every socket of the exchange (called by the watchdog)."""
+        with self._lock:
+            if not self._open:
+                return
+            self.fired = True
+            for dup in self._socks:
+                _shutdown(dup)
+
+    def __enter__(self) -> Exchange:
+        with self._lock:
+            self._open = True
+            self.fired = time.perf_counter() >= self.deadline
+        _current.exchange = self
+        if not self.fired:
+            self._watchdog.arm(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.exchange = None
+        with self._lock:
+            self._open = False
+            socks, self._socks = self._socks, []
+        self._watchdog.disarm(self)
+        for dup in socks:
+            dup.close()
+
+
+def _attach_current(sock: socket.socket | None) -> None:
+    exchange: Exchange | None = getattr(_current, "exchange", None)
+    if exchange is not None and sock is not None:
+        exchange.attach(sock)
+
+
+def _new_socket(sock: socket.socket) -> socket.socket:
+    _attach_current(sock)
+    return sock
+
+
+def _lent(conn: Any) -> HTTPConnection:
+    _attach_current(getattr(conn, "sock", None))
+    return cast(HTTPConnection, conn)
+
+
+class Watchdog:
+    """Fires :class:`Exchange` deadlines from one daemon thread (started on first use)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Exchange]] = []
+        self._armed: set[int] = set()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, exchange: Exchange) -> None:
+        """Fire ``exchange`` at its deadline unless it is disarmed first."""
+        with self._cond:
+            heapq.heappush(self._heap, (exchange.deadline, next(self._seq), exchange))
+            self._armed.add(id(exchange))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="pullgate-deadline", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self, exchange: Exchange) -> None:
+        """Forget ``exchange`` (its heap entry is dropped when it comes up)."""
+        with self._cond:
+            self._armed.discard(id(exchange))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and id(self._heap[0][2]) not in self._armed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._thread = None
+                    return
+                deadline, _, exchange = self._heap[0]
+                wait = deadline - time.perf_counter()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                self._armed.discard(id(exchange))
+            exchange.fire()
+
+
+_SHARED = Watchdog()
+
+
+def shared_watchdog() -> Watchdog:
+    """The process's watchdog."""
+    return _SHARED
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _new_socket(super()._new_conn())
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _new_socket(super()._new_conn())
+
+
+class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> HTTPConnection:
+        return _lent(super()._get_conn(timeout))
+
+
+class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> HTTPConnection:
+        return _lent(super()._get_conn(timeout))
+
+
+def guard_pools(manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    """Make ``manager``'s connections report their sockets to the current :class:`Exchange`."""
+    manager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+    return manager
