@@ -127,6 +127,7 @@ class Watchdog:
     def arm(self, exchange: Exchange) -> None:
         """Fire ``exchange`` at its deadline unless it is disarmed first."""
         with self._cond:
+            earliest = self._heap[0][0] if self._heap else None
             heapq.heappush(self._heap, (exchange.deadline, next(self._seq), exchange))
             self._armed.add(id(exchange))
             if self._thread is None or not self._thread.is_alive():
@@ -134,7 +135,10 @@ class Watchdog:
                     target=self._run, name="pullgate-deadline", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif earliest is None or exchange.deadline < earliest:
+                # Only a new earliest deadline changes how long the thread must sleep; waking it
+                # for every request would put a thread switch on every registry round trip.
+                self._cond.notify()
 
     def disarm(self, exchange: Exchange) -> None:
         """Forget ``exchange`` (its heap entry is dropped when it comes up)."""
