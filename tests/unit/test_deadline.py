@@ -44,12 +44,13 @@ def test_an_earlier_deadline_armed_later_fires_at_its_own_time(
         time.sleep(0.2)  # the watchdog thread is asleep until the far deadline by now
         near = Exchange(watchdog, time.perf_counter() + 0.5)
         with near:
-            assert not near.fired
+            armed_unfired = not near.fired
             near.attach(pair[0])
             reader = threading.Thread(target=_read_until_shut, args=(pair[0], done))
             reader.start()
             assert done.wait(_BOUND), "the near deadline did not wake the blocked read"
             reader.join(_BOUND)
+        assert armed_unfired
         assert near.fired
         assert not far.fired
 
