@@ -21,9 +21,10 @@ certificate is offered the endpoint's (a certificate, never its key).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import urllib3
+from urllib3.util import parse_url
 
 from pullgate.errors import Reason
 from pullgate.registry.model import Endpoint, RegistryError
@@ -43,10 +44,19 @@ class Hop:
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with the scheme's default port filled in; hosts lower-cased."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+    """(scheme, host, port) as urllib3 will connect to them, the scheme's default port filled
+    in, the host lower-cased.
+
+    urllib3's own URL parser decides where the request goes, so it must decide the origin too:
+    ``urllib.parse`` reads ``http://evil\\@registry/`` as host ``registry`` while urllib3
+    connects to ``evil``.
+
+    Raises:
+        ValueError: the URL does not parse (urllib3's ``LocationParseError``).
+    """
+    parts = parse_url(url)
+    scheme = (parts.scheme or "").lower()
+    return scheme, (parts.host or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def next_hop(hop: Hop, status: int, location: str, endpoint: Endpoint) -> Hop | None:

@@ -11,7 +11,7 @@ import pytest
 
 from pullgate.errors import PullgateError, Reason
 from pullgate.registry.model import RegistryError, RegistryLimits
-from pullgate.registry.transport import ResponseTooLarge, Transport
+from pullgate.registry.transport import Response, ResponseTooLarge, Transport
 from tests.support.raw_http import RawConnection, RawServer
 
 # Small bounds keep the tests fast; the drips stay under the read timeout on purpose.
@@ -114,17 +114,22 @@ def _redirect_to(location: str, status: str = "302 Found") -> Callable[[RawConne
     return script
 
 
+def _get_with_credentials(origin: RawServer, **headers: str) -> Response:
+    """A blob GET to ``origin`` carrying a bearer token and a hosts.toml ``X-Api-Key``."""
+    endpoint = origin.endpoint(headers={"X-Api-Key": ("k3y",)})
+    return Transport(LIMITS).request(
+        endpoint,
+        "GET",
+        f"{origin.url}/v2/app/blobs/x",
+        headers={"Authorization": "Bearer t0ken", **headers},
+        cap=10,
+    )
+
+
 def test_cross_origin_redirect_carries_no_credentials_nor_hosts_toml_headers() -> None:
     target = RawServer(_Target())
     with target, RawServer(_redirect_to(f"{target.url}/elsewhere")) as origin:
-        endpoint = origin.endpoint(headers={"X-Api-Key": ("k3y",)})
-        response = Transport(LIMITS).request(
-            endpoint,
-            "GET",
-            f"{origin.url}/v2/app/blobs/x",
-            headers={"Authorization": "Bearer t0ken", "Accept": "application/json"},
-            cap=10,
-        )
+        response = _get_with_credentials(origin, Accept="application/json")
     assert (response.status, response.body) == (200, b"ok")
     (landed,) = target.requests
     assert "authorization" not in landed.headers
@@ -132,16 +137,26 @@ def test_cross_origin_redirect_carries_no_credentials_nor_hosts_toml_headers() -
     assert landed.headers["accept"] == "application/json"
 
 
+def test_backslash_location_is_judged_by_where_urllib3_connects() -> None:
+    """``urllib.parse`` reads ``http://OTHER\\@ORIGIN/`` as the origin itself, but urllib3
+    connects to OTHER: the origin check must follow urllib3, or the credentials and the
+    hosts.toml headers go to OTHER."""
+    with RawServer(_Target()) as target:
+        script = _redirect_to("", "307 Temporary Redirect")
+        with RawServer(script) as origin:
+            location = f"http://{target.host}\\@{origin.host}/landed"
+            # The Location names the origin's own port, known only once it listens.
+            origin.script = _redirect_to(location, "307 Temporary Redirect")
+            response = _get_with_credentials(origin)
+    assert response.status == 200
+    (landed,) = target.requests
+    assert "authorization" not in landed.headers
+    assert "x-api-key" not in landed.headers
+
+
 def test_same_origin_redirect_keeps_the_headers() -> None:
     with RawServer(_redirect_to("/landed")) as origin:
-        endpoint = origin.endpoint(headers={"X-Api-Key": ("k3y",)})
-        response = Transport(LIMITS).request(
-            endpoint,
-            "GET",
-            f"{origin.url}/v2/app/blobs/x",
-            headers={"Authorization": "Bearer t0ken"},
-            cap=10,
-        )
+        response = _get_with_credentials(origin)
     assert response.status == 200
     landed = origin.requests[-1]
     assert (landed.headers["authorization"], landed.headers["x-api-key"]) == ("Bearer t0ken", "k3y")
