@@ -15,6 +15,12 @@ module gives every exchange a deadline (``time.perf_counter()`` seconds):
   a read blocked in another thread), and the exchange is marked ``fired`` so the caller reports
   ``TIMEOUT`` whatever error (or early end of body) the shutdown produced.
 
+* :func:`bounded_by` caps every exchange a thread enters inside it (a decision's budget covers
+  the OCSP/CRL fetches made while verifying, not only the registry's answers);
+* a new connection's connect timeout is cut to the time the exchange has left. Name resolution
+  (``getaddrinfo``) cannot be interrupted, and a name with several addresses gets that much for
+  each address it tries: those two can outlast a deadline.
+
 The watchdog is shared by every transport of the process (:func:`shared_watchdog`): deadlines
 are a process-wide resource like the threads that wait on them, and its thread only exists
 while some exchange is armed.
@@ -28,10 +34,12 @@ import itertools
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, cast
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError
 
 _current = threading.local()
 
@@ -39,6 +47,18 @@ _current = threading.local()
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def bounded_by(deadline: float) -> Iterator[None]:
+    """Every :class:`Exchange` created on this thread inside the block ends by ``deadline``
+    (``time.perf_counter()`` seconds) at the latest; nested blocks keep the earliest."""
+    previous: float | None = getattr(_current, "cap", None)
+    _current.cap = deadline if previous is None else min(previous, deadline)
+    try:
+        yield
+    finally:
+        _current.cap = previous
 
 
 class Exchange:
@@ -50,19 +70,22 @@ class Exchange:
     """
 
     def __init__(self, watchdog: Watchdog, deadline: float) -> None:
-        self.deadline = deadline
+        cap: float | None = getattr(_current, "cap", None)
+        self.deadline = deadline if cap is None else min(deadline, cap)
         self.fired = False
         self._watchdog = watchdog
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []  # duplicates owned by this exchange
         self._open = False
+        self._outer: Exchange | None = None  # the thread's exchange before this one
 
     def attach(self, sock: socket.socket) -> None:
         """Watch ``sock`` (shut down at once when the deadline already passed)."""
         try:
             dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
-        except OSError:
-            return  # already closed: nothing left to abort
+        except OSError:  # closed (nothing left to abort), or out of descriptors: an unwatched
+            _shutdown(sock)  # socket would let a drip hold the thread, so it fails instead
+            return
         with self._lock:
             if self._open and not self.fired:
                 self._socks.append(dup)
@@ -83,13 +106,19 @@ class Exchange:
         with self._lock:
             self._open = True
             self.fired = time.perf_counter() >= self.deadline
+        self._outer = getattr(_current, "exchange", None)
         _current.exchange = self
         if not self.fired:
-            self._watchdog.arm(self)
+            try:
+                self._watchdog.arm(self)
+            except BaseException:  # e.g. no thread could be started: leave no trace
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _current.exchange = None
+        _current.exchange = self._outer
+        self._outer = None
         with self._lock:
             self._open = False
             socks, self._socks = self._socks, []
@@ -107,6 +136,25 @@ def _attach_current(sock: socket.socket | None) -> None:
 def _new_socket(sock: socket.socket) -> socket.socket:
     _attach_current(sock)
     return sock
+
+
+@contextlib.contextmanager
+def _connect_budget(conn: HTTPConnection) -> Iterator[None]:
+    """Cut ``conn``'s connect timeout to what the thread's exchange has left."""
+    exchange: Exchange | None = getattr(_current, "exchange", None)
+    if exchange is None:
+        yield
+        return
+    left = exchange.deadline - time.perf_counter()
+    if left <= 0:
+        raise ConnectTimeoutError(conn, "the exchange's deadline passed before connecting")
+    original = conn.timeout
+    if not isinstance(original, int | float) or original > left:
+        conn.timeout = left
+    try:
+        yield
+    finally:
+        conn.timeout = original
 
 
 def _lent(conn: Any) -> HTTPConnection:
@@ -173,12 +221,14 @@ def shared_watchdog() -> Watchdog:
 
 class _GuardedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        return _new_socket(super()._new_conn())
+        with _connect_budget(self):
+            return _new_socket(super()._new_conn())
 
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        return _new_socket(super()._new_conn())
+        with _connect_budget(self):
+            return _new_socket(super()._new_conn())
 
 
 class _GuardedHTTPPool(urllib3.HTTPConnectionPool):

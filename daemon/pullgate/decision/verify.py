@@ -15,6 +15,12 @@ The calling thread verifies one subject itself, and any other one that no pool t
 picked up by then: the pool is shared by every decision, and while slow registries hold its
 threads (each one at most until its own decision's deadline, which the transport enforces), a
 decision for a healthy registry must not wait in its queue until its budget is gone.
+
+Every subject runs under the decision's deadline (:func:`pullgate.deadline.bounded_by`): the
+registry's answers and the OCSP/CRL fetches alike end by then. A subject that finishes after the
+deadline is a ``TIMEOUT`` -- unless it found a definitive reason to deny, which stands (turning
+it into an inconclusive ``TIMEOUT`` would let ``on_inconclusive = "allow"`` open it); a queued
+subject whose turn comes after the deadline is not started.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from pullgate.clock import Clock
 from pullgate.config import Requirement
+from pullgate.deadline import bounded_by
 from pullgate.decision.clients import PhaseTimes, TimedClient, TimedRevocation, TimedSource
 from pullgate.decision.combine import Subject, is_inconclusive
 from pullgate.decision.model import SubjectDecision
@@ -173,6 +180,10 @@ def plan_subjects(
     return jobs
 
 
+def _definitive_deny(subject: Subject) -> bool:
+    return not subject.decision.verified and not subject.inconclusive
+
+
 def verify_subjects(
     executor: Executor,
     jobs: Sequence[SubjectJob],
@@ -185,14 +196,22 @@ def verify_subjects(
     ``deadline`` (``time.perf_counter()``) is a ``TIMEOUT`` subject (``budget``: the
     configured seconds)."""
 
+    def bounded(job: SubjectJob) -> Subject:
+        with bounded_by(deadline):
+            return run_subject(job, ctx)
+
     def here(job: SubjectJob) -> Subject:
-        subject = run_subject(job, ctx)
-        return subject if time.perf_counter() < deadline else timed_out_subject(job, budget)
+        if time.perf_counter() >= deadline:
+            return timed_out_subject(job, budget)
+        subject = bounded(job)
+        if time.perf_counter() < deadline or _definitive_deny(subject):
+            return subject
+        return timed_out_subject(job, budget)
 
     if not jobs:
         return []
     *pooled, last = jobs
-    futures = [executor.submit(run_subject, job, ctx) for job in pooled]
+    futures = [executor.submit(bounded, job) for job in pooled]
     last_subject = here(last)
     subjects: list[Subject] = []
     for job, future in zip(pooled, futures, strict=True):
