@@ -272,7 +272,7 @@ class Authenticator:
         self, endpoint: Endpoint, challenge: Challenge, scope: str, creds: Credentials | None
     ) -> str:
         realm = challenge.params["realm"]
-        allowed = ("https",) if endpoint.scheme == "https" else ("http", "https")
+        allowed = ("http", "https") if self.transport.reached_over_http(endpoint) else ("https",)
         try:
             scheme, query = urlsplit(realm).scheme.lower(), urlsplit(realm).query
         except ValueError:  # e.g. an unclosed IPv6 bracket

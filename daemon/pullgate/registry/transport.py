@@ -268,24 +268,31 @@ class Transport:
             attempt += 1
             self.sleep(delay)
 
+    def reached_over_http(self, endpoint: Endpoint) -> bool:
+        """True when ``endpoint`` is spoken to in plain HTTP: an ``http`` endpoint, or an
+        ``https_then_http`` one whose TLS attempt failed (see :meth:`_send_with_fallback`)."""
+        if endpoint.scheme == "http":
+            return True
+        return endpoint.https_then_http and endpoint.host in self._plain_fallback
+
     def _send_with_fallback(self, req: _Request) -> Response:
-        """containerd's "try HTTPS first, fall back to HTTP" for ``https_then_http`` endpoints."""
+        """containerd's "try HTTPS first, fall back to HTTP" for ``https_then_http`` endpoints
+        (their URLs are ``https``; a TLS failure retries the same URL in plain HTTP, and the
+        host is spoken to in plain HTTP from then on)."""
         parts = urlsplit(req.url)
-        if (
-            not req.endpoint.https_then_http
-            or parts.scheme != "http"
-            or parts.netloc in self._plain_fallback
-        ):
+        if not req.endpoint.https_then_http or parts.scheme != "https":
             return self._send(req, req.url)
-        https_url = urlunsplit(("https", *parts[1:]))
+        http_url = urlunsplit(("http", *parts[1:]))
+        if parts.netloc in self._plain_fallback:
+            return self._send(req, http_url)
         try:
-            return self._send(req, https_url)
+            return self._send(req, req.url)
         except RegistryError as exc:
             if exc.reason is not Reason.REGISTRY_TLS:
                 raise
             log.info("endpoint %s: TLS failed, falling back to plain HTTP", req.endpoint.url)
             self._plain_fallback.add(parts.netloc)
-            return self._send(req, req.url)
+            return self._send(req, http_url)
 
     def _record(
         self, req: _Request, url: str, status: int | None, size: int, err: Reason | None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -48,6 +49,31 @@ def test_https_endpoint_sends_nothing_to_a_plain_http_realm() -> None:
 def test_plain_http_endpoint_may_use_a_plain_http_realm() -> None:
     with RawServer(_token_answer(json.dumps({"token": "t0k"}).encode())) as realm:
         value = _authenticator().answer(realm.endpoint(), _bearer(f"{realm.url}/token"), SCOPE)
+    assert value == "Bearer t0k"
+
+
+def _plain_http_only(script: Callable[[RawConnection], None]) -> Callable[[RawConnection], None]:
+    """``script`` behind a plain-HTTP server's answer to a TLS ClientHello (a 400 in clear)."""
+
+    def serve(conn: RawConnection) -> None:
+        if conn.sock.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS handshake record
+            conn.send(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+            return
+        script(conn)
+
+    return serve
+
+
+def test_https_first_endpoint_that_fell_back_may_use_a_plain_http_realm() -> None:
+    """An ``http://`` host with TLS settings is tried in HTTPS first (containerd 2.x); once that
+    failed and the host is spoken to in plain HTTP, a plain-HTTP realm exposes nothing more."""
+    token = _token_answer(json.dumps({"token": "t0k"}).encode())
+    with RawServer(_plain_http_only(token)) as realm:
+        endpoint = realm.endpoint("https", https_then_http=True, skip_verify=True)
+        authenticator = _authenticator()
+        probe = authenticator.transport.request(endpoint, "GET", f"{endpoint.url}/", cap=100)
+        value = authenticator.answer(endpoint, _bearer(f"{realm.url}/token"), SCOPE)
+    assert probe.url.startswith("http://")  # the HTTPS attempt failed; plain HTTP answered
     assert value == "Bearer t0k"
 
 
