@@ -4,6 +4,8 @@
   answer → ``REGISTRY_UNREACHABLE``; a timeout, or any failure after the exchange's deadline
   passed (:mod:`pullgate.deadline`) → ``TIMEOUT``. The text names the root cause
   only, never a URL (query strings may carry secrets);
+* :func:`answered_in_clear`: a TLS handshake that failed because the server's first bytes were
+  not a TLS record (it speaks plain HTTP), the one TLS failure containerd falls back to HTTP on;
 * :func:`redact_url`: a URL without userinfo or fragment, query values replaced by ``***``
   except the distribution-spec parameters.
 """
@@ -22,6 +24,9 @@ from pullgate.errors import Reason
 from pullgate.registry.model import Endpoint, RegistryError
 
 _SAFE_QUERY_KEYS = frozenset({"ns", "artifactType", "n", "last", "service", "scope"})
+# OpenSSL's reasons for a first record that is not TLS at all ("HTTP/1.1 400 …" has no valid
+# record version; other clear text can read as an absurd record length).
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG"})
 
 
 def redact_url(url: str) -> str:
@@ -57,6 +62,18 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
             if isinstance(nxt, BaseException):
                 stack.append(nxt)
         stack.extend(a for a in current.args if isinstance(a, BaseException))
+
+
+def answered_in_clear(exc: BaseException) -> bool:
+    """True when ``exc`` comes from a TLS handshake the server answered in clear text.
+
+    A certificate the client refuses, an alert or a protocol mismatch is not that, so an
+    attacker in the path cannot turn one into a downgrade to plain HTTP.
+    """
+    return any(
+        isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS_REASONS
+        for cause in _causes(exc)
+    )
 
 
 def _innermost_text(exc: BaseException) -> str:

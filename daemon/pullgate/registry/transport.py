@@ -53,7 +53,7 @@ import pullgate
 from pullgate.clock import Clock, SystemClock
 from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.errors import MalformedInput, PullgateError, Reason
-from pullgate.registry.http_errors import map_transport_error, redact_url
+from pullgate.registry.http_errors import answered_in_clear, map_transport_error, redact_url
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.redirect import Hop, next_hop
 from pullgate.registry.tls import TlsContextCache, TlsKey, tls_key
@@ -276,9 +276,10 @@ class Transport:
         return endpoint.https_then_http and endpoint.host in self._plain_fallback
 
     def _send_with_fallback(self, req: _Request) -> Response:
-        """containerd's "try HTTPS first, fall back to HTTP" for ``https_then_http`` endpoints
-        (their URLs are ``https``; a TLS failure retries the same URL in plain HTTP, and the
-        host is spoken to in plain HTTP from then on)."""
+        """containerd's "try HTTPS first, fall back to HTTP" for ``https_then_http`` endpoints:
+        their URLs are ``https``; when the server answers the TLS handshake in clear text, the
+        same URL is retried in plain HTTP, and the host is spoken to in plain HTTP from then on.
+        Any other TLS failure (a refused certificate above all) stays ``REGISTRY_TLS``."""
         parts = urlsplit(req.url)
         if not req.endpoint.https_then_http or parts.scheme != "https":
             return self._send(req, req.url)
@@ -288,9 +289,9 @@ class Transport:
         try:
             return self._send(req, req.url)
         except RegistryError as exc:
-            if exc.reason is not Reason.REGISTRY_TLS:
-                raise
-            log.info("endpoint %s: TLS failed, falling back to plain HTTP", req.endpoint.url)
+            if exc.reason is not Reason.REGISTRY_TLS or not answered_in_clear(exc):
+                raise  # a refused certificate is never a reason to drop TLS
+            log.info("endpoint %s: answered in plain HTTP, falling back to it", req.endpoint.url)
             self._plain_fallback.add(parts.netloc)
             return self._send(req, http_url)
 

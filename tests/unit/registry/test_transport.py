@@ -190,6 +190,20 @@ def test_wrong_ca_is_tls_error(tls_dir: Path) -> None:
         assert _tls_get(reg, reg.endpoint(ca_files=(), skip_verify=True)) == 200
 
 
+def test_https_first_never_drops_tls_over_a_refused_certificate(tls_dir: Path) -> None:
+    """containerd falls back to HTTP only when the server answers the handshake in clear text;
+    a certificate the client refuses (what an attacker in the path presents) stays a TLS error."""
+    server = make_tls(tls_dir / "d")
+    other = make_tls(tls_dir / "e", name="other")
+    with FakeRegistry(tls=server) as reg:
+        endpoint = reg.endpoint(ca_files=(other.ca,), https_then_http=True)
+        transport, _ = _transport()
+        with pytest.raises(RegistryError) as err:
+            transport.request(endpoint, "GET", _blob_url(reg), cap=10_000)
+    assert err.value.reason is Reason.REGISTRY_TLS
+    assert not transport.reached_over_http(endpoint)
+
+
 @pytest.mark.parametrize("problem", ["missing", "garbage", "no-cert"])
 def test_bad_ca_file_is_tls_error(tmp_path: Path, problem: str) -> None:
     ca = tmp_path / "ca.pem"
