@@ -15,8 +15,9 @@ spec (``spec.md``: pulling manifests and blobs, the referrers API):
   hostile registry can cause a deny but never a fail-open.
 
 The client also remembers, per (registry, endpoint, repository) and for a bounded time, that an
-endpoint has no referrers API (:class:`ReferrersMemo`), so signature discovery there goes straight
-to the tag schema instead of probing again (see :mod:`pullgate.registry.source`).
+endpoint has no referrers API (:mod:`pullgate.registry.referrers_memo`), so signature discovery
+there goes straight to the tag schema instead of probing again (see
+:mod:`pullgate.registry.source`).
 
 Not done: containerd's retry of a digest reference under ``/blobs/<digest>`` after every endpoint
 answered 404 on ``/manifests/<digest>`` (only relevant for pulling a bare blob).
@@ -26,24 +27,26 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 from pullgate.clock import Clock, SystemClock
 from pullgate.descriptor import Descriptor, check_digest, compute_digest, is_digest
-from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
+from pullgate.errors import MalformedInput, PullgateError
 from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_authenticate
+from pullgate.registry.endpoint_errors import (
+    NotFoundEverywhere,
+    media_type_of,
+    most_relevant,
+)
 from pullgate.registry.hosts import request_url
 from pullgate.registry.model import (
     Capability,
     Endpoint,
     HostsConfig,
     ImageReference,
-    RegistryError,
     RegistryLimits,
 )
+from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
     HttpStatusError,
@@ -67,103 +70,6 @@ MANIFEST_MEDIA_TYPES = (
     MEDIA_TYPE_OCI_INDEX,
 )
 MANIFEST_ACCEPT = ", ".join((*MANIFEST_MEDIA_TYPES, "*/*"))
-_TRANSPORT_REASONS = frozenset({Reason.REGISTRY_UNREACHABLE, Reason.REGISTRY_TLS, Reason.TIMEOUT})
-
-
-def media_type_of(response: Response) -> str:
-    """``Content-Type`` without parameters, lower-cased (``""`` when absent)."""
-    value = response.header("Content-Type") or ""
-    return value.split(";", 1)[0].strip().lower()
-
-
-def error_rank(err: PullgateError) -> int:
-    """containerd's "most advanced error" order: transport < 404 < other HTTP < content."""
-    if isinstance(err, VerificationFailed):
-        return 3
-    if isinstance(err, HttpStatusError):
-        return 1 if err.status == 404 else 2
-    if err.reason in _TRANSPORT_REASONS:
-        return 0
-    return 2
-
-
-def most_relevant(errors: Sequence[PullgateError], what: str) -> PullgateError:
-    """The error to report when every endpoint failed (first of the highest rank)."""
-    if not errors:
-        return RegistryError(Reason.REGISTRY_ERROR, f"{what}: no endpoint to try")
-    return max(errors, key=error_rank)  # max() keeps the first of equal rank
-
-
-class NotFoundEverywhere(HttpStatusError):
-    """Every endpoint asked answered 404 Not Found or 410 Gone for content fetched by digest."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(404, detail)
-
-
-ReferrersKey = tuple[str, str, str]  # (registry of the reference, endpoint URL, repository)
-
-
-class ReferrersMemo:
-    """Where the referrers API was found absent recently: a bounded, expiring memo.
-
-    Only *which discovery path* is taken depends on it: an endpoint remembered here is asked for
-    the tag-schema index (``<alg>-<hex>``) directly, which lists the same signatures as the API
-    would when the API is absent. An entry expires after ``ttl`` seconds, so an endpoint that
-    gains the API is probed again. Keys name the registry of the reference, the endpoint URL and
-    the repository, so a mirror serving several registries never mixes them up; the memo belongs
-    to one :class:`RegistryClient` (hence to one set of credentials) unless its owner passes the
-    same memo to several clients.
-
-    Args:
-        ttl: Seconds an "absent" finding is trusted.
-        max_entries: Entries kept (least recently used dropped first).
-        monotonic: Monotonic seconds (tests inject one).
-    """
-
-    def __init__(
-        self,
-        *,
-        ttl: float = 600.0,
-        max_entries: int = 1024,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._absent: OrderedDict[ReferrersKey, float] = OrderedDict()  # key -> expiry
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._absent)
-
-    def api_absent(self, key: ReferrersKey) -> bool:
-        """True when ``key``'s endpoint answered "no referrers API" less than ``ttl`` ago."""
-        with self._lock:
-            expiry = self._absent.get(key)
-            if expiry is None:
-                return False
-            if self._monotonic() >= expiry:
-                del self._absent[key]
-                return False
-            self._absent.move_to_end(key)
-            return True
-
-    def mark_absent(self, key: ReferrersKey) -> None:
-        """Remember that ``key``'s endpoint has no referrers API (for ``ttl`` seconds)."""
-        if self._ttl <= 0 or self._max_entries <= 0:
-            return
-        with self._lock:
-            self._absent[key] = self._monotonic() + self._ttl
-            self._absent.move_to_end(key)
-            while len(self._absent) > self._max_entries:
-                self._absent.popitem(last=False)
-
-    def forget(self, key: ReferrersKey) -> None:
-        """Drop what is known about ``key`` (the next discovery probes the API again)."""
-        with self._lock:
-            self._absent.pop(key, None)
 
 
 class RegistryClient:

@@ -11,10 +11,10 @@ on top of containerd's endpoint order (``containerd-integration.md`` §1.7):
    the OCI index type (e.g. an HTML page): fall back to the tag ``<alg>-<hex>``, an OCI index whose
    ``manifests`` are filtered by ``artifactType``; a missing tag means "no signatures here".
    That finding is remembered per (registry, endpoint, repository) for a while
-   (:class:`~pullgate.registry.client.ReferrersMemo`, as oras-go keeps per-repository referrers
-   state): while remembered, the tag schema is asked directly, saving the probe's round trip; if
-   the tag lists nothing, the memo is dropped and the API probed as usual before "no signatures
-   here" is concluded.
+   (:class:`~pullgate.registry.referrers_memo.ReferrersMemo`, as oras-go keeps per-repository
+   referrers state): while remembered, the tag schema is asked directly, saving the probe's
+   round trip; if the tag lists nothing, the memo is dropped and the API probed as usual before
+   "no signatures here" is concluded.
 3. Per endpoint, in order: a transport error or status >= 400 moves on to the next endpoint, and
    so does an endpoint with **no** signatures — "unsigned" is only concluded after every endpoint
    was asked, at least one answered and none served hostile content. Otherwise the most relevant
@@ -38,13 +38,8 @@ from urllib.parse import urljoin, urlsplit
 
 from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
-from pullgate.registry.client import (
-    MEDIA_TYPE_OCI_INDEX,
-    NotFoundEverywhere,
-    RegistryClient,
-    media_type_of,
-    most_relevant,
-)
+from pullgate.registry.client import MEDIA_TYPE_OCI_INDEX, RegistryClient
+from pullgate.registry.endpoint_errors import NotFoundEverywhere, media_type_of, most_relevant
 from pullgate.registry.model import Endpoint, ImageReference, RegistryError
 from pullgate.registry.transport import Response
 from pullgate.verification.model import ARTIFACT_TYPE_SIGNATURE

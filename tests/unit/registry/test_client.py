@@ -8,7 +8,7 @@ import pytest
 
 from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, Reason, VerificationFailed
-from pullgate.registry.client import ReferrersMemo, RegistryClient
+from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import (
     Capability,
     HostsConfig,
@@ -16,6 +16,7 @@ from pullgate.registry.model import (
     RegistryError,
     RegistryLimits,
 )
+from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.transport import RequestRecord
 from tests.support.fake_registry import (
     JWS,
