@@ -9,7 +9,8 @@ module gives every exchange a deadline (``time.perf_counter()`` seconds):
 * :class:`Exchange` is entered around one exchange (redirects included) on the requesting
   thread; the connection classes of :func:`guard_pools` report each socket that exchange uses
   (a pooled one when it is handed out, a new one as soon as it is connected, before any TLS
-  handshake) through a thread-local;
+  handshake) through a thread-local, and stop its watch when the socket goes back to the pool
+  (another thread may take it from there before the exchange ends);
 * :class:`Watchdog` is one daemon thread; when an exchange's deadline passes it shuts down the
   exchange's sockets (``shutdown(2)`` on a duplicate descriptor of the same socket, which wakes
   a read blocked in another thread), and the exchange is marked ``fired`` so the caller reports
@@ -75,7 +76,8 @@ class Exchange:
         self.fired = False
         self._watchdog = watchdog
         self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []  # duplicates owned by this exchange
+        # (descriptor watched, its duplicate owned by this exchange), oldest first
+        self._socks: list[tuple[int, socket.socket]] = []
         self._open = False
         self._outer: Exchange | None = None  # the thread's exchange before this one
 
@@ -88,10 +90,26 @@ class Exchange:
             return
         with self._lock:
             if self._open and not self.fired:
-                self._socks.append(dup)
+                self._socks.append((sock.fileno(), dup))
                 return
         _shutdown(dup)
         dup.close()
+
+    def detach(self, sock: socket.socket) -> None:
+        """Stop watching ``sock`` (it goes back to its pool, where another exchange may take it
+        before this one ends: this one's deadline must not reach it there)."""
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return
+        dup: socket.socket | None = None
+        with self._lock:
+            for index in range(len(self._socks) - 1, -1, -1):
+                if self._socks[index][0] == fd:
+                    dup = self._socks.pop(index)[1]
+                    break
+        if dup is not None:
+            dup.close()
 
     def fire(self) -> None:
         """Shut down every socket of the exchange (called by the watchdog)."""
@@ -99,7 +117,7 @@ class Exchange:
             if not self._open:
                 return
             self.fired = True
-            for dup in self._socks:
+            for _, dup in self._socks:
                 _shutdown(dup)
 
     def __enter__(self) -> Exchange:
@@ -123,7 +141,7 @@ class Exchange:
             self._open = False
             socks, self._socks = self._socks, []
         self._watchdog.disarm(self)
-        for dup in socks:
+        for _, dup in socks:
             dup.close()
 
 
@@ -155,6 +173,13 @@ def _connect_budget(conn: HTTPConnection) -> Iterator[None]:
         yield
     finally:
         conn.timeout = original
+
+
+def _returned(conn: Any) -> None:
+    exchange: Exchange | None = getattr(_current, "exchange", None)
+    sock = getattr(conn, "sock", None)
+    if exchange is not None and isinstance(sock, socket.socket):
+        exchange.detach(sock)
 
 
 def _lent(conn: Any) -> HTTPConnection:
@@ -237,12 +262,20 @@ class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
     def _get_conn(self, timeout: float | None = None) -> HTTPConnection:
         return _lent(super()._get_conn(timeout))
 
+    def _put_conn(self, conn: Any) -> None:
+        _returned(conn)
+        super()._put_conn(conn)
+
 
 class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
     def _get_conn(self, timeout: float | None = None) -> HTTPConnection:
         return _lent(super()._get_conn(timeout))
+
+    def _put_conn(self, conn: Any) -> None:
+        _returned(conn)
+        super()._put_conn(conn)
 
 
 def guard_pools(manager: urllib3.PoolManager) -> urllib3.PoolManager:

@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 
-from pullgate.deadline import Exchange, Watchdog
+from pullgate.deadline import Exchange, Watchdog, guard_pools
+from tests.support.raw_http import RawConnection, RawServer
 
 _BOUND = 10.0  # seconds a test waits for something that should happen at once
 
@@ -70,3 +72,41 @@ def test_a_deadline_already_past_fires_on_entry(pair: tuple[socket.socket, socke
         exchange.attach(pair[0])
         assert exchange.fired
         assert pair[0].recv(1) == b""  # shut down at once
+
+
+def _answer_slowly_to_slow(conn: RawConnection) -> None:
+    while (request := conn.read_request()) is not None:
+        if request.path == "/slow":
+            time.sleep(0.6)
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_a_deadline_never_reaches_a_socket_back_in_the_pool() -> None:
+    """Exchange A returns its connection to the pool and is still open when its deadline fires;
+    exchange B has taken that connection meanwhile and must not lose it to A's deadline."""
+    watchdog = Watchdog()
+    manager = guard_pools(urllib3.PoolManager(maxsize=1))
+    outcome: list[object] = []
+    with RawServer(_answer_slowly_to_slow) as server:
+
+        def other_exchange() -> None:
+            with Exchange(watchdog, time.perf_counter() + 60):
+                try:
+                    outcome.append(
+                        manager.request("GET", f"{server.url}/slow", retries=False).status
+                    )
+                except urllib3.exceptions.HTTPError as exc:
+                    outcome.append(exc)
+
+        with Exchange(watchdog, time.perf_counter() + 0.3) as first:
+            assert manager.request("GET", f"{server.url}/fast").data == b"ok"  # back in the pool
+            taker = threading.Thread(target=other_exchange)
+            taker.start()
+            waited = time.perf_counter() + _BOUND
+            while not first.fired and time.perf_counter() < waited:
+                time.sleep(0.01)
+            fired = first.fired
+        taker.join(_BOUND)
+    assert fired
+    assert outcome == [200]
+    assert server.connections == 1  # B really used the connection A gave back
