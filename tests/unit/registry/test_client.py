@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from pullgate.descriptor import Descriptor
@@ -26,18 +24,6 @@ from tests.support.fake_registry import (
 )
 
 REF = ImageReference(registry="registry.test", repository="app", tag="v1")
-
-
-@pytest.fixture
-def reg() -> Iterator[FakeRegistry]:
-    with FakeRegistry() as registry:
-        yield registry
-
-
-@pytest.fixture
-def reg2() -> Iterator[FakeRegistry]:
-    with FakeRegistry() as registry:
-        yield registry
 
 
 def make_client(*regs: FakeRegistry, log: list[RequestRecord] | None = None) -> RegistryClient:

@@ -7,8 +7,6 @@ nowhere, a referrers tag that is not an OCI index, and more referrers pages than
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from pullgate.descriptor import Descriptor
@@ -24,18 +22,6 @@ from pullgate.registry.model import Endpoint, ImageReference, RegistryError, Reg
 from tests.support.fake_registry import OCI_MANIFEST, FakeRegistry, hosts_for, refused_endpoint
 
 REF = ImageReference(registry="registry.test", repository="app", tag="v1")
-
-
-@pytest.fixture
-def reg() -> Iterator[FakeRegistry]:
-    with FakeRegistry() as registry:
-        yield registry
-
-
-@pytest.fixture
-def reg2() -> Iterator[FakeRegistry]:
-    with FakeRegistry() as registry:
-        yield registry
 
 
 def _client(*endpoints: Endpoint, limits: RegistryLimits | None = None) -> RegistryClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -24,12 +23,6 @@ from tests.support.fake_registry import FakeRegistry, ServerTls, make_tls, refus
 from tests.support.pki import NOW
 
 BLOB = b"x" * 5000
-
-
-@pytest.fixture
-def reg() -> Iterator[FakeRegistry]:
-    with FakeRegistry() as registry:
-        yield registry
 
 
 @pytest.fixture(scope="module")
