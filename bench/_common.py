@@ -14,22 +14,12 @@ from urllib.parse import urlsplit
 
 import urllib3
 from tests.support.docker_registry import DockerRegistry
+from tests.support.statements import policy_document
 
 from pullgate.registry.client import MANIFEST_ACCEPT
 from pullgate.registry.transport import USER_AGENT, RequestRecord
 
-POLICY: dict[str, Any] = {
-    "version": "1.0",
-    "trustPolicies": [
-        {
-            "name": "bench",
-            "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:bench"],
-            "trustedIdentities": ["*"],
-        }
-    ],
-}
+POLICY: dict[str, Any] = policy_document(name="bench", stores=("ca:bench",))
 """Level strict, any identity, trust store ``ca:bench`` (the benches' only policy)."""
 
 

@@ -49,12 +49,12 @@ sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
 
 from tests.support.pki import NOW, KeySpec, Pki, write_store  # noqa: E402
 from tests.support.signing import sign_cose, sign_jws  # noqa: E402
+from tests.support.statements import oci_statement  # noqa: E402
 
 from pullgate.clock import FixedClock  # noqa: E402
 from pullgate.descriptor import Descriptor  # noqa: E402
 from pullgate.verification.cache import cache_info, clear_caches  # noqa: E402
 from pullgate.verification.outcome import CheckResult  # noqa: E402
-from pullgate.verification.policy import parse_oci_policy  # noqa: E402
 from pullgate.verification.revocation import (  # noqa: E402
     NetworkRevocationChecker,
     RevocationFetchError,
@@ -188,25 +188,11 @@ def main() -> int:
         pki = Pki(name="bench")
         chains = {name: pki.chain(key=spec, depth=3) for name, spec in keys.items()}
         write_store(trust_dir, "ca", "bench", [c.root.cert for c in chains.values()])
-        policy = parse_oci_policy(
-            json.dumps(
-                {
-                    "version": "1.0",
-                    "trustPolicies": [
-                        {
-                            "name": "bench",
-                            "registryScopes": ["*"],
-                            "signatureVerification": {"level": "strict"},
-                            "trustStores": ["ca:bench"],
-                            "trustedIdentities": [
-                                "x509.subject: C=US, ST=WA, O=pullgate, CN=pullgate test signer"
-                            ],
-                        }
-                    ],
-                }
-            ).encode()
+        statement = oci_statement(
+            name="bench",
+            stores=("ca:bench",),
+            identities=("x509.subject: C=US, ST=WA, O=pullgate, CN=pullgate test signer",),
         )
-        statement = policy.statements[0]
         verifier = Verifier(
             trust_store=TrustStore(trust_dir),
             revocation=NetworkRevocationChecker(NoNetwork(), FixedClock(NOW)),

@@ -38,7 +38,7 @@ from pullgate.inspect import inspect_signatures
 from pullgate.verification.certs import load_certificate
 from pullgate.verification.model import MEDIA_TYPE_JWS
 from pullgate.verification.outcome import CheckType
-from pullgate.verification.policy import TrustPolicyStatement, parse_oci_policy
+from pullgate.verification.policy import TrustPolicyStatement
 from pullgate.verification.revocation import (
     CrlCache,
     Purpose,
@@ -63,6 +63,7 @@ from tests.support.pki import (
     write_store,
 )
 from tests.support.signing import sign_jws
+from tests.support.statements import Source, oci_statement, signature_blob
 from tests.support.tsa import TestTsa
 from tests.unit.verification.test_revocation import (
     CRL1,
@@ -119,35 +120,6 @@ def _garbled_intermediate(pki: Pki, chain: Chain) -> Chain:
     return Chain((leaf, intermediate, chain.root))
 
 
-def _statement(
-    level: str = "strict", stores: tuple[str, ...] = ("ca:main",)
-) -> TrustPolicyStatement:
-    doc = {
-        "version": "1.0",
-        "trustPolicies": [
-            {
-                "name": "app",
-                "registryScopes": ["*"],
-                "signatureVerification": {"level": level},
-                "trustStores": list(stores),
-                "trustedIdentities": ["*"],
-            }
-        ],
-    }
-    return parse_oci_policy(json.dumps(doc).encode()).statements[0]
-
-
-class _Source:
-    def __init__(self, envelope: bytes) -> None:
-        self._blob = SignatureBlob(
-            manifest_digest="sha256:" + "00" * 32, media_type=MEDIA_TYPE_JWS, envelope=envelope
-        )
-
-    def signatures(self, target: Descriptor) -> list[SignatureBlob]:
-        del target
-        return [self._blob]
-
-
 def _verify(
     tmp: Path,
     envelope: bytes,
@@ -162,7 +134,7 @@ def _verify(
         clock=FixedClock(NOW),
     )
     outcome = verifier.verify_artifact(
-        reference=REF, target=TARGET, statement=statement, source=_Source(envelope)
+        reference=REF, target=TARGET, statement=statement, source=Source([signature_blob(envelope)])
     )
     return outcome.allowed, outcome.reason, outcome.failing_check
 
@@ -194,7 +166,7 @@ def test_envelope_certificate_with_undecodable_name_is_an_integrity_failure(
     chain = pki.chain(key=KeySpec.ec(256))
     hostile = _garbled_leaf(chain) if where == "leaf" else _garbled_intermediate(pki, chain)
     write_store(tmp_path, "ca", "main", [chain.root.cert])
-    result = _verify(tmp_path, sign_jws(hostile, TARGET), _statement(level))
+    result = _verify(tmp_path, sign_jws(hostile, TARGET), oci_statement(level))
     assert result == (False, Reason.INTEGRITY, CheckType.INTEGRITY)
 
 
@@ -279,7 +251,7 @@ def test_tsa_leaf_with_undecodable_name_is_a_timestamp_failure(
     write_store(tmp_path, "ca", "main", [chain.root.cert])
     write_store(tmp_path, "tsa", "tsa", [tsa.chain.root.cert])
     envelope = sign_jws(chain, TARGET, timestamper=lambda raw: tsa.timestamp(raw, gen_time=GEN))
-    statement = _statement(stores=("ca:main", "tsa:tsa"))
+    statement = oci_statement(stores=("ca:main", "tsa:tsa"))
     result = _verify(tmp_path, envelope, statement, tsa_revocation=tsa_revocation)
     assert result == (False, Reason.TIMESTAMP, CheckType.AUTHENTIC_TIMESTAMP)
 

@@ -8,7 +8,6 @@ factory, timestamps from the in-process test TSA; time and revocation are inject
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from pullgate.verification.revocation import (
     StaticRevocationChecker,
 )
 from pullgate.verification.truststore import TrustStore
-from pullgate.verification.verifier import SignatureBlob, Verifier
+from pullgate.verification.verifier import Verifier
 from tests.support.pki import (
     NOW,
     CertSpec,
@@ -49,6 +48,7 @@ from tests.support.pki import (
     write_store,
 )
 from tests.support.signing import sign_cose, sign_jws
+from tests.support.statements import Source, oci_statement, signature_blob
 from tests.support.tsa import TestTsa
 
 TARGET = Descriptor(
@@ -58,56 +58,6 @@ TARGET = Descriptor(
 )
 REF = f"registry.example/app@{TARGET.digest}"
 LEVELS = ("strict", "permissive", "audit")
-
-
-def _statement(
-    level: str = "strict",
-    *,
-    stores: Sequence[str] = ("ca:main",),
-    identities: Sequence[str] = ("*",),
-    override: dict[str, str] | None = None,
-    verify_timestamp: str | None = None,
-) -> TrustPolicyStatement:
-    sv: dict[str, Any] = {"level": level}
-    if override:
-        sv["override"] = override
-    if verify_timestamp:
-        sv["verifyTimestamp"] = verify_timestamp
-    doc = {
-        "version": "1.0",
-        "trustPolicies": [
-            {
-                "name": "app",
-                "registryScopes": ["*"],
-                "signatureVerification": sv,
-                "trustStores": list(stores),
-                "trustedIdentities": list(identities),
-            }
-        ],
-    }
-    return parse_oci_policy(json.dumps(doc).encode()).statements[0]
-
-
-@dataclass
-class Source:
-    """An in-memory signature source that records how many signatures were pulled."""
-
-    blobs: list[SignatureBlob]
-    pulled: int = 0
-    error: PullgateError | None = None
-
-    def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
-        for blob in self.blobs:
-            self.pulled += 1
-            yield blob
-        if self.error is not None:
-            raise self.error
-
-
-def _blob(envelope: bytes, media_type: str = MEDIA_TYPE_JWS, n: int = 0) -> SignatureBlob:
-    return SignatureBlob(
-        manifest_digest=f"sha256:{n:064x}", media_type=media_type, envelope=envelope
-    )
 
 
 @dataclass
@@ -137,7 +87,7 @@ class World:
         metadata: dict[str, str] | None = None,
         target: Descriptor = TARGET,
     ) -> VerificationOutcome:
-        source = Source([_blob(e, media_type, i) for i, e in enumerate(envelopes)])
+        source = Source([signature_blob(e, media_type, i) for i, e in enumerate(envelopes)])
         return self.verifier().verify_artifact(
             reference=REF,
             target=target,
@@ -174,7 +124,7 @@ def _logged(outcome: VerificationOutcome, check: CheckType) -> Reason | None:
 @pytest.mark.parametrize("fmt", ["jws", "cose"])
 def test_valid_signature_allowed_at_every_level(world: World, level: str, fmt: str) -> None:
     signer, mt = (sign_jws, MEDIA_TYPE_JWS) if fmt == "jws" else (sign_cose, MEDIA_TYPE_COSE)
-    outcome = world.verify(_statement(level), signer(world.chain, TARGET), media_type=mt)
+    outcome = world.verify(oci_statement(level), signer(world.chain, TARGET), media_type=mt)
     assert outcome.allowed
     assert outcome.reason is Reason.VERIFIED
     assert outcome.signatures[0].warnings == ()
@@ -188,7 +138,7 @@ def test_skip_level_fetches_nothing(world: World) -> None:
         ],
     }
     statement = parse_oci_policy(json.dumps(doc).encode()).statements[0]
-    source = Source([_blob(b"garbage")])
+    source = Source([signature_blob(b"garbage")])
     outcome = world.verifier().verify_artifact(
         reference=REF, target=TARGET, statement=statement, source=source
     )
@@ -281,7 +231,7 @@ TAMPERS = (
 @pytest.mark.parametrize("tamper", TAMPERS)
 def test_integrity_tamper_denied_at_every_level(world: World, tamper: str, level: str) -> None:
     envelope, mt = _tampers(world)[tamper]
-    outcome = world.verify(_statement(level), envelope, media_type=mt)
+    outcome = world.verify(oci_statement(level), envelope, media_type=mt)
     assert not outcome.allowed
     assert outcome.reason is Reason.INTEGRITY
     assert outcome.failing_check is CheckType.INTEGRITY
@@ -303,7 +253,7 @@ def _expired_signature(world: World) -> bytes:
     ("level", "denied"), [("strict", True), ("permissive", False), ("audit", False)]
 )
 def test_expired_signature(world: World, level: str, denied: bool) -> None:
-    outcome = world.verify(_statement(level), _expired_signature(world))
+    outcome = world.verify(oci_statement(level), _expired_signature(world))
     assert outcome.allowed is not denied
     if denied:
         assert (outcome.reason, outcome.failing_check) == (Reason.EXPIRED, CheckType.EXPIRY)
@@ -316,7 +266,7 @@ def test_expired_signature(world: World, level: str, denied: bool) -> None:
 )
 def test_untrusted_signer(world: World, level: str, denied: bool) -> None:
     stranger = Pki(name="stranger").chain(key=KeySpec.ec(256, slot=3), depth=1)
-    outcome = world.verify(_statement(level), sign_jws(stranger, TARGET))
+    outcome = world.verify(oci_statement(level), sign_jws(stranger, TARGET))
     assert outcome.allowed is not denied
     if denied:
         assert outcome.reason is Reason.UNTRUSTED
@@ -328,7 +278,7 @@ def test_untrusted_signer(world: World, level: str, denied: bool) -> None:
     ("level", "denied"), [("strict", True), ("permissive", True), ("audit", False)]
 )
 def test_identity_mismatch(world: World, level: str, denied: bool) -> None:
-    statement = _statement(level, identities=["x509.subject: C=US, ST=WA, O=someone-else"])
+    statement = oci_statement(level, identities=["x509.subject: C=US, ST=WA, O=someone-else"])
     outcome = world.verify(statement, sign_jws(world.chain, TARGET))
     assert outcome.allowed is not denied
     if denied:
@@ -338,14 +288,14 @@ def test_identity_mismatch(world: World, level: str, denied: bool) -> None:
 
 
 def test_identity_match_allows(world: World) -> None:
-    statement = _statement(identities=["x509.subject: C=US, ST=WA, O=pullgate"])
+    statement = oci_statement(identities=["x509.subject: C=US, ST=WA, O=pullgate"])
     assert world.verify(statement, sign_jws(world.chain, TARGET)).allowed
 
 
 def test_missing_store_is_an_authenticity_failure(world: World) -> None:
-    outcome = world.verify(_statement(stores=["ca:nope"]), sign_jws(world.chain, TARGET))
+    outcome = world.verify(oci_statement(stores=["ca:nope"]), sign_jws(world.chain, TARGET))
     assert (outcome.allowed, outcome.reason) == (False, Reason.UNTRUSTED)
-    audit = world.verify(_statement("audit", stores=["ca:nope"]), sign_jws(world.chain, TARGET))
+    audit = world.verify(oci_statement("audit", stores=["ca:nope"]), sign_jws(world.chain, TARGET))
     assert audit.allowed
 
 
@@ -366,7 +316,7 @@ def test_expired_certificate_without_timestamp(world: World, level: str, denied:
     chain = _expired_cert_chain()
     write_store(world.tmp, "ca", "main", [chain.root.cert, world.chain.root.cert])
     envelope = sign_jws(chain, TARGET, signing_time=NOW - timedelta(days=7))
-    outcome = world.verify(_statement(level), envelope)
+    outcome = world.verify(oci_statement(level), envelope)
     assert outcome.allowed is not denied
     if denied:
         assert (outcome.reason, outcome.failing_check) == (
@@ -382,7 +332,7 @@ def test_expired_certificate_without_timestamp(world: World, level: str, denied:
 )
 def test_revoked(world: World, level: str, denied: bool) -> None:
     world.revocation = StaticRevocationChecker(RevocationStatus.REVOKED)
-    outcome = world.verify(_statement(level), sign_jws(world.chain, TARGET))
+    outcome = world.verify(oci_statement(level), sign_jws(world.chain, TARGET))
     assert outcome.allowed is not denied
     if denied:
         assert (outcome.reason, outcome.inconclusive) == (Reason.REVOKED, False)
@@ -392,7 +342,7 @@ def test_revoked(world: World, level: str, denied: bool) -> None:
 
 def test_revocation_unknown_is_inconclusive(world: World) -> None:
     world.revocation = StaticRevocationChecker(RevocationStatus.UNKNOWN)
-    outcome = world.verify(_statement(), sign_jws(world.chain, TARGET))
+    outcome = world.verify(oci_statement(), sign_jws(world.chain, TARGET))
     assert (outcome.allowed, outcome.reason, outcome.inconclusive) == (
         False,
         Reason.REVOCATION_UNKNOWN,
@@ -403,7 +353,7 @@ def test_revocation_unknown_is_inconclusive(world: World) -> None:
 def test_override_revocation_skip(world: World) -> None:
     world.revocation = StaticRevocationChecker(RevocationStatus.REVOKED)
     outcome = world.verify(
-        _statement(override={"revocation": "skip"}), sign_jws(world.chain, TARGET)
+        oci_statement(override={"revocation": "skip"}), sign_jws(world.chain, TARGET)
     )
     assert outcome.allowed
     rev = [r for r in outcome.signatures[0].results if r.check is CheckType.REVOCATION]
@@ -411,7 +361,7 @@ def test_override_revocation_skip(world: World) -> None:
 
 
 def test_override_expiry_log_in_strict(world: World) -> None:
-    outcome = world.verify(_statement(override={"expiry": "log"}), _expired_signature(world))
+    outcome = world.verify(oci_statement(override={"expiry": "log"}), _expired_signature(world))
     assert outcome.allowed
     assert _logged(outcome, CheckType.EXPIRY) is Reason.EXPIRED
 
@@ -419,7 +369,7 @@ def test_override_expiry_log_in_strict(world: World) -> None:
 def test_override_authenticity_enforce_in_audit(world: World) -> None:
     stranger = Pki(name="stranger").chain(key=KeySpec.ec(256, slot=3), depth=1)
     outcome = world.verify(
-        _statement("audit", override={"authenticity": "enforce"}), sign_jws(stranger, TARGET)
+        oci_statement("audit", override={"authenticity": "enforce"}), sign_jws(stranger, TARGET)
     )
     assert (outcome.allowed, outcome.reason) == (False, Reason.UNTRUSTED)
 
@@ -430,7 +380,7 @@ def test_override_authenticity_enforce_in_audit(world: World) -> None:
 @pytest.mark.parametrize("level", LEVELS)
 def test_descriptor_mismatch_denied_at_every_level(world: World, level: str) -> None:
     other = Descriptor(media_type=TARGET.media_type, digest="sha256:" + "34" * 32, size=321)
-    outcome = world.verify(_statement(level), sign_jws(world.chain, other))
+    outcome = world.verify(oci_statement(level), sign_jws(world.chain, other))
     assert (outcome.allowed, outcome.reason) == (False, Reason.DESCRIPTOR_MISMATCH)
     assert outcome.failing_check is CheckType.DESCRIPTOR
 
@@ -443,7 +393,7 @@ def test_descriptor_compares_media_type_and_size(world: World, field_name: str) 
         digest=TARGET.digest,
         size=changes["size"] if field_name == "size" else TARGET.size,
     )
-    outcome = world.verify(_statement(), sign_jws(world.chain, other))
+    outcome = world.verify(oci_statement(), sign_jws(world.chain, other))
     assert outcome.reason is Reason.DESCRIPTOR_MISMATCH
 
 
@@ -455,16 +405,16 @@ def test_verification_plugin_fails_at_every_level(world: World, level: str) -> N
         extra_protected={HEADER_VERIFICATION_PLUGIN: "com.example.plugin"},
         extra_critical=(HEADER_VERIFICATION_PLUGIN,),
     )
-    outcome = world.verify(_statement(level), envelope)
+    outcome = world.verify(oci_statement(level), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.PLUGIN_REQUIRED)
 
 
 def test_user_metadata(world: World) -> None:
     envelope = sign_jws(world.chain, TARGET, annotations={"team": "web", "build": "7"})
-    assert world.verify(_statement(), envelope, metadata={"team": "web"}).allowed
-    outcome = world.verify(_statement(), envelope, metadata={"team": "db"})
+    assert world.verify(oci_statement(), envelope, metadata={"team": "web"}).allowed
+    outcome = world.verify(oci_statement(), envelope, metadata={"team": "db"})
     assert (outcome.allowed, outcome.reason) == (False, Reason.USER_METADATA)
-    outcome = world.verify(_statement(), envelope, metadata={"missing": "x"})
+    outcome = world.verify(oci_statement(), envelope, metadata={"missing": "x"})
     assert outcome.reason is Reason.USER_METADATA
 
 
@@ -486,20 +436,20 @@ def _timestamped(world: World, gen_offset_days: int, *, fmt: str = "jws") -> tup
 @pytest.mark.parametrize("fmt", ["jws", "cose"])
 def test_expired_cert_rescued_by_valid_timestamp(world: World, fmt: str) -> None:
     envelope, mt = _timestamped(world, -7, fmt=fmt)
-    outcome = world.verify(_statement(stores=["ca:main", "tsa:tsa"]), envelope, media_type=mt)
+    outcome = world.verify(oci_statement(stores=["ca:main", "tsa:tsa"]), envelope, media_type=mt)
     assert (outcome.allowed, outcome.reason) == (True, Reason.VERIFIED)
     assert outcome.signatures[0].warnings == ()
 
 
 def test_timestamp_ignored_without_tsa_store(world: World) -> None:
     envelope, _ = _timestamped(world, -7)
-    outcome = world.verify(_statement(stores=["ca:main"]), envelope)
+    outcome = world.verify(oci_statement(stores=["ca:main"]), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
 
 def test_timestamp_outside_certificate_validity(world: World) -> None:
     envelope, _ = _timestamped(world, -2)  # the leaf expired 5 days ago
-    outcome = world.verify(_statement(stores=["ca:main", "tsa:tsa"]), envelope)
+    outcome = world.verify(oci_statement(stores=["ca:main", "tsa:tsa"]), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
 
@@ -507,7 +457,7 @@ def test_timestamp_missing_when_tsa_required(world: World) -> None:
     chain = _expired_cert_chain()
     write_store(world.tmp, "ca", "main", [chain.root.cert])
     envelope = sign_jws(chain, TARGET, signing_time=NOW - timedelta(days=7))
-    outcome = world.verify(_statement(stores=["ca:main", "tsa:tsa"]), envelope)
+    outcome = world.verify(oci_statement(stores=["ca:main", "tsa:tsa"]), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
 
@@ -515,22 +465,22 @@ def test_timestamp_from_untrusted_tsa(world: World) -> None:
     envelope, _ = _timestamped(world, -7)
     other = TestTsa(Pki(name="other-tsa").tsa_chain())
     write_store(world.tmp, "tsa", "tsa", [other.chain.root.cert])
-    outcome = world.verify(_statement(stores=["ca:main", "tsa:tsa"]), envelope)
+    outcome = world.verify(oci_statement(stores=["ca:main", "tsa:tsa"]), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
 
 def test_tsa_revocation_is_checked_even_when_revocation_is_skipped(world: World) -> None:
     envelope, _ = _timestamped(world, -7)
     world.tsa_revocation = StaticRevocationChecker(RevocationStatus.REVOKED)
-    statement = _statement(stores=["ca:main", "tsa:tsa"], override={"revocation": "skip"})
+    statement = oci_statement(stores=["ca:main", "tsa:tsa"], override={"revocation": "skip"})
     outcome = world.verify(statement, envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
 
 def test_after_cert_expiry_does_not_need_a_token_for_valid_chain(world: World) -> None:
-    statement = _statement(stores=["ca:main", "tsa:tsa"], verify_timestamp="afterCertExpiry")
+    statement = oci_statement(stores=["ca:main", "tsa:tsa"], verify_timestamp="afterCertExpiry")
     assert world.verify(statement, sign_jws(world.chain, TARGET)).allowed
-    always = _statement(stores=["ca:main", "tsa:tsa"])
+    always = oci_statement(stores=["ca:main", "tsa:tsa"])
     outcome = world.verify(always, sign_jws(world.chain, TARGET))
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
@@ -540,11 +490,11 @@ def test_after_cert_expiry_does_not_need_a_token_for_valid_chain(world: World) -
 
 def test_signing_authority_scheme_uses_its_own_store(world: World) -> None:
     envelope = sign_jws(world.chain, TARGET, scheme=SigningScheme.SIGNING_AUTHORITY)
-    assert world.verify(_statement(stores=["signingAuthority:sa"]), envelope).allowed
-    outcome = world.verify(_statement(stores=["ca:main"]), envelope)
+    assert world.verify(oci_statement(stores=["signingAuthority:sa"]), envelope).allowed
+    outcome = world.verify(oci_statement(stores=["ca:main"]), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.UNTRUSTED)
     x509_sig = sign_jws(world.chain, TARGET)
-    outcome = world.verify(_statement(stores=["signingAuthority:sa"]), x509_sig)
+    outcome = world.verify(oci_statement(stores=["signingAuthority:sa"]), x509_sig)
     assert (outcome.allowed, outcome.reason) == (False, Reason.UNTRUSTED)
 
 
@@ -555,7 +505,7 @@ def test_authentic_signing_time_outside_validity(world: World) -> None:
         scheme=SigningScheme.SIGNING_AUTHORITY,
         signing_time=NOW - timedelta(days=400),  # before the leaf's notBefore
     )
-    outcome = world.verify(_statement(stores=["signingAuthority:sa"]), envelope)
+    outcome = world.verify(oci_statement(stores=["signingAuthority:sa"]), envelope)
     assert (outcome.allowed, outcome.reason) == (False, Reason.TIMESTAMP)
 
 
@@ -564,9 +514,11 @@ def test_authentic_signing_time_outside_validity(world: World) -> None:
 
 def test_first_passing_signature_stops_evaluation(world: World) -> None:
     good = sign_jws(world.chain, TARGET)
-    source = Source([_blob(b"{}", n=0), _blob(good, n=1), _blob(good, n=2)])
+    source = Source(
+        [signature_blob(b"{}", n=0), signature_blob(good, n=1), signature_blob(good, n=2)]
+    )
     outcome = world.verifier().verify_artifact(
-        reference=REF, target=TARGET, statement=_statement(), source=source
+        reference=REF, target=TARGET, statement=oci_statement(), source=source
     )
     assert outcome.allowed
     assert source.pulled == 2
@@ -575,22 +527,22 @@ def test_first_passing_signature_stops_evaluation(world: World) -> None:
 
 def test_deny_reports_first_signature_failure(world: World) -> None:
     stranger = Pki(name="stranger").chain(key=KeySpec.ec(256, slot=3), depth=1)
-    outcome = world.verify(_statement(), sign_jws(stranger, TARGET), b"not json")
+    outcome = world.verify(oci_statement(), sign_jws(stranger, TARGET), b"not json")
     assert outcome.reason is Reason.UNTRUSTED
     assert len(outcome.signatures) == 2
 
 
 def test_no_signature(world: World) -> None:
-    outcome = world.verify(_statement())
+    outcome = world.verify(oci_statement())
     assert (outcome.allowed, outcome.reason) == (False, Reason.NO_SIGNATURE)
 
 
 def test_signature_limit(world: World) -> None:
-    bad = [_blob(b"{}", n=i) for i in range(5)]
-    good = _blob(sign_jws(world.chain, TARGET), n=9)
+    bad = [signature_blob(b"{}", n=i) for i in range(5)]
+    good = signature_blob(sign_jws(world.chain, TARGET), n=9)
     source = Source([*bad, good])
     outcome = world.verifier(max_signatures=3).verify_artifact(
-        reference=REF, target=TARGET, statement=_statement(), source=source
+        reference=REF, target=TARGET, statement=oci_statement(), source=source
     )
     assert (outcome.allowed, outcome.reason) == (False, Reason.TOO_MANY_SIGNATURES)
     assert len(outcome.signatures) == 3
@@ -607,9 +559,9 @@ def test_signature_limit(world: World) -> None:
 )
 def test_retrieval_failure_aborts(world: World, error: PullgateError, inconclusive: bool) -> None:
     stranger = Pki(name="stranger").chain(key=KeySpec.ec(256, slot=3), depth=1)
-    source = Source([_blob(sign_jws(stranger, TARGET))], error=error)
+    source = Source([signature_blob(sign_jws(stranger, TARGET))], error=error)
     outcome = world.verifier().verify_artifact(
-        reference=REF, target=TARGET, statement=_statement(), source=source
+        reference=REF, target=TARGET, statement=oci_statement(), source=source
     )
     assert (outcome.allowed, outcome.reason, outcome.inconclusive) == (
         False,
@@ -619,7 +571,7 @@ def test_retrieval_failure_aborts(world: World, error: PullgateError, inconclusi
 
 
 def test_signer_details_recorded(world: World) -> None:
-    outcome = world.verify(_statement(), sign_jws(world.chain, TARGET))
+    outcome = world.verify(oci_statement(), sign_jws(world.chain, TARGET))
     sig = outcome.signatures[0]
     leaf: x509.Certificate = world.chain.leaf.cert
     assert sig.signer_fingerprint == leaf.fingerprint(hashes.SHA256()).hex()
