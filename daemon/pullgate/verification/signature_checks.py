@@ -109,6 +109,9 @@ def _contains_trusted(
     return False
 
 
+DEFAULT_MAX_SIGNATURES = 100
+
+
 class SignatureVerifier:
     """Runs notation's checks on one signature for one trust-policy statement."""
 
@@ -118,20 +121,26 @@ class SignatureVerifier:
         trust_store: TrustStore,
         revocation: RevocationChecker,
         clock: Clock,
+        max_signatures: int = DEFAULT_MAX_SIGNATURES,
         tsa_revocation: RevocationChecker | None = None,
     ) -> None:
-        """Create a signature verifier.
+        """Create a verifier.
 
         Args:
             trust_store: the named x509 stores of the notation configuration directory.
             revocation: OCSP/CRL source for the signing chain.
             clock: the time source for expiry and validity checks.
+            max_signatures: at most this many signatures are evaluated per artifact (> 0; the
+                bound of :class:`~pullgate.verification.verifier.Verifier`'s artifact loop).
             tsa_revocation: revocation source for TSA chains (defaults to ``revocation``).
         """
+        if max_signatures <= 0:
+            raise ValueError("max_signatures must be > 0")
         self._store = trust_store
         self._revocation = revocation
         self._tsa_revocation = tsa_revocation or revocation
         self._clock = clock
+        self._max = max_signatures
 
     # ---------------------------------------------------------------- signature level
 

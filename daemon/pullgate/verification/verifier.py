@@ -17,7 +17,6 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
-from pullgate.clock import Clock
 from pullgate.descriptor import Descriptor, compute_digest
 from pullgate.errors import (
     PullgateError,
@@ -36,14 +35,13 @@ from pullgate.verification.outcome import (
     VerificationOutcome,
 )
 from pullgate.verification.policy import TrustPolicyStatement
-from pullgate.verification.revocation import RevocationChecker
 from pullgate.verification.signature_checks import (
+    DEFAULT_MAX_SIGNATURES,
     SignatureBlob,
     SignatureVerifier,
     TargetCheck,
     check_result,
 )
-from pullgate.verification.truststore import TrustStore
 
 __all__ = [
     "DEFAULT_MAX_SIGNATURES",
@@ -56,7 +54,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIGNATURES = 100
 
 # Runtime trouble that a retry could clear. INTERNAL is deliberately absent: an error we do not
 # understand must fail closed, even where a statement opts into on_inconclusive = "allow".
@@ -84,34 +81,6 @@ class SignatureSource(Protocol):
 
 class Verifier(SignatureVerifier):
     """Runs notation's checks for one trust-policy statement over a set of signatures."""
-
-    def __init__(
-        self,
-        *,
-        trust_store: TrustStore,
-        revocation: RevocationChecker,
-        clock: Clock,
-        max_signatures: int = DEFAULT_MAX_SIGNATURES,
-        tsa_revocation: RevocationChecker | None = None,
-    ) -> None:
-        """Create a verifier.
-
-        Args:
-            trust_store: the named x509 stores of the notation configuration directory.
-            revocation: OCSP/CRL source for the signing chain.
-            clock: the time source for expiry and validity checks.
-            max_signatures: at most this many signatures are evaluated per artifact (> 0).
-            tsa_revocation: revocation source for TSA chains (defaults to ``revocation``).
-        """
-        if max_signatures <= 0:
-            raise ValueError("max_signatures must be > 0")
-        super().__init__(
-            trust_store=trust_store,
-            revocation=revocation,
-            clock=clock,
-            tsa_revocation=tsa_revocation,
-        )
-        self._max = max_signatures
 
     # ---------------------------------------------------------------- artifact level
 
