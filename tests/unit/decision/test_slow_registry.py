@@ -15,9 +15,8 @@ from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from tests.support.pki import NOW
+from tests.support.threads import JOIN, outcome_of
 from tests.unit.decision.world import REPO, NoNetworkFetcher, Snap, World, platform_of
-
-JOIN = 30.0  # generous: "finished", never "finished quickly"
 
 
 def _decide_in_thread(call: Callable[[], Decision]) -> tuple[threading.Thread, list[Any]]:
@@ -28,10 +27,8 @@ def _decide_in_thread(call: Callable[[], Decision]) -> tuple[threading.Thread, l
 
 
 def _decided(call: Callable[[], Decision]) -> Decision:
-    thread, box = _decide_in_thread(call)
-    thread.join(JOIN)
-    assert not thread.is_alive(), "the decision never returned"
-    decision: Decision = box[0]
+    decision = outcome_of(call)
+    assert isinstance(decision, Decision), decision
     return decision
 
 

@@ -3,7 +3,6 @@ headers, endless bodies. Every case ends in a typed answer, within a bounded tim
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,28 +12,11 @@ from pullgate.errors import PullgateError, Reason
 from pullgate.registry.model import RegistryError, RegistryLimits
 from pullgate.registry.transport import Response, ResponseTooLarge, Transport
 from tests.support.raw_http import RawConnection, RawServer
+from tests.support.threads import JOIN, outcome_of
 
 # Small bounds keep the tests fast; the drips stay under the read timeout on purpose.
 LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=1.0, request_timeout=1.5)
 DRIP = 0.05
-JOIN = 30.0  # generous: "finished", never "finished quickly"
-
-
-def _outcome(call: Callable[[], Any]) -> Any:
-    """``call()``'s result or exception, from a thread joined with a generous bound."""
-    box: list[Any] = []
-
-    def run() -> None:
-        try:
-            box.append(call())
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(JOIN)
-    assert not thread.is_alive(), "the request never finished"
-    return box[0]
 
 
 def _reason(outcome: Any) -> Reason:
@@ -76,7 +58,7 @@ def test_slow_drip_ends_in_timeout_and_lets_go(
     with RawServer(script) as server:
         transport = Transport(LIMITS)
         url = f"{scheme}://{server.host}/v2/app/blobs/x"
-        outcome = _outcome(
+        outcome = outcome_of(
             lambda: transport.request(server.endpoint(scheme), "GET", url, cap=2_000_000)
         )
         assert _reason(outcome) is Reason.TIMEOUT
@@ -87,7 +69,7 @@ def test_caller_deadline_already_passed_sends_nothing() -> None:
     with RawServer(_drip_body) as server:
         transport = Transport(LIMITS, deadline=0.0)
         url = f"{server.url}/v2/app/blobs/x"
-        outcome = _outcome(lambda: transport.request(server.endpoint(), "GET", url, cap=10))
+        outcome = outcome_of(lambda: transport.request(server.endpoint(), "GET", url, cap=10))
         assert _reason(outcome) is Reason.TIMEOUT
         assert server.requests == []
 
@@ -183,7 +165,9 @@ def test_cross_origin_307_with_a_body_is_not_followed() -> None:
 def test_redirect_loops_and_unusable_locations_are_registry_errors(location: str) -> None:
     with RawServer(_redirect_to(location)) as origin:
         url = f"{origin.url}/v2/app/blobs/x"
-        outcome = _outcome(lambda: Transport(LIMITS).request(origin.endpoint(), "GET", url, cap=10))
+        outcome = outcome_of(
+            lambda: Transport(LIMITS).request(origin.endpoint(), "GET", url, cap=10)
+        )
     assert _reason(outcome) is Reason.REGISTRY_ERROR
     assert len(origin.requests) <= 11
 
@@ -200,7 +184,7 @@ def test_endless_redirect_body_is_not_drained() -> None:
     with RawServer(script) as origin:
         url = f"{origin.url}/v2/app/blobs/x"
         transport = Transport(RegistryLimits(read_timeout=1.0, request_timeout=60.0))
-        outcome = _outcome(lambda: transport.request(origin.endpoint(), "GET", url, cap=10))
+        outcome = outcome_of(lambda: transport.request(origin.endpoint(), "GET", url, cap=10))
     assert not isinstance(outcome, BaseException), outcome
     assert (outcome.status, outcome.body) == (200, b"ok")
 
@@ -230,7 +214,7 @@ def _respond(raw: bytes) -> Callable[[RawConnection], None]:
 def test_malformed_responses_are_typed_registry_errors(raw: bytes) -> None:
     with RawServer(_respond(raw)) as server:
         url = f"{server.url}/v2/app/blobs/x"
-        outcome = _outcome(
+        outcome = outcome_of(
             lambda: Transport(LIMITS).request(server.endpoint(), "GET", url, cap=1000)
         )
     assert isinstance(outcome, RegistryError), outcome
@@ -254,7 +238,7 @@ def test_endless_chunked_body_stops_at_the_cap() -> None:
 
     with RawServer(script) as server:
         url = f"{server.url}/v2/app/blobs/x"
-        outcome = _outcome(
+        outcome = outcome_of(
             lambda: Transport(LIMITS).request(server.endpoint(), "GET", url, cap=100_000)
         )
     assert isinstance(outcome, ResponseTooLarge), outcome

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import nullcontext
 from typing import Any
@@ -14,8 +13,7 @@ from pullgate.deadline import bounded_by
 from pullgate.errors import Reason
 from pullgate.verification.http_fetch import RevocationFetchError, Urllib3Fetcher
 from tests.support.raw_http import RawConnection, RawServer
-
-JOIN = 30.0  # generous: "finished", never "finished quickly"
+from tests.support.threads import JOIN, outcome_of
 
 
 def _drip(conn: RawConnection) -> None:
@@ -28,30 +26,18 @@ def _drip_close_delimited(conn: RawConnection) -> None:
     conn.drip(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", interval=0.05)
 
 
-def _fetch_in_thread(url: str, *, timeout: float, bound: float | None = None) -> Any:
-    """The fetch's result or error, from a thread joined with a generous bound; ``bound``: the
-    fetch runs inside ``bounded_by`` that many seconds from now."""
-    box: list[Any] = []
-
-    def fetch() -> None:
-        cap = bounded_by(time.perf_counter() + bound) if bound is not None else nullcontext()
-        with cap:
-            try:
-                box.append(Urllib3Fetcher().get(url, timeout=timeout, max_bytes=10**6))
-            except RevocationFetchError as exc:
-                box.append(exc)
-
-    thread = threading.Thread(target=fetch, daemon=True)
-    thread.start()
-    thread.join(JOIN)
-    assert not thread.is_alive(), "the fetch never finished"
-    return box[0]
+def _fetch(url: str, *, timeout: float, bound: float | None = None) -> Any:
+    """The fetch's result or error (``bound``: run inside ``bounded_by`` that many seconds from
+    now)."""
+    cap = bounded_by(time.perf_counter() + bound) if bound is not None else nullcontext()
+    with cap:
+        return Urllib3Fetcher().get(url, timeout=timeout, max_bytes=10**6)
 
 
 @pytest.mark.parametrize("script", [_drip, _drip_close_delimited], ids=["length", "close"])
 def test_dripping_responder_is_inconclusive_and_let_go(script: Any) -> None:
     with RawServer(script) as server:
-        outcome = _fetch_in_thread(f"{server.url}/crl", timeout=0.5)
+        outcome = outcome_of(lambda: _fetch(f"{server.url}/crl", timeout=0.5))
         assert isinstance(outcome, RevocationFetchError), outcome
         assert outcome.reason is Reason.REVOCATION_UNKNOWN
         assert server.wait_idle(JOIN)
@@ -61,6 +47,6 @@ def test_a_thread_bound_caps_the_fetch_below_its_own_timeout() -> None:
     """Inside ``bounded_by`` (a decision's budget) a fetch ends by the bound, not by twice its
     own timeout: with a 100 s timeout only the bound can end it within the join bound."""
     with RawServer(_drip) as server:
-        outcome = _fetch_in_thread(f"{server.url}/crl", timeout=100.0, bound=0.3)
+        outcome = outcome_of(lambda: _fetch(f"{server.url}/crl", timeout=100.0, bound=0.3))
     assert isinstance(outcome, RevocationFetchError), outcome
     assert outcome.reason is Reason.REVOCATION_UNKNOWN
