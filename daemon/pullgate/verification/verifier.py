@@ -13,7 +13,6 @@ signature source.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -51,8 +50,6 @@ __all__ = [
     "TargetCheck",
     "Verifier",
 ]
-
-log = logging.getLogger(__name__)
 
 
 # Runtime trouble that a retry could clear. INTERNAL is deliberately absent: an error we do not
