@@ -197,13 +197,12 @@ def verify_subjects(
     configured seconds)."""
 
     def bounded(job: SubjectJob) -> Subject:
-        with bounded_by(deadline):
-            return run_subject(job, ctx)
-
-    def here(job: SubjectJob) -> Subject:
+        """``job`` verified within the deadline; not started, or finished late, is a TIMEOUT
+        (a definitive deny stands however late it comes)."""
         if time.perf_counter() >= deadline:
             return timed_out_subject(job, budget)
-        subject = bounded(job)
+        with bounded_by(deadline):
+            subject = run_subject(job, ctx)
         if time.perf_counter() < deadline or _definitive_deny(subject):
             return subject
         return timed_out_subject(job, budget)
@@ -212,11 +211,11 @@ def verify_subjects(
         return []
     *pooled, last = jobs
     futures = [executor.submit(bounded, job) for job in pooled]
-    last_subject = here(last)
+    last_subject = bounded(last)
     subjects: list[Subject] = []
     for job, future in zip(pooled, futures, strict=True):
         if future.cancel():  # still queued: every pool thread is busy elsewhere
-            subjects.append(here(job))
+            subjects.append(bounded(job))
             continue
         remaining = deadline - time.perf_counter()
         try:

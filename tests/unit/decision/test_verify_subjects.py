@@ -97,3 +97,23 @@ def test_nothing_starts_after_the_deadline(
     subject = _verify(executor, time.perf_counter() - 1.0)
     assert subject.decision.reason is Reason.TIMEOUT
     assert calls == []
+
+
+def test_a_pooled_subject_that_finished_late_is_a_timeout_too(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    """The pooled subject (index) allows just after the deadline, while the calling thread's
+    own subject (platform) runs even later: when the pooled answer is collected it is complete,
+    but late, and must count as a TIMEOUT as the calling thread's late allow does."""
+    deadline = time.perf_counter() + 0.05
+    index = SubjectJob(role="index", descriptor=_JOB.descriptor)
+    platform = SubjectJob(role="platform", descriptor=_JOB.descriptor)
+    finish = {"index": deadline + 0.05, "platform": deadline + 0.3}
+
+    def run(job: SubjectJob, ctx: Any) -> Subject:
+        time.sleep(max(finish[job.role] - time.perf_counter(), 0.0))
+        return _subject(verified=True, reason=Reason.VERIFIED)
+
+    monkeypatch.setattr(verify, "run_subject", run)
+    subjects = verify_subjects(executor, [index, platform], None, deadline=deadline, budget=1.0)  # type: ignore[arg-type]
+    assert [s.decision.reason for s in subjects] == [Reason.TIMEOUT, Reason.TIMEOUT]
