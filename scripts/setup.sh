@@ -23,9 +23,9 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.pullgate-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  echo "setup: installing pullgate and its development dependencies into .venv"
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]]; then
+  echo "setup: installing pullgate and its development dependencies (pinned: constraints.txt) into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
   touch "$stamp"
 fi
