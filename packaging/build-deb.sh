@@ -20,6 +20,7 @@
 #   DIST_DIR     output directory (default <repo>/dist)
 #   BUILD_DIR    scratch directory (default <repo>/build/deb; wiped first)
 #   DEB_COMPRESSION  dpkg-deb -Z type (default gzip: 4 s instead of xz's 35 s, +40% size)
+#   Runtime dependencies are built at the versions pinned in constraints.txt.
 #   Offline builds: pip honours PIP_NO_INDEX=1 and PIP_FIND_LINKS=<wheelhouse>; the wheelhouse
 #   needs hatchling and every runtime dependency as wheels.
 set -euo pipefail
@@ -54,8 +55,9 @@ step "creating the runtime venv with $python ($pyver)"
 ln -sfn "$python_real" "$stage/bin/python"
 
 step "building wheels (project + dependencies)"
+# The runtime dependencies at the versions the test suite ran with (constraints.txt).
 "$stage/bin/python" -m pip wheel --quiet --disable-pip-version-check \
-  --wheel-dir "$wheels" "$repo"
+  --constraint "$repo/constraints.txt" --wheel-dir "$wheels" "$repo"
 project_wheel=$(find "$wheels" -maxdepth 1 -name "pullgate-$version-*.whl" -print -quit)
 [[ -n $project_wheel ]] || die "pip wheel did not produce pullgate-$version"
 

@@ -178,6 +178,29 @@ def test_layout(installed: Path) -> None:
         assert [p.name for p in bindir.iterdir()] == ["pullgate-containerd-verifier"]
 
 
+def test_runtime_dependencies_are_the_pinned_versions(installed: Path) -> None:
+    pins = {}
+    for raw in (REPO / "constraints.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    listed = _run(
+        "/opt/pullgate/bin/python",
+        "-c",
+        "import importlib.metadata as m; "
+        "print('\\n'.join(d.metadata['Name'] + ' ' + d.version for d in m.distributions()))",
+    ).stdout.split("\n")
+    shipped = dict(line.split(" ") for line in listed if line)
+    shipped = {name.lower().replace("_", "-"): v for name, v in shipped.items()}
+    assert shipped.pop("pullgate") == installed.name.split("_")[1]
+    assert shipped, "no runtime dependency in /opt/pullgate"
+    for name, version in shipped.items():
+        assert pins.get(name) == version, (
+            f"{name} {version} shipped, constraints.txt: {pins.get(name)}"
+        )
+
+
 def test_cli_version_and_policy_check(installed: Path) -> None:
     version = _run("/usr/bin/pullgate", "--version")
     assert version.stdout.split() == ["pullgate", installed.name.split("_")[1]]
