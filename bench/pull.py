@@ -45,7 +45,12 @@ that pull's decision made (recorded through the decider's request log: methods, 
 headers) are replayed by a bare urllib3 client over its own warm pooled connection with the
 same TLS setup, and timed. ``(containerd's pull + replay) / containerd's pull`` is what the cold
 ratio would be if pullgate cost nothing but those registry round trips: no proxy hop, no
-parsing, no cryptography.
+parsing, no cryptography. That replay asks for objects the registry has just served. A second
+floor is measured at the end of each round, in the state a decision starts in (containerd
+emptied, dirty pages flushed, the registry idle since the last pull): a minimal urllib3 client
+fetches the signature of another signed image, pushed with the round's images and never
+fetched, with the same four requests, each found from the previous answer
+(``bench.pull_support.bare_signature_fetch``).
 
 Between pulls the image is removed (``RemoveImage``). containerd's CRI removes the last
 reference with a synchronous garbage collection, so content and snapshots go too; the script
@@ -83,6 +88,7 @@ from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import urllib3
@@ -104,6 +110,7 @@ from bench._common import POLICY, replay, replay_context  # noqa: E402
 from bench.pull_shim import ShimBench, measure_shim  # noqa: E402
 from bench.pull_support import (  # noqa: E402
     LoopThread,
+    bare_signature_fetch,
     content_digests,
     push_signed_image,
     snapshot_count,
@@ -116,7 +123,8 @@ from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import Decision, DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
 from pullgate.descriptor import Descriptor  # noqa: E402
-from pullgate.registry.transport import RequestLogHook, RequestRecord  # noqa: E402
+from pullgate.registry.client import MANIFEST_ACCEPT  # noqa: E402
+from pullgate.registry.transport import USER_AGENT, RequestLogHook, RequestRecord  # noqa: E402
 from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.server.app import make_server  # noqa: E402
 from pullgate.server.convert import ReloadView, StatusView  # noqa: E402
@@ -127,6 +135,7 @@ TARGET_COLD = 1.10
 TARGET_WARM = 1.02
 TARGET_SHIM = 2.0
 LAYER_BYTES = 5 * 1024 * 1024
+FLOOR_LAYER_BYTES = 1024  # the floor's images are never pulled: only their signatures are read
 REPO = "bench/app"
 SETTLE_SECONDS = 1.0
 BOOTSTRAP_DRAWS = 2000
@@ -218,9 +227,11 @@ class Bench:
     replayer: urllib3.PoolManager
     proxy: TimedProxy
     pushed: int = 0
+    last_records: list[RequestRecord] = field(default_factory=list)  # of the last floor pull
 
-    def image(self) -> tuple[str, Descriptor]:
-        """Push a new signed ~10 MB image; its tag reference and manifest descriptor."""
+    def image(self, layer_bytes: int = LAYER_BYTES) -> tuple[str, Descriptor]:
+        """Push a new signed image (~10 MB by default); its tag reference and manifest
+        descriptor."""
         self.pushed += 1
         tag = f"v{self.pushed}"
         with Pusher.for_registry(self.registry) as pusher:
@@ -230,7 +241,7 @@ class Bench:
                 repo=REPO,
                 tag=tag,
                 platform=self.platform,
-                layer_bytes=LAYER_BYTES,
+                layer_bytes=layer_bytes,
             )
         return f"{self.registry.host}/{REPO}:{tag}", desc
 
@@ -282,6 +293,29 @@ class Bench:
             replay(self.replayer, records)
             series.floor.append(time.perf_counter() - started)
             series.floor_requests = len(records)
+            self.last_records = records
+
+    def first_fetch_floor(self, series: Series, ref: str) -> None:
+        """A bare client fetches the signature of ``ref`` (pushed, never fetched) in the state a
+        proxied pull's decision starts in: containerd emptied, dirty pages flushed, the registry
+        idle since the last pull. The replay of a decision's own requests right after its pull
+        finds the registry busy with that pull's aftermath but holding those very objects in
+        its caches; this finds new objects, as the decision did."""
+        self.ensure_empty()
+        os.sync()
+        tag = ref.rsplit(":", 1)[1]
+        started = time.perf_counter()
+        sent = bare_signature_fetch(
+            self.replayer,
+            self.registry.url,
+            REPO,
+            tag,
+            {"User-Agent": USER_AGENT, "Accept": MANIFEST_ACCEPT},
+        )
+        series.floor_first.append(time.perf_counter() - started)
+        decided = [(r.method, urlsplit(r.url).path) for r in self.last_records]
+        if [m for m, _ in sent] != [m for m, _ in decided] or len(sent) != len(decided):
+            raise BenchError(f"the bare fetch {sent} is not the decision's work {decided}")
 
     def cache_hits(self) -> int:
         """Decision-cache hits of the current decider."""
@@ -374,6 +408,8 @@ class Series:
     upstream: list[float] = field(default_factory=list)  # the proxy's PullImage to containerd
     decisions: list[float] = field(default_factory=list)  # pullgate's decision per proxied pull
     floor: list[float] = field(default_factory=list)  # bare replay of each decision's requests
+    # the same kind of requests for another, never fetched image, started as a decision starts
+    floor_first: list[float] = field(default_factory=list)
     floor_requests: int = 0
 
     @property
@@ -422,13 +458,24 @@ class Series:
             (u + f) / u for u, f in zip(self.upstream, self.floor, strict=True)
         )
 
+    @property
+    def floor_first_ratio(self) -> float:
+        """As :attr:`floor_ratio`, with a bare client's first fetch of another image's
+        signature, made in the conditions a decision meets."""
+        return statistics.median(
+            (u + f) / u for u, f in zip(self.upstream, self.floor_first, strict=True)
+        )
+
     def _floor_lines(self) -> list[str]:
         if not self.floor:
             return []
         return [
             f"  the decision's {self.floor_requests} registry requests replayed bare: "
             f"{_ms(statistics.median(self.floor))} (median); floor ratio {self.floor_ratio:.3f} "
-            "(pullgate at zero cost beyond those round trips)"
+            "(pullgate at zero cost beyond those round trips)",
+            f"  a bare client's first fetch of another image's signature, started as a "
+            f"decision starts: {_ms(statistics.median(self.floor_first))} (median); floor ratio "
+            f"{self.floor_first_ratio:.3f}",
         ]
 
 
@@ -442,6 +489,7 @@ def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
     """
     series = Series()
     images = [(bench.image()[0], bench.image()[0]) for _ in range(rounds)]
+    floors = [bench.image(layer_bytes=FLOOR_LAYER_BYTES)[0] for _ in images]
     settle()
     for index, (proxied_ref, direct_ref) in enumerate(images):
         if fresh_decider:
@@ -456,6 +504,8 @@ def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
                     raise BenchError("a cold proxied pull hit the decision cache")
             else:
                 series.direct.append(bench.timed_pull(bench.direct, direct_ref))
+        if not fresh_decider:
+            bench.first_fetch_floor(series, floors[index])
     return series
 
 
@@ -569,6 +619,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows = [
         *_pull_rows("cold", cold, TARGET_COLD),
         Row(name="  floor: registry round trips alone", ratio=cold.floor_ratio, target=None),
+        Row(
+            name="  floor: first fetch of new objects, bare",
+            ratio=cold.floor_first_ratio,
+            target=None,
+        ),
         *_pull_rows("warm decision cache", warm, TARGET_WARM),
         Row(
             name="PullImage proxied / direct, cold start (new decider)",

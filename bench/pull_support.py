@@ -11,7 +11,9 @@ what the measurements need (issue 6 acceptance, "bench/pull.py"):
 * :func:`content_digests`: what containerd's content store holds (``ctr content ls``), used to
   prove every measured pull starts with nothing of the image cached;
 * :func:`write_wrappers`: the shim as an executable in containerd's ``bin_dir``, in the plain
-  form the package installs and in pip's console-script forms.
+  form the package installs and in pip's console-script forms;
+* :func:`bare_signature_fetch`: a minimal client's fetch of what a cold decision fetches, for a
+  floor measured on objects the registry has not served yet.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+import urllib3
 from tests.support.containerd import layer_tar
 from tests.support.pki import Chain
 from tests.support.push import MT_CONFIG, MT_JWS, MT_LAYER, MT_MANIFEST, Pusher
@@ -89,6 +92,41 @@ def push_signed_image(
     subject = pusher.push_manifest(repo, tag, manifest, MT_MANIFEST)
     pusher.push_signature(repo, subject, sign_jws(chain, subject), MT_JWS, certificates=chain.x509)
     return subject
+
+
+def bare_signature_fetch(
+    manager: urllib3.PoolManager, base: str, repo: str, tag: str, headers: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The four requests a cold decision makes for ``repo:tag`` on a registry without the
+    Referrers API, each found from the previous answer as pullgate finds it: resolve the tag
+    (HEAD), the ``sha256-<hex>`` referrers tag, the signature manifest, the envelope blob.
+
+    No verification, no size caps, no parsing beyond the two digests needed. Returns the
+    ``(method, path)`` sent, to be compared with the decision's own requests.
+
+    Raises:
+        SystemExit: an answer is not 200 or lacks what the next request needs.
+    """
+
+    def send(method: str, path: str, accept: str | None) -> urllib3.BaseHTTPResponse:
+        sent.append((method, path))
+        response = manager.request(
+            method, base + path, headers={**headers, **({"Accept": accept} if accept else {})}
+        )
+        if response.status != 200:
+            raise SystemExit(f"bare fetch: {method} {path} answered {response.status}")
+        return response
+
+    sent: list[tuple[str, str]] = []
+    manifests = f"/v2/{repo}/manifests/"
+    accept = headers.get("Accept")
+    digest = send("HEAD", manifests + tag, accept).headers.get("Docker-Content-Digest", "")
+    if not digest.startswith("sha256:"):
+        raise SystemExit("bare fetch: no Docker-Content-Digest on the tag")
+    index = json.loads(send("GET", manifests + digest.replace(":", "-"), accept).data)
+    signature = json.loads(send("GET", manifests + index["manifests"][0]["digest"], accept).data)
+    send("GET", f"/v2/{repo}/blobs/{signature['layers'][0]['digest']}", None)
+    return sent
 
 
 # -------------------------------------------------------------------------------- event loop
