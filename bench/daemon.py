@@ -31,6 +31,12 @@ noisy: every ratio is measured side by side (interleaved rounds) and medians are
    texts, so every reload swaps in a new snapshot digest) and ``Reload`` is called 100 times.
    Counted: RPC errors (Verify and Reload), failed reloads and wrong answers (any deny).
    Target 0.
+6. **Full garbage-collection pause, settled ÷ thawed heap**, in this process once the daemon has
+   served the warm step: ``gc.collect()`` timed with the daemon's state frozen out of the
+   collector (:func:`pullgate.heap.settle`, as ``serve`` does at start and after every swap) and
+   with every object back under it (``gc.unfreeze``), interleaved ``--gc-rounds`` times. A full
+   pass holds the GIL, so its length is a stall any concurrent pull or shim call can meet.
+   Target <= 0.25.
 
 Exit status 1 when any target is missed, 2 without a registry.
 
@@ -40,6 +46,7 @@ Run: ``.venv/bin/python bench/daemon.py [--rounds N] [--clients N] [--window S]`
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import pickle
@@ -75,6 +82,7 @@ from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
 from bench._common import POLICY, accept_for, replay_context  # noqa: E402
+from pullgate import heap  # noqa: E402
 from pullgate.config import DaemonConfig  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import USER_AGENT  # noqa: E402
@@ -383,6 +391,33 @@ def bench_burst(node: Node, client: Client) -> dict[str, float]:
 # ------------------------------------------------------------------------ 4. RSS of the cache
 
 
+def bench_heap(rounds: int) -> dict[str, float]:
+    """A full collection's pause in the running daemon, heap settled (``pullgate.heap``: the
+    daemon's state frozen out of the collector, as ``serve`` leaves it) ÷ thawed (every object
+    walked, as without it), interleaved; the daemon is left settled."""
+    thawed: list[float] = []
+    settled: list[float] = []
+    sizes: dict[str, int] = {}
+    for _ in range(rounds):
+        gc.unfreeze()
+        sizes["thawed"] = len(gc.get_objects())
+        started = time.perf_counter()
+        gc.collect()
+        thawed.append(time.perf_counter() - started)
+        heap.settle()
+        sizes["settled"] = len(gc.get_objects())
+        started = time.perf_counter()
+        gc.collect()
+        settled.append(time.perf_counter() - started)
+    ratio = statistics.median(settled) / statistics.median(thawed)
+    print(
+        f"full collection: {statistics.median(thawed) * 1e3:.1f} ms walking "
+        f"{sizes['thawed']} objects, {statistics.median(settled) * 1e3:.2f} ms walking "
+        f"{sizes['settled']} once settled ({gc.get_freeze_count()} frozen); ratio {ratio:.3f}"
+    )
+    return {"ratio": ratio}
+
+
 def _vm_rss() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -566,6 +601,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             )
             with _daemon(node) as (client, runtime):
                 warm = bench_warm(node, client, args)
+                heap_pause = bench_heap(args.gc_rounds)
                 cold = bench_cold(node, client, args)
                 burst = bench_burst(node, client)
                 rss = bench_rss(node, runtime, args.rss_decisions)
@@ -588,6 +624,12 @@ def run(args: argparse.Namespace) -> list[Row]:
             value=f"{burst['ratio']:.2f}",
             target="1",
             ok=burst["ratio"] == 1.0,
+        ),
+        Row(
+            name="full GC pause in the daemon, settled / thawed heap",
+            value=f"{heap_pause['ratio']:.3f}",
+            target="<= 0.25",
+            ok=heap_pause["ratio"] <= 0.25,
         ),
         Row(
             name=f"VmRSS with {args.rss_decisions} cached decisions",
@@ -618,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=1.0, help="seconds per rate window")
     parser.add_argument("--rss-decisions", type=int, default=RSS_DECISIONS)
     parser.add_argument("--effect-rounds", type=int, default=5)
+    parser.add_argument("--gc-rounds", type=int, default=9, help="interleaved rounds for 6")
     parser.add_argument("--reloads", type=int, default=100)
     parser.add_argument("--load-clients", type=int, default=4)
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)

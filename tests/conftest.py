@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -22,3 +23,11 @@ def crl_server() -> Iterator[CrlServer]:
 def test_tsa() -> TestTsa:
     """An in-process RFC 3161 TSA with a fresh TSA leaf -> root chain."""
     return TestTsa(Pki().tsa_chain())
+
+
+@pytest.fixture(autouse=True)
+def _thawed_heap() -> Iterator[None]:
+    """A daemon run in-process freezes the heap (``pullgate.heap``); the next test starts with
+    every object back under the collector."""
+    yield
+    gc.unfreeze()

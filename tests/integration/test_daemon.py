@@ -9,6 +9,7 @@ signals. Registries are Debian's ``docker-registry`` behind mutual TLS; images a
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,6 +342,25 @@ def test_reload_rpc_swaps_the_trusted_ca(node: Node, registries: RegistryFactory
         assert result.ok
         after = _verify(client, reference)
     assert (after.allowed, after.reason) == (False, "UNTRUSTED")
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_start_up_state_is_frozen_and_a_reload_returns_it_to_the_collector(node: Node) -> None:
+    before = _Cyclic()  # in a cycle: only the cyclic collector can free it
+    ref = weakref.ref(before)
+    gc.unfreeze()
+    with run_daemon(node.config_path) as client:
+        assert gc.get_freeze_count() > 0  # frozen once the daemon is up
+        del before
+        gc.collect()
+        assert ref() is not None  # start-up state, skipped by full passes
+        result = client.verifier.Reload(verifier_pb2.ReloadRequest(), timeout=30).result
+        assert result.ok
+        assert _wait_for(lambda: ref() is None)  # the swap re-settled: nothing kept for good
 
 
 # -- a real process and real signals ----------------------------------------------------------

@@ -43,6 +43,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
+from pullgate import heap
 from pullgate.config import DaemonConfig, load_config
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.model import Decision, DecisionRequest
@@ -260,6 +261,10 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
                 ready.announce()
             else:
                 runtime.on_swap(ready.announce)
+            # Start-up state stays out of the collector's full passes; re-done after each swap
+            # so a replaced configuration's cycles are collected (pullgate.heap).
+            runtime.on_swap(_settle_heap)
+            _settle_heap()
             if options.watchdog_interval:
                 stack.push_async_callback(
                     _cancel,
@@ -278,6 +283,10 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
         if metrics_server is not None:
             metrics_server.stop()
     return 0
+
+
+def _settle_heap() -> None:
+    heap.settle()
 
 
 async def _start_cri(config: DaemonConfig, parts: ServerParts) -> CriProxy | None:
