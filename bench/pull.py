@@ -45,12 +45,15 @@ that pull's decision made (recorded through the decider's request log: methods, 
 headers) are replayed by a bare urllib3 client over its own warm pooled connection with the
 same TLS setup, and timed. ``(containerd's pull + replay) / containerd's pull`` is what the cold
 ratio would be if pullgate cost nothing but those registry round trips: no proxy hop, no
-parsing, no cryptography. That replay asks for objects the registry has just served. A second
-floor is measured at the end of each round, in the state a decision starts in (containerd
-emptied, dirty pages flushed, the registry idle since the last pull): a minimal urllib3 client
-fetches the signature of another signed image, pushed with the round's images and never
-fetched, with the same four requests, each found from the previous answer
-(``bench.pull_support.bare_signature_fetch``).
+parsing, no cryptography (and it asks for objects the registry has just served).
+
+**zero-cost pullgate** (informational): each cold and warm round has a third path, the real
+:class:`CriProxy` (inbound hop, forward, the pin's ``ImageStatus``) on a socket of its own whose
+decision function is :class:`ZeroCostDecider`. Cold, it has a bare urllib3 client fetch the
+image's signature with the four requests a decision makes, each found from the previous answer,
+then allows; warm, it allows from memory. Its ratios (paired, and same pull) are the lowest a
+proxy that verifies before it forwards can reach here, whatever its verification costs. The
+three paths take every place in the round in turn.
 
 Between pulls the image is removed (``RemoveImage``). containerd's CRI removes the last
 reference with a synchronous garbage collection, so content and snapshots go too; the script
@@ -123,6 +126,7 @@ from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import Decision, DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
 from pullgate.descriptor import Descriptor  # noqa: E402
+from pullgate.errors import Reason  # noqa: E402
 from pullgate.registry.client import MANIFEST_ACCEPT  # noqa: E402
 from pullgate.registry.transport import USER_AGENT, RequestLogHook, RequestRecord  # noqa: E402
 from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
@@ -135,7 +139,6 @@ TARGET_COLD = 1.10
 TARGET_WARM = 1.02
 TARGET_SHIM = 2.0
 LAYER_BYTES = 5 * 1024 * 1024
-FLOOR_LAYER_BYTES = 1024  # the floor's images are never pulled: only their signatures are read
 REPO = "bench/app"
 SETTLE_SECONDS = 1.0
 BOOTSTRAP_DRAWS = 2000
@@ -199,6 +202,40 @@ class TimedProxy(CriProxy):
             self.forward_times.append(time.perf_counter() - started)
 
 
+class ZeroCostDecider:
+    """The decision function of a pullgate whose own code costs nothing: the four registry
+    requests a cold decision needs, made by a bare urllib3 client over a warm pooled connection
+    (:func:`~bench.pull_support.bare_signature_fetch`), then an allow of the tag's digest. Behind
+    the real :class:`CriProxy` (inbound hop, forward, the pin's ``ImageStatus``), it measures the
+    lowest cold ratio a CRI proxy that verifies before forwarding can reach here."""
+
+    def __init__(self, manager: urllib3.PoolManager, base: str) -> None:
+        self._manager = manager
+        self._base = base
+        self._known: dict[str, str] = {}  # reference -> digest: the warm answer
+        self.durations: list[float] = []  # seconds per fetch, in call order
+        self.sent: list[tuple[str, str]] = []  # the last fetch's requests
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        """Allow the digest of ``request``'s tag: from memory when it was fetched before (a
+        warm decision at zero cost), else after fetching its signature."""
+        digest = self._known.get(request.reference)
+        if digest is None:
+            tag = request.reference.rsplit(":", 1)[1]
+            headers = {"User-Agent": USER_AGENT, "Accept": MANIFEST_ACCEPT}
+            started = time.perf_counter()
+            digest, self.sent = bare_signature_fetch(self._manager, self._base, REPO, tag, headers)
+            self.durations.append(time.perf_counter() - started)
+            self._known[request.reference] = digest
+        return Decision(
+            allowed=True,
+            reason=Reason.VERIFIED,
+            message="zero-cost bench decision",
+            reference=request.reference,
+            digest=digest,
+        )
+
+
 class NoControl:
     """``Status``/``Reload`` are not part of the measurement."""
 
@@ -226,12 +263,14 @@ class Bench:
     api_socket: Path
     replayer: urllib3.PoolManager
     proxy: TimedProxy
+    zero_cost: ZeroCostDecider
+    zero_cost_proxy: TimedProxy
+    zero_cost_via: CriClient
     pushed: int = 0
     last_records: list[RequestRecord] = field(default_factory=list)  # of the last floor pull
 
-    def image(self, layer_bytes: int = LAYER_BYTES) -> tuple[str, Descriptor]:
-        """Push a new signed image (~10 MB by default); its tag reference and manifest
-        descriptor."""
+    def image(self) -> tuple[str, Descriptor]:
+        """Push a new signed ~10 MB image; its tag reference and manifest descriptor."""
         self.pushed += 1
         tag = f"v{self.pushed}"
         with Pusher.for_registry(self.registry) as pusher:
@@ -241,7 +280,7 @@ class Bench:
                 repo=REPO,
                 tag=tag,
                 platform=self.platform,
-                layer_bytes=layer_bytes,
+                layer_bytes=LAYER_BYTES,
             )
         return f"{self.registry.host}/{REPO}:{tag}", desc
 
@@ -295,27 +334,25 @@ class Bench:
             series.floor_requests = len(records)
             self.last_records = records
 
-    def first_fetch_floor(self, series: Series, ref: str) -> None:
-        """A bare client fetches the signature of ``ref`` (pushed, never fetched) in the state a
-        proxied pull's decision starts in: containerd emptied, dirty pages flushed, the registry
-        idle since the last pull. The replay of a decision's own requests right after its pull
-        finds the registry busy with that pull's aftermath but holding those very objects in
-        its caches; this finds new objects, as the decision did."""
-        self.ensure_empty()
-        os.sync()
-        tag = ref.rsplit(":", 1)[1]
-        started = time.perf_counter()
-        sent = bare_signature_fetch(
-            self.replayer,
-            self.registry.url,
-            REPO,
-            tag,
-            {"User-Agent": USER_AGENT, "Accept": MANIFEST_ACCEPT},
-        )
-        series.floor_first.append(time.perf_counter() - started)
-        decided = [(r.method, urlsplit(r.url).path) for r in self.last_records]
-        if [m for m, _ in sent] != [m for m, _ in decided] or len(sent) != len(decided):
-            raise BenchError(f"the bare fetch {sent} is not the decision's work {decided}")
+    def zero_cost_pull(self, series: Series, ref: str, *, cold: bool) -> None:
+        """One measured pull through the zero-cost proxy (see :class:`ZeroCostDecider`): cold,
+        its decision fetches the signature (as a cold decision's requests do); warm, it answers
+        from memory."""
+        fetches = len(self.zero_cost.durations)
+        forwards = len(self.zero_cost_proxy.forward_times)
+        series.zero_cost.append(self.timed_pull(self.zero_cost_via, ref))
+        if len(self.zero_cost.durations) != fetches + cold:
+            raise BenchError(f"a zero-cost pull (cold={cold}) fetched the signature wrongly")
+        if len(self.zero_cost_proxy.forward_times) != forwards + 1:
+            raise BenchError("a zero-cost pull did not forward PullImage exactly once")
+        series.zero_cost_upstream.append(self.zero_cost_proxy.forward_times[-1])
+        if not cold:
+            return
+        series.zero_cost_fetch.append(self.zero_cost.durations[-1])
+        decided = [(r.method, urlsplit(r.url).path.rsplit("/", 2)[-2]) for r in self.last_records]
+        fetched = [(m, path.rsplit("/", 2)[-2]) for m, path in self.zero_cost.sent]
+        if fetched != decided:
+            raise BenchError(f"the bare fetch {fetched} is not a decision's work {decided}")
 
     def cache_hits(self) -> int:
         """Decision-cache hits of the current decider."""
@@ -351,6 +388,10 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     loop = LoopThread()
     stack.callback(loop.close)
     proxy = TimedProxy(str(containerd.socket), deciders.decide)
+    fetcher = urllib3.PoolManager(ssl_context=replay_context(registry), retries=False)
+    stack.callback(fetcher.clear)
+    zero_cost = ZeroCostDecider(fetcher, registry.url)
+    zero_cost_proxy = TimedProxy(str(containerd.socket), zero_cost.decide)
     sockets = Path(tempfile.mkdtemp(prefix="pgbench-", dir="/tmp"))  # short: sun_path limit
     stack.callback(shutil.rmtree, sockets, ignore_errors=True)
     cri_socket = sockets / "cri.sock"
@@ -360,6 +401,8 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     async def serve() -> None:
         await proxy.start(cri_socket)
         servers.push_async_callback(proxy.stop, 1.0)
+        await zero_cost_proxy.start(sockets / "zero.sock")
+        servers.push_async_callback(zero_cost_proxy.stop, 1.0)
         parts = ServerParts(engine=deciders, control=NoControl())
         await servers.enter_async_context(make_server(api_socket, parts, serving=True))
 
@@ -367,6 +410,7 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     stack.callback(lambda: loop.run(servers.aclose()))
     via = stack.enter_context(CriClient(cri_socket))
     direct = stack.enter_context(CriClient(containerd.socket))
+    zero_cost_via = stack.enter_context(CriClient(sockets / "zero.sock"))
     replayer = urllib3.PoolManager(ssl_context=replay_context(registry), retries=False)
     stack.callback(replayer.clear)
     bench = Bench(
@@ -381,6 +425,9 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
         api_socket,
         replayer,
         proxy,
+        zero_cost,
+        zero_cost_proxy,
+        zero_cost_via,
     )
     return bench, loop
 
@@ -408,8 +455,10 @@ class Series:
     upstream: list[float] = field(default_factory=list)  # the proxy's PullImage to containerd
     decisions: list[float] = field(default_factory=list)  # pullgate's decision per proxied pull
     floor: list[float] = field(default_factory=list)  # bare replay of each decision's requests
-    # the same kind of requests for another, never fetched image, started as a decision starts
-    floor_first: list[float] = field(default_factory=list)
+    # the zero-cost proxy's pulls (cold only): the real proxy and pin, a bare fetch for decision
+    zero_cost: list[float] = field(default_factory=list)
+    zero_cost_fetch: list[float] = field(default_factory=list)  # its bare fetch, per pull
+    zero_cost_upstream: list[float] = field(default_factory=list)  # its PullImage to containerd
     floor_requests: int = 0
 
     @property
@@ -448,6 +497,7 @@ class Series:
             f"  containerd's PullImage as the proxy saw it {_ms(statistics.median(self.upstream))}"
             f" vs as the direct client saw it {_ms(statistics.median(self.direct))} (medians)",
             *self._floor_lines(),
+            *self._zero_cost_lines(),
         ]
 
     @property
@@ -459,12 +509,9 @@ class Series:
         )
 
     @property
-    def floor_first_ratio(self) -> float:
-        """As :attr:`floor_ratio`, with a bare client's first fetch of another image's
-        signature, made in the conditions a decision meets."""
-        return statistics.median(
-            (u + f) / u for u, f in zip(self.upstream, self.floor_first, strict=True)
-        )
+    def zero_cost_ratio(self) -> float:
+        """Median over rounds: the zero-cost proxy's pull ÷ the round's direct pull."""
+        return statistics.median(a / b for a, b in zip(self.zero_cost, self.direct, strict=True))
 
     def _floor_lines(self) -> list[str]:
         if not self.floor:
@@ -473,10 +520,28 @@ class Series:
             f"  the decision's {self.floor_requests} registry requests replayed bare: "
             f"{_ms(statistics.median(self.floor))} (median); floor ratio {self.floor_ratio:.3f} "
             "(pullgate at zero cost beyond those round trips)",
-            f"  a bare client's first fetch of another image's signature, started as a "
-            f"decision starts: {_ms(statistics.median(self.floor_first))} (median); floor ratio "
-            f"{self.floor_first_ratio:.3f}",
         ]
+
+    def _zero_cost_lines(self) -> list[str]:
+        if not self.zero_cost:
+            return []
+        paired = [a / b for a, b in zip(self.zero_cost, self.direct, strict=True)]
+        ratio, low, high = median_interval(paired)
+        same, same_low, same_high = median_interval(self.zero_cost_same_pull)
+        decision = "an answer from memory"
+        if self.zero_cost_fetch:
+            fetch = _ms(statistics.median(self.zero_cost_fetch))
+            decision = f"a bare client's fetch of the signature, {fetch} median"
+        return [
+            f"  zero-cost pullgate (the real proxy, forward and pin; for decision {decision}): "
+            f"same pull {same:.3f} (95% interval {same_low:.3f}-{same_high:.3f}); "
+            f"÷ the round's direct pull {ratio:.3f} (95% interval {low:.3f}-{high:.3f})",
+        ]
+
+    @property
+    def zero_cost_same_pull(self) -> list[float]:
+        """Per zero-cost pull: its time ÷ the time of its own PullImage call to containerd."""
+        return [a / b for a, b in zip(self.zero_cost, self.zero_cost_upstream, strict=True)]
 
 
 def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
@@ -488,24 +553,24 @@ def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
     on whichever path pulls first in the round, not on pullgate or containerd.
     """
     series = Series()
-    images = [(bench.image()[0], bench.image()[0]) for _ in range(rounds)]
-    floors = [bench.image(layer_bytes=FLOOR_LAYER_BYTES)[0] for _ in images]
+    paths = ["proxied", "direct"] if fresh_decider else ["proxied", "direct", "zero-cost"]
+    images = [{path: bench.image()[0] for path in paths} for _ in range(rounds)]
     settle()
-    for index, (proxied_ref, direct_ref) in enumerate(images):
+    for index, refs in enumerate(images):
         if fresh_decider:
             bench.deciders.renew()
         clear_caches()
         hits = bench.cache_hits()
-        order = ("proxied", "direct") if index % 2 == 0 else ("direct", "proxied")
-        for path in order:
+        shift = index % len(paths)  # every path takes every place in the round in turn
+        for path in paths[shift:] + paths[:shift]:
             if path == "proxied":
-                bench.proxied_pull(series, proxied_ref, floor=not fresh_decider)
+                bench.proxied_pull(series, refs[path], floor=not fresh_decider)
                 if bench.cache_hits() != hits:
                     raise BenchError("a cold proxied pull hit the decision cache")
+            elif path == "direct":
+                series.direct.append(bench.timed_pull(bench.direct, refs[path]))
             else:
-                series.direct.append(bench.timed_pull(bench.direct, direct_ref))
-        if not fresh_decider:
-            bench.first_fetch_floor(series, floors[index])
+                bench.zero_cost_pull(series, refs[path], cold=True)
     return series
 
 
@@ -519,25 +584,29 @@ def measure_warm(bench: Bench, rounds: int) -> Series:
     """The same image on both paths, its decision cached by a first proxied pull."""
     ref, _ = bench.image()
     bench.timed_pull(bench.via, ref)  # computes and caches the decision
+    bench.timed_pull(bench.zero_cost_via, ref)  # and the zero-cost proxy's
     settle()
     series = Series()
+    paths = ["proxied", "direct", "zero-cost"]
     for index in range(rounds):
-        order = ("proxied", "direct") if index % 2 == 0 else ("direct", "proxied")
-        for path in order:
+        shift = index % len(paths)
+        for path in paths[shift:] + paths[:shift]:
             if path == "proxied":
                 hits = bench.cache_hits()
                 bench.proxied_pull(series, ref)
                 if bench.cache_hits() != hits + 1:
                     raise BenchError("a warm proxied pull missed the decision cache")
-            else:
+            elif path == "direct":
                 series.direct.append(bench.timed_pull(bench.direct, ref))
+            else:
+                bench.zero_cost_pull(series, ref, cold=False)
     return series
 
 
 def _warm_up(bench: Bench) -> None:
     """One pull per path (channels, imports, containerd's and the registry's first-use costs)."""
     bench.ensure_empty()
-    for client in (bench.via, bench.direct):
+    for client in (bench.via, bench.direct, bench.zero_cost_via):
         ref, _ = bench.image()
         bench.timed_pull(client, ref)
 
@@ -620,11 +689,24 @@ def run(args: argparse.Namespace) -> list[Row]:
         *_pull_rows("cold", cold, TARGET_COLD),
         Row(name="  floor: registry round trips alone", ratio=cold.floor_ratio, target=None),
         Row(
-            name="  floor: first fetch of new objects, bare",
-            ratio=cold.floor_first_ratio,
+            name="  zero-cost pullgate: real proxy and pin, bare fetch",
+            ratio=cold.zero_cost_ratio,
+            target=None,
+        ),
+        Row(
+            name="    same pull",
+            ratio=statistics.median(cold.zero_cost_same_pull),
             target=None,
         ),
         *_pull_rows("warm decision cache", warm, TARGET_WARM),
+        Row(
+            name="  zero-cost pullgate: real proxy and pin", ratio=warm.zero_cost_ratio, target=None
+        ),
+        Row(
+            name="    same pull",
+            ratio=statistics.median(warm.zero_cost_same_pull),
+            target=None,
+        ),
         Row(
             name="PullImage proxied / direct, cold start (new decider)",
             ratio=start.ratio,

@@ -12,8 +12,8 @@ what the measurements need (issue 6 acceptance, "bench/pull.py"):
   prove every measured pull starts with nothing of the image cached;
 * :func:`write_wrappers`: the shim as an executable in containerd's ``bin_dir``, in the plain
   form the package installs and in pip's console-script forms;
-* :func:`bare_signature_fetch`: a minimal client's fetch of what a cold decision fetches, for a
-  floor measured on objects the registry has not served yet.
+* :func:`bare_signature_fetch`: a minimal client's fetch of what a cold decision fetches: the
+  work of a pullgate whose own code cost nothing.
 """
 
 from __future__ import annotations
@@ -96,13 +96,13 @@ def push_signed_image(
 
 def bare_signature_fetch(
     manager: urllib3.PoolManager, base: str, repo: str, tag: str, headers: Mapping[str, str]
-) -> list[tuple[str, str]]:
+) -> tuple[str, list[tuple[str, str]]]:
     """The four requests a cold decision makes for ``repo:tag`` on a registry without the
     Referrers API, each found from the previous answer as pullgate finds it: resolve the tag
     (HEAD), the ``sha256-<hex>`` referrers tag, the signature manifest, the envelope blob.
 
-    No verification, no size caps, no parsing beyond the two digests needed. Returns the
-    ``(method, path)`` sent, to be compared with the decision's own requests.
+    No verification, no size caps, no parsing beyond the digests needed. Returns the tag's
+    digest and the ``(method, path)`` sent, to be compared with a decision's own requests.
 
     Raises:
         SystemExit: an answer is not 200 or lacks what the next request needs.
@@ -126,7 +126,7 @@ def bare_signature_fetch(
     index = json.loads(send("GET", manifests + digest.replace(":", "-"), accept).data)
     signature = json.loads(send("GET", manifests + index["manifests"][0]["digest"], accept).data)
     send("GET", f"/v2/{repo}/blobs/{signature['layers'][0]['digest']}", None)
-    return sent
+    return digest, sent
 
 
 # -------------------------------------------------------------------------------- event loop
