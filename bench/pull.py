@@ -80,20 +80,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import grpc
 import urllib3
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,28 +106,29 @@ from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store  # noqa: E40
 from tests.support.push import Pusher  # noqa: E402
 
 from bench._common import POLICY, replay, replay_context  # noqa: E402
+from bench.pull_paths import (  # noqa: E402
+    NoControl,
+    SwappableDecider,
+    TimedProxy,
+    ZeroCostDecider,
+)
+from bench.pull_series import Row, Series, pull_rows, table, zero_cost_rows  # noqa: E402
 from bench.pull_shim import ShimBench, measure_shim  # noqa: E402
 from bench.pull_support import (  # noqa: E402
     LoopThread,
-    bare_signature_fetch,
     content_digests,
     push_signed_image,
     snapshot_count,
 )
 from pullgate.clock import FixedClock  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
-from pullgate.cri.methods import PULL_IMAGE  # noqa: E402
-from pullgate.cri.proxy import CriProxy  # noqa: E402
 from pullgate.decision.decider import Decider  # noqa: E402
-from pullgate.decision.model import Decision, DecisionRequest  # noqa: E402
+from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
 from pullgate.descriptor import Descriptor  # noqa: E402
-from pullgate.errors import Reason  # noqa: E402
-from pullgate.registry.client import MANIFEST_ACCEPT  # noqa: E402
-from pullgate.registry.transport import USER_AGENT, RequestLogHook, RequestRecord  # noqa: E402
+from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.server.app import make_server  # noqa: E402
-from pullgate.server.convert import ReloadView, StatusView  # noqa: E402
 from pullgate.server.servicer import ServerParts  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
 
@@ -147,105 +144,6 @@ BOOTSTRAP_SEED = 6
 
 class BenchError(RuntimeError):
     """The setup is not what the measurement assumes (the run stops)."""
-
-
-class SwappableDecider:
-    """The proxy's decision function, pointing at a decider the bench may replace."""
-
-    def __init__(self, make: Callable[[RequestLogHook], Decider]) -> None:
-        self._make = make
-        self.requests: list[RequestRecord] = []  # registry requests of the last decision
-        self.current = make(self.requests.append)
-        self.durations: list[float] = []  # seconds per decision, in call order
-
-    def decide(self, request: DecisionRequest) -> Decision:
-        """Delegate to the current decider (and record how long it took)."""
-        self.requests.clear()
-        started = time.perf_counter()
-        try:
-            return self.current.decide(request)
-        finally:
-            self.durations.append(time.perf_counter() - started)
-
-    def close(self) -> None:
-        """Close the current decider."""
-        self.current.close()
-
-    def renew(self) -> None:
-        """A brand-new decider (no cache, no pooled connection); the old one is closed."""
-        old, self.current = self.current, self._make(self.requests.append)
-        old.close()
-
-
-class TimedProxy(CriProxy):
-    """The real proxy, also timing its own ``PullImage`` call to containerd.
-
-    That call is the runtime's whole pull as a direct client sees it (same socket, same kind of
-    blocking gRPC client), made in the middle of the proxied pull: proxied time ÷ this time
-    compares the two paths within one and the same pull.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_times: list[float] = []  # seconds per forwarded PullImage, in call order
-
-    def _send(
-        self, method: str, request: bytes, context: grpc.ServicerContext
-    ) -> tuple[bytes, grpc.Call]:
-        """Send upstream as the proxy does; PullImage calls are timed."""
-        if method != PULL_IMAGE:
-            return super()._send(method, request, context)
-        started = time.perf_counter()
-        try:
-            return super()._send(method, request, context)
-        finally:
-            self.forward_times.append(time.perf_counter() - started)
-
-
-class ZeroCostDecider:
-    """The decision function of a pullgate whose own code costs nothing: the four registry
-    requests a cold decision needs, made by a bare urllib3 client over a warm pooled connection
-    (:func:`~bench.pull_support.bare_signature_fetch`), then an allow of the tag's digest. Behind
-    the real :class:`CriProxy` (inbound hop, forward, the pin's ``ImageStatus``), it measures the
-    lowest cold ratio a CRI proxy that verifies before forwarding can reach here."""
-
-    def __init__(self, manager: urllib3.PoolManager, base: str) -> None:
-        self._manager = manager
-        self._base = base
-        self._known: dict[str, str] = {}  # reference -> digest: the warm answer
-        self.durations: list[float] = []  # seconds per fetch, in call order
-        self.sent: list[tuple[str, str]] = []  # the last fetch's requests
-
-    def decide(self, request: DecisionRequest) -> Decision:
-        """Allow the digest of ``request``'s tag: from memory when it was fetched before (a
-        warm decision at zero cost), else after fetching its signature."""
-        digest = self._known.get(request.reference)
-        if digest is None:
-            tag = request.reference.rsplit(":", 1)[1]
-            headers = {"User-Agent": USER_AGENT, "Accept": MANIFEST_ACCEPT}
-            started = time.perf_counter()
-            digest, self.sent = bare_signature_fetch(self._manager, self._base, REPO, tag, headers)
-            self.durations.append(time.perf_counter() - started)
-            self._known[request.reference] = digest
-        return Decision(
-            allowed=True,
-            reason=Reason.VERIFIED,
-            message="zero-cost bench decision",
-            reference=request.reference,
-            digest=digest,
-        )
-
-
-class NoControl:
-    """``Status``/``Reload`` are not part of the measurement."""
-
-    def status(self) -> StatusView:
-        """Not served here."""
-        raise NotImplementedError("Status is not served by the bench")
-
-    def reload(self, reason: str) -> ReloadView:
-        """Not served here."""
-        raise NotImplementedError("Reload is not served by the bench")
 
 
 @dataclass
@@ -390,7 +288,7 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     proxy = TimedProxy(str(containerd.socket), deciders.decide)
     fetcher = urllib3.PoolManager(ssl_context=replay_context(registry), retries=False)
     stack.callback(fetcher.clear)
-    zero_cost = ZeroCostDecider(fetcher, registry.url)
+    zero_cost = ZeroCostDecider(fetcher, registry.url, REPO)
     zero_cost_proxy = TimedProxy(str(containerd.socket), zero_cost.decide)
     sockets = Path(tempfile.mkdtemp(prefix="pgbench-", dir="/tmp"))  # short: sun_path limit
     stack.callback(shutil.rmtree, sockets, ignore_errors=True)
@@ -430,118 +328,6 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
         zero_cost_via,
     )
     return bench, loop
-
-
-def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Median of ``values`` and its 95 % bootstrap interval (resampled; fixed seed)."""
-    rng = random.Random(BOOTSTRAP_SEED)
-    medians = sorted(
-        statistics.median(rng.choices(values, k=len(values))) for _ in range(BOOTSTRAP_DRAWS)
-    )
-    low, high = medians[int(0.025 * BOOTSTRAP_DRAWS)], medians[int(0.975 * BOOTSTRAP_DRAWS) - 1]
-    return statistics.median(values), low, high
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-@dataclass
-class Series:
-    """Samples of the two paths, round by round."""
-
-    proxied: list[float] = field(default_factory=list)
-    direct: list[float] = field(default_factory=list)
-    upstream: list[float] = field(default_factory=list)  # the proxy's PullImage to containerd
-    decisions: list[float] = field(default_factory=list)  # pullgate's decision per proxied pull
-    floor: list[float] = field(default_factory=list)  # bare replay of each decision's requests
-    # the zero-cost proxy's pulls (cold only): the real proxy and pin, a bare fetch for decision
-    zero_cost: list[float] = field(default_factory=list)
-    zero_cost_fetch: list[float] = field(default_factory=list)  # its bare fetch, per pull
-    zero_cost_upstream: list[float] = field(default_factory=list)  # its PullImage to containerd
-    floor_requests: int = 0
-
-    @property
-    def same_pull(self) -> list[float]:
-        """Per proxied pull: its time ÷ the time of its own PullImage call to containerd."""
-        return [a / b for a, b in zip(self.proxied, self.upstream, strict=True)]
-
-    @property
-    def paired(self) -> list[float]:
-        """Per round: the proxied pull ÷ the round's direct pull (a different pull)."""
-        return [a / b for a, b in zip(self.proxied, self.direct, strict=True)]
-
-    @property
-    def ratio(self) -> float:
-        """The number compared with the target: the median of the paired rounds' ratios."""
-        return statistics.median(self.paired)
-
-    @property
-    def through_proxy(self) -> float:
-        """containerd's pull as the proxy saw it ÷ as the direct client saw it (medians)."""
-        return statistics.median(self.upstream) / statistics.median(self.direct)
-
-    def lines(self, name: str) -> list[str]:
-        """Both ratios with their intervals, pullgate's added time, containerd's pull both ways."""
-        same, same_low, same_high = median_interval(self.same_pull)
-        paired, paired_low, paired_high = median_interval(self.paired)
-        added = statistics.median(a - b for a, b in zip(self.proxied, self.upstream, strict=True))
-        return [
-            f"{name}: n={len(self.proxied)} pulls per path",
-            f"  same pull: proxied ÷ its own PullImage call to containerd {same:.3f} "
-            f"(95% interval {same_low:.3f}-{same_high:.3f}); pullgate added {_ms(added)} "
-            f"(median), of which the decision {_ms(statistics.median(self.decisions))}",
-            f"  paired rounds: proxied ÷ the round's direct pull {paired:.3f} "
-            f"(95% interval {paired_low:.3f}-{paired_high:.3f}); medians: proxied "
-            f"{_ms(statistics.median(self.proxied))}, direct {_ms(statistics.median(self.direct))}",
-            f"  containerd's PullImage as the proxy saw it {_ms(statistics.median(self.upstream))}"
-            f" vs as the direct client saw it {_ms(statistics.median(self.direct))} (medians)",
-            *self._floor_lines(),
-            *self._zero_cost_lines(),
-        ]
-
-    @property
-    def floor_ratio(self) -> float:
-        """Median ``(containerd's pull + bare replay of the decision's requests) / containerd's
-        pull``, within the same pull."""
-        return statistics.median(
-            (u + f) / u for u, f in zip(self.upstream, self.floor, strict=True)
-        )
-
-    @property
-    def zero_cost_ratio(self) -> float:
-        """Median over rounds: the zero-cost proxy's pull ÷ the round's direct pull."""
-        return statistics.median(a / b for a, b in zip(self.zero_cost, self.direct, strict=True))
-
-    def _floor_lines(self) -> list[str]:
-        if not self.floor:
-            return []
-        return [
-            f"  the decision's {self.floor_requests} registry requests replayed bare: "
-            f"{_ms(statistics.median(self.floor))} (median); floor ratio {self.floor_ratio:.3f} "
-            "(pullgate at zero cost beyond those round trips)",
-        ]
-
-    def _zero_cost_lines(self) -> list[str]:
-        if not self.zero_cost:
-            return []
-        paired = [a / b for a, b in zip(self.zero_cost, self.direct, strict=True)]
-        ratio, low, high = median_interval(paired)
-        same, same_low, same_high = median_interval(self.zero_cost_same_pull)
-        decision = "an answer from memory"
-        if self.zero_cost_fetch:
-            fetch = _ms(statistics.median(self.zero_cost_fetch))
-            decision = f"a bare client's fetch of the signature, {fetch} median"
-        return [
-            f"  zero-cost pullgate (the real proxy, forward and pin; for decision {decision}): "
-            f"same pull {same:.3f} (95% interval {same_low:.3f}-{same_high:.3f}); "
-            f"÷ the round's direct pull {ratio:.3f} (95% interval {low:.3f}-{high:.3f})",
-        ]
-
-    @property
-    def zero_cost_same_pull(self) -> list[float]:
-        """Per zero-cost pull: its time ÷ the time of its own PullImage call to containerd."""
-        return [a / b for a, b in zip(self.zero_cost, self.zero_cost_upstream, strict=True)]
 
 
 def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
@@ -611,52 +397,6 @@ def _warm_up(bench: Bench) -> None:
         bench.timed_pull(client, ref)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Row:
-    """One line of the summary table."""
-
-    name: str
-    ratio: float
-    target: float | None
-
-    @property
-    def ok(self) -> bool:
-        """True when the row meets its target (informational rows always do)."""
-        return self.target is None or self.ratio <= self.target
-
-    @property
-    def result(self) -> str:
-        """What the table prints in the result column."""
-        if self.target is None:
-            return ""
-        return "ok" if self.ok else "MISSED"
-
-
-def _table(rows: Sequence[Row]) -> str:
-    lines = [f"{'measurement':<62} {'ratio':>7} {'target':>8}  result", "-" * 92]
-    for row in rows:
-        target = f"<= {row.target:.2f}" if row.target is not None else "info"
-        lines.append(f"{row.name:<62} {row.ratio:7.3f} {target:>8}  {row.result}")
-    return "\n".join(lines)
-
-
-def _pull_rows(name: str, series: Series, target: float) -> list[Row]:
-    """The compared paired ratio and the same-pull breakdown."""
-    return [
-        Row(name=f"PullImage proxied / direct, {name}", ratio=series.ratio, target=target),
-        Row(
-            name="  same pull: proxied / its own call to containerd",
-            ratio=statistics.median(series.same_pull),
-            target=None,
-        ),
-        Row(
-            name="  containerd's pull via the proxy / direct",
-            ratio=series.through_proxy,
-            target=None,
-        ),
-    ]
-
-
 def run(args: argparse.Namespace) -> list[Row]:
     """Set up, measure, print the details; returns the summary rows."""
     with (
@@ -686,27 +426,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     for line in shim.lines():
         print(line)
     rows = [
-        *_pull_rows("cold", cold, TARGET_COLD),
+        *pull_rows("cold", cold, TARGET_COLD),
         Row(name="  floor: registry round trips alone", ratio=cold.floor_ratio, target=None),
-        Row(
-            name="  zero-cost pullgate: real proxy and pin, bare fetch",
-            ratio=cold.zero_cost_ratio,
-            target=None,
-        ),
-        Row(
-            name="    same pull",
-            ratio=statistics.median(cold.zero_cost_same_pull),
-            target=None,
-        ),
-        *_pull_rows("warm decision cache", warm, TARGET_WARM),
-        Row(
-            name="  zero-cost pullgate: real proxy and pin", ratio=warm.zero_cost_ratio, target=None
-        ),
-        Row(
-            name="    same pull",
-            ratio=statistics.median(warm.zero_cost_same_pull),
-            target=None,
-        ),
+        *zero_cost_rows(cold, "real proxy and pin, bare fetch"),
+        *pull_rows("warm decision cache", warm, TARGET_WARM),
+        *zero_cost_rows(warm, "real proxy and pin"),
         Row(
             name="PullImage proxied / direct, cold start (new decider)",
             ratio=start.ratio,
@@ -745,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     rows = run(args)
     print()
-    print(_table(rows))
+    print(table(rows))
     print(
         f"\nwall time of the whole run: {time.monotonic() - started:.0f} s; "
         f"load average at end: {os.getloadavg()[0]:.2f}"
