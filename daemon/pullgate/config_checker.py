@@ -18,6 +18,11 @@ from typing import TypeVar
 
 _E = TypeVar("_E", bound=StrEnum)
 
+# Every number of seconds in the configuration (timeouts, TTLs, debounce) is at most a year: the
+# values are added to clocks and datetimes, where "forever" (1e12) overflows and fails every
+# decision that uses it instead of failing the configuration.
+MAX_SECONDS = 365 * 24 * 3600
+
 
 def quote_key(name: str) -> str:
     """A TOML key as the operator would write it (bare when possible)."""
@@ -120,6 +125,12 @@ class ConfigChecker:
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             kind = "non-negative" if allow_zero else "positive"
             self.problem(join_key(prefix, key), f"must be a {kind} finite number, got {value}")
+            return default
+        if value > MAX_SECONDS:
+            self.problem(
+                join_key(prefix, key),
+                f"must be at most {MAX_SECONDS} seconds (a year), got {value}",
+            )
             return default
         return float(value)
 

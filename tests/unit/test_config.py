@@ -216,6 +216,8 @@ def test_socket_mode_as_octal_string() -> None:
         (b"[cache]\nmax_entries = 0", "cache.max_entries"),
         (b"[cache]\nmax_entries = 1.5", "cache.max_entries"),
         (b"[cache]\nmax_ttl = -3", "cache.max_ttl"),
+        (b"[cache]\nmax_ttl = 1e12", "cache.max_ttl"),
+        (b"[registry]\nread_timeout = 1e10", "registry.read_timeout"),
         (b"[cache]\nnegative_ttl = 0.0", "cache.negative_ttl"),
         (b"[cache]\nresolve_ttl = -1", "cache.resolve_ttl"),
         (b'[cache]\nresolve_ttl = "5s"', "cache.resolve_ttl"),

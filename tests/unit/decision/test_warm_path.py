@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from pullgate.config import CacheConfig
+from pullgate.config_checker import MAX_SECONDS
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
@@ -96,6 +97,16 @@ def test_digest_reference_is_memoised_up_to_max_ttl(world: World) -> None:
     clock.advance(241)  # beyond max_ttl: resolved again (and re-verified: the entry expired)
     decider.decide(request)
     assert _heads(world) == 2
+
+
+def test_the_longest_configurable_ttls_decide_by_digest_and_by_tag(world: World) -> None:
+    _signed(world)
+    longest = float(MAX_SECONDS)
+    cache = CacheConfig(max_ttl=longest, negative_ttl=longest, resolve_ttl=longest)
+    decider = world.decider(cache=cache)
+    for reference in (world.ref(), f"{world.reg.host}/{REPO}@{world.index.digest}"):
+        decision = decider.decide(DecisionRequest(reference=reference))
+        assert (decision.allowed, decision.reason) == (True, Reason.VERIFIED)
 
 
 def test_decide_async_answers_warm_requests_without_registry_or_thread(world: World) -> None:
