@@ -440,9 +440,13 @@ def test_remove_image_passes_through_and_is_idempotent(node: Node, gate: Gate) -
     assert gate.via.remove(ref) == gate.direct.remove(ref)
 
 
-def test_other_services_and_unknown_methods_are_forwarded(node: Node, gate: Gate) -> None:
-    assert gate.via.version() == gate.direct.version()
-    assert gate.via.version().runtime_name == "containerd"
+def test_unknown_image_methods_are_forwarded_and_the_runtime_service_is_not(
+    node: Node, gate: Gate
+) -> None:
+    assert gate.direct.version().runtime_name == "containerd"
+    with pytest.raises(grpc.RpcError) as refused:
+        gate.via.version()  # RuntimeService: exec and container creation must not pass here
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
     method = "/runtime.v1.ImageService/NoSuchMethod"
     with pytest.raises(grpc.RpcError) as direct:

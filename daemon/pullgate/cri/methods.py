@@ -3,7 +3,10 @@
 Implements the routing facts of containerd-integration.md §3: the method path is normalised
 the way grpc-go (containerd's server) routes it -- at most one leading ``/`` is dropped, and
 what remains must be exactly ``<service>/<method>``, both parts proto identifiers -- and only
-services named ``runtime.v1.*`` (the CRI API the kubelet speaks) are served.
+the ``runtime.v1.ImageService`` service is served: it is all the kubelet sends to its
+``imageServiceEndpoint`` (§3.3). ``runtime.v1.RuntimeService`` (``ExecSync``,
+``CreateContainer``, ``RunPodSandbox``...) is refused: forwarded, it would make the proxy's
+socket as powerful as the runtime's own, for everyone allowed to talk to pullgate.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 from pullgate.errors import MalformedInput
 
 __all__ = [
-    "CRI_SERVICE_PREFIX",
+    "CRI_SERVICE",
     "IMAGE_STATUS",
     "PULL_IMAGE",
     "REMOVE_IMAGE",
@@ -24,7 +27,7 @@ __all__ = [
     "normalise_method",
 ]
 
-CRI_SERVICE_PREFIX = "runtime.v1."
+CRI_SERVICE = "runtime.v1.ImageService"
 PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
 IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"
 REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
@@ -32,7 +35,6 @@ REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
 SERVER_STREAMING = frozenset(
     {
         "/runtime.v1.ImageService/StreamImages",
-        "/runtime.v1.RuntimeService/GetContainerEvents",
     }
 )
 SHOWN_PATH = 256  # characters of a refused path that reach logs and audit records
@@ -67,8 +69,9 @@ def normalise_method(raw: object) -> str:
 
 
 def is_cri_method(method: str) -> bool:
-    """True for a normalised path of a ``runtime.v1.*`` service (the only ones served)."""
-    return method.startswith("/" + CRI_SERVICE_PREFIX)
+    """True for a normalised path of the ``runtime.v1.ImageService`` service (the only one
+    served); any method of it, known or not."""
+    return method.startswith(f"/{CRI_SERVICE}/")
 
 
 def grpc_target(upstream: str) -> str:

@@ -3,12 +3,13 @@
 Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
 
 * Method paths are normalised as grpc-go routes them (:mod:`pullgate.cri.methods`); only
-  ``runtime.v1.*`` services are served. Every other path -- malformed, ``runtime.v1alpha2.*``
-  (containerd 1.7 still serves it, with its own ``PullImage``), containerd's native API,
-  health, reflection -- is refused with ``PERMISSION_DENIED``, logged and audited
-  (``"event": "cri.refused"``): the proxy socket must never become an unverified path to the
-  runtime's socket.
-* Every call of a ``runtime.v1.*`` service, known method or not, is forwarded to the runtime's
+  ``runtime.v1.ImageService`` is served. Every other path -- malformed,
+  ``runtime.v1.RuntimeService`` (exec, container creation: the kubelet never sends it here),
+  ``runtime.v1alpha2.*`` (containerd 1.7 still serves it, with its own ``PullImage``),
+  containerd's native API, health, reflection -- is refused with ``PERMISSION_DENIED``, logged
+  and audited (``"event": "cri.refused"``): the proxy socket must never become an unverified
+  path to the runtime's socket.
+* Every ``runtime.v1.ImageService`` call, known method or not, is forwarded to the runtime's
   socket under its normalised path as opaque bytes, relayed as :mod:`pullgate.cri.relay`
   describes (metadata, deadline, status and cancellation). New CRI fields and methods
   therefore pass through, and ``ImageFsInfo`` answers whatever state pullgate's trust
@@ -55,7 +56,7 @@ import grpc
 from pullgate.cri.critical import CriticalImages
 from pullgate.cri.denial import Denial, DenialKind
 from pullgate.cri.methods import (
-    CRI_SERVICE_PREFIX,
+    CRI_SERVICE,
     PULL_IMAGE,
     SERVER_STREAMING,
     SHOWN_PATH,
@@ -106,9 +107,7 @@ class _Router(grpc.GenericRpcHandler):
         except MalformedInput as exc:
             return _refusal(proxy, raw, f"malformed method path: {exc}")
         if not is_cri_method(method):
-            return _refusal(
-                proxy, raw, f"{method} is not a {CRI_SERVICE_PREFIX}* CRI service method"
-            )
+            return _refusal(proxy, raw, f"{method} is not a method of the {CRI_SERVICE} service")
         if method == PULL_IMAGE:
             return grpc.unary_unary_rpc_method_handler(proxy.pull_image)
         if method in SERVER_STREAMING:
@@ -323,7 +322,7 @@ class CriProxy:
         context.set_trailing_metadata(forwardable(call.trailing_metadata()))
 
     def refuse(self, raw: object, why: str, context: grpc.ServicerContext) -> NoReturn:
-        """Refuse a call that is not a ``runtime.v1.*`` CRI method (logged and audited)."""
+        """Refuse a call that is not a ``runtime.v1.ImageService`` method (logged and audited)."""
         shown = (raw if isinstance(raw, str) else repr(raw))[:SHOWN_PATH]
         log.warning("CRI proxy refused method %r: %s", shown, why)
         self._emit_audit(
@@ -338,8 +337,7 @@ class CriProxy:
         abort(
             context,
             grpc.StatusCode.PERMISSION_DENIED,
-            f"pullgate CRI proxy refuses {shown!r}: {why}; only {CRI_SERVICE_PREFIX}* "
-            "services are served",
+            f"pullgate CRI proxy refuses {shown!r}: {why}; only {CRI_SERVICE} is served",
         )
 
     # -- PullImage --------------------------------------------------------------------------------
