@@ -46,6 +46,7 @@ from pullgate.registry.model import (
     ImageReference,
     RegistryLimits,
 )
+from pullgate.registry.redirect import same_origin
 from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
@@ -176,6 +177,15 @@ class RegistryClient:
         response = self.transport.request(endpoint, method, url, headers=headers, cap=cap)
         if response.status != 401:
             return response
+        if not same_origin(response.url, url):
+            # A redirect target asks for credentials: the endpoint's are not its to have, and
+            # the realm it names is its choice (containerd looks up credentials by that host).
+            raise HttpStatusError(
+                401,
+                f"endpoint {endpoint.url}: a redirect to another origin answered 401; the "
+                "endpoint's credentials are not sent there",
+                endpoint=endpoint.url,
+            )
         challenges = parse_www_authenticate(response.header_values("WWW-Authenticate"))
         headers["Authorization"] = self._auth.answer(endpoint, challenges, scope)
         response = self.transport.request(endpoint, method, url, headers=headers, cap=cap)

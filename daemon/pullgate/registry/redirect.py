@@ -59,6 +59,15 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.host or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
+def same_origin(first: str, second: str) -> bool:
+    """True when both URLs parse and name the same :func:`origin` (an unparsable URL is no
+    one's origin)."""
+    try:
+        return origin(first) == origin(second)
+    except ValueError:
+        return False
+
+
 def next_hop(hop: Hop, status: int, location: str, endpoint: Endpoint) -> Hop | None:
     """The request answering ``hop``'s ``status`` redirect to ``location``, or None when it
     must not be followed (a body would go to another origin).

@@ -34,13 +34,14 @@ import logging
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
 from pullgate.registry.client import MEDIA_TYPE_OCI_INDEX, RegistryClient
 from pullgate.registry.endpoint_errors import NotFoundEverywhere, media_type_of, most_relevant
 from pullgate.registry.model import Endpoint, ImageReference, RegistryError
+from pullgate.registry.redirect import same_origin
 from pullgate.registry.transport import Response
 from pullgate.verification.model import ARTIFACT_TYPE_SIGNATURE
 from pullgate.verification.verifier import SignatureBlob
@@ -91,8 +92,10 @@ def _filters_applied(response: Response, index: dict[str, Any]) -> bool:
     return "artifactType" in (part.strip() for part in applied.split(","))
 
 
-def next_link(response: Response, endpoint: Endpoint) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, resolved; same origin only.
+def next_link(response: Response, endpoint: Endpoint, requested: str) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, resolved against the URL that answered;
+    only on the origin of ``requested`` (the URL pullgate asked for: a page that came from a
+    redirect target cannot send the next request, with the endpoint's headers and token, there).
 
     Raises:
         RegistryError: ``REGISTRY_ERROR`` for a link to another scheme/host.
@@ -103,8 +106,7 @@ def next_link(response: Response, endpoint: Endpoint) -> str | None:
             if 'rel="next"' not in params and "rel=next" not in params:
                 continue
             target = str(urljoin(response.url, match.group(1)))
-            here, there = urlsplit(response.url), urlsplit(target)
-            if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+            if not same_origin(requested, target):
                 raise RegistryError(
                     Reason.REGISTRY_ERROR,
                     f"endpoint {endpoint.url}: referrers Link points to another origin",
@@ -163,7 +165,7 @@ def _referrers(
         for desc in descriptors:
             if filtered or desc.artifact_type == ARTIFACT_TYPE_SIGNATURE:
                 yield desc
-        url = next_link(response, endpoint)
+        url = next_link(response, endpoint, url)
 
 
 def _tag_schema(
