@@ -4,6 +4,7 @@ redirect named: not by answering its 401 challenge, not by following its paginat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -20,7 +21,7 @@ DIGEST = "sha256:" + "a" * 64
 INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-def _redirecting_to(url: str) -> object:
+def _redirecting_to(url: str) -> Callable[[RawConnection], None]:
     def script(conn: RawConnection) -> None:
         while conn.read_request() is not None:
             conn.send(
