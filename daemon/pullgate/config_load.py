@@ -51,6 +51,7 @@ from pullgate.config_model import (
 )
 from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError
+from pullgate.textnum import ascii_int
 
 _PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?")
 _MAX_PORT = 65535
@@ -201,12 +202,8 @@ def _metrics(chk: ConfigChecker, data: Mapping[str, object]) -> MetricsConfig:
     if not address:
         return MetricsConfig(address="", allow_non_loopback=allow)
     parts = _split_host_port(address)
-    if (
-        parts is None
-        or not parts[0]
-        or not parts[1].isdecimal()
-        or not 0 < int(parts[1]) <= _MAX_PORT
-    ):
+    port = ascii_int(parts[1]) if parts is not None else None
+    if parts is None or not parts[0] or port is None or not 0 < port <= _MAX_PORT:
         chk.problem("metrics.address", f"must be host:port with a port 1-65535, got {address!r}")
         return MetricsConfig(address=default.address, allow_non_loopback=allow)
     if not allow and not _is_loopback(parts[0]):

@@ -208,6 +208,7 @@ def test_socket_mode_as_octal_string() -> None:
         (b'[metrics]\naddress = "127.0.0.1:0"', "metrics.address"),
         (b'[metrics]\naddress = "127.0.0.1:65536"', "metrics.address"),
         (b'[metrics]\naddress = "127.0.0.1:http"', "metrics.address"),
+        ('[metrics]\naddress = "127.0.0.1:\u0663"'.encode(), "metrics.address"),
         (b'[metrics]\naddress = "::1:9464"', "metrics.address"),
         (b'[metrics]\naddress = "[::1]9464"', "metrics.address"),
         (b'[metrics]\naddress = "example.com:9464"', "metrics.address"),

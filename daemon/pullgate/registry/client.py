@@ -56,6 +56,7 @@ from pullgate.registry.transport import (
     ResponseTooLarge,
     Transport,
 )
+from pullgate.textnum import ascii_int
 from pullgate.verification.verifier import SignatureBlob
 
 log = logging.getLogger(__name__)
@@ -239,19 +240,19 @@ class RegistryClient:
         head = self.exchange(endpoint, ref, "HEAD", url, accept=MANIFEST_ACCEPT, cap=cap)
         if head.status == 200:
             digest = (head.header("Docker-Content-Digest") or "").strip()
-            length = (head.header("Content-Length") or "").strip()
+            length = ascii_int(head.header("Content-Length"))
             media_type = media_type_of(head)
-            if length.isdigit() and int(length) > cap:
+            if length is not None and length > cap:
                 raise ResponseTooLarge(
                     f"endpoint {endpoint.url}: manifest of {length} bytes exceeds {cap}"
                 )
-            if is_digest(digest) and length.isdigit() and media_type in MANIFEST_MEDIA_TYPES:
+            if is_digest(digest) and length is not None and media_type in MANIFEST_MEDIA_TYPES:
                 if ref.digest and digest != ref.digest:
                     raise MalformedInput(
                         f"endpoint {endpoint.url}: resolved digest {digest} differs from "
                         f"requested {ref.digest}"
                     )
-                return Descriptor(media_type=media_type, digest=digest, size=int(length))
+                return Descriptor(media_type=media_type, digest=digest, size=length)
         elif head.status != 405:
             self.expect_ok(head, endpoint)
         response = self.exchange(endpoint, ref, "GET", url, accept=MANIFEST_ACCEPT, cap=cap)

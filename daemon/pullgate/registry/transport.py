@@ -57,6 +57,7 @@ from pullgate.registry.http_errors import answered_in_clear, map_transport_error
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.redirect import Hop, next_hop
 from pullgate.registry.tls import TlsContextCache, TlsKey, tls_key
+from pullgate.textnum import ascii_int
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,9 @@ def parse_retry_after(value: str | None, clock: Clock) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = ascii_int(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -391,11 +393,11 @@ class Transport:
             return b""
         strict = 200 <= raw.status < 300
         limit = req.cap if strict else min(req.cap, ERROR_BODY_CAP)
-        length = raw.headers.get("Content-Length")
-        if strict and length is not None and length.strip().isdigit() and int(length) > limit:
+        length = ascii_int(raw.headers.get("Content-Length"))
+        if strict and length is not None and length > limit:
             raw.close()
             raise ResponseTooLarge(
-                f"endpoint {req.endpoint.url}: response of {int(length)} bytes exceeds the "
+                f"endpoint {req.endpoint.url}: response of {length} bytes exceeds the "
                 f"{limit}-byte limit"
             )
         chunks: list[bytes] = []

@@ -37,6 +37,7 @@ from pullgate.decision.model import Decision
 from pullgate.errors import ConfigError
 from pullgate.registry.transport import RequestRecord
 from pullgate.server.convert import StatusView
+from pullgate.textnum import ascii_int
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +182,10 @@ class MetricsEndpoint:
                 ipaddress.IPv6Address(host)
             except ValueError as exc:
                 raise ConfigError(f"[metrics] address {address!r}: bad IPv6 literal") from exc
-        if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        port = ascii_int(port_text)
+        if not sep or not host or port is None or port > 65535:
             raise ConfigError(f"[metrics] address {address!r}: expected HOST:PORT")
-        return cls(host=host, port=int(port_text))
+        return cls(host=host, port=port)
 
 
 class MetricsServer:

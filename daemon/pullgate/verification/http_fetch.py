@@ -19,6 +19,7 @@ import urllib3
 
 from pullgate.deadline import Exchange, guard_pools, shared_watchdog
 from pullgate.errors import Reason, VerificationInconclusive
+from pullgate.textnum import ascii_int
 
 __all__ = ["HttpFetcher", "RevocationFetchError", "Urllib3Fetcher", "require_http"]
 
@@ -117,8 +118,8 @@ def _read_capped(
     try:
         if response.status != 200:
             raise RevocationFetchError(f"{method} {url}: HTTP status {response.status}")
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        declared = ascii_int(response.headers.get("Content-Length"))
+        if declared is not None and declared > max_bytes:
             raise RevocationFetchError(f"{url}: response exceeds {max_bytes} bytes")
         data = bytearray()
         while len(data) <= max_bytes:

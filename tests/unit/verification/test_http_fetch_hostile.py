@@ -50,3 +50,16 @@ def test_a_thread_bound_caps_the_fetch_below_its_own_timeout() -> None:
         outcome = outcome_of(lambda: _fetch(f"{server.url}/crl", timeout=100.0, bound=0.3))
     assert isinstance(outcome, RevocationFetchError), outcome
     assert outcome.reason is Reason.REVOCATION_UNKNOWN
+
+
+def test_a_superscript_content_length_is_a_typed_fetch_error_not_a_crash() -> None:
+    def script(conn: RawConnection) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\nConnection: close\r\n\r\nxy")
+
+    with RawServer(script) as server:
+        outcome = outcome_of(lambda: _fetch(f"{server.url}/crl", timeout=2.0))
+    assert not isinstance(outcome, ValueError), outcome
+    if isinstance(outcome, Exception):
+        assert isinstance(outcome, RevocationFetchError), outcome
+        assert outcome.reason is Reason.REVOCATION_UNKNOWN

@@ -1,0 +1,58 @@
+"""Numbers in hostile headers: only ASCII digits are numbers (``"²"`` passes ``str.isdigit``
+and then makes ``int()`` raise a bare ``ValueError``: a crash instead of a typed error and a
+fallback to the next endpoint)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pullgate.registry.client import RegistryClient
+from pullgate.registry.model import ImageReference, RegistryLimits
+from pullgate.registry.transport import Transport
+from pullgate.textnum import ascii_int
+from tests.support.fake_registry import FakeRegistry, hosts_for
+from tests.support.raw_http import RawConnection, RawServer
+
+LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=10.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0", 0), (" 42 ", 42), ("007", 7), ("²", None), ("٣", None), ("", None), ("-1", None)],
+)
+def test_ascii_int(text: str, value: int | None) -> None:
+    assert ascii_int(text) == value
+
+
+def test_a_mirror_with_a_superscript_content_length_is_skipped_for_the_next() -> None:
+    def script(conn: RawConnection) -> None:
+        while conn.read_request() is not None:
+            conn.send(
+                b"HTTP/1.1 200 OK\r\n"
+                b"Content-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                b"Docker-Content-Digest: sha256:" + b"c" * 64 + b"\r\n"
+                b"Content-Length: \xb2\r\n\r\n"
+            )
+
+    with RawServer(script) as mirror, FakeRegistry() as upstream:
+        target = upstream.put_image("app", tag="v1")
+        client = RegistryClient(
+            hosts_for(mirror.endpoint(), upstream.endpoint(), registry="registry.test"),
+            limits=LIMITS,
+        )
+        ref = ImageReference(registry="registry.test", repository="app", tag="v1")
+        assert client.resolve(ref).digest == target.digest
+
+
+@pytest.mark.parametrize("header", [b"Retry-After: \xb2", b"Retry-After: \xd9\xa3"])
+def test_a_superscript_retry_after_is_no_delay_not_a_crash(header: bytes) -> None:
+    def script(conn: RawConnection) -> None:
+        while conn.read_request() is not None:
+            conn.send(b"HTTP/1.1 429 Too Many\r\n" + header + b"\r\nContent-Length: 0\r\n\r\n")
+
+    waits: list[float] = []
+    with RawServer(script) as server:
+        transport = Transport(LIMITS, sleep=waits.append)
+        response = transport.request(server.endpoint(), "GET", f"{server.url}/v2/", cap=10)
+    assert response.status == 429
+    assert all(wait <= LIMITS.max_retry_after for wait in waits)
