@@ -345,6 +345,17 @@ class Transport:
     def _send_hop(self, req: _Request, hop: Hop, exchange: Exchange) -> tuple[Response, str | None]:
         """One HTTP request and its (capped) body; the redirect location, if any."""
         endpoint = req.endpoint
+        if endpoint.dial_timeout is not None and endpoint.dial_timeout < 0:
+            # Go's ParseDuration takes "-1s"; containerd's dialer then fails every connection
+            # to this host at once, and the pull moves on to the next one.
+            err = RegistryError(
+                Reason.REGISTRY_UNREACHABLE,
+                f"endpoint {endpoint.url}: negative dial_timeout, so every connection fails "
+                "(as in containerd)",
+                endpoint=endpoint.url,
+            )
+            self._record(req, hop.url, None, 0, err.reason)
+            raise err
         timeout = urllib3.Timeout(
             connect=endpoint.dial_timeout or self.limits.connect_timeout,
             read=self.limits.read_timeout,

@@ -4,10 +4,14 @@ fallback to the next endpoint)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pullgate.registry.client import RegistryClient
+from pullgate.registry.hosts import load_hosts
 from pullgate.registry.model import ImageReference, RegistryLimits
+from pullgate.registry.reference import parse_reference
 from pullgate.registry.transport import Transport
 from pullgate.textnum import ascii_int
 from tests.support.fake_registry import FakeRegistry, hosts_for
@@ -56,3 +60,17 @@ def test_a_superscript_retry_after_is_no_delay_not_a_crash(header: bytes) -> Non
         response = transport.request(server.endpoint(), "GET", f"{server.url}/v2/", cap=10)
     assert response.status == 429
     assert all(wait <= LIMITS.max_retry_after for wait in waits)
+
+
+def test_a_mirror_with_a_negative_dial_timeout_is_skipped_as_containerd_does(
+    tmp_path: Path,
+) -> None:
+    with FakeRegistry() as upstream:
+        target = upstream.put_image("app", tag="v1")
+        hosts = tmp_path / "registry.test"
+        hosts.mkdir()
+        (hosts / "hosts.toml").write_text(
+            f'server = "{upstream.url}"\n[host."http://127.0.0.1:9"]\n  dial_timeout = "-1s"\n'
+        )
+        client = RegistryClient(lambda r: load_hosts(r, [tmp_path]), limits=LIMITS)
+        assert client.resolve(parse_reference("registry.test/app:v1")).digest == target.digest
