@@ -9,6 +9,7 @@ signals. Registries are Debian's ``docker-registry`` behind mutual TLS; images a
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -29,6 +30,8 @@ import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
 from pullgate.descriptor import Descriptor
+from pullgate.errors import ConfigError
+from pullgate.server.app import DaemonOptions, serve
 from pullgate.server.audit import AUDIT_LOGGER
 from pullgate.v1 import verifier_pb2
 from tests.support.docker_registry import (
@@ -342,6 +345,30 @@ def test_reload_rpc_swaps_the_trusted_ca(node: Node, registries: RegistryFactory
         assert result.ok
         after = _verify(client, reference)
     assert (after.allowed, after.reason) == (False, "UNTRUSTED")
+
+
+def _with_cri_socket(node: Node, socket: Path) -> None:
+    text = node.config_path.read_text()
+    upstream = node.tmp / "no-runtime.sock"  # connected lazily: not needed to start
+    cri = f'[cri]\nsocket = {_q(socket)}\nupstream = "unix://{upstream}"\n'
+    node.config_path.write_text(text + cri)
+
+
+def test_the_cri_socket_directory_is_created_like_the_api_sockets(node: Node) -> None:
+    socket = node.tmp / "run" / "pullgate-cri" / "cri.sock"
+    _with_cri_socket(node, socket)
+    with run_daemon(node.config_path):
+        assert stat.S_ISSOCK(socket.lstat().st_mode)
+
+
+def test_a_file_at_the_cri_socket_path_is_a_start_up_config_error(node: Node) -> None:
+    socket = node.tmp / "cri.sock"
+    socket.write_text("someone's file")
+    _with_cri_socket(node, socket)
+    options = DaemonOptions(config_path=node.config_path, install_signal_handlers=False)
+    with pytest.raises(ConfigError):  # `pullgate serve` turns it into exit status 2
+        asyncio.run(asyncio.wait_for(serve(options, asyncio.Event()), timeout=_WAIT))
+    assert socket.read_text() == "someone's file"
 
 
 class _Cyclic:

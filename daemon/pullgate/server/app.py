@@ -87,11 +87,12 @@ class RunningServer:
     server: grpc.aio.Server
 
 
-def prepare_socket_path(path: Path) -> None:
+def prepare_socket_path(path: Path, section: str = "api") -> None:
     """Create the parent directory and remove a stale socket left by a previous run.
 
     Raises:
-        ConfigError: the path exists and is not a socket (never delete someone's file).
+        ConfigError: the path exists and is not a socket (never delete someone's file), or the
+            directory cannot be made (``section`` names the configuration table).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,9 +100,9 @@ def prepare_socket_path(path: Path) -> None:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise ConfigError(f"[api] socket {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"[{section}] socket {path}: {exc.strerror or exc}") from exc
     if not stat.S_ISSOCK(info.st_mode):
-        raise ConfigError(f"[api] socket {path}: exists and is not a socket")
+        raise ConfigError(f"[{section}] socket {path}: exists and is not a socket")
     path.unlink()
 
 
@@ -321,7 +322,11 @@ async def _start_cri(config: DaemonConfig, parts: ServerParts) -> CriProxy | Non
         critical=config.cri.critical_images,
         audit=parts.audit.write if parts.audit is not None else None,
     )
-    await proxy.start(config.cri.socket, mode=config.api.socket_mode)
+    prepare_socket_path(config.cri.socket, "cri")
+    try:
+        await proxy.start(config.cri.socket, mode=config.api.socket_mode)
+    except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
+        raise ConfigError(f"[cri] socket {config.cri.socket}: cannot listen: {exc}") from exc
     log.info("CRI proxy on %s -> %s", config.cri.socket, config.cri.upstream)
     return proxy
 
