@@ -190,6 +190,17 @@ def combined_digest(hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def disk_digest(config_path: Path | None, *, base: DaemonConfig | None = None) -> str:
+    """The :attr:`Snapshot.digest` a snapshot built from the files as they are now would carry
+    (hashes only: nothing but the config file is parsed, nothing is validated).
+
+    Raises:
+        ConfigError: the config file is unusable.
+    """
+    config, config_hash = _read_config(config_path, base)
+    return combined_digest({HASH_CONFIG: config_hash, **_trust_hashes(config)})
+
+
 # ----------------------------------------------------------------------------- loading
 
 

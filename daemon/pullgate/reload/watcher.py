@@ -13,6 +13,11 @@ would trigger the next reload. Events are debounced: a reload runs once no event
 debounce`` after the first event of a burst, so a burst of writes costs one or two reloads and a
 single change takes effect well within a second.
 
+Changes made before :meth:`ConfigWatcher.start` (after the snapshot in force was loaded) raised
+no event: once the watches exist, the watcher compares the files' digest with the snapshot's
+(:meth:`TrustState.differs_on_disk`) and, when they differ or no snapshot is in force, reloads
+once through the debounced path.
+
 Directories that do not exist (yet) are handled by watching their nearest existing ancestor
 (not recursively): the creation of the missing directory is an event there, after which the
 watch set is recomputed. The watch set is recomputed before every reload and after every
@@ -280,6 +285,10 @@ class ConfigWatcher:
             return True
 
     def _run(self) -> None:
+        # Catch up: a change made after the snapshot in force was loaded but before the watches
+        # existed (start-up load -> start()) raised no event; reload once through the debounce.
+        if self._state.differs_on_disk():
+            self.notify()
         while self._wait_for_burst():
             self._refresh_schedule()
             self.reloads += 1
