@@ -228,6 +228,27 @@ def test_no_catch_up_reload_when_nothing_changed(state: TrustState) -> None:
     assert _generation(state) == 1
 
 
+def test_docker_config_json_change_reloads(tmp_path: Path) -> None:
+    write_trust_dir(tmp_path / "trust")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    docker_json = secrets / "config.json"
+    docker_json.write_text('{"auths": {}}')
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        'trust_dir = "trust"\nhosts_dir = ""\n[registry]\nconfig_json = "secrets/config.json"\n'
+    )
+    state = TrustState(config_path, clock=CLOCK)
+    assert state.reload("startup").ok
+    with ConfigWatcher(state, debounce=DEBOUNCE) as watcher:
+        assert secrets in watcher.watched
+        assert watcher.relevant([str(docker_json)])
+        assert not watcher.relevant([str(secrets / "notes.txt")])
+        before = _digest(state)
+        docker_json.write_text('{"auths": {"r.example": {"username": "u", "password": "p"}}}')
+        assert _wait_for(lambda: _digest(state) != before), "the rotated config.json was ignored"
+
+
 def test_reload_reads_do_not_trigger_reloads(state: TrustState, watcher: ConfigWatcher) -> None:
     _settle(watcher)
     start = watcher.reloads
