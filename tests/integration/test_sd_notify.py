@@ -16,14 +16,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.docker_registry import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_TRUST = REPO / "packaging" / "trust"
 WAIT = 60.0  # seconds to wait for one message: a bound, not an assertion
+QUIET = 1.0  # seconds without a message that show none was sent
+# The daemon under test is this tree's, whatever pullgate the interpreter has installed.
+PYTHONPATH = f"{REPO / 'daemon'}{os.pathsep}{REPO}"
 
 pytestmark = [
     pytest.mark.integration,
@@ -88,6 +94,7 @@ def test_daemon_notifies_ready_reloading_stopping(workdir: Path) -> None:
         notify.bind(os.fsencode(workdir / "notify.sock"))
         notify.settimeout(1.0)
         env = {**os.environ, "NOTIFY_SOCKET": str(workdir / "notify.sock")}
+        env["PYTHONPATH"] = PYTHONPATH
         env.pop("WATCHDOG_USEC", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "pullgate", "serve", "--config", str(config)],
@@ -105,6 +112,102 @@ def test_daemon_notifies_ready_reloading_stopping(workdir: Path) -> None:
             reloading = _next_with(messages, "RELOADING")
             assert reloading["RELOADING"] == "1"
             assert int(reloading["MONOTONIC_USEC"]) > 0
+            assert _next_with(messages, "READY")["READY"] == "1"
+
+            proc.send_signal(signal.SIGTERM)
+            assert _next_with(messages, "STOPPING")["STOPPING"] == "1"
+            assert proc.wait(timeout=WAIT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
+
+
+def _config(workdir: Path, *, metrics_port: int) -> Path:
+    config = workdir / "config.toml"
+    config.write_text(
+        f'trust_dir = "{workdir / "trust"}"\n'
+        'hosts_dir = ""\n'
+        "[api]\n"
+        f'socket = "{workdir / "api.sock"}"\n'
+        "[metrics]\n"
+        f'address = "127.0.0.1:{metrics_port}"\n'
+        "[verification]\n"
+        f'crl_cache_dir = "{workdir / "crl"}"\n'
+    )
+    return config
+
+
+def _failed_reloads(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith('pullgate_reloads_total{outcome="error"} '):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def _assert_quiet(sock: socket.socket) -> None:
+    """No notification arrives for ``QUIET`` seconds."""
+    sock.settimeout(QUIET)
+    try:
+        sent = sock.recv(65536).decode()
+    except TimeoutError:
+        return
+    finally:
+        sock.settimeout(1.0)
+    pytest.fail(f"unexpected notification {sent!r}")
+
+
+def _wait_for_failed_reloads(port: int, count: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + WAIT
+    while _failed_reloads(port) < count:
+        assert proc.poll() is None, "daemon exited"
+        assert time.monotonic() < deadline, f"never saw {count} failed reloads"
+        time.sleep(0.05)
+
+
+def test_sighup_without_a_valid_configuration_sends_no_ready(workdir: Path) -> None:
+    """READY=1 only once a valid configuration enforces: a SIGHUP whose reload fails again
+    (never a valid configuration) must not announce a started service; the first valid
+    configuration does, and from then on SIGHUP is RELOADING=1 then READY=1."""
+    port = free_port()
+    config = _config(workdir, metrics_port=port)  # the trust dir does not exist yet
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(os.fsencode(workdir / "notify.sock"))
+        notify.settimeout(1.0)
+        env = {**os.environ, "NOTIFY_SOCKET": str(workdir / "notify.sock")}
+        env["PYTHONPATH"] = PYTHONPATH
+        env.pop("WATCHDOG_USEC", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pullgate", "serve", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _wait_for_failed_reloads(port, 1, proc)  # start-up: no valid configuration
+            time.sleep(QUIET)  # the watcher's catch-up reload (fails as well) is over
+            failed = _failed_reloads(port)
+            proc.send_signal(signal.SIGHUP)
+            messages = _messages(notify, proc)
+            assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
+            _wait_for_failed_reloads(port, failed + 1, proc)  # the SIGHUP reload failed too
+            _assert_quiet(notify)  # no READY=1 without a valid configuration
+
+            shutil.copytree(SAMPLE_TRUST, workdir / "trust")  # the fix, loaded by a SIGHUP
+            proc.send_signal(signal.SIGHUP)
+            assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
+            assert _next_with(messages, "READY")["READY"] == "1"  # the first READY, once
+            _assert_quiet(notify)
+
+            proc.send_signal(signal.SIGHUP)
+            assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
             assert _next_with(messages, "READY")["READY"] == "1"
 
             proc.send_signal(signal.SIGTERM)

@@ -24,8 +24,7 @@ from pullgate.decision.clients import ClientPool, PhaseTimes, TimedClient
 from pullgate.decision.memo import MemoKey
 from pullgate.decision.model import DecisionRequest
 from pullgate.decision.platform import Platform
-from pullgate.errors import PullgateError
-from pullgate.registry.auth import CredentialStore, DockerConfigCredentials
+from pullgate.registry.auth import CredentialStore
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.trust import TrustConfig
 from pullgate.verification.http_fetch import HttpFetcher
@@ -70,6 +69,8 @@ class SnapshotLike(Protocol):
     def trust(self) -> TrustConfig: ...
     @property
     def digest(self) -> str: ...
+    @property
+    def docker(self) -> CredentialStore | None: ...
     def hosts(self, registry: str) -> HostsConfig: ...
 
 
@@ -91,28 +92,19 @@ class Shared:
     digest: str
     revocation: NetworkRevocationChecker
     docker: CredentialStore | None
-    docker_error: PullgateError | None
     limits: RegistryLimits
 
     @classmethod
     def build(cls, snap: SnapshotLike, fetcher: HttpFetcher, clock: Clock) -> Shared:
-        """The state for ``snap`` (reads ``config.json`` when one is configured; a failure to
-        read it is kept in ``docker_error`` and denies every decision of this snapshot)."""
+        """The state for ``snap`` (its ``config.json`` credentials were loaded, and hashed into
+        its digest, when the snapshot was built: a changed file is a new snapshot)."""
         config = snap.config
-        docker: CredentialStore | None = None
-        docker_error: PullgateError | None = None
-        if config.registry.config_json is not None:
-            try:
-                docker = DockerConfigCredentials.from_file(config.registry.config_json)
-            except PullgateError as exc:
-                docker_error = exc
         return cls(
             digest=snap.digest,
             revocation=NetworkRevocationChecker(
                 fetcher, clock, crl_cache=CrlCache(config.verification.crl_cache_dir)
             ),
-            docker=docker,
-            docker_error=docker_error,
+            docker=snap.docker,
             limits=RegistryLimits(
                 max_manifest_bytes=config.registry.max_manifest_bytes,
                 max_envelope_bytes=config.registry.max_envelope_bytes,

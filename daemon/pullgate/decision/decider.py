@@ -234,7 +234,7 @@ class Decider:
         with self._lock:
             if self._shared is not None and self._shared.digest == snap.digest:
                 return self._shared
-        if offline:  # building it reads config.json: not on the event loop
+        if offline:  # built once per snapshot, on the computing path (warm lookups never build)
             raise WouldBlock
         shared = Shared.build(snap, self._fetcher, self._clock)
         with self._lock:
@@ -311,8 +311,6 @@ class Decider:
         ctx.digest = ref.digest or ""
         ctx.statement = snap.trust.oci_policy.select(f"{ref.policy_locator}@{ref.digest or ''}")
         shared = self._shared_for(snap, offline=offline)
-        if shared.docker_error is not None:
-            raise shared.docker_error
         creds: CredentialStore | None = shared.docker
         if request.credentials is not None:
             creds = StaticCredentials(request.credentials)

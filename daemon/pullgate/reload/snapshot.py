@@ -11,14 +11,21 @@ snapshot either exists whole or not at all:
 3. the OCI trust policy and every referenced trust store, loaded into the snapshot's
    :class:`~pullgate.verification.truststore.TrustStore` (its cache then holds exactly the
    certificates that were validated);
-4. the certs.d roots: a broken ``hosts.toml`` is **not** fatal (containerd keeps pulling with
+4. the docker ``config.json`` named by ``[registry] config_json``, if any: its credentials are
+   loaded here and kept in :attr:`Snapshot.docker`. Like the trust material, a missing,
+   unreadable or malformed file makes the snapshot invalid (a reload keeps the last good
+   snapshot and its credentials; at start-up nothing enforces until it is fixed), rather than
+   a snapshot that denies every decision;
+5. the certs.d roots: a broken ``hosts.toml`` is **not** fatal (containerd keeps pulling with
    docker-style certificates), so it is recorded in :attr:`Snapshot.problems` instead;
-5. content hashes of the config file, the trust policy files, every trust-store file and every
-   file under the certs.d roots, and :attr:`Snapshot.digest` over all of them, which is part of
-   every decision-cache key.
+6. content hashes of the config file, the trust policy files, every trust-store file, the
+   docker ``config.json`` and every file under the certs.d roots, and :attr:`Snapshot.digest`
+   over all of them, which is part of every decision-cache key (and keys the decider's
+   per-snapshot state, credentials included: a changed ``config.json`` is a new snapshot).
 
-The trust hashes are taken before and after loading; if the files changed in between, loading
-is retried (a few times), so a digest never names content other than what was loaded.
+The trust hashes (``config.json`` included) are taken before and after loading; if the files
+changed in between, loading is retried (a few times), so a digest never names content other
+than what was loaded.
 
 Symlinks and Kubernetes ConfigMap mounts: the trust policy and stores are read with
 ``config.verification.allow_symlinks`` (default on: links must resolve inside the trust dir).
@@ -42,6 +49,7 @@ from types import MappingProxyType
 from pullgate.clock import Clock
 from pullgate.config import DaemonConfig, parse_config, read_config_file
 from pullgate.errors import ConfigError, PullgateError
+from pullgate.registry.auth import DockerConfigCredentials
 from pullgate.registry.hosts import DEFAULT_HOST_DIR, load_hosts
 from pullgate.registry.model import HostsConfig
 from pullgate.trust import TrustConfig, load_trust_config
@@ -56,6 +64,7 @@ HASH_CONFIG = "config"
 HASH_TRUST_POLICY = "trust_policy"
 HASH_TRUST_STORES = "trust_stores"
 HASH_CERTS_D = "certs_d"
+HASH_REGISTRY_CONFIG = "registry_config"
 
 _LOAD_ATTEMPTS = 3
 _HOSTS_CACHE_LIMIT = 256
@@ -71,12 +80,14 @@ class Snapshot:
         generation: 1 for the first valid snapshot, +1 for every successful reload.
         config: the daemon configuration.
         trust: the trust policy and the (pre-loaded) trust store.
-        hashes: sha256 hex of ``config``, ``trust_policy``, ``trust_stores`` and ``certs_d``.
+        hashes: sha256 hex of ``config``, ``trust_policy``, ``trust_stores``, ``certs_d`` and
+            ``registry_config`` (the docker ``config.json``).
         digest: sha256 hex over all hashes; part of every decision-cache key.
         loaded_at: when the snapshot was built (the injected clock).
         problems: non-fatal problems (broken certs.d entries, config statements that name no
             trust-policy statement).
         config_path: the config file it was read from, if any.
+        docker: the credentials of ``[registry] config_json`` (None when it is not set).
     """
 
     generation: int
@@ -87,6 +98,7 @@ class Snapshot:
     loaded_at: datetime
     problems: tuple[str, ...] = ()
     config_path: Path | None = None
+    docker: DockerConfigCredentials | None = None
     _hosts_cache: dict[str, HostsConfig] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -176,11 +188,21 @@ def _policy_hash(trust_dir: Path) -> str:
     return hasher.hexdigest()
 
 
+def _registry_config_hash(path: Path | None) -> str:
+    hasher = hashlib.sha256()
+    if path is None:
+        hasher.update(b"unset\0")
+    else:
+        _hash_entry(hasher, str(path), path)
+    return hasher.hexdigest()
+
+
 def _trust_hashes(config: DaemonConfig) -> dict[str, str]:
     return {
         HASH_TRUST_POLICY: _policy_hash(config.trust_dir),
         HASH_TRUST_STORES: _tree_hash((config.trust_dir / "truststore",)),
         HASH_CERTS_D: _tree_hash(config.hosts_dirs),
+        HASH_REGISTRY_CONFIG: _registry_config_hash(config.registry.config_json),
     }
 
 
@@ -188,6 +210,17 @@ def combined_digest(hashes: Mapping[str, str]) -> str:
     """sha256 hex over ``key=value`` lines of ``hashes``, in key order."""
     text = "".join(f"{key}={hashes[key]}\n" for key in sorted(hashes))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def disk_digest(config_path: Path | None, *, base: DaemonConfig | None = None) -> str:
+    """The :attr:`Snapshot.digest` a snapshot built from the files as they are now would carry
+    (hashes only: nothing but the config file is parsed, nothing is validated).
+
+    Raises:
+        ConfigError: the config file is unusable.
+    """
+    config, config_hash = _read_config(config_path, base)
+    return combined_digest({HASH_CONFIG: config_hash, **_trust_hashes(config)})
 
 
 # ----------------------------------------------------------------------------- loading
@@ -210,6 +243,22 @@ def _load_trust(config: DaemonConfig) -> TrustConfig:
     for statement in trust.oci_policy.statements:  # eagerly: a snapshot is whole or not at all
         trust.store.load_many(statement.trust_stores)
     return trust
+
+
+def _load_docker(config: DaemonConfig) -> DockerConfigCredentials | None:
+    """The credentials of ``[registry] config_json`` (None when it is not set).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or malformed.
+    """
+    path = config.registry.config_json
+    if path is None:
+        return None
+    try:
+        return DockerConfigCredentials.from_file(path)
+    except PullgateError as exc:
+        detail = f"[registry] config_json is unusable: {exc.detail}"
+        raise ConfigError(detail, (detail,)) from exc
 
 
 def _registry_for(directory_name: str) -> str:
@@ -281,13 +330,15 @@ def build_snapshot(
         The snapshot; non-fatal certs.d problems are in :attr:`Snapshot.problems`.
 
     Raises:
-        ConfigError: the config file or the trust directory is unusable (``problems`` lists
-            every problem), or the trust material kept changing while it was loaded.
+        ConfigError: the config file, the trust directory or the docker ``config.json`` is
+            unusable (``problems`` lists every problem), or the trust material kept changing
+            while it was loaded.
     """
     config, config_hash = _read_config(config_path, base)
     for _attempt in range(_LOAD_ATTEMPTS):
         before = _trust_hashes(config)
         trust = _load_trust(config)
+        docker = _load_docker(config)
         after = _trust_hashes(config)
         if before == after:
             break
@@ -305,4 +356,5 @@ def build_snapshot(
         loaded_at=clock.now(),
         problems=tuple(problems),
         config_path=config_path,
+        docker=docker,
     )

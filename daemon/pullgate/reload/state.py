@@ -24,7 +24,7 @@ from types import MappingProxyType
 from pullgate.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.errors import ConfigError, PullgateError, Reason
-from pullgate.reload.snapshot import Snapshot, build_snapshot
+from pullgate.reload.snapshot import Snapshot, build_snapshot, disk_digest
 
 _LOG = logging.getLogger(__name__)
 
@@ -107,6 +107,20 @@ class TrustState:
         with self._status_lock:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+
+    def differs_on_disk(self) -> bool:
+        """Whether the files differ from what the snapshot in force was built from.
+
+        True as well when no snapshot is in force, when the config file is unusable and with a
+        custom ``builder`` (whose digests this cannot recompute): a reload then decides.
+        """
+        snapshot = self._snapshot
+        if snapshot is None or self._builder is not None:
+            return True
+        try:
+            return disk_digest(self.config_path, base=self.base) != snapshot.digest
+        except PullgateError:
+            return True
 
     def _build(self, generation: int) -> Snapshot:
         if self._builder is not None:

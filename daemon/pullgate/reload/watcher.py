@@ -4,6 +4,7 @@ What is watched, always as **directories** (never single files, whose inode a Co
 ``..data`` swap or an editor's write-temp-then-rename replaces):
 
 * the config file's directory (not recursive);
+* the directory of ``[registry] config_json``, the docker credentials (not recursive);
 * the trust directory (recursive: policy files and ``truststore/x509/...``);
 * every certs.d root (recursive).
 
@@ -12,6 +13,11 @@ would trigger the next reload. Events are debounced: a reload runs once no event
 ``debounce`` seconds (``config.reload_debounce``, default 0.2 s), and at the latest ``5 x
 debounce`` after the first event of a burst, so a burst of writes costs one or two reloads and a
 single change takes effect well within a second.
+
+Changes made before :meth:`ConfigWatcher.start` (after the snapshot in force was loaded) raised
+no event: once the watches exist, the watcher compares the files' digest with the snapshot's
+(:meth:`TrustState.differs_on_disk`) and, when they differ or no snapshot is in force, reloads
+once through the debounced path.
 
 Directories that do not exist (yet) are handled by watching their nearest existing ancestor
 (not recursively): the creation of the missing directory is an event there, after which the
@@ -81,6 +87,10 @@ def watch_targets(config_path: Path | None, config: DaemonConfig) -> tuple[Watch
     targets: list[WatchTarget] = []
     if config_path is not None:
         targets.append(WatchTarget(path=config_path.absolute().parent, recursive=False))
+    if config.registry.config_json is not None:
+        targets.append(
+            WatchTarget(path=config.registry.config_json.absolute().parent, recursive=False)
+        )
     targets.append(WatchTarget(path=config.trust_dir.absolute(), recursive=True))
     targets.extend(WatchTarget(path=root.absolute(), recursive=True) for root in config.hosts_dirs)
     merged: dict[Path, bool] = {}
@@ -213,22 +223,20 @@ class ConfigWatcher:
         """Whether a change at any of ``paths`` can change the snapshot.
 
         Inside a recursive target (trust dir, certs.d roots) everything counts. In the config
-        file's directory only the file itself and Kubernetes ConfigMap internals (``..data``,
-        ``..<timestamp>``) count — not the logs, backups or other files an operator keeps
-        there. An ancestor of a target that does not exist yet counts, so its creation is seen.
+        file's directory and the docker ``config.json``'s, only the file itself and Kubernetes
+        ConfigMap/Secret internals (``..data``, ``..<timestamp>``) count — not the logs,
+        backups or other files an operator keeps there. An ancestor of a target that does not
+        exist yet counts, so its creation is seen.
         """
         targets = self._targets()
         with self._schedule_lock:
             pending = dict(self._pending)
-        config_path = self._state.config_path
-        config_file = config_path.absolute() if config_path is not None else None
+        files = self._files()
         for raw in paths:
             path = Path(raw)
-            if config_file is not None and (
-                path == config_file
-                or (path.parent == config_file.parent and path.name.startswith(".."))
-            ):
-                return True
+            for file in files:
+                if path == file or (path.parent == file.parent and path.name.startswith("..")):
+                    return True
             for target in targets:
                 if target.recursive and (path == target.path or target.path in path.parents):
                     return True
@@ -280,6 +288,10 @@ class ConfigWatcher:
             return True
 
     def _run(self) -> None:
+        # Catch up: a change made after the snapshot in force was loaded but before the watches
+        # existed (start-up load -> start()) raised no event; reload once through the debounce.
+        if self._state.differs_on_disk():
+            self.notify()
         while self._wait_for_burst():
             self._refresh_schedule()
             self.reloads += 1
@@ -290,9 +302,21 @@ class ConfigWatcher:
     def _targets(self) -> tuple[WatchTarget, ...]:
         if self._fixed is not None:
             return self._fixed
+        return watch_targets(self._state.config_path, self._config())
+
+    def _files(self) -> tuple[Path, ...]:
+        """The single files whose changes count: the config file and the docker config."""
+        files: list[Path] = []
+        if self._state.config_path is not None:
+            files.append(self._state.config_path.absolute())
+        config_json = self._config().registry.config_json
+        if config_json is not None:
+            files.append(config_json.absolute())
+        return tuple(files)
+
+    def _config(self) -> DaemonConfig:
         snapshot = self._state.current()
-        config = snapshot.config if snapshot is not None else self._state.base or DaemonConfig()
-        return watch_targets(self._state.config_path, config)
+        return snapshot.config if snapshot is not None else self._state.base or DaemonConfig()
 
     def _refresh_schedule(self) -> None:
         """Make the observer watch exactly the effective directories of the targets."""

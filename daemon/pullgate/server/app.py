@@ -253,11 +253,11 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             cri = await _start_cri(config, runtime.parts)
             stack.push_async_callback(_stop_cri, cri, options.grace)
             runtime.start_watching()
-            if options.install_signal_handlers:
-                install_signals(loop, stop, runtime.parts.control, options.hooks)
             # READY only once a valid configuration enforces: a node that cannot enforce must
             # look like a failed start to the service manager, not like a running service.
             ready = ReadyOnce(options.hooks)
+            if options.install_signal_handlers:
+                install_signals(loop, stop, runtime.parts.control, options.hooks, ready)
             if runtime.ready():
                 ready.announce()
             else:

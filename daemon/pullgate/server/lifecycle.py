@@ -61,6 +61,12 @@ class ReadyOnce:
         self._lock = threading.Lock()
         self._sent = False
 
+    @property
+    def sent(self) -> bool:
+        """Whether READY was sent (a valid configuration has enforced since)."""
+        with self._lock:
+            return self._sent
+
     def announce(self) -> None:
         """READY, unless it was already sent."""
         with self._lock:
@@ -98,19 +104,33 @@ def install_signals(
     stop: asyncio.Event,
     control: DaemonControl,
     hooks: Sequence[LifecycleHook],
+    ready: ReadyOnce,
 ) -> None:
-    """SIGHUP reloads through ``control`` (RELOADING, then READY again); SIGTERM and SIGINT set
-    ``stop``."""
+    """SIGHUP reloads through ``control`` (RELOADING, then READY); SIGTERM and SIGINT set
+    ``stop``.
+
+    READY only while a valid configuration enforces: after a SIGHUP of a daemon that was ready,
+    READY follows RELOADING whatever the outcome (systemd's notify-reload protocol; a failed
+    reload keeps the last good configuration in force). A daemon that never had a valid
+    configuration gets its first READY through ``ready`` (:class:`ReadyOnce`), and only when
+    this reload left one in force.
+    """
 
     async def reload() -> None:
+        was_ready = ready.sent
         notify(hooks, Lifecycle.RELOADING)
+        generation = 0
         try:
             result: ReloadView = await asyncio.to_thread(control.reload, "sighup")
         except Exception:
             log.exception("SIGHUP reload: internal error")
         else:
             log.info("SIGHUP reload: %s", "ok" if result.ok else f"failed: {result.error}")
-        notify(hooks, Lifecycle.READY)
+            generation = result.generation
+        if was_ready:
+            notify(hooks, Lifecycle.READY)
+        elif generation > 0:
+            ready.announce()
 
     tasks: set[asyncio.Task[None]] = set()
 

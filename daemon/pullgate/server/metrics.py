@@ -6,7 +6,9 @@ Families (all prefixed ``pullgate_``):
 * ``decision_phase_seconds{phase}`` — latency by phase: resolve, discover, fetch, crypto,
   revocation as the decider reports them in ``Decision.timings``, plus ``total``;
 * ``registry_requests_total{host,status}`` — one per HTTP exchange, fed by the registry
-  transport's request-log hook (``status`` = HTTP code, or ``error`` at transport level);
+  transport's request-log hook (``status`` = HTTP code, or ``error`` at transport level); any
+  pod spec can name any host, so only the first ``HOST_LABEL_LIMIT`` (64) distinct hosts get
+  their own ``host`` label, every later one is counted under ``host="other"``;
 * ``cache_hits_total``, ``cache_misses_total``, ``cache_evictions_total``, ``cache_entries``,
   ``singleflight_joins_total`` — read from the decider's counters at scrape time, so the
   numbers are exactly the decider's own;
@@ -42,6 +44,8 @@ from pullgate.textnum import ascii_int
 log = logging.getLogger(__name__)
 
 PHASES: tuple[str, ...] = ("resolve", "discover", "fetch", "crypto", "revocation", "total")
+HOST_LABEL_LIMIT = 64  # distinct registry hosts with their own series; more count as "other"
+OTHER_HOST = "other"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -101,7 +105,8 @@ class Metrics:
         )
         self.registry_requests = Counter(
             "pullgate_registry_requests",
-            "Registry HTTP exchanges by host and status.",
+            f"Registry HTTP exchanges by host and status (after {HOST_LABEL_LIMIT} distinct "
+            f'hosts, further hosts count as host="{OTHER_HOST}").',
             ("host", "status"),
             registry=self.registry,
         )
@@ -121,6 +126,8 @@ class Metrics:
         self._phase_children: dict[str, Histogram] = {
             phase: self.phase_seconds.labels(phase=phase) for phase in PHASES
         }
+        self._hosts: set[str] = set()  # hosts with their own series (at most HOST_LABEL_LIMIT)
+        self._hosts_lock = threading.Lock()
         if status is not None:
             self.registry.register(_StatusCollector(status))
 
@@ -156,9 +163,19 @@ class Metrics:
 
     def observe_request(self, record: RequestRecord) -> None:
         """Request-log hook of the registry transport (called from worker threads)."""
-        host = urlsplit(record.url).netloc.rpartition("@")[2] or "unknown"
+        host = self._host_label(urlsplit(record.url).netloc.rpartition("@")[2] or "unknown")
         status = str(record.status) if record.status is not None else "error"
         self.registry_requests.labels(host=host, status=status).inc()
+
+    def _host_label(self, host: str) -> str:
+        """``host``, or ``OTHER_HOST`` once ``HOST_LABEL_LIMIT`` other hosts have a series."""
+        with self._hosts_lock:
+            if host in self._hosts:
+                return host
+            if len(self._hosts) < HOST_LABEL_LIMIT:
+                self._hosts.add(host)
+                return host
+        return OTHER_HOST
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from pullgate.clock import FixedClock
 from pullgate.config import (
     InconclusiveAction,
     Mode,
@@ -19,10 +20,14 @@ from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.model import Credentials
 from pullgate.registry.transport import RequestRecord
+from pullgate.reload.snapshot import Snapshot
+from pullgate.reload.state import TrustState
 from tests.support.fake_registry import (
     OCI_INDEX,
     refused_endpoint,
+    write_docker_config,
 )
+from tests.support.pki import NOW
 from tests.unit.decision.world import REPO, SECRET, World, platform_of
 
 
@@ -323,3 +328,49 @@ def test_timeout_budget_is_inconclusive(world: World) -> None:
         Reason.TIMEOUT,
         True,
     )
+
+
+def test_rotated_docker_config_credentials_are_used_after_a_reload(world: World) -> None:
+    """The decider's per-snapshot state (credentials included) is keyed by the snapshot digest:
+    a rotated ``config.json`` must be a new snapshot, or the old credentials stay in use."""
+    world.sign(world.index)
+    world.sign(world.amd64)
+    behaviour = world.reg.behaviour
+    behaviour.auth, behaviour.username, behaviour.password = "basic", "puller", "old-" + SECRET
+    docker_json = world.tmp / "docker.json"
+    write_docker_config(
+        docker_json, {world.reg.host: {"username": "puller", "password": "old-" + SECRET}}
+    )
+    host_dir = world.tmp / "certs.d" / world.reg.host
+    host_dir.mkdir(parents=True)
+    (host_dir / "hosts.toml").write_text(f'server = "{world.reg.url}"\n')
+    config = world.tmp / "config.toml"
+    config.write_text(
+        f'trust_dir = "{world.trust.trust_dir}"\n'
+        f'hosts_dir = "{world.tmp / "certs.d"}"\n'
+        'platform = "linux/amd64"\n'
+        f'[registry]\nconfig_json = "{docker_json}"\n'
+        f'[verification]\ncrl_cache_dir = "{world.tmp / "crl"}"\n'
+    )
+    clock = FixedClock(NOW)
+    state = TrustState(config, clock=clock)
+    assert state.reload("startup").ok
+
+    def snapshot() -> Snapshot:
+        current = state.current()
+        assert current is not None
+        return current
+
+    decider = Decider(snapshot, clock=clock)
+    try:
+        assert decider.decide(DecisionRequest(reference=world.ref())).reason is Reason.VERIFIED
+        behaviour.password = "new-" + SECRET  # the registry rotates the password...
+        write_docker_config(  # ...and so does the node's config.json
+            docker_json, {world.reg.host: {"username": "puller", "password": "new-" + SECRET}}
+        )
+        assert state.reload("rpc").ok
+        by_digest = f"{world.reg.host}/{REPO}@{world.amd64.digest}"  # not cached: asks
+        decision = decider.decide(DecisionRequest(reference=by_digest))
+        assert (decision.allowed, decision.reason) == (True, Reason.VERIFIED)
+    finally:
+        decider.close()

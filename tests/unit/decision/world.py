@@ -16,6 +16,7 @@ from pullgate.clock import Clock, FixedClock
 from pullgate.config import CacheConfig, DaemonConfig, StatementSettings, VerificationConfig
 from pullgate.decision.decider import Decider
 from pullgate.descriptor import Descriptor
+from pullgate.registry.auth import CredentialStore
 from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.transport import RequestRecord
 from pullgate.trust import TrustConfig, load_trust_config
@@ -38,6 +39,7 @@ class Snap:
     digest: str
     loaded_at: datetime
     endpoints: tuple[Endpoint, ...] = ()
+    docker: CredentialStore | None = None
 
     def hosts(self, registry: str) -> HostsConfig:
         return HostsConfig(

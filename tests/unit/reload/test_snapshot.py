@@ -13,12 +13,14 @@ from pullgate.errors import ConfigError, Reason
 from pullgate.reload.snapshot import (
     HASH_CERTS_D,
     HASH_CONFIG,
+    HASH_REGISTRY_CONFIG,
     HASH_TRUST_POLICY,
     HASH_TRUST_STORES,
     build_snapshot,
     combined_digest,
 )
 from pullgate.verification.truststore import StoreType
+from tests.support.fake_registry import write_docker_config
 from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import (
     STATEMENT,
@@ -48,7 +50,14 @@ def test_builds_from_file_with_relative_paths(tmp_path: Path) -> None:
     assert snapshot.config_path == config_path
     assert snapshot.config.trust_dir == tmp_path / "trust"
     assert snapshot.trust.oci_policy.statements[0].name == STATEMENT
-    assert set(snapshot.hashes) == {HASH_CONFIG, HASH_TRUST_POLICY, HASH_TRUST_STORES, HASH_CERTS_D}
+    assert set(snapshot.hashes) == {
+        HASH_CONFIG,
+        HASH_TRUST_POLICY,
+        HASH_TRUST_STORES,
+        HASH_CERTS_D,
+        HASH_REGISTRY_CONFIG,
+    }
+    assert snapshot.docker is None
     assert snapshot.digest == combined_digest(snapshot.hashes)
     assert snapshot.problems == ()
 
@@ -106,6 +115,46 @@ def test_each_input_changes_its_hash_and_the_digest(tmp_path: Path, change: str,
     assert after.hashes[key] != before.hashes[key]
     assert {k for k in after.hashes if after.hashes[k] != before.hashes[k]} == {key}
     assert after.digest != before.digest
+
+
+def test_docker_config_json_is_loaded_and_hashed(tmp_path: Path) -> None:
+    write_trust_dir(tmp_path / "trust")
+    config_path = _config_file(tmp_path, '[registry]\nconfig_json = "docker.json"\n')
+    docker_json = tmp_path / "docker.json"
+    write_docker_config(docker_json, {"r.example": {"username": "u", "password": "one"}})
+    before = build_snapshot(config_path, 1, clock=CLOCK)
+    assert before.docker is not None
+    creds = before.docker.get("r.example")
+    assert creds is not None
+    assert creds.password == "one"
+    write_docker_config(docker_json, {"r.example": {"username": "u", "password": "two"}})
+    after = build_snapshot(config_path, 2, clock=CLOCK)
+    assert {k for k in after.hashes if after.hashes[k] != before.hashes[k]} == {
+        HASH_REGISTRY_CONFIG
+    }
+    assert after.digest != before.digest  # the decider's credentials are keyed by it
+    assert after.docker is not None
+    rotated = after.docker.get("r.example")
+    assert rotated is not None
+    assert rotated.password == "two"
+
+
+@pytest.mark.parametrize("breakage", ["missing", "not-json", "malformed", "directory"])
+def test_unusable_docker_config_json_is_a_config_error(tmp_path: Path, breakage: str) -> None:
+    """Like a broken trust store: no snapshot (a reload keeps the last good one)."""
+    write_trust_dir(tmp_path / "trust")
+    config_path = _config_file(tmp_path, '[registry]\nconfig_json = "docker.json"\n')
+    docker_json = tmp_path / "docker.json"
+    if breakage == "not-json":
+        docker_json.write_text("{")
+    elif breakage == "malformed":
+        docker_json.write_text('{"auths": []}')
+    elif breakage == "directory":
+        docker_json.mkdir()
+    with pytest.raises(ConfigError) as info:
+        build_snapshot(config_path, 1, clock=CLOCK)
+    assert info.value.reason is Reason.CONFIG
+    assert info.value.problems
 
 
 @pytest.mark.parametrize(

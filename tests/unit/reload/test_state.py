@@ -110,6 +110,31 @@ def test_broken_trust_store_keeps_the_good_snapshot(setup: tuple[Path, Path]) ->
     assert not state.status().degraded
 
 
+def test_broken_docker_config_keeps_the_good_snapshot(setup: tuple[Path, Path]) -> None:
+    config_path, _ = setup
+    config_path.write_text(config_path.read_text() + '[registry]\nconfig_json = "docker.json"\n')
+    docker_json = config_path.parent / "docker.json"
+    state = TrustState(config_path, clock=CLOCK)
+    missing = state.reload("startup")
+    assert (missing.ok, missing.reason) == (False, Reason.CONFIG)
+    docker_json.write_text('{"auths": {}}')
+    assert state.reload("sighup").ok  # the fix is picked up
+    good = state.current()
+    docker_json.write_text("{")
+    broken = state.reload("watch")
+    assert (broken.ok, broken.reason) == (False, Reason.CONFIG)
+    assert state.current() is good
+    assert state.status().degraded
+    docker_json.write_text('{"auths": {"r.example": {"username": "u", "password": "p"}}}')
+    assert state.reload("watch").ok
+    snapshot = state.current()
+    assert snapshot is not None
+    assert good is not None
+    assert snapshot.digest != good.digest
+    assert snapshot.docker is not None
+    assert snapshot.docker.get("r.example") is not None
+
+
 def test_certs_d_problem_is_not_fatal(setup: tuple[Path, Path]) -> None:
     config_path, _trust = setup
     state = TrustState(config_path, clock=CLOCK)

@@ -199,6 +199,56 @@ def test_reload_that_moves_trust_dir_moves_the_watch(
     assert _wait_for(lambda: _digest(state) != before)
 
 
+def test_change_before_start_is_caught_up(config_path: Path, state: TrustState) -> None:
+    """A CA rotated between the start-up load and start() raised no event: start() catches up."""
+    before = _digest(state)
+    store = config_path.parent / "trust" / "truststore" / "x509" / "ca" / "acme"
+    (store / "root.pem").write_bytes(root_pem("rotated before the watches"))
+    with ConfigWatcher(state, debounce=DEBOUNCE):
+        assert _wait_for(lambda: _digest(state) != before), "the rotated CA was never loaded"
+    assert _generation(state) == 2
+    assert not state.status().degraded
+
+
+def test_fix_before_start_is_caught_up(tmp_path: Path) -> None:
+    """No valid configuration at start-up, fixed before start(): start() loads it."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('trust_dir = "trust"\nhosts_dir = "certs.d"\n')
+    state = TrustState(config_path, clock=CLOCK)
+    assert not state.reload("startup").ok
+    write_trust_dir(tmp_path / "trust")
+    with ConfigWatcher(state, debounce=DEBOUNCE):
+        assert _wait_for(lambda: state.current() is not None), "the fix was never loaded"
+
+
+def test_no_catch_up_reload_when_nothing_changed(state: TrustState) -> None:
+    with ConfigWatcher(state, debounce=DEBOUNCE) as watcher:
+        _settle(watcher)
+        assert watcher.reloads == 0
+    assert _generation(state) == 1
+
+
+def test_docker_config_json_change_reloads(tmp_path: Path) -> None:
+    write_trust_dir(tmp_path / "trust")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    docker_json = secrets / "config.json"
+    docker_json.write_text('{"auths": {}}')
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        'trust_dir = "trust"\nhosts_dir = ""\n[registry]\nconfig_json = "secrets/config.json"\n'
+    )
+    state = TrustState(config_path, clock=CLOCK)
+    assert state.reload("startup").ok
+    with ConfigWatcher(state, debounce=DEBOUNCE) as watcher:
+        assert secrets in watcher.watched
+        assert watcher.relevant([str(docker_json)])
+        assert not watcher.relevant([str(secrets / "notes.txt")])
+        before = _digest(state)
+        docker_json.write_text('{"auths": {"r.example": {"username": "u", "password": "p"}}}')
+        assert _wait_for(lambda: _digest(state) != before), "the rotated config.json was ignored"
+
+
 def test_reload_reads_do_not_trigger_reloads(state: TrustState, watcher: ConfigWatcher) -> None:
     _settle(watcher)
     start = watcher.reloads

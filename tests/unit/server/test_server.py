@@ -28,7 +28,7 @@ from pullgate.server.app import prepare_socket_path
 from pullgate.server.audit import AUDIT_LOGGER, AuditLog
 from pullgate.server.convert import CacheView, ReloadView, StatusView
 from pullgate.server.health import VERIFIER_SERVICE
-from pullgate.server.metrics import Metrics, MetricsServer
+from pullgate.server.metrics import HOST_LABEL_LIMIT, OTHER_HOST, Metrics, MetricsServer
 from pullgate.server.servicer import ServerParts
 from pullgate.v1 import verifier_pb2
 from tests.support.docker_registry import free_port
@@ -296,6 +296,28 @@ def test_metrics_address_must_be_host_and_port() -> None:
     for bad in ("nohost", ":9464", "127.0.0.1:http", "[zz]:1", "127.0.0.1:70000"):
         with pytest.raises(ConfigError):
             MetricsServer(Metrics(), bad)
+
+
+def test_registry_host_label_values_are_bounded() -> None:
+    """Any pod spec can name any registry host: past HOST_LABEL_LIMIT distinct hosts, requests
+    count under host="other" instead of each adding a series forever."""
+    metrics = Metrics()
+    hosts = [f"127.0.0.1:{port}" for port in range(1, 3 * HOST_LABEL_LIMIT + 1)]
+    for host in hosts + hosts[:2]:
+        metrics.observe_request(
+            RequestRecord(method="GET", url=f"https://{host}/v2/", status=None, size=0)
+        )
+    counts = {
+        sample.labels["host"]: sample.value
+        for family in metrics.registry.collect()
+        if family.name == "pullgate_registry_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert len(counts) == HOST_LABEL_LIMIT + 1
+    assert counts[hosts[0]] == 2  # a host seen first keeps its own series
+    assert counts[OTHER_HOST] == 2 * HOST_LABEL_LIMIT
+    assert sum(counts.values()) == len(hosts) + 2
 
 
 def test_audit_lines_are_json_without_secrets(
