@@ -6,7 +6,9 @@ between verification and pull, the image is removed again and the pull denied
 (:func:`check_pin`). A pull that names the image by the very digest pullgate verified needs no
 such check (:func:`pinned_by_request`): the runtime fetches content by digest and checks it, so
 it can only have pulled exactly that. A tag pull that failed or was cancelled is checked too
-(:func:`clean_up`), because the runtime may have stored the image anyway.
+(:func:`clean_up`), because the runtime may have stored the image anyway: at once, and again
+in the background for ~30 s (:mod:`pullgate.cri.reconcile`), because containerd may store it
+only after the proxy's call ended (a cancelled pull goes on in containerd for a while).
 
 Every removal that fails is logged at CRITICAL and never raised: the caller's answer is a
 denial either way.

@@ -21,7 +21,8 @@ Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServi
   :mod:`pullgate.cri.denial`). An allowed pull forwards the *original* request bytes.
 * Pinning (:mod:`pullgate.cri.pin`): after the runtime's pull of a tag returns, ``ImageStatus``
   must list the verified digest among the image's repo digests, else the image is removed and
-  the pull denied; a failed or cancelled tag pull is checked the same way.
+  the pull denied; a failed or cancelled tag pull is checked the same way at once, and again in
+  the background for ~30 s (:mod:`pullgate.cri.reconcile`: the runtime may store it later).
 * Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited
   (``"critical": true``) and logged at WARNING.
 
@@ -48,6 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,6 +67,7 @@ from pullgate.cri.methods import (
     normalise_method,
 )
 from pullgate.cri.pin import RuntimeImages, check_pin, clean_up, pinned_by_request
+from pullgate.cri.reconcile import RECHECK_AFTER, Reconciler
 from pullgate.cri.relay import (
     abort,
     answer_metadata,
@@ -145,6 +148,8 @@ class CriProxy:
         audit: where audit records go (default: one JSON line each on ``pullgate.audit``).
         control_timeout: seconds allowed for the pin check's ImageStatus/RemoveImage calls.
         threads: handler threads (concurrent calls; a pull in flight holds one).
+        recheck_after: seconds after a failed or cancelled tag pull at which its tag is checked
+            again (see :mod:`pullgate.cri.reconcile`).
 
     Raises:
         ConfigError: an invalid ``critical`` entry.
@@ -159,6 +164,7 @@ class CriProxy:
         audit: Audit | None = None,
         control_timeout: float = 30.0,
         threads: int = HANDLER_THREADS,
+        recheck_after: Sequence[float] = RECHECK_AFTER,
     ) -> None:
         self.upstream = upstream
         self._decide = decide
@@ -167,6 +173,8 @@ class CriProxy:
         self._control_timeout = control_timeout
         self._images = RuntimeImages(self._control)
         self._threads = threads
+        self._recheck_after = tuple(recheck_after)
+        self._reconciler = Reconciler(partial(clean_up, self._images), self._recheck_after)
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -203,6 +211,7 @@ class CriProxy:
             channel.close()
             raise
         self._channel, self._server, self._executor = channel, server, executor
+        self._reconciler = Reconciler(partial(clean_up, self._images), self._recheck_after)
         log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -211,33 +220,41 @@ class CriProxy:
 
         grpc counts a call the caller cancelled as finished while its handler thread may still
         be deciding, pinning or removing an image; those threads are waited for too, within the
-        same grace. The runtime channel is closed only once every handler thread is done (in the
-        background if that takes longer than the grace), so a pin's ``RemoveImage`` is never cut
-        off by a shutdown.
+        same grace, and so are re-checks of failed pulls that fall due within it (later ones are
+        dropped, logged). The runtime channel is closed only once every handler thread and the
+        re-check in progress are done (in the background if that takes longer than the grace),
+        so a pin's ``RemoveImage`` is never cut off by a shutdown.
         """
         server, self._server = self._server, None
         executor, self._executor = self._executor, None
-        started = time.monotonic()
+        deadline = time.monotonic() + (grace or 0.0)
         if server is not None:
             stopped = server.stop(grace)
             await asyncio.to_thread(stopped.wait)
+        done = True
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-            left = (grace or 0.0) - (time.monotonic() - started)
-            try:
-                await asyncio.wait_for(
-                    asyncio.to_thread(executor.shutdown, wait=True), max(left, 0.001)
-                )
-            except TimeoutError:
+            if not await _within(deadline, executor.shutdown):
                 log.warning("CRI proxy stopped with handler threads still running")
-                threading.Thread(
-                    target=self._close_after, args=(executor,), name="pullgate-cri-close"
-                ).start()
-                return
-        self._close_channel()
+                done = False
+        rechecks = self._reconciler.close(deadline)
+        if done and rechecks is not None and not await _within(deadline, rechecks.join):
+            log.warning("CRI proxy stopped with a re-check of a failed pull still running")
+            done = False
+        if done:
+            self._close_channel()
+            return
+        threading.Thread(
+            target=self._close_after, args=(executor, rechecks), name="pullgate-cri-close"
+        ).start()
 
-    def _close_after(self, executor: ThreadPoolExecutor) -> None:
-        executor.shutdown(wait=True)
+    def _close_after(
+        self, executor: ThreadPoolExecutor | None, rechecks: threading.Thread | None
+    ) -> None:
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if rechecks is not None:
+            rechecks.join()
         self._close_channel()
 
     def _close_channel(self) -> None:
@@ -393,11 +410,11 @@ class CriProxy:
             response, call = self._send(PULL_IMAGE, request, context)
         except grpc.FutureCancelledError:
             if pin:
-                clean_up(self._images, pull, decision.digest)
+                self._clean_up(pull, decision.digest)
             abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
         except grpc.RpcError as err:
             if pin:
-                clean_up(self._images, pull, decision.digest)
+                self._clean_up(pull, decision.digest)
             pass_back(err, context)
         if pin:
             denial = check_pin(self._images, pull, decision.digest, response)
@@ -405,6 +422,12 @@ class CriProxy:
                 self._deny(context, denial, image=pull.image)
         answer_metadata(call, context)
         return response
+
+    def _clean_up(self, pull: PullRequest, digest: str) -> None:
+        """After a failed or cancelled tag pull: check the tag now, and again in the background
+        (the runtime may store the image after the call ended)."""
+        clean_up(self._images, pull, digest)
+        self._reconciler.watch(pull, digest)
 
     def _decision(self, pull: PullRequest, context: grpc.ServicerContext) -> Decision:
         """The decision layer's answer; anything but an allow ends the call with a denial."""
@@ -440,3 +463,12 @@ class CriProxy:
             self._audit(record)
         except Exception:  # an audit sink must not break a pull
             log.exception("audit sink failed for %s", json.dumps(record, sort_keys=True))
+
+
+async def _within(deadline: float, wait: Callable[[], object]) -> bool:
+    """Run the blocking ``wait`` on a thread until ``deadline``; False if it was still waiting."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(wait), max(deadline - time.monotonic(), 0.001))
+    except TimeoutError:
+        return False
+    return True

@@ -46,6 +46,7 @@ class FakeRuntime:
     status_gate: asyncio.Event | None = None  # when set, ImageStatus waits for it
     pull_error: grpc.StatusCode | None = None  # PullImage fails so (after "storing" the image)
     cancelled: list[str] = field(default_factory=list)  # methods whose call the caller cancelled
+    stored: bool = True  # ImageStatus finds an image (RemoveImage removes it)
 
     def handler(self) -> grpc.GenericRpcHandler:
         runtime = self
@@ -95,8 +96,12 @@ class FakeRuntime:
         if method.endswith("/ImageStatus"):
             if self.status_gate is not None:
                 await self.status_gate.wait()
+            if not self.stored:
+                return b""
             image = api_pb2.Image(id="sha256:id", size=1, repo_digests=self.repo_digests)
             return api_pb2.ImageStatusResponse(image=image).SerializeToString()
+        if method == REMOVE:
+            self.stored = False
         context.set_trailing_metadata((("x-echo", "yes"),))
         return request
 
@@ -137,10 +142,12 @@ def _run(
     *,
     audit: Callable[[dict[str, Any]], None] | None = None,
     proxies: list[CriProxy] | None = None,
+    recheck_after: tuple[float, ...] = (),
     **kw: Any,
 ) -> FakeRuntime:
     """Run ``scenario`` against a proxy in front of a fake runtime; ``proxies`` receives the
-    proxy (for scenarios that look at it or stop it)."""
+    proxy (for scenarios that look at it or stop it). Failed pulls are checked once only unless
+    ``recheck_after`` says otherwise."""
     runtime = FakeRuntime(**kw)
 
     async def main() -> None:
@@ -150,7 +157,7 @@ def _run(
         server.add_generic_rpc_handlers((runtime.handler(),))
         server.add_insecure_port(f"unix:{upstream}")
         await server.start()
-        proxy = CriProxy(str(upstream), decide, audit=audit)
+        proxy = CriProxy(str(upstream), decide, audit=audit, recheck_after=recheck_after)
         if proxies is not None:
             proxies.append(proxy)
         await proxy.start(front, mode=0o600)
@@ -658,3 +665,76 @@ def test_a_stop_does_not_cut_off_a_pin_in_progress() -> None:
 
     runtime = _run(_allow, scenario, proxies=proxies, repo_digests=MOVED)
     assert runtime.methods() == [PULL, STATUS, REMOVE]
+
+
+# Re-checks of a failed or cancelled tag pull, shortened for the tests.
+RECHECK = (0.05, 0.1, 0.2, 0.4, 0.8, 1.2)
+
+
+async def _fail_pull(channel: grpc.aio.Channel, runtime: FakeRuntime, how: str) -> None:
+    """A tag pull the kubelet cancels, or that the runtime fails, before the runtime stored it."""
+    if how == "cancelled":
+        runtime.pull_gate = asyncio.Event()
+        call = _pull_call(channel)
+        await _until(lambda: PULL in runtime.methods())
+        call.cancel()
+    else:
+        runtime.pull_error = grpc.StatusCode.INTERNAL
+        await _expect_error(_raw(channel, PULL, _pull_bytes()))
+    await _until(lambda: runtime.methods().count(STATUS) == 1)  # the immediate check
+
+
+@pytest.mark.parametrize("how", ["cancelled", "failed"])
+def test_an_unverified_image_the_runtime_stores_after_a_failed_pull_is_removed(how: str) -> None:
+    # containerd keeps pulling after the proxy's call was cancelled, and its CRI plugin records
+    # the image asynchronously: the immediate check finds nothing, the tag (moved after
+    # verification) names an unverified image a moment later. A re-check must remove it.
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        await _fail_pull(channel, runtime, how)
+        await asyncio.sleep(0.5)
+        runtime.stored = True
+        await _until(lambda: REMOVE in runtime.methods(), timeout=10)
+
+    runtime = _run(_allow, scenario, recheck_after=RECHECK, stored=False, repo_digests=MOVED)
+    assert not runtime.stored
+    assert runtime.methods()[:2] == [PULL, STATUS]
+
+
+def test_the_verified_image_stored_after_a_failed_pull_is_kept() -> None:
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        await _fail_pull(channel, runtime, "cancelled")
+        await asyncio.sleep(0.5)
+        runtime.stored = True
+        await _until(lambda: runtime.methods().count(STATUS) == 1 + len(RECHECK), timeout=10)
+
+    runtime = _run(_allow, scenario, recheck_after=RECHECK, stored=False)
+    assert runtime.stored
+    assert REMOVE not in runtime.methods()
+
+
+@pytest.mark.parametrize("grace", [0.0, 5.0])
+def test_stop_drops_re_checks_due_after_its_grace(grace: float) -> None:
+    # A re-check an hour away must neither hold up a stop nor make it raise; one due within the
+    # grace still runs.
+    proxies: list[CriProxy] = []
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime) -> None:
+        await _fail_pull(channel, runtime, "cancelled")
+        await _until(lambda: runtime.methods().count(STATUS) == 2)  # the first re-check
+        runtime.stored = True
+        [proxy] = proxies
+        await asyncio.wait_for(proxy.stop(grace), 10)
+
+    runtime = _run(
+        _allow,
+        scenario,
+        proxies=proxies,
+        recheck_after=(0.05, 0.5, 3600.0),
+        stored=False,
+        repo_digests=MOVED,
+    )
+    if grace:
+        assert runtime.methods()[1:] == [STATUS, STATUS, STATUS, REMOVE]
+    else:
+        assert runtime.methods()[1:] == [STATUS, STATUS]
+        assert runtime.stored
