@@ -60,11 +60,8 @@ from pullgate.cri.denial import Denial, DenialKind
 from pullgate.cri.methods import (
     CRI_SERVICE,
     PULL_IMAGE,
-    SERVER_STREAMING,
     SHOWN_PATH,
     grpc_target,
-    is_cri_method,
-    normalise_method,
 )
 from pullgate.cri.pin import RuntimeImages, check_pin, clean_up, pinned_by_request
 from pullgate.cri.reconcile import RECHECK_AFTER, Reconciler
@@ -78,6 +75,7 @@ from pullgate.cri.relay import (
     remaining,
 )
 from pullgate.cri.request import PullRequest, parse_pull_request
+from pullgate.cri.router import Router
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import MalformedInput, PullgateError, Reason
 from pullgate.server.audit import AuditLog
@@ -93,49 +91,6 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 Decide = Callable[[DecisionRequest], Decision]
 Audit = Callable[[dict[str, Any]], None]
-
-
-class _Router(grpc.GenericRpcHandler):
-    """Routes every method: PullImage to the gate, other CRI methods straight through, the rest
-    to a refusal."""
-
-    def __init__(self, proxy: CriProxy) -> None:
-        self._proxy = proxy
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        raw: object = handler_call_details.method
-        proxy = self._proxy
-        try:
-            method = normalise_method(raw)
-        except MalformedInput as exc:
-            return _refusal(proxy, raw, f"malformed method path: {exc}")
-        if not is_cri_method(method):
-            return _refusal(proxy, raw, f"{method} is not a method of the {CRI_SERVICE} service")
-        if method == PULL_IMAGE:
-            return grpc.unary_unary_rpc_method_handler(proxy.pull_image)
-        if method in SERVER_STREAMING:
-
-            def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-                return proxy.forward_stream(method, request, context)
-
-            return grpc.unary_stream_rpc_method_handler(stream)
-
-        def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-            return proxy.forward(method, request, context)
-
-        return grpc.unary_unary_rpc_method_handler(unary)
-
-
-def _refusal(proxy: CriProxy, raw: object, why: str) -> Any:
-    """A handler that refuses the call with ``PERMISSION_DENIED`` without reading it.
-
-    Stream-stream, so any call shape (unary or streaming) is answered at once.
-    """
-
-    def refuse(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-        proxy.refuse(raw, why, context)
-
-    return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 class CriProxy:
@@ -199,7 +154,7 @@ class CriProxy:
         ]
         channel = grpc.insecure_channel(grpc_target(self.upstream), options=options)
         executor = ThreadPoolExecutor(self._threads, thread_name_prefix="pullgate-cri")
-        server = grpc.server(executor, handlers=[_Router(self)], options=options)
+        server = grpc.server(executor, handlers=[Router(self)], options=options)
         try:
             if server.add_insecure_port(f"unix:{path}") == 0:
                 raise OSError(f"cannot listen on {path}")
