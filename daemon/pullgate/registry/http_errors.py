@@ -27,6 +27,18 @@ _SAFE_QUERY_KEYS = frozenset({"ns", "artifactType", "n", "last", "service", "sco
 # OpenSSL's reasons for a first record that is not TLS at all ("HTTP/1.1 400 …" has no valid
 # record version; other clear text can read as an absurd record length).
 _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG"})
+# Alerts a server sends when it does not accept the client certificate offered (or none).
+_CLIENT_CERT_REFUSED = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    }
+)
 
 
 def redact_url(url: str) -> str:
@@ -72,6 +84,14 @@ def answered_in_clear(exc: BaseException) -> bool:
     """
     return any(
         isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS_REASONS
+        for cause in _causes(exc)
+    )
+
+
+def client_certificate_refused(exc: BaseException) -> bool:
+    """True when ``exc`` comes from a server's TLS alert about the client certificate."""
+    return any(
+        isinstance(cause, ssl.SSLError) and cause.reason in _CLIENT_CERT_REFUSED
         for cause in _causes(exc)
     )
 

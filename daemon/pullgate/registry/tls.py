@@ -48,16 +48,20 @@ def _check_readable(endpoint: Endpoint, what: str, path: Path) -> None:
         raise _fail(endpoint, what, path, exc) from exc
 
 
-def ssl_context_for(endpoint: Endpoint) -> ssl.SSLContext:
+def ssl_context_for(endpoint: Endpoint, client: int = 0) -> ssl.SSLContext:
     """Build a client :class:`ssl.SSLContext` for ``endpoint`` (no caching).
 
     Args:
         endpoint: The endpoint whose ``ca_files``, ``client_certificates`` and ``skip_verify``
             apply.
+        client: Which of the endpoint's client certificates the context offers. A context
+            holds one (``load_cert_chain`` replaces the previous one), and Python cannot see
+            the CA names a server asks for, which Go uses to pick among several: the transport
+            offers them in order instead (:class:`pullgate.registry.transport.Transport`).
 
     Returns:
-        A context with the system roots plus the endpoint's CA files, its client certificates,
-        and a minimum of TLS 1.2.
+        A context with the system roots plus the endpoint's CA files, one of its client
+        certificates (if any), and a minimum of TLS 1.2.
 
     Raises:
         RegistryError: ``REGISTRY_TLS`` when a CA, certificate or key file is missing,
@@ -71,16 +75,14 @@ def ssl_context_for(endpoint: Endpoint) -> ssl.SSLContext:
             context.load_verify_locations(cafile=os.fspath(ca_file))
         except (ssl.SSLError, OSError, ValueError) as exc:
             raise _fail(endpoint, "CA certificate", ca_file, exc) from exc
-    for client in endpoint.client_certificates:
-        _check_readable(endpoint, "client certificate", client.cert)
-        if client.key is not None:
-            _check_readable(endpoint, "client key", client.key)
+    for pair in endpoint.client_certificates[client : client + 1]:
+        _check_readable(endpoint, "client certificate", pair.cert)
+        if pair.key is not None:
+            _check_readable(endpoint, "client key", pair.key)
         try:
-            context.load_cert_chain(
-                os.fspath(client.cert), os.fspath(client.key) if client.key else None
-            )
+            context.load_cert_chain(os.fspath(pair.cert), os.fspath(pair.key) if pair.key else None)
         except (ssl.SSLError, OSError, ValueError) as exc:
-            raise _fail(endpoint, "client certificate/key pair", client.cert, exc) from exc
+            raise _fail(endpoint, "client certificate/key pair", pair.cert, exc) from exc
     if endpoint.skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -103,17 +105,18 @@ class TlsContextCache:
     be picked up without a restart; the file stamps in the cache key give that cheaply.
     """
 
-    _entries: dict[TlsKey, tuple[tuple[_FileStamp, ...], ssl.SSLContext]] = field(
+    _entries: dict[tuple[TlsKey, int], tuple[tuple[_FileStamp, ...], ssl.SSLContext]] = field(
         default_factory=dict
     )
 
-    def get(self, endpoint: Endpoint) -> ssl.SSLContext:
-        """The (possibly cached) context for ``endpoint``.
+    def get(self, endpoint: Endpoint, choice: int = 0) -> ssl.SSLContext:
+        """The (possibly cached) context for ``endpoint`` offering its client certificate
+        number ``choice``.
 
         Raises:
             RegistryError: ``REGISTRY_TLS`` as :func:`ssl_context_for`.
         """
-        key = tls_key(endpoint)
+        key = (tls_key(endpoint), choice)
         paths = [*endpoint.ca_files]
         for client in endpoint.client_certificates:
             paths.append(client.cert)
@@ -123,6 +126,6 @@ class TlsContextCache:
         cached = self._entries.get(key)
         if cached is not None and cached[0] == stamps:
             return cached[1]
-        context = ssl_context_for(endpoint)
+        context = ssl_context_for(endpoint, choice)
         self._entries[key] = (stamps, context)
         return context

@@ -53,7 +53,12 @@ import pullgate
 from pullgate.clock import Clock, SystemClock
 from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.errors import MalformedInput, PullgateError, Reason
-from pullgate.registry.http_errors import answered_in_clear, map_transport_error, redact_url
+from pullgate.registry.http_errors import (
+    answered_in_clear,
+    client_certificate_refused,
+    map_transport_error,
+    redact_url,
+)
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.redirect import Hop, next_hop
 from pullgate.registry.tls import TlsContextCache, TlsKey, tls_key
@@ -186,8 +191,10 @@ class Transport:
     tls_contexts: TlsContextCache = field(default_factory=TlsContextCache)
     deadline: float | None = None
     watchdog: Watchdog = field(default_factory=shared_watchdog)
-    _pools: dict[TlsKey | None, _Pool] = field(default_factory=dict)
+    _pools: dict[tuple[TlsKey, int] | None, _Pool] = field(default_factory=dict)
     _plain_fallback: set[str] = field(default_factory=set)
+    # Which client certificate to offer, per TLS setup with several (the last one accepted).
+    _client_choice: dict[TlsKey, int] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -197,11 +204,12 @@ class Transport:
 
     def _manager(self, endpoint: Endpoint, scheme: str) -> urllib3.PoolManager:
         if scheme != "https":
-            key: TlsKey | None = None
+            key: tuple[TlsKey, int] | None = None
             context: ssl.SSLContext | None = None
         else:
-            key = tls_key(endpoint)
-            context = self.tls_contexts.get(endpoint)
+            choice = self._client_choice.get(tls_key(endpoint), 0)
+            key = (tls_key(endpoint), choice)
+            context = self.tls_contexts.get(endpoint, choice)
         pool = self._pools.get(key)
         if pool is not None and pool.context is context:
             return pool.manager
@@ -284,18 +292,42 @@ class Transport:
         Any other TLS failure (a refused certificate above all) stays ``REGISTRY_TLS``."""
         parts = urlsplit(req.url)
         if not req.endpoint.https_then_http or parts.scheme != "https":
-            return self._send(req, req.url)
+            return self._offering_client_certificates(req, req.url)
         http_url = urlunsplit(("http", *parts[1:]))
         if parts.netloc in self._plain_fallback:
             return self._send(req, http_url)
         try:
-            return self._send(req, req.url)
+            return self._offering_client_certificates(req, req.url)
         except RegistryError as exc:
             if exc.reason is not Reason.REGISTRY_TLS or not answered_in_clear(exc):
                 raise  # a refused certificate is never a reason to drop TLS
             log.info("endpoint %s: answered in plain HTTP, falling back to it", req.endpoint.url)
             self._plain_fallback.add(parts.netloc)
             return self._send(req, http_url)
+
+    def _offering_client_certificates(self, req: _Request, url: str) -> Response:
+        """:meth:`_send`; when the endpoint has several client certificates and the server
+        refuses the one offered (a TLS alert), the next ones in turn, and the one it accepts
+        is offered first from then on. Go picks among them by the CA names the server asks
+        for, which Python's ssl module does not show."""
+        candidates = len(req.endpoint.client_certificates)
+        if candidates < 2 or urlsplit(url).scheme != "https":
+            return self._send(req, url)
+        key = tls_key(req.endpoint)
+        for _ in range(candidates - 1):
+            try:
+                return self._send(req, url)
+            except RegistryError as exc:
+                if exc.reason is not Reason.REGISTRY_TLS or not client_certificate_refused(exc):
+                    raise
+                following = (self._client_choice.get(key, 0) + 1) % candidates
+                log.info(
+                    "endpoint %s refused client certificate %d; offering the next",
+                    req.endpoint.url,
+                    following,
+                )
+                self._client_choice[key] = following
+        return self._send(req, url)
 
     def _record(
         self, req: _Request, url: str, status: int | None, size: int, err: Reason | None

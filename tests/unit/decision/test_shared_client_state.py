@@ -50,9 +50,9 @@ def test_clients_sharing_a_tls_cache_build_one_context(
     built: list[Endpoint] = []
     real = tls.ssl_context_for
 
-    def counting(endpoint: Endpoint) -> ssl.SSLContext:
+    def counting(endpoint: Endpoint, client: int = 0) -> ssl.SSLContext:
         built.append(endpoint)
-        return real(endpoint)
+        return real(endpoint, client)
 
     monkeypatch.setattr(tls, "ssl_context_for", counting)
     with FakeRegistry(tls=make_tls(tmp_path / "tls", require_client_cert=True)) as reg:
