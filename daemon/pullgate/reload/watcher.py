@@ -52,7 +52,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from pullgate.config import DaemonConfig
+from pullgate.config import DaemonConfig, load_config
+from pullgate.errors import ConfigError
 from pullgate.reload.snapshot import Snapshot
 from pullgate.reload.state import TrustState
 
@@ -315,8 +316,18 @@ class ConfigWatcher:
         return tuple(files)
 
     def _config(self) -> DaemonConfig:
+        """The configuration whose paths are watched: the snapshot's in force; before any, the
+        config file's as it reads now (its trust_dir may be missing: that is why no snapshot
+        loaded, and creating it must be seen); else the base or the defaults."""
         snapshot = self._state.current()
-        return snapshot.config if snapshot is not None else self._state.base or DaemonConfig()
+        if snapshot is not None:
+            return snapshot.config
+        if self._state.config_path is not None:
+            try:
+                return load_config(self._state.config_path)
+            except ConfigError:
+                pass  # a broken config file: its own changes are watched (see _files)
+        return self._state.base or DaemonConfig()
 
     def _refresh_schedule(self) -> None:
         """Make the observer watch exactly the effective directories of the targets."""

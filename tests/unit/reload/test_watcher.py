@@ -221,6 +221,22 @@ def test_fix_before_start_is_caught_up(tmp_path: Path) -> None:
         assert _wait_for(lambda: state.current() is not None), "the fix was never loaded"
 
 
+def test_the_configured_trust_dir_is_watched_before_any_configuration_loaded(
+    tmp_path: Path,
+) -> None:
+    """No valid configuration yet (the configured trust_dir does not exist): creating it is
+    seen, although only the config file names it (not the defaults)."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('trust_dir = "site/trust"\nhosts_dir = "certs.d"\n')
+    state = TrustState(config_path, clock=CLOCK)
+    assert not state.reload("startup").ok
+    with ConfigWatcher(state, debounce=DEBOUNCE) as watcher:
+        _settle(watcher)
+        assert state.current() is None
+        write_trust_dir(tmp_path / "site" / "trust")
+        assert _wait_for(lambda: state.current() is not None), "the new trust dir was not seen"
+
+
 def test_no_catch_up_reload_when_nothing_changed(state: TrustState) -> None:
     with ConfigWatcher(state, debounce=DEBOUNCE) as watcher:
         _settle(watcher)
