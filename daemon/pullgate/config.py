@@ -14,7 +14,12 @@ This module is the one import point for the rest of the daemon; the work is spli
 
 from __future__ import annotations
 
-from pullgate.config_load import load_config, parse_config, read_config_file
+from pullgate.config_load import (
+    load_config,
+    load_process_settings,
+    parse_config,
+    read_config_file,
+)
 from pullgate.config_model import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_STATEMENT,
@@ -46,6 +51,7 @@ __all__ = [
     "StatementSettings",
     "VerificationConfig",
     "load_config",
+    "load_process_settings",
     "parse_config",
     "read_config_file",
 ]

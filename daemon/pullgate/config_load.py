@@ -341,6 +341,30 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
     return config
 
 
+def load_process_settings(path: Path) -> DaemonConfig | None:
+    """Only the process-level tables of the config file at ``path`` (``[api]``, ``[cri]``,
+    ``[metrics]``: read once at start), when they are valid on their own; None when the file
+    cannot be read or parsed, or one of them is invalid.
+
+    For a start-up with a config file that fails :func:`load_config` elsewhere (a typo in
+    ``[statements]``): the sockets keep the path and mode the operator chose, and the CRI
+    socket is served (the kubelet needs it to start; every pull is denied until a valid
+    configuration loads), instead of the defaults.
+    """
+    try:
+        document = tomllib.loads(read_config_file(path).decode("utf-8"))
+    except (ConfigError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    chk = ConfigChecker(path)
+    config = DaemonConfig(
+        source=path,
+        api=_api(chk, document),
+        cri=_cri(chk, document),
+        metrics=_metrics(chk, document),
+    )
+    return None if chk.problems else config
+
+
 def read_config_file(path: Path) -> bytes:
     """The bytes of the daemon config file at ``path`` (for :func:`parse_config`).
 

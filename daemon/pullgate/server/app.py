@@ -44,7 +44,7 @@ from grpc_health.v1 import health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from pullgate import heap
-from pullgate.config import DaemonConfig, load_config
+from pullgate.config import DaemonConfig, load_config, load_process_settings
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, PullgateError, Reason
@@ -205,14 +205,23 @@ class DaemonOptions:
 
 
 def initial_config(path: Path) -> DaemonConfig:
-    """The process-level config: the file's, or the defaults when it is unusable (logged)."""
+    """The process-level config: the file's; when it is unusable, its ``[api]``, ``[cri]`` and
+    ``[metrics]`` tables if those are valid on their own, else the defaults (logged). No
+    verification runs on it: decisions wait for a snapshot that loads."""
     try:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("configuration error: %s", problem)
-        log.error("starting with default [api]/[metrics] settings; waiting for a valid config")
-        return DaemonConfig(source=path)
+    salvaged = load_process_settings(path)
+    if salvaged is not None:
+        log.error(
+            "starting with the file's [api]/[cri]/[metrics] settings; every pull is denied "
+            "until a valid configuration loads"
+        )
+        return salvaged
+    log.error("starting with default [api]/[metrics] settings; waiting for a valid config")
+    return DaemonConfig(source=path)
 
 
 async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:

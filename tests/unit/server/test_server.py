@@ -20,11 +20,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
-from pullgate.config import Mode
+from pullgate.config import DaemonConfig, Mode
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, Reason, VerificationInconclusive
 from pullgate.registry.transport import RequestRecord
-from pullgate.server.app import prepare_socket_path
+from pullgate.server.app import initial_config, prepare_socket_path
 from pullgate.server.audit import AUDIT_LOGGER, AuditLog
 from pullgate.server.convert import CacheView, ReloadView, StatusView
 from pullgate.server.health import VERIFIER_SERVICE
@@ -348,3 +348,29 @@ def test_audit_lines_are_json_without_secrets(
     assert all(d["caller"] == "cri" for d in docs)
     assert all("credentials" not in d for d in docs)
     assert all(secret not in r.getMessage() and "alice" not in r.getMessage() for r in records)
+
+
+def test_a_start_up_config_error_elsewhere_keeps_the_sockets_and_the_cri_section(
+    tmp_path: Path,
+) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        'trust_dir = "trust"\n'
+        '[api]\nsocket = "/run/pg/api.sock"\nsocket_mode = "0600"\n'
+        '[cri]\nsocket = "/run/pg/cri.sock"\nupstream = "unix:///run/containerd/containerd.sock"\n'
+        '[metrics]\naddress = ""\n'
+        '[statements."prod"]\nmode = "enforced"\n'  # a typo elsewhere in the file
+    )
+    config = initial_config(config_path)
+    assert (config.api.socket, config.api.socket_mode) == (Path("/run/pg/api.sock"), 0o600)
+    assert config.cri is not None
+    assert config.cri.socket == Path("/run/pg/cri.sock")
+    assert config.metrics.address == ""
+
+
+def test_a_start_up_config_error_in_api_falls_back_to_the_defaults(tmp_path: Path) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('[api]\nsocket_mode = "0999"\n[cri]\nsocket = "/run/pg/cri.sock"\n')
+    config = initial_config(config_path)
+    assert config.api == DaemonConfig().api
+    assert config.cri is None
