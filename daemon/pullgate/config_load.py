@@ -73,7 +73,7 @@ _TOP_KEYS = frozenset(
     }
 )
 _API_KEYS = frozenset({"socket", "socket_mode"})
-_CRI_KEYS = frozenset({"socket", "upstream", "critical_images"})
+_CRI_KEYS = frozenset({"socket", "socket_mode", "upstream", "critical_images"})
 _METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
 _CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
 _REGISTRY_KEYS = frozenset(
@@ -108,7 +108,9 @@ def _platform(chk: ConfigChecker, data: Mapping[str, object]) -> str | None:
     return text or None
 
 
-def _socket_mode(chk: ConfigChecker, data: Mapping[str, object], default: int) -> int:
+def _socket_mode(
+    chk: ConfigChecker, data: Mapping[str, object], default: int, section: str = "api"
+) -> int:
     value = data.get("socket_mode", default)
     mode: int | None = None
     if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value):
@@ -117,7 +119,8 @@ def _socket_mode(chk: ConfigChecker, data: Mapping[str, object], default: int) -
         mode = value
     if mode is None or not 0 < mode <= _MAX_SOCKET_MODE:
         chk.problem(
-            "api.socket_mode", f'must be a permission mode such as 0o660 or "0660", got {value!r}'
+            f"{section}.socket_mode",
+            f'must be a permission mode such as 0o660 or "0660", got {value!r}',
         )
         return default
     return mode
@@ -152,6 +155,7 @@ def _cri(chk: ConfigChecker, data: Mapping[str, object]) -> CriConfig | None:
     critical = _critical_images(chk, table)
     return CriConfig(
         socket=chk.socket(table, "socket", "cri", default.socket),
+        socket_mode=_socket_mode(chk, table, default.socket_mode, "cri"),
         upstream=upstream,
         critical_images=critical,
     )

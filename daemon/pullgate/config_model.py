@@ -64,6 +64,9 @@ class CriConfig:
     """``[cri]``: the CRI ImageService proxy (absent = no proxy)."""
 
     socket: Path = Path("/run/pullgate/cri.sock")
+    # The kubelet connects as root; anyone else who can reach the socket can pull (verified)
+    # and remove images, so by default no one else can.
+    socket_mode: int = 0o600
     upstream: str = "unix:///run/containerd/containerd.sock"
     # Pulls that are never blocked (sandbox/pause, CNI images): reference globs or sha256 digests.
     critical_images: tuple[str, ...] = ()

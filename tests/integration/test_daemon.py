@@ -359,6 +359,7 @@ def test_the_cri_socket_directory_is_created_like_the_api_sockets(node: Node) ->
     _with_cri_socket(node, socket)
     with run_daemon(node.config_path):
         assert stat.S_ISSOCK(socket.lstat().st_mode)
+        assert stat.S_IMODE(socket.lstat().st_mode) == 0o600  # [cri] socket_mode's default
 
 
 def test_a_file_at_the_cri_socket_path_is_a_start_up_config_error(node: Node) -> None:

@@ -32,6 +32,7 @@ socket_mode = 0o600
 
 [cri]
 socket = "/run/pg/cri.sock"
+socket_mode = "0660"
 upstream = "unix:///run/containerd/containerd.sock"
 
 [metrics]
@@ -95,6 +96,7 @@ def test_every_key_is_read() -> None:
     assert config.api == ApiConfig(socket=Path("/run/pg/api.sock"), socket_mode=0o600)
     assert config.cri is not None
     assert config.cri.socket == Path("/run/pg/cri.sock")
+    assert config.cri.socket_mode == 0o660
     assert config.cri.upstream == "unix:///run/containerd/containerd.sock"
     assert config.metrics.address == "[::1]:9000"
     assert not config.metrics.allow_non_loopback
@@ -199,6 +201,7 @@ def test_socket_mode_as_octal_string() -> None:
         (b'[api]\nsocket_mode = "rw"', "api.socket_mode"),
         (b"[api]\nsocket_mode = true", "api.socket_mode"),
         (b'[cri]\nsocket = "cri.sock"', "cri.socket"),
+        (b'[cri]\nsocket_mode = "0999"', "cri.socket_mode"),
         (b'[cri]\nupstream = "tcp://1.2.3.4:1"', "cri.upstream"),
         (b'[cri]\nupstream = "unix://run/containerd.sock"', "cri.upstream"),
         (b"[cri]\nupstream = 1", "cri.upstream"),
@@ -321,3 +324,9 @@ def test_cri_critical_images(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as excinfo:
             parse_config(bad, src)
         assert any("cri.critical_images" in p for p in excinfo.value.problems)
+
+
+def test_the_cri_socket_is_for_root_alone_by_default() -> None:
+    config = parse_config(b"[cri]\n", SOURCE)
+    assert config.cri is not None
+    assert config.cri.socket_mode == 0o600

@@ -333,7 +333,7 @@ async def _start_cri(config: DaemonConfig, parts: ServerParts) -> CriProxy | Non
     )
     prepare_socket_path(config.cri.socket, "cri")
     try:
-        await proxy.start(config.cri.socket, mode=config.api.socket_mode)
+        await proxy.start(config.cri.socket, mode=config.cri.socket_mode)
     except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
         raise ConfigError(f"[cri] socket {config.cri.socket}: cannot listen: {exc}") from exc
     log.info("CRI proxy on %s -> %s", config.cri.socket, config.cri.upstream)
