@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,19 +78,30 @@ def _next_with(messages: Iterator[dict[str, str]], key: str) -> dict[str, str]:
     raise AssertionError("unreachable")
 
 
-def test_daemon_notifies_ready_reloading_stopping(workdir: Path) -> None:
-    shutil.copytree(SAMPLE_TRUST, workdir / "trust")
+def _config(workdir: Path, *, metrics_port: int | None = None) -> Path:
+    """The daemon's config in ``workdir`` (trust dir ``workdir/trust``; metrics off unless a
+    port is given)."""
     config = workdir / "config.toml"
+    address = f"127.0.0.1:{metrics_port}" if metrics_port is not None else ""
     config.write_text(
         f'trust_dir = "{workdir / "trust"}"\n'
         'hosts_dir = ""\n'
         "[api]\n"
         f'socket = "{workdir / "api.sock"}"\n'
         "[metrics]\n"
-        'address = ""\n'
+        f'address = "{address}"\n'
         "[verification]\n"
         f'crl_cache_dir = "{workdir / "crl"}"\n'
     )
+    return config
+
+
+@contextmanager
+def _notifying_daemon(
+    workdir: Path, config: Path
+) -> Iterator[tuple[socket.socket, subprocess.Popen[bytes]]]:
+    """``pullgate serve`` (this tree) with ``NOTIFY_SOCKET`` at a datagram socket read here;
+    killed if still running at the end."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(os.fsencode(workdir / "notify.sock"))
         notify.settimeout(1.0)
@@ -103,20 +115,7 @@ def test_daemon_notifies_ready_reloading_stopping(workdir: Path) -> None:
             stderr=subprocess.PIPE,
         )
         try:
-            messages = _messages(notify, proc)
-            ready = _next_with(messages, "READY")
-            assert ready["READY"] == "1"
-            assert (workdir / "api.sock").is_socket()  # READY only once the sockets listen
-
-            proc.send_signal(signal.SIGHUP)
-            reloading = _next_with(messages, "RELOADING")
-            assert reloading["RELOADING"] == "1"
-            assert int(reloading["MONOTONIC_USEC"]) > 0
-            assert _next_with(messages, "READY")["READY"] == "1"
-
-            proc.send_signal(signal.SIGTERM)
-            assert _next_with(messages, "STOPPING")["STOPPING"] == "1"
-            assert proc.wait(timeout=WAIT) == 0
+            yield notify, proc
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -125,19 +124,23 @@ def test_daemon_notifies_ready_reloading_stopping(workdir: Path) -> None:
             proc.stderr.close()
 
 
-def _config(workdir: Path, *, metrics_port: int) -> Path:
-    config = workdir / "config.toml"
-    config.write_text(
-        f'trust_dir = "{workdir / "trust"}"\n'
-        'hosts_dir = ""\n'
-        "[api]\n"
-        f'socket = "{workdir / "api.sock"}"\n'
-        "[metrics]\n"
-        f'address = "127.0.0.1:{metrics_port}"\n'
-        "[verification]\n"
-        f'crl_cache_dir = "{workdir / "crl"}"\n'
-    )
-    return config
+def test_daemon_notifies_ready_reloading_stopping(workdir: Path) -> None:
+    shutil.copytree(SAMPLE_TRUST, workdir / "trust")
+    with _notifying_daemon(workdir, _config(workdir)) as (notify, proc):
+        messages = _messages(notify, proc)
+        ready = _next_with(messages, "READY")
+        assert ready["READY"] == "1"
+        assert (workdir / "api.sock").is_socket()  # READY only once the sockets listen
+
+        proc.send_signal(signal.SIGHUP)
+        reloading = _next_with(messages, "RELOADING")
+        assert reloading["RELOADING"] == "1"
+        assert int(reloading["MONOTONIC_USEC"]) > 0
+        assert _next_with(messages, "READY")["READY"] == "1"
+
+        proc.send_signal(signal.SIGTERM)
+        assert _next_with(messages, "STOPPING")["STOPPING"] == "1"
+        assert proc.wait(timeout=WAIT) == 0
 
 
 def _failed_reloads(port: int) -> float:
@@ -178,44 +181,26 @@ def test_sighup_without_a_valid_configuration_sends_no_ready(workdir: Path) -> N
     configuration does, and from then on SIGHUP is RELOADING=1 then READY=1."""
     port = free_port()
     config = _config(workdir, metrics_port=port)  # the trust dir does not exist yet
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(os.fsencode(workdir / "notify.sock"))
-        notify.settimeout(1.0)
-        env = {**os.environ, "NOTIFY_SOCKET": str(workdir / "notify.sock")}
-        env["PYTHONPATH"] = PYTHONPATH
-        env.pop("WATCHDOG_USEC", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pullgate", "serve", "--config", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            _wait_for_failed_reloads(port, 1, proc)  # start-up: no valid configuration
-            time.sleep(QUIET)  # the watcher's catch-up reload (fails as well) is over
-            failed = _failed_reloads(port)
-            proc.send_signal(signal.SIGHUP)
-            messages = _messages(notify, proc)
-            assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
-            _wait_for_failed_reloads(port, failed + 1, proc)  # the SIGHUP reload failed too
-            _assert_quiet(notify)  # no READY=1 without a valid configuration
+    with _notifying_daemon(workdir, config) as (notify, proc):
+        _wait_for_failed_reloads(port, 1, proc)  # start-up: no valid configuration
+        time.sleep(QUIET)  # the watcher's catch-up reload (fails as well) is over
+        failed = _failed_reloads(port)
+        proc.send_signal(signal.SIGHUP)
+        messages = _messages(notify, proc)
+        assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
+        _wait_for_failed_reloads(port, failed + 1, proc)  # the SIGHUP reload failed too
+        _assert_quiet(notify)  # no READY=1 without a valid configuration
 
-            shutil.copytree(SAMPLE_TRUST, workdir / "trust")  # the fix, loaded by a SIGHUP
-            proc.send_signal(signal.SIGHUP)
-            assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
-            assert _next_with(messages, "READY")["READY"] == "1"  # the first READY, once
-            _assert_quiet(notify)
+        shutil.copytree(SAMPLE_TRUST, workdir / "trust")  # the fix, loaded by a SIGHUP
+        proc.send_signal(signal.SIGHUP)
+        assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
+        assert _next_with(messages, "READY")["READY"] == "1"  # the first READY, once
+        _assert_quiet(notify)
 
-            proc.send_signal(signal.SIGHUP)
-            assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
-            assert _next_with(messages, "READY")["READY"] == "1"
+        proc.send_signal(signal.SIGHUP)
+        assert _next_with(messages, "RELOADING")["RELOADING"] == "1"
+        assert _next_with(messages, "READY")["READY"] == "1"
 
-            proc.send_signal(signal.SIGTERM)
-            assert _next_with(messages, "STOPPING")["STOPPING"] == "1"
-            assert proc.wait(timeout=WAIT) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            assert proc.stderr is not None
-            proc.stderr.close()
+        proc.send_signal(signal.SIGTERM)
+        assert _next_with(messages, "STOPPING")["STOPPING"] == "1"
+        assert proc.wait(timeout=WAIT) == 0
