@@ -229,10 +229,11 @@ class ConfigWatcher:
         backups or other files an operator keeps there. An ancestor of a target that does not
         exist yet counts, so its creation is seen.
         """
-        targets = self._targets()
+        config = self._config()  # may read the config file: once per call
+        targets = self._targets(config)
         with self._schedule_lock:
             pending = dict(self._pending)
-        files = self._files()
+        files = self._files(config)
         for raw in paths:
             path = Path(raw)
             for file in files:
@@ -300,17 +301,17 @@ class ConfigWatcher:
 
     # ------------------------------------------------------------------------- schedule
 
-    def _targets(self) -> tuple[WatchTarget, ...]:
+    def _targets(self, config: DaemonConfig) -> tuple[WatchTarget, ...]:
         if self._fixed is not None:
             return self._fixed
-        return watch_targets(self._state.config_path, self._config())
+        return watch_targets(self._state.config_path, config)
 
-    def _files(self) -> tuple[Path, ...]:
+    def _files(self, config: DaemonConfig) -> tuple[Path, ...]:
         """The single files whose changes count: the config file and the docker config."""
         files: list[Path] = []
         if self._state.config_path is not None:
             files.append(self._state.config_path.absolute())
-        config_json = self._config().registry.config_json
+        config_json = config.registry.config_json
         if config_json is not None:
             files.append(config_json.absolute())
         return tuple(files)
@@ -335,7 +336,7 @@ class ConfigWatcher:
             observer = self._observer
             if observer is None:
                 return
-            targets = self._targets()
+            targets = self._targets(self._config())
             effectives = [(t, _effective(t)) for t in targets]
             self._pending = {
                 t.path: e.path for t, e in effectives if e is not None and e.path != t.path
