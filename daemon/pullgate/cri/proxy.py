@@ -129,7 +129,7 @@ class CriProxy:
         self._images = RuntimeImages(self._control)
         self._threads = threads
         self._recheck_after = tuple(recheck_after)
-        self._reconciler = Reconciler(partial(clean_up, self._images), self._recheck_after)
+        self._reconciler = self._new_reconciler()
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -166,8 +166,11 @@ class CriProxy:
             channel.close()
             raise
         self._channel, self._server, self._executor = channel, server, executor
-        self._reconciler = Reconciler(partial(clean_up, self._images), self._recheck_after)
+        self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
         log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
+
+    def _new_reconciler(self) -> Reconciler:
+        return Reconciler(partial(clean_up, self._images), self._recheck_after)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; calls in flight get ``grace`` seconds to finish (None or 0: they are
