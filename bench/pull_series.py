@@ -90,9 +90,14 @@ class Series:
         )
 
     @property
+    def zero_cost_paired(self) -> list[float]:
+        """Per round: the zero-cost proxy's pull ÷ the round's direct pull."""
+        return [a / b for a, b in zip(self.zero_cost, self.direct, strict=True)]
+
+    @property
     def zero_cost_ratio(self) -> float:
-        """Median over rounds: the zero-cost proxy's pull ÷ the round's direct pull."""
-        return statistics.median(a / b for a, b in zip(self.zero_cost, self.direct, strict=True))
+        """Median over rounds of :attr:`zero_cost_paired`."""
+        return statistics.median(self.zero_cost_paired)
 
     def _floor_lines(self) -> list[str]:
         if not self.floor:
@@ -106,8 +111,7 @@ class Series:
     def _zero_cost_lines(self) -> list[str]:
         if not self.zero_cost:
             return []
-        paired = [a / b for a, b in zip(self.zero_cost, self.direct, strict=True)]
-        ratio, low, high = median_interval(paired)
+        ratio, low, high = median_interval(self.zero_cost_paired)
         same, same_low, same_high = median_interval(self.zero_cost_same_pull)
         decision = "an answer from memory"
         if self.zero_cost_fetch:
