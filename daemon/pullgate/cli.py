@@ -16,6 +16,7 @@ from pathlib import Path
 from pullgate import __version__
 from pullgate.clock import SystemClock
 from pullgate.config import DEFAULT_CONFIG_PATH
+from pullgate.doctor import DOCTOR_SUMMARY, add_doctor_arguments, run_doctor_command
 from pullgate.errors import ConfigError, MalformedInput, PullgateError, Reason
 from pullgate.inspect import inspect_signatures, render_tree
 from pullgate.oci.layout import LayoutReference, open_layout
@@ -100,9 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser(
         "doctor",
         help="report every way signature enforcement is bypassed on this node",
-        add_help=False,
+        description=DOCTOR_SUMMARY,
     )
-    doc.add_argument("doctor_args", nargs=argparse.REMAINDER)
+    add_doctor_arguments(doc)
+    doc.set_defaults(doctor_parser=doc)
 
     srv = sub.add_parser("serve", help="run the node daemon (pullgate.v1 gRPC API)")
     srv.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="daemon config")
@@ -299,9 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "hosts":
             return _cmd_hosts(args)
         if args.command == "doctor":
-            from pullgate.doctor import main_doctor
-
-            return main_doctor(args.doctor_args)
+            return run_doctor_command(args, args.doctor_parser)
         if args.command == "serve":
             from pullgate.server.app import run  # lazy: grpc is only needed by the daemon
 

@@ -189,6 +189,17 @@ CASES: dict[str, Case] = {
         bin_entries={},
     ),
     "unknown schema": Case("version = 9\n", None, {Code.CONTAINERD_CONFIG_INVALID}),
+    "schema newer than containerd reads": Case(
+        "version = 5\n", None, {Code.CONTAINERD_CONFIG_INVALID}
+    ),
+    "2.4 v4 (config migrate) clean": Case(
+        v3().replace("version = 3", "version = 4"), (2, 4), set()
+    ),
+    "2.4 v4 is read, not skipped": Case(
+        v3(extra="  use_local_image_pull = true\n").replace("version = 3", "version = 4"),
+        (2, 4),
+        {Code.LOCAL_IMAGE_PULL, Code.VERIFIERS_UNAVAILABLE},
+    ),
 }
 
 ERRORS_ONLY_WARN = {Code.KUBELET_ENDPOINT_UNSET}

@@ -1,6 +1,7 @@
 """``pullgate doctor``: every known way enforcement on this node is silently bypassed or broken.
 
-Reads containerd's ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``version = 3`` for 2.x),
+Reads containerd's ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``version = 3`` or ``4`` for
+2.x),
 the kubelet's ``config.yaml`` and flag files, and the verifier ``bin_dir``, and reports each problem
 as a :class:`Finding` carrying the exact line to change. The facts are those of
 containerd-integration.md: §2.1-2.3 (image verifiers: which pulls run them, ``bin_dir`` rules),
@@ -34,20 +35,25 @@ from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, rende
 from pullgate.doctor.kubelet import kubelet_checks
 from pullgate.doctor.sockets import socket_checks
 
+DOCTOR_SUMMARY = "Report every way signature enforcement is bypassed on this node."
+
 __all__ = [
     "BINDIR_PLUGIN",
     "CERTS_D",
     "DEFAULT_BIN_DIR",
+    "DOCTOR_SUMMARY",
     "SHIM_NAME",
     "Code",
     "DoctorPaths",
     "Finding",
     "Severity",
+    "add_doctor_arguments",
     "detect_containerd_version",
     "main_doctor",
     "parse_version",
     "render_findings",
     "run_doctor",
+    "run_doctor_command",
 ]
 
 
@@ -68,10 +74,9 @@ def run_doctor(paths: DoctorPaths) -> list[Finding]:
     return sorted(findings, key=lambda f: order.index(f.severity))
 
 
-def main_doctor(argv: Sequence[str] | None = None) -> int:
-    """``pullgate doctor``: 0 when no finding is an error, 1 otherwise (2: usage)."""
+def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``pullgate doctor``, on ``parser`` (the CLI's ``doctor`` subparser)."""
     d = DoctorPaths()
-    parser = argparse.ArgumentParser(prog="pullgate doctor", description=__doc__.split("\n")[0])
     parser.add_argument("--containerd-config", type=Path, default=d.containerd_config)
     parser.add_argument("--kubelet-config", type=Path, default=d.kubelet_config)
     parser.add_argument("--kubelet-flags", type=Path, action="append", help="repeatable")
@@ -79,8 +84,12 @@ def main_doctor(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cri-socket", type=Path, default=d.cri_socket)
     parser.add_argument("--containerd-version", help="X.Y (default: ask containerd --version)")
     parser.add_argument("--no-socket-check", action="store_true")
-    parser.add_argument("--output", choices=("text", "json"), default="text")
-    args = parser.parse_args(argv)
+    parser.add_argument("--output", "-o", choices=("text", "json"), default="text")
+
+
+def run_doctor_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run ``pullgate doctor`` for parsed ``args``: 0 when no finding is an error, 1 otherwise."""
+    d = DoctorPaths()
     version = parse_version(f"x {args.containerd_version}") if args.containerd_version else None
     if args.containerd_version and version is None:
         parser.error(f"--containerd-version {args.containerd_version!r} is not X.Y")
@@ -100,3 +109,10 @@ def main_doctor(argv: Sequence[str] | None = None) -> int:
     else:
         sys.stdout.write(render_findings(findings))
     return 1 if any(f.severity is Severity.ERROR for f in findings) else 0
+
+
+def main_doctor(argv: Sequence[str] | None = None) -> int:
+    """``pullgate doctor`` on its own: 0 when no finding is an error, 1 otherwise (2: usage)."""
+    parser = argparse.ArgumentParser(prog="pullgate doctor", description=DOCTOR_SUMMARY)
+    add_doctor_arguments(parser)
+    return run_doctor_command(parser.parse_args(argv), parser)

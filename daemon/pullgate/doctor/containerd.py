@@ -1,7 +1,7 @@
 """containerd's configuration and version, and the CRI registry checks (config_path, local pull).
 
-Reads ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``version = 3`` for 2.x) as far as
-enforcement is concerned: containerd-integration.md §2.1 (which pulls run image verifiers: CRI
+Reads ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``version = 3`` or ``4`` for 2.x) as far
+as enforcement is concerned: containerd-integration.md §2.1 (which pulls run image verifiers: CRI
 local pull on 2.1+) and §4 (CRI registry ``config_path``, the 2.1+ ':'-list bug).
 """
 
@@ -19,6 +19,10 @@ from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_
 
 CERTS_D = "/etc/containerd/certs.d"
 
+# Highest config schema containerd understands; 2.x reads 4 (``containerd config migrate`` writes
+# it) and migrates 1-3 on load. Schemas 3 and 4 name the plugins alike.
+MAX_SCHEMA = 4
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContainerdConfig:
@@ -33,9 +37,9 @@ class ContainerdConfig:
     @property
     def images_plugin(self) -> str:
         """The plugin id holding CRI image/registry options for this schema."""
-        return {3: "io.containerd.cri.v1.images", 2: "io.containerd.grpc.v1.cri"}.get(
-            self.schema, "cri"
-        )
+        if self.schema >= 3:
+            return "io.containerd.cri.v1.images"
+        return "io.containerd.grpc.v1.cri" if self.schema == 2 else "cri"
 
     def header(self, *sub: str) -> str:
         """The TOML table header for ``plugins.<images plugin>[.sub…]``, quoted per schema."""
@@ -86,17 +90,18 @@ def load_containerd(paths: DoctorPaths) -> tuple[ContainerdConfig | None, list[F
         except tomllib.TOMLDecodeError as exc:
             doc = {"version": f"invalid TOML: {exc}"}
     schema = doc.get("version", 1)
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema not in (1, 2, 3):
+    if not isinstance(schema, int) or isinstance(schema, bool) or not 0 <= schema <= MAX_SCHEMA:
         findings.append(
             Finding(
                 severity=Severity.ERROR,
                 code=Code.CONTAINERD_CONFIG_INVALID,
                 message=f"{path} cannot be used ({str(schema)[:200]}); containerd will not start",
                 file=path,
-                fix="version = 3   # containerd 2.x; 'version = 2' for 1.6/1.7",
+                fix=f"version = {MAX_SCHEMA}   # containerd 2.x; 'version = 2' for 1.6/1.7",
             )
         )
         return None, findings
+    schema = max(schema, 1)  # containerd reads a missing or zero version as schema 1
     version = paths.containerd_version
     if version is None:
         version = (2, 1) if schema >= 3 else (1, 7)
