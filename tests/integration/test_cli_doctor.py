@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from pullgate.doctor import SHIM_NAME, Code
+from tests.support.runtimes import SHARED_RUNTIMES, runtime_binaries
 
-REPO = Path(__file__).resolve().parents[2]
-RUNTIMES = REPO.parent / "shared" / "runtimes"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pullgate"
 
 V3_SKELETON = """version = 3
@@ -68,12 +67,10 @@ def _node_args(node: Path, config: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def containerd24(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not RUNTIMES.is_dir():
-        pytest.skip(f"containerd 2.4 runtimes absent ({RUNTIMES})")
-    dest = tmp_path_factory.mktemp("rt")
-    subprocess.run([str(RUNTIMES / "unpack"), str(dest)], check=True, capture_output=True)
-    return dest / "containerd"
+def containerd24() -> Path:
+    if not (SHARED_RUNTIMES / "unpack").is_file():
+        pytest.skip(f"{SHARED_RUNTIMES} is absent (containerd 2.4 comes from there)")
+    return runtime_binaries() / "containerd"
 
 
 def test_help_lists_the_options() -> None:
