@@ -17,7 +17,9 @@ import pytest
 import urllib3
 
 from pullgate.clock import FixedClock
+from pullgate.descriptor import Descriptor
 from pullgate.errors import Reason
+from pullgate.verification.outcome import VerificationOutcome
 from pullgate.verification.revocation import (
     CrlCache,
     NetworkRevocationChecker,
@@ -26,13 +28,20 @@ from pullgate.verification.revocation import (
     RevocationStatus,
     Urllib3Fetcher,
 )
+from pullgate.verification.truststore import TrustStore
+from pullgate.verification.verifier import Verifier
 from tests.support.crl_server import CrlServer, build_crl
 from tests.support.ocsp import OpenSslOcspResponder, free_port, ocsp_responder_cert
-from tests.support.pki import NOW, CertSpec, Chain, Issued, Pki, issue
+from tests.support.pki import NOW, CertSpec, Chain, Issued, Pki, issue, write_store
+from tests.support.signing import sign_jws
+from tests.support.statements import Source, oci_statement, signature_blob
 
 pytestmark = pytest.mark.integration
 
 GOOD, REVOKED, UNKNOWN = RevocationStatus.GOOD, RevocationStatus.REVOKED, RevocationStatus.UNKNOWN
+TARGET = Descriptor(
+    media_type="application/vnd.oci.image.manifest.v1+json", digest="sha256:" + "ab" * 32, size=99
+)
 
 
 @pytest.fixture
@@ -213,3 +222,83 @@ def test_fetcher_errors_are_typed(
     with pytest.raises(RevocationFetchError) as info:
         _fetch_case(crl_server, fetcher, case)
     assert info.value.reason is Reason.REVOCATION_UNKNOWN
+
+
+# --- several OCSP responders: the first answer ends the loop, as notation-core-go reads it -------
+
+
+@dataclass(frozen=True, slots=True)
+class TwoResponders:
+    chain: Chain
+    trust_dir: Path
+
+
+def _signed_by_leaf_with(urls: tuple[str, ...], tmp: Path) -> TwoResponders:
+    pki = Pki(name="two responders")
+    chain = pki.chain(leaf=CertSpec(common_name="two responders leaf", ocsp_urls=urls), depth=2)
+    trust_dir = tmp / "trust"
+    write_store(trust_dir, "ca", "main", [chain.root.cert])
+    return TwoResponders(chain, trust_dir)
+
+
+def _verify_strict(world: TwoResponders, fetcher: Urllib3Fetcher) -> VerificationOutcome:
+    verifier = Verifier(
+        trust_store=TrustStore(world.trust_dir),
+        revocation=NetworkRevocationChecker(fetcher, FixedClock(datetime.now(UTC))),
+        clock=FixedClock(datetime.now(UTC)),
+    )
+    source = Source([signature_blob(sign_jws(world.chain, TARGET))])
+    return verifier.verify_artifact(
+        reference=f"registry.example/app@{TARGET.digest}",
+        target=TARGET,
+        statement=oci_statement("strict"),
+        source=source,
+        user_metadata=None,
+    )
+
+
+def _responder(
+    world: TwoResponders, tmp: Path, port: int, *, knows_leaf: bool
+) -> OpenSslOcspResponder:
+    ca = world.chain.root
+    return OpenSslOcspResponder(
+        ca=ca,
+        responder=ocsp_responder_cert(ca),
+        workdir=tmp / f"ocsp-{port}",
+        port=port,
+        good=[world.chain.leaf.cert] if knows_leaf else [],
+    )
+
+
+@pytest.fixture
+def openssl() -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl binary not installed")
+
+
+@pytest.mark.usefixtures("openssl")
+def test_unknown_from_the_first_responder_is_the_answer(
+    tmp_path: Path, fetcher: Urllib3Fetcher
+) -> None:
+    first, second = free_port(), free_port()
+    urls = (f"http://127.0.0.1:{first}", f"http://127.0.0.1:{second}")
+    world = _signed_by_leaf_with(urls, tmp_path)
+    unknown = _responder(world, tmp_path, first, knows_leaf=False)
+    good = _responder(world, tmp_path, second, knows_leaf=True)
+    with unknown, good:
+        outcome = _verify_strict(world, fetcher)
+        assert (outcome.allowed, outcome.reason) == (False, Reason.REVOCATION_UNKNOWN)
+        assert (unknown.requests, good.requests) == (1, 0)
+
+
+@pytest.mark.usefixtures("openssl")
+def test_an_unreachable_first_responder_moves_on_to_the_next(
+    tmp_path: Path, fetcher: Urllib3Fetcher
+) -> None:
+    nobody, second = free_port(), free_port()  # nothing listens on ``nobody``
+    urls = (f"http://127.0.0.1:{nobody}", f"http://127.0.0.1:{second}")
+    world = _signed_by_leaf_with(urls, tmp_path)
+    with _responder(world, tmp_path, second, knows_leaf=True) as good:
+        outcome = _verify_strict(world, fetcher)
+        assert outcome.allowed, outcome.reason
+        assert good.requests == 1

@@ -3,8 +3,12 @@
 As notation-core-go does it: a SHA-1 ``CertID``; GET when the base64 request is shorter than
 255 characters, else POST; at most 20 KiB per response. A response counts only when it is
 signed by the issuer or by a delegated responder (issued by the issuer, EKU OCSPSigning) and its
-``nextUpdate`` is present and in the future. Responders are tried in order: ``good`` or
-``revoked`` ends the loop, network and parse errors fall through to the next one. A revocation
+``nextUpdate`` is present and in the future. Responders are tried in order: the first valid
+response ends the loop, whether it says ``good``, ``revoked`` or ``unknown``; network, HTTP,
+parse, signature and freshness failures fall through to the next one (notation-core-go's
+``revocation/internal/ocsp.CertCheckStatus``,
+https://github.com/notaryproject/notation-core-go/blob/main/revocation/internal/ocsp/ocsp.go).
+A revocation
 whose invalidity date is after the authentic signing time does not count.
 """
 
@@ -64,9 +68,9 @@ class OcspChecker:
     ) -> Answer:
         """Ask each responder in ``urls`` in turn about ``cert``.
 
-        The first ``good`` or ``revoked`` answer decides; network and parse errors and
-        ``unknown`` answers fall through to the next responder, and *unknown* is returned with
-        every problem when none decides.
+        The first valid response decides, ``unknown`` included (a responder that does not know
+        the certificate has answered); failures to get a valid response fall through to the
+        next responder, and *unknown* is returned with every problem when none answers.
         """
         problems: list[str] = []
         try:
@@ -88,9 +92,7 @@ class OcspChecker:
             except (*X509_DECODE_ERRORS, InvalidSignature) as exc:
                 problems.append(f"{url}: invalid OCSP response: {exc}")
                 continue
-            if status is not RevocationStatus.UNKNOWN:
-                return Answer(status, detail, "OCSP", next_update)
-            problems.append(f"{url}: {detail}")
+            return Answer(status, f"{url}: {detail}" if problems else detail, "OCSP", next_update)
         return Answer(RevocationStatus.UNKNOWN, "; ".join(problems), "OCSP")
 
     def exchange(self, url: str, request: bytes) -> bytes:

@@ -257,7 +257,9 @@ def test_ocsp_falls_through_to_next_server() -> None:
     assert fetcher.count(OCSP2) == 1
 
 
-def test_ocsp_unknown_then_revoked_on_next_server() -> None:
+def test_ocsp_unknown_is_an_answer_that_ends_the_loop() -> None:
+    """notation-core-go's OCSP CertCheckStatus: a valid ``unknown`` is the result; the next
+    responder is not asked."""
     chain = _chain(ocsp_urls=(OCSP1, OCSP2))
     fetcher = FakeFetcher(
         ocsp={
@@ -265,7 +267,8 @@ def test_ocsp_unknown_then_revoked_on_next_server() -> None:
             OCSP2: _answer(chain, ocsp.OCSPCertStatus.REVOKED),
         }
     )
-    assert _check(_checker(fetcher), chain).status is REVOKED
+    assert _check(_checker(fetcher), chain).status is UNKNOWN
+    assert (fetcher.count(OCSP1), fetcher.count(OCSP2)) == (1, 0)
 
 
 def test_definitive_ocsp_answer_stops_the_loop() -> None:
