@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 _E = TypeVar("_E", bound=StrEnum)
+_MAX_SOCKET_MODE = 0o777
 
 # Every number of seconds in the configuration (timeouts, TTLs, debounce) is at most a year: the
 # values are added to clocks and datetimes, where "forever" (1e12) overflows and fails every
@@ -154,6 +155,36 @@ class ConfigChecker:
                 self.problem(join_key(prefix, key), f"must be an absolute path, got {text!r}")
             return default
         return Path(text)
+
+    def socket_mode(self, data: Mapping[str, object], section: str, default: int) -> int:
+        """``socket_mode``: an integer (``0o660``) or an octal string (``"0660"``)."""
+        value = data.get("socket_mode", default)
+        mode: int | None = None
+        if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value):
+            mode = int(value, 8)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            mode = value
+        if mode is None or not 0 < mode <= _MAX_SOCKET_MODE:
+            self.problem(
+                f"{section}.socket_mode",
+                f'must be a permission mode such as 0o660 or "0660", got {value!r}',
+            )
+            return default
+        return mode
+
+    def unix_upstream(self, data: Mapping[str, object], key: str, prefix: str, default: str) -> str:
+        """A runtime endpoint ``unix:///absolute/path`` (or ``unix:/absolute/path``)."""
+        upstream = self.string(data, key, prefix, default)
+        path = upstream.removeprefix("unix://") if upstream.startswith("unix://") else None
+        if path is None and upstream.startswith("unix:"):
+            path = upstream.removeprefix("unix:")
+        if path is None or not path.startswith("/"):
+            self.problem(
+                join_key(prefix, key),
+                f"must be unix:///absolute/path/to/containerd.sock, got {upstream!r}",
+            )
+            return default
+        return upstream
 
     def choice(self, data: Mapping[str, object], key: str, prefix: str, default: _E) -> _E:
         enum_type = type(default)

@@ -49,13 +49,13 @@ from pullgate.config_model import (
     StatementSettings,
     VerificationConfig,
 )
+from pullgate.config_start import start_break_glass, start_runtime
 from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError
 from pullgate.textnum import ascii_int
 
 _PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?")
 _MAX_PORT = 65535
-_MAX_SOCKET_MODE = 0o777
 
 _TOP_KEYS = frozenset(
     {
@@ -70,6 +70,8 @@ _TOP_KEYS = frozenset(
         "registry",
         "verification",
         "statements",
+        "runtime",
+        "break_glass",
     }
 )
 _API_KEYS = frozenset({"socket", "socket_mode"})
@@ -108,24 +110,6 @@ def _platform(chk: ConfigChecker, data: Mapping[str, object]) -> str | None:
     return text or None
 
 
-def _socket_mode(
-    chk: ConfigChecker, data: Mapping[str, object], default: int, section: str = "api"
-) -> int:
-    value = data.get("socket_mode", default)
-    mode: int | None = None
-    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value):
-        mode = int(value, 8)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-    if mode is None or not 0 < mode <= _MAX_SOCKET_MODE:
-        chk.problem(
-            f"{section}.socket_mode",
-            f'must be a permission mode such as 0o660 or "0660", got {value!r}',
-        )
-        return default
-    return mode
-
-
 def _api(chk: ConfigChecker, data: Mapping[str, object]) -> ApiConfig:
     default = ApiConfig()
     table = chk.section(data, "api", _API_KEYS)
@@ -133,7 +117,7 @@ def _api(chk: ConfigChecker, data: Mapping[str, object]) -> ApiConfig:
         return default
     return ApiConfig(
         socket=chk.socket(table, "socket", "api", default.socket),
-        socket_mode=_socket_mode(chk, table, default.socket_mode),
+        socket_mode=chk.socket_mode(table, "api", default.socket_mode),
     )
 
 
@@ -142,20 +126,11 @@ def _cri(chk: ConfigChecker, data: Mapping[str, object]) -> CriConfig | None:
     if table is None:
         return None
     default = CriConfig()
-    upstream = chk.string(table, "upstream", "cri", default.upstream)
-    path = upstream.removeprefix("unix://") if upstream.startswith("unix://") else None
-    if path is None and upstream.startswith("unix:"):
-        path = upstream.removeprefix("unix:")
-    if path is None or not path.startswith("/"):
-        chk.problem(
-            "cri.upstream",
-            f"must be unix:///absolute/path/to/containerd.sock, got {upstream!r}",
-        )
-        upstream = default.upstream
+    upstream = chk.unix_upstream(table, "upstream", "cri", default.upstream)
     critical = _critical_images(chk, table)
     return CriConfig(
         socket=chk.socket(table, "socket", "cri", default.socket),
-        socket_mode=_socket_mode(chk, table, default.socket_mode, "cri"),
+        socket_mode=chk.socket_mode(table, "cri", default.socket_mode),
         upstream=upstream,
         critical_images=critical,
     )
@@ -331,6 +306,8 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
         registry=_registry(chk, document),
         verification=_verification(chk, document),
         statements=_statements(chk, document),
+        runtime=start_runtime(chk, document),
+        break_glass=start_break_glass(chk, document),
         reload_debounce=chk.positive_float(
             document, "reload_debounce", "", DaemonConfig().reload_debounce
         ),
@@ -365,6 +342,7 @@ def load_process_settings(path: Path) -> DaemonConfig | None:
         api=_api(chk, document),
         cri=_cri(chk, document),
         metrics=_metrics(chk, document),
+        runtime=start_runtime(chk, document),
     )
     return None if chk.problems else config
 

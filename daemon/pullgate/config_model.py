@@ -73,6 +73,26 @@ class CriConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeConfig:
+    """``[runtime]``: the container-start gate, a CRI RuntimeService proxy (absent = none)."""
+
+    socket: Path = Path("/run/pullgate/runtime.sock")
+    socket_mode: int = 0o600  # a path to root, like containerd's own socket
+    upstream: str = "unix:///run/containerd/containerd.sock"
+    # With the gate on, the image proxy lets the runtime's pull run while verification is in
+    # progress (the gate holds the image until an allow covers it).
+    overlap_pulls: bool = True
+    audit_interval: float = 30.0  # seconds between node audits after trust reloads, at least
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakGlassConfig:
+    """``[break_glass]``: the file whose presence turns denials into audited allows."""
+
+    file: Path = Path("/etc/pullgate/break-glass")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsConfig:
     """``[metrics]``: Prometheus exposition, loopback only by default (empty address = off)."""
 
@@ -131,6 +151,8 @@ class DaemonConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     statements: Mapping[str, StatementSettings] = field(default_factory=dict)
+    runtime: RuntimeConfig | None = None
+    break_glass: BreakGlassConfig | None = None
     reload_debounce: float = 0.2  # seconds
 
     def settings_for(self, statement: str | None) -> StatementSettings:

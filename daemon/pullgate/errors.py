@@ -46,6 +46,14 @@ class Reason(StrEnum):
     MALFORMED = "MALFORMED"
     CONFIG = "CONFIG"
     INTERNAL = "INTERNAL"
+    # Container start: the image's config digest is not the one the verified manifest names.
+    CONTENT_MISMATCH = "CONTENT_MISMATCH"
+    # Container start: no allow under the current trust configuration covers the image.
+    NOT_VERIFIED = "NOT_VERIFIED"
+    # Container start: the runtime does not know the image the container asks for.
+    IMAGE_UNKNOWN = "IMAGE_UNKNOWN"
+    # A denial turned into an audited allow by an unexpired break-glass file.
+    BREAK_GLASS = "BREAK_GLASS"
 
 
 class PullgateError(Exception):

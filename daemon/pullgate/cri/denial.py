@@ -68,6 +68,15 @@ FIX_HINTS: MappingProxyType[Reason, str] = MappingProxyType(
         Reason.MALFORMED: "fix the image reference or the artifact the registry serves",
         Reason.CONFIG: "fix pullgate's trust configuration (see 'pullgate doctor' and its logs)",
         Reason.INTERNAL: "a pullgate bug: see the pullgate logs",
+        Reason.CONTENT_MISMATCH: (
+            "the image on the node is not the content that was signed: remove it and pull it "
+            "again through pullgate"
+        ),
+        Reason.NOT_VERIFIED: (
+            "pull the image through pullgate (or wait for the verification started now), then retry"
+        ),
+        Reason.IMAGE_UNKNOWN: "pull the image, then retry",
+        Reason.BREAK_GLASS: "remove the break-glass file once the trust configuration is fixed",
     }
 )
 

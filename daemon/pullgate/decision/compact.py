@@ -12,7 +12,8 @@ decision repeats (``zlib`` ``zdict``). What is *not* kept, because a hit does no
 
 Everything that decides or that the API and the audit line report is kept verbatim: allowed,
 reason, message, digests, platform, statement, level, requirement, mode, the inconclusive /
-fail-open / audit flags, generation, and per subject role, digest, verified, reason, message,
+fail-open / audit flags, generation, the content an allow covers (manifest digest, config
+digest, platform), and per subject role, digest, verified, reason, message,
 platform and the signature fields. A 2-subject decision takes about 400 bytes instead of about
 6 KB as objects. The bytes are our own, produced in this process (never read from outside), and
 decoding checks the shape anyway: anything unexpected raises :class:`MalformedInput`.
@@ -25,7 +26,7 @@ import zlib
 from typing import Any
 
 from pullgate.config import Mode, Requirement
-from pullgate.decision.model import Decision, SubjectDecision
+from pullgate.decision.model import Content, Decision, SubjectDecision
 from pullgate.errors import MalformedInput, Reason
 
 __all__ = ["decode_decision", "encode_decision"]
@@ -78,6 +79,7 @@ def encode_decision(decision: Decision) -> bytes:
         decision.mode.value,
         decision.generation,
         [_subject_fields(s) for s in decision.subjects],
+        [[c.manifest_digest, c.config_digest, c.platform] for c in decision.content],
     ]
     text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
     packer = zlib.compressobj(6, zdict=_ZDICT)
@@ -112,6 +114,24 @@ def _subject(raw: object) -> SubjectDecision:
     )
 
 
+def _content(raw: object) -> tuple[Content, ...]:
+    if not isinstance(raw, list):
+        raise MalformedInput("cached decision: bad content")
+    out: list[Content] = []
+    for item in raw:
+        if not isinstance(item, list) or len(item) != 3:
+            raise MalformedInput("cached decision: bad content entry")
+        manifest, config, platform = item
+        out.append(
+            Content(
+                manifest_digest=_text(manifest),
+                config_digest=_text(config),
+                platform=_optional(platform),
+            )
+        )
+    return tuple(out)
+
+
 def decode_decision(blob: bytes, *, reference: str = "") -> Decision:
     """The decision :func:`encode_decision` stored (``cache_hit`` and ``timings`` unset).
 
@@ -124,9 +144,10 @@ def decode_decision(blob: bytes, *, reference: str = "") -> Decision:
         if not unpacker.eof or unpacker.unused_data:
             raise MalformedInput("cached decision: truncated or trailing data")
         fields = json.loads(text)
-        if not isinstance(fields, list) or len(fields) != 12 or fields[0] != _FORMAT:
+        if not isinstance(fields, list) or len(fields) != 13 or fields[0] != _FORMAT:
             raise MalformedInput("cached decision: unknown format")
-        _, flags, reason, message, digest, platform, statement, level, req, mode, gen, subs = fields
+        _, flags, reason, message, digest, platform, statement, level, req, mode, gen = fields[:11]
+        subs, content = fields[11:]
         if not isinstance(flags, int) or not isinstance(gen, int) or not isinstance(subs, list):
             raise MalformedInput("cached decision: bad field")
         return Decision(
@@ -145,6 +166,7 @@ def decode_decision(blob: bytes, *, reference: str = "") -> Decision:
             audit_denied=bool(flags & _AUDIT_DENIED),
             subjects=tuple(_subject(s) for s in subs),
             generation=gen,
+            content=_content(content),
         )
     except (zlib.error, ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise MalformedInput(f"cached decision: {exc}") from exc

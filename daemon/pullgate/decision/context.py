@@ -11,6 +11,7 @@ request (:class:`Shared`), one computation's request, timings and findings
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ from typing import Protocol
 from pullgate.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.decision.cache import CacheStats, FlightStats
-from pullgate.decision.clients import ClientPool, PhaseTimes, TimedClient
+from pullgate.decision.clients import ClientPool, PhaseTimes, TimedClient, credentials_identity
+from pullgate.decision.combine import Verdict, finish
 from pullgate.decision.memo import MemoKey
-from pullgate.decision.model import DecisionRequest
+from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.decision.platform import Platform
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.model import HostsConfig, RegistryLimits
@@ -114,6 +116,19 @@ class Shared:
         )
 
 
+def flight_key(request: DecisionRequest, snap: SnapshotLike) -> tuple[object, ...]:
+    """Everything a decision depends on, except the caller (never a secret): the key of its
+    single flight."""
+    return (
+        request.reference,
+        request.digest,
+        request.platform,
+        request.require,
+        credentials_identity(request.credentials),
+        snap.digest,
+    )
+
+
 class DecisionContext:
     """One computation: the snapshot, the request and the timings being collected."""
 
@@ -129,6 +144,15 @@ class DecisionContext:
         self.valid_until: datetime | None = None
         self.resolve_cached = False
         self.memo_key: MemoKey | None = None
+
+    def conclude(self, verdict: Verdict) -> Decision:
+        """The decision ``verdict`` leads to under the statement's settings, timed."""
+        settings = self.snap.config.settings_for(self.statement.name if self.statement else None)
+        timings = self.times.as_dict()
+        timings["total"] = time.perf_counter() - self.started
+        return finish(
+            verdict, settings, self.base(), timings, has_policy=self.statement is not None
+        )
 
     def base(self) -> dict[str, object]:
         settings = self.snap.config.settings_for(self.statement.name if self.statement else None)

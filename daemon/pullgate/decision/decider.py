@@ -34,7 +34,8 @@ Where the parts live: :mod:`pullgate.decision.context` (snapshot protocol, per-c
 context, client lenders), :mod:`pullgate.decision.resolution` (steps 1-2: request parsing,
 resolve and index memos, routes), :mod:`pullgate.decision.verify` (step 4),
 :mod:`pullgate.decision.combine` (steps 5-6), :mod:`pullgate.decision.cache` (step 3 and the
-single-flight); this module is the flow itself.
+single-flight), :mod:`pullgate.decision.content` (what an allow covers: the manifest and its
+config digest, reported to ``on_allow``); this module is the flow itself.
 
 The whole of ``decide`` is single-flighted on (reference, digest, platform, requirement,
 credentials identity, snapshot digest): 100 concurrent identical cold calls cost one call's
@@ -56,11 +57,12 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from pullgate.clock import Clock
-from pullgate.config import CacheConfig, Requirement
+from pullgate.config import CacheConfig
 from pullgate.decision.audit import audit_record
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
 from pullgate.decision.clients import ClientPool, TimedClient, credentials_identity, make_client
-from pullgate.decision.combine import Verdict, combine, finish
+from pullgate.decision.combine import Verdict
+from pullgate.decision.content import bind_content
 from pullgate.decision.context import (
     DeciderStats,
     DecisionContext,
@@ -70,6 +72,7 @@ from pullgate.decision.context import (
     Shared,
     SnapshotLike,
     WouldBlock,
+    flight_key,
 )
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.decision.platform import IndexEntry, select_entry
@@ -79,7 +82,7 @@ from pullgate.decision.resolution import (
     request_platform,
     request_reference,
 )
-from pullgate.decision.verify import SubjectContext, plan_subjects, verify_subjects
+from pullgate.decision.verify import SubjectContext, run_plan
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
 from pullgate.registry.auth import CredentialStore, StaticCredentials
@@ -101,6 +104,8 @@ class Decider:
         fetcher: OCSP/CRL transport (default: a pooled urllib3 fetcher).
         request_log: Receives one record per registry HTTP exchange.
         audit: Receives one audit dict per decision (see :mod:`pullgate.decision.audit`).
+        on_allow: Receives every allow with the digest of the snapshot that made it, whichever
+            front end asked (the start gate's verdict store records them here, in one place).
         max_workers: Threads verifying subjects in parallel.
         max_flights: Threads running the computations of :meth:`decide_async` (distinct
             concurrent cold decisions beyond this wait their turn).
@@ -114,6 +119,7 @@ class Decider:
         fetcher: HttpFetcher | None = None,
         request_log: Callable[[RequestRecord], None] | None = None,
         audit: Callable[[dict[str, object]], None] | None = None,
+        on_allow: Callable[[Decision, str], object] | None = None,
         max_workers: int = 32,
         max_flights: int = 64,
     ) -> None:
@@ -122,6 +128,7 @@ class Decider:
         self._fetcher = fetcher or Urllib3Fetcher()
         self._request_log = request_log
         self._audit = audit
+        self._on_allow = on_allow
         self._lock = threading.Lock()
         self._shared: Shared | None = None
         self._cache: DecisionCache | None = None
@@ -152,9 +159,9 @@ class Decider:
         snap = self._snapshot()
         cache = self._cache_for(snap.config.cache)
         decision, joined = self._flight.do(
-            self._flight_key(request, snap), lambda: self._compute(snap, request, cache)
+            flight_key(request, snap), lambda: self._compute(snap, request, cache)
         )
-        return self._deliver(decision, request, joined=joined)
+        return self._deliver(decision, request, snap, joined=joined)
 
     async def decide_async(self, request: DecisionRequest) -> Decision:
         """:meth:`decide` for asyncio front ends (same answers, audit lines and counters).
@@ -167,17 +174,19 @@ class Decider:
         started = time.perf_counter()
         snap = self._snapshot()
         cache = self._cache_for(snap.config.cache)
-        key = self._flight_key(request, snap)
+        key = flight_key(request, snap)
         warm = self._routed(key, request, cache, started) or self._peek(snap, request, cache)
         if warm is not None:
-            return self._deliver(warm, request, joined=False)
+            return self._deliver(warm, request, snap, joined=False)
         decision, joined = await self._flight.do_async(
             key, lambda: self._compute(snap, request, cache), self._flight_executor
         )
-        return self._deliver(decision, request, joined=joined)
+        return self._deliver(decision, request, snap, joined=joined)
 
-    def _deliver(self, decision: Decision, request: DecisionRequest, *, joined: bool) -> Decision:
-        """Log fail-open, count, audit; the decision as the caller gets it."""
+    def _deliver(
+        self, decision: Decision, request: DecisionRequest, snap: SnapshotLike, *, joined: bool
+    ) -> Decision:
+        """Log fail-open, count, audit, report allows; the decision as the caller gets it."""
         if decision.fail_open:
             log.warning(
                 "fail-open: %s allowed although verification was inconclusive (%s: %s)",
@@ -192,19 +201,12 @@ class Decider:
             record = audit_record(decision, request)
             record["single_flight_joined"] = joined
             self._audit(record)
+        if decision.allowed and self._on_allow is not None:
+            try:
+                self._on_allow(decision, snap.digest)
+            except Exception:  # recording must never turn an answer into a crash
+                log.exception("recording the allow of %s failed", decision.reference)
         return decision
-
-    @staticmethod
-    def _flight_key(request: DecisionRequest, snap: SnapshotLike) -> tuple[object, ...]:
-        """Everything the answer depends on, except the caller (never a secret)."""
-        return (
-            request.reference,
-            request.digest,
-            request.platform,
-            request.require,
-            credentials_identity(request.credentials),
-            snap.digest,
-        )
 
     def stats(self) -> DeciderStats:
         """Cache, single-flight and decision counters."""
@@ -249,11 +251,11 @@ class Decider:
         try:
             return self._run(ctx, cache)
         except PullgateError as exc:
-            return self._conclude(ctx, Verdict.from_error(exc))
+            return ctx.conclude(Verdict.from_error(exc))
         except Exception as exc:  # a bug must deny (fail closed), never crash the caller
             log.exception("internal error deciding %s", request.reference)
             internal = VerificationFailed(Reason.INTERNAL, f"internal error: {type(exc).__name__}")
-            return self._conclude(ctx, Verdict.from_error(internal, inconclusive=False))
+            return ctx.conclude(Verdict.from_error(internal, inconclusive=False))
 
     def _routed(
         self,
@@ -294,12 +296,6 @@ class Decider:
         except Exception:  # the full computation turns it into a typed deny
             log.debug("warm path declined %s", request.reference, exc_info=True)
             return None
-
-    def _conclude(self, ctx: DecisionContext, verdict: Verdict) -> Decision:
-        settings = ctx.snap.config.settings_for(ctx.statement.name if ctx.statement else None)
-        timings = ctx.times.as_dict()
-        timings["total"] = time.perf_counter() - ctx.started
-        return finish(verdict, settings, ctx.base(), timings, has_policy=ctx.statement is not None)
 
     def _run(
         self, ctx: DecisionContext, cache: DecisionCache, *, offline: bool = False
@@ -358,7 +354,7 @@ class Decider:
             route = Route(
                 memo_key=ctx.memo_key, digest=resolved.target.digest, cache_key=key.compact()
             )
-            self._resolver.remember_route(self._flight_key(request, snap), route)
+            self._resolver.remember_route(flight_key(request, snap), route)
         cached = cache.get(key, count_miss=not offline)
         if cached is not None:
             timings = ctx.times.as_dict()
@@ -396,12 +392,6 @@ class Decider:
         target: Descriptor,
         entry: IndexEntry | None,
     ) -> Decision:
-        settings = ctx.snap.config.settings_for(sub.statement.name)
-        requirement = ctx.request.require or settings.require
-        jobs = plan_subjects(requirement, target, entry, ctx.platform)
-        budget = ctx.snap.config.verification.timeout
-        subjects = verify_subjects(self._executor, jobs, sub, deadline=ctx.deadline, budget=budget)
-        bounds = [s.valid_until for s in subjects if s.valid_until is not None]
-        ctx.valid_until = min(bounds, default=None)
-        effective = requirement if entry is not None else Requirement.BOTH
-        return self._conclude(ctx, combine(effective, subjects))
+        decision = ctx.conclude(run_plan(self._executor, ctx, sub, target, entry))
+        manifest = entry.descriptor if entry is not None else target
+        return bind_content(decision, sub.lend, sub.ref, manifest, ctx)

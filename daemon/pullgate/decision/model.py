@@ -48,6 +48,15 @@ class SubjectDecision:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Content:
+    """A manifest an allow covers and its config digest: the image ID a runtime shows for it."""
+
+    manifest_digest: str
+    config_digest: str
+    platform: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """The answer. ``allowed`` is what the front end enforces."""
 
@@ -69,3 +78,7 @@ class Decision:
     timings: Mapping[str, float] = field(default_factory=dict)  # phase -> seconds
     generation: int = 0  # the configuration snapshot that decided
     resolve_cached: bool = False  # the reference's digest came from the resolve memo
+    # What an allow covers: the platform (or plain) manifest and its config digest. Empty on
+    # denies, fail-open allows and when the manifest could not be read (the allow then binds
+    # no content, and a start gate verifies again).
+    content: tuple[Content, ...] = ()

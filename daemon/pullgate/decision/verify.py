@@ -37,7 +37,7 @@ from pullgate.clock import Clock
 from pullgate.config import Requirement
 from pullgate.deadline import bounded_by
 from pullgate.decision.clients import PhaseTimes, TimedClient, TimedRevocation, TimedSource
-from pullgate.decision.combine import Subject, is_inconclusive
+from pullgate.decision.combine import Subject, Verdict, combine, is_inconclusive
 from pullgate.decision.model import SubjectDecision
 from pullgate.decision.platform import IndexEntry, Platform
 from pullgate.descriptor import Descriptor
@@ -48,12 +48,13 @@ from pullgate.verification.revocation import RevocationChecker
 from pullgate.verification.verifier import Verifier
 
 if TYPE_CHECKING:
-    from pullgate.decision.context import SnapshotLike
+    from pullgate.decision.context import DecisionContext, SnapshotLike
 
 __all__ = [
     "SubjectJob",
     "failed_subject",
     "plan_subjects",
+    "run_plan",
     "run_subject",
     "timed_out_subject",
     "verify_subjects",
@@ -224,3 +225,23 @@ def verify_subjects(
             subjects.append(timed_out_subject(job, budget))
     subjects.append(last_subject)
     return subjects
+
+
+def run_plan(
+    executor: Executor,
+    ctx: DecisionContext,
+    sub: SubjectContext,
+    target: Descriptor,
+    entry: IndexEntry | None,
+) -> Verdict:
+    """Verify the subjects the request's requirement needs and combine them (sets
+    ``ctx.valid_until`` to the earliest bound behind them)."""
+    settings = ctx.snap.config.settings_for(sub.statement.name)
+    requirement = ctx.request.require or settings.require
+    jobs = plan_subjects(requirement, target, entry, ctx.platform)
+    budget = ctx.snap.config.verification.timeout
+    subjects = verify_subjects(executor, jobs, sub, deadline=ctx.deadline, budget=budget)
+    bounds = [s.valid_until for s in subjects if s.valid_until is not None]
+    ctx.valid_until = min(bounds, default=None)
+    effective = requirement if entry is not None else Requirement.BOTH
+    return combine(effective, subjects)

@@ -28,6 +28,9 @@ from pullgate.server.audit import AuditLog
 from pullgate.server.convert import CacheView, ReloadView, StatusView
 from pullgate.server.metrics import Metrics
 from pullgate.server.servicer import ServerParts
+from pullgate.start.break_glass import BreakGlass
+from pullgate.start.gate import StartGate
+from pullgate.start.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +158,30 @@ class DaemonRuntime:
         self.state = TrustState(config_path, clock=clock)
         self.state.reload("startup")
         audit = AuditLog()
+        # Every allow, from any front end, records what it covered (the start gate's input).
+        self.verdicts = VerdictStore(max_images=config.cache.max_entries)
         self.decider = Decider(
-            self._snapshot, clock=clock, request_log=metrics.observe_request, audit=audit.write
+            self._snapshot,
+            clock=clock,
+            request_log=metrics.observe_request,
+            audit=audit.write,
+            on_allow=self.verdicts.record,
+        )
+        engine = _Engine(self.state, self.decider, audit)
+        self.gate = StartGate(
+            store=self.verdicts,
+            snapshot=self._snapshot_digest,
+            decide=engine.decide,
+            critical=config.cri.critical_images if config.cri is not None else (),
+            break_glass=(
+                BreakGlass(config.break_glass.file, clock)
+                if config.break_glass is not None
+                else None
+            ),
+            audit=audit.write,
         )
         self.parts = ServerParts(
-            engine=_Engine(self.state, self.decider, audit),
+            engine=engine,
             control=_Control(self.state, self.decider, node_checks(config)),
             metrics=metrics,
             audit=audit,
@@ -172,6 +194,10 @@ class DaemonRuntime:
         if snapshot is None:  # _Engine never calls the decider before the first load
             raise ConfigError("no valid configuration is loaded")
         return snapshot
+
+    def _snapshot_digest(self) -> str | None:
+        snapshot = self.state.current()
+        return snapshot.digest if snapshot is not None else None
 
     def ready(self) -> bool:
         return self.state.current() is not None
@@ -191,6 +217,7 @@ class DaemonRuntime:
         if self._watching:
             self._watcher.stop()
             self._watching = False
+        self.gate.close()
         self.decider.close()
 
 

@@ -58,6 +58,10 @@ REASON_CODES: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.CONFIG: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.INTERNAL: grpc.StatusCode.INTERNAL,
+        Reason.CONTENT_MISMATCH: _FAILED,
+        Reason.NOT_VERIFIED: _FAILED,
+        Reason.IMAGE_UNKNOWN: grpc.StatusCode.NOT_FOUND,
+        Reason.BREAK_GLASS: grpc.StatusCode.OK,
     }
 )
 

@@ -1,0 +1,1 @@
+"""Enforcement at container start: verdicts bound to content and the start gate's core."""

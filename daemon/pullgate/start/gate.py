@@ -1,0 +1,356 @@
+"""The container-start gate's core, shared by every start-time front end (CRI RuntimeService
+proxy, NRI plugin): admit a container only when a current allow covers its image's content.
+
+A container is asked for with an image ID (the config digest of the image the runtime stored)
+and the reference the pod wrote. The gate answers, in this order:
+
+1. **Critical images** (``[cri] critical_images``, :mod:`pullgate.cri.critical`) matched against
+   the requested reference: allowed without verification, ``SKIPPED_BY_POLICY``, logged at
+   WARNING and audited, as at pull time.
+2. **A current allow** in the :class:`~pullgate.start.verdicts.VerdictStore` for that image ID
+   in the requested repository (any repository when the pod names the image by ID): allowed
+   with the allow's reason. This is :meth:`StartGate.check_local`: memory only, never I/O, the
+   answer NRI must give within containerd's plugin timeout.
+3. Otherwise, :meth:`StartGate.check` (RuntimeService gate) verifies *now*, through the same
+   decision engine and cache as pulls, each of the image's repo digests in the requested
+   repository as the runtime reports them (``ImageStatus``), and requires the verified manifest's
+   config digest to equal the image ID. A different config digest is a definitive deny,
+   ``CONTENT_MISMATCH``: the runtime stored other content than the one verified (another
+   platform, a re-tagged import, an index that resolves differently). :meth:`check_local`
+   instead denies ``NOT_VERIFIED``, and the front end may start
+   :meth:`StartGate.verify_in_background` so a retry finds the allow.
+4. **Break-glass** (:mod:`pullgate.start.break_glass`): a denial becomes a ``BREAK_GLASS`` allow
+   while a valid file covers the reference; logged at WARNING every time and audited.
+
+Every answer is a :class:`StartDecision`; denials render like the image proxy's
+(:class:`pullgate.cri.denial.Denial`): ``SignatureValidationFailed: <REASON>: … (fix: …)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from pullgate.cri.critical import CriticalImages
+from pullgate.cri.denial import Denial, DenialKind
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.descriptor import is_digest
+from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.registry.reference import parse_reference
+from pullgate.start.break_glass import BreakGlass
+from pullgate.start.verdicts import VerdictStore, repository_of
+
+__all__ = ["MAX_CANDIDATES", "StartDecision", "StartGate"]
+
+log = logging.getLogger(__name__)
+
+MAX_CANDIDATES = 4  # repo digests verified for one create, at most
+_MAX_BACKGROUND = 256  # distinct verifications queued or running at once
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartDecision:
+    """The gate's answer for one container."""
+
+    allowed: bool
+    reason: Reason
+    message: str
+    image_id: str
+    reference: str  # as the pod asked
+    inconclusive: bool = False  # a retry may succeed (registry down, not yet verified)
+    critical: bool = False
+    break_glass: bool = False
+    verified_now: bool = False  # the full check verified it on this call
+
+    @property
+    def denial(self) -> Denial:
+        """How a denial reads for the kubelet (prefix, reason, message, fix)."""
+        kind = DenialKind.REGISTRY if self.inconclusive else DenialKind.SIGNATURE
+        return Denial(kind=kind, reason=self.reason, message=self.message)
+
+    def audit(self, front: str) -> dict[str, object]:
+        """The audit line of this answer."""
+        return {
+            "event": "start.create",
+            "front": front,
+            "decision": "allow" if self.allowed else "deny",
+            "reason": self.reason.value,
+            "message": self.message,
+            "image_id": self.image_id,
+            "reference": self.reference,
+            "critical": self.critical,
+            "break_glass": self.break_glass,
+            "verified_now": self.verified_now,
+        }
+
+
+class StartGate:
+    """Decides container starts (see the module docstring). Thread-safe.
+
+    Args:
+        store: Allows recorded by the decision layer.
+        snapshot: The digest of the trust snapshot in force (None before the first one).
+        decide: The decision engine (synchronous; the daemon's, with its cache and audit).
+        critical: Critical-image allowlist entries.
+        break_glass: The break-glass file, when configured.
+        audit: Receives one audit dict per answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: VerdictStore,
+        snapshot: Callable[[], str | None],
+        decide: Callable[[DecisionRequest], Decision],
+        critical: Sequence[str] = (),
+        break_glass: BreakGlass | None = None,
+        audit: Callable[[dict[str, object]], None] | None = None,
+        background_workers: int = 4,
+    ) -> None:
+        self.store = store
+        self._snapshot = snapshot
+        self._decide = decide
+        self.critical = CriticalImages.parse(critical)
+        self.break_glass = break_glass
+        self._audit = audit
+        self._lock = threading.Lock()
+        self._background: set[tuple[str, str]] = set()
+        self._executor = ThreadPoolExecutor(background_workers, thread_name_prefix="pullgate-bg")
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        """Stop background verification."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ the two checks
+
+    def check_local(self, image_id: str, reference: str, *, front: str = "nri") -> StartDecision:
+        """Decide from memory only (critical images, the store, break-glass); never I/O."""
+        decision = self._local(image_id, reference)
+        return self._finish(self._waive(decision), front)
+
+    def check(
+        self,
+        image_id: str,
+        reference: str,
+        repo_digests: Sequence[str],
+        *,
+        front: str = "runtime",
+    ) -> StartDecision:
+        """Decide, verifying now when no current allow covers the image (may use the network,
+        bounded by the engine's decision budget). ``repo_digests`` are the runtime's
+        ``repository@digest`` names for the image."""
+        decision = self._local(image_id, reference)
+        if not decision.allowed and decision.reason is Reason.NOT_VERIFIED:
+            decision = self._verify_now(image_id, reference, repo_digests)
+        return self._finish(self._waive(decision), front)
+
+    def deny_unknown(self, image: str, reference: str, detail: str, *, front: str) -> StartDecision:
+        """The answer for a container whose image the runtime does not know (or the lookup
+        failed): a denial, subject to break-glass like any other."""
+        decision = StartDecision(
+            allowed=False,
+            reason=Reason.IMAGE_UNKNOWN,
+            message=f"the runtime has no image {image!r}: {detail}",
+            image_id=image,
+            reference=reference,
+            inconclusive=True,
+        )
+        return self._finish(self._waive(decision), front)
+
+    def verify_in_background(self, reference: str, digest: str) -> bool:
+        """Start verifying ``reference`` pinned to ``digest`` (index, manifest or repo digest),
+        so that a later create finds a current allow. False when it is already running, the
+        queue is full or the reference names no repository."""
+        try:
+            ref = parse_reference(reference).with_digest(digest)
+        except MalformedInput:
+            return False
+        key = (ref.locator, digest)
+        with self._lock:
+            if key in self._background or len(self._background) >= _MAX_BACKGROUND:
+                return False
+            self._background.add(key)
+
+        def run() -> None:
+            try:
+                self._decide(DecisionRequest(reference=str(ref), caller="start-gate"))
+            except Exception:
+                log.exception("background verification of %s failed", ref)
+            finally:
+                with self._lock:
+                    self._background.discard(key)
+
+        try:
+            self._executor.submit(run)
+        except RuntimeError:  # shut down
+            with self._lock:
+                self._background.discard(key)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ steps
+
+    def _local(self, image_id: str, reference: str) -> StartDecision:
+        base = StartDecision(
+            allowed=False,
+            reason=Reason.NOT_VERIFIED,
+            message="",
+            image_id=image_id,
+            reference=reference,
+        )
+        entry = self._critical_entry(reference)
+        if entry is not None:
+            log.warning(
+                "start of %s (%s) allowed WITHOUT verification: critical image entry %r",
+                reference,
+                image_id,
+                entry,
+            )
+            return replace(
+                base,
+                allowed=True,
+                reason=Reason.SKIPPED_BY_POLICY,
+                critical=True,
+                message=f"critical image entry {entry!r}",
+            )
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return replace(
+                base,
+                reason=Reason.CONFIG,
+                inconclusive=True,
+                message="no valid trust configuration is loaded",
+            )
+        repository = repository_of(reference)
+        found = self.store.lookup(image_id, repository, snapshot)
+        if found.current is not None:
+            covered = found.current
+            return replace(
+                base,
+                allowed=True,
+                reason=covered.reason,
+                message=f"allowed as {covered.repository}@{covered.top_digest} "
+                f"(statement {covered.statement})",
+            )
+        where = f" in {repository}" if repository else ""
+        message = f"no allow under the current trust configuration covers image {image_id}{where}"
+        if found.previous is not None:
+            message += " (it was allowed under an earlier trust configuration)"
+        return replace(base, inconclusive=True, message=message)
+
+    def _critical_entry(self, reference: str) -> str | None:
+        if is_digest(reference):  # asked for by image ID: only a digest entry can match
+            return reference if reference in self.critical.digests else None
+        try:
+            return self.critical.match(parse_reference(reference))
+        except MalformedInput:
+            return None
+
+    def _verify_now(
+        self, image_id: str, reference: str, repo_digests: Sequence[str]
+    ) -> StartDecision:
+        repository = repository_of(reference)
+        candidates = [
+            d
+            for d in dict.fromkeys(repo_digests)
+            if repository is None or repository_of(d) == repository
+        ][:MAX_CANDIDATES]
+        base = StartDecision(
+            allowed=False,
+            reason=Reason.NOT_VERIFIED,
+            message="",
+            image_id=image_id,
+            reference=reference,
+            verified_now=True,
+        )
+        if not candidates:
+            where = f" in {repository}" if repository else ""
+            return replace(
+                base,
+                message=f"image {image_id} has no digest{where} that could be verified",
+            )
+        denied: list[StartDecision] = []
+        for candidate in candidates:
+            try:
+                decision = self._decide(DecisionRequest(reference=candidate, caller="start-gate"))
+            except PullgateError as exc:
+                denied.append(
+                    replace(base, reason=exc.reason, message=exc.detail, inconclusive=True)
+                )
+                continue
+            answer = self._judge(base, candidate, decision)
+            if answer.allowed:
+                return answer
+            denied.append(answer)
+        return denied[0]
+
+    @staticmethod
+    def _judge(base: StartDecision, candidate: str, decision: Decision) -> StartDecision:
+        if not decision.allowed:
+            return replace(
+                base,
+                reason=decision.reason,
+                message=decision.message,
+                inconclusive=decision.inconclusive,
+            )
+        if decision.fail_open or decision.audit_denied:  # the statement says let it through
+            return replace(base, allowed=True, reason=decision.reason, message=decision.message)
+        configs = [c.config_digest for c in decision.content]
+        if base.image_id in configs:
+            return replace(
+                base,
+                allowed=True,
+                reason=decision.reason,
+                message=f"verified {candidate} now",
+            )
+        if not configs:
+            return replace(
+                base,
+                reason=Reason.REGISTRY_ERROR,
+                inconclusive=True,
+                message=f"verified {candidate} but could not read its manifest's config digest",
+            )
+        return replace(
+            base,
+            reason=Reason.CONTENT_MISMATCH,
+            message=f"{candidate} verified for {decision.platform} with config "
+            f"{', '.join(configs)}, but the runtime's image is {base.image_id}",
+        )
+
+    def _waive(self, decision: StartDecision) -> StartDecision:
+        if decision.allowed or self.break_glass is None:
+            return decision
+        grant = self.break_glass.grant(decision.reference)
+        if grant is None:
+            return decision
+        log.warning(
+            "BREAK-GLASS: start of %s (%s) allowed although denied with %s: %s "
+            "(file %s, expires %s%s)",
+            decision.reference,
+            decision.image_id,
+            decision.reason.value,
+            decision.message,
+            self.break_glass.path,
+            grant.expires.isoformat(),
+            f", note: {grant.note}" if grant.note else "",
+        )
+        return replace(
+            decision,
+            allowed=True,
+            reason=Reason.BREAK_GLASS,
+            break_glass=True,
+            message=f"break-glass (expires {grant.expires.isoformat()}) over "
+            f"{decision.reason.value}: {decision.message}",
+        )
+
+    def _finish(self, decision: StartDecision, front: str) -> StartDecision:
+        key = ("allow" if decision.allowed else "deny", decision.reason.value)
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+        if self._audit is not None:
+            self._audit(decision.audit(front))
+        return decision

@@ -1,0 +1,159 @@
+"""Verdicts bound to content: what each allow covered, kept for the container-start gate.
+
+A runtime starts a container from an image ID (the config digest of the manifest it stored),
+not from the reference a pull verified. Every allow the decision layer makes is recorded here as
+one :class:`CoveredImage` per manifest it covered: the top-level digest, the manifest digest,
+its config digest, the repository (``registry/repository``, registry in canonical form), the
+trust-policy statement, the platform and the digest of the trust snapshot that decided.
+
+Records survive reloads as history, but a record is *current* only under the snapshot that made
+it: after a CA is removed or a statement changes, nothing recorded before counts until the
+image is verified again. The store is a bounded LRU over config digests (``max_images``), each
+with at most ``max_repositories`` repositories (the same bytes pushed to several repositories
+are judged per repository: another statement may govern each). Thread-safe; every operation is
+an in-memory lookup under one short lock, so a create-time check never waits on I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pullgate.decision.model import Decision
+from pullgate.descriptor import is_digest
+from pullgate.errors import MalformedInput, Reason
+from pullgate.registry.reference import parse_reference
+
+__all__ = ["CoveredImage", "Lookup", "VerdictStore", "repository_of"]
+
+
+def repository_of(reference: str) -> str | None:
+    """The canonical ``registry/repository`` of ``reference``, or None when it names none
+    (an image ID, a bare digest, anything unparsable)."""
+    if is_digest(reference):
+        return None
+    try:
+        return parse_reference(reference).policy_locator
+    except MalformedInput:
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoveredImage:
+    """One manifest an allow covered, and under what it was allowed."""
+
+    config_digest: str  # the image ID
+    manifest_digest: str
+    top_digest: str  # index or manifest digest the pull resolved to
+    repository: str
+    reference: str  # as the front end asked
+    statement: str | None
+    platform: str | None
+    snapshot: str  # trust snapshot digest that decided
+    reason: Reason  # VERIFIED, SKIPPED_BY_POLICY, AUDIT_ONLY
+    recorded_at: float  # POSIX seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lookup:
+    """What the store knows about an image ID in a repository."""
+
+    current: CoveredImage | None  # an allow under the snapshot in force
+    previous: CoveredImage | None  # the latest allow under any other snapshot (history)
+
+
+class VerdictStore:
+    """Bounded store of :class:`CoveredImage` records (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        max_images: int = 10_000,
+        max_repositories: int = 16,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._images: OrderedDict[str, OrderedDict[str, CoveredImage]] = OrderedDict()
+        self._max_images = max_images
+        self._max_repositories = max_repositories
+        self._clock = clock
+        self._recorded = 0
+        self._evicted = 0
+
+    def record(self, decision: Decision, snapshot: str) -> int:
+        """Record what allowed ``decision`` covered under ``snapshot``; the number of records
+        (0 for a deny, a fail-open allow or an allow that bound no content)."""
+        if not decision.allowed or decision.fail_open or not decision.content:
+            return 0
+        repository = repository_of(decision.reference)
+        if repository is None:
+            return 0
+        now = self._clock()
+        records = [
+            CoveredImage(
+                config_digest=content.config_digest,
+                manifest_digest=content.manifest_digest,
+                top_digest=decision.digest,
+                repository=repository,
+                reference=decision.reference,
+                statement=decision.statement,
+                platform=content.platform,
+                snapshot=snapshot,
+                reason=decision.reason,
+                recorded_at=now,
+            )
+            for content in decision.content
+        ]
+        with self._lock:
+            for record in records:
+                self._put(record)
+        return len(records)
+
+    def _put(self, record: CoveredImage) -> None:
+        repos = self._images.get(record.config_digest)
+        if repos is None:
+            repos = self._images[record.config_digest] = OrderedDict()
+        self._images.move_to_end(record.config_digest)
+        repos[record.repository] = record
+        repos.move_to_end(record.repository)
+        while len(repos) > self._max_repositories:
+            repos.popitem(last=False)
+            self._evicted += 1
+        while len(self._images) > self._max_images:
+            _, dropped = self._images.popitem(last=False)
+            self._evicted += len(dropped)
+        self._recorded += 1
+
+    def lookup(self, config_digest: str, repository: str | None, snapshot: str) -> Lookup:
+        """The allows recorded for ``config_digest`` in ``repository`` (None: any repository,
+        for a container asked for by image ID, which names no repository)."""
+        with self._lock:
+            repos = self._images.get(config_digest)
+            if repos is None:
+                return Lookup(current=None, previous=None)
+            self._images.move_to_end(config_digest)
+            if repository is None:
+                candidates = list(repos.values())
+            else:
+                found = repos.get(repository)
+                candidates = [found] if found is not None else []
+        current = next((r for r in reversed(candidates) if r.snapshot == snapshot), None)
+        previous = next((r for r in reversed(candidates) if r.snapshot != snapshot), None)
+        return Lookup(current=current, previous=previous)
+
+    def records(self) -> list[CoveredImage]:
+        """Every record, least recently used first (for the node audit)."""
+        with self._lock:
+            return [r for repos in self._images.values() for r in repos.values()]
+
+    def stats(self) -> dict[str, int]:
+        """``images`` held, ``recorded`` and ``evicted`` so far."""
+        with self._lock:
+            return {
+                "images": len(self._images),
+                "recorded": self._recorded,
+                "evicted": self._evicted,
+            }

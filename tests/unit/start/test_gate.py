@@ -1,0 +1,192 @@
+"""The start gate's core: local checks, verify-now with config-digest binding, critical images,
+break-glass, background verification."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pullgate.decision.model import DecisionRequest
+from pullgate.errors import ConfigError, Reason
+from pullgate.start.break_glass import parse_break_glass
+from pullgate.start.gate import StartGate
+from tests.support.pki import NOW
+from tests.unit.decision.world import make_world
+from tests.unit.start.conftest import GateWorld, make_gate
+
+
+def _stamp(delta: timedelta) -> str:
+    return (NOW + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_local_check_allows_only_recorded_content(gw: GateWorld) -> None:
+    image, other = gw.image("a", tag="a1"), gw.image("b", tag="b1")
+    gw.world.sign(image.manifest)
+    gw.world.sign(other.manifest)
+    ref = gw.world.ref("a1")
+    gw.decider.decide(DecisionRequest(reference=ref))
+    allowed = gw.gate.check_local(image.config.digest, ref)
+    assert (allowed.allowed, allowed.reason) == (True, Reason.VERIFIED)
+    # Not recorded yet (never pulled through pullgate): NOT_VERIFIED, no network.
+    denied = gw.gate.check_local(other.config.digest, gw.world.ref("b1"))
+    assert (denied.allowed, denied.reason) == (False, Reason.NOT_VERIFIED)
+    assert gw.audits[-1]["reason"] == "NOT_VERIFIED"
+
+
+def test_local_check_is_per_repository_unless_asked_by_image_id(gw: GateWorld) -> None:
+    image = gw.image("shared", tag="s1")
+    gw.world.sign(image.manifest)
+    gw.decider.decide(DecisionRequest(reference=gw.world.ref("s1")))
+    elsewhere = gw.gate.check_local(image.config.digest, f"{gw.world.reg.host}/other:s1")
+    assert (elsewhere.allowed, elsewhere.reason) == (False, Reason.NOT_VERIFIED)
+    by_id = gw.gate.check_local(image.config.digest, image.config.digest)
+    assert (by_id.allowed, by_id.reason) == (True, Reason.VERIFIED)
+
+
+def test_reload_makes_earlier_allows_stale(gw: GateWorld) -> None:
+    image = gw.image("stale", tag="t1")
+    gw.world.sign(image.manifest)
+    gw.decider.decide(DecisionRequest(reference=gw.world.ref("t1")))
+    gw.reload()
+    answer = gw.gate.check_local(image.config.digest, gw.world.ref("t1"))
+    assert (answer.allowed, answer.reason) == (False, Reason.NOT_VERIFIED)
+
+
+def test_full_check_verifies_now_and_binds_the_config(gw: GateWorld) -> None:
+    image = gw.image("now", tag="n1")
+    gw.world.sign(image.manifest)
+    repo_digest = gw.ref(image.manifest.digest)
+    answer = gw.gate.check(image.config.digest, gw.world.ref("n1"), [repo_digest])
+    assert (answer.allowed, answer.reason, answer.verified_now) == (True, Reason.VERIFIED, True)
+    # Recorded through the engine: the next create is local.
+    assert gw.gate.check_local(image.config.digest, gw.world.ref("n1")).allowed
+
+
+def test_full_check_unsigned_is_denied_with_the_engine_reason(gw: GateWorld) -> None:
+    image = gw.image("unsigned", tag="u1")
+    answer = gw.gate.check(image.config.digest, gw.world.ref("u1"), [gw.ref(image.manifest.digest)])
+    assert (answer.allowed, answer.reason, answer.inconclusive) == (
+        False,
+        Reason.NO_SIGNATURE,
+        False,
+    )
+
+
+def test_other_platform_content_is_a_content_mismatch(gw: GateWorld) -> None:
+    amd, arm = gw.image("amd"), gw.image("arm")
+    index = gw.index(amd, arm)
+    gw.world.sign(index)
+    gw.world.sign(amd.manifest)
+    gw.world.sign(arm.manifest)
+    # The runtime stored the arm64 manifest under the index's name (ctr pull --platform).
+    answer = gw.gate.check(arm.config.digest, gw.ref(index.digest), [gw.ref(index.digest)])
+    assert (answer.allowed, answer.reason, answer.inconclusive) == (
+        False,
+        Reason.CONTENT_MISMATCH,
+        False,
+    )
+    assert answer.denial.text.startswith("SignatureValidationFailed: CONTENT_MISMATCH: ")
+
+
+def test_no_repo_digest_in_the_requested_repository_is_denied(gw: GateWorld) -> None:
+    image = gw.image("elsewhere", tag="e1")
+    gw.world.sign(image.manifest)
+    answer = gw.gate.check(
+        image.config.digest, f"{gw.world.reg.host}/other:e1", [gw.ref(image.manifest.digest)]
+    )
+    assert (answer.allowed, answer.reason) == (False, Reason.NOT_VERIFIED)
+
+
+def test_background_verification_makes_the_next_local_check_allow(gw: GateWorld) -> None:
+    image = gw.image("bg", tag="g1")
+    gw.world.sign(image.manifest)
+    ref = gw.world.ref("g1")
+    assert not gw.gate.check_local(image.config.digest, ref).allowed
+    assert gw.gate.verify_in_background(ref, image.manifest.digest)
+    deadline = time.monotonic() + 10
+    while not gw.gate.check_local(image.config.digest, ref).allowed:
+        assert time.monotonic() < deadline, "background verification never recorded an allow"
+        time.sleep(0.02)
+
+
+def test_critical_images_skip_the_gate(tmp_path: Path) -> None:
+    with make_world(tmp_path) as world:
+        gw = make_gate(world, tmp_path, critical=(f"{world.reg.host}/pause:*",))
+        answer = gw.gate.check_local("sha256:" + "c" * 64, f"{world.reg.host}/pause:3.9")
+        assert (answer.allowed, answer.reason, answer.critical) == (
+            True,
+            Reason.SKIPPED_BY_POLICY,
+            True,
+        )
+        gw.gate.close()
+        gw.decider.close()
+
+
+def test_break_glass_turns_a_denial_into_an_audited_allow(gw: GateWorld, tmp_path: Path) -> None:
+    image = gw.image("glass", tag="x1")
+    (tmp_path / "break-glass").write_text(f"expires = {_stamp(timedelta(hours=1))}\n")
+    answer = gw.gate.check(image.config.digest, gw.world.ref("x1"), [gw.ref(image.manifest.digest)])
+    assert (answer.allowed, answer.reason, answer.break_glass) == (True, Reason.BREAK_GLASS, True)
+    assert gw.audits[-1]["break_glass"] is True
+    assert gw.gate.break_glass is not None
+    assert gw.gate.break_glass.used == 1
+
+
+@pytest.mark.parametrize(
+    "expires", [timedelta(minutes=-1), timedelta(hours=24, minutes=1)], ids=["past", "over-24h"]
+)
+def test_break_glass_out_of_range_is_refused(
+    gw: GateWorld, tmp_path: Path, expires: timedelta
+) -> None:
+    image = gw.image("refused", tag="r1")
+    (tmp_path / "break-glass").write_text(f"expires = {_stamp(expires)}\n")
+    answer = gw.gate.check_local(image.config.digest, gw.world.ref("r1"))
+    assert (answer.allowed, answer.reason) == (False, Reason.NOT_VERIFIED)
+    assert gw.gate.break_glass is not None
+    assert gw.gate.break_glass.refused == 1
+    with pytest.raises(ConfigError) as err:
+        parse_break_glass(f"expires = {_stamp(expires)}\n".encode()).check(NOW)
+    assert err.value.reason is Reason.CONFIG
+
+
+def test_break_glass_patterns_limit_what_it_covers(gw: GateWorld, tmp_path: Path) -> None:
+    image = gw.image("scoped", tag="s1")
+    host = gw.world.reg.host
+    (tmp_path / "break-glass").write_text(
+        f'expires = {_stamp(timedelta(hours=2))}\nreferences = ["{host}/other:*"]\n'
+    )
+    answer = gw.gate.check_local(image.config.digest, gw.world.ref("s1"))
+    assert (answer.allowed, answer.reason) == (False, Reason.NOT_VERIFIED)
+    covered = gw.gate.check_local(image.config.digest, f"{host}/other:s1")
+    assert (covered.allowed, covered.reason) == (True, Reason.BREAK_GLASS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "expires = 2026-01-01T00:00:00\n",  # no offset
+        'expires = "tomorrow"\n',
+        "expires = 2026-01-01T00:00:00Z\nextra = 1\n",
+        "not toml [",
+        'expires = 2026-01-01T00:00:00Z\nreferences = ["sha256:zz"]\n',
+    ],
+)
+def test_bad_break_glass_files_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_break_glass(text.encode())
+    assert err.value.reason is Reason.CONFIG
+
+
+def test_no_configuration_denies_inconclusively() -> None:
+    from pullgate.start.verdicts import VerdictStore
+
+    def never(request: DecisionRequest) -> object:
+        raise AssertionError("no decision without a configuration")
+
+    gate = StartGate(store=VerdictStore(), snapshot=lambda: None, decide=never)  # type: ignore[arg-type]
+    answer = gate.check_local("sha256:" + "d" * 64, "example.com/app:1")
+    assert (answer.allowed, answer.reason, answer.inconclusive) == (False, Reason.CONFIG, True)
+    gate.close()

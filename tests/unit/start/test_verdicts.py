@@ -1,0 +1,100 @@
+"""Allows bound to content: the decision layer reports the config digest of what it verified,
+and every allow lands in the verdict store, current only under the snapshot that made it."""
+
+from __future__ import annotations
+
+from pullgate.config import Requirement, StatementSettings
+from pullgate.decision.compact import decode_decision, encode_decision
+from pullgate.decision.model import Content, DecisionRequest
+from pullgate.errors import Reason
+from pullgate.start.verdicts import VerdictStore, repository_of
+from tests.unit.start.conftest import GateWorld
+
+
+def test_plain_manifest_allow_covers_its_config(gw: GateWorld) -> None:
+    image = gw.image("plain", tag="p1")
+    gw.world.sign(image.manifest)
+    decision = gw.decider.decide(DecisionRequest(reference=gw.world.ref("p1")))
+    assert decision.allowed
+    assert decision.content == (
+        Content(
+            manifest_digest=image.manifest.digest,
+            config_digest=image.config.digest,
+            platform="linux/amd64",
+        ),
+    )
+    repo = repository_of(gw.world.ref("p1"))
+    found = gw.store.lookup(image.config.digest, repo, gw.snap.digest)
+    assert found.current is not None
+    assert (found.current.top_digest, found.current.reason) == (
+        image.manifest.digest,
+        Reason.VERIFIED,
+    )
+
+
+def test_index_allow_covers_the_platform_manifest_chosen(gw: GateWorld) -> None:
+    amd, arm = gw.image("amd"), gw.image("arm")
+    index = gw.index(amd, arm)
+    gw.world.sign(index)
+    gw.world.sign(amd.manifest)
+    decision = gw.decider.decide(DecisionRequest(reference=gw.ref(index.digest)))
+    assert decision.allowed
+    assert [c.config_digest for c in decision.content] == [amd.config.digest]
+    repo = repository_of(gw.ref(index.digest))
+    assert gw.store.lookup(arm.config.digest, repo, gw.snap.digest).current is None
+
+
+def test_content_survives_the_decision_cache(gw: GateWorld) -> None:
+    image = gw.image("cached", tag="c1")
+    gw.world.sign(image.manifest)
+    first = gw.decider.decide(DecisionRequest(reference=gw.world.ref("c1")))
+    second = gw.decider.decide(DecisionRequest(reference=gw.world.ref("c1")))
+    assert second.cache_hit
+    assert second.content == first.content
+    assert decode_decision(encode_decision(first)).content == first.content
+
+
+def test_denials_record_nothing(gw: GateWorld) -> None:
+    image = gw.image("unsigned", tag="u1")
+    decision = gw.decider.decide(DecisionRequest(reference=gw.world.ref("u1")))
+    assert (decision.allowed, decision.reason, decision.content) == (False, Reason.NO_SIGNATURE, ())
+    assert gw.store.records() == []
+    assert gw.store.lookup(image.config.digest, None, gw.snap.digest).current is None
+
+
+def test_a_reload_keeps_history_but_not_currency(gw: GateWorld) -> None:
+    image = gw.image("history", tag="h1")
+    gw.world.sign(image.manifest)
+    gw.decider.decide(DecisionRequest(reference=gw.world.ref("h1")))
+    old = gw.snap.digest
+    gw.reload(StatementSettings(require=Requirement.BOTH))
+    repo = repository_of(gw.world.ref("h1"))
+    found = gw.store.lookup(image.config.digest, repo, gw.snap.digest)
+    assert found.current is None
+    assert found.previous is not None
+    assert found.previous.snapshot == old
+
+
+def test_store_is_bounded() -> None:
+    store = VerdictStore(max_images=2, max_repositories=1)
+    from pullgate.decision.model import Decision
+
+    for n in range(3):
+        decision = Decision(
+            allowed=True,
+            reason=Reason.VERIFIED,
+            message="",
+            reference=f"example.com/r{n}@sha256:{'a' * 64}",
+            digest=f"sha256:{'a' * 64}",
+            content=(Content(manifest_digest="m", config_digest=f"sha256:{n:064x}"),),
+        )
+        assert store.record(decision, "snap") == 1
+    assert store.stats()["images"] == 2
+    assert store.lookup(f"sha256:{0:064x}", None, "snap").current is None
+    assert store.lookup(f"sha256:{2:064x}", None, "snap").current is not None
+
+
+def test_repository_of_image_ids_and_digests_is_none() -> None:
+    assert repository_of("sha256:" + "b" * 64) is None
+    assert repository_of("b" * 64) is None
+    assert repository_of("nginx") == "docker.io/library/nginx"
