@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +146,7 @@ class ConfigWatcher:
         paths: Sequence[WatchTarget] | None = None,
         *,
         debounce: float | None = None,
+        reload: Callable[[str], object] | None = None,
     ) -> None:
         """Create a stopped watcher.
 
@@ -156,8 +157,11 @@ class ConfigWatcher:
                 ``state.base``/the defaults before the first valid snapshot).
             debounce: quiet period in seconds; None uses the snapshot's
                 ``config.reload_debounce``.
+            reload: runs one reload, blocking (the daemon's coalescing queue); None calls
+                ``state.reload`` directly.
         """
         self._state = state
+        self._reload = reload if reload is not None else state.reload
         self._fixed = tuple(paths) if paths is not None else None
         self._debounce = debounce
         self._cond = threading.Condition()
@@ -297,7 +301,7 @@ class ConfigWatcher:
         while self._wait_for_burst():
             self._refresh_schedule()
             self.reloads += 1
-            self._state.reload("watch")
+            self._reload("watch")
 
     # ------------------------------------------------------------------------- schedule
 

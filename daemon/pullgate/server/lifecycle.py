@@ -12,11 +12,12 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
 from enum import StrEnum
 
 from pullgate.server.convert import ReloadView
-from pullgate.server.servicer import DaemonControl
+from pullgate.server.servicer import DaemonControl, QueuedReloads
 from pullgate.server.systemd import SystemdNotifier
 
 __all__ = [
@@ -114,14 +115,20 @@ def install_signals(
     reload keeps the last good configuration in force). A daemon that never had a valid
     configuration gets its first READY through ``ready`` (:class:`ReadyOnce`), and only when
     this reload left one in force.
-    """
 
-    async def reload() -> None:
+    With a :class:`~pullgate.server.servicer.QueuedReloads` control, a SIGHUP that arrives while
+    the reload asked for by an earlier one has not started yet is already served by it: it costs
+    nothing (no task, no thread, no RELOADING); a storm of signals costs a few reloads.
+    """
+    queued = control if isinstance(control, QueuedReloads) else None
+    waiting: list[Future[ReloadView]] = []  # the last queued SIGHUP reload
+
+    async def reload(result_of: Awaitable[ReloadView]) -> None:
         was_ready = ready.sent
         notify(hooks, Lifecycle.RELOADING)
         generation = 0
         try:
-            result: ReloadView = await asyncio.to_thread(control.reload, "sighup")
+            result = await result_of
         except Exception:
             log.exception("SIGHUP reload: internal error")
         else:
@@ -135,7 +142,16 @@ def install_signals(
     tasks: set[asyncio.Task[None]] = set()
 
     def on_hup() -> None:
-        task = loop.create_task(reload())
+        result_of: Awaitable[ReloadView]
+        if queued is not None:
+            if waiting and not (waiting[0].running() or waiting[0].done()):
+                return  # that reload has not started: it will read what this signal announces
+            future = queued.request_reload("sighup")
+            waiting[:] = [future]
+            result_of = asyncio.wrap_future(future)
+        else:
+            result_of = asyncio.to_thread(control.reload, "sighup")
+        task = loop.create_task(reload(result_of))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 from pullgate import __version__
@@ -21,6 +22,7 @@ from pullgate.decision.decider import Decider, DeciderStats
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.doctor import DoctorPaths, Severity, detect_containerd_version, run_doctor
 from pullgate.errors import ConfigError, Reason
+from pullgate.reload.queue import ReloadQueue
 from pullgate.reload.snapshot import Snapshot
 from pullgate.reload.state import ReloadResult, StateStatus, TrustState
 from pullgate.reload.watcher import ConfigWatcher
@@ -33,6 +35,9 @@ from pullgate.start.gate import StartGate
 from pullgate.start.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
+
+RELOAD_PACE_FACTOR = 5.0  # reloads start at least this many debounce periods apart
+_DEFAULT_DEBOUNCE = DaemonConfig().reload_debounce
 
 
 def reload_view(result: ReloadResult) -> ReloadView:
@@ -111,13 +116,18 @@ class _Engine:
 
 
 class _Control:
-    """``Status``/``Reload`` over the trust state and the decider."""
+    """``Status``/``Reload`` over the trust state and the decider; reloads go through the queue."""
 
     def __init__(
-        self, state: TrustState, decider: Decider, node_problems: tuple[str, ...] = ()
+        self,
+        state: TrustState,
+        decider: Decider,
+        reloads: ReloadQueue[ReloadView],
+        node_problems: tuple[str, ...] = (),
     ) -> None:
         self._state = state
         self._decider = decider
+        self._reloads = reloads
         self._started = time.monotonic()
         self._node_problems = node_problems
 
@@ -132,7 +142,10 @@ class _Control:
         return dataclasses.replace(view, problems=(*self._node_problems, *view.problems))
 
     def reload(self, reason: str) -> ReloadView:
-        return reload_view(self._state.reload(reason))
+        return self._reloads.reload(reason)
+
+    def request_reload(self, reason: str) -> Future[ReloadView]:
+        return self._reloads.request(reason)
 
 
 class DaemonRuntime:
@@ -157,6 +170,13 @@ class DaemonRuntime:
         clock = clock or SystemClock()
         self.state = TrustState(config_path, clock=clock)
         self.state.reload("startup")
+        # Every later reload (watcher, SIGHUP, Reload RPC) is coalesced and paced, on the
+        # queue's own thread: a storm of triggers costs a few reloads, not one each.
+        self.reloads: ReloadQueue[ReloadView] = ReloadQueue(
+            lambda trigger: reload_view(self.state.reload(trigger)),
+            min_interval=self._reload_interval,
+        )
+        self.reloads.start()
         audit = AuditLog()
         # Every allow, from any front end, records what it covered (the start gate's input).
         self.verdicts = VerdictStore(max_images=config.cache.max_entries)
@@ -182,11 +202,13 @@ class DaemonRuntime:
         )
         self.parts = ServerParts(
             engine=engine,
-            control=_Control(self.state, self.decider, node_checks(config)),
+            control=_Control(self.state, self.decider, self.reloads, node_checks(config)),
             metrics=metrics,
             audit=audit,
         )
-        self._watcher = ConfigWatcher(self.state)  # follows trust_dir/hosts_dir across reloads
+        # follows trust_dir/hosts_dir across reloads
+        # (it debounces on its own: its reloads are not paced)
+        self._watcher = ConfigWatcher(self.state, reload=self._watch_reload)
         self._watching = False
 
     def _snapshot(self) -> Snapshot:
@@ -198,6 +220,14 @@ class DaemonRuntime:
     def _snapshot_digest(self) -> str | None:
         snapshot = self.state.current()
         return snapshot.digest if snapshot is not None else None
+
+    def _watch_reload(self, trigger: str) -> ReloadView:
+        return self.reloads.reload(trigger, paced=False)
+
+    def _reload_interval(self) -> float:
+        snapshot = self.state.current()
+        debounce = snapshot.config.reload_debounce if snapshot else _DEFAULT_DEBOUNCE
+        return RELOAD_PACE_FACTOR * debounce
 
     def ready(self) -> bool:
         return self.state.current() is not None
@@ -218,6 +248,7 @@ class DaemonRuntime:
             self._watcher.stop()
             self._watching = False
         self.gate.close()
+        self.reloads.stop()
         self.decider.close()
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
@@ -85,6 +86,17 @@ class DaemonControl(Protocol):
         ...
 
 
+@runtime_checkable
+class QueuedReloads(Protocol):
+    """A control whose reloads are queued and coalesced
+    (:class:`pullgate.reload.queue.ReloadQueue`): ``Reload`` and SIGHUP then wait on a future
+    instead of holding a worker thread."""
+
+    def request_reload(self, reason: str) -> Future[ReloadView]:
+        """Ask for a reload; the future completes with one that starts after this call."""
+        ...
+
+
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
@@ -127,6 +139,7 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         self._engine = engine
         self._async_engine = engine if isinstance(engine, AsyncDecisionEngine) else None
         self._control = control
+        self._queued = control if isinstance(control, QueuedReloads) else None
         self._metrics = metrics
         self._audit = audit
         self._convert = RequestConverter()
@@ -205,9 +218,13 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         request: verifier_pb2.ReloadRequest,
         context: grpc.aio.ServicerContext[verifier_pb2.ReloadRequest, verifier_pb2.ReloadResponse],
     ) -> verifier_pb2.ReloadResponse:
-        """Reload now, exactly like SIGHUP; a failed reload is a result, not an RPC error."""
+        """Reload, exactly like SIGHUP; a failed reload is a result, not an RPC error. The answer
+        is that of a reload that started after this call (coalesced with other triggers)."""
         try:
-            view = await asyncio.to_thread(self._control.reload, "rpc")
+            if self._queued is not None:
+                view = await asyncio.wrap_future(self._queued.request_reload("rpc"))
+            else:
+                view = await asyncio.to_thread(self._control.reload, "rpc")
         except Exception as exc:
             log.exception("Reload: internal error")
             await _abort(context, exc)
