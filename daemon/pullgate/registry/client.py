@@ -89,6 +89,8 @@ class RegistryClient:
             of this client's own, living as long as the client).
         tls_contexts: TLS context cache (None: one of this client's own); see
             :class:`~pullgate.registry.transport.Transport`.
+        transport: The HTTP transport to use instead of a new one (the fuzz harness passes an
+            in-process one; ``limits``, ``request_log`` and ``clock`` then stay the caller's).
     """
 
     def __init__(
@@ -102,12 +104,13 @@ class RegistryClient:
         sleep: Callable[[float], None] | None = None,
         referrers_memo: ReferrersMemo | None = None,
         tls_contexts: TlsContextCache | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self._hosts = hosts
         self.limits = limits
         self.referrers_memo = referrers_memo if referrers_memo is not None else ReferrersMemo()
         clock = clock or SystemClock()
-        self.transport = Transport(limits, request_log=request_log, clock=clock)
+        self.transport = transport or Transport(limits, request_log=request_log, clock=clock)
         if tls_contexts is not None:
             self.transport.tls_contexts = tls_contexts
         if sleep is not None:

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz.mutate import json_paths, replace_at
 from pullgate.clock import FixedClock
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError
@@ -47,25 +48,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, (*prefix, i))
-
-
-def _replace(node: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    head, *rest = path
-    copy: Any = dict(node) if isinstance(node, dict) else list(node)
-    copy[head] = _replace(node[head], tuple(rest), value)
-    return copy
 
 
 class Template:
@@ -136,8 +118,8 @@ def test_mutated_index_json(template: Template, choice: int, value: Any) -> None
     with tempfile.TemporaryDirectory() as tmp:
         root = template.copy(Path(tmp) / "l")
         doc = json.loads((root / "index.json").read_text())
-        paths = list(_paths(doc))
-        mutated = _replace(doc, paths[choice % len(paths)], value)
+        paths = list(json_paths(doc))
+        mutated = replace_at(doc, paths[choice % len(paths)], value)
         (root / "index.json").write_text(json.dumps(mutated))
         _exercise(root, template.image)
 
@@ -151,9 +133,9 @@ def test_rehashed_mutated_signature_manifest_never_wrongly_allows(
         root = template.copy(Path(tmp) / "l")
         blobs = root / "blobs" / "sha256"
         original = json.loads((blobs / template.signature.digest[7:]).read_bytes())
-        paths = list(_paths(original))
+        paths = list(json_paths(original))
         path = paths[choice % len(paths)]
-        mutated = _replace(original, path, value)
+        mutated = replace_at(original, path, value)
         raw = json.dumps(mutated).encode()
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         (blobs / digest[7:]).write_bytes(raw)

@@ -22,20 +22,37 @@ LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=1
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("0", 0), (" 42 ", 42), ("007", 7), ("²", None), ("٣", None), ("", None), ("-1", None)],
+    [
+        ("0", 0),
+        (" 42 ", 42),
+        ("007", 7),
+        ("²", None),
+        ("٣", None),
+        ("", None),
+        ("-1", None),
+        # Past Go's int64: refused, not a ValueError (over 4300 digits) or a float overflow.
+        ("9" * 5000, None),
+        ("9" * 400, None),
+        (str(2**63), None),
+        (str(2**63 - 1), 2**63 - 1),
+        ("0" * 5000 + "7", 7),
+    ],
 )
 def test_ascii_int(text: str, value: int | None) -> None:
     assert ascii_int(text) == value
 
 
-def test_a_mirror_with_a_superscript_content_length_is_skipped_for_the_next() -> None:
+@pytest.mark.parametrize("length", [b"\xb2", b"9" * 5000])
+def test_a_mirror_with_an_unreadable_content_length_is_skipped_for_the_next(
+    length: bytes,
+) -> None:
     def script(conn: RawConnection) -> None:
         while conn.read_request() is not None:
             conn.send(
                 b"HTTP/1.1 200 OK\r\n"
                 b"Content-Type: application/vnd.oci.image.manifest.v1+json\r\n"
                 b"Docker-Content-Digest: sha256:" + b"c" * 64 + b"\r\n"
-                b"Content-Length: \xb2\r\n\r\n"
+                b"Content-Length: " + length + b"\r\n\r\n"
             )
 
     with RawServer(script) as mirror, FakeRegistry() as upstream:
@@ -48,7 +65,15 @@ def test_a_mirror_with_a_superscript_content_length_is_skipped_for_the_next() ->
         assert client.resolve(ref).digest == target.digest
 
 
-@pytest.mark.parametrize("header", [b"Retry-After: \xb2", b"Retry-After: \xd9\xa3"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Retry-After: \xb2",
+        b"Retry-After: \xd9\xa3",
+        b"Retry-After: " + b"9" * 400,  # float() of it overflowed
+        b"Retry-After: " + b"9" * 5000,  # int() of it raised ValueError
+    ],
+)
 def test_a_superscript_retry_after_is_no_delay_not_a_crash(header: bytes) -> None:
     def script(conn: RawConnection) -> None:
         while conn.read_request() is not None:
