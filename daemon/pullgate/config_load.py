@@ -79,7 +79,15 @@ _CRI_KEYS = frozenset({"socket", "socket_mode", "upstream", "critical_images"})
 _METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
 _CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
 _REGISTRY_KEYS = frozenset(
-    {"config_json", "connect_timeout", "read_timeout", "max_manifest_bytes", "max_envelope_bytes"}
+    {
+        "config_json",
+        "connect_timeout",
+        "read_timeout",
+        "max_manifest_bytes",
+        "max_envelope_bytes",
+        "max_inflight_bytes",
+        "inflight_wait",
+    }
 )
 _VERIFICATION_KEYS = frozenset({"max_signatures", "timeout", "crl_cache_dir", "allow_symlinks"})
 _STATEMENT_KEYS = frozenset({"require", "on_inconclusive", "mode"})
@@ -218,7 +226,7 @@ def _registry(chk: ConfigChecker, data: Mapping[str, object]) -> RegistryConfig:
         config_json = chk.path(table, "config_json", "registry", Path())
         if config_json == Path():
             config_json = None
-    return RegistryConfig(
+    config = RegistryConfig(
         config_json=config_json,
         connect_timeout=chk.positive_float(
             table, "connect_timeout", "registry", default.connect_timeout
@@ -230,7 +238,18 @@ def _registry(chk: ConfigChecker, data: Mapping[str, object]) -> RegistryConfig:
         max_envelope_bytes=chk.positive_int(
             table, "max_envelope_bytes", "registry", default.max_envelope_bytes
         ),
+        max_inflight_bytes=chk.positive_int(
+            table, "max_inflight_bytes", "registry", default.max_inflight_bytes
+        ),
+        inflight_wait=chk.positive_float(table, "inflight_wait", "registry", default.inflight_wait),
     )
+    largest = max(config.max_manifest_bytes, config.max_envelope_bytes) + 1
+    if config.max_inflight_bytes < largest:
+        chk.problem(
+            "registry.max_inflight_bytes",
+            f"must be at least {largest} (the largest body limit + 1), or no such body fits",
+        )
+    return config
 
 
 def _verification(chk: ConfigChecker, data: Mapping[str, object]) -> VerificationConfig:

@@ -124,6 +124,11 @@ class RegistryConfig:
     read_timeout: float = 15.0
     max_manifest_bytes: int = 4 * 1024 * 1024
     max_envelope_bytes: int = 32 * 1024 * 1024
+    # Registry body bytes held at once by the whole daemon (pullgate.registry.body); at least
+    # max_manifest_bytes and max_envelope_bytes + 1. A request waits at most inflight_wait
+    # seconds for room, then fails inconclusive (TIMEOUT).
+    max_inflight_bytes: int = 40 * 1024 * 1024
+    inflight_wait: float = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ from cryptography import x509
 from pullgate.clock import Clock
 from pullgate.descriptor import Descriptor
 from pullgate.registry.auth import CredentialStore
+from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import (
     Credentials,
@@ -246,6 +247,7 @@ def make_client(
     clock: Clock,
     *,
     tls_contexts: TlsContextCache | None = None,
+    budget: ByteBudget | None = None,
 ) -> TimedClient:
     """A fresh :class:`TimedClient`.
 
@@ -265,4 +267,5 @@ def make_client(
         request_log=request_log,
         clock=clock,
         tls_contexts=tls_contexts,
+        budget=budget,
     )

@@ -27,6 +27,7 @@ from pullgate.decision.memo import MemoKey
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.decision.platform import Platform
 from pullgate.registry.auth import CredentialStore
+from pullgate.registry.body import ByteBudget
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.trust import TrustConfig
 from pullgate.verification.http_fetch import HttpFetcher
@@ -95,6 +96,7 @@ class Shared:
     revocation: NetworkRevocationChecker
     docker: CredentialStore | None
     limits: RegistryLimits
+    budget: ByteBudget  # registry body bytes in flight, shared by every client
 
     @classmethod
     def build(cls, snap: SnapshotLike, fetcher: HttpFetcher, clock: Clock) -> Shared:
@@ -113,6 +115,7 @@ class Shared:
                 connect_timeout=config.registry.connect_timeout,
                 read_timeout=config.registry.read_timeout,
             ),
+            budget=ByteBudget(config.registry.max_inflight_bytes, config.registry.inflight_wait),
         )
 
 

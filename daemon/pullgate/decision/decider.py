@@ -320,6 +320,7 @@ class Decider:
                 self._request_log,
                 self._clock,
                 tls_contexts=self._tls_contexts,
+                budget=shared.budget,
             )
 
         lender_type = OfflineLender if offline else Lender

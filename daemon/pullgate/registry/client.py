@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterator
 
 from pullgate.clock import Clock, SystemClock
 from pullgate.descriptor import Descriptor, check_digest, compute_digest, is_digest
-from pullgate.errors import MalformedInput, PullgateError
+from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
 from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_authenticate
+from pullgate.registry.body import ByteBudget
 from pullgate.registry.endpoint_errors import (
     NotFoundEverywhere,
     media_type_of,
@@ -74,6 +75,13 @@ MANIFEST_MEDIA_TYPES = (
 MANIFEST_ACCEPT = ", ".join((*MANIFEST_MEDIA_TYPES, "*/*"))
 
 
+class DescriptorMismatch(VerificationFailed):
+    """Content fetched by digest is not the size its descriptor declares (definitive)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.DESCRIPTOR_MISMATCH, detail)
+
+
 class RegistryClient:
     """Reads manifests, blobs and Notary signatures from a registry, as containerd would.
 
@@ -91,6 +99,7 @@ class RegistryClient:
             :class:`~pullgate.registry.transport.Transport`.
         transport: The HTTP transport to use instead of a new one (the fuzz harness passes an
             in-process one; ``limits``, ``request_log`` and ``clock`` then stay the caller's).
+        budget: The in-flight body byte budget to share (None: one of this client's own).
     """
 
     def __init__(
@@ -105,6 +114,7 @@ class RegistryClient:
         referrers_memo: ReferrersMemo | None = None,
         tls_contexts: TlsContextCache | None = None,
         transport: Transport | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._hosts = hosts
         self.limits = limits
@@ -115,6 +125,8 @@ class RegistryClient:
             self.transport.tls_contexts = tls_contexts
         if sleep is not None:
             self.transport.sleep = sleep
+        if budget is not None:
+            self.transport.budget = budget
         self._auth = Authenticator(self.transport, credentials, clock)
 
     def __repr__(self) -> str:
@@ -318,7 +330,9 @@ class RegistryClient:
             first: Endpoint to try before the configured order (where a listing came from).
 
         Raises:
-            MalformedInput: Oversize descriptor/body or digest mismatch everywhere.
+            MalformedInput: Oversize descriptor or digest mismatch everywhere.
+            DescriptorMismatch: A body of another size than ``desc`` says (read no further
+                than ``desc.size + 1`` bytes).
             NotFoundEverywhere: Every endpoint tried answered 404/410 (still inconclusive here;
                 callers that got ``desc`` from a listing may treat it as definitive).
             RegistryError: Every endpoint failed at transport/HTTP level.
@@ -332,10 +346,20 @@ class RegistryClient:
         for endpoint in endpoints:
             try:
                 url = self.url(endpoint, ref, kind, desc.digest)
-                response = self.exchange(endpoint, ref, "GET", url, accept=accept, cap=cap)
+                try:
+                    # Capped at the declared size: a longer body is refused after size + 1
+                    # bytes, never read up to the kind's general limit.
+                    response = self.exchange(
+                        endpoint, ref, "GET", url, accept=accept, cap=desc.size
+                    )
+                except ResponseTooLarge as exc:
+                    raise DescriptorMismatch(
+                        f"endpoint {endpoint.url}: {desc.digest} is longer than the "
+                        f"{desc.size} bytes its descriptor says"
+                    ) from exc
                 self.expect_ok(response, endpoint)
                 if len(response.body) != desc.size:
-                    raise MalformedInput(
+                    raise DescriptorMismatch(
                         f"endpoint {endpoint.url}: {desc.digest} is {len(response.body)} bytes, "
                         f"descriptor says {desc.size}"
                     )

@@ -10,8 +10,9 @@ and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, t
   exchange (handshake, headers, body, redirects) ends by ``limits.request_timeout`` or the
   caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.deadline`:
   a server dripping one byte per read timeout cannot hold a thread), then ``TIMEOUT``;
-* bodies are streamed with a hard byte cap, checked against ``Content-Length`` before reading and
-  while reading (never more than ``cap + 1`` bytes are read);
+* bodies are streamed into one buffer with a hard byte cap, checked against ``Content-Length``
+  before reading and while reading (never more than ``cap + 1`` bytes are read), each chunk
+  reserved first from the process's in-flight byte budget (:mod:`pullgate.registry.body`);
 * 429/503 are retried at most ``limits.max_retries`` times, honouring ``Retry-After`` (seconds or
   HTTP date) when it is within ``limits.max_retry_after`` (a longer wait gives up at once, so the
   caller moves on to the next endpoint; nor one past the deadline); redirects are followed
@@ -53,6 +54,7 @@ import pullgate
 from pullgate.clock import Clock, SystemClock
 from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.registry.body import ByteBudget, read_into_buffer
 from pullgate.registry.http_errors import (
     answered_in_clear,
     client_certificate_refused,
@@ -70,7 +72,8 @@ USER_AGENT = f"pullgate/{pullgate.__version__}"
 ERROR_BODY_CAP = 64 * 1024
 """Bytes kept of a non-2xx body (error JSON); the rest is discarded, not an error."""
 RETRY_STATUSES = frozenset({429, 503})
-_CHUNK = 64 * 1024
+DEFAULT_INFLIGHT_BYTES = 64 * 1024 * 1024
+"""A transport's own in-flight budget when it is given none (the daemon shares one)."""
 _MAX_REDIRECTS = 10
 
 
@@ -181,6 +184,8 @@ class Transport:
             None: only ``limits.request_timeout`` per exchange). The decision layer sets it
             while it lends the client out, so no request outlives the decision's budget.
         watchdog: Enforces the deadlines (the process's shared one by default).
+        budget: Bounds the body bytes held while reading (the daemon shares one between every
+            transport; by default one of this transport's own).
     """
 
     limits: RegistryLimits
@@ -191,6 +196,7 @@ class Transport:
     tls_contexts: TlsContextCache = field(default_factory=TlsContextCache)
     deadline: float | None = None
     watchdog: Watchdog = field(default_factory=shared_watchdog)
+    budget: ByteBudget = field(default_factory=lambda: ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0))
     _pools: dict[tuple[TlsKey, int] | None, _Pool] = field(default_factory=dict)
     _plain_fallback: set[str] = field(default_factory=set)
     # Which client certificate to offer, per TLS setup with several (the last one accepted).
@@ -414,13 +420,16 @@ class Transport:
                 )
             try:
                 location = raw.get_redirect_location() or None
-                body = self._read_body(raw, req)  # a 3xx body: at most ERROR_BODY_CAP
+                body = self._read_body(
+                    raw, req, exchange.deadline
+                )  # a 3xx body: at most ERROR_BODY_CAP
             finally:
                 raw.release_conn()
             size = len(body)
             if exchange.fired:  # a shut-down socket can look like a complete body
                 raise TimeoutError("request deadline passed")
         except PullgateError as exc:
+            size = getattr(exc, "bytes_read", size)
             self._record(req, hop.url, None, size, exc.reason)
             raise
         except (HTTPError, OSError, ValueError, MaxRetryError) as exc:
@@ -431,11 +440,11 @@ class Transport:
         response = Response(status=raw.status, headers=raw.headers, body=body, url=hop.url)
         return response, location
 
-    def _read_body(self, raw: urllib3.BaseHTTPResponse, req: _Request) -> bytes:
+    def _read_body(self, raw: urllib3.BaseHTTPResponse, req: _Request, deadline: float) -> bytes:
         if req.method == "HEAD":
             return b""
         strict = 200 <= raw.status < 300
-        limit = req.cap if strict else min(req.cap, ERROR_BODY_CAP)
+        limit = req.cap if strict else ERROR_BODY_CAP
         length = ascii_int(raw.headers.get("Content-Length"))
         if strict and length is not None and length > limit:
             raw.close()
@@ -443,20 +452,19 @@ class Transport:
                 f"endpoint {req.endpoint.url}: response of {length} bytes exceeds the "
                 f"{limit}-byte limit"
             )
-        chunks: list[bytes] = []
-        total = 0
-        while total <= limit:
-            chunk = raw.read(min(_CHUNK, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
+        body, over = read_into_buffer(
+            raw,
+            limit,
+            self.budget,
+            expected=length if length is not None and length <= limit else None,
+            deadline=deadline,
+            endpoint=req.endpoint.url,
+        )
+        if over:
             raw.close()
             if strict:
                 raise ResponseTooLarge(
                     f"endpoint {req.endpoint.url}: response body exceeds the {limit}-byte limit",
-                    bytes_read=total,
+                    bytes_read=limit + 1,
                 )
-            return b"".join(chunks)[:limit]
-        return b"".join(chunks)
+        return body

@@ -1,10 +1,17 @@
-"""A dangling signature planted by someone with push access is denied even with fail-open."""
+"""Content planted by someone with push access is denied even with fail-open: a dangling
+signature, an envelope longer than its descriptor says (read no further than its size plus
+one chunk)."""
 
 from __future__ import annotations
+
+import pytest
 
 from pullgate.config import InconclusiveAction, StatementSettings
 from pullgate.decision.model import DecisionRequest
 from pullgate.errors import Reason
+from pullgate.registry.body import CHUNK
+from tests.support.fake_registry import sha256
+from tests.support.signing import sign_jws
 from tests.unit.decision.world import REPO, World
 
 
@@ -22,3 +29,25 @@ def test_listed_signature_whose_envelope_is_gone_is_denied_even_fail_open(world:
         False,
         False,
     )
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
+def test_envelope_longer_than_its_descriptor_is_denied_after_size_plus_one_chunk(
+    world: World, announced: bool
+) -> None:
+    single = world.reg.put_image(REPO, tag="single", payload=b"single")
+    envelope = sign_jws(world.chain, single)
+    world.reg.add_signature(REPO, single, envelope)
+    envelope_digest = sha256(envelope)
+    world.reg.behaviour.oversize.add(envelope_digest)  # 5 MiB more than the descriptor says
+    world.reg.behaviour.oversize_content_length = announced
+    decider = world.decider(StatementSettings(on_inconclusive=InconclusiveAction.ALLOW))
+    decision = decider.decide(DecisionRequest(reference=world.ref("single")))
+    assert (decision.allowed, decision.reason, decision.inconclusive) == (
+        False,
+        Reason.DESCRIPTOR_MISMATCH,
+        False,
+    )
+    fetches = [r for r in world.requests if r.url.endswith(f"/blobs/{envelope_digest}")]
+    assert fetches
+    assert all(r.size <= len(envelope) + CHUNK for r in fetches), [r.size for r in fetches]

@@ -1,0 +1,154 @@
+"""Reading registry response bodies with bounded memory.
+
+* A body is streamed into one buffer sized for it in advance (``cap + 1`` bytes, or the
+  announced ``Content-Length``): an anonymous memory map, so only the pages bytes arrive in
+  are ever resident, and unmapping it gives them back to the system at once (freed heap
+  memory would stay with the process). The cap is checked as bytes arrive: at most
+  ``cap + 1`` bytes are read, then the body is refused.
+* Every chunk is first reserved from a :class:`ByteBudget`, shared by every transport of the
+  daemon: however many requests run at once, the bytes they hold while reading stay under the
+  budget. A request that cannot get its next chunk within the budget's wait (or its own
+  deadline) fails inconclusive (:class:`InflightBudgetExhausted`, ``TIMEOUT``).
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+import time
+from dataclasses import dataclass
+
+import urllib3
+
+from pullgate.errors import Reason
+from pullgate.registry.model import RegistryError
+
+__all__ = ["CHUNK", "BudgetStats", "ByteBudget", "InflightBudgetExhausted", "read_into_buffer"]
+
+CHUNK = 64 * 1024
+"""Bytes asked of the socket at a time (and reserved from the budget at a time)."""
+
+
+class InflightBudgetExhausted(RegistryError):
+    """The daemon-wide budget for registry bytes in flight had no room in time."""
+
+    def __init__(self, detail: str, *, endpoint: str | None = None) -> None:
+        super().__init__(Reason.TIMEOUT, detail, endpoint=endpoint)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetStats:
+    """A :class:`ByteBudget`'s counters (for Status and metrics)."""
+
+    limit: int
+    in_use: int
+    peak: int
+    waits: int  # reservations that had to wait
+    exhausted: int  # reservations that gave up
+
+
+class ByteBudget:
+    """A ceiling on the registry body bytes held, across every request of the process.
+
+    Args:
+        limit: Bytes that may be held at once (at least one chunk).
+        wait: Longest a reservation waits for room, in seconds.
+    """
+
+    def __init__(self, limit: int, wait: float) -> None:
+        self.limit = max(limit, CHUNK)
+        self.wait = wait
+        self._cond = threading.Condition()
+        self._in_use = 0
+        self._peak = 0
+        self._waits = 0
+        self._exhausted = 0
+
+    def acquire(self, size: int, deadline: float | None = None) -> bool:
+        """Reserve ``size`` bytes; False when no room came within the wait (or ``deadline``,
+        ``time.perf_counter()`` seconds)."""
+        size = min(size, self.limit)
+        with self._cond:
+            if self._in_use + size > self.limit:
+                self._waits += 1
+                until = time.perf_counter() + self.wait
+                if deadline is not None:
+                    until = min(until, deadline)
+                while self._in_use + size > self.limit:
+                    left = until - time.perf_counter()
+                    if left <= 0:
+                        self._exhausted += 1
+                        return False
+                    self._cond.wait(left)
+            self._in_use += size
+            self._peak = max(self._peak, self._in_use)
+            return True
+
+    def release(self, size: int) -> None:
+        """Give back ``size`` reserved bytes."""
+        with self._cond:
+            self._in_use = max(0, self._in_use - min(size, self.limit))
+            self._cond.notify_all()
+
+    def stats(self) -> BudgetStats:
+        """The current counters."""
+        with self._cond:
+            return BudgetStats(
+                limit=self.limit,
+                in_use=self._in_use,
+                peak=self._peak,
+                waits=self._waits,
+                exhausted=self._exhausted,
+            )
+
+
+def read_into_buffer(
+    raw: urllib3.BaseHTTPResponse,
+    limit: int,
+    budget: ByteBudget,
+    *,
+    expected: int | None = None,
+    deadline: float | None = None,
+    endpoint: str | None = None,
+) -> tuple[bytes, bool]:
+    """Read ``raw``'s body, at most ``limit + 1`` bytes (see the module docstring).
+
+    Args:
+        raw: The response, not yet read.
+        limit: Bytes accepted.
+        budget: Where each chunk is reserved before it is read.
+        expected: The announced length (``Content-Length``), when known and within ``limit``.
+        deadline: Bounds the waits for budget (``time.perf_counter()`` seconds).
+        endpoint: For error messages.
+
+    Returns:
+        The body (at most ``limit`` bytes) and whether it went over ``limit`` (then the body
+        holds its first ``limit`` bytes and the rest was not read).
+
+    Raises:
+        InflightBudgetExhausted: The budget had no room in time.
+    """
+    size = (expected if expected is not None else limit) + 1
+    buffer = mmap.mmap(-1, size)
+    reserved = 0
+    total = 0
+    try:
+        while total < size:
+            want = min(CHUNK, size - total)
+            if not budget.acquire(want, deadline):
+                raise InflightBudgetExhausted(
+                    f"endpoint {endpoint}: no room for response bytes within the "
+                    f"{budget.limit}-byte in-flight budget after {budget.wait:g} s",
+                    endpoint=endpoint,
+                )
+            reserved += want
+            chunk = raw.read(want)
+            if not chunk:
+                break
+            buffer[total : total + len(chunk)] = chunk
+            total += len(chunk)
+            del chunk
+        return buffer[: min(total, limit)], total > limit
+    finally:
+        buffer.close()
+        budget.release(reserved)
