@@ -3,8 +3,11 @@
 :class:`TrustState` holds one reference to the current :class:`Snapshot`. A reload (from the
 file watcher, SIGHUP or the ``Reload`` RPC) builds a complete new snapshot and only then swaps
 the reference; on any error the last good snapshot stays in force, the error is recorded,
-logged and counted, and the state reports itself *degraded* until a reload succeeds. Reloads are
-serialised; readers never block (``current()`` is one attribute read).
+logged and counted, and the state reports itself *degraded* until a reload succeeds. What stays
+in force never trusts a certificate whose file was deleted or changed since it was loaded:
+after a failed reload the last good snapshot is put in force without those files
+(:func:`pullgate.reload.withdrawal.withdraw_changed`). Reloads are serialised; readers never
+block (``current()`` is one attribute read).
 
 Listeners registered with :meth:`TrustState.add_listener` run after every successful swap, in
 the reloading thread (the server flips its health status there; the decision cache needs
@@ -25,6 +28,7 @@ from pullgate.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.errors import ConfigError, PullgateError, Reason
 from pullgate.reload.snapshot import Snapshot, build_snapshot, disk_digest
+from pullgate.reload.withdrawal import HASH_WITHDRAWN, withdraw_changed
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,6 +90,7 @@ class TrustState:
         self._clock = clock
         self._builder = builder
         self._snapshot: Snapshot | None = None
+        self._good: Snapshot | None = None  # the last snapshot a reload built
         self._reload_lock = threading.Lock()
         self._status_lock = threading.Lock()
         self._last: ReloadResult | None = None
@@ -144,12 +149,14 @@ class TrustState:
                 snapshot = self._build(generation + 1)
             except PullgateError as exc:
                 problems = exc.problems if isinstance(exc, ConfigError) else (exc.detail,)
+                previous = self._withdraw_changed()
                 return self._failed_result(reason, previous, exc.reason, str(exc), problems)
             except Exception as exc:  # noqa: BLE001  (a bug must not cost the last good one)
                 _LOG.exception("configuration reload (%s) crashed", reason)
                 detail = f"internal error while loading the configuration: {exc!r}"
+                previous = self._withdraw_changed()
                 return self._failed_result(reason, previous, Reason.INTERNAL, detail, (detail,))
-            self._snapshot = snapshot
+            self._snapshot = self._good = snapshot
             result = ReloadResult(
                 ok=True,
                 trigger=reason,
@@ -176,6 +183,24 @@ class TrustState:
                 except Exception:  # noqa: BLE001  (one listener must not stop the others)
                     _LOG.exception("reload listener %r failed", listener)
             return result
+
+    def _withdraw_changed(self) -> Snapshot | None:
+        """Put the last good snapshot in force without the trust files changed since it loaded
+        them (called with the reload lock held); the snapshot now in force."""
+        good = self._good
+        if good is None:
+            return self._snapshot
+        try:
+            kept = withdraw_changed(good)
+        except Exception:  # noqa: BLE001  (cannot tell what changed: trust nothing of it)
+            _LOG.exception("checking the trust files in force failed; withdrawing every store")
+            kept = withdraw_changed(good, everything=True)
+        current = self._snapshot
+        if current is None or current.digest != kept.digest:
+            self._snapshot = kept
+            for note in kept.problems[len(good.problems) :]:
+                _LOG.error("after the failed reload: %s", note)
+        return kept
 
     def _failed_result(
         self,
@@ -216,6 +241,8 @@ class TrustState:
             degraded = True
             why = f"last reload failed, generation {snapshot.generation} still in force: "
             why += last.error
+            if HASH_WITHDRAWN in snapshot.hashes:
+                why += "; trust-store files changed since it loaded are withdrawn (see problems)"
         else:
             degraded, why = False, ""
         return StateStatus(

@@ -29,18 +29,16 @@ The certificate rules (4-6) are in :mod:`pullgate.verification.truststore_certs`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from cryptography import x509
 
-from pullgate.errors import ConfigError
 from pullgate.verification.certs import X509_DECODE_ERRORS
 from pullgate.verification.identity import go_name_string, go_quote
 from pullgate.verification.truststore_certs import (
@@ -49,9 +47,19 @@ from pullgate.verification.truststore_certs import (
     root_ca_error,
     self_signature_ok,
 )
+from pullgate.verification.truststore_model import (
+    StoreEntry,
+    StoreKey,
+    StoreProblem,
+    StoreType,
+    TrustStoreError,
+    TrustStoreRef,
+)
 
 __all__ = [
     "STORE_NAME_PATTERN",
+    "StoreEntry",
+    "StoreKey",
     "StoreProblem",
     "StoreType",
     "TrustStore",
@@ -66,54 +74,7 @@ STORE_NAME_PATTERN = re.compile(r"[a-zA-Z0-9_.-]+")
 _KUBELET_PREFIX = ".."
 
 
-class StoreType(StrEnum):
-    """Trust store types (the directory names under ``truststore/x509``)."""
-
-    CA = "ca"
-    SIGNING_AUTHORITY = "signingAuthority"
-    TSA = "tsa"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrustStoreRef:
-    """One ``<type>:<name>`` entry of a statement's ``trustStores``."""
-
-    type: StoreType
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.type.value}:{self.name}"
-
-
-_Fail = Callable[["StoreProblem", str], "TrustStoreError"]
-
-
-class StoreProblem(StrEnum):
-    """Which trust store rule was broken."""
-
-    INVALID_TYPE = "invalid-type"
-    INVALID_NAME = "invalid-name"
-    NOT_FOUND = "not-found"
-    NOT_DIRECTORY = "not-directory"
-    OUTSIDE_TRUST_DIR = "outside-trust-dir"
-    UNREADABLE = "unreadable"
-    ENTRY_NOT_REGULAR = "entry-not-regular"
-    BAD_CERTIFICATE = "bad-certificate"
-    NOT_CA_OR_SELF_SIGNED = "not-ca-or-self-signed"
-    TSA_NOT_ROOT = "tsa-not-root"
-    EMPTY = "empty"
-
-
-class TrustStoreError(ConfigError):
-    """A named trust store cannot be used. Carries the store and the broken rule."""
-
-    def __init__(
-        self, detail: str, *, store_type: StoreType | str, name: str, problem: StoreProblem
-    ) -> None:
-        super().__init__(detail)
-        self.store_type = store_type
-        self.name = name
-        self.problem = problem
+_Fail = Callable[[StoreProblem, str], TrustStoreError]
 
 
 def resolves_inside(path: Path, root: Path) -> bool:
@@ -143,7 +104,47 @@ class TrustStore:
         self.trust_dir = trust_dir
         self.allow_symlinks = allow_symlinks
         self._lock = threading.Lock()
-        self._cache: dict[tuple[StoreType, str], tuple[x509.Certificate, ...]] = {}
+        self._cache: dict[StoreKey, tuple[x509.Certificate, ...]] = {}
+        self._entries: dict[StoreKey, tuple[StoreEntry, ...]] = {}
+        self._withdrawn: dict[StoreKey, str] = {}
+        self._sealed = False
+
+    @classmethod
+    def preloaded(
+        cls,
+        trust_dir: Path,
+        *,
+        allow_symlinks: bool,
+        entries: Mapping[StoreKey, tuple[StoreEntry, ...]],
+        withdrawn: Mapping[StoreKey, str],
+    ) -> TrustStore:
+        """A store that never reads the disk: ``entries`` are its stores; a store in
+        ``withdrawn`` (or not given at all) fails with :attr:`StoreProblem.WITHDRAWN`."""
+        store = cls(trust_dir, allow_symlinks=allow_symlinks)
+        store._sealed = True
+        store._withdrawn = dict(withdrawn)
+        for key, kept in entries.items():
+            store._entries[key] = kept
+            store._cache[key] = tuple(c for entry in kept for c in entry.certs)
+        return store
+
+    def loaded(self) -> dict[StoreKey, tuple[StoreEntry, ...]]:
+        """Every store loaded so far, file by file."""
+        with self._lock:
+            return dict(self._entries)
+
+    def entry_digest(self, store_type: StoreType, name: str, file: Path) -> str | None:
+        """sha256 hex of ``file`` of a store as :meth:`load` would read it now (None: skipped).
+
+        Raises:
+            TrustStoreError: the file is gone, not a regular file or unreadable.
+        """
+
+        def fail(problem: StoreProblem, detail: str) -> TrustStoreError:
+            return TrustStoreError(detail, store_type=store_type, name=name, problem=problem)
+
+        data = self._entry_bytes(file, store_type, name, fail)
+        return None if data is None else hashlib.sha256(data).hexdigest()
 
     def store_path(self, store_type: StoreType, name: str) -> Path:
         """Where the named store lives."""
@@ -167,8 +168,19 @@ class TrustStore:
         with self._lock:
             cached = self._cache.get(key)
             if cached is None:
-                cached = self._read(*key)
+                if self._sealed or key in self._withdrawn:
+                    raise TrustStoreError(
+                        self._withdrawn.get(key)
+                        or f"trust store {key[1]} of type {key[0]} was not loaded with the "
+                        "configuration in force",
+                        store_type=key[0],
+                        name=name,
+                        problem=StoreProblem.WITHDRAWN,
+                    )
+                entries = self._read(*key)
+                cached = tuple(c for entry in entries for c in entry.certs)
                 self._cache[key] = cached
+                self._entries[key] = entries
         return cached
 
     def load_many(self, refs: Iterable[TrustStoreRef]) -> tuple[x509.Certificate, ...]:
@@ -208,7 +220,7 @@ class TrustStore:
     def _inside(self, path: Path) -> bool:
         return resolves_inside(path, self.trust_dir)
 
-    def _read(self, store_type: StoreType, name: str) -> tuple[x509.Certificate, ...]:
+    def _read(self, store_type: StoreType, name: str) -> tuple[StoreEntry, ...]:
         def fail(problem: StoreProblem, detail: str) -> TrustStoreError:
             return TrustStoreError(detail, store_type=store_type, name=name, problem=problem)
 
@@ -254,15 +266,17 @@ class TrustStore:
                 StoreProblem.UNREADABLE,
                 f'failed to access the trust store "{name}" of type "{store_type}": {exc}',
             ) from exc
-        certs: list[x509.Certificate] = []
+        read: list[StoreEntry] = []
         for entry in entries:
-            certs.extend(self._read_entry(path / entry, store_type, name, fail))
-        if not certs:
+            loaded = self._read_entry(path / entry, store_type, name, fail)
+            if loaded is not None:
+                read.append(loaded)
+        if not any(entry.certs for entry in read):
             raise fail(
                 StoreProblem.EMPTY,
                 f'no x509 certificates were found in trust store "{name}" of type "{store_type}"',
             )
-        return tuple(certs)
+        return tuple(read)
 
     def _read_entry(
         self,
@@ -270,29 +284,11 @@ class TrustStore:
         store_type: StoreType,
         name: str,
         fail: _Fail,
-    ) -> list[x509.Certificate]:
+    ) -> StoreEntry | None:
         where = f"{file.name} in trust store {name} of type {store_type}"
-        not_regular = (
-            f"trusted certificate {where} is not a regular file (directories or symlinks are "
-            "not supported)"
-        )
-        try:
-            info = file.lstat()
-            if stat.S_ISLNK(info.st_mode) and self.allow_symlinks:
-                if file.name.startswith(_KUBELET_PREFIX):
-                    return []
-                if not self._inside(file):
-                    raise fail(StoreProblem.OUTSIDE_TRUST_DIR, f"{not_regular}: leaves trust dir")
-                info = file.stat()
-            elif self.allow_symlinks and file.name.startswith(_KUBELET_PREFIX):
-                return []
-            if not stat.S_ISREG(info.st_mode):
-                raise fail(StoreProblem.ENTRY_NOT_REGULAR, not_regular)
-            data = file.read_bytes()
-        except OSError as exc:
-            raise fail(
-                StoreProblem.UNREADABLE, f"failed to read the trusted certificate {where}: {exc}"
-            ) from exc
+        data = self._entry_bytes(file, store_type, name, fail)
+        if data is None:
+            return None
         try:
             certs = parse_certificates(data)
         except X509_DECODE_ERRORS as exc:
@@ -307,7 +303,34 @@ class TrustStore:
                     StoreProblem.BAD_CERTIFICATE,
                     f"failed to read the trusted certificate {where}: {exc}",
                 ) from exc
-        return certs
+        return StoreEntry(path=file, sha256=hashlib.sha256(data).hexdigest(), certs=tuple(certs))
+
+    def _entry_bytes(
+        self, file: Path, store_type: StoreType, name: str, fail: _Fail
+    ) -> bytes | None:
+        """The bytes of one store entry, by the symlink and regular-file rules (None: skipped)."""
+        where = f"{file.name} in trust store {name} of type {store_type}"
+        not_regular = (
+            f"trusted certificate {where} is not a regular file (directories or symlinks are "
+            "not supported)"
+        )
+        try:
+            info = file.lstat()
+            if stat.S_ISLNK(info.st_mode) and self.allow_symlinks:
+                if file.name.startswith(_KUBELET_PREFIX):
+                    return None
+                if not self._inside(file):
+                    raise fail(StoreProblem.OUTSIDE_TRUST_DIR, f"{not_regular}: leaves trust dir")
+                info = file.stat()
+            elif self.allow_symlinks and file.name.startswith(_KUBELET_PREFIX):
+                return None
+            if not stat.S_ISREG(info.st_mode):
+                raise fail(StoreProblem.ENTRY_NOT_REGULAR, not_regular)
+            return file.read_bytes()
+        except OSError as exc:
+            raise fail(
+                StoreProblem.UNREADABLE, f"failed to read the trusted certificate {where}: {exc}"
+            ) from exc
 
     @staticmethod
     def _check_entry_certificate(
