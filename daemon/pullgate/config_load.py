@@ -49,6 +49,7 @@ from pullgate.config_model import (
     StatementSettings,
     VerificationConfig,
 )
+from pullgate.config_salvage import salvage_tables
 from pullgate.config_start import start_break_glass, start_runtime
 from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError
@@ -75,6 +76,7 @@ _TOP_KEYS = frozenset(
     }
 )
 _API_KEYS = frozenset({"socket", "socket_mode"})
+_PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime"})  # read once, at start
 _CRI_KEYS = frozenset({"socket", "socket_mode", "upstream", "critical_images"})
 _METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
 _CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
@@ -347,14 +349,22 @@ def load_process_settings(path: Path) -> DaemonConfig | None:
     cannot be read or parsed, or one of them is invalid.
 
     For a start-up with a config file that fails :func:`load_config` elsewhere (a typo in
-    ``[statements]``): the sockets keep the path and mode the operator chose, and the CRI
-    socket is served (the kubelet needs it to start; every pull is denied until a valid
+    ``[statements]``, or a TOML syntax error outside these tables:
+    :mod:`pullgate.config_salvage`): the sockets keep the path and mode the operator chose, and
+    the CRI socket is served (the kubelet needs it to start; every pull is denied until a valid
     configuration loads), instead of the defaults.
     """
     try:
-        document = tomllib.loads(read_config_file(path).decode("utf-8"))
-    except (ConfigError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = read_config_file(path)
+    except ConfigError:
         return None
+    try:
+        document: Mapping[str, object] = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):  # their own sections may be readable
+        salvaged = salvage_tables(raw.decode("utf-8", "replace"), _PROCESS_TABLES)
+        if salvaged is None:
+            return None
+        document = salvaged
     chk = ConfigChecker(path)
     config = DaemonConfig(
         source=path,

@@ -93,7 +93,10 @@ def test_unit_promises() -> None:
     s = _settings()
     assert s["Type"] == ["notify"]
     assert s["ExecStart"] == ["/opt/pullgate/bin/pullgate serve --config /etc/pullgate/config.toml"]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert s["ExecReload"] == [  # a broken configuration fails `systemctl reload`
+        "/opt/pullgate/bin/pullgate serve --check-config --config /etc/pullgate/config.toml",
+        "/bin/kill -HUP $MAINPID",
+    ]
     assert s["Restart"] == ["on-failure"]
     assert "kubelet.service" in s["Before"][0].split()
     assert s["RuntimeDirectory"] == ["pullgate"]

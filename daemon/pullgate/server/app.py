@@ -59,7 +59,7 @@ from pullgate.server.lifecycle import (
     systemd_hook,
     watchdog,
 )
-from pullgate.server.metrics import Metrics, MetricsServer
+from pullgate.server.metrics import Metrics, MetricsServer, start_metrics_server
 from pullgate.server.servicer import (
     DaemonControl,
     ServerParts,
@@ -243,9 +243,10 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
     runtime_metrics.source = runtime.parts.control
     metrics_server: MetricsServer | None = None
     try:
-        if config.metrics.address:
-            metrics_server = MetricsServer(metrics, config.metrics.address)
-            metrics_server.start()
+        # Without a valid configuration, failing to bind must not cost the API socket.
+        metrics_server = start_metrics_server(
+            metrics, config.metrics.address, fatal=runtime.ready()
+        )
         async with (
             contextlib.AsyncExitStack() as stack,
             make_server(

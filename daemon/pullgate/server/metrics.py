@@ -251,3 +251,22 @@ class MetricsServer:
             server.server_close()
         if thread is not None:
             thread.join()
+
+
+def start_metrics_server(metrics: Metrics, address: str, *, fatal: bool) -> MetricsServer | None:
+    """A started :class:`MetricsServer` on ``address`` (None when ``address`` is empty).
+
+    Raises:
+        ConfigError: the address cannot be bound and ``fatal`` is set (otherwise logged, None).
+    """
+    if not address:
+        return None
+    server = MetricsServer(metrics, address)
+    try:
+        server.start()
+    except ConfigError as exc:
+        if fatal:
+            raise
+        log.error("no metrics endpoint: %s", exc)
+        return None
+    return server

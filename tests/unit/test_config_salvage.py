@@ -1,0 +1,91 @@
+"""The process-level tables of a config file that is not valid TOML as a whole."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pullgate.config import load_process_settings
+from pullgate.config_salvage import salvage_tables
+
+TABLES = ("api", "cri", "metrics", "runtime")
+
+GOOD = """\
+trust_dir = "trust"
+[api]
+socket = "/run/x/api.sock"  # comment
+[statements."prod"]
+require = "both"
+[ metrics ]
+address = "127.0.0.1:9999"
+"""
+
+
+def test_a_valid_document_salvages_what_tomllib_reads() -> None:
+    assert salvage_tables(GOOD, TABLES) == {
+        k: v for k, v in tomllib.loads(GOOD).items() if k in TABLES
+    }
+
+
+def test_a_syntax_error_elsewhere_keeps_the_process_tables() -> None:
+    broken = GOOD.replace('require = "both"', 'require = "both')
+    with pytest.raises(tomllib.TOMLDecodeError):
+        tomllib.loads(broken)
+    assert salvage_tables(broken, TABLES) == {
+        "api": {"socket": "/run/x/api.sock"},
+        "metrics": {"address": "127.0.0.1:9999"},
+    }
+
+
+def test_a_syntax_error_in_a_process_table_salvages_nothing() -> None:
+    broken = GOOD.replace('socket = "/run/x/api.sock"', 'socket = "/run/x/api.sock')
+    assert salvage_tables(broken, TABLES) is None
+
+
+def test_a_process_table_given_twice_salvages_nothing() -> None:
+    assert salvage_tables(GOOD + '[api]\nsocket = "/elsewhere"\n', TABLES) is None
+
+
+def test_dotted_keys_in_a_valid_top_level_section_count() -> None:
+    text = 'api.socket = "/a.sock"\n[cri]\nsocket = "/c.sock"\n[x]\ny = =\n'
+    assert salvage_tables(text, TABLES) == {
+        "api": {"socket": "/a.sock"},
+        "cri": {"socket": "/c.sock"},
+    }
+
+
+def test_a_replacement_character_is_never_used() -> None:
+    assert salvage_tables('[api]\nsocket = "/run/\ufffd.sock"\n', TABLES) is None
+
+
+def test_process_settings_of_a_file_with_a_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('trust_dir = "trust\n[api]\nsocket = "/run/t/api.sock"\nsocket_mode = "0600"\n')
+    config = load_process_settings(path)
+    assert config is not None
+    assert config.api.socket == Path("/run/t/api.sock")
+    assert config.api.socket_mode == 0o600
+
+
+def test_process_settings_of_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'# caf\xe9\n[api]\nsocket = "/run/t/api.sock"\n')
+    config = load_process_settings(path)
+    assert config is not None
+    assert config.api.socket == Path("/run/t/api.sock")
+
+
+def test_an_invalid_process_table_still_gives_none(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('trust_dir = "trust\n[api]\nsocket = "relative.sock"\n')
+    assert load_process_settings(path) is None
+
+
+@given(st.text(max_size=400))
+def test_any_text_salvages_a_dict_or_none(text: str) -> None:
+    result = salvage_tables(text, TABLES)
+    assert result is None or set(result) <= set(TABLES)
