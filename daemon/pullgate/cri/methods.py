@@ -16,10 +16,14 @@ import re
 from pullgate.errors import MalformedInput
 
 __all__ = [
+    "CREATE_CONTAINER",
     "CRI_SERVICE",
     "IMAGE_STATUS",
+    "LIST_CONTAINERS",
+    "LIST_IMAGES",
     "PULL_IMAGE",
     "REMOVE_IMAGE",
+    "RUNTIME_SERVICE",
     "SERVER_STREAMING",
     "SHOWN_PATH",
     "grpc_target",
@@ -28,6 +32,10 @@ __all__ = [
 ]
 
 CRI_SERVICE = "runtime.v1.ImageService"
+RUNTIME_SERVICE = "runtime.v1.RuntimeService"
+CREATE_CONTAINER = "/runtime.v1.RuntimeService/CreateContainer"
+LIST_CONTAINERS = "/runtime.v1.RuntimeService/ListContainers"
+LIST_IMAGES = "/runtime.v1.ImageService/ListImages"
 PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
 IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"
 REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
@@ -35,6 +43,10 @@ REMOVE_IMAGE = "/runtime.v1.ImageService/RemoveImage"
 SERVER_STREAMING = frozenset(
     {
         "/runtime.v1.ImageService/StreamImages",
+        "/runtime.v1.RuntimeService/GetContainerEvents",
+        "/runtime.v1.RuntimeService/StreamContainers",
+        "/runtime.v1.RuntimeService/StreamPodSandboxes",
+        "/runtime.v1.RuntimeService/StreamPodSandboxMetrics",
     }
 )
 SHOWN_PATH = 256  # characters of a refused path that reach logs and audit records
@@ -68,10 +80,10 @@ def normalise_method(raw: object) -> str:
     return f"/{service}/{name}"
 
 
-def is_cri_method(method: str) -> bool:
-    """True for a normalised path of the ``runtime.v1.ImageService`` service (the only one
-    served); any method of it, known or not."""
-    return method.startswith(f"/{CRI_SERVICE}/")
+def is_cri_method(method: str, service: str = CRI_SERVICE) -> bool:
+    """True for a normalised path of ``service`` (default ``runtime.v1.ImageService``, the only
+    one the image proxy serves); any method of it, known or not."""
+    return method.startswith(f"/{service}/")
 
 
 def grpc_target(upstream: str) -> str:

@@ -94,7 +94,8 @@ Audit = Callable[[dict[str, Any]], None]
 
 
 class CriProxy:
-    """The CRI ImageService proxy.
+    """The CRI ImageService proxy (also the base of the RuntimeService gate,
+    :class:`pullgate.cri.runtime_proxy.RuntimeProxy`, which reuses its forwarding).
 
     Args:
         upstream: the runtime's CRI socket: a path or a ``unix://`` URL.
@@ -109,6 +110,8 @@ class CriProxy:
     Raises:
         ConfigError: an invalid ``critical`` entry.
     """
+
+    served = CRI_SERVICE  # named in refusals
 
     def __init__(
         self,
@@ -154,7 +157,7 @@ class CriProxy:
         ]
         channel = grpc.insecure_channel(grpc_target(self.upstream), options=options)
         executor = ThreadPoolExecutor(self._threads, thread_name_prefix="pullgate-cri")
-        server = grpc.server(executor, handlers=[Router(self)], options=options)
+        server = grpc.server(executor, handlers=[self.router()], options=options)
         try:
             if server.add_insecure_port(f"unix:{path}") == 0:
                 raise OSError(f"cannot listen on {path}")
@@ -168,6 +171,10 @@ class CriProxy:
         self._channel, self._server, self._executor = channel, server, executor
         self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
         log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
+
+    def router(self) -> grpc.GenericRpcHandler:
+        """What answers each call on the socket (see :class:`~pullgate.cri.router.Router`)."""
+        return Router(self)
 
     def _new_reconciler(self) -> Reconciler:
         return Reconciler(partial(clean_up, self._images), self._recheck_after)
@@ -312,7 +319,7 @@ class CriProxy:
         abort(
             context,
             grpc.StatusCode.PERMISSION_DENIED,
-            f"pullgate CRI proxy refuses {shown!r}: {why}; only {CRI_SERVICE} is served",
+            f"pullgate CRI proxy refuses {shown!r}: {why}; only {self.served} is served",
         )
 
     # -- PullImage --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ unary or server-streaming), anything else to a refusal that reads nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn, Protocol
 
 import grpc
@@ -35,12 +35,31 @@ class Routed(Protocol):
     def refuse(self, raw: object, why: str, context: grpc.ServicerContext) -> NoReturn: ...
 
 
+Unary = Callable[[bytes, grpc.ServicerContext], bytes]
+
+
 class Router(grpc.GenericRpcHandler):
     """Routes every method: PullImage to the gate, other CRI methods straight through, the rest
-    to a refusal."""
+    to a refusal.
 
-    def __init__(self, proxy: Routed) -> None:
+    Args:
+        proxy: what calls are handed to.
+        services: the services served (default: ``runtime.v1.ImageService`` only).
+        gated: method path -> handler, for the methods that are decided, not just forwarded
+            (default: ``PullImage`` to ``proxy.pull_image``).
+    """
+
+    def __init__(
+        self,
+        proxy: Routed,
+        services: tuple[str, ...] = (CRI_SERVICE,),
+        gated: Mapping[str, Unary] | None = None,
+    ) -> None:
         self._proxy = proxy
+        self._services = services
+        self._gated: Mapping[str, Unary] = (
+            gated if gated is not None else {PULL_IMAGE: proxy.pull_image}
+        )
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
         raw: object = handler_call_details.method
@@ -49,10 +68,12 @@ class Router(grpc.GenericRpcHandler):
             method = normalise_method(raw)
         except MalformedInput as exc:
             return _refusal(proxy, raw, f"malformed method path: {exc}")
-        if not is_cri_method(method):
-            return _refusal(proxy, raw, f"{method} is not a method of the {CRI_SERVICE} service")
-        if method == PULL_IMAGE:
-            return grpc.unary_unary_rpc_method_handler(proxy.pull_image)
+        if not any(is_cri_method(method, service) for service in self._services):
+            served = " or ".join(self._services)
+            return _refusal(proxy, raw, f"{method} is not a method of the {served} service")
+        gated = self._gated.get(method)
+        if gated is not None:
+            return grpc.unary_unary_rpc_method_handler(gated)
         if method in SERVER_STREAMING:
 
             def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:

@@ -32,7 +32,6 @@ import os
 import signal
 import stat
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,9 +45,9 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 from pullgate import heap
 from pullgate.config import DaemonConfig, load_config, load_process_settings
 from pullgate.cri.proxy import CriProxy
-from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.errors import ConfigError, PullgateError, Reason
+from pullgate.errors import ConfigError
 from pullgate.server.convert import StatusView
+from pullgate.server.gate_front import counted_decide, start_runtime_gate
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.server.lifecycle import (
     Lifecycle,
@@ -262,6 +261,8 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
                 await running.health.set_serving(True)
             cri = await _start_cri(config, runtime.parts)
             stack.push_async_callback(_stop_cri, cri, options.grace)
+            gate = await start_runtime_gate(config, runtime.parts, prepare_socket_path)
+            stack.push_async_callback(_stop_cri, gate, options.grace)
             runtime.start_watching()
             # READY only once a valid configuration enforces: a node that cannot enforce must
             # look like a failed start to the service manager, not like a running service.
@@ -305,30 +306,9 @@ async def _start_cri(config: DaemonConfig, parts: ServerParts) -> CriProxy | Non
     calls ``ImageFsInfo`` at start-up and must find the socket)."""
     if config.cri is None:
         return None
-    engine = parts.engine
-    decide: Callable[[DecisionRequest], Decision] = engine.decide
-    if parts.metrics is not None:
-        metrics = parts.metrics
-
-        def counted(request: DecisionRequest) -> Decision:
-            # CRI decisions count like Verify's (a raised error is a deny, as the proxy answers
-            # it); critical-image allows never reach the decider: the proxy logs each at WARNING.
-            started = time.perf_counter()
-            try:
-                decision = engine.decide(request)
-            except PullgateError as exc:
-                metrics.observe_denial(exc.reason.value)
-                raise
-            except Exception:
-                metrics.observe_denial(Reason.INTERNAL.value)
-                raise
-            metrics.observe_decision(decision, total_seconds=time.perf_counter() - started)
-            return decision
-
-        decide = counted
     proxy = CriProxy(
         config.cri.upstream,
-        decide,
+        counted_decide(parts),
         critical=config.cri.critical_images,
         audit=parts.audit.write if parts.audit is not None else None,
     )

@@ -205,6 +205,7 @@ class DaemonRuntime:
             control=_Control(self.state, self.decider, self.reloads, node_checks(config)),
             metrics=metrics,
             audit=audit,
+            gate=self.gate,
         )
         # follows trust_dir/hosts_dir across reloads
         # (it debounces on its own: its reloads are not paced)

@@ -52,6 +52,7 @@ from pullgate.server.convert import (
 )
 from pullgate.server.metrics import Metrics
 from pullgate.server.status import status_for_error
+from pullgate.start.gate import StartGate
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class ServerParts:
     control: DaemonControl
     metrics: Metrics | None = None
     audit: AuditLog | None = None
+    gate: StartGate | None = None  # the container-start gate's core (front ends share it)
 
 
 async def _abort(context: grpc.aio.ServicerContext[_Req, _Resp], exc: Exception) -> NoReturn:

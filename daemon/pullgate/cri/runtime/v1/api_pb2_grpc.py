@@ -39,12 +39,45 @@ class RuntimeServiceStub:
                 request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.VersionRequest.SerializeToString,
                 response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.VersionResponse.FromString,
                 _registered_method=True)
+        self.CreateContainer = channel.unary_unary(
+                '/runtime.v1.RuntimeService/CreateContainer',
+                request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.CreateContainerRequest.SerializeToString,
+                response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.CreateContainerResponse.FromString,
+                _registered_method=True)
+        self.ListContainers = channel.unary_unary(
+                '/runtime.v1.RuntimeService/ListContainers',
+                request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ListContainersRequest.SerializeToString,
+                response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ListContainersResponse.FromString,
+                _registered_method=True)
+        self.PodSandboxStatus = channel.unary_unary(
+                '/runtime.v1.RuntimeService/PodSandboxStatus',
+                request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusRequest.SerializeToString,
+                response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusResponse.FromString,
+                _registered_method=True)
 
 
 class RuntimeServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Version(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateContainer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContainers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodSandboxStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +90,21 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.Version,
                     request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.VersionRequest.FromString,
                     response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.VersionResponse.SerializeToString,
+            ),
+            'CreateContainer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateContainer,
+                    request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.CreateContainerRequest.FromString,
+                    response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.CreateContainerResponse.SerializeToString,
+            ),
+            'ListContainers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContainers,
+                    request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ListContainersRequest.FromString,
+                    response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ListContainersResponse.SerializeToString,
+            ),
+            'PodSandboxStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.PodSandboxStatus,
+                    request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusRequest.FromString,
+                    response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +134,87 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/Version',
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.VersionRequest.SerializeToString,
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.VersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateContainer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/CreateContainer',
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.CreateContainerRequest.SerializeToString,
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.CreateContainerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContainers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/ListContainers',
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ListContainersRequest.SerializeToString,
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ListContainersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodSandboxStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/PodSandboxStatus',
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusRequest.SerializeToString,
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,9 +3,10 @@
 isort:skip_file
 A deliberately small subset of the Kubernetes CRI (package runtime.v1), written for pullgate.
 
-pullgate forwards every CRI call as opaque bytes; it only decodes PullImage requests and
-builds the ImageStatus / RemoveImage calls that pin a pull to the verified digest. The test
-client (playing the kubelet) also uses ListImages, ImageFsInfo and RuntimeService.Version.
+pullgate forwards every CRI call as opaque bytes; it only decodes PullImage and
+CreateContainer requests, builds the ImageStatus / RemoveImage calls that pin a pull to the
+verified digest, and lists images and containers for the node audit. The test client
+(playing the kubelet) also uses ImageFsInfo, Version and PodSandboxStatus.
 Package, service, message names and field numbers follow the CRI wire contract
 (containerd-integration.md §3); anything not listed here is carried as unknown fields.
 """
@@ -39,11 +40,17 @@ class RuntimeServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RuntimeServiceAsyncStub: ...
     Version: _grpc.UnaryUnaryMultiCallable[_api_pb2.VersionRequest, _api_pb2.VersionResponse]
+    CreateContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateContainerRequest, _api_pb2.CreateContainerResponse]
+    ListContainers: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListContainersRequest, _api_pb2.ListContainersResponse]
+    PodSandboxStatus: _grpc.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]
 
 @_typing.type_check_only
 class RuntimeServiceAsyncStub(RuntimeServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Version: _aio.UnaryUnaryMultiCallable[_api_pb2.VersionRequest, _api_pb2.VersionResponse]  # type: ignore[assignment]
+    CreateContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateContainerRequest, _api_pb2.CreateContainerResponse]  # type: ignore[assignment]
+    ListContainers: _aio.UnaryUnaryMultiCallable[_api_pb2.ListContainersRequest, _api_pb2.ListContainersResponse]  # type: ignore[assignment]
+    PodSandboxStatus: _aio.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]  # type: ignore[assignment]
 
 class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -52,6 +59,27 @@ class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.VersionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.VersionResponse, _abc.Awaitable[_api_pb2.VersionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateContainer(
+        self,
+        request: _api_pb2.CreateContainerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.CreateContainerResponse, _abc.Awaitable[_api_pb2.CreateContainerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListContainers(
+        self,
+        request: _api_pb2.ListContainersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.ListContainersResponse, _abc.Awaitable[_api_pb2.ListContainersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PodSandboxStatus(
+        self,
+        request: _api_pb2.PodSandboxStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.PodSandboxStatusResponse, _abc.Awaitable[_api_pb2.PodSandboxStatusResponse]]: ...
 
 def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

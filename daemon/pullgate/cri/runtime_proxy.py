@@ -1,0 +1,161 @@
+"""The container-start gate on the CRI: a ``runtime.v1.RuntimeService`` proxy.
+
+The kubelet's ``containerRuntimeEndpoint`` points here. Every call is forwarded to the runtime
+as opaque bytes, with its metadata, deadline, status and cancellation, by the image proxy's own
+machinery (:class:`pullgate.cri.proxy.CriProxy`, whose handler threads also keep a pass-through
+call from ever waiting behind a decision); ``runtime.v1.ImageService`` is served too, exactly as
+the image proxy serves it (a kubelet without ``imageServiceEndpoint`` sends image calls to the
+runtime endpoint). Only ``CreateContainer`` is decided:
+
+1. ``ContainerConfig.image`` names the image (an image ID from the kubelet, a reference from
+   crictl), ``user_specified_image`` what the pod asked for (the image string when empty);
+2. the runtime's ``ImageStatus`` for that image gives its ID (the config digest) and repo
+   digests; an image it does not know is denied ``IMAGE_UNKNOWN``;
+3. the start gate (:class:`pullgate.start.gate.StartGate`) decides; a denial is gRPC
+   ``UNKNOWN`` with ``SignatureValidationFailed: <REASON>: … (fix: …)`` (or
+   ``RegistryUnavailable: `` when a retry may help), which the kubelet reports as
+   ``CreateContainerError``.
+
+``RunPodSandbox`` is not gated: the sandbox image is the runtime's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from pullgate.cri.methods import CREATE_CONTAINER, CRI_SERVICE, PULL_IMAGE, RUNTIME_SERVICE
+from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
+from pullgate.cri.relay import abort, error_text
+from pullgate.cri.router import Router
+from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.errors import MalformedInput, Reason
+from pullgate.start.gate import StartDecision, StartGate
+
+__all__ = ["CreateRequest", "RuntimeProxy", "parse_create_request"]
+
+log = logging.getLogger(__name__)
+
+FRONT = "runtime"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateRequest:
+    """What the gate needs from one ``CreateContainerRequest``."""
+
+    image: str  # ImageSpec.image: an image ID or a reference
+    asked: str  # user_specified_image, else image
+    pod: str  # "namespace/name"
+    container: str
+
+
+def parse_create_request(data: bytes) -> CreateRequest:
+    """Decode a serialized ``CreateContainerRequest``.
+
+    Raises:
+        MalformedInput: undecodable bytes or no image.
+    """
+    try:
+        request = api_pb2.CreateContainerRequest.FromString(data)
+    except DecodeError as exc:
+        raise MalformedInput("CreateContainerRequest does not decode") from exc
+    spec = request.config.image
+    if not spec.image:
+        raise MalformedInput("CreateContainerRequest has no image")
+    meta = request.sandbox_config.metadata
+    return CreateRequest(
+        image=spec.image,
+        asked=spec.user_specified_image or spec.image,
+        pod=f"{meta.namespace}/{meta.name}" if meta.name else "",
+        container=request.config.metadata.name,
+    )
+
+
+class RuntimeProxy(CriProxy):
+    """The RuntimeService gate (see the module docstring).
+
+    Args:
+        upstream: the runtime's CRI socket.
+        decide: the decision layer, for the ImageService calls served here too.
+        gate: decides container starts.
+        critical: critical-image entries for pulls (starts take the gate's own).
+        audit: where audit records go.
+    """
+
+    served = f"{RUNTIME_SERVICE} and {CRI_SERVICE}"
+
+    def __init__(
+        self,
+        upstream: str,
+        decide: Decide,
+        gate: StartGate,
+        *,
+        critical: Sequence[str] = (),
+        audit: Audit | None = None,
+        control_timeout: float = 30.0,
+        threads: int = HANDLER_THREADS,
+    ) -> None:
+        super().__init__(
+            upstream,
+            decide,
+            critical=critical,
+            audit=audit,
+            control_timeout=control_timeout,
+            threads=threads,
+        )
+        self.gate = gate
+
+    def router(self) -> grpc.GenericRpcHandler:
+        """RuntimeService and ImageService; CreateContainer and PullImage decided."""
+        return Router(
+            self,
+            services=(RUNTIME_SERVICE, CRI_SERVICE),
+            gated={PULL_IMAGE: self.pull_image, CREATE_CONTAINER: self.create_container},
+        )
+
+    def create_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Gate one ``CreateContainer``: forward the original bytes only when allowed."""
+        try:
+            create = parse_create_request(request)
+        except MalformedInput as exc:
+            log.warning("CreateContainer refused: %s", exc.detail)
+            denied = self.gate.deny_unknown("", "", exc.detail, front=FRONT)
+            if not denied.allowed:
+                self._refuse_start(context, denied, create=None)
+            return self.forward(CREATE_CONTAINER, request, context)
+        answer = self.decide_start(create)
+        if not answer.allowed:
+            self._refuse_start(context, answer, create=create)
+        if answer.break_glass or answer.critical:
+            log.warning(
+                "container %s of %s started under %s",
+                create.container,
+                create.pod,
+                answer.reason.value,
+            )
+        return self.forward(CREATE_CONTAINER, request, context)
+
+    def decide_start(self, create: CreateRequest) -> StartDecision:
+        """The gate's answer for ``create`` (the runtime's ImageStatus names the image)."""
+        try:
+            image = self._images.status(create.image)
+        except (grpc.RpcError, DecodeError) as exc:
+            detail = f"ImageStatus failed: {error_text(exc)}"
+            return self.gate.deny_unknown(create.image, create.asked, detail, front=FRONT)
+        if image is None or not image.id:
+            return self.gate.deny_unknown(create.image, create.asked, "no such image", front=FRONT)
+        return self.gate.check(image.id, create.asked, list(image.repo_digests), front=FRONT)
+
+    def _refuse_start(
+        self, context: grpc.ServicerContext, answer: StartDecision, *, create: CreateRequest | None
+    ) -> None:
+        where = f" ({create.pod} {create.container})" if create is not None else ""
+        text = answer.denial.text
+        log.warning("CreateContainer of %r%s denied: %s", answer.reference, where, text)
+        if answer.reason is Reason.INTERNAL:
+            log.error("start gate internal error for %r", answer.reference)
+        abort(context, grpc.StatusCode.UNKNOWN, text)
