@@ -148,7 +148,9 @@ class RuntimeProxy(CriProxy):
             return self.gate.deny_unknown(create.image, create.asked, detail, front=FRONT)
         if image is None or not image.id:
             return self.gate.deny_unknown(create.image, create.asked, "no such image", front=FRONT)
-        return self.gate.check(image.id, create.asked, list(image.repo_digests), front=FRONT)
+        return self.gate.check(
+            image.id, create.asked, list(image.repo_digests), list(image.repo_tags), front=FRONT
+        )
 
     def _refuse_start(
         self, context: grpc.ServicerContext, answer: StartDecision, *, create: CreateRequest | None

@@ -13,11 +13,12 @@ and the reference the pod wrote. The gate answers, in this order:
    answer NRI must give within containerd's plugin timeout.
 3. Otherwise, :meth:`StartGate.check` (RuntimeService gate) verifies *now*, through the same
    decision engine and cache as pulls, each of the image's repo digests in the requested
-   repository as the runtime reports them (``ImageStatus``), and requires the verified manifest's
-   config digest to equal the image ID. A different config digest is a definitive deny,
-   ``CONTENT_MISMATCH``: the runtime stored other content than the one verified (another
-   platform, a re-tagged import, an index that resolves differently). :meth:`check_local`
-   instead denies ``NOT_VERIFIED``, and the front end may start
+   repository as the runtime reports them (``ImageStatus``; then the requested reference and
+   the image's tags: an image imported without a digest name has none), and requires the
+   verified manifest's config digest to equal the image ID. A different config digest is a
+   definitive deny, ``CONTENT_MISMATCH``: the runtime stored other content than the one
+   verified (another platform, a re-tagged import, an index that resolves differently).
+   :meth:`check_local` instead denies ``NOT_VERIFIED``, and the front end may start
    :meth:`StartGate.verify_in_background` so a retry finds the allow.
 4. **Break-glass** (:mod:`pullgate.start.break_glass`): a denial becomes a ``BREAK_GLASS`` allow
    while a valid file covers the reference; logged at WARNING every time and audited.
@@ -137,15 +138,17 @@ class StartGate:
         image_id: str,
         reference: str,
         repo_digests: Sequence[str],
+        repo_tags: Sequence[str] = (),
         *,
         front: str = "runtime",
     ) -> StartDecision:
         """Decide, verifying now when no current allow covers the image (may use the network,
-        bounded by the engine's decision budget). ``repo_digests`` are the runtime's
-        ``repository@digest`` names for the image."""
+        bounded by the engine's decision budget). ``repo_digests`` and ``repo_tags`` are the
+        runtime's names for the image (``repository@digest``, ``repository:tag``)."""
         decision = self._local(image_id, reference)
         if not decision.allowed and decision.reason is Reason.NOT_VERIFIED:
-            decision = self._verify_now(image_id, reference, repo_digests)
+            names = [*repo_digests, reference, *repo_tags]
+            decision = self._verify_now(image_id, reference, names)
         return self._finish(self._waive(decision), front)
 
     def deny_unknown(self, image: str, reference: str, detail: str, *, front: str) -> StartDecision:
@@ -250,14 +253,17 @@ class StartGate:
         except MalformedInput:
             return None
 
-    def _verify_now(
-        self, image_id: str, reference: str, repo_digests: Sequence[str]
-    ) -> StartDecision:
+    def _verify_now(self, image_id: str, reference: str, names: Sequence[str]) -> StartDecision:
+        """Verify the image's names in the requested repository (any repository when it was
+        asked for by ID), digests first, then the requested reference, then tags: a tag is
+        as good as a digest here, because the verified manifest's config digest must equal the
+        image ID, and the config pins every layer (``rootfs.diff_ids``)."""
         repository = repository_of(reference)
         candidates = [
-            d
-            for d in dict.fromkeys(repo_digests)
-            if repository is None or repository_of(d) == repository
+            name
+            for name in dict.fromkeys(names)
+            if repository_of(name) is not None
+            and (repository is None or repository_of(name) == repository)
         ][:MAX_CANDIDATES]
         base = StartDecision(
             allowed=False,

@@ -91,13 +91,28 @@ def test_other_platform_content_is_a_content_mismatch(gw: GateWorld) -> None:
     assert answer.denial.text.startswith("SignatureValidationFailed: CONTENT_MISMATCH: ")
 
 
-def test_no_repo_digest_in_the_requested_repository_is_denied(gw: GateWorld) -> None:
+def test_a_signed_digest_in_another_repository_does_not_vouch(gw: GateWorld) -> None:
     image = gw.image("elsewhere", tag="e1")
     gw.world.sign(image.manifest)
+    # Only the requested repository's names are verified: "other" has no statement.
     answer = gw.gate.check(
         image.config.digest, f"{gw.world.reg.host}/other:e1", [gw.ref(image.manifest.digest)]
     )
+    assert (answer.allowed, answer.reason) == (False, Reason.NO_POLICY)
+
+
+def test_an_image_with_no_name_in_the_repository_is_not_verified(gw: GateWorld) -> None:
+    image = gw.image("nameless", tag="n2")
+    answer = gw.gate.check(image.config.digest, "sha256:" + "e" * 64, [])
     assert (answer.allowed, answer.reason) == (False, Reason.NOT_VERIFIED)
+
+
+def test_an_imported_image_known_by_tag_only_is_verified_by_its_tag(gw: GateWorld) -> None:
+    image = gw.image("tagged", tag="t9")
+    gw.world.sign(image.manifest)
+    ref = gw.world.ref("t9")
+    answer = gw.gate.check(image.config.digest, ref, [], [ref])
+    assert (answer.allowed, answer.reason, answer.verified_now) == (True, Reason.VERIFIED, True)
 
 
 def test_background_verification_makes_the_next_local_check_allow(gw: GateWorld) -> None:

@@ -1,0 +1,132 @@
+"""The container-start gate end to end: crictl plays the kubelet against pullgate's runtime and
+image sockets, in front of a real containerd (2.4 from ``../shared/runtimes`` and Debian's 1.6)
+running real host-network pods with Debian's runc, pulling from Debian's docker-registry (mTLS).
+
+Refusals are judged by the typed reason after the kubelet-visible prefix, and by what runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pullgate.errors import Reason
+from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
+from tests.support.runtimes import Kind, runtimes_unavailable
+from tests.support.start_node import StartNode, denial_reason, start_node
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not registry_available(),
+        reason=f"{REGISTRY_BINARY} not installed (apt-get install docker-registry)",
+    ),
+]
+
+KINDS: list[Kind] = ["2.4", "1.6"]
+
+
+def _skip_unless(kind: Kind) -> None:
+    reason = runtimes_unavailable(kind)
+    if reason is not None:
+        pytest.skip(f"containerd {kind}: {reason}")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    with DockerRegistry(tmp_path_factory.mktemp("sg-registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def node(
+    request: pytest.FixtureRequest,
+    registry: DockerRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StartNode]:
+    kind: Kind = request.param
+    _skip_unless(kind)
+    with start_node(kind, tmp_path_factory.mktemp("sg"), registry) as value:
+        yield value
+
+
+def _started(node: StartNode, pod: str, pod_config: Path, reference: str, message: str) -> str:
+    created = node.create(pod, pod_config, reference)
+    assert created.returncode == 0, created.stderr
+    container = created.stdout.strip()
+    node.gated("start", container)
+    assert message in node.logs(container, message)
+    return container
+
+
+def test_signed_image_is_pulled_created_started_and_prints(node: StartNode) -> None:
+    message = f"signed {uuid.uuid4().hex}"
+    image = node.push(f"start/signed-{uuid.uuid4().hex[:6]}", signed=True, message=message)
+    node.gated("pull", image.reference)
+    pod, pod_config = node.run_pod()
+    _started(node, pod, pod_config, image.reference, message)
+
+
+def test_unsigned_image_pulled_straight_into_containerd_is_refused_at_create(
+    node: StartNode,
+) -> None:
+    image = node.push(f"start/unsigned-{uuid.uuid4().hex[:6]}", signed=False)
+    node.runtime.crictl("pull", image.reference)  # behind pullgate's back
+    pod, pod_config = node.run_pod()
+    refused = node.create(pod, pod_config, image.reference)
+    assert refused.returncode != 0
+    assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
+
+
+def test_imported_unsigned_image_is_refused_at_create(node: StartNode, tmp_path: Path) -> None:
+    image = node.push(f"start/imported-{uuid.uuid4().hex[:6]}", signed=False)
+    archive = tmp_path / "image.tar"
+    node.runtime.ctr("image", "pull", "--hosts-dir", str(node.tmp / "certs.d"), image.reference)
+    node.runtime.ctr("image", "export", str(archive), image.reference)
+    node.runtime.ctr("image", "rm", image.reference)
+    node.runtime.ctr("image", "import", str(archive))
+    pod, pod_config = node.run_pod()
+    refused = node.create(pod, pod_config, image.reference)
+    assert refused.returncode != 0
+    assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
+
+
+def _stamp(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_opens(
+    kind: Kind, registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _skip_unless(kind)
+    with start_node(kind, tmp_path_factory.mktemp("sg-ca"), registry) as node:
+        message = f"before {uuid.uuid4().hex}"
+        image = node.push(f"start/ca-{uuid.uuid4().hex[:6]}", signed=True, message=message)
+        node.gated("pull", image.reference)
+        pod, pod_config = node.run_pod()
+        _started(node, pod, pod_config, image.reference, message)
+
+        removed = time.monotonic()
+        node.signing_root.unlink()  # hot reload: the store keeps only the unrelated root
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - removed)))
+        refused = node.create(pod, pod_config, image.reference)
+        assert refused.returncode != 0
+        assert denial_reason(refused.stderr) is Reason.UNTRUSTED, refused.stderr
+
+        # Break-glass: out of range files are refused, an unexpired one opens the gate.
+        for bad in (timedelta(minutes=-5), timedelta(hours=25)):
+            node.break_glass.write_text(f"expires = {_stamp(bad)}\n")
+            again = node.create(pod, pod_config, image.reference)
+            assert denial_reason(again.stderr) is Reason.UNTRUSTED, again.stderr
+        node.break_glass.write_text(f'expires = {_stamp(timedelta(hours=1))}\nnote = "test"\n')
+        opened = node.create(pod, pod_config, image.reference)
+        assert opened.returncode == 0, opened.stderr
+        node.break_glass.unlink()
+        closed = node.create(pod, pod_config, image.reference)
+        assert denial_reason(closed.stderr) is Reason.UNTRUSTED, closed.stderr

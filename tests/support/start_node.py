@@ -1,0 +1,177 @@
+"""A node for container-start tests: a real registry (mTLS), a real pod-capable containerd
+(:mod:`tests.support.runtimes`), and ``pullgate serve`` in front of it with ``[cri]`` and
+``[runtime]`` sockets; crictl plays the kubelet against pullgate's two sockets.
+
+The trust store ``ca:start`` holds the signing root and an unrelated root, so removing the
+signing root's file leaves a valid (reloadable) store that no longer trusts the signatures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pullgate.descriptor import Descriptor
+from pullgate.errors import Reason
+from tests.support.containerd import write_hosts_toml
+from tests.support.docker_registry import DockerRegistry
+from tests.support.grpc_harness import run_daemon
+from tests.support.pki import Chain, KeySpec, Pki, write_store
+from tests.support.push import MT_JWS, Pusher
+from tests.support.runtimes import (
+    Kind,
+    PodRuntime,
+    RunnableImage,
+    RuntimeOptions,
+    push_pause_image,
+    push_runnable_image,
+)
+from tests.support.signing import sign_jws
+
+_DENIAL = re.compile(r"(SignatureValidationFailed|RegistryUnavailable): ([A-Z_]+): ")
+
+
+def policy() -> dict[str, object]:
+    return {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "start",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:start"],
+                "trustedIdentities": ["*"],
+            }
+        ],
+    }
+
+
+def denial_reason(text: str) -> Reason | None:
+    """The typed reason a kubelet-style denial names (None when ``text`` has none)."""
+    found = _DENIAL.search(text)
+    return Reason(found.group(2)) if found else None
+
+
+@dataclass
+class StartNode:
+    tmp: Path
+    registry: DockerRegistry
+    runtime: PodRuntime
+    chain: Chain
+    trust_dir: Path
+    config: Path
+
+    @property
+    def cri_socket(self) -> Path:
+        return self.tmp / "cri.sock"
+
+    @property
+    def runtime_socket(self) -> Path:
+        return self.tmp / "runtime.sock"
+
+    @property
+    def break_glass(self) -> Path:
+        return self.tmp / "break-glass"
+
+    @property
+    def signing_root(self) -> Path:
+        return self.trust_dir / "truststore" / "x509" / "ca" / "start" / "cert0.pem"
+
+    def push(self, repo: str, *, signed: bool, message: str | None = None) -> RunnableImage:
+        with Pusher.for_registry(self.registry) as pusher:
+            image = push_runnable_image(
+                pusher,
+                self.registry.host,
+                repo,
+                "v1",
+                message=message or f"hello {uuid.uuid4().hex}",
+            )
+            if signed:
+                self._sign(pusher, repo, image.top)
+        return image
+
+    def _sign(self, pusher: Pusher, repo: str, subject: Descriptor) -> None:
+        pusher.push_signature(
+            repo, subject, sign_jws(self.chain, subject), MT_JWS, certificates=self.chain.x509
+        )
+
+    def gated(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """crictl with both endpoints at pullgate (the kubelet's view)."""
+        return self.runtime.crictl(
+            *args,
+            runtime_endpoint=f"unix://{self.runtime_socket}",
+            image_endpoint=f"unix://{self.cri_socket}",
+            check=check,
+        )
+
+    def run_pod(self) -> tuple[str, Path]:
+        return self.runtime.run_pod(
+            runtime_endpoint=f"unix://{self.runtime_socket}",
+            image_endpoint=f"unix://{self.cri_socket}",
+        )
+
+    def create(self, pod: str, pod_config: Path, image: str) -> subprocess.CompletedProcess[str]:
+        """``crictl create --no-pull`` through the gate (not checked: may be refused)."""
+        config = self.runtime.write_container_config(image)
+        return self.gated("create", "--no-pull", pod, str(config), str(pod_config), check=False)
+
+    def logs(self, container: str, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        out = ""
+        while time.monotonic() < deadline:
+            out = self.runtime.crictl("logs", container, check=False).stdout
+            if text in out:
+                return out
+            time.sleep(0.1)
+        return out
+
+
+def write_config(tmp: Path, certs_d: Path, trust_dir: Path, upstream: str) -> Path:
+    config = tmp / "config.toml"
+    lines: Sequence[str] = [
+        f'trust_dir = "{trust_dir}"',
+        f'hosts_dir = "{certs_d}"',
+        "[api]",
+        f'socket = "{tmp / "api.sock"}"',
+        "[metrics]",
+        'address = ""',
+        "[verification]",
+        f'crl_cache_dir = "{tmp / "crl"}"',
+        "[cri]",
+        f'socket = "{tmp / "cri.sock"}"',
+        f'upstream = "{upstream}"',
+        "[runtime]",
+        f'socket = "{tmp / "runtime.sock"}"',
+        f'upstream = "{upstream}"',
+        "audit_interval = 0.5",
+        "[break_glass]",
+        f'file = "{tmp / "break-glass"}"',
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+@contextmanager
+def start_node(kind: Kind, tmp: Path, registry: DockerRegistry) -> Iterator[StartNode]:
+    """The node, pullgate serving; everything stopped on exit."""
+    certs_d = tmp / "certs.d"
+    write_hosts_toml(certs_d, registry)
+    chain = Pki(name=f"start {kind}").chain(key=KeySpec.ec(256))
+    other = Pki(name="unrelated").chain(key=KeySpec.ec(256))
+    trust_dir = tmp / "trust"
+    write_store(trust_dir, "ca", "start", [chain.root.cert, other.root.cert])
+    (trust_dir / "trustpolicy.json").write_text(json.dumps(policy()))
+    with Pusher.for_registry(registry) as pusher:
+        pause = push_pause_image(pusher, registry.host, repo=f"test/pause-{uuid.uuid4().hex[:6]}")
+    options = RuntimeOptions(certs_d=certs_d, sandbox_image=pause)
+    with PodRuntime(kind, options) as runtime:
+        config = write_config(tmp, certs_d, trust_dir, runtime.endpoint())
+        with run_daemon(config):
+            yield StartNode(tmp, registry, runtime, chain, trust_dir, config)
