@@ -84,6 +84,8 @@ class Snapshot:
             ``registry_config`` (the docker ``config.json``).
         digest: sha256 hex over all hashes; part of every decision-cache key.
         loaded_at: when the snapshot was built (the injected clock).
+        certs_d_problems: the broken certs.d entries among :attr:`problems` (decisions use
+            containerd's fallback for them: the file is ignored, docker-style certificates).
         problems: non-fatal problems (broken certs.d entries, config statements that name no
             trust-policy statement).
         config_path: the config file it was read from, if any.
@@ -97,6 +99,7 @@ class Snapshot:
     digest: str
     loaded_at: datetime
     problems: tuple[str, ...] = ()
+    certs_d_problems: tuple[str, ...] = ()
     config_path: Path | None = None
     docker: DockerConfigCredentials | None = None
     _hosts_cache: dict[str, HostsConfig] = field(
@@ -346,7 +349,8 @@ def build_snapshot(
         detail = f"trust material under {config.trust_dir} kept changing while it was loaded"
         raise ConfigError(detail, (detail,))
     hashes = {HASH_CONFIG: config_hash, **after}
-    problems = _certs_d_problems(config.hosts_dirs) + _statement_problems(config, trust)
+    certs_d = _certs_d_problems(config.hosts_dirs)
+    problems = certs_d + _statement_problems(config, trust)
     return Snapshot(
         generation=generation,
         config=config,
@@ -355,6 +359,7 @@ def build_snapshot(
         digest=combined_digest(hashes),
         loaded_at=clock.now(),
         problems=tuple(problems),
+        certs_d_problems=tuple(certs_d),
         config_path=config_path,
         docker=docker,
     )

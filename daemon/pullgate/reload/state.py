@@ -61,6 +61,7 @@ class StateStatus:
     degraded: bool = True
     degraded_reason: str = ""
     problems: tuple[str, ...] = ()  # non-fatal problems of the snapshot in force
+    certs_d_problems: tuple[str, ...] = ()  # the broken certs.d entries among them
     reloads_ok: int = 0
     reloads_failed: int = 0
 
@@ -253,6 +254,7 @@ class TrustState:
             degraded=degraded,
             degraded_reason=why,
             problems=snapshot.problems if snapshot is not None else (),
+            certs_d_problems=snapshot.certs_d_problems if snapshot is not None else (),
             reloads_ok=ok,
             reloads_failed=failed,
         )

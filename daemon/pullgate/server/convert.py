@@ -76,6 +76,7 @@ class StatusView:
     version: str = ""
     reloads_ok: int = 0
     reloads_failed: int = 0
+    certs_d_problems: int = 0  # broken certs.d entries (hosts.toml …) among ``problems``
 
 
 def _bounded(name: str, value: str) -> str:

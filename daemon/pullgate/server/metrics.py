@@ -14,6 +14,9 @@ Families (all prefixed ``pullgate_``):
   numbers are exactly the decider's own;
 * ``reloads_total{outcome}`` — outcome = ok | error, every trigger (watcher, SIGHUP, RPC,
   start-up), read from the trust state's own counters;
+* ``certs_d_problems`` — broken certs.d entries (a ``hosts.toml`` that does not parse, an
+  unreadable host directory, a missing CA file …) in the configuration in force, and
+  ``status_problems`` — every problem ``Status`` lists (read at scrape time);
 * ``fail_open_total`` — allowed only because ``on_inconclusive = "allow"``;
 * ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied.
 
@@ -63,6 +66,16 @@ class _StatusCollector(Collector):
         reloads.add_metric(("ok",), view.reloads_ok)
         reloads.add_metric(("error",), view.reloads_failed)
         yield reloads
+        yield GaugeMetricFamily(
+            "pullgate_certs_d_problems",
+            "Broken certs.d entries in the configuration in force (see Status.problems).",
+            value=view.certs_d_problems,
+        )
+        yield GaugeMetricFamily(
+            "pullgate_status_problems",
+            "Problems Status.problems lists (configuration and node checks).",
+            value=len(view.problems),
+        )
         stats = view.cache
         yield GaugeMetricFamily(
             "pullgate_cache_entries", "Decisions currently cached.", value=stats.entries

@@ -69,6 +69,7 @@ def status_view(
         version=version,
         reloads_ok=state.reloads_ok,
         reloads_failed=state.reloads_failed,
+        certs_d_problems=len(state.certs_d_problems),
     )
 
 

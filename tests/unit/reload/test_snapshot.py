@@ -207,6 +207,7 @@ def test_certs_d_problem_is_recorded_not_fatal(tmp_path: Path) -> None:
     snapshot = build_snapshot(_config_file(tmp_path), 1, clock=CLOCK)
     assert len(snapshot.problems) == 1
     assert str(host_dir / "hosts.toml") in snapshot.problems[0]
+    assert snapshot.certs_d_problems == snapshot.problems  # counted by the metric
     hosts = snapshot.hosts("registry.example:5000")
     assert hosts.directory == host_dir
     assert hosts.problems
