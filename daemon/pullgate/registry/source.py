@@ -98,18 +98,22 @@ def next_link(response: Response, endpoint: Endpoint, requested: str) -> str | N
     redirect target cannot send the next request, with the endpoint's headers and token, there).
 
     Raises:
-        RegistryError: ``REGISTRY_ERROR`` for a link to another scheme/host.
+        RegistryError: ``REGISTRY_ERROR`` for a link to another scheme/host, or one that is not
+            a URL (oras-go fails the listing when ``url.Parse`` refuses the link).
     """
     for value in response.header_values("Link"):
         for match in _LINK_RE.finditer(value):
             params = match.group(2).replace(" ", "").lower()
             if 'rel="next"' not in params and "rel=next" not in params:
                 continue
-            target = str(urljoin(response.url, match.group(1)))
+            try:
+                target = str(urljoin(response.url, match.group(1)))
+            except ValueError:  # e.g. "https://[/x": an unclosed IPv6 bracket
+                target = ""
             if not same_origin(requested, target):
                 raise RegistryError(
                     Reason.REGISTRY_ERROR,
-                    f"endpoint {endpoint.url}: referrers Link points to another origin",
+                    f"endpoint {endpoint.url}: referrers Link is not a URL on this origin",
                     endpoint=endpoint.url,
                 )
             return target

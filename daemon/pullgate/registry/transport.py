@@ -144,7 +144,8 @@ def parse_retry_after(value: str | None, clock: Clock) -> float | None:
         return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # OverflowError: a day, year or zone offset too large for datetime ("21 Oct 30444…").
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

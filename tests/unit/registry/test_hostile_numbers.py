@@ -72,9 +72,13 @@ def test_a_mirror_with_an_unreadable_content_length_is_skipped_for_the_next(
         b"Retry-After: \xd9\xa3",
         b"Retry-After: " + b"9" * 400,  # float() of it overflowed
         b"Retry-After: " + b"9" * 5000,  # int() of it raised ValueError
+        # HTTP dates whose year, day or zone offset overflow datetime (OverflowError).
+        b"Retry-After: Wed, 21 Oct 30444444444444804444444444412 07:00 01",
+        b"Retry-After: Wed, 2888888888888888881 Oct 2015 027:00",
+        b"Retry-After: Wed, 21 Oct 3802 07:00 444444444444442",
     ],
 )
-def test_a_superscript_retry_after_is_no_delay_not_a_crash(header: bytes) -> None:
+def test_an_unreadable_retry_after_is_no_delay_not_a_crash(header: bytes) -> None:
     def script(conn: RawConnection) -> None:
         while conn.read_request() is not None:
             conn.send(b"HTTP/1.1 429 Too Many\r\n" + header + b"\r\nContent-Length: 0\r\n\r\n")
