@@ -229,10 +229,12 @@ def auth_challenge_seeds() -> list[bytes]:
         _json({"token": "fuzz-token", "expires_in": 300}), content_type="application/json"
     )
     realm = 'realm="https://auth.fuzz.test/token",service="registry.fuzz.test"'
+    bearer = [
+        join_fields([reply(status=s, WWW_Authenticate=f"Bearer {realm}").encode(), token.encode()])
+        for s in (400, 401, 402, 403)  # every choice of credentials and scheme
+    ]
     return [
-        join_fields(
-            [reply(status=401, WWW_Authenticate=f"Bearer {realm}").encode(), token.encode()]
-        ),
+        *bearer,
         join_fields([reply(status=401, WWW_Authenticate='Basic realm="fuzz"').encode(), b""]),
         join_fields(
             [

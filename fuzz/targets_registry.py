@@ -155,16 +155,22 @@ def _authenticated(challenge: Reply, token: Reply, creds: Credentials, scheme: s
         check(final == basic or final.startswith("Bearer "), f"odd Authorization {final!r}")
 
 
+CREDENTIALS = (
+    Credentials(username="fuzz", password=PASSWORD),
+    Credentials(identity_token=IDENTITY),
+)
+
+
 def auth_challenge(data: bytes) -> None:
     """``parse_www_authenticate`` and the client's answer to it: credentials only where they
-    may go, and a usable ``Authorization`` header or a typed refusal."""
+    may go, and a usable ``Authorization`` header or a typed refusal.
+
+    The challenge is always sent as a 401: its status line instead picks the credentials
+    (password or refresh token) and the endpoint's scheme (HTTPS or HTTP), one each per input.
+    """
     challenge, token = (parse_reply(f) for f in split_fields(data, 2))
-    for creds in (
-        Credentials(username="fuzz", password=PASSWORD),
-        Credentials(identity_token=IDENTITY),
-    ):
-        for scheme in ("https", "http"):
-            _authenticated(challenge, token, creds, scheme)
+    creds = CREDENTIALS[challenge.status % 2]
+    _authenticated(challenge, token, creds, ("https", "http")[challenge.status // 2 % 2])
 
 
 TOKEN_CHALLENGE = Reply(

@@ -25,7 +25,8 @@ GENERATED = ROOT / "daemon" / "pullgate"
 def _requirements() -> dict[str, Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     found: dict[str, Requirement] = {}
-    for line in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
+    extras = [line for group in project["optional-dependencies"].values() for line in group]
+    for line in [*project["dependencies"], *extras]:
         req = Requirement(line)
         found[canonicalize_name(req.name)] = req
     return found
