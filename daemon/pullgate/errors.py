@@ -44,6 +44,7 @@ class Reason(StrEnum):
     TIMEOUT = "TIMEOUT"
     TOO_MANY_SIGNATURES = "TOO_MANY_SIGNATURES"
     MALFORMED = "MALFORMED"
+    AMBIGUOUS_DOCUMENT = "AMBIGUOUS_DOCUMENT"
     CONFIG = "CONFIG"
     INTERNAL = "INTERNAL"
     # Container start: the image's config digest is not the one the verified manifest names.
@@ -106,3 +107,10 @@ class MalformedInput(VerificationFailed):
 
     def __init__(self, detail: str) -> None:
         super().__init__(Reason.MALFORMED, detail)
+
+
+class AmbiguousDocument(VerificationFailed):
+    """A document containerd would read in a way pullgate cannot be sure to reproduce."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.AMBIGUOUS_DOCUMENT, detail)

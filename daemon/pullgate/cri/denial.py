@@ -66,6 +66,9 @@ FIX_HINTS: MappingProxyType[Reason, str] = MappingProxyType(
             "remove stale signatures or raise the maximum number of signatures tried"
         ),
         Reason.MALFORMED: "fix the image reference or the artifact the registry serves",
+        Reason.AMBIGUOUS_DOCUMENT: (
+            "rebuild the index without duplicate, case-variant or null-valued keys"
+        ),
         Reason.CONFIG: "fix pullgate's trust configuration (see 'pullgate doctor' and its logs)",
         Reason.INTERNAL: "a pullgate bug: see the pullgate logs",
         Reason.CONTENT_MISMATCH: (

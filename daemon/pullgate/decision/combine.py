@@ -1,7 +1,8 @@
 """Combining subject verdicts into one decision (ARCHITECTURE.md "decision"; issue 5 item 3).
 
-* ``both``: every subject must pass; ``either``: one passing subject suffices; ``index`` and
-  ``platform`` verify a single subject. A plain (single-platform) manifest is one subject.
+* ``both``: every subject must pass; ``either``: the index, or every platform manifest
+  containerd may run, must pass; ``index`` and ``platform`` need every subject they verify.
+  A plain (single-platform) manifest is one subject.
 * Failed vs inconclusive: a failure is *definitive* when it cannot be rescued by retrying
   (``both``: any definitive subject failure; ``either``: every failure definitive), otherwise
   the decision is *inconclusive*.
@@ -61,13 +62,32 @@ def _label(subject: Subject) -> str:
     return f"{subject.decision.role} {subject.decision.digest}"
 
 
+def _either(subjects: Sequence[Subject]) -> tuple[bool, bool]:
+    """``either``: (allowed, a failure could be rescued by retrying). The index alone, or every
+    platform manifest containerd may run, must pass."""
+    index = [s for s in subjects if s.decision.role == "index"]
+    others = [s for s in subjects if s.decision.role != "index"]
+
+    def group(members: list[Subject]) -> tuple[bool, bool]:
+        passed = bool(members) and all(s.decision.verified for s in members)
+        definitive = any(not s.decision.verified and not s.inconclusive for s in members)
+        return passed, definitive or not members
+
+    index_ok, index_lost = group(index)
+    others_ok, others_lost = group(others)
+    return index_ok or others_ok, not (index_lost and others_lost)
+
+
 def combine(requirement: Requirement, subjects: Sequence[Subject]) -> Verdict:
     """Combine subject verdicts per ``requirement`` (see the module docstring)."""
     decisions = tuple(s.decision for s in subjects)
     passed = [s for s in subjects if s.decision.verified]
     failed = [s for s in subjects if not s.decision.verified]
-    needed_all = requirement is not Requirement.EITHER
-    allowed = (bool(subjects) and not failed) if needed_all else bool(passed)
+    if requirement is Requirement.EITHER:
+        allowed, rescuable = _either(subjects)
+    else:
+        allowed = bool(subjects) and not failed
+        rescuable = all(s.inconclusive for s in failed)
     if allowed:
         skipped = all(s.decision.reason is Reason.SKIPPED_BY_POLICY for s in passed)
         return Verdict(
@@ -86,11 +106,8 @@ def combine(requirement: Requirement, subjects: Sequence[Subject]) -> Verdict:
             subjects=decisions,
         )
     definitive = [s for s in failed if not s.inconclusive]
-    if requirement is Requirement.EITHER:
-        rescuable = len(definitive) < len(failed)
-    else:
-        rescuable = not definitive
-    culprit = next(s for s in failed if s.inconclusive) if rescuable else definitive[0]
+    inconclusive = [s for s in failed if s.inconclusive]
+    culprit = (inconclusive or failed)[0] if rescuable else definitive[0]
     message = "; ".join(f"{_label(s)}: {s.decision.message}" for s in failed)
     return Verdict(
         allowed=False,

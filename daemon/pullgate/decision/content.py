@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -72,13 +72,17 @@ def bind_content(
     decision: Decision,
     lend: Callable[[], AbstractContextManager[TimedClient]],
     ref: ImageReference,
-    manifest: Descriptor,
+    manifests: Sequence[Descriptor],
     ctx: DecisionContext,
 ) -> Decision:
-    """``decision`` with the content it covers, when it is an allow that verification (not
-    ``on_inconclusive``) reached."""
+    """``decision`` with the content it covers (every manifest a runtime may run from it), when
+    it is an allow that verification (not ``on_inconclusive``) reached."""
     if not decision.allowed or decision.inconclusive:
         return decision
     platform = str(ctx.platform) if ctx.platform else None
-    content = read_content(lend, ref, manifest, platform, deadline=ctx.deadline)
+    content = tuple(
+        item
+        for manifest in manifests
+        for item in read_content(lend, ref, manifest, platform, deadline=ctx.deadline)
+    )
     return replace(decision, content=content)

@@ -8,10 +8,11 @@ Flow of :meth:`Decider.decide`:
    unreachable registry can still honour the statement's ``on_inconclusive``). No statement →
    deny ``NO_POLICY``.
 2. Resolve (HEAD). For an index: fetch it by digest (digest-verified, memoised by digest),
-   select the manifest containerd would pull (:mod:`pullgate.decision.platform`); none → deny
-   ``PLATFORM_NOT_FOUND``. The platform descriptor comes out of the verified index bytes, so
-   it is listed in the index by construction; its own bytes are digest- and size-checked
-   against that listing whenever they are fetched.
+   select every manifest a fronted containerd would run (:mod:`pullgate.decision.matcher`,
+   nested indexes fetched the same way); none → deny ``PLATFORM_NOT_FOUND``. Each platform
+   descriptor comes out of digest-verified index bytes, so it is listed there by
+   construction; its own bytes are digest- and size-checked against that listing whenever
+   they are fetched.
 3. Decision cache (:mod:`pullgate.decision.cache`), keyed by the resolved digests, the
    repository and the statement (never shared across repositories or statements).
 4. Verify the subjects the requirement needs, in parallel on a thread pool, within the whole
@@ -75,7 +76,7 @@ from pullgate.decision.context import (
     flight_key,
 )
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.decision.platform import IndexEntry, select_entry
+from pullgate.decision.platform import IndexEntry
 from pullgate.decision.resolution import (
     INDEX_TYPES,
     Resolver,
@@ -327,11 +328,12 @@ class Decider:
         with lender_type(self._pool, pool_key, factory, deadline=ctx.deadline) as lender:
             resolved = self._resolver.resolve(lender, ref, ctx, pool_key[1])
             ctx.digest = resolved.target.digest
-            entry: IndexEntry | None = None
+            picks: tuple[IndexEntry, ...] = ()
             if resolved.target.media_type in INDEX_TYPES:
-                entries = self._resolver.index(lender, resolved.reference, resolved.target, ctx)
-                entry = select_entry(entries, ctx.platform)
-                if entry is None:
+                picks = self._resolver.picks(
+                    lender, resolved.reference, resolved.target, ctx.platform, ctx
+                )
+                if not picks:
                     raise VerificationFailed(
                         Reason.PLATFORM_NOT_FOUND,
                         f"{resolved.reference} has no manifest for platform {ctx.platform}",
@@ -344,7 +346,7 @@ class Decider:
             )
         key = CacheKey(
             digest=resolved.target.digest,
-            platform_digest=entry.descriptor.digest if entry else None,
+            platform_digest=",".join(e.descriptor.digest for e in picks) or None,
             platform=str(ctx.platform),
             require=request.require,
             snapshot=snap.digest,
@@ -382,7 +384,7 @@ class Decider:
             lend=lend,
             times=ctx.times,
         )
-        decision = self._verify(ctx, sub, resolved.target, entry)
+        decision = self._verify(ctx, sub, resolved.target, picks)
         cache.put(key, decision, ctx.valid_until)
         return decision
 
@@ -391,8 +393,8 @@ class Decider:
         ctx: DecisionContext,
         sub: SubjectContext,
         target: Descriptor,
-        entry: IndexEntry | None,
+        picks: tuple[IndexEntry, ...],
     ) -> Decision:
-        decision = ctx.conclude(run_plan(self._executor, ctx, sub, target, entry))
-        manifest = entry.descriptor if entry is not None else target
-        return bind_content(decision, sub.lend, sub.ref, manifest, ctx)
+        decision = ctx.conclude(run_plan(self._executor, ctx, sub, target, picks))
+        manifests = [e.descriptor for e in picks] or [target]
+        return bind_content(decision, sub.lend, sub.ref, manifests, ctx)

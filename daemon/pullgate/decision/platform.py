@@ -1,44 +1,24 @@
-"""Platforms and manifest selection as containerd does it (containerd ``platforms`` package).
+"""Platforms: the node's (or the requested) platform, parsed and normalised, and index entries.
 
-Implements the behaviour of containerd's default platform handling for pulls
-(``platforms.Normalize``, ``platforms.Only`` and ``images.LimitManifests(…, 1)``):
-
-* **Normalisation**: os lower-cased (``macos`` → ``darwin``); ``x86_64``/``x86-64`` →
-  ``amd64`` (variant ``v1`` dropped); ``i386`` → ``386``; ``aarch64`` → ``arm64`` with variant
-  ``8``/``v8``/``v8.0`` dropped (``arm64`` *is* v8: ``linux/arm64/v8`` and ``linux/arm64`` are the
-  same platform) and ``9``/``v9.0`` → ``v9``; ``armhf`` → ``arm/v7``, ``armel`` → ``arm/v6``;
-  ``arm`` without variant → ``arm/v7``, bare numbers get a ``v`` prefix.
-* **The Only matcher**: an ordered preference list, exact match on the normalised triple:
-
-  ==================  =================================================================
-  host                accepts, most preferred first
-  ==================  =================================================================
-  ``arm/vN``          ``arm/vN``, ``arm/vN-1``, … ``arm/v5`` (v7 → v6 → v5)
-  ``arm64``           ``arm64``, then 32-bit ``arm/v8``, ``arm/v7``, ``arm/v6``, ``arm/v5``
-  ``arm64/v9``        ``arm64/v9``, ``arm64``, then ``arm/v8`` … ``arm/v5``
-  ``amd64/vN``        ``amd64/vN`` … ``amd64/v2``, ``amd64``, then ``386``
-  anything else       itself only
-  ==================  =================================================================
-
-  (containerd also walks arm64 minor variants ``v8.x``/``v9.x``; pullgate keeps the major
-  variants only.)
-* **Selection**: every manifest matching the node is a candidate; the most preferred platform
-  wins, ties go to the earliest entry in the index. Entries without a ``platform`` object,
-  attestation manifests (``vnd.docker.reference.type = attestation-manifest``, ``unknown/unknown``)
-  and nested indexes are ignored.
+* :func:`parse_platform` / :func:`host_platform`: ``os/arch[/variant]`` text or the kernel's
+  machine name, normalised as containerd 2's ``platforms.Normalize`` does (os lower-cased,
+  ``macos`` → ``darwin``; ``x86_64`` → ``amd64``; ``aarch64`` → ``arm64`` with ``v8`` dropped;
+  ``armhf`` → ``arm/v7``; ``arm`` → ``arm/v7``; bare variant numbers get a ``v``).
+* :func:`preference`: the ``platforms.Only`` order pullgate reports for a host (major variants).
+* :func:`index_entries`: an index's entries as containerd's Go code reads them
+  (:mod:`pullgate.oci.gojson`). Which entry containerd picks is :mod:`pullgate.decision.matcher`.
 """
 
 from __future__ import annotations
 
-import json
 import platform as _stdlib_platform
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from pullgate.descriptor import Descriptor
+from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
+from pullgate.oci.gojson import GoPlatform, decode_index
 
 __all__ = [
     "IndexEntry",
@@ -48,19 +28,9 @@ __all__ = [
     "normalise",
     "parse_platform",
     "preference",
-    "select_entry",
-    "select_manifest",
 ]
 
 _COMPONENT = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
-_MANIFEST_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    }
-)
-_REFERENCE_TYPE = "vnd.docker.reference.type"
-_ATTESTATION = "attestation-manifest"
 _ARM_LOWEST = 5
 
 
@@ -177,75 +147,35 @@ def preference(value: Platform) -> tuple[Platform, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IndexEntry:
-    """One manifest of an index with its (normalised) platform, or None when it has none."""
+    """One entry of an index: its descriptor and its platform exactly as Go decoded it (None
+    when absent or null; matching normalises it, see :mod:`pullgate.decision.matcher`)."""
 
     descriptor: Descriptor
-    platform: Platform | None
+    platform: GoPlatform | None
 
 
-def _entry_platform(obj: Mapping[str, Any]) -> Platform | None:
-    raw = obj.get("platform")
-    if not isinstance(raw, dict):
-        return None
-    os_name, arch = raw.get("os"), raw.get("architecture")
-    variant = raw.get("variant", "")
-    if not (isinstance(os_name, str) and isinstance(arch, str) and isinstance(variant, str)):
-        return None
-    if not os_name or not arch:
-        return None
-    return normalise(Platform(os=os_name, architecture=arch, variant=variant or ""))
-
-
-def index_entries(index_json: bytes | Mapping[str, Any]) -> tuple[IndexEntry, ...]:
-    """Parse an image index's ``manifests`` list (every descriptor must be well formed).
+def index_entries(index_json: bytes) -> tuple[IndexEntry, ...]:
+    """The entries of an image index, read as containerd reads them (:mod:`pullgate.oci.gojson`).
 
     Raises:
-        MalformedInput: not a JSON object with a ``manifests`` array of descriptors.
+        MalformedInput: not an index containerd would read, or an entry that is not a well-formed
+            descriptor (media type, digest, size).
+        AmbiguousDocument: a document pullgate cannot be sure to read as containerd does.
     """
-    doc: object = index_json
-    if isinstance(index_json, bytes | bytearray):
-        try:
-            doc = json.loads(index_json)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput("image index is not valid JSON") from exc
-    if not isinstance(doc, Mapping):
-        raise MalformedInput("image index is not a JSON object")
-    manifests = doc.get("manifests")
-    if not isinstance(manifests, list):
-        raise MalformedInput("image index has no 'manifests' array")
     out: list[IndexEntry] = []
-    for obj in manifests:
-        descriptor = Descriptor.from_json(obj)  # raises MalformedInput
-        out.append(IndexEntry(descriptor=descriptor, platform=_entry_platform(obj)))
+    for n, got in enumerate(decode_index(bytes(index_json))):
+        if not got.media_type:
+            raise MalformedInput(f"image index entry {n} has no mediaType")
+        if not is_digest(got.digest):
+            raise MalformedInput(f"image index entry {n} has an invalid digest {got.digest!r}")
+        if got.size < 0:
+            raise MalformedInput(f"image index entry {n} has a negative size")
+        descriptor = Descriptor(
+            media_type=got.media_type,
+            digest=got.digest,
+            size=got.size,
+            artifact_type=got.artifact_type or None,
+            annotations=dict(got.annotations or {}),
+        )
+        out.append(IndexEntry(descriptor=descriptor, platform=got.platform))
     return tuple(out)
-
-
-def _selectable(entry: IndexEntry) -> bool:
-    if entry.platform is None or entry.descriptor.media_type not in _MANIFEST_TYPES:
-        return False
-    if entry.descriptor.annotations.get(_REFERENCE_TYPE) == _ATTESTATION:
-        return False
-    return entry.platform.os != "unknown" and entry.platform.architecture != "unknown"
-
-
-def select_entry(entries: Sequence[IndexEntry], platform: Platform) -> IndexEntry | None:
-    """The entry containerd would pull for ``platform`` (best preference, then index order)."""
-    order = {p: rank for rank, p in enumerate(preference(platform))}
-    best: tuple[int, IndexEntry] | None = None
-    for entry in entries:
-        if entry.platform is None or not _selectable(entry):
-            continue
-        rank = order.get(entry.platform)
-        if rank is not None and (best is None or rank < best[0]):
-            best = (rank, entry)
-    return best[1] if best is not None else None
-
-
-def select_manifest(index_json: bytes | Mapping[str, Any], platform: Platform) -> Descriptor | None:
-    """The manifest descriptor containerd would pick from ``index_json`` for ``platform``.
-
-    Raises:
-        MalformedInput: the index is not a well-formed image index.
-    """
-    entry = select_entry(index_entries(index_json), platform)
-    return entry.descriptor if entry is not None else None

@@ -24,6 +24,7 @@ from datetime import datetime
 from pullgate.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.decision.context import DecisionContext, Lender, Route
+from pullgate.decision.matcher import containerd_picks
 from pullgate.decision.memo import MemoKey, ResolveMemo
 from pullgate.decision.model import DecisionRequest
 from pullgate.decision.platform import (
@@ -154,9 +155,31 @@ class Resolver:
             data = client.fetch_manifest(ref, target)  # digest- and size-verified
         finally:
             ctx.times.add("fetch", time.perf_counter() - started)
+        if target.media_type not in INDEX_TYPES:
+            raise MalformedInput(f"{target.digest} is not an index ({target.media_type})")
         entries = index_entries(data)
         with self._lock:
             self._index_memo[target.digest] = entries
             while len(self._index_memo) > _INDEX_MEMO:
                 self._index_memo.popitem(last=False)
         return entries
+
+    def picks(
+        self,
+        lender: Lender,
+        ref: ImageReference,
+        target: Descriptor,
+        platform: Platform,
+        ctx: DecisionContext,
+    ) -> tuple[IndexEntry, ...]:
+        """Every manifest a fronted containerd runs from index ``target`` for ``platform``
+        (:func:`~pullgate.decision.matcher.containerd_picks`; nested indexes fetched as above).
+
+        Raises:
+            PullgateError: a fetch failed, or an index is not one containerd would read.
+        """
+
+        def load(entry: IndexEntry) -> tuple[IndexEntry, ...]:
+            return self.index(lender, ref, entry.descriptor, ctx)
+
+        return containerd_picks(self.index(lender, ref, target, ctx), platform, load)

@@ -166,18 +166,21 @@ def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
 def plan_subjects(
     requirement: Requirement,
     target: Descriptor,
-    entry: IndexEntry | None,
+    picks: Sequence[IndexEntry],
     platform: Platform | None,
 ) -> list[SubjectJob]:
     """The subjects ``requirement`` needs verified: ``target`` is the resolved top-level
-    descriptor, ``entry`` the selected platform manifest when ``target`` is an index."""
-    if entry is None:
+    descriptor, ``picks`` every platform manifest containerd may run when ``target`` is an
+    index (each one is a ``platform`` subject)."""
+    if not picks:
         return [SubjectJob(role="manifest", descriptor=target)]
     jobs: list[SubjectJob] = []
     if requirement is not Requirement.PLATFORM:
         jobs.append(SubjectJob(role="index", descriptor=target))
     if requirement is not Requirement.INDEX:
-        jobs.append(SubjectJob(role="platform", descriptor=entry.descriptor, platform=platform))
+        jobs += [
+            SubjectJob(role="platform", descriptor=e.descriptor, platform=platform) for e in picks
+        ]
     return jobs
 
 
@@ -232,16 +235,16 @@ def run_plan(
     ctx: DecisionContext,
     sub: SubjectContext,
     target: Descriptor,
-    entry: IndexEntry | None,
+    picks: Sequence[IndexEntry],
 ) -> Verdict:
     """Verify the subjects the request's requirement needs and combine them (sets
     ``ctx.valid_until`` to the earliest bound behind them)."""
     settings = ctx.snap.config.settings_for(sub.statement.name)
     requirement = ctx.request.require or settings.require
-    jobs = plan_subjects(requirement, target, entry, ctx.platform)
+    jobs = plan_subjects(requirement, target, picks, ctx.platform)
     budget = ctx.snap.config.verification.timeout
     subjects = verify_subjects(executor, jobs, sub, deadline=ctx.deadline, budget=budget)
     bounds = [s.valid_until for s in subjects if s.valid_until is not None]
     ctx.valid_until = min(bounds, default=None)
-    effective = requirement if entry is not None else Requirement.BOTH
+    effective = requirement if picks else Requirement.BOTH
     return combine(effective, subjects)

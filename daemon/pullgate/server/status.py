@@ -56,6 +56,7 @@ REASON_CODES: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.REGISTRY_AUTH: grpc.StatusCode.PERMISSION_DENIED,
         Reason.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
         Reason.MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.AMBIGUOUS_DOCUMENT: _FAILED,
         Reason.CONFIG: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.INTERNAL: grpc.StatusCode.INTERNAL,
         Reason.CONTENT_MISMATCH: _FAILED,
