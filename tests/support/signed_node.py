@@ -18,6 +18,7 @@ from tests.support.docker_registry import DockerRegistry, free_port
 from tests.support.pki import Chain, KeySpec, Pki, write_store
 from tests.support.push import MT_JWS, Pusher
 from tests.support.signing import sign_jws
+from tests.support.statements import policy_document
 
 REPO = "team/app"
 
@@ -25,24 +26,6 @@ REPO = "team/app"
 def quoted(value: str | Path) -> str:
     """A TOML basic string (JSON's escaping is valid TOML)."""
     return json.dumps(str(value))
-
-
-def strict_policy(store: str = "ca:prod") -> str:
-    """A trust policy: every registry scope, level strict, one trust store, any identity."""
-    return json.dumps(
-        {
-            "version": "1.0",
-            "trustPolicies": [
-                {
-                    "name": "prod",
-                    "registryScopes": ["*"],
-                    "signatureVerification": {"level": "strict"},
-                    "trustStores": [store],
-                    "trustedIdentities": ["*"],
-                }
-            ],
-        }
-    )
 
 
 @dataclass
@@ -63,7 +46,8 @@ class SignedNode:
         chain = Pki(name="pullgate node").chain(key=KeySpec.ec(256))
         trust_dir = tmp / "trust"
         write_store(trust_dir, "ca", "prod", [chain.root.cert])
-        (trust_dir / "trustpolicy.json").write_text(strict_policy())
+        policy = policy_document(name="prod", stores=("ca:prod",))
+        (trust_dir / "trustpolicy.json").write_text(json.dumps(policy))
         hosts_dir = tmp / "certs.d"
         hosts_dir.mkdir(parents=True, exist_ok=True)
         node = cls(
@@ -83,8 +67,9 @@ class SignedNode:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def config_text(self, extra: Sequence[str] = ()) -> str:
-        """The config document: paths in the node, ``extra`` lines appended."""
+    def config_text(self, extra: Sequence[str] = (), tables: Sequence[str] = ()) -> str:
+        """The config document: paths in the node, ``extra`` top-level lines, then ``tables``
+        (more lines, after the node's own tables)."""
         return "\n".join(
             [
                 f"trust_dir = {quoted(self.trust_dir)}",
@@ -97,17 +82,19 @@ class SignedNode:
                 f'address = "127.0.0.1:{self.metrics_port}"',
                 "[verification]",
                 f"crl_cache_dir = {quoted(self.tmp / 'crl')}",
+                *tables,
                 "",
             ]
         )
 
-    def write_config(self, extra: Sequence[str] = ()) -> None:
+    def write_config(self, extra: Sequence[str] = (), tables: Sequence[str] = ()) -> None:
         """Write :meth:`config_text` to the config file."""
-        self.config_path.write_text(self.config_text(extra))
+        self.config_path.write_text(self.config_text(extra, tables))
 
     def trust_registry(self, registry: DockerRegistry, *, mirrors: Sequence[str] = ()) -> Path:
-        """certs.d/<host>/hosts.toml: ``mirrors`` (URLs, pull + resolve) then the registry,
-        all with the registry's CA and client certificate. Returns the host directory."""
+        """certs.d/<host>/hosts.toml: ``mirrors`` (URLs, pull + resolve; plain ``http://`` ones
+        get no TLS settings) then the registry, with its CA and client certificate. Returns
+        the host directory."""
         directory = self.hosts_dir / registry.host  # containerd finds host:port as written
         directory.mkdir(parents=True, exist_ok=True)
         tls = [
@@ -116,7 +103,9 @@ class SignedNode:
         ]
         lines = [f"server = {quoted(registry.url)}", *tls]
         for mirror in mirrors:
-            lines += [f"[host.{quoted(mirror)}]", 'capabilities = ["pull", "resolve"]', *tls]
+            lines += [f"[host.{quoted(mirror)}]", 'capabilities = ["pull", "resolve"]']
+            if mirror.startswith("https://"):
+                lines += tls
         (directory / "hosts.toml").write_text("\n".join([*lines, ""]))
         return directory
 
