@@ -28,7 +28,7 @@ from pullgate.registry.hosts_report import hosts_json, render_hosts
 from pullgate.registry.model import HostsConfig, ImageReference
 from pullgate.registry.reference import parse_reference
 from pullgate.report import decision_json, decision_text
-from pullgate.trust import TrustConfig, load_trust_config
+from pullgate.trust import TrustConfig, dead_scope_warnings, load_trust_config
 from pullgate.verification.outcome import VerificationOutcome
 from pullgate.verification.policy import check_trust_dir
 from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker, Urllib3Fetcher
@@ -279,7 +279,11 @@ def _cmd_hosts(args: argparse.Namespace) -> int:
 def _cmd_policy_check(args: argparse.Namespace) -> int:
     problems = check_trust_dir(args.trust_dir)
     if not problems:
-        print(f"{args.trust_dir}: trust policy and trust stores are valid")
+        warnings = dead_scope_warnings(load_trust_config(args.trust_dir).oci_policy)
+        for warning in warnings:
+            print(f"warning: {warning}")
+        counted = f" ({len(warnings)} warning(s))" if warnings else ""
+        print(f"{args.trust_dir}: trust policy and trust stores are valid{counted}")
         return EXIT_ALLOW
     for problem in problems:
         print(f"{args.trust_dir}: {problem}")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pullgate.errors import ConfigError
+from pullgate.registry.reference import selectable_scope
+from pullgate.verification.identity import WILDCARD, go_quote
 from pullgate.verification.policy import (
     BlobTrustPolicy,
     OciTrustPolicy,
@@ -41,6 +43,24 @@ def load_trust_config(trust_dir: Path, *, allow_symlinks: bool = False) -> Trust
         oci_policy=load_oci_policy(trust_dir, allow_symlinks=allow_symlinks),
         store=TrustStore(trust_dir, allow_symlinks=allow_symlinks),
     )
+
+
+def dead_scope_warnings(policy: OciTrustPolicy) -> list[str]:
+    """A warning for every registry scope no image reference can select, naming the spelling
+    to write instead (see :func:`pullgate.registry.reference.selectable_scope`)."""
+    warnings: list[str] = []
+    for statement in policy.statements:
+        for scope in statement.registry_scopes:
+            if scope == WILDCARD:
+                continue
+            fixed = selectable_scope(scope)
+            if fixed != scope:
+                warnings.append(
+                    f"{policy.source}: statement {go_quote(statement.name)}: registry scope "
+                    f"{go_quote(scope)} is never selected (references to that repository are "
+                    f"matched as {go_quote(fixed)}); write {go_quote(fixed)} instead"
+                )
+    return warnings
 
 
 def load_blob_trust(

@@ -6,6 +6,7 @@ distribution specification; see ``../shared/reference/containerd-integration.md`
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,16 +28,38 @@ ALL_CAPABILITIES = frozenset(Capability)
 
 
 _DOCKER_HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
+_HTTPS_PORT = 443
+
+
+def _canonical_host(host: str) -> str:
+    """A host (no port) lower-cased; a bracketed IPv6 address in RFC 5952 form, and an
+    IPv4-mapped one as the IPv4 address Go dials for it."""
+    host = host.lower()
+    if not (host.startswith("[") and host.endswith("]")):
+        return host
+    try:
+        address = ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return host
+    mapped = address.ipv4_mapped
+    return str(mapped) if mapped is not None else f"[{address.compressed}]"
 
 
 def canonical_registry(host: str) -> str:
-    """A registry host as trust-policy scopes should name it.
+    """A registry ``host[:port]`` as trust-policy scopes should name it: the one spelling of
+    the address containerd dials.
 
-    Host names are case-insensitive and ``:443`` is the HTTPS default, so containerd reaches the
-    same registry for every spelling; Docker Hub's aliases are ``docker.io``.
+    Host names are case-insensitive; ports are decimal numbers whose leading zeros Go's dialer
+    ignores (``:05000`` is port 5000) and ``:443`` is the HTTPS default; IPv6 addresses have
+    many spellings (``[0:0::1]`` is ``[::1]``); Docker Hub's aliases are ``docker.io``. certs.d
+    lookups do NOT use this form: containerd looks its directory up by the host as written.
     """
-    canonical = host.lower()
-    canonical = canonical.removesuffix(":443")
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not colon or not port.isdigit():
+        name, port = host, ""
+    canonical = _canonical_host(name)
+    if port and int(port) != _HTTPS_PORT:
+        canonical += f":{int(port)}"
     return "docker.io" if canonical in _DOCKER_HUB_ALIASES else canonical
 
 

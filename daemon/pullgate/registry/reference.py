@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 
 from pullgate.errors import MalformedInput
-from pullgate.registry.model import ImageReference
+from pullgate.registry.model import ImageReference, canonical_registry
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -126,3 +126,21 @@ def registry_host_for_certs_d(ref: ImageReference) -> str:
     ``registry-1.docker.io``; ports and IPv6 brackets kept: ``[::1]:5000``).
     """
     return ref.registry
+
+
+def selectable_scope(scope: str) -> str:
+    """The registry scope that references to ``scope``'s repository are matched against.
+
+    Trust-policy selection compares a scope with :attr:`ImageReference.policy_locator`, whose
+    registry is canonical and whose Docker Hub names carry ``library/``; a scope spelled any
+    other way (``host:443/app``, ``Host/app``, ``index.docker.io/...``, ``docker.io/nginx``,
+    ``host:05000/app``) is never selected. Returns ``scope`` itself when it is already in that
+    form (or is no ``registry/repository`` at all).
+    """
+    domain, sep, repository = scope.partition("/")
+    if not sep or not domain or not repository:
+        return scope
+    registry = canonical_registry(domain)
+    if registry == DEFAULT_DOMAIN and "/" not in repository:
+        repository = OFFICIAL_REPO_PREFIX + repository
+    return f"{registry}/{repository}"

@@ -52,7 +52,7 @@ from pullgate.errors import ConfigError, PullgateError
 from pullgate.registry.auth import DockerConfigCredentials
 from pullgate.registry.hosts import DEFAULT_HOST_DIR, load_hosts
 from pullgate.registry.model import HostsConfig
-from pullgate.trust import TrustConfig, load_trust_config
+from pullgate.trust import TrustConfig, dead_scope_warnings, load_trust_config
 from pullgate.verification.policy import (
     BLOB_POLICY_FILE,
     LEGACY_POLICY_FILE,
@@ -87,7 +87,7 @@ class Snapshot:
         certs_d_problems: the broken certs.d entries among :attr:`problems` (decisions use
             containerd's fallback for them: the file is ignored, docker-style certificates).
         problems: non-fatal problems (broken certs.d entries, config statements that name no
-            trust-policy statement).
+            trust-policy statement, registry scopes no reference can select).
         config_path: the config file it was read from, if any.
         docker: the credentials of ``[registry] config_json`` (None when it is not set).
     """
@@ -351,6 +351,7 @@ def build_snapshot(
     hashes = {HASH_CONFIG: config_hash, **after}
     certs_d = _certs_d_problems(config.hosts_dirs)
     problems = certs_d + _statement_problems(config, trust)
+    problems += dead_scope_warnings(trust.oci_policy)
     return Snapshot(
         generation=generation,
         config=config,

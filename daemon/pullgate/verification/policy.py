@@ -31,6 +31,7 @@ from pullgate.verification.policy_rules import (
     POLICY_LINK,
     VerifyTimestamp,
     inspect_document,
+    ipv6_locator,
     scope_problem,
     store_refs,
 )
@@ -116,13 +117,13 @@ class OciTrustPolicy:
             )
         path = reference[:at]
         problem = scope_problem(path)
-        if problem is not None:
+        if problem is not None and not ipv6_locator(path):
             raise MalformedInput(problem[1])
         wildcard: TrustPolicyStatement | None = None
         for statement in self.statements:
             if WILDCARD in statement.registry_scopes:
                 wildcard = statement
-            elif path in statement.registry_scopes:
+            elif problem is None and path in statement.registry_scopes:
                 return statement
         if wildcard is not None:
             return wildcard

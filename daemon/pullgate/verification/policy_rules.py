@@ -41,6 +41,7 @@ __all__ = [
     "SUPPORTED_VERSION",
     "VerifyTimestamp",
     "inspect_document",
+    "ipv6_locator",
     "scope_problem",
     "store_refs",
 ]
@@ -54,6 +55,21 @@ _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+_IPV6_DOMAIN = re.compile(r"\[[0-9a-fA-F:]+\](?::[0-9]+)?")
+
+
+def ipv6_locator(path: str) -> bool:
+    """Whether ``path`` is ``[ipv6]:port/repository``: a repository an image reference can
+    name (containerd accepts IPv6 registries) that no registry scope can (notation's scope
+    grammar has no IPv6), so only the ``*`` statement applies to it."""
+    domain, sep, repository = path.partition("/")
+    return (
+        bool(sep)
+        and bool(_IPV6_DOMAIN.fullmatch(domain))
+        and bool(_REPOSITORY.fullmatch(repository))
+    )
 
 
 class VerifyTimestamp(StrEnum):

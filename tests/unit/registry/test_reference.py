@@ -6,7 +6,11 @@ import pytest
 
 from pullgate.errors import MalformedInput, Reason
 from pullgate.registry.model import ImageReference
-from pullgate.registry.reference import parse_reference, registry_host_for_certs_d
+from pullgate.registry.reference import (
+    parse_reference,
+    registry_host_for_certs_d,
+    selectable_scope,
+)
 
 D256 = "sha256:" + "a" * 64
 D512 = "sha512:" + "0123456789abcdef" * 8
@@ -111,8 +115,54 @@ def test_non_string_is_malformed() -> None:
         ("nginx", "docker.io/library/nginx"),
         ("registry.example.com:5000/app:v1", "registry.example.com:5000/app"),
         ("[::1]:443/app:v1", "[::1]/app"),
+        # Go's dialer reads ports as decimal numbers: leading zeros name the same port.
+        ("registry.example.com:0443/app:v1", "registry.example.com/app"),
+        ("localhost:05000/x:v1", "localhost:5000/x"),
+        ("localhost:0005000/x:v1", "localhost:5000/x"),
+        ("registry-1.docker.io:0443/library/nginx:1", "docker.io/library/nginx"),
+        ("host:000/x:v1", "host:0/x"),
+        # one IPv6 address, many spellings (RFC 5952 form); IPv4-mapped dials IPv4
+        ("[0:0::1]:5000/app:v1", "[::1]:5000/app"),
+        ("[::0:1]:05000/app:v1", "[::1]:5000/app"),
+        ("[0000:0000:0000:0000:0000:0000:0000:0001]/app:v1", "[::1]/app"),
+        ("[FD00::A]:5000/app:v1", "[fd00::a]:5000/app"),
+        ("[::ffff:7f00:1]:5000/app:v1", "127.0.0.1:5000/app"),
     ],
 )
 def test_policy_locator_is_canonical(text: str, policy_locator: str) -> None:
     # Every spelling that reaches the same registry must select the same trust-policy statement.
     assert parse_reference(text).policy_locator == policy_locator
+
+
+@pytest.mark.parametrize(
+    "text", ["registry.example.com:0443/app:v1", "localhost:05000/x:v1", "[0:0::1]:5000/app:v1"]
+)
+def test_the_registry_is_kept_as_written_for_certs_d(text: str) -> None:
+    # containerd looks its certs.d directory up by the host as written (checked against the
+    # real containerd 1.6 and 2.4: a directory named for the canonical spelling is not used).
+    assert registry_host_for_certs_d(parse_reference(text)) == text.rsplit("/", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("scope", "selectable"),
+    [
+        ("registry.example.com:443/app", "registry.example.com/app"),
+        ("registry.example.com:0443/app", "registry.example.com/app"),
+        ("REGISTRY.example.com/app", "registry.example.com/app"),
+        ("localhost:05000/x", "localhost:5000/x"),
+        ("index.docker.io/library/nginx", "docker.io/library/nginx"),
+        ("registry-1.docker.io/library/nginx", "docker.io/library/nginx"),
+        ("docker.io/nginx", "docker.io/library/nginx"),
+        ("docker.io:443/team/app", "docker.io/team/app"),
+        ("registry.example.com/app", "registry.example.com/app"),
+        ("localhost:5000/x", "localhost:5000/x"),
+        ("docker.io/library/nginx", "docker.io/library/nginx"),
+        ("local/myOCILayout", "local/myOCILayout"),
+    ],
+)
+def test_selectable_scope(scope: str, selectable: str) -> None:
+    assert selectable_scope(scope) == selectable
+    # the suggestion is what a reference naming that repository is matched as
+    reference = parse_reference(f"{scope}:v1") if scope.islower() else None
+    if reference is not None and not scope.startswith("local/"):
+        assert reference.policy_locator == selectable
