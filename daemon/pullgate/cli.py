@@ -114,6 +114,15 @@ def _parser() -> argparse.ArgumentParser:
         help="load and validate the configuration as the daemon would, then exit 0 (valid) or 2",
     )
 
+    img = sub.add_parser(
+        "images",
+        help="node audit: every image and running container with its verdict now "
+        "(exit 1 if a running container has no current allow)",
+    )
+    img.add_argument("--runtime-endpoint", default="unix:///run/containerd/containerd.sock")
+    img.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    img.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+
     pol = sub.add_parser("policy", help="trust policy tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True)
     chk = pol_sub.add_parser("check", help="validate the trust policy and every trust store")
@@ -324,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_policy_check(args)
         if args.command == "hosts":
             return _cmd_hosts(args)
+        if args.command == "images":
+            from pullgate.start.images_cli import run_images_command  # lazy: needs grpc
+
+            return run_images_command(args)
         if args.command == "doctor":
             return run_doctor_command(args, args.doctor_parser)
         if args.command == "serve" and args.check_config:

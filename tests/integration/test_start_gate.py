@@ -55,8 +55,15 @@ def node(
         yield value
 
 
-def _started(node: StartNode, pod: str, pod_config: Path, reference: str, message: str) -> str:
-    created = node.create(pod, pod_config, reference)
+def _started(
+    node: StartNode, pod: str, pod_config: Path, reference: str, message: str, *, stay: bool = False
+) -> str:
+    """A container of ``reference`` created and started through the gate, its output read;
+    ``stay``: it keeps running after printing."""
+    command = None
+    if stay:
+        command = ["/bin/busybox", "sh", "-c", f"echo {message}; while :; do sleep 1; done"]
+    created = node.create(pod, pod_config, reference, command=command)
     assert created.returncode == 0, created.stderr
     container = created.stdout.strip()
     node.gated("start", container)
@@ -96,6 +103,14 @@ def test_imported_unsigned_image_is_refused_at_create(node: StartNode, tmp_path:
     assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
 
 
+def _image_status(report: dict[str, object], reference: str) -> tuple[str, str]:
+    images = report["images"]
+    assert isinstance(images, list)
+    found = [i for i in images if reference in i["names"]]
+    assert len(found) == 1, images
+    return found[0]["status"], found[0]["reason"]
+
+
 def _stamp(delta: timedelta) -> str:
     return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -108,9 +123,16 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
     with start_node(kind, tmp_path_factory.mktemp("sg-ca"), registry) as node:
         message = f"before {uuid.uuid4().hex}"
         image = node.push(f"start/ca-{uuid.uuid4().hex[:6]}", signed=True, message=message)
+        unsigned = node.push(f"start/ca-unsigned-{uuid.uuid4().hex[:6]}", signed=False)
+        node.runtime.crictl("pull", unsigned.reference)
         node.gated("pull", image.reference)
         pod, pod_config = node.run_pod()
-        _started(node, pod, pod_config, image.reference, message)
+        running = _started(node, pod, pod_config, image.reference, message, stay=True)
+
+        status, report = node.images()
+        assert status == 0, report
+        assert _image_status(report, image.reference) == ("allowed", "VERIFIED")
+        assert _image_status(report, unsigned.reference) == ("denied", "NO_SIGNATURE")
 
         removed = time.monotonic()
         node.signing_root.unlink()  # hot reload: the store keeps only the unrelated root
@@ -118,6 +140,16 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         refused = node.create(pod, pod_config, image.reference)
         assert refused.returncode != 0
         assert denial_reason(refused.stderr) is Reason.UNTRUSTED, refused.stderr
+
+        status, report = node.images()
+        assert status == 1, report
+        listed = report["containers"]
+        assert isinstance(listed, list)
+        containers = {c["container_id"]: c for c in listed}
+        assert (containers[running]["status"], containers[running]["reason"]) == (
+            "denied",
+            "UNTRUSTED",
+        )
 
         # Break-glass: out of range files are refused, an unexpired one opens the gate.
         for bad in (timedelta(minutes=-5), timedelta(hours=25)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from tests.support.runtimes import (
 )
 from tests.support.signing import sign_jws
 
+CONSOLE_SCRIPT = Path(sys.executable).parent / "pullgate"
 _DENIAL = re.compile(r"(SignatureValidationFailed|RegistryUnavailable): ([A-Z_]+): ")
 
 
@@ -117,10 +119,35 @@ class StartNode:
             image_endpoint=f"unix://{self.cri_socket}",
         )
 
-    def create(self, pod: str, pod_config: Path, image: str) -> subprocess.CompletedProcess[str]:
+    def create(
+        self, pod: str, pod_config: Path, image: str, *, command: Sequence[str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``crictl create --no-pull`` through the gate (not checked: may be refused)."""
-        config = self.runtime.write_container_config(image)
+        config = self.runtime.write_container_config(image, command=command)
         return self.gated("create", "--no-pull", pod, str(config), str(pod_config), check=False)
+
+    def images(self) -> tuple[int, dict[str, object]]:
+        """``pullgate images --output json`` against the runtime (the console script): its exit
+        status and its report."""
+        done = subprocess.run(
+            [
+                str(CONSOLE_SCRIPT),
+                "images",
+                "--runtime-endpoint",
+                self.runtime.endpoint(),
+                "--config",
+                str(self.config),
+                "--output",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        report: dict[str, object] = json.loads(done.stdout)
+        return done.returncode, report
 
     def logs(self, container: str, text: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout

@@ -47,7 +47,7 @@ from pullgate.config import DaemonConfig, load_config, load_process_settings
 from pullgate.cri.proxy import CriProxy
 from pullgate.errors import ConfigError
 from pullgate.server.convert import StatusView
-from pullgate.server.gate_front import counted_decide, start_runtime_gate
+from pullgate.server.gate_front import counted_decide, start_node_auditor, start_runtime_gate
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.server.lifecycle import (
     Lifecycle,
@@ -263,6 +263,9 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             stack.push_async_callback(_stop_cri, cri, options.grace)
             gate = await start_runtime_gate(config, runtime.parts, prepare_socket_path)
             stack.push_async_callback(_stop_cri, gate, options.grace)
+            auditor = start_node_auditor(config, runtime.parts, runtime.on_swap)
+            if auditor is not None:
+                stack.callback(auditor.stop)
             runtime.start_watching()
             # READY only once a valid configuration enforces: a node that cannot enforce must
             # look like a failed start to the service manager, not like a running service.

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from pullgate.config import DaemonConfig
 from pullgate.cri.runtime_proxy import RuntimeProxy
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, PullgateError, Reason
 from pullgate.server.servicer import ServerParts
+from pullgate.start.audit import CriLister
+from pullgate.start.gate import StartGate
+from pullgate.start.node_auditor import NodeAuditor
 
-__all__ = ["counted_decide", "start_runtime_gate"]
+__all__ = ["StartCollector", "counted_decide", "start_node_auditor", "start_runtime_gate"]
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +80,66 @@ async def start_runtime_gate(
         ) from exc
     log.info("container-start gate on %s -> %s", config.runtime.socket, config.runtime.upstream)
     return proxy
+
+
+def start_node_auditor(
+    config: DaemonConfig, parts: ServerParts, on_swap: Callable[[Callable[[], None]], None]
+) -> NodeAuditor | None:
+    """The node audit, run now and after every trust reload, when ``[runtime]`` is set; its
+    counts and the gate's are exported as metrics."""
+    if config.runtime is None or parts.gate is None:
+        return None
+    auditor = NodeAuditor(
+        CriLister(config.runtime.upstream),
+        parts.gate,
+        interval=config.runtime.audit_interval,
+        audit=parts.audit.write if parts.audit is not None else None,
+    )
+    if parts.metrics is not None:
+        parts.metrics.registry.register(StartCollector(parts.gate, auditor))
+    auditor.start()
+    auditor.trigger()
+    on_swap(auditor.trigger)
+    return auditor
+
+
+class StartCollector(Collector):
+    """``pullgate_start_decisions_total{result,reason}``, ``pullgate_break_glass_total``,
+    ``pullgate_break_glass_refused_total``, ``pullgate_unverified_containers`` and
+    ``pullgate_unverified_images``, read at scrape time."""
+
+    def __init__(self, gate: StartGate, auditor: NodeAuditor) -> None:
+        self._gate = gate
+        self._auditor = auditor
+
+    def collect(self) -> Iterable[Metric]:
+        decisions = CounterMetricFamily(
+            "pullgate_start_decisions",
+            "Container-start decisions by result and reason.",
+            labels=("result", "reason"),
+        )
+        for (result, reason), count in sorted(self._gate.counts_snapshot().items()):
+            decisions.add_metric((result, reason), count)
+        yield decisions
+        glass = self._gate.break_glass
+        yield CounterMetricFamily(
+            "pullgate_break_glass",
+            "Denials turned into BREAK_GLASS allows (starts and pulls).",
+            value=glass.used if glass is not None else 0,
+        )
+        yield CounterMetricFamily(
+            "pullgate_break_glass_refused",
+            "Consultations of a break-glass file that was refused (expired, > 24 h, invalid).",
+            value=glass.refused if glass is not None else 0,
+        )
+        last = self._auditor.last
+        yield GaugeMetricFamily(
+            "pullgate_unverified_containers",
+            "Running containers whose image has no current allow (last node audit).",
+            value=last.unverified_containers if last is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "pullgate_unverified_images",
+            "Images in the runtime without a current allow (last node audit).",
+            value=last.unverified_images if last is not None else 0,
+        )

@@ -126,6 +126,11 @@ class StartGate:
         """Stop background verification."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def counts_snapshot(self) -> dict[tuple[str, str], int]:
+        """Answers so far by (result, reason)."""
+        with self._lock:
+            return dict(self.counts)
+
     # ------------------------------------------------------------------ the two checks
 
     def check_local(self, image_id: str, reference: str, *, front: str = "nri") -> StartDecision:
@@ -141,14 +146,18 @@ class StartGate:
         repo_tags: Sequence[str] = (),
         *,
         front: str = "runtime",
+        enforce: bool = True,
     ) -> StartDecision:
         """Decide, verifying now when no current allow covers the image (may use the network,
         bounded by the engine's decision budget). ``repo_digests`` and ``repo_tags`` are the
-        runtime's names for the image (``repository@digest``, ``repository:tag``)."""
+        runtime's names for the image (``repository@digest``, ``repository:tag``).
+        ``enforce`` False (the node audit): no break-glass, not counted, not audited."""
         decision = self._local(image_id, reference)
         if not decision.allowed and decision.reason is Reason.NOT_VERIFIED:
             names = [*repo_digests, reference, *repo_tags]
             decision = self._verify_now(image_id, reference, names)
+        if not enforce:
+            return decision
         return self._finish(self._waive(decision), front)
 
     def deny_unknown(self, image: str, reference: str, detail: str, *, front: str) -> StartDecision:
