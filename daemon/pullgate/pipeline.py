@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pullgate.descriptor import Descriptor
-from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
+from pullgate.errors import PullgateError, Reason, VerificationFailed
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import ImageReference
 from pullgate.trust import TrustConfig
 from pullgate.verification.outcome import VerificationOutcome
-from pullgate.verification.verifier import INCONCLUSIVE_REASONS, Verifier
+from pullgate.verification.verifier import Verifier
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,8 +45,7 @@ def denied(reference: str, digest: str, err: PullgateError) -> VerificationOutco
         allowed=False,
         reason=err.reason,
         message=str(err),
-        inconclusive=isinstance(err, VerificationInconclusive)
-        or err.reason in INCONCLUSIVE_REASONS,
+        inconclusive=err.inconclusive,
     )
 
 

@@ -261,7 +261,7 @@ def test_verified_digest_differing_from_the_pulled_digest_is_denied(world: World
 def test_daemon_down_denies(world: World) -> None:
     result = run_shim(world.socket_path, world.ref("signed", "v1"), world.signed.digest)
     assert result.code == ExitCode.UNAVAILABLE
-    assert result.reason is Reason.INTERNAL
+    assert result.reason is Reason.DAEMON_UNAVAILABLE
 
 
 def test_hanging_daemon_denies_within_the_timeout(world: World) -> None:

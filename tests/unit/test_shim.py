@@ -351,10 +351,10 @@ def test_response_decoding_matches_generated_code(
     "data",
     [b"\x08", b"\x12\x05ab", b"\x0b", b"\x09\x00", b"\x08" + b"\xff" * 11, b"\x0d\x00\x00"],
 )
-def test_garbage_response_is_internal(data: bytes) -> None:
+def test_garbage_response_is_daemon_unavailable(data: bytes) -> None:
     with pytest.raises(DaemonUnavailable) as info:
         decode_verify_response(data)
-    assert Reason(info.value.reason) is Reason.INTERNAL
+    assert Reason(info.value.reason) is Reason.DAEMON_UNAVAILABLE
 
 
 @given(st.binary(max_size=200))
@@ -365,7 +365,7 @@ def test_any_response_bytes_give_a_verdict_or_a_typed_error(data: bytes) -> None
         reason = exc.reason
     else:
         return
-    assert Reason(reason) is Reason.INTERNAL
+    assert Reason(reason) is Reason.DAEMON_UNAVAILABLE
 
 
 # ---------------------------------------------------------------------------------- stdout
@@ -494,7 +494,7 @@ def test_denied_without_reason_still_denies(peer: Callable[[bytes | None], str])
     ],
 )
 def test_broken_daemon_denies(peer: Callable[[bytes | None], str], script: bytes) -> None:
-    assert _decide(peer(script)) == (ExitCode.UNAVAILABLE, Reason.INTERNAL)
+    assert _decide(peer(script)) == (ExitCode.UNAVAILABLE, Reason.DAEMON_UNAVAILABLE)
 
 
 def test_mute_daemon_times_out(peer: Callable[[bytes | None], str]) -> None:
@@ -502,7 +502,10 @@ def test_mute_daemon_times_out(peer: Callable[[bytes | None], str]) -> None:
 
 
 def test_no_daemon(tmp_path: Path) -> None:
-    assert _decide(str(tmp_path / "absent.sock")) == (ExitCode.UNAVAILABLE, Reason.INTERNAL)
+    assert _decide(str(tmp_path / "absent.sock")) == (
+        ExitCode.UNAVAILABLE,
+        Reason.DAEMON_UNAVAILABLE,
+    )
 
 
 # ---------------------------------------------------------------------------------- start-up
@@ -572,4 +575,4 @@ def test_matching_stdin_in_a_fresh_interpreter_reaches_the_daemon(tmp_path: Path
     stdin = b'{"mediaType":"m","digest":"' + DIGEST.encode() + b'","size":1}\n'
     proc = _run_main(stdin, "-socket", str(tmp_path / "no"))
     assert proc.returncode == ExitCode.UNAVAILABLE  # parsed, matched, then no daemon
-    assert Reason(proc.stdout.decode().split(":", 1)[0]) is Reason.INTERNAL
+    assert Reason(proc.stdout.decode().split(":", 1)[0]) is Reason.DAEMON_UNAVAILABLE

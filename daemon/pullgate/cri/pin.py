@@ -22,7 +22,7 @@ from collections.abc import Callable
 import grpc
 from google.protobuf.message import DecodeError
 
-from pullgate.cri.denial import Denial, DenialKind
+from pullgate.cri.denial import Denial
 from pullgate.cri.methods import IMAGE_STATUS, REMOVE_IMAGE
 from pullgate.cri.relay import error_text
 from pullgate.cri.request import PullRequest
@@ -97,7 +97,6 @@ def check_pin(
     except (grpc.RpcError, DecodeError) as exc:
         images.remove(target)
         return Denial(
-            kind=DenialKind.REGISTRY,
             reason=Reason.INTERNAL,
             message=f"could not confirm that the runtime pulled {expected}: {error_text(exc)}",
         )
@@ -106,7 +105,6 @@ def check_pin(
         return None
     images.remove(target)
     return Denial(
-        kind=DenialKind.SIGNATURE,
         reason=Reason.DESCRIPTOR_MISMATCH,
         message=(
             f"{pull.reference} moved during the pull: pullgate verified {expected} but the "

@@ -56,7 +56,7 @@ from typing import Any, NoReturn
 import grpc
 
 from pullgate.cri.critical import CriticalImages
-from pullgate.cri.denial import Denial, DenialKind
+from pullgate.cri.denial import Denial
 from pullgate.cri.methods import (
     CRI_SERVICE,
     PULL_IMAGE,
@@ -409,7 +409,6 @@ class CriProxy:
         except Exception as exc:  # fail closed on any decision-layer bug
             log.exception("decision layer failed for %s", pull.reference)
             denial = Denial(
-                kind=DenialKind.SIGNATURE,
                 reason=Reason.INTERNAL,
                 message=f"pullgate could not decide: {type(exc).__name__}",
             )

@@ -21,15 +21,14 @@ from typing import Any
 
 from pullgate.config import InconclusiveAction, Mode, Requirement, StatementSettings
 from pullgate.decision.model import Decision, SubjectDecision
-from pullgate.errors import PullgateError, Reason, VerificationInconclusive
-from pullgate.verification.verifier import INCONCLUSIVE_REASONS
+from pullgate.errors import PullgateError, Reason
 
 __all__ = ["Subject", "Verdict", "combine", "finish", "is_inconclusive"]
 
 
 def is_inconclusive(err: PullgateError) -> bool:
-    """True for errors that a retry could turn into another answer."""
-    return isinstance(err, VerificationInconclusive) or err.reason in INCONCLUSIVE_REASONS
+    """True for errors that a retry could turn into another answer (the reason table says)."""
+    return err.inconclusive
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,10 +51,11 @@ class Verdict:
     subjects: tuple[SubjectDecision, ...] = ()
 
     @classmethod
-    def from_error(cls, err: PullgateError, *, inconclusive: bool | None = None) -> Verdict:
-        """A deny for an error raised outside subject verification."""
-        flag = is_inconclusive(err) if inconclusive is None else inconclusive
-        return cls(allowed=False, reason=err.reason, message=str(err), inconclusive=flag)
+    def from_error(cls, err: PullgateError) -> Verdict:
+        """A deny for an error raised outside subject verification (classed by the table)."""
+        return cls(
+            allowed=False, reason=err.reason, message=str(err), inconclusive=is_inconclusive(err)
+        )
 
 
 def _label(subject: Subject) -> str:

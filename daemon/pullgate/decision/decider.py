@@ -256,7 +256,7 @@ class Decider:
         except Exception as exc:  # a bug must deny (fail closed), never crash the caller
             log.exception("internal error deciding %s", request.reference)
             internal = VerificationFailed(Reason.INTERNAL, f"internal error: {type(exc).__name__}")
-            return ctx.conclude(Verdict.from_error(internal, inconclusive=False))
+            return ctx.conclude(Verdict.from_error(internal))
 
     def _routed(
         self,

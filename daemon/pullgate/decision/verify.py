@@ -41,7 +41,7 @@ from pullgate.decision.combine import Subject, Verdict, combine, is_inconclusive
 from pullgate.decision.model import SubjectDecision
 from pullgate.decision.platform import IndexEntry, Platform
 from pullgate.descriptor import Descriptor
-from pullgate.errors import PullgateError, Reason
+from pullgate.errors import PullgateError, Reason, reason_row
 from pullgate.registry.model import ImageReference
 from pullgate.verification.policy import TrustPolicyStatement
 from pullgate.verification.revocation import RevocationChecker
@@ -107,7 +107,9 @@ def failed_subject(job: SubjectJob, err: PullgateError) -> Subject:
 def timed_out_subject(job: SubjectJob, budget: float) -> Subject:
     """A subject whose verification did not finish within the decision's budget."""
     message = f"verification did not finish within {budget:g} s"
-    return _unverified(job, Reason.TIMEOUT, message, inconclusive=True)
+    return _unverified(
+        job, Reason.TIMEOUT, message, inconclusive=reason_row(Reason.TIMEOUT).inconclusive
+    )
 
 
 def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:

@@ -36,6 +36,7 @@ from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_aut
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.endpoint_errors import (
     NotFoundEverywhere,
+    is_not_found,
     media_type_of,
     most_relevant,
 )
@@ -230,6 +231,7 @@ class RegistryClient:
 
         Raises:
             MalformedInput: Content does not match the digest, is oversize, or is not a manifest.
+            NotFoundEverywhere: Every endpoint answered 404/410 (``NOT_FOUND``, definitive).
             RegistryError: Every endpoint failed (most relevant error).
         """
         if ref.digest:
@@ -247,6 +249,10 @@ class RegistryClient:
             except PullgateError as exc:
                 log.info("resolve %s at %s failed: %s", ref, endpoint.url, exc)
                 errors.append(exc)
+        if errors and all(is_not_found(e) for e in errors):
+            raise NotFoundEverywhere(
+                f"image {ref} was not found at any of the {len(errors)} registry endpoint(s)"
+            )
         raise most_relevant(errors, f"resolve {ref}")
 
     def _resolve_at(self, endpoint: Endpoint, ref: ImageReference, name: str) -> Descriptor:
@@ -333,8 +339,7 @@ class RegistryClient:
             MalformedInput: Oversize descriptor or digest mismatch everywhere.
             DescriptorMismatch: A body of another size than ``desc`` says (read no further
                 than ``desc.size + 1`` bytes).
-            NotFoundEverywhere: Every endpoint tried answered 404/410 (still inconclusive here;
-                callers that got ``desc`` from a listing may treat it as definitive).
+            NotFoundEverywhere: Every endpoint tried answered 404/410 (``NOT_FOUND``).
             RegistryError: Every endpoint failed at transport/HTTP level.
         """
         if desc.size > cap:
@@ -368,7 +373,7 @@ class RegistryClient:
             except PullgateError as exc:
                 log.info("fetch %s from %s failed: %s", desc.digest, endpoint.url, exc)
                 errors.append(exc)
-        if errors and all(_is_not_found(e) for e in errors):
+        if errors and all(is_not_found(e) for e in errors):
             raise NotFoundEverywhere(
                 f"fetch {desc.digest}: not found at any of {len(errors)} endpoint(s)"
             ) from errors[0]
@@ -400,11 +405,6 @@ class RegistrySignatureSource:
     def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
         """Signatures of ``target`` in registry order."""
         return self.client.signatures(self.ref, target)
-
-
-def _is_not_found(err: PullgateError) -> bool:
-    """True for an endpoint's definite "no such content" answer (404 Not Found, 410 Gone)."""
-    return isinstance(err, HttpStatusError) and err.status in (404, 410)
 
 
 def _manifest_type(response: Response) -> str:

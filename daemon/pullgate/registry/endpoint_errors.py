@@ -10,7 +10,13 @@ from pullgate.errors import PullgateError, Reason, VerificationFailed
 from pullgate.registry.model import RegistryError
 from pullgate.registry.transport import HttpStatusError, Response
 
-__all__ = ["NotFoundEverywhere", "error_rank", "media_type_of", "most_relevant"]
+__all__ = [
+    "NotFoundEverywhere",
+    "error_rank",
+    "is_not_found",
+    "media_type_of",
+    "most_relevant",
+]
 
 _TRANSPORT_REASONS = frozenset({Reason.REGISTRY_UNREACHABLE, Reason.REGISTRY_TLS, Reason.TIMEOUT})
 
@@ -39,8 +45,16 @@ def most_relevant(errors: Sequence[PullgateError], what: str) -> PullgateError:
     return max(errors, key=error_rank)  # max() keeps the first of equal rank
 
 
-class NotFoundEverywhere(HttpStatusError):
-    """Every endpoint asked answered 404 Not Found or 410 Gone for content fetched by digest."""
+def is_not_found(err: PullgateError) -> bool:
+    """True for an endpoint's definite "no such content" answer (404 Not Found, 410 Gone)."""
+    return isinstance(err, HttpStatusError) and err.status in (404, 410)
+
+
+class NotFoundEverywhere(VerificationFailed):
+    """Every endpoint asked answered 404 Not Found or 410 Gone: ``NOT_FOUND``, definitive.
+
+    containerd fails such a pull with "not found" too; a retry asks the same endpoints.
+    """
 
     def __init__(self, detail: str) -> None:
-        super().__init__(404, detail)
+        super().__init__(Reason.NOT_FOUND, detail)

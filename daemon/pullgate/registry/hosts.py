@@ -29,7 +29,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from pullgate.errors import MalformedInput, Reason
+from pullgate.errors import MalformedInput, PullgateError, Reason
 from pullgate.registry import hosts_syntax as syntax
 from pullgate.registry.go_semantics import go_clean
 from pullgate.registry.hosts_endpoints import (
@@ -45,7 +45,6 @@ from pullgate.registry.model import (
     ClientCertificate,
     Endpoint,
     HostsConfig,
-    RegistryError,
 )
 
 __all__ = [
@@ -93,8 +92,12 @@ CONTAINERD_1X_DIFFERENCES: tuple[str, ...] = (
 )
 
 
-class HostsDirectoryError(RegistryError):
-    """A certs.d entry exists but cannot be read: containerd fails the pull at this point."""
+class HostsDirectoryError(PullgateError):
+    """A certs.d entry exists but cannot be read: containerd fails the pull at this point.
+
+    ``CONFIG`` is definitive: a retry reads the same directory, and ``on_inconclusive = "allow"``
+    must not open a pull whose endpoints and TLS settings pullgate could not read.
+    """
 
     def __init__(self, detail: str) -> None:
         super().__init__(Reason.CONFIG, detail)

@@ -21,7 +21,7 @@ from pullgate.config import DaemonConfig
 from pullgate.decision.decider import Decider, DeciderStats
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.doctor import DoctorPaths, Severity, detect_containerd_version, run_doctor
-from pullgate.errors import ConfigError, Reason
+from pullgate.errors import ConfigError, Reason, is_inconclusive
 from pullgate.reload.queue import ReloadQueue
 from pullgate.reload.snapshot import Snapshot
 from pullgate.reload.state import ReloadResult, StateStatus, TrustState
@@ -91,7 +91,7 @@ def _no_config_decision(request: DecisionRequest) -> Decision:
         message="no valid configuration is loaded; see Status and the daemon log",
         reference=request.reference,
         digest=request.digest or "",
-        inconclusive=True,
+        inconclusive=is_inconclusive(Reason.CONFIG),
     )
 
 

@@ -38,7 +38,7 @@ from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 import grpc
 
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.errors import PullgateError, Reason
+from pullgate.errors import PullgateError, Reason, is_inconclusive
 from pullgate.server.audit import AuditLog
 from pullgate.server.convert import (
     ReloadView,
@@ -154,7 +154,7 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
             self._metrics.observe_denial(reason.value)
         if self._audit is not None:
             self._audit.record_denial(message.reference[:4096], reason.value, message.caller[:64])
-        inconclusive = reason in (Reason.INTERNAL, Reason.TIMEOUT)
+        inconclusive = is_inconclusive(reason)
         return denial_to_proto(message.reference, reason.value, detail, inconclusive=inconclusive)
 
     async def _decide(

@@ -1,6 +1,5 @@
-"""The one table mapping a :class:`~pullgate.errors.Reason` to a gRPC status code.
-
-STYLE.md §5: this module is the only place errors become gRPC codes. ``Verify`` answers every
+"""Where errors become gRPC status codes (the code of each reason is in the reason table,
+:data:`pullgate.errors.REASONS`). ``Verify`` answers every
 decision, including denies for malformed requests, with a ``VerifyResponse`` (``allowed`` is
 what integrators enforce); the table is used where an RPC must *abort* instead: an internal
 error in ``Status``/``Reload``, or a ``Verify`` that could not produce any decision at all.
@@ -18,7 +17,7 @@ from types import MappingProxyType
 
 import grpc
 
-from pullgate.errors import PullgateError, Reason
+from pullgate.errors import REASONS, PullgateError, Reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,41 +28,8 @@ class GrpcStatus:
     details: str
 
 
-_FAILED = grpc.StatusCode.FAILED_PRECONDITION
-
 REASON_CODES: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
-    {
-        Reason.VERIFIED: grpc.StatusCode.OK,
-        Reason.SKIPPED_BY_POLICY: grpc.StatusCode.OK,
-        Reason.AUDIT_ONLY: grpc.StatusCode.OK,
-        Reason.NO_SIGNATURE: _FAILED,
-        Reason.INTEGRITY: _FAILED,
-        Reason.UNTRUSTED: _FAILED,
-        Reason.IDENTITY_MISMATCH: _FAILED,
-        Reason.EXPIRED: _FAILED,
-        Reason.TIMESTAMP: _FAILED,
-        Reason.REVOKED: _FAILED,
-        Reason.DESCRIPTOR_MISMATCH: _FAILED,
-        Reason.USER_METADATA: _FAILED,
-        Reason.PLUGIN_REQUIRED: _FAILED,
-        Reason.NO_POLICY: _FAILED,
-        Reason.PLATFORM_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-        Reason.TOO_MANY_SIGNATURES: _FAILED,
-        Reason.REVOCATION_UNKNOWN: grpc.StatusCode.UNAVAILABLE,
-        Reason.REGISTRY_UNREACHABLE: grpc.StatusCode.UNAVAILABLE,
-        Reason.REGISTRY_TLS: grpc.StatusCode.UNAVAILABLE,
-        Reason.REGISTRY_ERROR: grpc.StatusCode.UNAVAILABLE,
-        Reason.REGISTRY_AUTH: grpc.StatusCode.PERMISSION_DENIED,
-        Reason.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
-        Reason.MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
-        Reason.AMBIGUOUS_DOCUMENT: _FAILED,
-        Reason.CONFIG: grpc.StatusCode.FAILED_PRECONDITION,
-        Reason.INTERNAL: grpc.StatusCode.INTERNAL,
-        Reason.CONTENT_MISMATCH: _FAILED,
-        Reason.NOT_VERIFIED: _FAILED,
-        Reason.IMAGE_UNKNOWN: grpc.StatusCode.NOT_FOUND,
-        Reason.BREAK_GLASS: grpc.StatusCode.OK,
-    }
+    {reason: grpc.StatusCode[row.grpc_code] for reason, row in REASONS.items()}
 )
 
 

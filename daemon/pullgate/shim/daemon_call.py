@@ -51,7 +51,9 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
-            raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a malformed response")
+            raise DaemonUnavailable(
+                ShimReason.DAEMON_UNAVAILABLE, "daemon sent a malformed response"
+            )
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -64,7 +66,7 @@ def decode_verify_response(data: bytes) -> Verdict:
     """Parse the ``VerifyResponse`` fields allowed=1, reason=2, message=3, digest=4.
 
     Raises:
-        DaemonUnavailable: INTERNAL, for bytes that are not a valid message.
+        DaemonUnavailable: DAEMON_UNAVAILABLE, for bytes that are not a valid message.
     """
     fields: dict[int, object] = {}
     pos = 0
@@ -77,15 +79,21 @@ def decode_verify_response(data: bytes) -> Verdict:
         elif wire == 2:
             length, pos = _read_varint(data, pos)
             if pos + length > len(data):
-                raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a truncated response")
+                raise DaemonUnavailable(
+                    ShimReason.DAEMON_UNAVAILABLE, "daemon sent a truncated response"
+                )
             fields[number] = data[pos : pos + length]
             pos += length
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
             if pos > len(data):
-                raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a truncated response")
+                raise DaemonUnavailable(
+                    ShimReason.DAEMON_UNAVAILABLE, "daemon sent a truncated response"
+                )
         else:
-            raise DaemonUnavailable(ShimReason.INTERNAL, "daemon sent a malformed response")
+            raise DaemonUnavailable(
+                ShimReason.DAEMON_UNAVAILABLE, "daemon sent a malformed response"
+            )
 
     def text(number: int) -> str:
         value = fields.get(number, b"")
@@ -108,7 +116,7 @@ _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _WINDOW_SIZE = 1 << 20
 # Added to the deadline the daemon is told: the shim's own deadline must expire first, so a slow
 # daemon is reported as TIMEOUT rather than as its DEADLINE_EXCEEDED status (which would arrive as
-# an error reply, INTERNAL, when both deadlines expire within the same millisecond).
+# an error reply, DAEMON_UNAVAILABLE, when both deadlines expire within the same millisecond).
 _SERVER_GRACE_MS = 200
 
 
@@ -197,7 +205,8 @@ class _Conn:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise DaemonUnavailable(
-                    ShimReason.INTERNAL, "pullgate daemon closed the connection without an answer"
+                    ShimReason.DAEMON_UNAVAILABLE,
+                    "pullgate daemon closed the connection without an answer",
                 )
             self.buf += chunk
         data, self.buf = self.buf[:size], self.buf[size:]
@@ -206,7 +215,9 @@ class _Conn:
 
 def _read_reply(conn: _Conn) -> bytes:
     """Collect the DATA of stream 1 until the stream ends; return the one gRPC message."""
-    protocol = DaemonUnavailable(ShimReason.INTERNAL, "pullgate daemon answered with an error")
+    protocol = DaemonUnavailable(
+        ShimReason.DAEMON_UNAVAILABLE, "pullgate daemon answered with an error"
+    )
     body = bytearray()
     while True:
         header = conn.recv_exact(9)
@@ -241,7 +252,7 @@ def call_verify(args: ShimArgs, deadline: float) -> Verdict:
     """One unary ``Verify`` call over the daemon's unix socket, bounded by ``deadline``.
 
     Raises:
-        DaemonUnavailable: TIMEOUT when the daemon is slow, INTERNAL when it is absent or
+        DaemonUnavailable: TIMEOUT when the daemon is slow, DAEMON_UNAVAILABLE when it is absent or
             answers with an error or garbage.
     """
     message = encode_verify_request(reference=args.name, digest=args.digest, caller=CALLER)
@@ -257,7 +268,7 @@ def call_verify(args: ShimArgs, deadline: float) -> Verdict:
         ) from exc
     except OSError as exc:
         raise DaemonUnavailable(
-            ShimReason.INTERNAL,
+            ShimReason.DAEMON_UNAVAILABLE,
             f"pullgate daemon unreachable at {args.socket}: {exc.strerror or exc}",
         ) from exc
     finally:

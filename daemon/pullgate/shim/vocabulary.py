@@ -36,8 +36,10 @@ class ExitCode:
 class ShimReason:
     """The reasons the shim itself reports: each is a :class:`pullgate.errors.Reason` value.
 
-    Strings, not the ``Reason`` enum, so the shim need not import ``enum`` (a unit test asserts
-    every one of them is a ``Reason`` value).
+    Strings, not the ``Reason`` enum, so the shim need not import ``enum``. Unit tests hold every
+    one to be a ``Reason`` value, and hold :class:`DaemonUnavailable` (exit ``UNAVAILABLE``) to the
+    reasons the reason table (:data:`pullgate.errors.REASONS`) calls inconclusive and every other
+    :class:`ShimError` to definitive ones.
     """
 
     VERIFIED = "VERIFIED"
@@ -45,6 +47,7 @@ class ShimReason:
     DESCRIPTOR_MISMATCH = "DESCRIPTOR_MISMATCH"
     INTERNAL = "INTERNAL"
     TIMEOUT = "TIMEOUT"
+    DAEMON_UNAVAILABLE = "DAEMON_UNAVAILABLE"
 
 
 class ShimError(Exception):

@@ -36,10 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from pullgate.cri.critical import CriticalImages
-from pullgate.cri.denial import Denial, DenialKind
+from pullgate.cri.denial import Denial
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.descriptor import is_digest
-from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.errors import MalformedInput, PullgateError, Reason, is_inconclusive
 from pullgate.registry.reference import parse_reference
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.verdicts import VerdictStore, repository_of
@@ -68,9 +68,8 @@ class StartDecision:
 
     @property
     def denial(self) -> Denial:
-        """How a denial reads for the kubelet (prefix, reason, message, fix)."""
-        kind = DenialKind.REGISTRY if self.inconclusive else DenialKind.SIGNATURE
-        return Denial(kind=kind, reason=self.reason, message=self.message)
+        """How a denial reads for the kubelet (prefix, reason, message, fix: the reason table)."""
+        return Denial(reason=self.reason, message=self.message)
 
     def audit(self, front: str) -> dict[str, object]:
         """The audit line of this answer."""
@@ -234,7 +233,7 @@ class StartGate:
             return replace(
                 base,
                 reason=Reason.CONFIG,
-                inconclusive=True,
+                inconclusive=is_inconclusive(Reason.CONFIG),
                 message="no valid trust configuration is loaded",
             )
         repository = repository_of(reference)
@@ -294,7 +293,9 @@ class StartGate:
                 decision = self._decide(DecisionRequest(reference=candidate, caller="start-gate"))
             except PullgateError as exc:
                 denied.append(
-                    replace(base, reason=exc.reason, message=exc.detail, inconclusive=True)
+                    replace(
+                        base, reason=exc.reason, message=exc.detail, inconclusive=exc.inconclusive
+                    )
                 )
                 continue
             answer = self._judge(base, candidate, decision)

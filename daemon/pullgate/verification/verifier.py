@@ -22,7 +22,6 @@ from pullgate.errors import (
     Reason,
     SignatureNotFound,
     VerificationFailed,
-    VerificationInconclusive,
 )
 from pullgate.verification.model import EnvelopeContent
 from pullgate.verification.outcome import (
@@ -44,26 +43,11 @@ from pullgate.verification.signature_checks import (
 
 __all__ = [
     "DEFAULT_MAX_SIGNATURES",
-    "INCONCLUSIVE_REASONS",
     "SignatureBlob",
     "SignatureSource",
     "TargetCheck",
     "Verifier",
 ]
-
-
-# Runtime trouble that a retry could clear. INTERNAL is deliberately absent: an error we do not
-# understand must fail closed, even where a statement opts into on_inconclusive = "allow".
-INCONCLUSIVE_REASONS = frozenset(
-    {
-        Reason.REVOCATION_UNKNOWN,
-        Reason.REGISTRY_UNREACHABLE,
-        Reason.REGISTRY_ERROR,
-        Reason.REGISTRY_TLS,
-        Reason.REGISTRY_AUTH,
-        Reason.TIMEOUT,
-    }
-)
 
 
 class SignatureSource(Protocol):
@@ -200,8 +184,7 @@ class Verifier(SignatureVerifier):
             reason=err.reason,
             message=str(err),
             signatures=tuple(outcomes),
-            inconclusive=isinstance(err, VerificationInconclusive)
-            or err.reason in INCONCLUSIVE_REASONS,
+            inconclusive=err.inconclusive,
         )
 
     def verify_blob(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pullgate.descriptor import Descriptor
-from pullgate.errors import MalformedInput, Reason, VerificationFailed
+from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import (
     Capability,
@@ -103,11 +103,34 @@ def test_mismatch_outranks_404(reg: FakeRegistry, reg2: FakeRegistry) -> None:
         client.fetch_manifest(REF, target)  # reg2 answers 404
 
 
-def test_all_404_is_registry_error(reg: FakeRegistry) -> None:
+def test_all_404_is_definitive_not_found(reg: FakeRegistry) -> None:
     missing = Descriptor(media_type=JWS, digest="sha256:" + "0" * 64, size=3)
-    with make_client(reg) as client, pytest.raises(RegistryError) as err:
+    with make_client(reg) as client, pytest.raises(PullgateError) as err:
         client.fetch_blob(REF, missing, 1024)
+    assert err.value.reason is Reason.NOT_FOUND
+    assert not err.value.inconclusive
+
+
+def test_tag_absent_everywhere_is_definitive_not_found(
+    reg: FakeRegistry, reg2: FakeRegistry
+) -> None:
+    reg.put_image("app")
+    with make_client(reg, reg2) as client, pytest.raises(PullgateError) as err:
+        client.resolve(ImageReference(registry="registry.test", repository="app", tag="absent"))
+    assert err.value.reason is Reason.NOT_FOUND
+    assert not err.value.inconclusive
+
+
+def test_404_at_one_endpoint_and_an_outage_at_another_stays_inconclusive(
+    reg: FakeRegistry,
+) -> None:
+    with (
+        RegistryClient(hosts_for(reg.endpoint(), refused_endpoint())) as client,
+        pytest.raises(PullgateError) as err,
+    ):
+        client.resolve(REF)
     assert err.value.reason is Reason.REGISTRY_ERROR
+    assert err.value.inconclusive
 
 
 @pytest.mark.parametrize("with_length", [True, False])
