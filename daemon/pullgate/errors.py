@@ -58,6 +58,7 @@ class Reason(StrEnum):
     AMBIGUOUS_DOCUMENT = "AMBIGUOUS_DOCUMENT"
     CONFIG = "CONFIG"
     DAEMON_UNAVAILABLE = "DAEMON_UNAVAILABLE"
+    RUNTIME_UNAVAILABLE = "RUNTIME_UNAVAILABLE"
     INTERNAL = "INTERNAL"
     # Container start: the image's config digest is not the one the verified manifest names.
     CONTENT_MISMATCH = "CONTENT_MISMATCH"
@@ -204,6 +205,12 @@ REASONS: Mapping[Reason, ReasonRow] = MappingProxyType(
             _I,
             "UNAVAILABLE",
             "start the pullgate daemon and check the verifier's -socket path, then retry",
+        ),
+        Reason.RUNTIME_UNAVAILABLE: ReasonRow(
+            _I,
+            "UNAVAILABLE",
+            "check that containerd is running and reachable on its socket (NRI enabled), "
+            "then retry",
         ),
         Reason.INTERNAL: ReasonRow(_D, "INTERNAL", "a pullgate bug: see the pullgate logs"),
         Reason.CONTENT_MISMATCH: ReasonRow(

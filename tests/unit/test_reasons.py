@@ -94,9 +94,10 @@ def _class_sites() -> list[tuple[str, str, Reason]]:
         for cls_node in [None, *(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))]:
             body = tree if cls_node is None else cls_node
             for node in ast.walk(body):
-                if not isinstance(node, ast.Call) or not node.args:
+                if not isinstance(node, ast.Call):
                     continue
-                reason = _literal_reason(node.args[0])
+                values = [*node.args, *(k.value for k in node.keywords)]
+                reason = next((r for v in values if (r := _literal_reason(v))), None)
                 if reason is None:
                     continue
                 func = node.func
@@ -109,6 +110,22 @@ def _class_sites() -> list[tuple[str, str, Reason]]:
                     and func.attr == "__init__"
                 ):
                     sites.append((where, cls_node.name, reason))
+        sites += _default_sites(tree, path)
+    return sites
+
+
+def _default_sites(tree: ast.Module, path: Path) -> list[tuple[str, str, Reason]]:
+    """``class C(...): def __init__(self, ..., reason: Reason = Reason.X)`` defaults."""
+    sites: list[tuple[str, str, Reason]] = []
+    for cls_node in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for fn in cls_node.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name == "__init__":
+                defaults = [*fn.args.defaults, *(d for d in fn.args.kw_defaults if d)]
+                for default in defaults:
+                    reason = _literal_reason(default)
+                    if reason is not None:
+                        where = f"{path.relative_to(DAEMON)}:{default.lineno}"
+                        sites.append((where, cls_node.name, reason))
     return sites
 
 

@@ -54,7 +54,7 @@ Handler = Callable[[RpcRequest], Awaitable[bytes]]
 class NriUnavailable(VerificationInconclusive):
     """A call to the runtime failed: timed out, refused, or the connection is gone."""
 
-    def __init__(self, detail: str, reason: Reason = Reason.INTERNAL) -> None:
+    def __init__(self, detail: str, reason: Reason = Reason.RUNTIME_UNAVAILABLE) -> None:
         super().__init__(reason, detail)
 
 

@@ -195,7 +195,7 @@ def test_bad_break_glass_files_are_refused(text: str) -> None:
     assert err.value.reason is Reason.CONFIG
 
 
-def test_no_configuration_denies_inconclusively() -> None:
+def test_no_configuration_denies_with_config() -> None:
     from pullgate.start.verdicts import VerdictStore
 
     def never(request: DecisionRequest) -> object:
@@ -203,5 +203,6 @@ def test_no_configuration_denies_inconclusively() -> None:
 
     gate = StartGate(store=VerdictStore(), snapshot=lambda: None, decide=never)  # type: ignore[arg-type]
     answer = gate.check_local("sha256:" + "d" * 64, "example.com/app:1")
-    assert (answer.allowed, answer.reason, answer.inconclusive) == (False, Reason.CONFIG, True)
+    # CONFIG is definitive in the reason table, whichever front end reports it
+    assert (answer.allowed, answer.reason, answer.inconclusive) == (False, Reason.CONFIG, False)
     gate.close()
