@@ -29,6 +29,7 @@ bench: setup
 	$(PY) bench/verify_core.py
 	$(PY) bench/registry_verify.py
 	$(PY) bench/daemon.py
+	$(PY) bench/hostile_memory.py
 	$(PY) bench/pull.py
 
 # Coverage-guided fuzzing of every registry-response parser (fuzz/README.md): FUZZ_SECONDS per target

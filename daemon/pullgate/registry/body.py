@@ -5,10 +5,12 @@
   are ever resident, and unmapping it gives them back to the system at once (freed heap
   memory would stay with the process). The cap is checked as bytes arrive: at most
   ``cap + 1`` bytes are read, then the body is refused.
-* Every chunk is first reserved from a :class:`ByteBudget`, shared by every transport of the
-  daemon: however many requests run at once, the bytes they hold while reading stay under the
-  budget. A request that cannot get its next chunk within the budget's wait (or its own
-  deadline) fails inconclusive (:class:`InflightBudgetExhausted`, ``TIMEOUT``).
+* The whole buffer is first reserved from a :class:`ByteBudget`, shared by every transport of
+  the daemon: however many requests run at once, the bytes they may hold while reading stay
+  under the budget. Reserving it all at once means a waiting request holds nothing (requests
+  reserving chunk by chunk could each hold part and all wait for more). A request that gets no
+  room within the budget's wait (or its own deadline) fails inconclusive
+  (:class:`InflightBudgetExhausted`, ``TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pullgate.registry.model import RegistryError
 __all__ = ["CHUNK", "BudgetStats", "ByteBudget", "InflightBudgetExhausted", "read_into_buffer"]
 
 CHUNK = 64 * 1024
-"""Bytes asked of the socket at a time (and reserved from the budget at a time)."""
+"""Bytes asked of the socket at a time."""
 
 
 class InflightBudgetExhausted(RegistryError):
@@ -108,6 +110,7 @@ def read_into_buffer(
     budget: ByteBudget,
     *,
     expected: int | None = None,
+    truncate: bool = False,
     deadline: float | None = None,
     endpoint: str | None = None,
 ) -> tuple[bytes, bool]:
@@ -116,39 +119,45 @@ def read_into_buffer(
     Args:
         raw: The response, not yet read.
         limit: Bytes accepted.
-        budget: Where each chunk is reserved before it is read.
+        budget: Where the buffer is reserved before anything is read.
         expected: The announced length (``Content-Length``), when known and within ``limit``.
+        truncate: Over ``limit``, return its first ``limit`` bytes (else nothing).
         deadline: Bounds the waits for budget (``time.perf_counter()`` seconds).
         endpoint: For error messages.
 
     Returns:
-        The body (at most ``limit`` bytes) and whether it went over ``limit`` (then the body
-        holds its first ``limit`` bytes and the rest was not read).
+        The body (at most ``limit`` bytes) and whether it went over ``limit`` (then the rest
+        was not read, and the body is empty unless ``truncate``).
 
     Raises:
         InflightBudgetExhausted: The budget had no room in time.
     """
     size = (expected if expected is not None else limit) + 1
-    buffer = mmap.mmap(-1, size)
-    reserved = 0
+    if not budget.acquire(size, deadline):
+        raise InflightBudgetExhausted(
+            f"endpoint {endpoint}: no room for a {size}-byte body within the "
+            f"{budget.limit}-byte in-flight budget after {budget.wait:g} s",
+            endpoint=endpoint,
+        )
+    try:
+        buffer = mmap.mmap(-1, size)
+    except BaseException:
+        budget.release(size)
+        raise
+    view = memoryview(buffer)
     total = 0
     try:
         while total < size:
-            want = min(CHUNK, size - total)
-            if not budget.acquire(want, deadline):
-                raise InflightBudgetExhausted(
-                    f"endpoint {endpoint}: no room for response bytes within the "
-                    f"{budget.limit}-byte in-flight budget after {budget.wait:g} s",
-                    endpoint=endpoint,
-                )
-            reserved += want
-            chunk = raw.read(want)
+            chunk = raw.read(min(CHUNK, size - total))
             if not chunk:
                 break
-            buffer[total : total + len(chunk)] = chunk
+            view[total : total + len(chunk)] = chunk
             total += len(chunk)
             del chunk
-        return buffer[: min(total, limit)], total > limit
+        if total > limit:  # refused (or cut, when ``truncate``): no copy of what was refused
+            return (buffer[:limit] if truncate else b""), True
+        return buffer[:total], False
     finally:
+        view.release()
         buffer.close()
-        budget.release(reserved)
+        budget.release(size)

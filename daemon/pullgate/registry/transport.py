@@ -458,6 +458,7 @@ class Transport:
             limit,
             self.budget,
             expected=length if length is not None and length <= limit else None,
+            truncate=not strict,
             deadline=deadline,
             endpoint=req.endpoint.url,
         )
