@@ -11,8 +11,9 @@ reproduces Go's rules where they are certain and refuses the rest:
 * **Refused** (:class:`~pullgate.errors.AmbiguousDocument`): two keys of one object that
   land on the same field (Go keeps the last scalar but *merges* repeated objects and maps and
   reuses slice elements, so a duplicate is where a second reader most easily disagrees), and
-  a key that only reaches a field through a fold that changed between Go releases (U+0131
-  dotless i folds to ``i`` since Go 1.21, not before).
+  a key that would reach a field only if U+0131 (dotless i) or U+0130 (dotted I) folded to
+  ``i``: Go's rune tables give both a case mapping to ASCII, the containerd builds tested
+  (Go 1.19 and 1.26) do not match them, and pullgate does not guess for other builds.
 * **null** is the zero value: ``""`` for a string, ``0`` for a number, no platform, no
   annotations, no manifests (with no duplicate key, "leave unchanged" is the zero value).
 * **Types**: a value Go cannot store in its field fails the whole ``Unmarshal`` (containerd
@@ -117,7 +118,7 @@ def go_field(key: str, fields: frozenset[str]) -> str | None:
         if name.lower() == text:
             if unstable:
                 raise AmbiguousDocument(
-                    f"key {key!r} sets {name!r} only in some Go releases containerd is built with"
+                    f"key {key!r} reaches {name!r} only through a dotless/dotted-I fold"
                 )
             return name
     return None
