@@ -11,7 +11,6 @@ the one the registry's signed bytes name.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -21,8 +20,9 @@ from typing import TYPE_CHECKING
 from pullgate.deadline import bounded_by
 from pullgate.decision.clients import TimedClient
 from pullgate.decision.model import Content, Decision
-from pullgate.descriptor import Descriptor
+from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput, PullgateError
+from pullgate.oci.gojson import decode_manifest_config
 from pullgate.registry.model import ImageReference
 
 if TYPE_CHECKING:
@@ -34,18 +34,17 @@ log = logging.getLogger(__name__)
 
 
 def config_digest(manifest: bytes) -> str:
-    """The ``config.digest`` of an image manifest's bytes.
+    """The ``config.digest`` of an image manifest's bytes, read as containerd reads it
+    (:func:`pullgate.oci.gojson.decode_manifest_config`).
 
     Raises:
-        MalformedInput: not a JSON object with a valid ``config`` descriptor.
+        MalformedInput: not a manifest with a valid ``config`` digest.
+        AmbiguousDocument: a manifest containerd might read otherwise than pullgate.
     """
-    try:
-        document = json.loads(manifest)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedInput(f"manifest is not JSON: {exc}") from exc
-    if not isinstance(document, dict) or "config" not in document:
-        raise MalformedInput("manifest has no config descriptor")
-    return Descriptor.from_json(document["config"]).digest
+    digest = decode_manifest_config(manifest).digest
+    if not is_digest(digest):
+        raise MalformedInput(f"manifest config digest invalid: {digest!r}")
+    return digest
 
 
 def read_content(

@@ -45,6 +45,7 @@ __all__ = [
     "GoDescriptor",
     "GoPlatform",
     "decode_index",
+    "decode_manifest_config",
     "go_field",
 ]
 
@@ -205,6 +206,10 @@ _INDEX = frozenset(
     {"schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations"}
     | {"config", "layers", "fsLayers"}  # containerd's unknownDocument (validateMediaType)
 )
+_MANIFEST = frozenset(
+    {"schemaVersion", "mediaType", "artifactType", "config", "layers", "subject", "annotations"}
+    | {"manifests", "fsLayers"}  # containerd's unknownDocument (validateMediaType)
+)
 
 
 def _platform(value: Any, where: str) -> GoPlatform | None:
@@ -278,3 +283,32 @@ def decode_index(data: bytes, *, what: str = "image index") -> tuple[GoDescripto
         raise MalformedInput(f"{what} is a manifest, not an index (containerd refuses it)")
     manifests = _array(got.get("manifests"), f"{what}.manifests")
     return tuple(_descriptor(m, f"{what}.manifests[{i}]") for i, m in enumerate(manifests))
+
+
+def decode_manifest_config(data: bytes, *, what: str = "image manifest") -> GoDescriptor:
+    """The ``config`` descriptor of image manifest bytes, as containerd reads it (what its
+    image id, the config digest, comes from).
+
+    Raises:
+        MalformedInput: not JSON, a type Go rejects, or a document containerd refuses as a
+            manifest.
+        AmbiguousDocument: a field set twice, or through a version-dependent key fold.
+    """
+    doc = _parse(data, what)
+    if not isinstance(doc, _Pairs):
+        raise MalformedInput(f"{what} is not a JSON object")
+    got = _fields(doc, _MANIFEST, what)
+    _int64(got.get("schemaVersion"), f"{what}.schemaVersion")
+    _string(got.get("artifactType"), f"{what}.artifactType")
+    _string_map(got.get("annotations"), f"{what}.annotations")
+    if got.get("subject") is not None:
+        _descriptor(got["subject"], f"{what}.subject")
+    for n, layer in enumerate(_array(got.get("layers"), f"{what}.layers")):
+        _descriptor(layer, f"{what}.layers[{n}]")
+    if (
+        _array(got.get("manifests"), f"{what}.manifests")
+        or _array(got.get("fsLayers"), f"{what}.fsLayers")
+        or _string(got.get("mediaType"), f"{what}.mediaType") in INDEX_MEDIA_TYPES
+    ):
+        raise MalformedInput(f"{what} is an index, not a manifest (containerd refuses it)")
+    return _descriptor(got.get("config"), f"{what}.config")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pullgate.errors import AmbiguousDocument, MalformedInput, Reason
-from pullgate.oci.gojson import decode_index, go_field
+from pullgate.oci.gojson import decode_index, decode_manifest_config, go_field
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -115,3 +115,28 @@ def test_lone_surrogate_escape_becomes_replacement_character() -> None:
 def test_what_go_or_containerd_refuses_is_malformed(data: bytes) -> None:
     with pytest.raises(MalformedInput):
         decode_index(data)
+
+
+def _manifest(body: str) -> bytes:
+    config = '{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"DA","size":2}'
+    return ('{"schemaVersion":2,' + body.replace("CFG", config).replace("DA", A) + "}").encode()
+
+
+def test_manifest_config_read_as_go_reads_it() -> None:
+    assert decode_manifest_config(_manifest('"Config":CFG,"layers":[]')).digest == A
+    assert decode_manifest_config(_manifest('"config":null')).digest == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ('"config":CFG,"Config":CFG', AmbiguousDocument),
+        ('"config":CFG,"manifests":[{}]', MalformedInput),
+        ('"config":CFG,"mediaType":"application/vnd.oci.image.index.v1+json"', MalformedInput),
+        ('"config":CFG,"layers":[1]', MalformedInput),
+        ('"config":"x"', MalformedInput),
+    ],
+)
+def test_manifest_refusals(body: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        decode_manifest_config(_manifest(body))
