@@ -28,6 +28,7 @@ from pullgate.config_model import (
     CacheConfig,
     CriConfig,
     DaemonConfig,
+    ImageVerifierConfig,
     InconclusiveAction,
     MetricsConfig,
     Mode,
@@ -36,6 +37,7 @@ from pullgate.config_model import (
     RuntimeConfig,
     StatementSettings,
     VerificationConfig,
+    VerifierPlatforms,
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "CacheConfig",
     "CriConfig",
     "DaemonConfig",
+    "ImageVerifierConfig",
     "InconclusiveAction",
     "MetricsConfig",
     "Mode",
@@ -54,6 +57,7 @@ __all__ = [
     "RuntimeConfig",
     "StatementSettings",
     "VerificationConfig",
+    "VerifierPlatforms",
     "load_config",
     "load_process_settings",
     "parse_config",

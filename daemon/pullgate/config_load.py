@@ -18,13 +18,11 @@ Loading rules (:func:`load_config`, :func:`parse_config`):
 * socket paths (``[api] socket``, ``[cri] socket``, the ``unix://`` path of ``[cri] upstream``)
   must be absolute: a daemon's sockets must not move with its working directory;
 * numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl``, which
-  may be 0 (off); ``[api] socket_mode`` is an integer
-  (``0o660``) or an octal string (``"0660"``);
+  may be 0 (off); ``[api] socket_mode`` is an integer (``0o660``) or an octal string (``"0660"``);
 * ``[metrics] address`` is ``host:port`` (``[v6]:port`` for IPv6) or ``""`` (metrics off); the
   host must be loopback (``localhost``, ``127.0.0.0/8``, ``::1``) unless
   ``allow_non_loopback = true``;
-* ``[statements."<name>"]`` values must be members of
-  :class:`~pullgate.config_model.Requirement`,
+* ``[statements."<name>"]`` values must be members of :class:`~pullgate.config_model.Requirement`,
   :class:`~pullgate.config_model.InconclusiveAction` and :class:`~pullgate.config_model.Mode`.
 """
 
@@ -51,6 +49,7 @@ from pullgate.config_model import (
 )
 from pullgate.config_salvage import salvage_tables
 from pullgate.config_start import start_break_glass, start_runtime
+from pullgate.config_verifier import image_verifier
 from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError
 from pullgate.textnum import ascii_int
@@ -73,6 +72,7 @@ _TOP_KEYS = frozenset(
         "statements",
         "runtime",
         "break_glass",
+        "image_verifier",
     }
 )
 _API_KEYS = frozenset({"socket", "socket_mode"})
@@ -329,6 +329,7 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
         statements=_statements(chk, document),
         runtime=start_runtime(chk, document),
         break_glass=start_break_glass(chk, document),
+        image_verifier=image_verifier(chk, document),
         reload_debounce=chk.positive_float(
             document, "reload_debounce", "", DaemonConfig().reload_debounce
         ),

@@ -39,6 +39,13 @@ class Mode(StrEnum):
     AUDIT = "audit"
 
 
+class VerifierPlatforms(StrEnum):
+    """Which manifests of an index a containerd bindir image-verifier request must cover."""
+
+    ALL = "all"  # every manifest containerd could fetch from it (any --platform)
+    NODE = "node"  # only what this node's platform pulls
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatementSettings:
     """Per trust-policy statement settings (keyed by the statement's name)."""
@@ -90,6 +97,13 @@ class BreakGlassConfig:
     """``[break_glass]``: the file whose presence turns denials into audited allows."""
 
     file: Path = Path("/etc/pullgate/break-glass")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageVerifierConfig:
+    """``[image_verifier]``: decisions asked for by containerd's bindir verifier."""
+
+    platforms: VerifierPlatforms = VerifierPlatforms.ALL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +172,7 @@ class DaemonConfig:
     statements: Mapping[str, StatementSettings] = field(default_factory=dict)
     runtime: RuntimeConfig | None = None
     break_glass: BreakGlassConfig | None = None
+    image_verifier: ImageVerifierConfig = field(default_factory=ImageVerifierConfig)
     reload_debounce: float = 0.2  # seconds
 
     def settings_for(self, statement: str | None) -> StatementSettings:

@@ -13,6 +13,7 @@ from pullgate.config import (
     Mode,
     Requirement,
     StatementSettings,
+    VerifierPlatforms,
     load_config,
     parse_config,
 )
@@ -147,6 +148,12 @@ def test_relative_config_path_is_made_absolute_without_resolving_symlinks(
     assert config.trust_dir == tmp_path / "trust"
 
 
+def test_image_verifier_platforms() -> None:
+    assert DaemonConfig().image_verifier.platforms is VerifierPlatforms.ALL
+    config = parse_config(b'[image_verifier]\nplatforms = "node"', SOURCE)
+    assert config.image_verifier.platforms is VerifierPlatforms.NODE
+
+
 def test_resolve_ttl_zero_turns_the_resolve_memo_off() -> None:
     assert parse_config(b"[cache]\nresolve_ttl = 0", SOURCE).cache.resolve_ttl == 0.0
     assert parse_config(b"", SOURCE).cache.resolve_ttl > 0
@@ -256,6 +263,9 @@ def test_socket_mode_as_octal_string() -> None:
         (b"[statements.prod]\nrequired = 'both'", "statements.prod.required"),
         (b'[statements."a b"]\nmodes = "audit"', 'statements."a b".modes'),
         (b"[tls]\nca = 'x'", "tls"),
+        (b'[image_verifier]\nplatforms = "arm64"', "image_verifier.platforms"),
+        (b"[image_verifier]\nplatform = 'node'", "image_verifier.platform"),
+        (b"image_verifier = 1", "image_verifier"),
     ],
 )
 def test_bad_value_names_its_key(document: bytes, key: str) -> None:

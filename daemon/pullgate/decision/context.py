@@ -24,7 +24,7 @@ from pullgate.decision.cache import CacheStats, FlightStats
 from pullgate.decision.clients import ClientPool, PhaseTimes, TimedClient, credentials_identity
 from pullgate.decision.combine import Verdict, finish
 from pullgate.decision.memo import MemoKey
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest
 from pullgate.decision.platform import Platform
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
@@ -121,8 +121,10 @@ class Shared:
 
 def flight_key(request: DecisionRequest, snap: SnapshotLike) -> tuple[object, ...]:
     """Everything a decision depends on, except the caller (never a secret): the key of its
-    single flight."""
+    single flight. Whether the caller is containerd's bindir verifier counts (it may widen
+    what an index decision covers, :mod:`pullgate.decision.every_platform`)."""
     return (
+        request.caller == BINDIR_CALLER,
         request.reference,
         request.digest,
         request.platform,

@@ -16,6 +16,8 @@ from pullgate.errors import Reason
 from pullgate.registry.model import Credentials
 from pullgate.verification.outcome import VerificationOutcome
 
+BINDIR_CALLER = "containerd-verifier"  # the caller pullgate-containerd-verifier sends
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecisionRequest:

@@ -24,6 +24,7 @@ from datetime import datetime
 from pullgate.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.decision.context import DecisionContext, Lender, Route
+from pullgate.decision.every_platform import covers_every_platform, every_manifest
 from pullgate.decision.matcher import containerd_picks
 from pullgate.decision.memo import MemoKey, ResolveMemo
 from pullgate.decision.model import DecisionRequest
@@ -173,7 +174,9 @@ class Resolver:
         ctx: DecisionContext,
     ) -> tuple[IndexEntry, ...]:
         """Every manifest a fronted containerd runs from index ``target`` for ``platform``
-        (:func:`~pullgate.decision.matcher.containerd_picks`; nested indexes fetched as above).
+        (:func:`~pullgate.decision.matcher.containerd_picks`; nested indexes fetched as above),
+        or, for a bindir-verifier request that must cover every platform, every manifest it could
+        fetch (:mod:`pullgate.decision.every_platform`).
 
         Raises:
             PullgateError: a fetch failed, or an index is not one containerd would read.
@@ -182,4 +185,8 @@ class Resolver:
         def load(entry: IndexEntry) -> tuple[IndexEntry, ...]:
             return self.index(lender, ref, entry.descriptor, ctx)
 
-        return containerd_picks(self.index(lender, ref, target, ctx), platform, load)
+        entries = self.index(lender, ref, target, ctx)
+        statement = ctx.statement.name if ctx.statement else None
+        if covers_every_platform(ctx.request, ctx.snap.config, statement):
+            return every_manifest(entries, load)
+        return containerd_picks(entries, platform, load)
