@@ -23,6 +23,7 @@ from tests.support.docker_registry import (
 from tests.support.grpc_harness import Client, run_daemon
 from tests.support.pki import KeySpec, Pki, write_store
 from tests.support.push import Pusher
+from tests.support.statements import policy_document
 
 pytestmark = [
     pytest.mark.integration,
@@ -43,16 +44,8 @@ def _write_node(tmp: Path) -> tuple[Path, Path]:
     chain = Pki(name="reason classes").chain(key=KeySpec.ec(256))
     trust_dir = tmp / "trust"
     write_store(trust_dir, "ca", "prod", [chain.root.cert])
-    statement = {
-        "name": "prod",
-        "registryScopes": ["*"],
-        "signatureVerification": {"level": "strict"},
-        "trustStores": ["ca:prod"],
-        "trustedIdentities": ["*"],
-    }
-    (trust_dir / "trustpolicy.json").write_text(
-        json.dumps({"version": "1.0", "trustPolicies": [statement]})
-    )
+    document = policy_document(name="prod", stores=("ca:prod",))
+    (trust_dir / "trustpolicy.json").write_text(json.dumps(document))
     certs_d = tmp / "certs.d"
     certs_d.mkdir()
     config = tmp / "config.toml"
