@@ -74,6 +74,7 @@ def run_target(name: str, seconds: int, work: Path, runs: int | None = None) -> 
         "-print_final_stats=1",
         *([f"-runs={runs}"] if runs else []),
         f"-artifact_prefix={crashes}/",
+        f"-dict={work / 'seeds' / 'dictionary'}",
         str(corpus),
         str(seed_dir),
     ]

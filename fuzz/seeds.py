@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fuzz.mutate import DICTIONARY
 from fuzz.scripted import REGISTRY, descriptor_of, sha256
 from fuzz.targets_registry import SIGNED
 from fuzz.wire import Reply, join_fields, reply
@@ -306,12 +307,15 @@ SEEDS: dict[str, Callable[[], Sequence[bytes]]] = {
 
 
 def write(directory: Path) -> None:
-    """Write every target's seeds under ``directory/<target>/``."""
+    """Write every target's seeds under ``directory/<target>/`` and the dictionary to
+    ``directory/dictionary``."""
     for name, make in SEEDS.items():
         target = directory / name
         target.mkdir(parents=True, exist_ok=True)
         for n, seed in enumerate(make()):
             (target / f"seed-{n}").write_bytes(seed)
+    lines = [json.dumps(token) for token in DICTIONARY]  # libFuzzer's "…" with C escapes
+    (directory / "dictionary").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

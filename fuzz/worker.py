@@ -2,7 +2,9 @@
 
 ``python -m fuzz.worker TARGET CRASH_DIR [libFuzzer options and corpus directories]``
 
-pullgate is imported instrumented, so libFuzzer sees its branch coverage. An exception other than
+pullgate is imported instrumented, so libFuzzer sees its branch coverage. Mutations are
+libFuzzer's own (with the registry-vocabulary dictionary) or, for a share of them, structural
+(:func:`fuzz.mutate.mutate_structure`: a JSON node, a header, a status). An exception other than
 :class:`~pullgate.errors.PullgateError` (targets swallow those) or an oracle violation is an
 unhandled exception: it is not re-raised, so the run goes on and counts every one of them; the
 first input of each kind (exception type and innermost frame) is kept in ``CRASH_DIR`` with its
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +24,9 @@ import atheris
 
 with atheris.instrument_imports(include=["pullgate"]):
     from fuzz.targets import TARGETS
+from fuzz.mutate import mutate_structure
+
+STRUCTURED = 0.3  # the share of mutations that are structural (the rest are libFuzzer's)
 
 
 def _kind(exc: BaseException) -> str:
@@ -65,7 +71,13 @@ def main(argv: list[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - counting them is the point
             recorder.record(data, exc)
 
-    atheris.Setup([argv[0], *argv[3:]], one_input)
+    def mutator(data: bytes, max_size: int, seed: int) -> bytes:
+        rng = random.Random(seed)
+        if rng.random() >= STRUCTURED:
+            return bytes(atheris.Mutate(data, max_size))
+        return mutate_structure(data, rng)[:max_size]
+
+    atheris.Setup([argv[0], *argv[3:]], one_input, custom_mutator=mutator)
     atheris.Fuzz()
 
 
