@@ -24,6 +24,13 @@ Loading rules (:func:`load_config`, :func:`parse_config`):
   ``allow_non_loopback = true``;
 * ``[statements."<name>"]`` values must be members of :class:`~pullgate.config_model.Requirement`,
   :class:`~pullgate.config_model.InconclusiveAction` and :class:`~pullgate.config_model.Mode`.
+* numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl`` (0 = off);
+  ``[api] socket_mode`` is an integer (``0o660``) or an octal string (``"0660"``);
+* ``[metrics] address`` is ``host:port`` (``[v6]:port`` for IPv6) or ``""`` (metrics off); the
+  host must be loopback (``localhost``, ``127.0.0.0/8``, ``::1``) unless ``allow_non_loopback``;
+* ``[statements."<name>"]`` values must be members of :class:`~pullgate.config_model.Requirement`,
+  :class:`~pullgate.config_model.InconclusiveAction` and :class:`~pullgate.config_model.Mode`;
+* ``[nri]`` is read by :mod:`pullgate.config_nri`, ``[runtime]`` by :mod:`pullgate.config_start`.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from pullgate.config_model import (
     StatementSettings,
     VerificationConfig,
 )
+from pullgate.config_nri import nri_table
 from pullgate.config_salvage import salvage_tables
 from pullgate.config_start import start_break_glass, start_runtime
 from pullgate.config_verifier import image_verifier
@@ -73,10 +81,11 @@ _TOP_KEYS = frozenset(
         "runtime",
         "break_glass",
         "image_verifier",
+        "nri",
     }
 )
 _API_KEYS = frozenset({"socket", "socket_mode"})
-_PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime"})  # read once, at start
+_PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime", "nri"})  # read once, at start
 _CRI_KEYS = frozenset({"socket", "socket_mode", "upstream", "critical_images"})
 _METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
 _CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
@@ -330,6 +339,7 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
         runtime=start_runtime(chk, document),
         break_glass=start_break_glass(chk, document),
         image_verifier=image_verifier(chk, document),
+        nri=nri_table(chk, document),
         reload_debounce=chk.positive_float(
             document, "reload_debounce", "", DaemonConfig().reload_debounce
         ),
@@ -373,6 +383,7 @@ def load_process_settings(path: Path) -> DaemonConfig | None:
         cri=_cri(chk, document),
         metrics=_metrics(chk, document),
         runtime=start_runtime(chk, document),
+        nri=nri_table(chk, document),
     )
     return None if chk.problems else config
 

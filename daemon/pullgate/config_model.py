@@ -93,6 +93,18 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NriConfig:
+    """``[nri]``: the containerd NRI plugin (absent = none, unless containerd launched us)."""
+
+    socket: Path = Path("/var/run/nri/nri.sock")
+    name: str = "pullgate"  # what containerd's required_plugins names
+    index: str = "10"  # two digits: the plugin's place in containerd's call order
+    evict: bool = False  # stop running containers whose image's allow was withdrawn
+    evict_per_minute: int = 6
+    recheck_after: float = 30.0  # seconds a background denial answers creates before re-checking
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BreakGlassConfig:
     """``[break_glass]``: the file whose presence turns denials into audited allows."""
 
@@ -173,6 +185,7 @@ class DaemonConfig:
     runtime: RuntimeConfig | None = None
     break_glass: BreakGlassConfig | None = None
     image_verifier: ImageVerifierConfig = field(default_factory=ImageVerifierConfig)
+    nri: NriConfig | None = None
     reload_debounce: float = 0.2  # seconds
 
     def settings_for(self, statement: str | None) -> StatementSettings:

@@ -68,6 +68,8 @@ class Reason(StrEnum):
     IMAGE_UNKNOWN = "IMAGE_UNKNOWN"
     # A denial turned into an audited allow by an unexpired break-glass file.
     BREAK_GLASS = "BREAK_GLASS"
+    # Container start (NRI): not verified yet; verification has started, a retry finds its result.
+    VERIFICATION_STARTED = "VERIFICATION_STARTED"
 
 
 class ReasonKind(StrEnum):
@@ -228,6 +230,9 @@ REASONS: Mapping[Reason, ReasonRow] = MappingProxyType(
         Reason.IMAGE_UNKNOWN: ReasonRow(_I, "NOT_FOUND", "pull the image, then retry"),
         Reason.BREAK_GLASS: ReasonRow(
             _A, "OK", "remove the break-glass file once the trust configuration is fixed"
+        ),
+        Reason.VERIFICATION_STARTED: ReasonRow(
+            _I, "UNAVAILABLE", "nothing to fix: retry in a moment (the kubelet retries)"
         ),
     }
 )

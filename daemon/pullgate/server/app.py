@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -46,6 +47,7 @@ from pullgate import heap
 from pullgate.config import DaemonConfig, load_config, load_process_settings
 from pullgate.cri.proxy import CriProxy
 from pullgate.errors import ConfigError
+from pullgate.nri.daemon import NriLaunch, attach_nri, launch_from_environment
 from pullgate.server.convert import StatusView
 from pullgate.server.gate_front import counted_decide, start_node_auditor, start_runtime_gate
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
@@ -201,6 +203,7 @@ class DaemonOptions:
     install_signal_handlers: bool = True
     runtime_factory: Callable[[Path, DaemonConfig, Metrics], Runtime] | None = None
     ready_callback: Callable[[RunningServer, MetricsServer | None], None] | None = None
+    nri_launch: NriLaunch | None = None  # containerd launched this process as its NRI plugin
 
 
 def initial_config(path: Path) -> DaemonConfig:
@@ -266,6 +269,7 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             auditor = start_node_auditor(config, runtime.parts, runtime.on_swap)
             if auditor is not None:
                 stack.callback(auditor.stop)
+            await attach_nri(stack, config, runtime, metrics.registry, options.nri_launch, stop)
             runtime.start_watching()
             # READY only once a valid configuration enforces: a node that cannot enforce must
             # look like a failed start to the service manager, not like a running service.
@@ -385,7 +389,8 @@ def run(config_path: Path, *, hooks: Sequence[LifecycleHook] = ()) -> int:
     )
 
     async def main() -> int:
-        return await serve(options, asyncio.Event())
+        launch = launch_from_environment(os.environ)
+        return await serve(dataclasses.replace(options, nri_launch=launch), asyncio.Event())
 
     try:
         return asyncio.run(main())

@@ -191,7 +191,7 @@ class DaemonRuntime:
         engine = _Engine(self.state, self.decider, audit)
         self.gate = StartGate(
             store=self.verdicts,
-            snapshot=self._snapshot_digest,
+            snapshot=self.snapshot_digest,
             decide=engine.decide,
             critical=config.cri.critical_images if config.cri is not None else (),
             break_glass=(
@@ -219,7 +219,8 @@ class DaemonRuntime:
             raise ConfigError("no valid configuration is loaded")
         return snapshot
 
-    def _snapshot_digest(self) -> str | None:
+    def snapshot_digest(self) -> str | None:
+        """Digest of the trust snapshot in force (None before the first valid one)."""
         snapshot = self.state.current()
         return snapshot.digest if snapshot is not None else None
 
