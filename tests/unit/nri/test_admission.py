@@ -1,0 +1,158 @@
+"""CreateContainer decided from local state: the annotation names the repository, unknown
+images are refused at once while verification runs, background denials are reused, audits
+and evictions; arbitrary payloads never allow."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pullgate.errors import Reason
+from pullgate.nri.admission import IMAGE_NAME_ANNOTATION, NriGate
+from pullgate.nri.frames import RpcRequest, decode_response
+from pullgate.nri.plugin import PLUGIN_SERVICE, PluginService
+from pullgate.nri.wire import api_pb2
+from pullgate.start.gate import StartDecision
+
+IMAGE = "sha256:" + "c" * 64
+DIGEST = "sha256:" + "d" * 64
+SIGNED = "registry.test/team/signed:1"
+UNSIGNED = "registry.test/team/unsigned:1"
+
+
+@dataclass
+class FakeGate:
+    """A start gate allowing ``allowed`` (image ID, reference) pairs once checked."""
+
+    verified: dict[str, Reason] = field(default_factory=dict)  # repo -> result of a full check
+    allowed: set[tuple[str, str]] = field(default_factory=set)
+    checks: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def _decision(self, image_id: str, reference: str, ok: bool, reason: Reason) -> StartDecision:
+        return StartDecision(
+            allowed=ok, reason=reason, message="m", image_id=image_id, reference=reference
+        )
+
+    def check_local(self, image_id: str, reference: str, *, front: str = "") -> StartDecision:
+        if (image_id, reference) in self.allowed:
+            return self._decision(image_id, reference, True, Reason.VERIFIED)
+        return self._decision(image_id, reference, False, Reason.NOT_VERIFIED)
+
+    def check(
+        self, image_id: str, reference: str, repo_digests: Sequence[str], *, front: str = ""
+    ) -> StartDecision:
+        self.checks.append((image_id, reference, tuple(repo_digests)))
+        reason = self.verified.get(reference, Reason.NO_SIGNATURE)
+        if reason is Reason.VERIFIED:
+            self.allowed.add((image_id, reference))
+        self.done.set()
+        return self._decision(image_id, reference, reason is Reason.VERIFIED, reason)
+
+
+def _container(reference: str | None, cid: str = "c1", name: str = SIGNED) -> api_pb2.Container:
+    annotations = {IMAGE_NAME_ANNOTATION: reference} if reference is not None else {}
+    return api_pb2.Container(
+        id=cid,
+        name="app",
+        annotations=annotations,
+        image=api_pb2.Image(name=name, digest=DIGEST, config_digest=IMAGE),
+    )
+
+
+def _gate(fake: FakeGate, **kwargs: object) -> NriGate:
+    return NriGate(fake, lambda: "snap-1", workers=1, **kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_image_is_refused_at_once_then_allowed_after_verification() -> None:
+    fake = FakeGate(verified={SIGNED: Reason.VERIFIED})
+    gate = _gate(fake)
+    first = gate.admit(api_pb2.PodSandbox(), _container(SIGNED))
+    assert not first.allowed
+    assert "VERIFICATION_STARTED" in first.message.split(":")[1]
+    assert fake.done.wait(5)
+    assert fake.checks == [(IMAGE, SIGNED, (f"registry.test/team/signed:1@{DIGEST}",))]
+    assert gate.admit(api_pb2.PodSandbox(), _container(SIGNED)).allowed
+    gate.close()
+
+
+def test_the_annotation_decides_not_image_name() -> None:
+    # containerd names the bytes after the signed repository; the pod asked for the unsigned one.
+    fake = FakeGate(verified={SIGNED: Reason.VERIFIED}, allowed={(IMAGE, SIGNED)})
+    gate = _gate(fake)
+    answer = gate.admit(api_pb2.PodSandbox(), _container(UNSIGNED, name=SIGNED))
+    assert not answer.allowed
+    assert fake.done.wait(5)
+    assert fake.checks[0][1] == UNSIGNED
+    gate.close()
+
+
+def test_a_background_denial_answers_retries_with_its_reason() -> None:
+    fake = FakeGate()
+    gate = _gate(fake)
+    gate.admit(api_pb2.PodSandbox(), _container(UNSIGNED))
+    assert fake.done.wait(5)
+    for _ in range(50):  # the outcome is stored right after check() returns
+        answer = gate.admit(api_pb2.PodSandbox(), _container(UNSIGNED))
+        if "NO_SIGNATURE" in answer.message:
+            break
+        threading.Event().wait(0.01)
+    assert not answer.allowed
+    assert answer.message.split(": ")[1] == Reason.NO_SIGNATURE.value
+    assert len(fake.checks) == 1  # not verified again while the denial is fresh
+    gate.close()
+
+
+def test_missing_config_digest_is_refused_malformed() -> None:
+    fake = FakeGate()
+    gate = _gate(fake)
+    container = api_pb2.Container(id="x", annotations={IMAGE_NAME_ANNOTATION: SIGNED})
+    answer = gate.admit(api_pb2.PodSandbox(), container)
+    assert not answer.allowed
+    assert answer.message.split(": ")[1] == Reason.MALFORMED.value
+    assert fake.checks == []
+    gate.close()
+
+
+def test_audit_counts_and_evicts_definitive_denials_within_the_budget() -> None:
+    fake = FakeGate()
+    evicted: list[list[tuple[str, str]]] = []
+    counts: list[tuple[str, int]] = []
+    gate = _gate(
+        fake,
+        evict=evicted.append,
+        evict_per_minute=1,
+        unverified=lambda why, n: counts.append((why, n)),
+    )
+    containers = [_container(UNSIGNED, cid=f"c{i}") for i in range(3)]
+    gate.synchronized(containers, complete=True)
+    assert counts == [("synchronize", 3)]
+    assert fake.done.wait(5)
+    for _ in range(100):
+        if evicted:
+            break
+        threading.Event().wait(0.01)
+    assert [len(batch) for batch in evicted] == [1]  # one per minute
+    gate.audit("reload")
+    assert sum(len(batch) for batch in evicted) == 1
+    gate.removed(containers[0])
+    gate.audit("reload")
+    assert counts[-1] == ("reload", 2)
+    gate.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_create_payloads_never_allow(payload: bytes) -> None:
+    fake = FakeGate()  # nothing verified: no payload may be allowed
+    gate = _gate(fake)
+    service = PluginService(gate)
+    request = RpcRequest(service=PLUGIN_SERVICE, method="CreateContainer", payload=payload)
+    answer = decode_response(asyncio.run(service.handle(request)))
+    assert not answer.ok
+    gate.close()
