@@ -33,6 +33,7 @@ from pullgate.doctor.containerd import (
 )
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, render_findings
 from pullgate.doctor.kubelet import kubelet_checks
+from pullgate.doctor.nri import nri_checks
 from pullgate.doctor.sockets import socket_checks
 
 DOCTOR_SUMMARY = "Report every way signature enforcement is bypassed on this node."
@@ -67,6 +68,8 @@ def run_doctor(paths: DoctorPaths) -> list[Finding]:
         bindir = bindir_checks(cd, transfer)
         findings += bindir
         verifiers_enforce = transfer and not any(f.severity is Severity.ERROR for f in bindir)
+        if paths.nri_plugin is not None:
+            findings += nri_checks(cd, paths.nri_plugin, paths.nri_p99)
     findings += kubelet_checks(paths, verifiers_enforce)
     if paths.check_sockets:
         findings += socket_checks(paths)
@@ -84,6 +87,8 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cri-socket", type=Path, default=d.cri_socket)
     parser.add_argument("--containerd-version", help="X.Y (default: ask containerd --version)")
     parser.add_argument("--no-socket-check", action="store_true")
+    parser.add_argument("--nri", metavar="NAME", help="check containerd's NRI requires plugin NAME")
+    parser.add_argument("--nri-p99", type=float, metavar="SECONDS", help="measured NRI answer p99")
     parser.add_argument("--output", "-o", choices=("text", "json"), default="text")
 
 
@@ -100,6 +105,8 @@ def run_doctor_command(args: argparse.Namespace, parser: argparse.ArgumentParser
         api_socket=args.api_socket,
         cri_socket=args.cri_socket,
         containerd_version=version or detect_containerd_version(),
+        nri_plugin=args.nri,
+        nri_p99=args.nri_p99,
         check_sockets=not args.no_socket_check,
     )
     findings = run_doctor(paths)

@@ -41,6 +41,10 @@ class Code(StrEnum):
     KUBELET_ENDPOINT_MISMATCH = "KUBELET_ENDPOINT_MISMATCH"
     API_SOCKET_MISSING = "API_SOCKET_MISSING"
     CRI_SOCKET_MISSING = "CRI_SOCKET_MISSING"
+    NRI_DISABLED = "NRI_DISABLED"
+    NRI_NOT_REQUIRED = "NRI_NOT_REQUIRED"
+    NRI_TOLERATE_ANNOTATION = "NRI_TOLERATE_ANNOTATION"
+    NRI_TIMEOUT_SHORT = "NRI_TIMEOUT_SHORT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +77,8 @@ class DoctorPaths:
     cri_socket: Path = Path("/run/pullgate/cri.sock")
     containerd_version: tuple[int, int] | None = None
     check_sockets: bool = True
+    nri_plugin: str | None = None  # pullgate's NRI plugin name: check NRI requires it
+    nri_p99: float | None = None  # measured NRI answer p99, seconds
 
 
 def read_config(path: Path) -> str | None:

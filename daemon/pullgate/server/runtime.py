@@ -267,6 +267,7 @@ def node_checks(config: DaemonConfig) -> tuple[str, ...]:
         cri_socket=cri_socket,
         containerd_version=detect_containerd_version(),
         check_sockets=False,
+        nri_plugin=config.nri.name if config.nri is not None else None,
     )
     try:
         findings = run_doctor(paths)
