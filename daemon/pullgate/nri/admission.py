@@ -160,10 +160,13 @@ class NriGate:
 
     def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
         started = time.perf_counter()
-        decision = self._decide(_known(container), "nri")
+        known = _known(container)
+        decision = self._decide(known, "nri")
         if self._observe is not None:
             self._observe(decision.allowed, decision.reason.value, time.perf_counter() - started)
         if decision.allowed:
+            with self._lock:
+                self._known[known.container_id] = known
             return Admission(allowed=True)
         log.info(
             "NRI: create of %s/%s refused: %s",

@@ -155,7 +155,7 @@ def start_nri(
         evict_per_minute=nri.evict_per_minute if nri is not None else 6,
         recheck_after=nri.recheck_after if nri is not None else 30.0,
     )
-    service = NriService(target, gate, on_state=metrics.on_state)
+    service = NriService(target, gate, on_state=metrics.on_state, timing=metrics.on_answer)
 
     def audit_after_reload() -> None:
         gate.audit("reload")

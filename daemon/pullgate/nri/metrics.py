@@ -3,8 +3,8 @@
 * ``state{state}``: 1 for the plugin's current connection state, 0 for the others;
 * ``state_changes_total{state}``: every transition into ``state``;
 * ``creates_total{result,reason}``: every ``CreateContainer`` answered;
-* ``answer_seconds``: time to answer a ``CreateContainer`` (the budget is containerd's
-  ``plugin_request_timeout``);
+* ``answer_seconds``: time from a ``CreateContainer`` request read off the wire to its answer
+  written (the budget is containerd's ``plugin_request_timeout``);
 * ``unverified_containers``: containers without a current allow at the last audit;
 * ``audits_total{trigger}``: audits of every known container (``synchronize``, ``reload``);
 * ``evictions_total``: eviction requests sent to the runtime.
@@ -18,7 +18,10 @@ from pullgate.nri.service import NriState
 
 __all__ = ["NriMetrics"]
 
-_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 2.0)
+_BUCKETS = (
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.075, 0.1, 0.2, 0.5, 1.0, 2.0,
+)  # fmt: skip
 
 
 class NriMetrics:
@@ -71,9 +74,13 @@ class NriMetrics:
         self.state_changes.labels(state=state.value).inc()
 
     def on_create(self, allowed: bool, reason: str, seconds: float) -> None:
-        """Record one answered create."""
+        """Record one decided create."""
         self.creates.labels(result="allow" if allowed else "deny", reason=reason).inc()
-        self.answer_seconds.observe(seconds)
+
+    def on_answer(self, method: str, seconds: float) -> None:
+        """Record the answer time of one plugin request (``CreateContainer`` only)."""
+        if method == "CreateContainer":
+            self.answer_seconds.observe(seconds)
 
     def on_audit(self, trigger: str, unverified: int) -> None:
         """Record an audit and its count."""

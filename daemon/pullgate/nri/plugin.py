@@ -6,9 +6,11 @@ subscribed), then ``Plugin.Synchronize`` with every existing pod and container (
 into several requests with ``more`` set, each answered with the same ``more``), then the
 subscribed events. pullgate subscribes:
 
-* ``CREATE_CONTAINER``: the gate. An error status fails the create; an empty response allows;
-* ``POST_CREATE_CONTAINER`` and ``REMOVE_CONTAINER``: keep the inventory of existing containers
-  that reload audits (and optional evictions) work on.
+* ``CREATE_CONTAINER``: the gate. An error status fails the create; an empty response allows
+  (and the container joins the inventory that reload audits and optional evictions work on);
+* ``REMOVE_CONTAINER``: leaves the inventory. (``POST_CREATE_CONTAINER`` would be one more round
+  trip inside every create; a create that fails after pullgate allowed it leaves an entry that
+  only costs an audit line.)
 
 Every decision is delegated to a :class:`Gatekeeper`; this module only decodes, dispatches and
 encodes. A payload that does not decode is answered with an error status (a create is refused).
@@ -43,7 +45,7 @@ PLUGIN_SERVICE = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME_SERVICE = "nri.pkg.api.v1alpha1.Runtime"
 NRI_VERSION = "v0.12.2"  # the NRI API revision these messages follow
 
-EVENTS = (api_pb2.CREATE_CONTAINER, api_pb2.POST_CREATE_CONTAINER, api_pb2.REMOVE_CONTAINER)
+EVENTS = (api_pb2.CREATE_CONTAINER, api_pb2.REMOVE_CONTAINER)
 
 
 def event_mask(events: Sequence[int]) -> int:

@@ -77,7 +77,9 @@ class NriService:
         gate: Gatekeeper,
         *,
         on_state: Callable[[NriState], None] | None = None,
+        timing: Callable[[str, float], None] | None = None,
     ) -> None:
+        self._timing = timing
         self._target = target
         self._gate = gate
         self._on_state = on_state
@@ -137,7 +139,7 @@ class NriService:
             self._set_state(NriState.DISCONNECTED, f"cannot connect: {exc.strerror or exc}")
             return False
         plugin = PluginService(self._gate)
-        session = Session(reader, writer, plugin.handle)
+        session = Session(reader, writer, plugin.handle, self._timing)
         self._session = session
         served = asyncio.create_task(session.run())
         stopping = asyncio.create_task(stop.wait())

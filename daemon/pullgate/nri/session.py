@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from pullgate.errors import Reason, VerificationInconclusive
@@ -62,8 +63,13 @@ class Session:
     """The multiplexed connection to the runtime (see the module docstring)."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        handler: Handler,
+        timing: Callable[[str, float], None] | None = None,
     ) -> None:
+        self._timing = timing  # (method, seconds from request decoded to answer written)
         self._reader = reader
         self._writer = writer
         self._handler = handler
@@ -97,7 +103,10 @@ class Session:
     def _dispatch(self, conn_id: int, frame: Frame) -> None:
         if conn_id == PLUGIN_CONN and frame.type is FrameType.REQUEST:
             request = decode_request(frame.data)
-            task = asyncio.get_running_loop().create_task(self._serve(frame.stream_id, request))
+            arrived = time.perf_counter()
+            task = asyncio.get_running_loop().create_task(
+                self._serve(frame.stream_id, request, arrived)
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif conn_id == RUNTIME_CONN and frame.type is FrameType.RESPONSE:
@@ -111,13 +120,15 @@ class Session:
         else:
             raise WireError(f"unexpected ttrpc {frame.type.name} frame on connection {conn_id}")
 
-    async def _serve(self, stream_id: int, request: RpcRequest) -> None:
+    async def _serve(self, stream_id: int, request: RpcRequest, arrived: float) -> None:
         try:
             answer = await self._handler(request)
         except Exception as exc:  # an answer must go back; an error status denies
             log.exception("NRI %s.%s failed", request.service, request.method)
             answer = encode_response(code=CODE_INTERNAL, message=f"pullgate: internal error: {exc}")
         self._send(PLUGIN_CONN, ttrpc_frame(stream_id, FrameType.RESPONSE, answer))
+        if self._timing is not None:
+            self._timing(request.method, time.perf_counter() - arrived)
 
     def _send(self, conn_id: int, data: bytes) -> None:
         if self._closed or self._writer.is_closing():
