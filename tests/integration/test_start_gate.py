@@ -90,6 +90,16 @@ def test_unsigned_image_pulled_straight_into_containerd_is_refused_at_create(
     assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
 
 
+def test_overlapped_unsigned_pull_is_denied_and_removed(node: StartNode) -> None:
+    # [runtime] is configured, so pulls overlap their verification: the runtime pulls while
+    # pullgate decides, and a denial removes what it pulled.
+    image = node.push(f"start/overlap-{uuid.uuid4().hex[:6]}", signed=False)
+    denied = node.gated("pull", image.reference, check=False)
+    assert denied.returncode != 0
+    assert denial_reason(denied.stderr) is Reason.NO_SIGNATURE, denied.stderr
+    assert node.runtime.crictl("inspecti", image.reference, check=False).returncode != 0
+
+
 def test_imported_unsigned_image_is_refused_at_create(node: StartNode, tmp_path: Path) -> None:
     image = node.push(f"start/imported-{uuid.uuid4().hex[:6]}", signed=False)
     archive = tmp_path / "image.tar"
@@ -159,6 +169,8 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         node.break_glass.write_text(f'expires = {_stamp(timedelta(hours=1))}\nnote = "test"\n')
         opened = node.create(pod, pod_config, image.reference)
         assert opened.returncode == 0, opened.stderr
+        glass_pull = node.push(f"start/glass-{uuid.uuid4().hex[:6]}", signed=False)
+        node.gated("pull", glass_pull.reference)  # pulls are waived too
         node.break_glass.unlink()
         closed = node.create(pod, pod_config, image.reference)
         assert denial_reason(closed.stderr) is Reason.UNTRUSTED, closed.stderr

@@ -29,7 +29,14 @@ from pullgate.cri.request import PullRequest
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.errors import Reason
 
-__all__ = ["Control", "RuntimeImages", "check_pin", "clean_up", "pinned_by_request"]
+__all__ = [
+    "Control",
+    "RuntimeImages",
+    "check_pin",
+    "clean_up",
+    "pinned_by_request",
+    "pulled_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,14 @@ def pinned_by_request(pull: PullRequest, verified: str) -> bool:
     return bool(pull.reference.digest) and pull.reference.digest == verified
 
 
+def pulled_image(response: bytes) -> str:
+    """The image a ``PullImageResponse`` names (its ``image_ref``; empty when it names none)."""
+    try:
+        return api_pb2.PullImageResponse.FromString(response).image_ref
+    except DecodeError:
+        return ""
+
+
 def check_pin(
     images: RuntimeImages, pull: PullRequest, digest: str, response: bytes
 ) -> Denial | None:
@@ -86,11 +101,7 @@ def check_pin(
         digest: the digest pullgate verified for it.
         response: the runtime's ``PullImageResponse`` bytes (its ``image_ref`` names the image).
     """
-    try:
-        image_id = api_pb2.PullImageResponse.FromString(response).image_ref
-    except DecodeError:
-        image_id = ""
-    target = image_id or str(pull.reference)
+    target = pulled_image(response) or str(pull.reference)
     expected = f"{pull.reference.locator}@{digest}"
     try:
         image = images.status(target)

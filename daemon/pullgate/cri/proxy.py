@@ -41,13 +41,12 @@ demand) is sized so that a hundred parallel pulls still leave threads for ``Imag
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -57,27 +56,30 @@ import grpc
 
 from pullgate.cri.critical import CriticalImages
 from pullgate.cri.denial import Denial
+from pullgate.cri.forwarder import Forwarder
 from pullgate.cri.methods import (
     CRI_SERVICE,
     PULL_IMAGE,
-    SHOWN_PATH,
     grpc_target,
 )
-from pullgate.cri.pin import RuntimeImages, check_pin, clean_up, pinned_by_request
+from pullgate.cri.pin import (
+    RuntimeImages,
+    check_pin,
+    clean_up,
+    pinned_by_request,
+    pulled_image,
+)
 from pullgate.cri.reconcile import RECHECK_AFTER, Reconciler
 from pullgate.cri.relay import (
     abort,
     answer_metadata,
-    cancel_with,
-    forwardable,
-    identity,
     pass_back,
-    remaining,
 )
 from pullgate.cri.request import PullRequest, parse_pull_request
 from pullgate.cri.router import Router
+from pullgate.cri.verdict import Waiver, pull_verdict
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.errors import MalformedInput, PullgateError, Reason
+from pullgate.errors import MalformedInput, Reason
 from pullgate.server.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -87,13 +89,14 @@ CALLER = "cri"
 # this, calls queue: the kubelet serialises pulls by default, and its parallel-pull limit is
 # normally far below this.
 HANDLER_THREADS = 256
+OVERLAP_THREADS = 64  # decisions of overlapped pulls in flight at once
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 Decide = Callable[[DecisionRequest], Decision]
 Audit = Callable[[dict[str, Any]], None]
 
 
-class CriProxy:
+class CriProxy(Forwarder):
     """The CRI ImageService proxy (also the base of the RuntimeService gate,
     :class:`pullgate.cri.runtime_proxy.RuntimeProxy`, which reuses its forwarding).
 
@@ -106,6 +109,8 @@ class CriProxy:
         threads: handler threads (concurrent calls; a pull in flight holds one).
         recheck_after: seconds after a failed or cancelled tag pull at which its tag is checked
             again (see :mod:`pullgate.cri.reconcile`).
+        waiver: break-glass for denied pulls (see :mod:`pullgate.cri.verdict`).
+        overlap: let the runtime pull while pullgate decides (only with the start gate on).
 
     Raises:
         ConfigError: an invalid ``critical`` entry.
@@ -123,6 +128,8 @@ class CriProxy:
         control_timeout: float = 30.0,
         threads: int = HANDLER_THREADS,
         recheck_after: Sequence[float] = RECHECK_AFTER,
+        waiver: Waiver | None = None,
+        overlap: bool = False,
     ) -> None:
         self.upstream = upstream
         self._decide = decide
@@ -132,6 +139,10 @@ class CriProxy:
         self._images = RuntimeImages(self._control)
         self._threads = threads
         self._recheck_after = tuple(recheck_after)
+        self.waiver = waiver
+        self.overlap = overlap
+        # Decisions of overlapped pulls, while serving (None: the pull waits for its decision).
+        self._overlap: ThreadPoolExecutor | None = None
         self._reconciler = self._new_reconciler()
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
@@ -169,6 +180,8 @@ class CriProxy:
             channel.close()
             raise
         self._channel, self._server, self._executor = channel, server, executor
+        if self.overlap:
+            self._overlap = ThreadPoolExecutor(OVERLAP_THREADS, thread_name_prefix="pullgate-ovl")
         self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
         log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
 
@@ -202,6 +215,9 @@ class CriProxy:
             if not await _within(deadline, executor.shutdown):
                 log.warning("CRI proxy stopped with handler threads still running")
                 done = False
+        overlap, self._overlap = self._overlap, None
+        if overlap is not None:  # no handler waits on it any more (or they are abandoned)
+            overlap.shutdown(wait=False, cancel_futures=True)
         rechecks = self._reconciler.close(deadline)
         if done and rechecks is not None and not await _within(deadline, rechecks.join):
             log.warning("CRI proxy stopped with a re-check of a failed pull still running")
@@ -227,100 +243,6 @@ class CriProxy:
             channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
-
-    # -- forwarding -----------------------------------------------------------------------------
-
-    def _upstream(self) -> grpc.Channel:
-        if self._channel is None:
-            raise RuntimeError("CriProxy is not started")
-        return self._channel
-
-    def _control(self, method: str, request: bytes) -> bytes:
-        """One control call of the pin check (``ImageStatus``/``RemoveImage``): no caller
-        metadata, the proxy's own timeout.
-
-        Raises:
-            grpc.RpcError: the runtime answered with an error status.
-        """
-        stub = self._upstream().unary_unary(
-            method, request_serializer=identity, response_deserializer=identity
-        )
-        response: bytes = stub(request, timeout=self._control_timeout)
-        return response
-
-    def _send(
-        self, method: str, request: bytes, context: grpc.ServicerContext
-    ) -> tuple[bytes, grpc.Call]:
-        """One unary call upstream with the caller's metadata, deadline and cancellation (a pull
-        the kubelet gives up on stops at the runtime too); nothing is answered to the caller yet.
-
-        Raises:
-            grpc.FutureCancelledError: the caller cancelled.
-            grpc.RpcError: the runtime answered with an error status.
-        """
-        stub = self._upstream().unary_unary(
-            method, request_serializer=identity, response_deserializer=identity
-        )
-        call = stub.future(
-            request,
-            metadata=forwardable(context.invocation_metadata()),
-            timeout=remaining(context),
-        )
-        cancel_with(context, call)
-        response: bytes = call.result()
-        return response, call
-
-    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
-        """Forward one unary call unchanged; the upstream status and metadata are passed back."""
-        try:
-            response, call = self._send(method, request, context)
-        except grpc.FutureCancelledError:
-            abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
-        except grpc.RpcError as err:
-            pass_back(err, context)
-        answer_metadata(call, context)
-        return response
-
-    def forward_stream(
-        self, method: str, request: bytes, context: grpc.ServicerContext
-    ) -> Iterator[bytes]:
-        """Forward one server-streaming call unchanged (cancelled with the caller's call)."""
-        stub = self._upstream().unary_stream(
-            method, request_serializer=identity, response_deserializer=identity
-        )
-        call = stub(
-            request,
-            metadata=forwardable(context.invocation_metadata()),
-            timeout=remaining(context),
-        )
-        cancel_with(context, call)
-        try:
-            initial = forwardable(call.initial_metadata())  # waits for the runtime's headers
-            if initial:
-                context.send_initial_metadata(initial)
-            yield from call
-        except grpc.RpcError as err:
-            pass_back(err, context)
-        context.set_trailing_metadata(forwardable(call.trailing_metadata()))
-
-    def refuse(self, raw: object, why: str, context: grpc.ServicerContext) -> NoReturn:
-        """Refuse a call that is not a ``runtime.v1.ImageService`` method (logged and audited)."""
-        shown = (raw if isinstance(raw, str) else repr(raw))[:SHOWN_PATH]
-        log.warning("CRI proxy refused method %r: %s", shown, why)
-        self._emit_audit(
-            {
-                "event": "cri.refused",
-                "decision": "deny",
-                "method": shown,
-                "detail": why,
-                "caller": CALLER,
-            }
-        )
-        abort(
-            context,
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"pullgate CRI proxy refuses {shown!r}: {why}; only {self.served} is served",
-        )
 
     # -- PullImage --------------------------------------------------------------------------------
 
@@ -366,6 +288,8 @@ class CriProxy:
                 }
             )
             return self.forward(PULL_IMAGE, request, context)
+        if self._overlap is not None:
+            return self._overlapped(self._overlap, pull, request, context)
         decision = self._decision(pull, context)
         if not context.is_active():  # the caller gave up while pullgate was deciding
             log.info("CRI pull of %s cancelled by the caller before it was forwarded", pull.image)
@@ -381,6 +305,46 @@ class CriProxy:
             if pin:
                 self._clean_up(pull, decision.digest)
             pass_back(err, context)
+        return self._pinned(pull, decision, response, call, context)
+
+    def _overlapped(
+        self,
+        deciders: ThreadPoolExecutor,
+        pull: PullRequest,
+        request: bytes,
+        context: grpc.ServicerContext,
+    ) -> bytes:
+        """The runtime's pull runs while pullgate decides (only with the container-start gate
+        on: the image cannot start before an allow covers it). A denial removes what the
+        runtime pulled and is answered as always; an allow is pinned as always."""
+        future = deciders.submit(pull_verdict, self._decide, pull, CALLER, self.waiver)
+        try:
+            response, call = self._send(PULL_IMAGE, request, context)
+        except (grpc.FutureCancelledError, grpc.RpcError) as err:
+            verdict = future.result()
+            if isinstance(verdict, Denial):
+                self._images.remove(str(pull.reference))
+            elif verdict.digest and not pinned_by_request(pull, verdict.digest):
+                self._clean_up(pull, verdict.digest)
+            if isinstance(err, grpc.FutureCancelledError):
+                abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            pass_back(err, context)
+        verdict = future.result()
+        if isinstance(verdict, Denial):
+            self._images.remove(pulled_image(response) or str(pull.reference))
+            self._deny(context, verdict, image=pull.image)
+        return self._pinned(pull, verdict, response, call, context)
+
+    def _pinned(
+        self,
+        pull: PullRequest,
+        decision: Decision,
+        response: bytes,
+        call: grpc.Call,
+        context: grpc.ServicerContext,
+    ) -> bytes:
+        """The runtime's answer to an allowed pull, once the pin holds (see :mod:`.pin`)."""
+        pin = bool(decision.digest) and not pinned_by_request(pull, decision.digest)
         if pin:
             denial = check_pin(self._images, pull, decision.digest, response)
             if denial is not None:
@@ -396,37 +360,14 @@ class CriProxy:
 
     def _decision(self, pull: PullRequest, context: grpc.ServicerContext) -> Decision:
         """The decision layer's answer; anything but an allow ends the call with a denial."""
-        request = DecisionRequest(
-            reference=str(pull.reference),
-            digest=pull.reference.digest,
-            credentials=pull.credentials,
-            caller=CALLER,
-        )
-        try:
-            decision = self._decide(request)
-        except PullgateError as exc:
-            self._deny(context, Denial.from_error(exc), image=pull.image)
-        except Exception as exc:  # fail closed on any decision-layer bug
-            log.exception("decision layer failed for %s", pull.reference)
-            denial = Denial(
-                reason=Reason.INTERNAL,
-                message=f"pullgate could not decide: {type(exc).__name__}",
-            )
-            self._deny(context, denial, image=pull.image)
-        if not decision.allowed:
-            self._deny(context, Denial.from_decision(decision), image=pull.image)
-        return decision
+        verdict = pull_verdict(self._decide, pull, CALLER, self.waiver)
+        if isinstance(verdict, Denial):
+            self._deny(context, verdict, image=pull.image)
+        return verdict
 
     def _deny(self, context: grpc.ServicerContext, denial: Denial, *, image: str) -> NoReturn:
         log.warning("CRI pull of %r denied: %s", image, denial.text)
         abort(context, grpc.StatusCode.UNKNOWN, denial.text)
-
-    def _emit_audit(self, record: dict[str, Any]) -> None:
-        """One audit record to the sink; a failing sink is logged with the record, never raised."""
-        try:
-            self._audit(record)
-        except Exception:  # an audit sink must not break a pull
-            log.exception("audit sink failed for %s", json.dumps(record, sort_keys=True))
 
 
 async def _within(deadline: float, wait: Callable[[], object]) -> bool:

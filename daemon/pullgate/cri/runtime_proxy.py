@@ -33,6 +33,7 @@ from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
 from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router
 from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.cri.verdict import Waiver
 from pullgate.errors import MalformedInput, Reason
 from pullgate.start.gate import StartDecision, StartGate
 
@@ -84,6 +85,7 @@ class RuntimeProxy(CriProxy):
         gate: decides container starts.
         critical: critical-image entries for pulls (starts take the gate's own).
         audit: where audit records go.
+        waiver, overlap: as for :class:`~pullgate.cri.proxy.CriProxy`.
     """
 
     served = f"{RUNTIME_SERVICE} and {CRI_SERVICE}"
@@ -98,6 +100,8 @@ class RuntimeProxy(CriProxy):
         audit: Audit | None = None,
         control_timeout: float = 30.0,
         threads: int = HANDLER_THREADS,
+        waiver: Waiver | None = None,
+        overlap: bool = False,
     ) -> None:
         super().__init__(
             upstream,
@@ -106,6 +110,8 @@ class RuntimeProxy(CriProxy):
             audit=audit,
             control_timeout=control_timeout,
             threads=threads,
+            waiver=waiver,
+            overlap=overlap,
         )
         self.gate = gate
 

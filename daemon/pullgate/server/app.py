@@ -45,11 +45,15 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from pullgate import heap
 from pullgate.config import DaemonConfig, load_config, load_process_settings
-from pullgate.cri.proxy import CriProxy
 from pullgate.errors import ConfigError
 from pullgate.nri.daemon import NriLaunch, attach_nri, launch_from_environment
 from pullgate.server.convert import StatusView
-from pullgate.server.gate_front import counted_decide, start_node_auditor, start_runtime_gate
+from pullgate.server.gate_front import (
+    start_image_proxy,
+    start_node_auditor,
+    start_runtime_gate,
+    stop_proxy,
+)
 from pullgate.server.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.server.lifecycle import (
     Lifecycle,
@@ -262,10 +266,10 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             runtime.on_swap(lambda: _mark_serving(running.health))
             if runtime.ready():
                 await running.health.set_serving(True)
-            cri = await _start_cri(config, runtime.parts)
-            stack.push_async_callback(_stop_cri, cri, options.grace)
+            cri = await start_image_proxy(config, runtime.parts, prepare_socket_path)
+            stack.push_async_callback(stop_proxy, cri, options.grace)
             gate = await start_runtime_gate(config, runtime.parts, prepare_socket_path)
-            stack.push_async_callback(_stop_cri, gate, options.grace)
+            stack.push_async_callback(stop_proxy, gate, options.grace)
             auditor = start_node_auditor(config, runtime.parts, runtime.on_swap)
             if auditor is not None:
                 stack.callback(auditor.stop)
@@ -306,31 +310,6 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
 
 def _settle_heap() -> None:
     heap.settle()
-
-
-async def _start_cri(config: DaemonConfig, parts: ServerParts) -> CriProxy | None:
-    """The CRI ImageService proxy, when ``[cri]`` is configured (before READY: the kubelet
-    calls ``ImageFsInfo`` at start-up and must find the socket)."""
-    if config.cri is None:
-        return None
-    proxy = CriProxy(
-        config.cri.upstream,
-        counted_decide(parts),
-        critical=config.cri.critical_images,
-        audit=parts.audit.write if parts.audit is not None else None,
-    )
-    prepare_socket_path(config.cri.socket, "cri")
-    try:
-        await proxy.start(config.cri.socket, mode=config.cri.socket_mode)
-    except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
-        raise ConfigError(f"[cri] socket {config.cri.socket}: cannot listen: {exc}") from exc
-    log.info("CRI proxy on %s -> %s", config.cri.socket, config.cri.upstream)
-    return proxy
-
-
-async def _stop_cri(proxy: CriProxy | None, grace: float) -> None:
-    if proxy is not None:
-        await proxy.stop(grace)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -1,9 +1,10 @@
-"""The container-start gate's CRI front end in the daemon: the ``[runtime]`` socket.
+"""The daemon's CRI front ends: the ``[cri]`` image proxy, the ``[runtime]`` container-start
+gate, and the node audit that goes with the gate.
 
 Built by the composition root (:mod:`pullgate.server.app`) from the runtime's
 :class:`~pullgate.start.gate.StartGate` and decision engine, before READY (the kubelet's
-runtime endpoint must answer at once). Also home of :func:`counted_decide`, the decision
-engine as the CRI front ends call it (every decision counted in the metrics).
+endpoints must answer at once). :func:`counted_decide` is the decision engine as the CRI front
+ends call it (every decision counted in the metrics).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pullgate.config import DaemonConfig
+from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime_proxy import RuntimeProxy
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, PullgateError, Reason
@@ -25,7 +27,15 @@ from pullgate.start.audit import CriLister
 from pullgate.start.gate import StartGate
 from pullgate.start.node_auditor import NodeAuditor
 
-__all__ = ["StartCollector", "counted_decide", "start_node_auditor", "start_runtime_gate"]
+__all__ = [
+    "StartCollector",
+    "counted_decide",
+    "overlap_pulls",
+    "start_image_proxy",
+    "start_node_auditor",
+    "start_runtime_gate",
+    "stop_proxy",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,42 @@ def counted_decide(parts: ServerParts) -> Callable[[DecisionRequest], Decision]:
     return counted
 
 
+def overlap_pulls(config: DaemonConfig) -> bool:
+    """Whether pulls may overlap their verification: only while the container-start gate holds
+    unverified images back (``[runtime]`` configured, ``overlap_pulls`` on)."""
+    return config.runtime is not None and config.runtime.overlap_pulls
+
+
+async def start_image_proxy(
+    config: DaemonConfig, parts: ServerParts, prepare: Callable[[Path, str], None]
+) -> CriProxy | None:
+    """The CRI ImageService proxy, when ``[cri]`` is configured (before READY: the kubelet
+    calls ``ImageFsInfo`` at start-up and must find the socket)."""
+    if config.cri is None:
+        return None
+    proxy = CriProxy(
+        config.cri.upstream,
+        counted_decide(parts),
+        waiver=parts.gate.waive_pull if parts.gate is not None else None,
+        overlap=overlap_pulls(config),
+        critical=config.cri.critical_images,
+        audit=parts.audit.write if parts.audit is not None else None,
+    )
+    prepare(config.cri.socket, "cri")
+    try:
+        await proxy.start(config.cri.socket, mode=config.cri.socket_mode)
+    except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
+        raise ConfigError(f"[cri] socket {config.cri.socket}: cannot listen: {exc}") from exc
+    log.info("CRI proxy on %s -> %s", config.cri.socket, config.cri.upstream)
+    return proxy
+
+
+async def stop_proxy(proxy: CriProxy | None, grace: float) -> None:
+    """Stop a CRI front end started here (None: none was)."""
+    if proxy is not None:
+        await proxy.stop(grace)
+
+
 async def start_runtime_gate(
     config: DaemonConfig, parts: ServerParts, prepare: Callable[[Path, str], None]
 ) -> RuntimeProxy | None:
@@ -70,6 +116,8 @@ async def start_runtime_gate(
         parts.gate,
         critical=config.cri.critical_images if config.cri is not None else (),
         audit=parts.audit.write if parts.audit is not None else None,
+        waiver=parts.gate.waive_pull,
+        overlap=overlap_pulls(config),
     )
     prepare(config.runtime.socket, "runtime")
     try:

@@ -33,15 +33,15 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from pullgate.cri.critical import CriticalImages
-from pullgate.cri.denial import Denial
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, PullgateError, Reason, is_inconclusive
 from pullgate.registry.reference import parse_reference
 from pullgate.start.break_glass import BreakGlass
+from pullgate.start.decision import StartDecision
 from pullgate.start.verdicts import VerdictStore, repository_of
 
 __all__ = ["MAX_CANDIDATES", "StartDecision", "StartGate"]
@@ -50,41 +50,6 @@ log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 4  # repo digests verified for one create, at most
 _MAX_BACKGROUND = 256  # distinct verifications queued or running at once
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartDecision:
-    """The gate's answer for one container."""
-
-    allowed: bool
-    reason: Reason
-    message: str
-    image_id: str
-    reference: str  # as the pod asked
-    inconclusive: bool = False  # a retry may succeed (registry down, not yet verified)
-    critical: bool = False
-    break_glass: bool = False
-    verified_now: bool = False  # the full check verified it on this call
-
-    @property
-    def denial(self) -> Denial:
-        """How a denial reads for the kubelet (prefix, reason, message, fix: the reason table)."""
-        return Denial(reason=self.reason, message=self.message)
-
-    def audit(self, front: str) -> dict[str, object]:
-        """The audit line of this answer."""
-        return {
-            "event": "start.create",
-            "front": front,
-            "decision": "allow" if self.allowed else "deny",
-            "reason": self.reason.value,
-            "message": self.message,
-            "image_id": self.image_id,
-            "reference": self.reference,
-            "critical": self.critical,
-            "break_glass": self.break_glass,
-            "verified_now": self.verified_now,
-        }
 
 
 class StartGate:
@@ -171,6 +136,40 @@ class StartGate:
             inconclusive=True,
         )
         return self._finish(self._waive(decision), front)
+
+    def waive_pull(self, reference: str, reason: Reason, message: str) -> bool:
+        """Break-glass for a denied pull: True (logged at WARNING, counted, audited) when a
+        valid break-glass file covers ``reference``."""
+        if self.break_glass is None:
+            return False
+        grant = self.break_glass.grant(reference)
+        if grant is None:
+            return False
+        log.warning(
+            "BREAK-GLASS: pull of %s allowed although denied with %s: %s (file %s, expires %s%s)",
+            reference,
+            reason.value,
+            message,
+            self.break_glass.path,
+            grant.expires.isoformat(),
+            f", note: {grant.note}" if grant.note else "",
+        )
+        with self._lock:
+            key = ("allow", Reason.BREAK_GLASS.value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+        if self._audit is not None:
+            self._audit(
+                {
+                    "event": "cri.pull",
+                    "decision": "allow",
+                    "reason": Reason.BREAK_GLASS.value,
+                    "denied_with": reason.value,
+                    "message": message,
+                    "reference": reference,
+                    "break_glass": True,
+                }
+            )
+        return True
 
     def verify_in_background(self, reference: str, digest: str) -> bool:
         """Start verifying ``reference`` pinned to ``digest`` (index, manifest or repo digest),

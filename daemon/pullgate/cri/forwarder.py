@@ -1,0 +1,142 @@
+"""Forwarding CRI calls to the runtime unchanged: the machinery both CRI front ends share.
+
+:class:`Forwarder` sends one call upstream with the caller's metadata, deadline and cancellation
+and passes the runtime's answer back (:mod:`pullgate.cri.relay` says what is relayed), for unary
+and server-streaming calls alike, and makes the proxies' own control calls (``ImageStatus``,
+``RemoveImage``, listings) with their own timeout. The image proxy
+(:class:`pullgate.cri.proxy.CriProxy`) and the RuntimeService gate
+(:class:`pullgate.cri.runtime_proxy.RuntimeProxy`) inherit it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+import grpc
+
+from pullgate.cri.methods import CRI_SERVICE, SHOWN_PATH
+from pullgate.cri.relay import (
+    abort,
+    answer_metadata,
+    cancel_with,
+    forwardable,
+    identity,
+    pass_back,
+    remaining,
+)
+
+__all__ = ["Forwarder"]
+
+log = logging.getLogger(__name__)
+
+
+class Forwarder:
+    """Calls to the runtime over one channel (set by the subclass when it starts), and the
+    refusal of calls that must not reach it."""
+
+    _channel: grpc.Channel | None = None
+    _control_timeout: float = 30.0
+    _audit: Callable[[dict[str, Any]], None]
+    served = CRI_SERVICE  # named in refusals
+
+    def _upstream(self) -> grpc.Channel:
+        if self._channel is None:
+            raise RuntimeError("CriProxy is not started")
+        return self._channel
+
+    def _control(self, method: str, request: bytes) -> bytes:
+        """One control call of the pin check (``ImageStatus``/``RemoveImage``): no caller
+        metadata, the proxy's own timeout.
+
+        Raises:
+            grpc.RpcError: the runtime answered with an error status.
+        """
+        stub = self._upstream().unary_unary(
+            method, request_serializer=identity, response_deserializer=identity
+        )
+        response: bytes = stub(request, timeout=self._control_timeout)
+        return response
+
+    def _send(
+        self, method: str, request: bytes, context: grpc.ServicerContext
+    ) -> tuple[bytes, grpc.Call]:
+        """One unary call upstream with the caller's metadata, deadline and cancellation (a pull
+        the kubelet gives up on stops at the runtime too); nothing is answered to the caller yet.
+
+        Raises:
+            grpc.FutureCancelledError: the caller cancelled.
+            grpc.RpcError: the runtime answered with an error status.
+        """
+        stub = self._upstream().unary_unary(
+            method, request_serializer=identity, response_deserializer=identity
+        )
+        call = stub.future(
+            request,
+            metadata=forwardable(context.invocation_metadata()),
+            timeout=remaining(context),
+        )
+        cancel_with(context, call)
+        response: bytes = call.result()
+        return response, call
+
+    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Forward one unary call unchanged; the upstream status and metadata are passed back."""
+        try:
+            response, call = self._send(method, request, context)
+        except grpc.FutureCancelledError:
+            abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+        except grpc.RpcError as err:
+            pass_back(err, context)
+        answer_metadata(call, context)
+        return response
+
+    def forward_stream(
+        self, method: str, request: bytes, context: grpc.ServicerContext
+    ) -> Iterator[bytes]:
+        """Forward one server-streaming call unchanged (cancelled with the caller's call)."""
+        stub = self._upstream().unary_stream(
+            method, request_serializer=identity, response_deserializer=identity
+        )
+        call = stub(
+            request,
+            metadata=forwardable(context.invocation_metadata()),
+            timeout=remaining(context),
+        )
+        cancel_with(context, call)
+        try:
+            initial = forwardable(call.initial_metadata())  # waits for the runtime's headers
+            if initial:
+                context.send_initial_metadata(initial)
+            yield from call
+        except grpc.RpcError as err:
+            pass_back(err, context)
+        context.set_trailing_metadata(forwardable(call.trailing_metadata()))
+
+    def refuse(self, raw: object, why: str, context: grpc.ServicerContext) -> NoReturn:
+        """Refuse a call that is not a ``runtime.v1.ImageService`` method (logged and audited)."""
+        shown = (raw if isinstance(raw, str) else repr(raw))[:SHOWN_PATH]
+        log.warning("CRI proxy refused method %r: %s", shown, why)
+        self._emit_audit(
+            {
+                "event": "cri.refused",
+                "decision": "deny",
+                "method": shown,
+                "detail": why,
+                "caller": "cri",
+            }
+        )
+        abort(
+            context,
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"pullgate CRI proxy refuses {shown!r}: {why}; only {self.served} is served",
+        )
+
+    def _emit_audit(self, record: dict[str, Any]) -> None:
+        """One audit record to the sink; a failing sink is logged with the record, never raised."""
+        try:
+            self._audit(record)
+        except Exception:  # an audit sink must not break a pull
+            log.exception("audit sink failed for %s", json.dumps(record, sort_keys=True))

@@ -1,0 +1,64 @@
+"""One pull's verdict for the CRI proxy: the decision layer's answer, or the denial to send.
+
+Every way a pull can be refused before the runtime is told (a typed domain error, a bug in the
+decision layer, a deny) becomes a :class:`~pullgate.cri.denial.Denial`, and then, when a
+``waiver`` is configured (the break-glass file, :meth:`pullgate.start.gate.StartGate.waive_pull`),
+may still become a ``BREAK_GLASS`` allow: a :class:`~pullgate.decision.model.Decision` with no
+digest, so that nothing is pinned to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pullgate.cri.denial import Denial
+from pullgate.cri.request import PullRequest
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.errors import PullgateError, Reason
+
+__all__ = ["Waiver", "pull_verdict"]
+
+log = logging.getLogger(__name__)
+
+Waiver = Callable[[str, Reason, str], bool]
+"""(reference, reason, message) -> True when break-glass turns that denial into an allow (the
+waiver logs, counts and audits it)."""
+
+
+def pull_verdict(
+    decide: Callable[[DecisionRequest], Decision],
+    pull: PullRequest,
+    caller: str,
+    waiver: Waiver | None = None,
+) -> Decision | Denial:
+    """The allow to act on, or the denial to answer, for ``pull`` (never raises)."""
+    request = DecisionRequest(
+        reference=str(pull.reference),
+        digest=pull.reference.digest,
+        credentials=pull.credentials,
+        caller=caller,
+    )
+    try:
+        decision = decide(request)
+    except PullgateError as exc:
+        denial = Denial.from_error(exc)
+    except Exception as exc:  # fail closed on any decision-layer bug
+        log.exception("decision layer failed for %s", pull.reference)
+        denial = Denial(
+            reason=Reason.INTERNAL,
+            message=f"pullgate could not decide: {type(exc).__name__}",
+        )
+    else:
+        if decision.allowed:
+            return decision
+        denial = Denial.from_decision(decision)
+    if waiver is not None and waiver(str(pull.reference), denial.reason, denial.message):
+        return Decision(
+            allowed=True,
+            reason=Reason.BREAK_GLASS,
+            message=f"break-glass over {denial.reason.value}: {denial.message}",
+            reference=str(pull.reference),
+            digest="",  # nothing verified: nothing to pin
+        )
+    return denial
