@@ -54,6 +54,11 @@ class RuntimeServiceStub:
                 request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusRequest.SerializeToString,
                 response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusResponse.FromString,
                 _registered_method=True)
+        self.RemoveContainer = channel.unary_unary(
+                '/runtime.v1.RuntimeService/RemoveContainer',
+                request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerRequest.SerializeToString,
+                response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerResponse.FromString,
+                _registered_method=True)
 
 
 class RuntimeServiceServicer:
@@ -83,6 +88,12 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveContainer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.PodSandboxStatus,
                     request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusRequest.FromString,
                     response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusResponse.SerializeToString,
+            ),
+            'RemoveContainer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveContainer,
+                    request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerRequest.FromString,
+                    response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/PodSandboxStatus',
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusRequest.SerializeToString,
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.PodSandboxStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveContainer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/RemoveContainer',
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerRequest.SerializeToString,
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerResponse.FromString,
             options,
             channel_credentials,
             insecure,

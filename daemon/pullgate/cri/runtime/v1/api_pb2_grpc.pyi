@@ -43,6 +43,7 @@ class RuntimeServiceStub:
     CreateContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateContainerRequest, _api_pb2.CreateContainerResponse]
     ListContainers: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListContainersRequest, _api_pb2.ListContainersResponse]
     PodSandboxStatus: _grpc.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]
+    RemoveContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.RemoveContainerRequest, _api_pb2.RemoveContainerResponse]
 
 @_typing.type_check_only
 class RuntimeServiceAsyncStub(RuntimeServiceStub):
@@ -51,6 +52,7 @@ class RuntimeServiceAsyncStub(RuntimeServiceStub):
     CreateContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateContainerRequest, _api_pb2.CreateContainerResponse]  # type: ignore[assignment]
     ListContainers: _aio.UnaryUnaryMultiCallable[_api_pb2.ListContainersRequest, _api_pb2.ListContainersResponse]  # type: ignore[assignment]
     PodSandboxStatus: _aio.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]  # type: ignore[assignment]
+    RemoveContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.RemoveContainerRequest, _api_pb2.RemoveContainerResponse]  # type: ignore[assignment]
 
 class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -80,6 +82,13 @@ class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.PodSandboxStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.PodSandboxStatusResponse, _abc.Awaitable[_api_pb2.PodSandboxStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveContainer(
+        self,
+        request: _api_pb2.RemoveContainerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.RemoveContainerResponse, _abc.Awaitable[_api_pb2.RemoveContainerResponse]]: ...
 
 def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,0 +1,259 @@
+"""Cost of the container-start gate, against a real containerd (issue 16 acceptance).
+
+One run starts Debian's ``docker-registry`` (mutual TLS), a private pod-capable containerd
+(2.4 from ``../shared/runtimes``, or Debian's 1.6 with ``--runtime 1.6``) and ``pullgate serve``
+as its own process with ``[cri]`` and ``[runtime]`` sockets in front of it (overlapped pulls on,
+the default with the gate). A CRI client generated from the ``runtime.v1`` protos plays the
+kubelet, over one channel per socket. Three ratios, each the median of per-round ratios with
+a 95 % bootstrap interval, both paths of a round measured back to back in alternating order:
+
+* ``CreateContainer`` through the gate ÷ direct, with a current verdict (the image was pulled
+  through pullgate, so the gate answers from its verdict store after one ``ImageStatus``):
+  the kubelet's create as the kubelet sends it (image ID + the pod's reference). Each created
+  container is removed (not timed). Target <= 1.05.
+* pass-through ``ListContainers`` and ``PodSandboxStatus`` through the gate ÷ direct (report;
+  target <= 1.5): one extra unix-socket gRPC hop, no decision.
+* cold ``PullImage`` of a ~10 MB signed image (two 5 MB random layers, new every round)
+  through the image proxy ÷ direct, with the gate on and overlapped pulls: verification runs
+  while containerd pulls. Target <= 1.05. Each image is removed after its pull.
+
+Usage: ``python bench/start.py [--runtime 2.4|1.6] [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
+
+from tests.support.containerd import CriClient, write_hosts_toml  # noqa: E402
+from tests.support.docker_registry import DockerRegistry, registry_available  # noqa: E402
+from tests.support.pki import Chain, KeySpec, Pki, write_store  # noqa: E402
+from tests.support.push import Pusher  # noqa: E402
+from tests.support.runtimes import (  # noqa: E402
+    Kind,
+    PodRuntime,
+    RuntimeOptions,
+    push_pause_image,
+    push_runnable_image,
+    runtimes_unavailable,
+)
+from tests.support.signing import sign_jws  # noqa: E402
+from tests.support.start_node import policy, write_config  # noqa: E402
+
+from bench.pull_series import median_interval  # noqa: E402
+from bench.pull_support import push_signed_image  # noqa: E402
+from pullgate.cri.runtime.v1 import api_pb2  # noqa: E402
+
+CREATE = "/runtime.v1.RuntimeService/CreateContainer"
+REMOVE = "/runtime.v1.RuntimeService/RemoveContainer"
+LIST = "/runtime.v1.RuntimeService/ListContainers"
+SANDBOX_STATUS = "/runtime.v1.RuntimeService/PodSandboxStatus"
+PULL = "/runtime.v1.ImageService/PullImage"
+LAYER_BYTES = 5 * 1024 * 1024
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+Pairs = list[tuple[float, float]]
+
+
+def _paired(rounds: int, gated: Callable[[int], float], direct: Callable[[int], float]) -> Pairs:
+    """Per-round (gated, direct) seconds, the order alternating every round."""
+    pairs: Pairs = []
+    for i in range(rounds):
+        if i % 2:
+            d, g = direct(i), gated(i)
+        else:
+            g, d = gated(i), direct(i)
+        pairs.append((g, d))
+    return pairs
+
+
+def _line(name: str, pairs: Pairs, target: str) -> str:
+    median, low, high = median_interval([g / d for g, d in pairs])
+    gated = statistics.median(g for g, _ in pairs) * 1000
+    direct = statistics.median(d for _, d in pairs) * 1000
+    return (
+        f"{name:<46} {median:6.3f}  [{low:.3f}, {high:.3f}]  target {target}"
+        f"   ({gated:.2f} ms vs {direct:.2f} ms)"
+    )
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"pullgate serve did not create {path}")
+        time.sleep(0.05)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runtime", choices=("2.4", "1.6"), default="2.4")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--pulls", type=int, default=12)
+    args = parser.parse_args()
+    kind: Kind = args.runtime
+    why = runtimes_unavailable(kind) or (None if registry_available() else "no docker-registry")
+    if why is not None:
+        print(f"skipped: containerd {kind}: {why}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="pg-bench-start-") as tmp_name:
+        tmp = Path(tmp_name)
+        return _run(kind, tmp, args.rounds, args.pulls)
+
+
+def _run(kind: Kind, tmp: Path, rounds: int, pulls: int) -> int:
+    chain = Pki(name="bench start").chain(key=KeySpec.ec(256))
+    trust = tmp / "trust"
+    write_store(trust, "ca", "start", [chain.root.cert])
+    (trust / "trustpolicy.json").write_text(json.dumps(policy()))
+    with DockerRegistry(tmp / "registry") as registry:
+        certs_d = tmp / "certs.d"
+        write_hosts_toml(certs_d, registry)
+        with Pusher.for_registry(registry) as pusher:
+            pause = push_pause_image(pusher, registry.host)
+            image = push_runnable_image(pusher, registry.host, "bench/app", "v1")
+            pusher.push_signature(
+                "bench/app",
+                image.top,
+                sign_jws(chain, image.top),
+                "application/jose+json",
+                certificates=chain.x509,
+            )
+        with PodRuntime(kind, RuntimeOptions(certs_d=certs_d, sandbox_image=pause)) as runtime:
+            config = write_config(tmp, certs_d, trust, runtime.endpoint())
+            log = (tmp / "pullgate.log").open("wb")
+            env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pullgate", "serve", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            try:
+                _wait_for(tmp / "runtime.sock", proc)
+                _wait_for(tmp / "cri.sock", proc)
+                return _measure(runtime, tmp, registry, chain, image.reference, rounds, pulls)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+                log.close()
+
+
+def _measure(
+    runtime: PodRuntime,
+    tmp: Path,
+    registry: DockerRegistry,
+    chain: Chain,
+    reference: str,
+    rounds: int,
+    pulls: int,
+) -> int:
+    with (
+        CriClient(runtime.socket) as direct,
+        CriClient(tmp / "runtime.sock") as gate,
+        CriClient(tmp / "cri.sock") as images,
+    ):
+        images.pull(reference)  # through pullgate: the verdict is current
+        image_id = direct.status(reference).image.id
+        pod_id, pod_file = runtime.run_pod()
+        pod_meta = json.loads(pod_file.read_text())["metadata"]
+        sandbox = api_pb2.PodSandboxConfig(
+            metadata=api_pb2.PodSandboxMetadata(
+                name=pod_meta["name"], namespace=pod_meta["namespace"], uid=pod_meta["uid"]
+            )
+        )
+
+        def create(client: CriClient) -> Callable[[int], float]:
+            def one(i: int) -> float:
+                request = api_pb2.CreateContainerRequest(
+                    pod_sandbox_id=pod_id,
+                    config=api_pb2.ContainerConfig(
+                        metadata=api_pb2.ContainerMetadata(name=f"c-{uuid.uuid4().hex[:10]}"),
+                        image=api_pb2.ImageSpec(image=image_id, user_specified_image=reference),
+                    ),
+                    sandbox_config=sandbox,
+                ).SerializeToString()
+                answer: list[bytes] = []
+                seconds = _timed(lambda: answer.append(client.raw(CREATE, request)))
+                created = api_pb2.CreateContainerResponse.FromString(answer[0]).container_id
+                remove = api_pb2.RemoveContainerRequest(container_id=created)
+                direct.raw(REMOVE, remove.SerializeToString())
+                return seconds
+
+            return one
+
+        for _ in range(3):  # warm both paths (channels, the gate's first decision)
+            create(gate)(0)
+            create(direct)(0)
+        create_pairs = _paired(rounds, create(gate), create(direct))
+
+        listing = api_pb2.ListContainersRequest().SerializeToString()
+        status = api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod_id).SerializeToString()
+
+        def call(client: CriClient, method: str, body: bytes) -> Callable[[int], float]:
+            return lambda i: _timed(lambda: client.raw(method, body))
+
+        list_pairs = _paired(rounds * 5, call(gate, LIST, listing), call(direct, LIST, listing))
+        status_pairs = _paired(
+            rounds * 5, call(gate, SANDBOX_STATUS, status), call(direct, SANDBOX_STATUS, status)
+        )
+
+        pull_pairs: Pairs = []
+        with Pusher.for_registry(registry) as pusher:
+            for i in range(pulls):
+                refs = []
+                for side in ("g", "d"):
+                    tag = f"{side}{i}-{uuid.uuid4().hex[:6]}"
+                    push_signed_image(
+                        pusher,
+                        chain,
+                        repo="bench/cold",
+                        tag=tag,
+                        platform="linux/amd64",
+                        layer_bytes=LAYER_BYTES,
+                    )
+                    refs.append(f"{registry.host}/bench/cold:{tag}")
+                os.sync()
+                gated_ref, direct_ref = refs
+
+                def pulled(client: CriClient, ref: str) -> float:
+                    seconds = _timed(lambda: client.pull(ref))
+                    direct.remove(ref)
+                    return seconds
+
+                if i % 2:
+                    d = pulled(direct, direct_ref)
+                    g = pulled(images, gated_ref)
+                else:
+                    g = pulled(images, gated_ref)
+                    d = pulled(direct, direct_ref)
+                pull_pairs.append((g, d))
+
+    print(f"container-start gate on containerd {runtime.kind} ({rounds} rounds; medians, 95 % CI)")
+    print(_line("CreateContainer via gate / direct (current)", create_pairs, "<= 1.05"))
+    print(_line("ListContainers via gate / direct", list_pairs, "<= 1.5"))
+    print(_line("PodSandboxStatus via gate / direct", status_pairs, "<= 1.5"))
+    print(_line(f"cold PullImage ~10 MB, overlapped ({pulls} pulls)", pull_pairs, "<= 1.05"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
