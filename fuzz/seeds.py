@@ -291,7 +291,45 @@ def image_seeds() -> list[bytes]:
     return [join_fields(p) for p in padded]
 
 
+def manifest_config_seeds() -> list[bytes]:
+    """Image manifests (OCI, Docker), one with Go-style key case, and an index posing as one."""
+    docker = json.loads(image_manifest())
+    docker["mediaType"] = MEDIA_TYPE_DOCKER_MANIFEST
+    cased = json.loads(image_manifest())
+    cased["Config"] = cased.pop("config")
+    return [image_manifest(), _json(docker), _json(cased), index_document()]
+
+
+def index_tree_seeds() -> list[bytes]:
+    """An index whose entries are nested indexes (the other fields), three levels deep, one
+    nesting past the walking bound, and a nested index listed twice."""
+    leaf = index_document()
+    middle = _json(
+        {"schemaVersion": 2, "manifests": [entry(_index_descriptor(leaf), "linux", "amd64")]}
+    )
+    top = _json(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                entry(_index_descriptor(middle), "linux", "amd64"),
+                entry(_index_descriptor(leaf), "linux", "arm", variant="v7"),
+            ],
+        }
+    )
+    chain = [leaf]
+    for _ in range(6):
+        below = _index_descriptor(chain[-1])
+        chain.append(_json({"schemaVersion": 2, "manifests": [entry(below, "linux", "amd64")]}))
+    return [join_fields([top, middle, leaf]), join_fields(reversed(chain)), leaf]
+
+
+def _index_descriptor(document: bytes) -> Descriptor:
+    return Descriptor(media_type=MEDIA_TYPE_OCI_INDEX, digest=sha256(document), size=len(document))
+
+
 SEEDS: dict[str, Callable[[], Sequence[bytes]]] = {
+    "manifest_config": manifest_config_seeds,
+    "index_tree": index_tree_seeds,
     "descriptor": descriptor_seeds,
     "index": index_seeds,
     "link": link_seeds,
