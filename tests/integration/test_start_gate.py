@@ -113,6 +113,35 @@ def test_imported_unsigned_image_is_refused_at_create(node: StartNode, tmp_path:
     assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
 
 
+def test_other_content_under_a_signed_index_name_is_a_content_mismatch(node: StartNode) -> None:
+    _content_mismatch(node)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_content_mismatch_under_require_platform(
+    kind: Kind, registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _skip_unless(kind)
+    with start_node(kind, tmp_path_factory.mktemp("sg-plat"), registry, require="platform") as n:
+        _content_mismatch(n)
+
+
+def _content_mismatch(node: StartNode) -> None:
+    # The index and its amd64 manifest are signed; the arm64 manifest is not. ctr stores the
+    # arm64 manifest under the index's name: the name verifies (for this amd64 node), but the
+    # content the runtime would run is not the content verified.
+    repo = f"start/multi-{uuid.uuid4().hex[:6]}"
+    image = node.push_index(repo, platforms=("linux/amd64", "linux/arm64"), signed=("linux/amd64",))
+    arm = f"{node.registry.host}/{repo}@{image.platforms['linux/arm64'].digest}"
+    hosts = str(node.tmp / "certs.d")
+    node.runtime.ctr("image", "pull", "--platform", "linux/arm64", "--hosts-dir", hosts, arm)
+    node.runtime.ctr("image", "tag", "--force", arm, image.reference)
+    pod, pod_config = node.run_pod()
+    refused = node.create(pod, pod_config, image.reference)
+    assert refused.returncode != 0
+    assert denial_reason(refused.stderr) is Reason.CONTENT_MISMATCH, refused.stderr
+
+
 def _image_status(report: dict[str, object], reference: str) -> tuple[str, str]:
     images = report["images"]
     assert isinstance(images, list)

@@ -99,6 +99,19 @@ class StartNode:
                 self._sign(pusher, repo, image.top)
         return image
 
+    def push_index(
+        self, repo: str, *, platforms: Sequence[str], signed: Sequence[str]
+    ) -> RunnableImage:
+        """An index over ``platforms``, signed, with the platform manifests in ``signed``."""
+        with Pusher.for_registry(self.registry) as pusher:
+            image = push_runnable_image(
+                pusher, self.registry.host, repo, "v1", platforms=platforms, index=True
+            )
+            self._sign(pusher, repo, image.top)
+            for platform in signed:
+                self._sign(pusher, repo, image.platforms[platform])
+        return image
+
     def _sign(self, pusher: Pusher, repo: str, subject: Descriptor) -> None:
         pusher.push_signature(
             repo, subject, sign_jws(self.chain, subject), MT_JWS, certificates=self.chain.x509
@@ -160,7 +173,9 @@ class StartNode:
         return out
 
 
-def write_config(tmp: Path, certs_d: Path, trust_dir: Path, upstream: str) -> Path:
+def write_config(
+    tmp: Path, certs_d: Path, trust_dir: Path, upstream: str, *, require: str = "both"
+) -> Path:
     config = tmp / "config.toml"
     lines: Sequence[str] = [
         f'trust_dir = "{trust_dir}"',
@@ -180,13 +195,17 @@ def write_config(tmp: Path, certs_d: Path, trust_dir: Path, upstream: str) -> Pa
         "audit_interval = 0.5",
         "[break_glass]",
         f'file = "{tmp / "break-glass"}"',
+        "[statements.start]",
+        f'require = "{require}"',
     ]
     config.write_text("\n".join(lines) + "\n")
     return config
 
 
 @contextmanager
-def start_node(kind: Kind, tmp: Path, registry: DockerRegistry) -> Iterator[StartNode]:
+def start_node(
+    kind: Kind, tmp: Path, registry: DockerRegistry, *, require: str = "both"
+) -> Iterator[StartNode]:
     """The node, pullgate serving; everything stopped on exit."""
     certs_d = tmp / "certs.d"
     write_hosts_toml(certs_d, registry)
@@ -199,6 +218,6 @@ def start_node(kind: Kind, tmp: Path, registry: DockerRegistry) -> Iterator[Star
         pause = push_pause_image(pusher, registry.host, repo=f"test/pause-{uuid.uuid4().hex[:6]}")
     options = RuntimeOptions(certs_d=certs_d, sandbox_image=pause)
     with PodRuntime(kind, options) as runtime:
-        config = write_config(tmp, certs_d, trust_dir, runtime.endpoint())
+        config = write_config(tmp, certs_d, trust_dir, runtime.endpoint(), require=require)
         with run_daemon(config):
             yield StartNode(tmp, registry, runtime, chain, trust_dir, config)

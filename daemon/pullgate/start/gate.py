@@ -12,11 +12,10 @@ and the reference the pod wrote. The gate answers, in this order:
    with the allow's reason. This is :meth:`StartGate.check_local`: memory only, never I/O, the
    answer NRI must give within containerd's plugin timeout.
 3. Otherwise, :meth:`StartGate.check` (RuntimeService gate) verifies *now*, through the same
-   decision engine and cache as pulls, each of the image's repo digests in the requested
-   repository as the runtime reports them (``ImageStatus``; then the requested reference and
-   the image's tags: an image imported without a digest name has none), and requires the
-   verified manifest's config digest to equal the image ID. A different config digest is a
-   definitive deny, ``CONTENT_MISMATCH``: the runtime stored other content than the one
+   decision engine and cache as pulls, the requested reference, then the image's repo digests
+   and tags in the requested repository as the runtime reports them (``ImageStatus``), and
+   requires the verified manifest's config digest to equal the image ID. A different config
+   digest is a definitive deny, ``CONTENT_MISMATCH``: the runtime stored other content than the one
    verified (another platform, a re-tagged import, an index that resolves differently).
    :meth:`check_local` instead denies ``NOT_VERIFIED``, and the front end may start
    :meth:`StartGate.verify_in_background` so a retry finds the allow.
@@ -118,7 +117,7 @@ class StartGate:
         ``enforce`` False (the node audit): no break-glass, not counted, not audited."""
         decision = self._local(image_id, reference)
         if not decision.allowed and decision.reason is Reason.NOT_VERIFIED:
-            names = [*repo_digests, reference, *repo_tags]
+            names = [reference, *repo_digests, *repo_tags]
             decision = self._verify_now(image_id, reference, names)
         if not enforce:
             return decision
@@ -262,9 +261,10 @@ class StartGate:
 
     def _verify_now(self, image_id: str, reference: str, names: Sequence[str]) -> StartDecision:
         """Verify the image's names in the requested repository (any repository when it was
-        asked for by ID), digests first, then the requested reference, then tags: a tag is
-        as good as a digest here, because the verified manifest's config digest must equal the
-        image ID, and the config pins every layer (``rootfs.diff_ids``)."""
+        asked for by ID): the requested reference first (what the pod asked for), then the
+        runtime's digests, then its tags. A tag is as good as a digest here, because the
+        verified manifest's config digest must equal the image ID, and the config pins every
+        layer (``rootfs.diff_ids``). The first allow wins; otherwise the first denial stands."""
         repository = repository_of(reference)
         candidates = [
             name
