@@ -18,9 +18,10 @@ module gives every exchange a deadline (``time.perf_counter()`` seconds):
 
 * :func:`bounded_by` caps every exchange a thread enters inside it (a decision's budget covers
   the OCSP/CRL fetches made while verifying, not only the registry's answers);
-* a new connection's connect timeout is cut to the time the exchange has left. Name resolution
-  (``getaddrinfo``) cannot be interrupted, and a name with several addresses gets that much for
-  each address it tries: those two can outlast a deadline.
+* a new connection's name is resolved by the watchdog's :class:`~pullgate.resolver.Resolver`,
+  waited for until the exchange's deadline only (``getaddrinfo`` itself cannot be interrupted),
+  and each address is then tried with the connect timeout cut to the time the exchange has
+  left.
 
 The watchdog is shared by every transport of the process (:func:`shared_watchdog`): deadlines
 are a process-wide resource like the threads that wait on them, and its thread only exists
@@ -31,16 +32,20 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
+
+from pullgate.resolver import LookupTimeout, Resolver
 
 _current = threading.local()
 
@@ -80,6 +85,11 @@ class Exchange:
         self._socks: list[tuple[int, socket.socket]] = []
         self._open = False
         self._outer: Exchange | None = None  # the thread's exchange before this one
+
+    @property
+    def resolver(self) -> Resolver:
+        """Resolves names for this exchange's new connections."""
+        return self._watchdog.resolver
 
     def attach(self, sock: socket.socket) -> None:
         """Watch ``sock`` (shut down at once when the deadline already passed)."""
@@ -188,9 +198,14 @@ def _lent(conn: Any) -> HTTPConnection:
 
 
 class Watchdog:
-    """Fires :class:`Exchange` deadlines from one daemon thread (started on first use)."""
+    """Fires :class:`Exchange` deadlines from one daemon thread (started on first use).
 
-    def __init__(self) -> None:
+    Args:
+        resolver: Resolves the names of new connections under their exchange's deadline.
+    """
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        self.resolver = resolver or Resolver()
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Exchange]] = []
         self._armed: set[int] = set()
@@ -244,16 +259,56 @@ def shared_watchdog() -> Watchdog:
     return _SHARED
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _guarded_connect(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
+    """``connect()`` (urllib3's ``_new_conn``) with the thread's exchange bounding the name
+    lookup and each connection attempt; the addresses are tried in the resolver's order."""
+    exchange: Exchange | None = getattr(_current, "exchange", None)
+    name = conn._dns_host
+    if exchange is None or _is_address(name):
+        with _connect_budget(conn):
+            return _new_socket(connect())
+    try:
+        infos = exchange.resolver.resolve(
+            name, conn.port or 0, allowed_gai_family(), exchange.deadline
+        )
+    except LookupTimeout as exc:
+        raise ConnectTimeoutError(conn, f"no address for {conn.host} in time") from exc
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
+    except OSError as exc:
+        raise NewConnectionError(conn, f"looking up {conn.host} failed: {exc}") from exc
+    failure: Exception = NameResolutionError(
+        conn.host, conn, socket.gaierror(f"no address for {conn.host}")
+    )
+    try:
+        for address in dict.fromkeys(str(info[4][0]) for info in infos):
+            conn._dns_host = address
+            try:
+                with _connect_budget(conn):
+                    return _new_socket(connect())
+            except (NewConnectionError, ConnectTimeoutError) as exc:
+                failure = exc
+    finally:
+        conn._dns_host = name  # the name stays what TLS verifies and Host carries
+    raise failure
+
+
 class _GuardedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        with _connect_budget(self):
-            return _new_socket(super()._new_conn())
+        return _guarded_connect(self, super()._new_conn)
 
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        with _connect_budget(self):
-            return _new_socket(super()._new_conn())
+        return _guarded_connect(self, super()._new_conn)
 
 
 class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
