@@ -89,9 +89,13 @@ def answered_in_clear(exc: BaseException) -> bool:
 
 
 def client_certificate_refused(exc: BaseException) -> bool:
-    """True when ``exc`` comes from a server's TLS alert about the client certificate."""
+    """True when ``exc`` comes from a server's TLS alert about the client certificate, or may:
+    in TLS 1.3 the server checks the certificate after the client's handshake is over, and when
+    it closes the connection right after its alert, the client can meet the end of the stream
+    (``SSLEOFError``) or a reset before it reads the alert."""
     return any(
-        isinstance(cause, ssl.SSLError) and cause.reason in _CLIENT_CERT_REFUSED
+        (isinstance(cause, ssl.SSLError) and cause.reason in _CLIENT_CERT_REFUSED)
+        or isinstance(cause, ssl.SSLEOFError | ConnectionResetError)
         for cause in _causes(exc)
     )
 
