@@ -33,23 +33,24 @@ def index_tree(data: bytes) -> None:
     index whose nested indexes are the input's other fields (found by digest): whatever is
     picked or listed is an image manifest reachable from the top, each digest once."""
     documents = data.split(SEP)
-    by_digest = {sha256(d): d for d in documents}
+    parsed = {sha256(d): _entries_or_error(d) for d in documents}  # each parsed once, as memoised
     loads = 0
 
     def load(entry: IndexEntry) -> Sequence[IndexEntry]:
         nonlocal loads
         loads += 1
         check(loads <= 64 * (MAX_DEPTH + 1), "nested indexes walked without bound")
-        found = by_digest.get(entry.descriptor.digest)
+        found = parsed.get(entry.descriptor.digest)
         if found is None:
             raise MalformedInput(f"nested index {entry.descriptor.digest} not served")
-        return index_entries(found)
+        if isinstance(found, PullgateError):
+            raise found
+        return found
 
-    try:
-        top = index_entries(documents[0])
-    except PullgateError:
+    top = parsed[sha256(documents[0])]
+    if isinstance(top, PullgateError):
         return
-    listed = {e.descriptor.digest for d in documents for e in _entries_or_none(d)}
+    listed = {e.descriptor.digest for d in parsed.values() if isinstance(d, tuple) for e in d}
     for platform in PLATFORMS:
         for profile in Profile:
             try:
@@ -69,11 +70,11 @@ def index_tree(data: bytes) -> None:
     check(set(digests) <= listed, "a manifest no index lists")
 
 
-def _entries_or_none(document: bytes) -> tuple[IndexEntry, ...]:
+def _entries_or_error(document: bytes) -> tuple[IndexEntry, ...] | PullgateError:
     try:
         return index_entries(document)
-    except PullgateError:
-        return ()
+    except PullgateError as exc:
+        return exc
 
 
 TARGETS = (
