@@ -34,6 +34,7 @@ from pullgate.doctor.containerd import (
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, render_findings
 from pullgate.doctor.kubelet import kubelet_checks
 from pullgate.doctor.nri import nri_checks
+from pullgate.doctor.runtime_gate import kubelet_runtime_endpoint, runtime_gate_checks
 from pullgate.doctor.sockets import socket_checks
 
 DOCTOR_SUMMARY = "Report every way signature enforcement is bypassed on this node."
@@ -70,7 +71,12 @@ def run_doctor(paths: DoctorPaths) -> list[Finding]:
         verifiers_enforce = transfer and not any(f.severity is Severity.ERROR for f in bindir)
         if paths.nri_plugin is not None:
             findings += nri_checks(cd, paths.nri_plugin, paths.nri_p99)
-    findings += kubelet_checks(paths, verifiers_enforce)
+    endpoint, _ = kubelet_runtime_endpoint(paths)
+    gated = endpoint is not None and endpoint.removeprefix("unix://") == str(paths.runtime_socket)
+    # The gate's socket serves ImageService too: a kubelet without imageServiceEndpoint pulls
+    # through it.
+    findings += kubelet_checks(paths, verifiers_enforce, runtime_gated=gated)
+    findings += runtime_gate_checks(paths)
     if paths.check_sockets:
         findings += socket_checks(paths)
     order = list(Severity)
@@ -85,6 +91,7 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubelet-flags", type=Path, action="append", help="repeatable")
     parser.add_argument("--api-socket", type=Path, default=d.api_socket)
     parser.add_argument("--cri-socket", type=Path, default=d.cri_socket)
+    parser.add_argument("--runtime-socket", type=Path, default=d.runtime_socket)
     parser.add_argument("--containerd-version", help="X.Y (default: ask containerd --version)")
     parser.add_argument("--no-socket-check", action="store_true")
     parser.add_argument("--nri", metavar="NAME", help="check containerd's NRI requires plugin NAME")
@@ -104,6 +111,7 @@ def run_doctor_command(args: argparse.Namespace, parser: argparse.ArgumentParser
         kubelet_flags=tuple(args.kubelet_flags) if args.kubelet_flags else d.kubelet_flags,
         api_socket=args.api_socket,
         cri_socket=args.cri_socket,
+        runtime_socket=args.runtime_socket,
         containerd_version=version or detect_containerd_version(),
         nri_plugin=args.nri,
         nri_p99=args.nri_p99,

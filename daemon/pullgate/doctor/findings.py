@@ -45,6 +45,8 @@ class Code(StrEnum):
     NRI_NOT_REQUIRED = "NRI_NOT_REQUIRED"
     NRI_TOLERATE_ANNOTATION = "NRI_TOLERATE_ANNOTATION"
     NRI_TIMEOUT_SHORT = "NRI_TIMEOUT_SHORT"
+    RUNTIME_GATE_NOT_HOST_SERVICE = "RUNTIME_GATE_NOT_HOST_SERVICE"
+    RUNTIME_GATE_DOWN = "RUNTIME_GATE_DOWN"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +81,12 @@ class DoctorPaths:
     check_sockets: bool = True
     nri_plugin: str | None = None  # pullgate's NRI plugin name: check NRI requires it
     nri_p99: float | None = None  # measured NRI answer p99, seconds
+    runtime_socket: Path = Path("/run/pullgate/runtime.sock")  # the [runtime] gate
+    systemd_units: tuple[Path, ...] = (
+        Path("/etc/systemd/system/pullgate.service"),
+        Path("/lib/systemd/system/pullgate.service"),
+        Path("/usr/lib/systemd/system/pullgate.service"),
+    )
 
 
 def read_config(path: Path) -> str | None:

@@ -40,9 +40,15 @@ def _kubelet_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool
     return None, None, True
 
 
-def kubelet_checks(paths: DoctorPaths, verifiers_enforce: bool) -> list[Finding]:
-    """Whether the kubelet pulls through pullgate's CRI socket; an error unless verifiers do."""
+def kubelet_checks(
+    paths: DoctorPaths, verifiers_enforce: bool, *, runtime_gated: bool = False
+) -> list[Finding]:
+    """Whether the kubelet pulls through pullgate's CRI socket; an error unless verifiers do.
+    ``runtime_gated``: its runtime endpoint is pullgate's gate, which serves image calls too, so
+    no ``imageServiceEndpoint`` is needed."""
     endpoint, source, seen = _kubelet_endpoint(paths)
+    if endpoint is None and runtime_gated:
+        return []
     want = f"unix://{paths.cri_socket}"
     fix = f"imageServiceEndpoint: {want}   # in {paths.kubelet_config}, then restart the kubelet"
     severity = Severity.WARNING if verifiers_enforce else Severity.ERROR

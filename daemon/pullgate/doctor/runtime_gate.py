@@ -1,0 +1,89 @@
+"""Is the kubelet's runtime endpoint pullgate's container-start gate, and can it be?
+
+The kubelet's ``containerRuntimeEndpoint`` (``--container-runtime-endpoint`` in its flag files,
+which win, or ``containerRuntimeEndpoint`` in ``config.yaml``) may point at pullgate's
+``[runtime]`` socket. Then pullgate must run as a host service (the systemd unit): the kubelet
+cannot start the pod that would serve its own runtime endpoint, so a gate served from a
+DaemonSet pod leaves the node NotReady after any restart. Findings:
+
+* ``RUNTIME_GATE_NOT_HOST_SERVICE`` (error): the endpoint is pullgate's, and no pullgate
+  systemd unit is installed on the host;
+* ``RUNTIME_GATE_DOWN`` (error): the endpoint is pullgate's and its socket is not there (the
+  kubelet sees the runtime as down).
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
+
+__all__ = ["kubelet_runtime_endpoint", "runtime_gate_checks"]
+
+_FLAG = re.compile(r"--container-runtime-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
+_YAML_KEY = re.compile(r"^[\"']?containerRuntimeEndpoint[\"']?\s*:\s*(.*)$")
+
+
+def kubelet_runtime_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None]:
+    """(the kubelet's runtime endpoint, the file it came from); flags win over config."""
+    for flags in paths.kubelet_flags:
+        text = read_config(flags)
+        if text is None or text.startswith("\x00"):
+            continue
+        for line in text.splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            match = _FLAG.search(line)
+            if match:
+                return match.group(1), flags
+    text = read_config(paths.kubelet_config)
+    if text is None or text.startswith("\x00"):
+        return None, None
+    for line in text.splitlines():
+        match = _YAML_KEY.match(line)
+        if match:
+            value = match.group(1).split(" #", 1)[0].strip().rstrip(",").strip().strip("\"'")
+            return value or None, paths.kubelet_config
+    return None, None
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def runtime_gate_checks(paths: DoctorPaths) -> list[Finding]:
+    """The findings about the RuntimeService gate (see the module docstring)."""
+    endpoint, source = kubelet_runtime_endpoint(paths)
+    if endpoint is None or endpoint.removeprefix("unix://") != str(paths.runtime_socket):
+        return []  # not gated here (the NRI plugin may gate starts instead)
+    findings: list[Finding] = []
+    if not any(unit.is_file() for unit in paths.systemd_units):
+        findings.append(
+            Finding(
+                severity=Severity.ERROR,
+                code=Code.RUNTIME_GATE_NOT_HOST_SERVICE,
+                message=f"the kubelet's runtime endpoint is pullgate's gate ({endpoint}) but no "
+                "pullgate systemd unit is installed: the kubelet cannot start a pod that serves "
+                "its own runtime endpoint",
+                file=source,
+                fix="install pullgate as a host service (the .deb or systemd/pullgate.service), "
+                "or point containerRuntimeEndpoint at containerd",
+            )
+        )
+    if paths.check_sockets and not _is_socket(paths.runtime_socket):
+        findings.append(
+            Finding(
+                severity=Severity.ERROR,
+                code=Code.RUNTIME_GATE_DOWN,
+                message=f"the kubelet's runtime endpoint {endpoint} is not a listening socket: "
+                "the kubelet sees the runtime as down",
+                file=paths.runtime_socket,
+                fix="systemctl start pullgate (with [runtime] in /etc/pullgate/config.toml)",
+            )
+        )
+    return findings
