@@ -22,7 +22,8 @@ runtime endpoint). Only ``CreateContainer`` is decided:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -86,6 +87,7 @@ class RuntimeProxy(CriProxy):
         critical: critical-image entries for pulls (starts take the gate's own).
         audit: where audit records go.
         waiver, overlap: as for :class:`~pullgate.cri.proxy.CriProxy`.
+        passthrough: receives the seconds each forwarded (undecided) unary call took.
     """
 
     served = f"{RUNTIME_SERVICE} and {CRI_SERVICE}"
@@ -102,6 +104,7 @@ class RuntimeProxy(CriProxy):
         threads: int = HANDLER_THREADS,
         waiver: Waiver | None = None,
         overlap: bool = False,
+        passthrough: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(
             upstream,
@@ -114,6 +117,18 @@ class RuntimeProxy(CriProxy):
             overlap=overlap,
         )
         self.gate = gate
+        self._passthrough = passthrough
+
+    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Forward unchanged, timing pass-through calls (``passthrough`` gets the seconds)."""
+        observe = self._passthrough
+        if observe is None or method == CREATE_CONTAINER:
+            return super().forward(method, request, context)
+        started = time.perf_counter()
+        try:
+            return super().forward(method, request, context)
+        finally:
+            observe(time.perf_counter() - started)
 
     def router(self) -> grpc.GenericRpcHandler:
         """RuntimeService and ImageService; CreateContainer and PullImage decided."""

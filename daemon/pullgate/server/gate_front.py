@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -118,6 +119,7 @@ async def start_runtime_gate(
         audit=parts.audit.write if parts.audit is not None else None,
         waiver=parts.gate.waive_pull,
         overlap=overlap_pulls(config),
+        passthrough=_passthrough_histogram(parts),
     )
     prepare(config.runtime.socket, "runtime")
     try:
@@ -128,6 +130,20 @@ async def start_runtime_gate(
         ) from exc
     log.info("container-start gate on %s -> %s", config.runtime.socket, config.runtime.upstream)
     return proxy
+
+
+def _passthrough_histogram(parts: ServerParts) -> Callable[[float], None] | None:
+    """``pullgate_runtime_passthrough_seconds``: time the gate adds to, and spends in, each
+    call it only forwards (what the kubelet's PLEG and status calls see)."""
+    if parts.metrics is None:
+        return None
+    histogram = Histogram(
+        "pullgate_runtime_passthrough_seconds",
+        "RuntimeService calls forwarded without a decision, seconds through the gate.",
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0),
+        registry=parts.metrics.registry,
+    )
+    return histogram.observe
 
 
 def start_node_auditor(
