@@ -42,6 +42,7 @@ from tests.support.signing import sign_cose, sign_jws  # noqa: E402
 
 from pullgate.descriptor import Descriptor  # noqa: E402
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc  # noqa: E402
+from scripts.demo_node import node_view  # noqa: E402
 
 REPO = "shop/web"
 PLATFORMS = ("linux/amd64", "linux/arm64/v8")
@@ -275,8 +276,12 @@ def main() -> int:
         for line in shown[:12]:
             print(f"    {line}")
 
+        step("the node's view: a real containerd behind pullgate's CRI sockets")
+        node_ok = node_view(work, step)
+
         ok = (
-            cli_allow == 0
+            node_ok is not False
+            and cli_allow == 0
             and cli_deny == 1
             and cli_reason == "NO_SIGNATURE"
             and results["signed"].allowed

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker_registry import registry_available
+from tests.support.runtimes import runtimes_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,3 +38,8 @@ def test_demo_shows_allow_and_deny() -> None:
     assert "signed   ALLOW VERIFIED" in out
     assert "unsigned DENY  NO_SIGNATURE" in out
     assert "pullgate_decisions_total" in out
+    if runtimes_unavailable("2.4") is None or runtimes_unavailable("1.6") is None:
+        # The node's view: refusals as the kubelet shows them, from a real containerd.
+        assert "ErrImagePull: SignatureValidationFailed: NO_SIGNATURE: " in out
+        assert "CreateContainerError: SignatureValidationFailed: NO_SIGNATURE: " in out
+        assert "hello from a verified image" in out

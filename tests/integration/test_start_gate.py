@@ -7,6 +7,7 @@ Refusals are judged by the typed reason after the kubelet-visible prefix, and by
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -77,6 +78,15 @@ def test_signed_image_is_pulled_created_started_and_prints(node: StartNode) -> N
     node.gated("pull", image.reference)
     pod, pod_config = node.run_pod()
     _started(node, pod, pod_config, image.reference, message)
+    # The kubelet's form: the image ID (decided from the verdict store, no ImageStatus).
+    _started(node, pod, pod_config, _image_id(node, image.reference), message)
+
+
+def _image_id(node: StartNode, reference: str) -> str:
+    out = node.runtime.crictl("inspecti", "-o", "json", reference).stdout
+    image_id = json.loads(out)["status"]["id"]
+    assert isinstance(image_id, str)
+    return image_id
 
 
 def test_unsigned_image_pulled_straight_into_containerd_is_refused_at_create(
@@ -88,6 +98,9 @@ def test_unsigned_image_pulled_straight_into_containerd_is_refused_at_create(
     refused = node.create(pod, pod_config, image.reference)
     assert refused.returncode != 0
     assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
+    by_id = node.create(pod, pod_config, _image_id(node, image.reference))
+    assert by_id.returncode != 0
+    assert denial_reason(by_id.stderr) is Reason.NO_SIGNATURE, by_id.stderr
 
 
 def test_overlapped_unsigned_pull_is_denied_and_removed(node: StartNode) -> None:

@@ -9,8 +9,9 @@ runtime endpoint). Only ``CreateContainer`` is decided:
 
 1. ``ContainerConfig.image`` names the image (an image ID from the kubelet, a reference from
    crictl), ``user_specified_image`` what the pod asked for (the image string when empty);
-2. the runtime's ``ImageStatus`` for that image gives its ID (the config digest) and repo
-   digests; an image it does not know is denied ``IMAGE_UNKNOWN``;
+2. an image ID is the config digest the runtime will start; a reference is resolved to one
+   through the runtime's ``ImageStatus`` (an image it does not know is denied
+   ``IMAGE_UNKNOWN``), which also gives the repo digests and tags verification may need;
 3. the start gate (:class:`pullgate.start.gate.StartGate`) decides; a denial is gRPC
    ``UNKNOWN`` with ``SignatureValidationFailed: <REASON>: … (fix: …)`` (or
    ``RegistryUnavailable: `` when a retry may help), which the kubelet reports as
@@ -35,6 +36,7 @@ from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.verdict import Waiver
+from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
 from pullgate.start.gate import StartDecision, StartGate
 
@@ -161,7 +163,23 @@ class RuntimeProxy(CriProxy):
         return self.forward(CREATE_CONTAINER, request, context)
 
     def decide_start(self, create: CreateRequest) -> StartDecision:
-        """The gate's answer for ``create`` (the runtime's ImageStatus names the image)."""
+        """The gate's answer for ``create``. An image ID (the kubelet's form) is decided on as
+        is, and the runtime's ``ImageStatus`` is asked only when verification needs its names;
+        a reference is resolved to its image ID through ``ImageStatus`` first."""
+        if is_digest(create.image):
+            image_id = create.image
+
+            def names() -> tuple[list[str], list[str]]:
+                try:
+                    image = self._images.status(image_id)
+                except (grpc.RpcError, DecodeError) as exc:
+                    log.warning("ImageStatus of %s failed: %s", image_id, error_text(exc))
+                    return [], []
+                if image is None:
+                    return [], []
+                return list(image.repo_digests), list(image.repo_tags)
+
+            return self.gate.check(image_id, create.asked, front=FRONT, names=names)
         try:
             image = self._images.status(create.image)
         except (grpc.RpcError, DecodeError) as exc:

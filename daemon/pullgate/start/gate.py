@@ -105,20 +105,24 @@ class StartGate:
         self,
         image_id: str,
         reference: str,
-        repo_digests: Sequence[str],
+        repo_digests: Sequence[str] = (),
         repo_tags: Sequence[str] = (),
         *,
         front: str = "runtime",
         enforce: bool = True,
+        names: Callable[[], tuple[Sequence[str], Sequence[str]]] | None = None,
     ) -> StartDecision:
         """Decide, verifying now when no current allow covers the image (may use the network,
         bounded by the engine's decision budget). ``repo_digests`` and ``repo_tags`` are the
-        runtime's names for the image (``repository@digest``, ``repository:tag``).
+        runtime's names for the image (``repository@digest``, ``repository:tag``); ``names``,
+        when given, supplies them only if they are needed (a current allow needs none).
         ``enforce`` False (the node audit): no break-glass, not counted, not audited."""
         decision = self._local(image_id, reference)
         if not decision.allowed and decision.reason is Reason.NOT_VERIFIED:
-            names = [reference, *repo_digests, *repo_tags]
-            decision = self._verify_now(image_id, reference, names)
+            if names is not None:
+                repo_digests, repo_tags = names()
+            candidates = [reference, *repo_digests, *repo_tags]
+            decision = self._verify_now(image_id, reference, candidates)
         if not enforce:
             return decision
         return self._finish(self._waive(decision), front)

@@ -1,0 +1,1 @@
+"""Scripts run by make targets (``make demo``)."""
