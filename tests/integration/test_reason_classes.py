@@ -57,6 +57,8 @@ def _write_node(tmp: Path) -> tuple[Path, Path]:
                 'platform = "linux/amd64"',
                 "[api]",
                 f"socket = {_q(tmp / 'run' / 'api.sock')}",
+                "[metrics]",
+                'address = ""',  # off: the default port may be another daemon's on this machine
                 "[verification]",
                 f"crl_cache_dir = {_q(tmp / 'crl')}",
                 '[statements."prod"]',
