@@ -101,6 +101,7 @@ class NriConfig:
     index: str = "10"  # two digits: the plugin's place in containerd's call order
     evict: bool = False  # stop running containers whose image's allow was withdrawn
     evict_per_minute: int = 6
+    evict_endpoint: str | None = None  # containerd's CRI socket: evictions also stop through it
     recheck_after: float = 30.0  # seconds a background denial answers creates before re-checking
 
 

@@ -3,7 +3,8 @@
 Validated like every other table (:mod:`pullgate.config_load`): unknown keys are errors; the
 socket path must be absolute; ``name`` uses only the characters NRI accepts in a plugin name
 (letters, digits, ``-_.+``; https://github.com/containerd/nri/blob/main/pkg/api/plugin.go);
-``index`` is two digits; ``evict_per_minute`` and ``recheck_after`` are positive.
+``index`` is two digits; ``evict_per_minute`` and ``recheck_after`` are positive;
+``evict_endpoint`` is ``unix:///absolute/path`` (containerd's CRI socket).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pullgate.config_model import NriConfig
 
 __all__ = ["nri_table"]
 
-_KEYS = frozenset({"socket", "name", "index", "evict", "evict_per_minute", "recheck_after"})
+_KEYS = frozenset(
+    {"socket", "name", "index", "evict", "evict_per_minute", "evict_endpoint", "recheck_after"}
+)
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _INDEX = re.compile(r"[0-9]{2}")
 
@@ -35,7 +38,11 @@ def nri_table(chk: ConfigChecker, data: Mapping[str, object]) -> NriConfig | Non
     if not _INDEX.fullmatch(index):
         chk.problem("nri.index", f'must be two digits such as "10", got {index!r}')
         index = default.index
+    endpoint = None
+    if "evict_endpoint" in table:
+        endpoint = chk.unix_upstream(table, "evict_endpoint", "nri", "") or None
     return NriConfig(
+        evict_endpoint=endpoint,
         socket=chk.socket(table, "socket", "nri", default.socket),
         name=name,
         index=index,

@@ -8,6 +8,7 @@ left (images, the pod, the daemon's verdicts); the launched-plugin mode has its 
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -119,8 +120,8 @@ def test_nri_gate_end_to_end(registry: DockerRegistry, tmp_path: Path) -> None:
         assert wait_for(lambda: _metric(node, _AUDITS.format("synchronize")) >= 2)
         assert create_outcome(runtime, pod[0], pod[1], node.signed).container is not None
 
-        # The CA is replaced (hot reload): the next create of the signed image is refused.
-        node.rotate_ca()
+        # The signing CA is removed (hot reload): the next create of the signed image is refused.
+        node.remove_ca()
 
         def refused() -> bool:
             return create_outcome(runtime, pod[0], pod[1], node.signed).container is None
@@ -170,3 +171,33 @@ def test_containerd_launched_plugin(registry: DockerRegistry, tmp_path: Path) ->
         finally:
             runtime.stop()  # containerd gone: the launched daemon sees EOF and exits
         assert wait_for(lambda: "is gone: stopping" in node.log("launched.log"), timeout=20)
+
+
+def test_eviction_after_the_signing_ca_is_removed(registry: DockerRegistry, tmp_path: Path) -> None:
+    node = NriNode(tmp_path, registry)
+    nri = NriOptions(required_plugins=["pullgate"])
+    options = RuntimeOptions(certs_d=node.certs_d, sandbox_image=node.pause, nri=nri)
+    with PodRuntime("2.4", options) as runtime:
+        evict = ["evict = true", f"evict_endpoint = {json.dumps(runtime.endpoint())}"]
+        with node.daemon(runtime.nri_socket, evict):
+            runtime.crictl("pull", node.signed)
+            assert wait_for(lambda: _synchronized_count(node) >= 1), node.log()
+            pod = runtime.run_pod()
+            sleeper = ("/bin/busybox", "sleep", "600")
+            assert wait_for(
+                lambda: create_outcome(runtime, *pod, node.signed).container is not None,
+                timeout=10,
+                step=0.2,
+            )  # verified now
+            container = create_outcome(runtime, *pod, node.signed, command=sleeper).container
+            assert container is not None, node.log()
+            runtime.crictl("start", container)
+
+            def state() -> str:
+                out = runtime.crictl("inspect", "-o", "json", container).stdout
+                return str(json.loads(out)["status"]["state"])
+
+            assert state() == "CONTAINER_RUNNING"
+            node.remove_ca()
+            assert wait_for(lambda: state() == "CONTAINER_EXITED", timeout=30, step=0.5), node.log()
+            assert _metric(node, "pullgate_nri_evictions_total") >= 1

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +51,15 @@ class CreateOutcome:
     error: str
 
 
-def create_outcome(runtime: PodRuntime, pod_id: str, pod_config: Path, image: str) -> CreateOutcome:
+def create_outcome(
+    runtime: PodRuntime,
+    pod_id: str,
+    pod_config: Path,
+    image: str,
+    command: Sequence[str] = ("/bin/busybox", "echo", MESSAGE),
+) -> CreateOutcome:
     """``crictl create`` of ``image`` in the pod (straight at containerd's socket)."""
-    config = runtime.write_container_config(image, command=["/bin/busybox", "echo", MESSAGE])
+    config = runtime.write_container_config(image, command=command)
     done = runtime.crictl("create", pod_id, str(config), str(pod_config), check=False, timeout=30)
     if done.returncode == 0:
         return CreateOutcome(container=done.stdout.strip(), reason=None, error="")
@@ -72,7 +78,9 @@ class NriNode:
         write_hosts_toml(self.certs_d, registry)
         self.chain: Chain = Pki(name="nri e2e").chain(key=KeySpec.ec(256))
         self.trust_dir = tmp / "trust"
-        write_store(self.trust_dir, "ca", "prod", [self.chain.root.cert])
+        # The signing root and an unrelated one: removing the signing root leaves a valid store.
+        other = Pki(name="nri other").chain(key=KeySpec.ec(256))
+        write_store(self.trust_dir, "ca", "prod", [self.chain.root.cert, other.root.cert])
         policy = {
             "version": "1.0",
             "trustPolicies": [
@@ -106,8 +114,8 @@ class NriNode:
         self.signed = f"{registry.host}/test/signed:1"
         self.unsigned = f"{registry.host}/test/unsigned:1"
 
-    def config(self, *, nri_socket: Path | None) -> Path:
-        """The daemon config (``[nri]`` only when ``nri_socket`` is given)."""
+    def config(self, *, nri_socket: Path | None, nri_extra: Sequence[str] = ()) -> Path:
+        """The daemon config (``[nri]`` only when ``nri_socket`` is given, plus ``nri_extra``)."""
         lines = [
             f"trust_dir = {_q(self.trust_dir)}",
             f"hosts_dir = {_q(self.certs_d)}",
@@ -121,19 +129,21 @@ class NriNode:
         ]
         if nri_socket is not None:
             lines += ["[nri]", f"socket = {_q(nri_socket)}", 'name = "pullgate"', 'index = "10"']
+            lines += list(nri_extra)
         path = self.tmp / "config.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def rotate_ca(self) -> None:
-        """Replace the trusted CA with an unrelated one: the images' signer is untrusted."""
-        other = Pki(name="nri other").chain(key=KeySpec.ec(256))
-        write_store(self.trust_dir, "ca", "prod", [other.root.cert])
+    def remove_ca(self) -> None:
+        """Remove the images' signing root from the trust store (the other root stays)."""
+        (self.trust_dir / "truststore" / "x509" / "ca" / "prod" / "cert0.pem").unlink()
 
     @contextlib.contextmanager
-    def daemon(self, nri_socket: Path) -> Iterator[subprocess.Popen[bytes]]:
+    def daemon(
+        self, nri_socket: Path, nri_extra: Sequence[str] = ()
+    ) -> Iterator[subprocess.Popen[bytes]]:
         """``python -m pullgate serve`` dialling ``nri_socket``; stopped (SIGTERM) on exit."""
-        config = self.config(nri_socket=nri_socket)
+        config = self.config(nri_socket=nri_socket, nri_extra=nri_extra)
         log = (self.tmp / "pullgate.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "pullgate", "serve", "--config", str(config)],

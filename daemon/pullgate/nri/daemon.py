@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from pullgate.config import DaemonConfig
 from pullgate.errors import ConfigError
 from pullgate.nri.admission import NriGate, StartChecks
+from pullgate.nri.evict import CriStopper
 from pullgate.nri.metrics import NriMetrics
 from pullgate.nri.service import NriService, NriTarget
 from pullgate.textnum import ascii_int
@@ -141,10 +142,16 @@ def start_nri(
     loop = asyncio.get_running_loop()
     service: NriService | None = None
 
+    stopper = CriStopper(nri.evict_endpoint) if nri is not None and nri.evict_endpoint else None
+
     def evict(pairs: list[tuple[str, str]]) -> None:
+        # Called from worker threads. containerd ignores UpdateContainers evictions (see
+        # pullgate.nri.evict); they are sent anyway, and stopped through CRI when configured.
+        metrics.evictions.inc(len(pairs))
         if service is not None:
-            metrics.evictions.inc(len(pairs))
             asyncio.run_coroutine_threadsafe(service.evict(pairs), loop)
+        if stopper is not None:
+            stopper.stop([container_id for container_id, _ in pairs])
 
     gate = NriGate(
         runtime.gate,

@@ -59,6 +59,11 @@ class RuntimeServiceStub:
                 request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerRequest.SerializeToString,
                 response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerResponse.FromString,
                 _registered_method=True)
+        self.StopContainer = channel.unary_unary(
+                '/runtime.v1.RuntimeService/StopContainer',
+                request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerRequest.SerializeToString,
+                response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerResponse.FromString,
+                _registered_method=True)
 
 
 class RuntimeServiceServicer:
@@ -94,6 +99,12 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopContainer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.RemoveContainer,
                     request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerRequest.FromString,
                     response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerResponse.SerializeToString,
+            ),
+            'StopContainer': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopContainer,
+                    request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerRequest.FromString,
+                    response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/RemoveContainer',
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerRequest.SerializeToString,
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.RemoveContainerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopContainer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/StopContainer',
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerRequest.SerializeToString,
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerResponse.FromString,
             options,
             channel_credentials,
             insecure,

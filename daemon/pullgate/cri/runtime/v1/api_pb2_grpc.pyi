@@ -44,6 +44,7 @@ class RuntimeServiceStub:
     ListContainers: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListContainersRequest, _api_pb2.ListContainersResponse]
     PodSandboxStatus: _grpc.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]
     RemoveContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.RemoveContainerRequest, _api_pb2.RemoveContainerResponse]
+    StopContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.StopContainerRequest, _api_pb2.StopContainerResponse]
 
 @_typing.type_check_only
 class RuntimeServiceAsyncStub(RuntimeServiceStub):
@@ -53,6 +54,7 @@ class RuntimeServiceAsyncStub(RuntimeServiceStub):
     ListContainers: _aio.UnaryUnaryMultiCallable[_api_pb2.ListContainersRequest, _api_pb2.ListContainersResponse]  # type: ignore[assignment]
     PodSandboxStatus: _aio.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]  # type: ignore[assignment]
     RemoveContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.RemoveContainerRequest, _api_pb2.RemoveContainerResponse]  # type: ignore[assignment]
+    StopContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.StopContainerRequest, _api_pb2.StopContainerResponse]  # type: ignore[assignment]
 
 class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -89,6 +91,13 @@ class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.RemoveContainerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.RemoveContainerResponse, _abc.Awaitable[_api_pb2.RemoveContainerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def StopContainer(
+        self,
+        request: _api_pb2.StopContainerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.StopContainerResponse, _abc.Awaitable[_api_pb2.StopContainerResponse]]: ...
 
 def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
