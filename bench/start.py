@@ -19,6 +19,8 @@ a 95 % bootstrap interval, both paths of a round measured back to back in altern
 
 Usage: ``python bench/start.py [--runtime 2.4|1.6] [--rounds N] [--pulls N]``; exit 1 when a
 target is missed.
+The NRI gate's line (``CreateContainer`` with the NRI plugin ÷ without, answer p50/p99) is
+``bench/start_nri.py``.
 """
 
 from __future__ import annotations

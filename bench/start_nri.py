@@ -20,7 +20,7 @@ Printed:
    and the share of answers under 100 ms.
 
 Usage: ``.venv/bin/python bench/start_nri.py [--rounds N] [--concurrent N]`` (needs root,
-``docker-registry``, ``../shared/runtimes``).
+``docker-registry``, ``../shared/runtimes``). Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -202,8 +202,10 @@ def _measure(
             print(
                 f"  {name:<6} ({label:<14}) median {statistics.median(times[name]) * 1000:.1f} ms"
             )
+        missed = False
         for base, target in (("nri", TARGET_RATIO), ("plain", None)):
             ratio = statistics.median(times["gated"]) / statistics.median(times[base])
+            missed = missed or (target is not None and ratio > target)
             low, high = _ratio_interval(times["gated"], times[base])
             note = ""
             if target is not None:
@@ -229,7 +231,7 @@ def _measure(
         f"  p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms (target p99 < 100 ms) {verdict}; "
         f"{under / total * 100 if total else 0:.1f}% under 100 ms"
     )
-    return 0
+    return 1 if missed or p99 >= TARGET_P99 else 0
 
 
 if __name__ == "__main__":

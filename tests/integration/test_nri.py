@@ -133,11 +133,9 @@ def test_nri_gate_end_to_end(registry: DockerRegistry, tmp_path: Path) -> None:
             step=0.2,
         ), node.log()
 
-        # The daemon stopped: containerd's required_plugins refuses creates. containerd drops a
-        # closed plugin only after the next NRI event (see the README's residual window): the
-        # new pod's RunPodSandbox is that event here.
+        # The daemon stopped (SIGTERM): the very next create fails, containerd's required_plugins
+        # refusing it (the stopping daemon made containerd drop its closed connection at once).
         stop_process(daemon)
-        pod = runtime.run_pod()
         outcome = create_outcome(runtime, pod[0], pod[1], node.signed)
         assert outcome.container is None
         assert outcome.reason is None

@@ -46,6 +46,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_STOP_WAIT = 8.0  # seconds the plugin gets to disconnect and sweep on a daemon stop
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NriLaunch:
@@ -102,10 +104,14 @@ class NriRunning:
     task: asyncio.Task[None]
 
     async def stop(self) -> None:
-        """Stop serving and background checks."""
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        """Stop serving and background checks. The daemon's stop event is set by now, so the
+        service ends by itself (closing its connection, then the stopping sweep); it is
+        cancelled only if that takes longer than ``_STOP_WAIT``."""
+        done, _ = await asyncio.wait((self.task,), timeout=_STOP_WAIT)
+        if not done:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
         self.gate.close()
 
 

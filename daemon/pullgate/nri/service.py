@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -32,12 +32,14 @@ from pullgate.errors import PullgateError
 from pullgate.nri.frames import WireError
 from pullgate.nri.plugin import (
     RUNTIME_SERVICE,
+    Admission,
     Gatekeeper,
     PluginService,
     evict_request,
     register_request,
 )
 from pullgate.nri.session import NriUnavailable, Session
+from pullgate.nri.wire import api_pb2
 
 __all__ = ["NriService", "NriState", "NriTarget"]
 
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _REGISTER_TIMEOUT = 5.0  # containerd's default plugin_registration_timeout
 _FIRST_BACKOFF = 0.1
+_SWEEP_DELAY = 0.2  # seconds between closing the connection and the sweeping registration
+_SWEEP_TIMEOUT = 5.0
 
 
 class NriState(StrEnum):
@@ -123,7 +127,41 @@ class NriService:
                         await stop.wait()
                 backoff = min(backoff * 2, self._target.max_backoff)
         finally:
+            if self._target.socket_path is not None and stop.is_set():
+                await self._sweep(self._target.socket_path)
             self._set_state(NriState.STOPPED)
+
+    async def _sweep(self, path: Path) -> None:
+        """Make containerd forget the closed connection now (graceful stop only).
+
+        containerd drops a closed plugin only when the next NRI event (or registration)
+        happens, and that next event is handled as if the plugin were still there: a create
+        right after pullgate stopped would pass ``required_plugins``. A short-lived second
+        plugin (``<name>-stopping``, index 99, refusing every create while it lives) registers,
+        which makes containerd drop the closed one, then disconnects.
+        """
+        await asyncio.sleep(_SWEEP_DELAY)  # let containerd see the main connection close
+        try:
+            async with asyncio.timeout(_SWEEP_TIMEOUT):
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                plugin = PluginService(_Refuser())
+                session = Session(reader, writer, plugin.handle)
+                served = asyncio.create_task(session.run())
+                try:
+                    name = f"{self._target.name}-stopping"
+                    await session.call(
+                        RUNTIME_SERVICE, "RegisterPlugin", register_request(name, "99"), 2.0
+                    )
+                    while not plugin.synchronized and not served.done():
+                        await asyncio.sleep(0.01)
+                finally:
+                    await session.close()
+                    with contextlib.suppress(asyncio.CancelledError, WireError, OSError):
+                        await served
+        except (OSError, TimeoutError, NriUnavailable) as exc:
+            log.warning("NRI: could not make the runtime drop the closed plugin: %s", exc)
+            return
+        log.info("NRI: the runtime dropped plugin %s (graceful stop)", self._target.name)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._target.preconnected is not None:
@@ -194,3 +232,22 @@ class NriService:
             log.warning("NRI eviction of %d container(s) failed: %s", len(evictions), exc)
             return False
         return True
+
+
+class _Refuser:
+    """The stopping plugin's gatekeeper: every create refused, nothing else kept."""
+
+    def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
+        return Admission(allowed=False, message="pullgate is stopping; retry")
+
+    def synchronized(self, containers: Sequence[api_pb2.Container], *, complete: bool) -> None:
+        return None
+
+    def created(self, container: api_pb2.Container) -> None:
+        return None
+
+    def removed(self, container: api_pb2.Container) -> None:
+        return None
+
+    def configured(self, request: api_pb2.ConfigureRequest) -> None:
+        return None

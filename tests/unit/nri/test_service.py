@@ -85,12 +85,12 @@ async def running(tmp_path: Path, gate: RecordingGate) -> AsyncIterator[Rig]:
     try:
         yield rig
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
         for runtime in rig.opened:
             await runtime.close()
         server.close()
         await server.wait_closed()
+        stop.set()  # the stopping sweep finds no listener (see the sweep's own test)
+        await asyncio.wait_for(task, 10)
     assert states[-1] is NriState.STOPPED
 
 
@@ -175,5 +175,40 @@ def test_protocol_garbage_ends_the_connection(tmp_path: Path, junk: bytes) -> No
             runtime.writer.write(junk)
             await _until(lambda: rig.service.state is NriState.DISCONNECTED)
             assert rig.service.registrations == 1
+
+    asyncio.run(main())
+
+
+def test_graceful_stop_registers_a_sweeping_plugin(tmp_path: Path) -> None:
+    async def main() -> None:
+        path = tmp_path / "nri.sock"
+        runtimes: asyncio.Queue[FakeRuntime] = asyncio.Queue()
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await runtimes.put(FakeRuntime(reader, writer))
+
+        server = await asyncio.start_unix_server(on_connect, str(path))
+        service = NriService(
+            NriTarget(name="pullgate", index="10", socket_path=path), RecordingGate(allow=True)
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        rig = Rig(service=service, runtimes=runtimes, states=[], opened=[])
+        first = await rig.registered()
+        stop.set()
+        sweeper = await rig.connection()  # dialled again once the main connection is closed
+        stream_id, call = await sweeper.next_call()
+        registration = api_pb2.RegisterPluginRequest.FromString(call.payload)
+        assert (registration.plugin_name, registration.plugin_idx) == ("pullgate-stopping", "99")
+        sweeper.answer(stream_id)
+        create = api_pb2.CreateContainerRequest(container=api_pb2.Container(id="c"))
+        answer = await sweeper.call("CreateContainer", create.SerializeToString())
+        assert not answer.ok  # refuses while it lives
+        await sweeper.call("Synchronize", api_pb2.SynchronizeRequest().SerializeToString())
+        await asyncio.wait_for(task, 5)
+        for runtime in (first, sweeper):
+            await runtime.close()
+        server.close()
+        await server.wait_closed()
 
     asyncio.run(main())
