@@ -26,6 +26,7 @@ from pullgate.decision.combine import Verdict, finish
 from pullgate.decision.memo import MemoKey
 from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest
 from pullgate.decision.platform import Platform
+from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.model import HostsConfig, RegistryLimits
@@ -97,6 +98,7 @@ class Shared:
     docker: CredentialStore | None
     limits: RegistryLimits
     budget: ByteBudget  # registry body bytes in flight, shared by every client
+    subjects: SubjectMemo  # definitive subject verdicts, by repository, statement and digest
 
     @classmethod
     def build(cls, snap: SnapshotLike, fetcher: HttpFetcher, clock: Clock) -> Shared:
@@ -116,6 +118,7 @@ class Shared:
                 read_timeout=config.registry.read_timeout,
             ),
             budget=ByteBudget(config.registry.max_inflight_bytes, config.registry.inflight_wait),
+            subjects=SubjectMemo(config.cache, clock),
         )
 
 

@@ -379,7 +379,7 @@ class Decider:
             ref=resolved.reference,
             snap=snap,
             statement=ctx.statement,
-            revocation=shared.revocation,
+            shared=shared,
             clock=self._clock,
             lend=lend,
             times=ctx.times,

@@ -48,7 +48,7 @@ from pullgate.verification.revocation import RevocationChecker
 from pullgate.verification.verifier import Verifier
 
 if TYPE_CHECKING:
-    from pullgate.decision.context import DecisionContext, SnapshotLike
+    from pullgate.decision.context import DecisionContext, Shared, SnapshotLike
 
 __all__ = [
     "SubjectJob",
@@ -79,10 +79,15 @@ class SubjectContext:
     ref: ImageReference
     snap: SnapshotLike
     statement: TrustPolicyStatement
-    revocation: RevocationChecker
+    shared: Shared  # the snapshot's revocation checker and subject memo
     clock: Clock
     lend: Callable[[], AbstractContextManager[TimedClient]]
     times: PhaseTimes
+
+    @property
+    def revocation(self) -> RevocationChecker:
+        """The snapshot's revocation checker."""
+        return self.shared.revocation
 
 
 def _unverified(job: SubjectJob, reason: Reason, message: str, *, inconclusive: bool) -> Subject:
@@ -113,7 +118,19 @@ def timed_out_subject(job: SubjectJob, budget: float) -> Subject:
 
 
 def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
-    """Verify ``job``'s descriptor against the statement; never raises for a verdict."""
+    """Verify ``job``'s descriptor against the statement, or reuse the snapshot's definitive
+    verdict for its digest (:mod:`pullgate.decision.subject_memo`); never raises for a verdict."""
+    key = (ctx.ref.policy_locator, ctx.statement.name, job.descriptor.digest)
+    platform = str(job.platform) if job.platform else None
+    memo = ctx.shared.subjects.get(key, job.role, platform)
+    if memo is not None:
+        return memo
+    subject = _verify_subject(job, ctx)
+    ctx.shared.subjects.put(key, subject)
+    return subject
+
+
+def _verify_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
     local = PhaseTimes()
     revocation = TimedRevocation(ctx.revocation, local)
     started = time.perf_counter()

@@ -9,22 +9,25 @@ import pytest
 
 from pullgate.clock import FixedClock
 from pullgate.config import (
+    CacheConfig,
     ImageVerifierConfig,
     Requirement,
     StatementSettings,
     VerifierPlatforms,
 )
+from pullgate.decision.combine import Subject
 from pullgate.decision.decider import Decider
 from pullgate.decision.every_platform import every_manifest
 from pullgate.decision.matcher import MAX_DEPTH
-from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest
+from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, SubjectDecision
 from pullgate.decision.platform import IndexEntry
+from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, Reason
 from pullgate.shim.vocabulary import CALLER
 from tests.support.fake_registry import OCI_INDEX
 from tests.support.pki import NOW
-from tests.unit.decision.world import REPO, NoNetworkFetcher, World, platform_of
+from tests.unit.decision.world import REPO, NoNetworkFetcher, StepClock, World, platform_of
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -176,3 +179,58 @@ def test_every_manifest_bounds_nesting() -> None:
 
     with pytest.raises(MalformedInput):
         every_manifest([levels[0]], load)
+
+
+# ------------------------------------------------------------------------------- subject memo
+
+
+def _referrer_asks(world: World, digest: str) -> int:
+    return sum(1 for r in world.reg.requests("referrers") if digest in r.path)
+
+
+def test_subjects_verified_for_the_node_are_not_verified_again_for_the_verifier(
+    world: World,
+) -> None:
+    index = _index(
+        world, [_entry(world.amd64, "linux", "amd64"), _entry(world.arm64, "linux", "arm64")], "two"
+    )
+    for subject in (index, world.amd64, world.arm64):
+        world.sign(subject)
+    decider = _decider(world)
+    cri = decider.decide(DecisionRequest(reference=world.ref("two"), caller="cri"))
+    asked = {d.digest: _referrer_asks(world, d.digest) for d in (index, world.amd64, world.arm64)}
+    bindir = decider.decide(_bindir(world, "two"))
+    assert cri.allowed
+    assert bindir.allowed
+    assert asked[index.digest] >= 1
+    assert asked[world.amd64.digest] >= 1
+    assert asked[world.arm64.digest] == 0
+    # index and amd64 came from the memo; only arm64 was asked for its signatures
+    assert _referrer_asks(world, index.digest) == asked[index.digest]
+    assert _referrer_asks(world, world.amd64.digest) == asked[world.amd64.digest]
+    assert _referrer_asks(world, world.arm64.digest) >= 1
+    assert _platform_subjects(bindir) == {world.amd64.digest: True, world.arm64.digest: True}
+
+
+def test_a_memoised_deny_expires_and_an_inconclusive_one_is_not_kept() -> None:
+    clock = StepClock()
+    memo = SubjectMemo(CacheConfig(negative_ttl=10.0), clock)
+    decision = SubjectDecision(
+        role="platform",
+        digest="sha256:" + "a" * 64,
+        verified=False,
+        reason=Reason.NO_SIGNATURE,
+        message="m",
+    )
+    memo.put(("r", "s", "d1"), Subject(decision=decision, inconclusive=False))
+    timeout = replace(decision, reason=Reason.TIMEOUT)
+    memo.put(("r", "s", "d2"), Subject(decision=timeout, inconclusive=True))
+    hit = memo.get(("r", "s", "d1"), "manifest", None)
+    assert hit is not None
+    assert (hit.decision.role, hit.decision.reason) == (
+        "manifest",
+        Reason.NO_SIGNATURE,
+    )
+    assert memo.get(("r", "s", "d2"), "platform", None) is None
+    clock.advance(10.0)
+    assert memo.get(("r", "s", "d1"), "platform", None) is None
