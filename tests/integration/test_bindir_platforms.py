@@ -70,6 +70,8 @@ class Node:
                     'platform = "linux/amd64"',
                     "[api]",
                     f"socket = {json.dumps(str(self.socket))}",
+                    "[metrics]",
+                    'address = ""',
                     "[verification]",
                     f"crl_cache_dir = {json.dumps(str(self.tmp / 'crl'))}",
                     "[image_verifier]",
@@ -122,14 +124,14 @@ def _push(registry: DockerRegistry, chain: Chain, tag: str, *, sign_arm64: bool)
 
 
 def _pull(runtime: PodRuntime, node: Node, image: RunnableImage, platform: str) -> Reason | None:
-    """None when ctr pulled it, else the reason the verifier gave."""
+    """None when ctr pulled it, else the reason the verifier gave (``platform`` "all":
+    ``--all-platforms``)."""
     proc: subprocess.CompletedProcess[str] = runtime.ctr(
         "image",
         "pull",
         "--hosts-dir",
         str(node.certs_d),
-        "--platform",
-        platform,
+        *(("--all-platforms",) if platform == "all" else ("--platform", platform)),
         image.reference,
         check=False,
     )
@@ -154,12 +156,14 @@ def test_an_unsigned_platform_manifest_is_never_pulled_through_the_verifier(
     with run_daemon(node.config("all")), PodRuntime("2.4", options) as runtime:
         arm64 = _pull(runtime, node, partial, "linux/arm64")
         amd64 = _pull(runtime, node, partial, "linux/amd64")
+        every = _pull(runtime, node, partial, "all")
         stored = _stored(runtime)
         full_arm64 = _pull(runtime, node, full, "linux/arm64")
         full_amd64 = _pull(runtime, node, full, "linux/amd64")
-    assert (arm64, amd64) == (Reason.NO_SIGNATURE, Reason.NO_SIGNATURE)
+        full_every = _pull(runtime, node, full, "all")
+    assert (arm64, amd64, every) == (Reason.NO_SIGNATURE,) * 3
     assert partial.platforms["linux/arm64"].digest not in stored
-    assert (full_arm64, full_amd64) == (None, None)
+    assert (full_arm64, full_amd64, full_every) == (None, None, None)
 
 
 def test_node_platforms_setting_lets_the_other_platform_through(
