@@ -98,6 +98,8 @@ _REGISTRY_KEYS = frozenset(
         "max_envelope_bytes",
         "max_inflight_bytes",
         "inflight_wait",
+        "fallback_timeout",
+        "endpoint_backoff",
     }
 )
 _VERIFICATION_KEYS = frozenset({"max_signatures", "timeout", "crl_cache_dir", "allow_symlinks"})
@@ -253,6 +255,12 @@ def _registry(chk: ConfigChecker, data: Mapping[str, object]) -> RegistryConfig:
             table, "max_inflight_bytes", "registry", default.max_inflight_bytes
         ),
         inflight_wait=chk.positive_float(table, "inflight_wait", "registry", default.inflight_wait),
+        fallback_timeout=chk.positive_float(
+            table, "fallback_timeout", "registry", default.fallback_timeout
+        ),
+        endpoint_backoff=chk.positive_float(
+            table, "endpoint_backoff", "registry", default.endpoint_backoff
+        ),
     )
     largest = max(config.max_manifest_bytes, config.max_envelope_bytes) + 1
     if config.max_inflight_bytes < largest:

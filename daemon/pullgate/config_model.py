@@ -156,6 +156,11 @@ class RegistryConfig:
     # seconds for room, then fails inconclusive (TIMEOUT).
     max_inflight_bytes: int = 40 * 1024 * 1024
     inflight_wait: float = 2.0
+    # At an endpoint with others after it: connect and read timeout (pullgate.registry.transport).
+    fallback_timeout: float = 1.5
+    # Seconds an endpoint that failed at transport level is asked last (doubling per consecutive
+    # failure, up to 10x; pullgate.registry.health).
+    endpoint_backoff: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -242,6 +242,8 @@ def test_socket_mode_as_octal_string() -> None:
         (b'[registry]\nmax_envelope_bytes = "1"', "registry.max_envelope_bytes"),
         (b"[registry]\nmax_inflight_bytes = 1048576", "registry.max_inflight_bytes"),
         (b"[registry]\ninflight_wait = 0", "registry.inflight_wait"),
+        (b"[registry]\nfallback_timeout = -1", "registry.fallback_timeout"),
+        (b'[registry]\nendpoint_backoff = "30s"', "registry.endpoint_backoff"),
         (b"[verification]\nmax_signatures = 0", "verification.max_signatures"),
         (b"[verification]\ntimeout = 0", "verification.timeout"),
         (b"[verification]\ncrl_cache_dir = []", "verification.crl_cache_dir"),

@@ -28,6 +28,7 @@ from pullgate.descriptor import Descriptor
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient
+from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import (
     Credentials,
     Endpoint,
@@ -248,6 +249,7 @@ def make_client(
     *,
     tls_contexts: TlsContextCache | None = None,
     budget: ByteBudget | None = None,
+    health: EndpointHealth | None = None,
 ) -> TimedClient:
     """A fresh :class:`TimedClient`.
 
@@ -268,4 +270,5 @@ def make_client(
         clock=clock,
         tls_contexts=tls_contexts,
         budget=budget,
+        health=health,
     )

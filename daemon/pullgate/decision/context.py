@@ -29,6 +29,7 @@ from pullgate.decision.platform import Platform
 from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
+from pullgate.registry.health import EndpointState
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.trust import TrustConfig
 from pullgate.verification.http_fetch import HttpFetcher
@@ -87,6 +88,7 @@ class DeciderStats:
     decisions: int
     fail_open: int
     clients_created: int
+    endpoints: tuple[EndpointState, ...] = ()  # remembered endpoint failures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +118,7 @@ class Shared:
                 max_envelope_bytes=config.registry.max_envelope_bytes,
                 connect_timeout=config.registry.connect_timeout,
                 read_timeout=config.registry.read_timeout,
+                fallback_timeout=config.registry.fallback_timeout,
             ),
             budget=ByteBudget(config.registry.max_inflight_bytes, config.registry.inflight_wait),
             subjects=SubjectMemo(config.cache, clock),

@@ -87,6 +87,7 @@ from pullgate.decision.verify import SubjectContext, run_plan
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
 from pullgate.registry.auth import CredentialStore, StaticCredentials
+from pullgate.registry.health import EndpointHealth, EndpointState
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestRecord
 from pullgate.verification.http_fetch import HttpFetcher, Urllib3Fetcher
@@ -137,6 +138,8 @@ class Decider:
         self._pool = ClientPool()
         # Shared by every pooled client (see make_client): no credential material in it.
         self._tls_contexts = TlsContextCache()
+        # Endpoints that failed recently, for every client: the next decisions ask others first.
+        self._health = EndpointHealth()
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="pullgate-verify")
         # Runs the computations of decide_async's flights; nothing on it ever waits on a
         # flight, so a thread caller joining such a flight cannot deadlock it (cache.py).
@@ -220,7 +223,12 @@ class Decider:
             decisions=decisions,
             fail_open=fail_open,
             clients_created=self._pool.created,
+            endpoints=self.endpoint_health(),
         )
+
+    def endpoint_health(self) -> tuple[EndpointState, ...]:
+        """Registry endpoints remembered as failing (see :mod:`pullgate.registry.health`)."""
+        return self._health.states()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -240,6 +248,8 @@ class Decider:
         if offline:  # built once per snapshot, on the computing path (warm lookups never build)
             raise WouldBlock
         shared = Shared.build(snap, self._fetcher, self._clock)
+        self._health.backoff = snap.config.registry.endpoint_backoff
+        self._health.max_backoff = 10 * snap.config.registry.endpoint_backoff
         with self._lock:
             self._shared = shared
         self._pool.drop(lambda key: key[0] == snap.digest)
@@ -322,6 +332,7 @@ class Decider:
                 self._clock,
                 tls_contexts=self._tls_contexts,
                 budget=shared.budget,
+                health=self._health,
             )
 
         lender_type = OfflineLender if offline else Lender

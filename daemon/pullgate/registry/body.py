@@ -23,12 +23,24 @@ from dataclasses import dataclass
 import urllib3
 
 from pullgate.errors import Reason
+from pullgate.registry.http_types import ResponseTooLarge
 from pullgate.registry.model import RegistryError
+from pullgate.textnum import ascii_int
 
-__all__ = ["CHUNK", "BudgetStats", "ByteBudget", "InflightBudgetExhausted", "read_into_buffer"]
+__all__ = [
+    "CHUNK",
+    "ERROR_BODY_CAP",
+    "BudgetStats",
+    "ByteBudget",
+    "InflightBudgetExhausted",
+    "read_body",
+    "read_into_buffer",
+]
 
 CHUNK = 64 * 1024
 """Bytes asked of the socket at a time."""
+ERROR_BODY_CAP = 64 * 1024
+"""Bytes kept of a non-2xx body (error JSON); the rest is discarded, not an error."""
 
 
 class InflightBudgetExhausted(RegistryError):
@@ -161,3 +173,49 @@ def read_into_buffer(
         view.release()
         buffer.close()
         budget.release(size)
+
+
+def read_body(
+    raw: urllib3.BaseHTTPResponse,
+    *,
+    head: bool,
+    cap: int,
+    budget: ByteBudget,
+    deadline: float,
+    endpoint: str,
+) -> bytes:
+    """The body of ``raw``: a 2xx body of at most ``cap`` bytes (checked against
+    ``Content-Length`` before reading and while reading), any other of at most
+    :data:`ERROR_BODY_CAP` (cut there, not an error); none for a ``HEAD``.
+
+    Raises:
+        ResponseTooLarge: A 2xx body over ``cap`` (``bytes_read``: how much was read).
+        InflightBudgetExhausted: No room in ``budget`` by its wait or ``deadline``.
+    """
+    if head:
+        return b""
+    strict = 200 <= raw.status < 300
+    limit = cap if strict else ERROR_BODY_CAP
+    length = ascii_int(raw.headers.get("Content-Length"))
+    if strict and length is not None and length > limit:
+        raw.close()
+        raise ResponseTooLarge(
+            f"endpoint {endpoint}: response of {length} bytes exceeds the {limit}-byte limit"
+        )
+    body, over = read_into_buffer(
+        raw,
+        limit,
+        budget,
+        expected=length if length is not None and length <= limit else None,
+        truncate=not strict,
+        deadline=deadline,
+        endpoint=endpoint,
+    )
+    if over:
+        raw.close()
+        if strict:
+            raise ResponseTooLarge(
+                f"endpoint {endpoint}: response body exceeds the {limit}-byte limit",
+                bytes_read=limit + 1,
+            )
+    return body

@@ -40,6 +40,7 @@ from pullgate.registry.endpoint_errors import (
     media_type_of,
     most_relevant,
 )
+from pullgate.registry.health import EndpointHealth
 from pullgate.registry.hosts import request_url
 from pullgate.registry.model import (
     Capability,
@@ -101,6 +102,7 @@ class RegistryClient:
         transport: The HTTP transport to use instead of a new one (the fuzz harness passes an
             in-process one; ``limits``, ``request_log`` and ``clock`` then stay the caller's).
         budget: The in-flight body byte budget to share (None: one of this client's own).
+        health: The endpoint failure memory to share (None: one of this client's own).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class RegistryClient:
         tls_contexts: TlsContextCache | None = None,
         transport: Transport | None = None,
         budget: ByteBudget | None = None,
+        health: EndpointHealth | None = None,
     ) -> None:
         self._hosts = hosts
         self.limits = limits
@@ -128,6 +131,8 @@ class RegistryClient:
             self.transport.sleep = sleep
         if budget is not None:
             self.transport.budget = budget
+        if health is not None:
+            self.transport.health = health
         self._auth = Authenticator(self.transport, credentials, clock)
 
     def __repr__(self) -> str:
@@ -146,16 +151,20 @@ class RegistryClient:
     # ------------------------------------------------------------------ plumbing
 
     def endpoints(self, ref: ImageReference, *needed: Capability) -> tuple[Endpoint, ...]:
-        """Endpoints of ``ref``'s registry that have every capability in ``needed``."""
+        """Endpoints of ``ref``'s registry that have every capability in ``needed``, in
+        containerd's order except that endpoints remembered as down come last."""
         config = self._hosts(ref.registry)
-        return tuple(ep for ep in config.endpoints if all(ep.has(c) for c in needed))
+        found = [ep for ep in config.endpoints if all(ep.has(c) for c in needed)]
+        return self.transport.health.order(found)
 
     def signature_endpoints(self, ref: ImageReference) -> tuple[Endpoint, ...]:
-        """Endpoints used for signature discovery: those with ``pull`` or ``referrers``."""
+        """Endpoints used for signature discovery: those with ``pull`` or ``referrers`` (down
+        ones last, as in :meth:`endpoints`)."""
         config = self._hosts(ref.registry)
-        return tuple(
+        found = [
             ep for ep in config.endpoints if ep.has(Capability.PULL) or ep.has(Capability.REFERRERS)
-        )
+        ]
+        return self.transport.health.order(found)
 
     def url(
         self,
@@ -243,9 +252,10 @@ class RegistryClient:
         else:
             raise MalformedInput(f"reference {ref} has neither tag nor digest")
         errors: list[PullgateError] = []
-        for endpoint in endpoints:
+        for index, endpoint in enumerate(endpoints):
             try:
-                return self._resolve_at(endpoint, ref, name)
+                with self.transport.attempt(len(endpoints) - index - 1):
+                    return self._resolve_at(endpoint, ref, name)
             except PullgateError as exc:
                 log.info("resolve %s at %s failed: %s", ref, endpoint.url, exc)
                 errors.append(exc)
@@ -348,15 +358,16 @@ class RegistryClient:
         if first is not None:
             endpoints = [first, *(ep for ep in endpoints if ep != first)]
         errors: list[PullgateError] = []
-        for endpoint in endpoints:
+        for index, endpoint in enumerate(endpoints):
             try:
                 url = self.url(endpoint, ref, kind, desc.digest)
                 try:
                     # Capped at the declared size: a longer body is refused after size + 1
                     # bytes, never read up to the kind's general limit.
-                    response = self.exchange(
-                        endpoint, ref, "GET", url, accept=accept, cap=desc.size
-                    )
+                    with self.transport.attempt(len(endpoints) - index - 1):
+                        response = self.exchange(
+                            endpoint, ref, "GET", url, accept=accept, cap=desc.size
+                        )
                 except ResponseTooLarge as exc:
                     raise DescriptorMismatch(
                         f"endpoint {endpoint.url}: {desc.digest} is longer than the "

@@ -170,6 +170,8 @@ class RegistryLimits:
     connect_timeout: float = 5.0
     read_timeout: float = 15.0  # for each socket read
     request_timeout: float = 60.0  # for a whole exchange: handshake, headers, body, redirects
+    # connect and each read, at an endpoint with others after it (a hung mirror costs this much)
+    fallback_timeout: float = 1.5
     max_retries: int = 3  # for 429/503
     max_retry_after: float = 5.0  # ceiling for a server's Retry-After
 

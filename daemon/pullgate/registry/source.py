@@ -257,12 +257,14 @@ def registry_signatures(
     answered = False  # some endpoint listed its signatures completely
     found = False  # some endpoint listed at least one signature
     seen: set[str] = set()
-    for endpoint in client.signature_endpoints(ref):
+    endpoints = client.signature_endpoints(ref)
+    for index, endpoint in enumerate(endpoints):
         listing = _referrers(client, endpoint, ref, target)
         complete = here = False
         while True:
             try:
-                desc = next(listing)
+                with client.transport.attempt(len(endpoints) - index - 1):
+                    desc = next(listing)
             except StopIteration:
                 complete = True
                 break

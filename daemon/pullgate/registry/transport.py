@@ -10,8 +10,12 @@ and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, t
   exchange (handshake, headers, body, redirects) ends by ``limits.request_timeout`` or the
   caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.deadline`:
   a server dripping one byte per read timeout cannot hold a thread), then ``TIMEOUT``;
+* at an endpoint with others after it (:meth:`Transport.attempt`) the connect and read timeouts
+  are cut to ``limits.fallback_timeout`` and each exchange to an equal share of the task's
+  remaining time, so a hung mirror leaves the next endpoints time; transport failures and
+  answers feed the endpoint memory (:mod:`pullgate.registry.health`);
 * bodies are streamed into one buffer with a hard byte cap, checked against ``Content-Length``
-  before reading and while reading (never more than ``cap + 1`` bytes are read), each chunk
+  before reading and while reading (never more than ``cap + 1`` bytes are read), the buffer
   reserved first from the process's in-flight byte budget (:mod:`pullgate.registry.body`);
 * 429/503 are retried at most ``limits.max_retries`` times, honouring ``Retry-After`` (seconds or
   HTTP date) when it is within ``limits.max_retry_after`` (a longer wait gives up at once, so the
@@ -32,15 +36,13 @@ distribution-spec parameters (``ns``, ``artifactType``, ``n``, ``last``).
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import ssl
 import time
 import warnings
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC
 from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
@@ -53,103 +55,49 @@ from urllib3.exceptions import (
 import pullgate
 from pullgate.clock import Clock, SystemClock
 from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
-from pullgate.errors import MalformedInput, PullgateError, Reason
-from pullgate.registry.body import ByteBudget, read_into_buffer
+from pullgate.errors import PullgateError, Reason
+from pullgate.registry.body import ERROR_BODY_CAP, ByteBudget, read_body
+from pullgate.registry.health import EndpointHealth
 from pullgate.registry.http_errors import (
     answered_in_clear,
     client_certificate_refused,
     map_transport_error,
     redact_url,
 )
+from pullgate.registry.http_types import (
+    HttpStatusError,
+    RequestLogHook,
+    RequestRecord,
+    Response,
+    ResponseTooLarge,
+    parse_retry_after,
+)
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.redirect import Hop, next_hop
 from pullgate.registry.tls import TlsContextCache, TlsKey, tls_key
-from pullgate.textnum import ascii_int
+
+# The http_types names are re-exported: callers import them from here.
+__all__ = [
+    "DEFAULT_INFLIGHT_BYTES",
+    "ERROR_BODY_CAP",
+    "RETRY_STATUSES",
+    "USER_AGENT",
+    "HttpStatusError",
+    "RequestLogHook",
+    "RequestRecord",
+    "Response",
+    "ResponseTooLarge",
+    "Transport",
+    "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"pullgate/{pullgate.__version__}"
-ERROR_BODY_CAP = 64 * 1024
-"""Bytes kept of a non-2xx body (error JSON); the rest is discarded, not an error."""
 RETRY_STATUSES = frozenset({429, 503})
 DEFAULT_INFLIGHT_BYTES = 64 * 1024 * 1024
 """A transport's own in-flight budget when it is given none (the daemon shares one)."""
 _MAX_REDIRECTS = 10
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestRecord:
-    """One HTTP exchange, as reported to the request log hook (no headers, no secrets)."""
-
-    method: str
-    url: str  # query values redacted except the safe distribution-spec keys
-    status: int | None  # None when the exchange failed at transport level
-    size: int  # body bytes read
-    error: Reason | None = None
-
-
-RequestLogHook = Callable[[RequestRecord], None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Response:
-    """A fully read (and capped) HTTP response."""
-
-    status: int
-    headers: Mapping[str, str]  # case-insensitive (urllib3 HTTPHeaderDict)
-    body: bytes
-    url: str
-
-    def header(self, name: str) -> str | None:
-        """A header value, or None when absent."""
-        return self.headers.get(name)
-
-    def header_values(self, name: str) -> list[str]:
-        """Every value of a repeated header (e.g. ``Link``, ``WWW-Authenticate``)."""
-        getlist = getattr(self.headers, "getlist", None)
-        if getlist is not None:
-            values: list[str] = getlist(name)
-            return values
-        value = self.headers.get(name)
-        return [value] if value is not None else []
-
-
-class ResponseTooLarge(MalformedInput):
-    """A response body exceeded its cap (announced by ``Content-Length`` or while streaming).
-
-    ``bytes_read`` is how much of the body was read before giving up (at most cap + 1).
-    """
-
-    def __init__(self, detail: str, *, bytes_read: int = 0) -> None:
-        super().__init__(detail)
-        self.bytes_read = bytes_read
-
-
-class HttpStatusError(RegistryError):
-    """An endpoint answered with an unexpected HTTP status (``status`` says which)."""
-
-    def __init__(self, status: int, detail: str, *, endpoint: str | None = None) -> None:
-        reason = Reason.REGISTRY_AUTH if status in (401, 403) else Reason.REGISTRY_ERROR
-        super().__init__(reason, detail, endpoint=endpoint)
-        self.status = status
-
-
-def parse_retry_after(value: str | None, clock: Clock) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    seconds = ascii_int(value)
-    if seconds is not None:
-        return float(seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        # OverflowError: a day, year or zone offset too large for datetime ("21 Oct 30444…").
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - clock.now()).total_seconds())
 
 
 @dataclass(slots=True)
@@ -187,6 +135,8 @@ class Transport:
         watchdog: Enforces the deadlines (the process's shared one by default).
         budget: Bounds the body bytes held while reading (the daemon shares one between every
             transport; by default one of this transport's own).
+        health: Remembers endpoints that failed at transport level (the daemon shares one;
+            by default one of this transport's own); see :mod:`pullgate.registry.health`.
     """
 
     limits: RegistryLimits
@@ -198,6 +148,8 @@ class Transport:
     deadline: float | None = None
     watchdog: Watchdog = field(default_factory=shared_watchdog)
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0))
+    health: EndpointHealth = field(default_factory=EndpointHealth)
+    fallbacks: int = 0  # endpoints after the one being asked (see attempt())
     _pools: dict[tuple[TlsKey, int] | None, _Pool] = field(default_factory=dict)
     _plain_fallback: set[str] = field(default_factory=set)
     # Which client certificate to offer, per TLS setup with several (the last one accepted).
@@ -348,9 +300,27 @@ class Transport:
             )
 
     def _exchange_deadline(self) -> float:
-        """When the next exchange must be over (``time.perf_counter()`` seconds)."""
-        deadline = time.perf_counter() + self.limits.request_timeout
-        return deadline if self.deadline is None else min(deadline, self.deadline)
+        """When the next exchange must be over (``time.perf_counter()`` seconds): within
+        ``limits.request_timeout``, and with endpoints left to fall back on, within this
+        endpoint's share of what the task has left (each gets an equal part)."""
+        now = time.perf_counter()
+        deadline = now + self.limits.request_timeout
+        if self.deadline is None:
+            return deadline
+        if self.fallbacks > 0:
+            deadline = min(deadline, now + (self.deadline - now) / (self.fallbacks + 1))
+        return min(deadline, self.deadline)
+
+    @contextmanager
+    def attempt(self, fallbacks: int) -> Iterator[None]:
+        """Requests inside the block go to an endpoint with ``fallbacks`` endpoints after it
+        in the operation's order: they get shorter timeouts (:meth:`_exchange_deadline`,
+        ``limits.fallback_timeout``), so a hung endpoint leaves the next ones time."""
+        previous, self.fallbacks = self.fallbacks, fallbacks
+        try:
+            yield
+        finally:
+            self.fallbacks = previous
 
     def _send(self, req: _Request, url: str) -> Response:
         """One exchange within one deadline: the request and the redirects it is answered with."""
@@ -395,10 +365,11 @@ class Transport:
             )
             self._record(req, hop.url, None, 0, err.reason)
             raise err
-        timeout = urllib3.Timeout(
-            connect=endpoint.dial_timeout or self.limits.connect_timeout,
-            read=self.limits.read_timeout,
-        )
+        connect, read = self.limits.connect_timeout, self.limits.read_timeout
+        if self.fallbacks > 0:
+            connect = min(connect, self.limits.fallback_timeout)
+            read = min(read, self.limits.fallback_timeout)
+        timeout = urllib3.Timeout(connect=endpoint.dial_timeout or connect, read=read)
         retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=0)
         size = 0
         try:
@@ -421,9 +392,14 @@ class Transport:
                 )
             try:
                 location = raw.get_redirect_location() or None
-                body = self._read_body(
-                    raw, req, exchange.deadline
-                )  # a 3xx body: at most ERROR_BODY_CAP
+                body = read_body(  # a non-2xx body: at most ERROR_BODY_CAP
+                    raw,
+                    head=req.method == "HEAD",
+                    cap=req.cap,
+                    budget=self.budget,
+                    deadline=exchange.deadline,
+                    endpoint=endpoint.url,
+                )
             finally:
                 raw.release_conn()
             size = len(body)
@@ -436,37 +412,9 @@ class Transport:
         except (HTTPError, OSError, ValueError, MaxRetryError) as exc:
             err = map_transport_error(exc, endpoint, timed_out=exchange.fired)
             self._record(req, hop.url, None, size, err.reason)
+            self.health.failed(endpoint, err.reason)
             raise err from exc
         self._record(req, hop.url, raw.status, size, None)
+        self.health.answered(endpoint)
         response = Response(status=raw.status, headers=raw.headers, body=body, url=hop.url)
         return response, location
-
-    def _read_body(self, raw: urllib3.BaseHTTPResponse, req: _Request, deadline: float) -> bytes:
-        if req.method == "HEAD":
-            return b""
-        strict = 200 <= raw.status < 300
-        limit = req.cap if strict else ERROR_BODY_CAP
-        length = ascii_int(raw.headers.get("Content-Length"))
-        if strict and length is not None and length > limit:
-            raw.close()
-            raise ResponseTooLarge(
-                f"endpoint {req.endpoint.url}: response of {length} bytes exceeds the "
-                f"{limit}-byte limit"
-            )
-        body, over = read_into_buffer(
-            raw,
-            limit,
-            self.budget,
-            expected=length if length is not None and length <= limit else None,
-            truncate=not strict,
-            deadline=deadline,
-            endpoint=req.endpoint.url,
-        )
-        if over:
-            raw.close()
-            if strict:
-                raise ResponseTooLarge(
-                    f"endpoint {req.endpoint.url}: response body exceeds the {limit}-byte limit",
-                    bytes_read=limit + 1,
-                )
-        return body

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
 from pullgate.errors import MalformedInput
+from pullgate.registry.health import EndpointState
 from pullgate.registry.model import Credentials
 from pullgate.registry.reference import parse_reference
 from pullgate.v1 import verifier_pb2
@@ -77,6 +78,7 @@ class StatusView:
     reloads_ok: int = 0
     reloads_failed: int = 0
     certs_d_problems: int = 0  # broken certs.d entries (hosts.toml …) among ``problems``
+    endpoints: tuple[EndpointState, ...] = ()  # registry endpoints remembered as failing
 
 
 def _bounded(name: str, value: str) -> str:
@@ -319,6 +321,17 @@ def status_to_proto(view: StatusView) -> verifier_pb2.StatusResponse:
         uptime_seconds=view.uptime_seconds,
         problems=list(view.problems),
         version=view.version,
+        endpoints=[
+            verifier_pb2.EndpointHealth(
+                endpoint=state.endpoint,
+                healthy=state.healthy,
+                consecutive_failures=state.consecutive_failures,
+                failures_total=state.failures_total,
+                last_error=state.last_error,
+                down_for_seconds=state.down_for,
+            )
+            for state in view.endpoints
+        ],
     )
     if view.last_reload is not None:
         out.last_reload.CopyFrom(_reload_to_proto(view.last_reload))

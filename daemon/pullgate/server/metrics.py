@@ -17,6 +17,8 @@ Families (all prefixed ``pullgate_``):
 * ``certs_d_problems`` — broken certs.d entries (a ``hosts.toml`` that does not parse, an
   unreadable host directory, a missing CA file …) in the configuration in force, and
   ``status_problems`` — every problem ``Status`` lists (read at scrape time);
+* ``registry_endpoint_healthy{endpoint}``, ``registry_endpoint_failures_total{endpoint}`` — the
+  endpoints the decider remembers as failing at transport level (at most 256, from Status);
 * ``fail_open_total`` — allowed only because ``on_inconclusive = "allow"``;
 * ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied.
 
@@ -76,6 +78,21 @@ class _StatusCollector(Collector):
             "Problems Status.problems lists (configuration and node checks).",
             value=len(view.problems),
         )
+        healthy = GaugeMetricFamily(
+            "pullgate_registry_endpoint_healthy",
+            "Registry endpoints remembered as failing: 0 while one is asked after the others.",
+            labels=("endpoint",),
+        )
+        failures = CounterMetricFamily(
+            "pullgate_registry_endpoint_failures",
+            "Transport failures (timeout, refused, TLS) of remembered registry endpoints.",
+            labels=("endpoint",),
+        )
+        for state in view.endpoints:
+            healthy.add_metric((state.endpoint,), 1.0 if state.healthy else 0.0)
+            failures.add_metric((state.endpoint,), state.failures_total)
+        yield healthy
+        yield failures
         stats = view.cache
         yield GaugeMetricFamily(
             "pullgate_cache_entries", "Decisions currently cached.", value=stats.entries

@@ -138,6 +138,7 @@ class _Control:
         view = status_view(
             self._state.status(), cache, uptime_seconds=time.monotonic() - self._started
         )
+        view = dataclasses.replace(view, endpoints=self._decider.endpoint_health())
         if not self._node_problems:
             return view
         return dataclasses.replace(view, problems=(*self._node_problems, *view.problems))

@@ -310,6 +310,7 @@ class StatusResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
     generation: _builtins.int
     """config generation (increments on every successful load)"""
     degraded: _builtins.bool
@@ -328,6 +329,12 @@ class StatusResponse(_message.Message):
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """enforcement-bypass and configuration warnings"""
 
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___EndpointHealth]:
+        """Registry endpoints that failed at transport level (timeout, refused, TLS) and are remembered:
+        while one is down, decisions ask the other endpoints first.
+        """
+
     def __init__(
         self,
         *,
@@ -340,14 +347,52 @@ class StatusResponse(_message.Message):
         uptime_seconds: _builtins.float = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
         version: _builtins.str = ...,
+        endpoints: _abc.Iterable[Global___EndpointHealth] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "last_reload", b"last_reload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "degraded", b"degraded", "degraded_reason", b"degraded_reason", "generation", b"generation", "hashes", b"hashes", "last_reload", b"last_reload", "problems", b"problems", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "degraded", b"degraded", "degraded_reason", b"degraded_reason", "endpoints", b"endpoints", "generation", b"generation", "hashes", b"hashes", "last_reload", b"last_reload", "problems", b"problems", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatusResponse: _TypeAlias = StatusResponse  # noqa: Y015
+
+@_typing.final
+class EndpointHealth(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    HEALTHY_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _builtins.int
+    FAILURES_TOTAL_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    DOWN_FOR_SECONDS_FIELD_NUMBER: _builtins.int
+    endpoint: _builtins.str
+    """the endpoint's API root URL"""
+    healthy: _builtins.bool
+    """false: asked after the others until down_for ends"""
+    consecutive_failures: _builtins.int
+    failures_total: _builtins.int
+    last_error: _builtins.str
+    """a Reason name (TIMEOUT, REGISTRY_UNREACHABLE, REGISTRY_TLS)"""
+    down_for_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        endpoint: _builtins.str = ...,
+        healthy: _builtins.bool = ...,
+        consecutive_failures: _builtins.int = ...,
+        failures_total: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        down_for_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consecutive_failures", b"consecutive_failures", "down_for_seconds", b"down_for_seconds", "endpoint", b"endpoint", "failures_total", b"failures_total", "healthy", b"healthy", "last_error", b"last_error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndpointHealth: _TypeAlias = EndpointHealth  # noqa: Y015
 
 @_typing.final
 class ReloadRequest(_message.Message):
