@@ -195,7 +195,7 @@ REASONS: Mapping[Reason, ReasonRow] = MappingProxyType(
             "fix the image reference or the artifact the registry serves",
         ),
         Reason.AMBIGUOUS_DOCUMENT: ReasonRow(
-            _D, _FP, "rebuild the index without duplicate, case-variant or null-valued keys"
+            _D, _FP, "rebuild the index: a key repeats a field (e.g. manifests and Manifests)"
         ),
         Reason.CONFIG: ReasonRow(
             _D,
