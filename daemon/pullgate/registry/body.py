@@ -29,6 +29,7 @@ from pullgate.textnum import ascii_int
 
 __all__ = [
     "CHUNK",
+    "DEFAULT_INFLIGHT_BYTES",
     "ERROR_BODY_CAP",
     "BudgetStats",
     "ByteBudget",
@@ -41,6 +42,8 @@ CHUNK = 64 * 1024
 """Bytes asked of the socket at a time."""
 ERROR_BODY_CAP = 64 * 1024
 """Bytes kept of a non-2xx body (error JSON); the rest is discarded, not an error."""
+DEFAULT_INFLIGHT_BYTES = 64 * 1024 * 1024
+"""A transport's own in-flight budget when it is given none (the daemon shares one)."""
 
 
 class InflightBudgetExhausted(RegistryError):

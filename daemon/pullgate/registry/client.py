@@ -10,14 +10,11 @@ spec (``spec.md``: pulling manifests and blobs, the referrers API):
   other HTTP error < oversize/digest mismatch);
 * manifest HEADs send the OCI/Docker Accept list and fall back to GET when the response lacks
   ``Docker-Content-Digest`` or ``Content-Length`` (or on 405);
-* **every byte fetched by digest is hashed and compared**; sizes are capped before reading.
-  A mismatch or oversize body is a definitive :class:`~pullgate.errors.MalformedInput`, so a
-  hostile registry can cause a deny but never a fail-open.
-
-The client also remembers, per (registry, endpoint, repository) and for a bounded time, that an
-endpoint has no referrers API (:mod:`pullgate.registry.referrers_memo`), so signature discovery
-there goes straight to the tag schema instead of probing again (see
-:mod:`pullgate.registry.source`).
+* **every byte fetched by digest is hashed and compared**, read no further than its declared
+  size (:mod:`pullgate.registry.digest_fetch`); a mismatch is definitive, so a hostile registry
+  can cause a deny but never a fail-open;
+* endpoints that failed at transport level go last for a while (:mod:`.health`), and endpoints
+  without the referrers API are remembered (:mod:`pullgate.registry.referrers_memo`).
 
 Not done: containerd's retry of a digest reference under ``/blobs/<digest>`` after every endpoint
 answered 404 on ``/manifests/<digest>`` (only relevant for pulling a bare blob).
@@ -25,15 +22,15 @@ answered 404 on ``/manifests/<digest>`` (only relevant for pulling a bare blob).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 
 from pullgate.clock import Clock, SystemClock
 from pullgate.descriptor import Descriptor, check_digest, compute_digest, is_digest
-from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
+from pullgate.errors import MalformedInput, PullgateError
 from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_authenticate
 from pullgate.registry.body import ByteBudget
+from pullgate.registry.digest_fetch import DescriptorMismatch, fetch_at
 from pullgate.registry.endpoint_errors import (
     NotFoundEverywhere,
     is_not_found,
@@ -42,6 +39,15 @@ from pullgate.registry.endpoint_errors import (
 )
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.hosts import request_url
+from pullgate.registry.media_types import (
+    MANIFEST_ACCEPT,
+    MANIFEST_MEDIA_TYPES,
+    MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_OCI_INDEX,
+    MEDIA_TYPE_OCI_MANIFEST,
+    manifest_type,
+)
 from pullgate.registry.model import (
     Capability,
     Endpoint,
@@ -62,26 +68,20 @@ from pullgate.registry.transport import (
 from pullgate.textnum import ascii_int
 from pullgate.verification.verifier import SignatureBlob
 
+# The media_types names are re-exported: callers import them from here.
+__all__ = [
+    "MANIFEST_ACCEPT",
+    "MANIFEST_MEDIA_TYPES",
+    "MEDIA_TYPE_DOCKER_LIST",
+    "MEDIA_TYPE_DOCKER_MANIFEST",
+    "MEDIA_TYPE_OCI_INDEX",
+    "MEDIA_TYPE_OCI_MANIFEST",
+    "DescriptorMismatch",
+    "RegistryClient",
+    "RegistrySignatureSource",
+]
+
 log = logging.getLogger(__name__)
-
-MEDIA_TYPE_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_TYPE_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_TYPE_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_TYPE_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_MEDIA_TYPES = (
-    MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_DOCKER_LIST,
-    MEDIA_TYPE_OCI_MANIFEST,
-    MEDIA_TYPE_OCI_INDEX,
-)
-MANIFEST_ACCEPT = ", ".join((*MANIFEST_MEDIA_TYPES, "*/*"))
-
-
-class DescriptorMismatch(VerificationFailed):
-    """Content fetched by digest is not the size its descriptor declares (definitive)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(Reason.DESCRIPTOR_MISMATCH, detail)
 
 
 class RegistryClient:
@@ -300,7 +300,7 @@ class RegistryClient:
                 raise MalformedInput(
                     f"endpoint {endpoint.url}: manifest hashes to {digest}, header says {header}"
                 )
-        return Descriptor(media_type=_manifest_type(response), digest=digest, size=len(body))
+        return Descriptor(media_type=manifest_type(response), digest=digest, size=len(body))
 
     # ------------------------------------------------------------------ fetch by digest
 
@@ -360,27 +360,8 @@ class RegistryClient:
         errors: list[PullgateError] = []
         for index, endpoint in enumerate(endpoints):
             try:
-                url = self.url(endpoint, ref, kind, desc.digest)
-                try:
-                    # Capped at the declared size: a longer body is refused after size + 1
-                    # bytes, never read up to the kind's general limit.
-                    with self.transport.attempt(len(endpoints) - index - 1):
-                        response = self.exchange(
-                            endpoint, ref, "GET", url, accept=accept, cap=desc.size
-                        )
-                except ResponseTooLarge as exc:
-                    raise DescriptorMismatch(
-                        f"endpoint {endpoint.url}: {desc.digest} is longer than the "
-                        f"{desc.size} bytes its descriptor says"
-                    ) from exc
-                self.expect_ok(response, endpoint)
-                if len(response.body) != desc.size:
-                    raise DescriptorMismatch(
-                        f"endpoint {endpoint.url}: {desc.digest} is {len(response.body)} bytes, "
-                        f"descriptor says {desc.size}"
-                    )
-                check_digest(response.body, desc.digest)
-                return response.body
+                fallbacks = len(endpoints) - index - 1
+                return fetch_at(self, endpoint, ref, desc, kind, accept, fallbacks)
             except PullgateError as exc:
                 log.info("fetch %s from %s failed: %s", desc.digest, endpoint.url, exc)
                 errors.append(exc)
@@ -416,19 +397,3 @@ class RegistrySignatureSource:
     def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
         """Signatures of ``target`` in registry order."""
         return self.client.signatures(self.ref, target)
-
-
-def _manifest_type(response: Response) -> str:
-    media_type = media_type_of(response)
-    if media_type in MANIFEST_MEDIA_TYPES:
-        return media_type
-    try:
-        doc = json.loads(response.body)
-    except (ValueError, RecursionError):
-        doc = None
-    body_type = doc.get("mediaType") if isinstance(doc, dict) else None
-    if isinstance(body_type, str) and body_type in MANIFEST_MEDIA_TYPES:
-        return body_type
-    if media_type:
-        return media_type
-    raise MalformedInput("manifest response has no media type (Content-Type nor mediaType)")

@@ -4,13 +4,16 @@ an exchange, and ``Retry-After`` parsing (see :mod:`pullgate.registry.transport`
 from __future__ import annotations
 
 import email.utils
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
 from pullgate.clock import Clock
 from pullgate.errors import MalformedInput, Reason
-from pullgate.registry.model import RegistryError
+from pullgate.registry.http_errors import redact_url
+from pullgate.registry.model import RegistryError, RegistryLimits
 from pullgate.textnum import ascii_int
 
 __all__ = [
@@ -20,7 +23,10 @@ __all__ = [
     "Response",
     "ResponseTooLarge",
     "parse_retry_after",
+    "retry_delay",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,3 +102,25 @@ def parse_retry_after(value: str | None, clock: Clock) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - clock.now()).total_seconds())
+
+
+def retry_delay(
+    response: Response, attempt: int, limits: RegistryLimits, clock: Clock, deadline: float | None
+) -> float | None:
+    """How long to wait before retrying a 429/503 (``attempt`` retries so far): its
+    ``Retry-After``, or a doubling back-off; None (do not retry) when that is over
+    ``limits.max_retry_after`` or would end past ``deadline`` (``time.perf_counter()``)."""
+    delay = parse_retry_after(response.header("Retry-After"), clock)
+    if delay is None:
+        delay = min(0.1 * (2**attempt), limits.max_retry_after)
+    if delay > limits.max_retry_after or (
+        deadline is not None and time.perf_counter() + delay >= deadline
+    ):
+        log.info(
+            "%s asked to retry after %.1fs (ceiling %.1fs, or past the deadline); not retrying",
+            redact_url(response.url),
+            delay,
+            limits.max_retry_after,
+        )
+        return None
+    return delay

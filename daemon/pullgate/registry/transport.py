@@ -14,21 +14,14 @@ and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, t
   are cut to ``limits.fallback_timeout`` and each exchange to an equal share of the task's
   remaining time, so a hung mirror leaves the next endpoints time; transport failures and
   answers feed the endpoint memory (:mod:`pullgate.registry.health`);
-* bodies are streamed into one buffer with a hard byte cap, checked against ``Content-Length``
-  before reading and while reading (never more than ``cap + 1`` bytes are read), the buffer
-  reserved first from the process's in-flight byte budget (:mod:`pullgate.registry.body`);
-* 429/503 are retried at most ``limits.max_retries`` times, honouring ``Retry-After`` (seconds or
-  HTTP date) when it is within ``limits.max_retry_after`` (a longer wait gives up at once, so the
-  caller moves on to the next endpoint; nor one past the deadline); redirects are followed
-  (max 10, then ``REGISTRY_ERROR``) without sending credentials, ``hosts.toml`` headers or a
-  body to another origin (:mod:`pullgate.registry.redirect`); a 3xx body is read up to
-  :data:`ERROR_BODY_CAP` only;
+* bodies: :func:`pullgate.registry.body.read_body` (capped, under the in-flight byte budget);
+* 429/503 are retried at most ``limits.max_retries`` times
+  (:func:`pullgate.registry.http_types.retry_delay`); redirects are followed (max 10, then
+  ``REGISTRY_ERROR``) without sending credentials, ``hosts.toml`` headers or a body to another
+  origin (:mod:`pullgate.registry.redirect`);
 * transport failures become typed errors (:mod:`pullgate.registry.http_errors`): TLS →
   ``REGISTRY_TLS``, refused/DNS/reset/unparsable answer → ``REGISTRY_UNREACHABLE``, timeouts
-  and anything after the deadline → ``TIMEOUT``.
-
-Not done, by design: proxies from the environment (nothing but ``config.py`` reads the
-environment; see STYLE.md §5).
+  and anything after the deadline → ``TIMEOUT``. No proxies from the environment.
 
 Request headers are never logged; URLs are logged with query values redacted except for the
 distribution-spec parameters (``ns``, ``artifactType``, ``n``, ``last``).
@@ -46,17 +39,13 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
-from urllib3.exceptions import (
-    HTTPError,
-    InsecureRequestWarning,
-    MaxRetryError,
-)
+from urllib3.exceptions import HTTPError, InsecureRequestWarning, MaxRetryError
 
 import pullgate
 from pullgate.clock import Clock, SystemClock
 from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.errors import PullgateError, Reason
-from pullgate.registry.body import ERROR_BODY_CAP, ByteBudget, read_body
+from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ERROR_BODY_CAP, ByteBudget, read_body
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.http_errors import (
     answered_in_clear,
@@ -71,6 +60,7 @@ from pullgate.registry.http_types import (
     Response,
     ResponseTooLarge,
     parse_retry_after,
+    retry_delay,
 )
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.redirect import Hop, next_hop
@@ -95,8 +85,6 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"pullgate/{pullgate.__version__}"
 RETRY_STATUSES = frozenset({429, 503})
-DEFAULT_INFLIGHT_BYTES = 64 * 1024 * 1024
-"""A transport's own in-flight budget when it is given none (the daemon shares one)."""
 _MAX_REDIRECTS = 10
 
 
@@ -126,9 +114,8 @@ class Transport:
         clock: Used to interpret an HTTP-date ``Retry-After``.
         sleep: How to wait between retries (tests inject a recorder).
         tls_contexts: Where TLS contexts are cached (a fresh cache by default). Contexts depend
-            only on ``hosts.toml`` files (CA, client certificate, ``skip_verify``), never on a
-            caller's credentials, so an owner may share one cache between transports: building
-            a context (system roots included) costs tens of milliseconds.
+            only on ``hosts.toml`` files, never on a caller's credentials, so an owner may share
+            one cache between transports (a build costs tens of milliseconds).
         deadline: When the caller's whole task must be over (``time.perf_counter()`` seconds;
             None: only ``limits.request_timeout`` per exchange). The decision layer sets it
             while it lends the client out, so no request outlives the decision's budget.
@@ -220,19 +207,8 @@ class Transport:
             response = self._send_with_fallback(req)
             if response.status not in RETRY_STATUSES or attempt >= self.limits.max_retries:
                 return response
-            delay = parse_retry_after(response.header("Retry-After"), self.clock)
+            delay = retry_delay(response, attempt, self.limits, self.clock, self.deadline)
             if delay is None:
-                delay = min(0.1 * (2**attempt), self.limits.max_retry_after)
-            if delay > self.limits.max_retry_after or (
-                self.deadline is not None and time.perf_counter() + delay >= self.deadline
-            ):
-                log.info(
-                    "endpoint %s asked to retry after %.1fs (ceiling %.1fs, or past the "
-                    "deadline); not retrying",
-                    endpoint.url,
-                    delay,
-                    self.limits.max_retry_after,
-                )
                 return response
             attempt += 1
             self.sleep(delay)
