@@ -1,6 +1,6 @@
 """Signature algorithms: key → algorithm mapping and raw signature verification.
 
-Implements notary-verification.md §6.1 (the signing key decides the algorithm, exact key sizes
+Implements docs/notation.md §6.1 (the signing key decides the algorithm, exact key sizes
 only) and the crypto halves of §3.3 (JWS) and §4.3 (COSE):
 
 * RSASSA-PSS with MGF1 over the same hash. JWS verifies with any salt length (golang-jwt uses

@@ -1,6 +1,6 @@
 """Bounded, thread-safe memos for the per-signature verification hot path.
 
-Supports notary-verification.md §6.2 (code-signing chain rules) and §8.5 (trusted identities):
+Supports docs/notation.md §6.2 (code-signing chain rules) and §8.5 (trusted identities):
 the results memoised here are pure functions of immutable inputs (certificate DER bytes, a
 distinguished-name string), so a hit returns exactly what recomputing would. Only *successful*
 outcomes of the expensive checks are stored; a failure is always recomputed, so a memo can never

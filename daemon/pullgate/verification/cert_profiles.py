@@ -1,4 +1,4 @@
-"""Leaf and CA certificate profiles of a code-signing chain (notary-verification.md §6.1-6.2).
+"""Leaf and CA certificate profiles of a code-signing chain (docs/notation.md §6.1-6.2).
 
 * Leaf: basicConstraints, if present, ``cA=false``; keyUsage present and critical with
   digitalSignature and none of keyEncipherment, dataEncipherment, keyAgreement, keyCertSign,

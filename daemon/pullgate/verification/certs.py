@@ -1,4 +1,4 @@
-"""Code-signing certificate chain rules (notary-verification.md §6.1-6.2).
+"""Code-signing certificate chain rules (docs/notation.md §6.1-6.2).
 
 The chain carried in an envelope (leaf first) must be internally consistent *before* any trust
 decision: notation-core-go's ``ValidateCodeSigningCertChain``, with no validity-period check at

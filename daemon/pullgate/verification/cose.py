@@ -1,4 +1,4 @@
-"""COSE envelope codec (notary-verification.md §4, media type ``application/cose``).
+"""COSE envelope codec (docs/notation.md §4, media type ``application/cose``).
 
 ``COSE_Sign1_Tagged``: CBOR tag 18 around ``[protected bstr, unprotected map, payload bstr,
 signature bstr]``. Decoding enforces the COSE-specific rules; the rules common to both formats

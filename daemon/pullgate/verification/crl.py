@@ -1,4 +1,4 @@
-"""CRL revocation checks and the on-disk CRL cache (notary-verification.md §12, limits §1.3).
+"""CRL revocation checks and the on-disk CRL cache (docs/notation.md §12, limits §1.3).
 
 As notation-core-go does it: every ``http://`` distribution point must yield a CRL (at most
 32 MiB) signed by the issuer, whose NextUpdate is not past and which has no unknown critical

@@ -1,6 +1,6 @@
 """Signature envelopes: the entry points used by the verifier and ``pullgate inspect``.
 
-Implements notary-verification.md §2 (payload), §5 (validation common to JWS and COSE) and the
+Implements docs/notation.md §2 (payload), §5 (validation common to JWS and COSE) and the
 integrity half of §3/§4 by delegating format decoding to :mod:`.jws` and :mod:`.cose`:
 
 1. decode the envelope for its media type (unsupported type → integrity failure);

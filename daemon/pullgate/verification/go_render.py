@@ -3,7 +3,7 @@
 * :func:`go_quote` is Go's ``%q`` (``strconv.Quote``); :func:`go_dn_list` is ``%q`` of a
   ``[]map[string]string``.
 * :func:`go_name_string` is ``pkix.Name.String()`` for a parsed certificate. Trusted-identity
-  matching (notary-verification.md §8.5) parses the leaf subject *as Go renders it*, so this
+  matching (docs/notation.md §8.5) parses the leaf subject *as Go renders it*, so this
   rendering decides which identities can match.
 """
 

@@ -1,4 +1,4 @@
-"""Plain-HTTP transport for OCSP and CRL (notary-verification.md §12, limits §1.3).
+"""Plain-HTTP transport for OCSP and CRL (docs/notation.md §12, limits §1.3).
 
 :class:`HttpFetcher` is the network seam of revocation checking; :class:`Urllib3Fetcher` is the
 production implementation: one pooled connection manager, no retries, no redirects, a

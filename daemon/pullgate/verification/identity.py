@@ -1,6 +1,6 @@
 """Trusted identities: ``x509.subject`` distinguished names, parsed and matched like notation.
 
-Implements notary-verification.md §8.5 (Notary Project trust-store / trust-policy
+Implements docs/notation.md §8.5 (Notary Project trust-store / trust-policy
 specification, "Trusted Identities Constraints"):
 
 1. A policy identity is ``<prefix>:<value>``; only the ``x509.subject`` prefix is understood, the

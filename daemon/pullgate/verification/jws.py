@@ -1,4 +1,4 @@
-"""JWS envelope codec (notary-verification.md §3, media type ``application/jose+json``).
+"""JWS envelope codec (docs/notation.md §3, media type ``application/jose+json``).
 
 Flattened JWS JSON serialization only. Decoding enforces the JWS-specific rules; the rules common
 to both envelope formats (§5: payload, content type, expiry order, certificate chain) live in

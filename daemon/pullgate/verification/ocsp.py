@@ -1,4 +1,4 @@
-"""OCSP revocation checks (notary-verification.md §12, limits §1.3).
+"""OCSP revocation checks (docs/notation.md §12, limits §1.3).
 
 As notation-core-go does it: a SHA-1 ``CertID``; GET when the base64 request is shorter than
 255 characters, else POST; at most 20 KiB per response. A response counts only when it is

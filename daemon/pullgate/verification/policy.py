@@ -1,4 +1,4 @@
-"""Trust policy documents: load and select (notary-verification.md §8.1, §8.3).
+"""Trust policy documents: load and select (docs/notation.md §8.1, §8.3).
 
 Files (§8.1): ``trustpolicy.oci.json``, falling back to ``trustpolicy.json`` only when the former
 does not exist at all, and ``trustpolicy.blob.json``. Each must be a regular file, not a symlink

@@ -1,4 +1,4 @@
-"""Typed trust policy problems (notary-verification.md §8.1 file errors, §8.2 table, §8.4).
+"""Typed trust policy problems (docs/notation.md §8.1 file errors, §8.2 table, §8.4).
 
 Every problem found in a trust policy file or document is a :class:`PolicyIssue` naming the
 :class:`PolicyRule` it broke; :class:`InvalidTrustPolicy` carries all of them at once. Tools

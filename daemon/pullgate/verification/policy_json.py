@@ -1,4 +1,4 @@
-"""Go-lenient JSON decoding of trust policy documents (notary-verification.md §8.1, §8.2, §8.4).
+"""Go-lenient JSON decoding of trust policy documents (docs/notation.md §8.1, §8.2, §8.4).
 
 notation reads its policy files with Go's ``encoding/json`` into structs, and this module
 reproduces that decoding, before any validation: unknown fields are ignored, keys match field

@@ -1,4 +1,4 @@
-"""Trust policy validation (notary-verification.md §8.2 table, §8.3 scopes, §8.4, §14 item 8).
+"""Trust policy validation (docs/notation.md §8.2 table, §8.3 scopes, §8.4, §14 item 8).
 
 Validation checks the **whole** decoded document and reports every problem, where notation
 stops at the first; each problem is a typed

@@ -1,4 +1,4 @@
-"""Certificate revocation: OCSP with CRL fallback (notary-verification.md §12, limits §1.3).
+"""Certificate revocation: OCSP with CRL fallback (docs/notation.md §12, limits §1.3).
 
 Semantics, as notation-core-go implements them:
 

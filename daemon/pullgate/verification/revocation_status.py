@@ -1,4 +1,4 @@
-"""Revocation verdicts (notary-verification.md §12): statuses, purposes and results.
+"""Revocation verdicts (docs/notation.md §12): statuses, purposes and results.
 
 The vocabulary shared by the revocation modules: :class:`RevocationStatus`, :class:`Purpose` and
 the chain-level :class:`RevocationResult` are public (re-exported by

@@ -1,4 +1,4 @@
-"""RFC 3161 timestamp countersignatures (notary-verification.md §10 steps 2-7, §6.3).
+"""RFC 3161 timestamp countersignatures (docs/notation.md §10 steps 2-7, §6.3).
 
 Steps, in the order :func:`verify_timestamp_token` applies them:
 

@@ -1,4 +1,4 @@
-"""CMS SignerInfo verification of a timestamp token (notary-verification.md §10 step 6).
+"""CMS SignerInfo verification of a timestamp token (docs/notation.md §10 step 6).
 
 For one ``SignerInfo``: the digest algorithm is one of SHA-256/384/512; the content-type and
 message-digest signed attributes must be present once and match the encapsulated TSTInfo; the

@@ -1,4 +1,4 @@
-"""Named x509 trust stores, read with notation's rules (notary-verification.md §7).
+"""Named x509 trust stores, read with notation's rules (docs/notation.md §7).
 
 Layout: ``<trust_dir>/truststore/x509/{ca|signingAuthority|tsa}/<name>/<files>``.
 

@@ -1,4 +1,4 @@
-"""The certificates of one trust store file (notary-verification.md §7, rules 4-6).
+"""The certificates of one trust store file (docs/notation.md §7, rules 4-6).
 
 * :func:`parse_certificates`: one or more PEM ``CERTIFICATE`` blocks or, when the file has no
   PEM block at all, concatenated DER certificates (rule 4).

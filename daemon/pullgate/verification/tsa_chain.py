@@ -1,4 +1,4 @@
-"""TSA certificate chains (notary-verification.md §10 step 6 path building, §6.3 chain rules).
+"""TSA certificate chains (docs/notation.md §10 step 6 path building, §6.3 chain rules).
 
 Path building follows Go's ``x509.Verify`` as notation calls it for a timestamp token: from the
 signing certificate through the token's certificates to a trusted TSA root, every certificate
