@@ -1,8 +1,8 @@
 """Registry authentication: challenges, the token flow, Basic auth and credential stores.
 
 Implements the distribution token-authentication flow (docker "token" and "oauth" specs, as used
-by containerd's ``remotes/docker/auth``) and ``../shared/reference/containerd-integration.md``
-§1.7 (credentials per contacted endpoint):
+by containerd's ``remotes/docker/auth``) and docs/containerd.md §1.7 (credentials per contacted
+endpoint):
 
 * ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` → fetch a token from the realm:
   with an identity token, ``POST`` form ``grant_type=refresh_token`` (OAuth2); otherwise ``GET``

@@ -1,6 +1,6 @@
 """OCI distribution client with containerd's endpoint semantics.
 
-Implements ``../shared/reference/containerd-integration.md`` §1.5-1.9 and the OCI distribution
+Implements docs/containerd.md §1.5-1.9 and the OCI distribution
 spec (``spec.md``: pulling manifests and blobs, the referrers API):
 
 * endpoints come from ``hosts.toml`` (mirrors first, server last) and are filtered per operation:

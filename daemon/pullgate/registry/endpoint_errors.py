@@ -1,5 +1,5 @@
 """Which failure to report when every endpoint failed, containerd's way
-(containerd-integration.md §1.7): transport < 404 < other HTTP error < content error.
+(docs/containerd.md §1.7): transport < 404 < other HTTP error < content error.
 """
 
 from __future__ import annotations

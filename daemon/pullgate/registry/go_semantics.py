@@ -1,6 +1,6 @@
 """The pieces of Go's standard library that containerd's ``hosts.toml`` reading depends on.
 
-containerd-integration.md §1.3-§1.6 fix URLs, paths and timeouts by what Go does with them, so
+docs/containerd.md §1.3-§1.6 fix URLs, paths and timeouts by what Go does with them, so
 pullgate reproduces exactly that much of Go: ``path.Clean`` (:func:`go_clean`), ``url.Parse``
 reduced to scheme, host and decoded path (:func:`go_url`), ``time.ParseDuration``
 (:func:`go_duration`), ``net.SplitHostPort`` (:func:`split_host_port`), containerd's

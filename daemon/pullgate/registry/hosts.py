@@ -1,7 +1,7 @@
 """containerd ``certs.d`` / ``hosts.toml``, read exactly as containerd 2.x reads it.
 
 Implements containerd's ``docs/hosts.md`` as observed in ``core/remotes/docker/config/hosts.go``
-(containerd-integration.md §1.2-§1.7): directory lookup (``HostDirFromRoot``), loading one
+(docs/containerd.md §1.2-§1.7): directory lookup (``HostDirFromRoot``), loading one
 directory (``loadHostDir``, including the docker-style ``*.crt``/``*.cert``/``*.key`` fallback),
 every ``hosts.toml`` key with every accepted type, the endpoint order (including the 2.x
 table-header scan and its quirks), the derived upstream, URL/path rules, request URLs with the

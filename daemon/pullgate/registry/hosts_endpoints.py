@@ -1,6 +1,6 @@
 """From ``hosts.toml`` entries to endpoints, and using the endpoints (containerd 2.x rules).
 
-Implements containerd-integration.md §1.5-§1.7 on entries already read by
+Implements docs/containerd.md §1.5-§1.7 on entries already read by
 :mod:`pullgate.registry.hosts`: containerd's ``ConfigureHosts`` loop (:func:`build_endpoints`:
 the derived upstream when the last entry names no host, and HTTPS-first for ``http://``
 endpoints with TLS settings), the request URL of one registry operation with the ``ns``

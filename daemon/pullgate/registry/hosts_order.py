@@ -1,6 +1,6 @@
 """The endpoint order of a ``hosts.toml``: containerd 2.x's ``getSortedHosts`` table-header scan.
 
-containerd-integration.md §1.5: containerd 2.x does not take the order of the ``[host."…"]``
+docs/containerd.md §1.5: containerd 2.x does not take the order of the ``[host."…"]``
 entries from the decoded document but from a scan of the raw text for table headers, with the
 quirks that follow from that (inline tables and dotted keys never add a host; a header repeating
 a host that is not the previous one adds it again). :func:`table_header_hosts` reproduces the

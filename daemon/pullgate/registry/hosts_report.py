@@ -1,6 +1,6 @@
 """What ``pullgate hosts [--hosts-dir DIR] REGISTRY`` prints: containerd's view of one registry.
 
-Renders a :class:`~pullgate.registry.model.HostsConfig` (containerd-integration.md §1.5: the
+Renders a :class:`~pullgate.registry.model.HostsConfig` (docs/containerd.md §1.5: the
 endpoint list in the order containerd tries it) as a human table or as JSON. Values of
 credential-like headers (``Authorization``, cookies, tokens, API keys) are redacted in both.
 """

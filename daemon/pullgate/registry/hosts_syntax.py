@@ -1,6 +1,6 @@
 """Parsing ``hosts.toml`` the way containerd 2.x (Go, go-toml v2) does; helpers for ``hosts.py``.
 
-Implements containerd-integration.md §1.3-§1.6 at the syntax level: the decode-level type rules
+Implements docs/containerd.md §1.3-§1.6 at the syntax level: the decode-level type rules
 of go-toml v2 (struct fields matched exactly or case-insensitively, unknown keys ignored) and
 the per-entry validation of ``parseHostConfig``. The endpoint order comes from
 :mod:`pullgate.registry.hosts_order` (the table-header scan of ``getSortedHosts``) and the Go

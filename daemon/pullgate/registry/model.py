@@ -1,7 +1,7 @@
 """Types shared by the registry layer: image references, endpoints, credentials, limits.
 
 Facts from containerd's ``docs/hosts.md`` / ``remotes/docker/config/hosts.go`` and the OCI
-distribution specification; see ``../shared/reference/containerd-integration.md`` §1.
+distribution specification; see docs/containerd.md §1.
 """
 
 from __future__ import annotations

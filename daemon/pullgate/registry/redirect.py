@@ -1,7 +1,7 @@
 """Following an HTTP redirect without carrying secrets to another origin.
 
-containerd follows up to 10 redirects with Go's ``http.Client`` (``containerd-integration.md``
-§1.7). Go drops ``Authorization``, ``Cookie`` and ``WWW-Authenticate`` when the target is on
+containerd follows up to 10 redirects with Go's ``http.Client`` (docs/containerd.md §1.7). Go
+drops ``Authorization``, ``Cookie`` and ``WWW-Authenticate`` when the target is on
 another domain, but forwards every other header, so a ``hosts.toml`` ``header`` value (often a
 static credential such as an API key) reaches a blob store or CDN the registry redirects to.
 pullgate is stricter, because the registry chose that origin and not the node's administrator:

@@ -3,7 +3,7 @@
 Implements the reference grammar of ``distribution/reference`` (``reference.go``) together with
 the "familiar name" normalisation (``normalize.go``: ``ParseNormalizedNamed`` /
 ``ParseDockerRef``) that containerd applies before it looks a registry up in ``certs.d``
-(containerd-integration.md §1.2: the lookup key is ``reference.Spec.Hostname()``).
+(docs/containerd.md §1.2: the lookup key is ``reference.Spec.Hostname()``).
 
 Rules, in the order they are applied:
 

@@ -1,4 +1,4 @@
-"""Where the OCI referrers API was found absent recently (containerd-integration.md §1.9).
+"""Where the OCI referrers API was found absent recently (docs/containerd.md §1.9).
 
 Signature discovery (:mod:`pullgate.registry.source`) asks an endpoint remembered here for the
 tag-schema index (``<alg>-<hex>``) directly instead of probing the API again, as oras-go keeps

@@ -1,7 +1,7 @@
 """Notary signature discovery on a registry: referrers API, tag-schema fallback, fetch rules.
 
-Implements ``../shared/reference/notary-verification.md`` §1.2-1.3 (as notation-go/oras-go do it)
-on top of containerd's endpoint order (``containerd-integration.md`` §1.7):
+Implements docs/notation.md §1.2-1.3 (as notation-go/oras-go do it)
+on top of containerd's endpoint order (docs/containerd.md §1.7):
 
 1. ``GET …/referrers/<digest>?artifactType=application%2Fvnd.cncf.notary.signature``, following
    ``Link: <…>; rel="next"`` (at most ``limits.max_referrers_pages`` pages, same origin only); when

@@ -1,6 +1,6 @@
 """TLS client contexts for registry endpoints, as containerd builds them from ``hosts.toml``.
 
-Implements ``../shared/reference/containerd-integration.md`` §1.4 (``ca``, ``client``,
+Implements docs/containerd.md §1.4 (``ca``, ``client``,
 ``skip_verify``) and §1.8 (TLS actually built):
 
 * ``ca`` files are *added* to the system roots (which honour ``SSL_CERT_FILE``/``SSL_CERT_DIR``);

@@ -1,6 +1,6 @@
 """Pooled HTTP(S) for registry endpoints, with containerd's transport behaviour and hard bounds.
 
-Implements ``../shared/reference/containerd-integration.md`` §1.7 (per-request retries, redirects)
+Implements docs/containerd.md §1.7 (per-request retries, redirects)
 and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, then HTTP"):
 
 * one :class:`urllib3.PoolManager` per distinct TLS setup (``ca``/``client``/``skip_verify``);
