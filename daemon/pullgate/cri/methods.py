@@ -1,6 +1,6 @@
 """Which gRPC method paths the CRI proxy serves, and how it names them (issue 6 item 1).
 
-Implements the routing facts of containerd-integration.md §3: the method path is normalised
+Implements the routing facts of docs/containerd.md §3: the method path is normalised
 the way grpc-go (containerd's server) routes it -- at most one leading ``/`` is dropped, and
 what remains must be exactly ``<service>/<method>``, both parts proto identifiers -- and only
 the ``runtime.v1.ImageService`` service is served: it is all the kubelet sends to its

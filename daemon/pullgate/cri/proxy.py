@@ -1,6 +1,6 @@
 """CRI ``runtime.v1.ImageService`` proxy in front of the container runtime (issue 6 items 1-3).
 
-Implements containerd-integration.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
+Implements docs/containerd.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
 
 * Method paths are normalised as grpc-go routes them (:mod:`pullgate.cri.methods`); only
   ``runtime.v1.ImageService`` is served. Every other path -- malformed,

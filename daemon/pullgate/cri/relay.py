@@ -1,6 +1,6 @@
 """Relaying one gRPC call between the kubelet and the runtime unchanged (issue 6 item 1).
 
-What the CRI proxy passes through for every call it forwards, as containerd-integration.md §3
+What the CRI proxy passes through for every call it forwards, as docs/containerd.md §3
 requires: the caller's metadata (minus what gRPC manages itself) and remaining deadline on the
 way in; the runtime's status code, details and initial and trailing metadata on the way out;
 and the caller's cancellation, which cancels the runtime's call too.

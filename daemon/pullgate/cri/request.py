@@ -1,4 +1,4 @@
-"""Reading a CRI ``PullImageRequest`` (containerd-integration.md §3.2).
+"""Reading a CRI ``PullImageRequest`` (docs/containerd.md §3.2).
 
 * ``image.image`` is the pod's image string as the kubelet sends it (``nginx:latest``, not
   normalised); it is normalised here exactly as the runtime does (``parse_reference``).

@@ -4,7 +4,7 @@ Reads containerd's ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``versio
 2.x),
 the kubelet's ``config.yaml`` and flag files, and the verifier ``bin_dir``, and reports each problem
 as a :class:`Finding` carrying the exact line to change. The facts are those of
-containerd-integration.md: §2.1-2.3 (image verifiers: which pulls run them, ``bin_dir`` rules),
+docs/containerd.md: §2.1-2.3 (image verifiers: which pulls run them, ``bin_dir`` rules),
 §3.3 (kubelet ``imageServiceEndpoint``), §4 (CRI registry ``config_path``, the 2.1+ list bug).
 Nothing here raises for a bad file: an unreadable or unparsable file is itself a finding.
 

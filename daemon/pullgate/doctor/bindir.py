@@ -1,6 +1,6 @@
 """The image-verifier plugin and its ``bin_dir``: is pullgate's shim there, and does it run?
 
-containerd-integration.md §2.2-§2.3: containerd 2.x runs every executable in the bindir
+docs/containerd.md §2.2-§2.3: containerd 2.x runs every executable in the bindir
 verifier's ``bin_dir`` in name order, up to ``max_verifiers``, each within
 ``per_verifier_timeout``; a non-executable entry blocks every pull.
 """

@@ -1,7 +1,7 @@
 """containerd's configuration and version, and the CRI registry checks (config_path, local pull).
 
 Reads ``config.toml`` (schema ``version = 2`` for 1.6/1.7, ``version = 3`` or ``4`` for 2.x) as far
-as enforcement is concerned: containerd-integration.md §2.1 (which pulls run image verifiers: CRI
+as enforcement is concerned: docs/containerd.md §2.1 (which pulls run image verifiers: CRI
 local pull on 2.1+) and §4 (CRI registry ``config_path``, the 2.1+ ':'-list bug).
 """
 

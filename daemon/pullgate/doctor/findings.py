@@ -2,7 +2,7 @@
 
 Also how a finding is rendered for people, and how a node file is read: nothing in
 :mod:`pullgate.doctor` raises for a bad file, so an unreadable one comes back as a marked string
-its caller turns into a finding (containerd-integration.md §2-§4 name the files).
+its caller turns into a finding (docs/containerd.md §2-§4 name the files).
 """
 
 from __future__ import annotations

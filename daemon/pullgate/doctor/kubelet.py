@@ -1,4 +1,4 @@
-"""Does the kubelet pull through pullgate's CRI socket (containerd-integration.md §3.3)?
+"""Does the kubelet pull through pullgate's CRI socket (docs/containerd.md §3.3)?
 
 The endpoint comes from ``--image-service-endpoint`` in the kubelet's flag files, which win, or
 ``imageServiceEndpoint`` in its ``config.yaml`` (read line by line: no YAML parser).

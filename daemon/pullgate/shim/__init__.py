@@ -1,7 +1,7 @@
 """``pullgate-containerd-verifier``: containerd's bindir image-verifier executable.
 
 Implements the executable side of containerd's image verifier protocol (containerd >= 2.0,
-plugin ``io.containerd.image-verifier.v1.bindir``; containerd-integration.md §2.3)::
+plugin ``io.containerd.image-verifier.v1.bindir``; docs/containerd.md §2.3)::
 
     <bin_dir>/pullgate-containerd-verifier -name REF -digest DIGEST \
         -stdin-media-type application/vnd.oci.descriptor.v1+json   < descriptor JSON

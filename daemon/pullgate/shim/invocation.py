@@ -1,6 +1,6 @@
 """The shim's input: containerd's argv (Go ``flag`` syntax) and the descriptor on stdin.
 
-containerd-integration.md §2.3: containerd runs the verifier as ``-name REF -digest DIGEST
+docs/containerd.md §2.3: containerd runs the verifier as ``-name REF -digest DIGEST
 -stdin-media-type application/vnd.oci.descriptor.v1+json`` with the image's OCI descriptor on
 stdin; ``-socket`` and ``-timeout`` are the shim's own extra flags. Every fault here is a
 :class:`~pullgate.shim.vocabulary.ShimError` with reason MALFORMED or DESCRIPTOR_MISMATCH.

@@ -3,7 +3,7 @@
 isort:skip_file
 pullgate.v1.Verifier: the node daemon's API for runtime integrators.
 
-Field names marked "stable" are an external contract (ARCHITECTURE.md): never rename them.
+Field names marked "stable" are an external contract (docs/architecture.md §4): never rename them.
 """
 
 from collections import abc as _abc

@@ -8,7 +8,7 @@ CreateContainer requests, builds the ImageStatus / RemoveImage calls that pin a 
 verified digest, and lists images and containers for the node audit. The test client
 (playing the kubelet) also uses ImageFsInfo, Version and PodSandboxStatus.
 Package, service, message names and field numbers follow the CRI wire contract
-(containerd-integration.md §3); anything not listed here is carried as unknown fields.
+(docs/containerd.md §3); anything not listed here is carried as unknown fields.
 """
 
 from collections import abc as _abc
