@@ -1,7 +1,7 @@
 """Shim start-up part of ``bench/pull.py``: the bindir verifier's wall time vs a bare interpreter.
 
 ``pullgate-containerd-verifier`` runs exactly as containerd's bindir image verifier runs it
-(containerd-integration.md §2.3): argv ``-name REF -digest DIGEST -stdin-media-type
+(docs/containerd.md §2.3): argv ``-name REF -digest DIGEST -stdin-media-type
 application/vnd.oci.descriptor.v1+json`` (plus ``-socket``, which a site wrapper sets when the
 daemon's socket is not the default), the descriptor JSON and a newline on stdin, stdout and
 stderr captured. The daemon answers from a warm decision. Every round runs each wrapper form and

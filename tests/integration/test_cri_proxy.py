@@ -9,7 +9,7 @@ same ``certs.d`` — except in the tag-moved test, whose decision is a stub that
 the registry never served (that is the only way to move a tag between verify and pull
 deterministically).
 
-Denials are judged by gRPC code and the kubelet-visible prefix (containerd-integration.md §3.6)
+Denials are judged by gRPC code and the kubelet-visible prefix (docs/containerd.md §3.6)
 plus the typed reason that follows it, and by what containerd holds afterwards.
 """
 

@@ -2,9 +2,9 @@
 
 Every registry here is Debian's ``docker-registry`` (distribution 2.8.2) on 127.0.0.1 with mutual
 TLS: it refuses any client without a certificate from its client CA. It has no Referrers API, so
-signatures are found through the referrers tag schema (notary-verification.md §1.2); endpoints,
+signatures are found through the referrers tag schema (docs/notation.md §1.2); endpoints,
 CAs and client certificates come from a containerd ``certs.d`` directory (containerd ``hosts.md``,
-containerd-integration.md §1.4/§1.5). The CLI runs in-process through ``pullgate.cli.main`` and is
+docs/containerd.md §1.4/§1.5). The CLI runs in-process through ``pullgate.cli.main`` and is
 judged by its exit code and the typed ``reason`` of its JSON decision object.
 """
 

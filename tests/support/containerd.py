@@ -73,7 +73,7 @@ def write_hosts_toml(certs_d: Path, registry: DockerRegistry) -> Path:
     """``certs.d/<host:port>/hosts.toml`` for ``registry`` with its CA and client certificate.
 
     A ``[host]`` table is always written: containerd 1.6 rejects a server-only file
-    (containerd-integration.md §5). The ``server`` is still tried after the host on any error
+    (docs/containerd.md §5). The ``server`` is still tried after the host on any error
     (§1.7), so it carries the same TLS settings.
     """
     pki: RegistryPki = registry.pki

@@ -8,7 +8,7 @@ bounded time until a TLS connection with a valid client certificate gets an answ
 ``GET /v2/``, and stops the process on exit (terminate, bounded wait, kill).
 
 distribution 2.8 has no OCI Referrers API, so signatures live behind the referrers *tag schema*
-(see ``tests/support/push.py`` and notary-verification.md §1.2).
+(see ``tests/support/push.py`` and docs/notation.md §1.2).
 
 The registry's own access log (Apache combined format on its stdout, written by distribution's
 ``CombinedLoggingHandler``) is captured to a file; :meth:`DockerRegistry.access_log` parses it so

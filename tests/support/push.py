@@ -2,7 +2,7 @@
 
 Pushes blobs (POST + PUT upload), manifests, single-platform images, multi-platform indexes and
 Notary signatures. Registries without the Referrers API (distribution 2.8) are handled the way
-notation/oras-go do (distribution-spec "referrers tag schema", notary-verification.md §1.2): after
+notation/oras-go do (distribution-spec "referrers tag schema", docs/notation.md §1.2): after
 the signature manifest is pushed, the index tagged ``<alg>-<hex of the subject digest>`` is read,
 the new signature descriptor (with ``artifactType`` and the manifest's annotations) is appended,
 and the index is written back under the same tag.

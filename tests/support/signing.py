@@ -1,7 +1,7 @@
 """A Notary signer for tests: notation-format JWS and COSE envelopes from a ``pki.Chain``.
 
 The happy path reproduces what notation writes, byte for byte apart from the randomised
-signature value (notary-verification.md §3, §4; checked against the notation vectors):
+signature value (docs/notation.md §3, §4; checked against the notation vectors):
 
 * JWS: protected header and payload are compact JSON with sorted keys and Go's HTML escaping;
   times are RFC 3339 (seconds precision, ``Z`` for UTC, the offset otherwise); ``crit`` is

@@ -1,4 +1,4 @@
-"""Loading a notation configuration directory (:mod:`pullgate.trust`; notary-verification.md §8.1).
+"""Loading a notation configuration directory (:mod:`pullgate.trust`; docs/notation.md §8.1).
 
 A Kubernetes ConfigMap mount presents every file as a symlink into ``..data``; with
 ``allow_symlinks`` the policy documents must load through such links just like the stores do.

@@ -1,4 +1,4 @@
-"""Reading CRI PullImage requests: normalisation and AuthConfig (containerd-integration.md §3.2)."""
+"""Reading CRI PullImage requests: normalisation and AuthConfig (docs/containerd.md §3.2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Registry content anyone with push access can plant is a definitive deny, never inconclusive.
 
-``pullgate.registry.source`` (notary-verification.md §1.2-1.3): a listed signature that exists
+``pullgate.registry.source`` (docs/notation.md §1.2-1.3): a listed signature that exists
 nowhere, a referrers tag that is not an OCI index, and more referrers pages than the bound are
 :class:`VerificationFailed`; real outages next to them stay inconclusive.
 """

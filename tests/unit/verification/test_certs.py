@@ -1,4 +1,4 @@
-"""Code-signing chain rules (notary-verification.md §6.1-6.2) and the certificate helpers."""
+"""Code-signing chain rules (docs/notation.md §6.1-6.2) and the certificate helpers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Envelope integrity (notary-verification.md §2-§6.2): sign with tests.support.signing, verify."""
+"""Envelope integrity (docs/notation.md §2-§6.2): sign with tests.support.signing, verify."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ extensions; a malformed or duplicated one raises (``ValueError``, ``x509.Duplica
 outside (envelope chains, timestamp tokens, CRLs and OCSP responses fetched over HTTP) must end
 in a typed error or a revocation *unknown*, never as an untyped exception:
 
-* envelope certificates (notary-verification.md §6.2) and timestamp-token certificates (§10)
+* envelope certificates (docs/notation.md §6.2) and timestamp-token certificates (§10)
   whose subject or issuer name does not decode are refused when they are loaded, as Go's
   parser refuses them: integrity resp. timestamp failures, also for ``inspect``;
 * a timestamp signer identified by subjectKeyIdentifier next to a token certificate whose

@@ -1,4 +1,4 @@
-"""Trusted identity parsing, Go subject rendering and matching (notary-verification.md §8.5)."""
+"""Trusted identity parsing, Go subject rendering and matching (docs/notation.md §8.5)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Trust policy documents: decoding, every validation rule, selection, files, ``check_trust_dir``.
 
-notary-verification.md §8 (and §14 for the deliberate deviations).
+docs/notation.md §8 (and §14 for the deliberate deviations).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OCSP / CRL revocation semantics (notary-verification.md §12) against a fake fetcher."""
+"""OCSP / CRL revocation semantics (docs/notation.md §12) against a fake fetcher."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Revocation entries that must not be overlooked (notary-verification.md §12).
+"""Revocation entries that must not be overlooked (docs/notation.md §12).
 
 * CRL: an entry whose invalidity date is after the signing time is ignored *alone*; a later
   (delta CRL) entry for the same certificate still counts.

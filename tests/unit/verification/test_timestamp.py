@@ -1,4 +1,4 @@
-"""RFC 3161 timestamp verification (notary-verification.md §10 steps 2-7, §6.3)."""
+"""RFC 3161 timestamp verification (docs/notation.md §10 steps 2-7, §6.3)."""
 
 from __future__ import annotations
 

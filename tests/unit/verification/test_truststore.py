@@ -1,4 +1,4 @@
-"""Named trust stores (notary-verification.md §7)."""
+"""Named trust stores (docs/notation.md §7)."""
 
 from __future__ import annotations
 
