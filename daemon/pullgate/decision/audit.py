@@ -1,4 +1,4 @@
-"""One JSON audit line per decision (issue 5 item 6).
+"""One JSON audit line per decision (docs/architecture.md §1, "decision").
 
 Fields: reference, top-level digest, every subject's digest and verdict, platform, statement,
 level, requirement, mode, decision, reason, message, fail-open / audit-only flags, the signer's

@@ -1,4 +1,4 @@
-"""The decision cache and single-flight (ARCHITECTURE.md "decision"; issue 5 item 4).
+"""The decision cache and single-flight (docs/architecture.md §1, "decision").
 
 :class:`DecisionCache` keeps final decisions, keyed by everything that can change one:
 the top-level digest, the selected platform manifest's digest, the platform, the requirement

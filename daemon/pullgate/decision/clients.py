@@ -1,4 +1,4 @@
-"""Registry clients and instrumentation for the decision layer (ARCHITECTURE.md "decision").
+"""Registry clients and instrumentation for the decision layer (docs/architecture.md §1).
 
 * :class:`ClientPool` keeps idle :class:`~pullgate.registry.client.RegistryClient` objects so
   pooled connections and bearer tokens are reused. A client is used by one thread at a time

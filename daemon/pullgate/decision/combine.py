@@ -1,4 +1,4 @@
-"""Combining subject verdicts into one decision (ARCHITECTURE.md "decision"; issue 5 item 3).
+"""Combining subject verdicts into one decision (docs/architecture.md §1, "decision").
 
 * ``both``: every subject must pass; ``either``: the index, or every platform manifest
   containerd may run, must pass; ``index`` and ``platform`` need every subject they verify.

@@ -1,4 +1,4 @@
-"""Compact encoding of cached decisions (ARCHITECTURE.md "decision"; issue 5 item 4, RSS bound).
+"""Compact encoding of cached decisions, to bound the cache's memory (docs/decisions.md).
 
 A cached :class:`~pullgate.decision.model.Decision` is kept as one ``bytes`` object: the fields
 a cache hit needs, as a JSON array, deflated against a preset dictionary of the strings every

@@ -1,4 +1,4 @@
-"""What one decision carries through the decider (ARCHITECTURE.md "decision").
+"""What one decision carries through the decider (docs/architecture.md §1).
 
 The pieces :class:`~pullgate.decision.decider.Decider` threads through a computation: the
 configuration snapshot it reads (:class:`SnapshotLike`), the per-snapshot state shared by every

@@ -1,4 +1,4 @@
-"""The decision layer: one pull in, one enforceable answer out (ARCHITECTURE.md "decision").
+"""The decision layer: one pull in, one enforceable answer out (docs/architecture.md §1).
 
 Flow of :meth:`Decider.decide`:
 

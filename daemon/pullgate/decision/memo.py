@@ -1,4 +1,4 @@
-"""The resolve memo: a short-lived reference → descriptor map (issue 5 item 4, warm path).
+"""The resolve memo: a short-lived reference → descriptor map (the warm path).
 
 Every decision starts by resolving its reference (OCI distribution-spec ``HEAD
 /v2/<name>/manifests/<reference>``). On a warm decision that request is nearly all of the cost,

@@ -1,4 +1,4 @@
-"""Steps 1-2 of a decision: what is asked, and what it resolves to (ARCHITECTURE.md "decision").
+"""Steps 1-2 of a decision: what is asked, and what it resolves to (docs/architecture.md §1).
 
 :func:`request_platform` and :func:`request_reference` turn a
 :class:`~pullgate.decision.model.DecisionRequest` into the platform and the normalised reference
