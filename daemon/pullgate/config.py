@@ -1,8 +1,8 @@
 """The daemon configuration file (``/etc/pullgate/config.toml``): types, defaults, validation.
 
-Stable keys (ARCHITECTURE.md): ``trust_dir``, ``hosts_dir``, ``[api] socket``, ``[cri] socket``,
-``[cri] upstream``, ``[metrics] address``, ``[statements."<name>"] require / on_inconclusive /
-mode``. Everything else is an addition with a default.
+Stable keys (docs/architecture.md §4): ``trust_dir``, ``hosts_dir``, ``[api] socket``,
+``[cri] socket``, ``[cri] upstream``, ``[metrics] address``, ``[statements."<name>"] require /
+on_inconclusive / mode``. Everything else is an addition with a default.
 
 This module is the one import point for the rest of the daemon; the work is split in three:
 

@@ -1,4 +1,4 @@
-"""Render verification outcomes: the JSON decision object (ARCHITECTURE.md) and text."""
+"""Render verification outcomes: the JSON decision object (docs/architecture.md §4) and text."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One complete, validated configuration snapshot (STYLE.md §5 "Reload"; issue 5 item 5).
+"""One complete, validated configuration snapshot (docs/architecture.md §3.6).
 
 A :class:`Snapshot` is everything a decision depends on, loaded and checked eagerly, so that a
 snapshot either exists whole or not at all:

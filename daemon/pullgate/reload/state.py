@@ -1,4 +1,4 @@
-"""The daemon's current trust snapshot: atomic swap, last-good kept (STYLE.md §5 "Reload").
+"""The daemon's current trust snapshot: atomic swap, last-good kept (docs/architecture.md §3.6).
 
 :class:`TrustState` holds one reference to the current :class:`Snapshot`. A reload (from the
 file watcher, SIGHUP or the ``Reload`` RPC) builds a complete new snapshot and only then swaps

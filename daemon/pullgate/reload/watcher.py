@@ -1,4 +1,4 @@
-"""Watch the configuration's directories and reload on change (STYLE.md §5 "Reload").
+"""Watch the configuration's directories and reload on change (docs/architecture.md §3.6).
 
 What is watched, always as **directories** (never single files, whose inode a ConfigMap
 ``..data`` swap or an editor's write-temp-then-rename replaces):

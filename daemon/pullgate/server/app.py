@@ -1,4 +1,4 @@
-"""Composition root of ``pullgate serve`` (issue 5 items 1, 5, 6; STYLE.md §4 ``app.py``).
+"""Composition root of ``pullgate serve`` (docs/architecture.md §3.4).
 
 Start-up order:
 

@@ -1,4 +1,4 @@
-"""The audit sink: one JSON line per decision on the ``pullgate.audit`` logger (issue 5 item 6).
+"""The audit sink: one JSON line per decision on the ``pullgate.audit`` logger.
 
 The decider builds each record (:mod:`pullgate.decision.audit`: reference, digests, platform,
 statement, level, decision, reason, signer subject and certificate fingerprint, cache hit,

@@ -1,6 +1,6 @@
-"""``pullgate.v1`` protobuf messages ⇄ domain objects (ARCHITECTURE.md "External contracts").
+"""``pullgate.v1`` protobuf messages ⇄ domain objects (docs/architecture.md §4).
 
-Parse at the boundary (STYLE.md §2, sigstore's ``Bundle.from_json``): every field of a
+Parse at the boundary (docs/architecture.md §3.1): every field of a
 ``VerifyRequest`` is checked here and any problem becomes :class:`~pullgate.errors.MalformedInput`
 (reason ``MALFORMED``), so nothing further in carries unchecked client input. Registry credentials
 follow the CRI ``AuthConfig``: ``auth`` is base64 ``user:password`` and is used only when

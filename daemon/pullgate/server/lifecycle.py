@@ -1,4 +1,4 @@
-"""Service-manager lifecycle of ``pullgate serve`` (issue 5 item 6): the events, READY sent
+"""Service-manager lifecycle of ``pullgate serve``: the events, READY sent
 once, the watchdog ping, sd_notify as a lifecycle hook, and the signals (SIGHUP reloads like the
 ``Reload`` RPC; SIGTERM/SIGINT stop gracefully).
 

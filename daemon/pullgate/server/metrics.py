@@ -1,4 +1,4 @@
-"""Prometheus metrics of the daemon (issue 5 item 6), on a private ``CollectorRegistry``.
+"""Prometheus metrics of the daemon, on a private ``CollectorRegistry``.
 
 Families (all prefixed ``pullgate_``):
 
@@ -22,7 +22,7 @@ Families (all prefixed ``pullgate_``):
 * ``fail_open_total`` — allowed only because ``on_inconclusive = "allow"``;
 * ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied.
 
-No global registry is touched (STYLE.md §3: no module-level mutable state). The exposition
+No global registry is touched (docs/architecture.md §3.3). The exposition
 server binds the configured address only; the config keeps it on loopback by default.
 """
 

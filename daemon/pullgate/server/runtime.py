@@ -1,4 +1,4 @@
-"""The real daemon runtime: trust state, decider and watcher wired together (issue 5 item 5).
+"""The real daemon runtime: trust state, decider and watcher wired together.
 
 :func:`build_runtime` is the default ``runtime_factory`` of :mod:`.app`; tests substitute fakes
 through the same :class:`~pullgate.server.app.Runtime` protocol. This module adapts the trust

@@ -1,4 +1,4 @@
-"""``pullgate.v1.Verifier``: a thin translation layer (STYLE.md §2 "servicer stays thin").
+"""``pullgate.v1.Verifier``: a thin translation layer (docs/architecture.md §3.1).
 
 ``Verify`` checks the request (:mod:`.convert`), asks the decision engine and converts the
 :class:`~pullgate.decision.model.Decision` back. An engine with ``decide_async`` (the real
@@ -7,7 +7,7 @@ event loop and single-flights cold ones at the asyncio level: 100 concurrent ide
 one computation in one thread, and the 99 joiners wait on the loop instead of each blocking a
 worker thread (which used to exhaust the executor, so late callers started after the flight had
 ended). Any other engine runs in a worker thread (``asyncio.to_thread``: verification is
-CPU-bound and blocking, STYLE.md §5).
+CPU-bound and blocking, docs/architecture.md §3.5).
 
 **Bad requests are answered, not aborted.** An empty or unparsable reference, a bad digest,
 platform or ``auth`` value yields ``VerifyResponse(allowed=false, reason="MALFORMED")``; a

@@ -15,8 +15,8 @@ systemd.service(5) (``Type=notify`` / ``Type=notify-reload``, ``WatchdogSec=``):
   ``$WATCHDOG_PID`` (when present) is this process.
 
 Sending never raises: the daemon must not fail because its supervisor went away. Failures are
-logged and reported as ``False``. The environment is passed in (STYLE.md §5: only loaders read
-the process environment), so the composition root calls
+logged and reported as ``False``. The environment is passed in (docs/architecture.md §3.5: only
+loaders read the process environment), so the composition root calls
 ``SystemdNotifier.from_environment(os.environ)``.
 """
 
