@@ -1,4 +1,4 @@
-"""Critical images: pulls that skip verification so a node can always boot (issue 6 item 3).
+"""Critical images: pulls that skip verification so a node can always boot.
 
 The allowlist holds entries of three forms:
 

@@ -1,4 +1,4 @@
-"""Which gRPC method paths the CRI proxy serves, and how it names them (issue 6 item 1).
+"""Which gRPC method paths the CRI proxy serves, and how it names them.
 
 Implements the routing facts of docs/containerd.md §3: the method path is normalised
 the way grpc-go (containerd's server) routes it -- at most one leading ``/`` is dropped, and

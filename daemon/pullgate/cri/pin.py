@@ -1,4 +1,4 @@
-"""Pinning what was verified to what the runtime pulled (issue 6 item 2).
+"""Pinning what was verified to what the runtime pulled.
 
 After the runtime's pull of a tag returns, ``ImageStatus`` must list
 ``<registry>/<repository>@<verified digest>`` among the image's repo digests. If the tag moved

@@ -1,4 +1,4 @@
-"""CRI ``runtime.v1.ImageService`` proxy in front of the container runtime (issue 6 items 1-3).
+"""CRI ``runtime.v1.ImageService`` proxy in front of the container runtime.
 
 Implements docs/containerd.md §3 (CRI ImageService, kubelet ``imageServiceEndpoint``):
 

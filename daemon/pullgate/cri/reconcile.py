@@ -1,4 +1,4 @@
-"""Re-checking a tag after its pull failed or was cancelled, for a bounded time (issue 6 item 2).
+"""Re-checking a tag after its pull failed or was cancelled, for a bounded time.
 
 The proxy checks the tag once at once (:func:`pullgate.cri.pin.clean_up`), but that check can
 come too early: cancelling the upstream ``PullImage`` returns locally at once while containerd's

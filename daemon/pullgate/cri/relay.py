@@ -1,4 +1,4 @@
-"""Relaying one gRPC call between the kubelet and the runtime unchanged (issue 6 item 1).
+"""Relaying one gRPC call between the kubelet and the runtime unchanged.
 
 What the CRI proxy passes through for every call it forwards, as docs/containerd.md §3
 requires: the caller's metadata (minus what gRPC manages itself) and remaining deadline on the

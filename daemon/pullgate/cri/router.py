@@ -1,4 +1,4 @@
-"""Which handler answers each call on the CRI proxy's socket (issue 6 item 1): ``PullImage``
+"""Which handler answers each call on the CRI proxy's socket: ``PullImage``
 to the gate, every other ``runtime.v1.ImageService`` method straight through (as opaque bytes,
 unary or server-streaming), anything else to a refusal that reads nothing
 (:mod:`pullgate.cri.methods` says what is served and why).
