@@ -1,6 +1,6 @@
 """Pieces shared by the registry benches (``bench/daemon.py``, ``bench/pull.py``,
 ``bench/registry_verify.py``): the trust policy they all verify under and the TLS setup and
-Accept header of their bare-replay clients (issue 5/6 acceptance benches). Nothing here measures.
+Accept header of their bare-replay clients. Nothing here measures.
 
 Imported after the bench script has put ``daemon/`` and the repository root on ``sys.path``.
 """

@@ -1,4 +1,4 @@
-"""The node daemon's acceptance numbers (issue 5 "Acceptance", last item), measured in one run.
+"""The node daemon's performance targets (README "Benchmarks"), measured in one run.
 
 The real daemon (:func:`tests.support.grpc_harness.run_daemon`: the same ``serve`` as ``pullgate
 serve``, in this process, over its unix socket) against the real ``docker-registry``

@@ -1,4 +1,4 @@
-"""The daemon's memory against a registry that streams endless bodies (issue 14 acceptance).
+"""The daemon's memory against a registry that streams endless bodies.
 
 The real daemon (``pullgate serve`` started through its console script,
 :class:`tests.support.daemon_process.DaemonProcess`) decides ``--concurrency`` distinct

@@ -1,4 +1,4 @@
-"""Cost of pullgate in the pull path, against Debian's real containerd (issue 6 acceptance).
+"""Cost of pullgate in the pull path, against Debian's real containerd.
 
 One run starts the real ``docker-registry`` (mutual TLS) and a private containerd 1.6 (CRI
 plugin, ``native`` snapshotter, ``registry.config_path`` at a certs.d holding the registry's CA

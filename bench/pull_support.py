@@ -1,7 +1,7 @@
 """Pieces of ``bench/pull.py``: images, an event loop thread, containerd content, shim wrappers.
 
 Kept apart from the measuring script so each file stays short. Nothing here measures; it builds
-what the measurements need (issue 6 acceptance, "bench/pull.py"):
+what the measurements of ``bench/pull.py`` need:
 
 * :func:`push_signed_image`: a ~10 MB image of two uncompressed tar layers holding random
   (incompressible) bytes, whose config lists both ``diff_ids`` so the CRI plugin can unpack it,

@@ -1,4 +1,4 @@
-"""Cost of the container-start gate, against a real containerd (issue 16 acceptance).
+"""Cost of the container-start gate, against a real containerd.
 
 One run starts Debian's ``docker-registry`` (mutual TLS), a private pod-capable containerd
 (2.4 from ``../shared/runtimes``, or Debian's 1.6 with ``--runtime 1.6``) and ``pullgate serve``

@@ -1,4 +1,4 @@
-"""The CRI ImageService proxy end to end on Debian's real containerd (issue 6 items 1-3).
+"""The CRI ImageService proxy end to end on Debian's real containerd.
 
 A CRI client generated from the ``runtime.v1`` protos plays the kubelet against pullgate's CRI
 socket; pullgate forwards to a private containerd 1.6 (CRI plugin, ``registry.config_path`` at a

@@ -1,4 +1,4 @@
-"""``pullgate serve`` end to end: the real daemon on a unix socket (issue 5 items 1, 5, 6).
+"""``pullgate serve`` end to end: the real daemon on a unix socket.
 
 The daemon runs in-process through :func:`tests.support.grpc_harness.run_daemon` (the same
 :func:`pullgate.server.app.serve` as ``pullgate serve``, minus signal handlers), except for the

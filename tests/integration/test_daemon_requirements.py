@@ -1,6 +1,6 @@
 """Index + platform requirements through the real daemon against the real mTLS docker-registry.
 
-Issue 5's first acceptance item: with a 2-platform index, index + platform signed → allow (both
+With a 2-platform index, index + platform signed → allow (both
 subjects reported); index-only signed with ``both`` → deny, with ``index`` → allow; platform-only
 signed with ``either`` → allow; a platform absent from the index → ``PLATFORM_NOT_FOUND``. Each
 requirement is the setting of its own trust-policy statement in the daemon's config.toml.

@@ -1,4 +1,4 @@
-"""Single-flight against the real registry's own access log (issue 5 item 4, acceptance 3).
+"""Single-flight against the real registry's own access log.
 
 The real daemon (:func:`tests.support.grpc_harness.run_daemon`, the same ``serve`` as ``pullgate
 serve``) talks over its unix socket; the registry is Debian's ``docker-registry`` behind mutual
@@ -235,7 +235,7 @@ def test_without_resolve_memo_every_computation_costs_one_resolve(setup: Setup) 
 
 
 def test_100_concurrent_calls_cost_exactly_one_verification(setup: Setup) -> None:
-    """Issue 5 acceptance: the burst's (method, path) counts equal one cold call's."""
+    """A burst of identical calls makes the same (method, path) requests as one cold call."""
     with_resolve_ttl(setup.config_path, 60)
     one_call = _one_cold_call(setup)
     clear_caches()

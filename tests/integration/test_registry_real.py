@@ -1,4 +1,4 @@
-"""``pullgate verify`` against the real distribution registry (issue 4, real-registry item).
+"""``pullgate verify`` against the real distribution registry.
 
 Every registry here is Debian's ``docker-registry`` (distribution 2.8.2) on 127.0.0.1 with mutual
 TLS: it refuses any client without a certificate from its client CA. It has no Referrers API, so

@@ -1,4 +1,4 @@
-"""Reload-to-effect latency on real files: a change must be in force within 1 s (issue 5).
+"""Reload-to-effect latency on real files: a change must be in force within 1 s.
 
 The unit tests (tests/unit/reload/test_watcher.py) prove *that* changes are picked up; this
 integration test measures *how fast*, with the daemon's default debounce (0.2 s), from just

@@ -1,6 +1,6 @@
 """Run the pullgate gRPC server on a unix socket in ``tmp_path`` and hand out typed stubs.
 
-The isolate ``make_server(tmp_path)`` pattern (STYLE.md §2), without pytest-asyncio: the
+A ``make_server(tmp_path)`` harness (each test gets its own server), without pytest-asyncio: the
 server's event loop runs in a background thread, tests talk to it over a real
 ``unix:`` channel with synchronous stubs.
 

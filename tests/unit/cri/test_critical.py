@@ -1,4 +1,4 @@
-"""The critical-image allowlist (issue 6 item 3)."""
+"""The critical-image allowlist."""
 
 from __future__ import annotations
 

@@ -217,7 +217,7 @@ def test_openssl_ts_reply_interoperates(test_tsa: TestTsa, tmp_path: Path) -> No
     _fails(token, [test_tsa.chain.root.cert], message=b"different")
 
 
-# --- notation / tspclient-go vectors (INDEX.md §3) -------------------------------------------
+# --- notation / tspclient-go vectors (conformance vectors) ---------------------------------------
 
 _VECTOR_VERDICTS = {
     "TimeStampToken.p7s": True,
