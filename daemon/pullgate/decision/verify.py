@@ -190,7 +190,8 @@ def plan_subjects(
 ) -> list[SubjectJob]:
     """The subjects ``requirement`` needs verified: ``target`` is the resolved top-level
     descriptor, ``picks`` every platform manifest containerd may run when ``target`` is an
-    index (each one is a ``platform`` subject)."""
+    index (each one is a ``platform`` subject, labelled with the platform its entry declares, else
+    ``platform``)."""
     if not picks:
         return [SubjectJob(role="manifest", descriptor=target)]
     jobs: list[SubjectJob] = []
@@ -198,9 +199,18 @@ def plan_subjects(
         jobs.append(SubjectJob(role="index", descriptor=target))
     if requirement is not Requirement.INDEX:
         jobs += [
-            SubjectJob(role="platform", descriptor=e.descriptor, platform=platform) for e in picks
+            SubjectJob(role="platform", descriptor=e.descriptor, platform=_declared(e) or platform)
+            for e in picks
         ]
     return jobs
+
+
+def _declared(entry: IndexEntry) -> Platform | None:
+    """The platform ``entry`` declares, as written (None without os and architecture)."""
+    declared = entry.platform
+    if declared is None or not declared.os or not declared.architecture:
+        return None
+    return Platform(os=declared.os, architecture=declared.architecture, variant=declared.variant)
 
 
 def _definitive_deny(subject: Subject) -> bool:

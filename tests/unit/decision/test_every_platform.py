@@ -88,6 +88,8 @@ def test_an_unsigned_platform_of_a_signed_index_denies_the_bindir_request(world:
     signed = _decider(world).decide(_bindir(world, "two"))
     assert (signed.allowed, signed.reason) == (True, Reason.VERIFIED)
     assert _platform_subjects(signed) == {world.amd64.digest: True, world.arm64.digest: True}
+    labels = {s.digest: s.platform for s in signed.subjects if s.role == "platform"}
+    assert labels == {world.amd64.digest: "linux/amd64", world.arm64.digest: "linux/arm64"}
 
 
 def test_node_setting_limits_the_bindir_request_to_this_node(world: World) -> None:
