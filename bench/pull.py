@@ -35,8 +35,7 @@ Two ratios per series, both measured in the same run:
   pull, so the variation cancels and what is left is pullgate's own added time (the extra gRPC
   hop in and out, parsing, the decision, the pin's ``ImageStatus``), to within a point. It is
   not the compared number because it leaves out any effect pullgate has on containerd's pull
-  itself (printed as "containerd's pull via the proxy / direct": from 0.99 to 1.05 in runs so
-  far, within the noise of a ratio of two medians).
+  itself (printed as "containerd's pull via the proxy / direct").
 
 Each ratio is the median over the rounds, with a 95 % bootstrap interval.
 

@@ -26,16 +26,11 @@ Implements docs/containerd.md §3 (CRI ImageService, kubelet ``imageServiceEndpo
 * Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited
   (``"critical": true``) and logged at WARNING.
 
-Threading: the proxy is a synchronous gRPC server with its own pool of handler threads, not a
-``grpc.aio`` server on the daemon's event loop. Every call the kubelet makes costs a hop in and
-a hop out to the runtime, plus, for a pull, the decision and the pin's ``ImageStatus``; each
-hop through ``grpc.aio`` and each hand-over between the loop and a worker thread is a wake-up
-on the pull path (``bench/pull.py`` measured ~2 ms per allowed pull with an instant decision,
-against ~1.2 ms with this design). Here a handler thread parses, decides (the decision layer is
-synchronous and thread-safe, with its own single-flight), forwards over a blocking channel and
-pins, without handing over. Long pulls hold a handler thread each; the pool (256, started on
-demand) is sized so that a hundred parallel pulls still leave threads for ``ImageFsInfo`` and
-``ImageStatus``.
+Threading: a synchronous gRPC server with its own pool of handler threads (256, started on
+demand), not a ``grpc.aio`` server: one handler thread parses, decides (the decision layer is
+synchronous, thread-safe and single-flighted), forwards over a blocking channel and pins,
+with no hand-over between threads. Why, with measurements: docs/decisions.md, "The CRI proxy
+is a synchronous gRPC server".
 """
 
 from __future__ import annotations

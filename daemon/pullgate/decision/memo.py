@@ -15,25 +15,11 @@ so :class:`ResolveMemo` lets the decider reuse a recent answer:
   change — so they live ``max_ttl``.
 * only successful resolutions are remembered; the memo is a bounded LRU.
 
-**Why a stale tag → digest mapping cannot let unverified content through.** The memo changes
-*which digest* is verified, never *whether* content is verified: a decision always names the
-digest it verified (``Decision.digest``, ``VerifyResponse.digest``), and that digest is checked
-in full (signatures, trust policy, the platform manifest listed in the digest-verified index).
-What can differ is the tag's *current* target, if the tag was pushed during the last
-``resolve_ttl`` seconds, and the enforcement points already handle a tag that moves between
-verification and pull, because that race exists without any memo (a tag can move right after
-the ``HEAD``):
-
-* the CRI proxy (:mod:`pullgate.cri.proxy`) pins the verified digest after the pull: the
-  runtime's ``ImageStatus`` must list ``<repository>@<verified digest>`` among the image's repo
-  digests, otherwise the image is removed again and the pull denied (``DESCRIPTOR_MISMATCH``);
-* the containerd bindir shim (:mod:`pullgate.shim`) passes the exact digest being pulled, so
-  its requests are digest references, which the memo maps to themselves (content-addressed).
-
-The worst case of a stale mapping is therefore a *deny* of a tag that moved in the last few
-seconds (the pin check sees another digest), never an allow of content nobody verified. A
-direct API user that pulls by tag after ``Verify`` must pin ``VerifyResponse.digest``, exactly
-as before. The memo is thread-safe.
+Invariant: the memo changes *which* digest is verified, never *whether* content is verified —
+every decision names the digest it verified, and the enforcement points pin that digest (the
+CRI proxy after the pull, the bindir shim by pulling by digest), so a stale tag mapping can
+only deny a tag that just moved. The argument in full: docs/decisions.md, "A tag's resolved
+digest is reused". The memo is thread-safe.
 """
 
 from __future__ import annotations

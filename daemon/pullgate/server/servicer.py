@@ -3,11 +3,10 @@
 ``Verify`` checks the request (:mod:`.convert`), asks the decision engine and converts the
 :class:`~pullgate.decision.model.Decision` back. An engine with ``decide_async`` (the real
 decider, :meth:`pullgate.decision.decider.Decider.decide_async`) answers warm requests on the
-event loop and single-flights cold ones at the asyncio level: 100 concurrent identical calls run
-one computation in one thread, and the 99 joiners wait on the loop instead of each blocking a
-worker thread (which used to exhaust the executor, so late callers started after the flight had
-ended). Any other engine runs in a worker thread (``asyncio.to_thread``: verification is
-CPU-bound and blocking, docs/architecture.md §3.5).
+event loop and single-flights cold ones at the asyncio level (joiners wait on the loop, never
+in a worker thread; docs/decisions.md, "Single-flight at the asyncio level"). Any other engine
+runs in a worker thread (``asyncio.to_thread``: verification is CPU-bound and blocking,
+docs/architecture.md §3.5).
 
 **Bad requests are answered, not aborted.** An empty or unparsable reference, a bad digest,
 platform or ``auth`` value yields ``VerifyResponse(allowed=false, reason="MALFORMED")``; a

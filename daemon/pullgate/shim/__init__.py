@@ -16,7 +16,8 @@ which would also block the pull but with an opaque "signal: killed" reason.
 Start-up cost is the point of this package's shape. containerd runs it on every pull, so it
 imports only the standard library, and of that only C modules where it can (``_socket``, not
 ``socket``, which drags in ``enum``/``selectors`` wrappers; ``_json``'s scanner, not ``json``,
-which drags in ``re``); importing grpc and protobuf would cost ~8x the interpreter's own start-up.
+which drags in ``re``); never grpc or protobuf (docs/decisions.md, "The containerd shim speaks
+its one gRPC call itself").
 For the same reason it defines no ``enum`` (exit codes and reasons are plain constants) and does
 not import :mod:`pullgate.errors`: its errors are :class:`ShimError`, whose reason strings are
 values of :class:`pullgate.errors.Reason` (a unit test holds them to that). The single unary

@@ -1,4 +1,4 @@
-"""Loading envelope certificates and the per-certificate facts the chain rules read (§6.2).
+"""Envelope certificates and the per-certificate facts the chain rules read (docs/notation.md §6.2).
 
 :func:`load_certificate` applies the DER pre-checks that Go's parser enforces and
 ``cryptography`` does not (a positive serial number, a signatureValue BIT STRING without unused

@@ -1,4 +1,4 @@
-"""Distinguished names of ``x509.subject`` identities, parsed like notation (§8.5, rule 2).
+"""``x509.subject`` distinguished names, parsed like notation (docs/notation.md §8.5, rule 2).
 
 The value is an RFC 4514 distinguished name, parsed the way go-ldap's ``ParseDN`` does (``,``/``;``
 separate RDNs, ``+`` joins a multi-valued RDN, ``\\`` escapes including ``\\XX`` hex, spaces

@@ -1,4 +1,4 @@
-"""Property tests: envelope decoding never escapes the typed error tree (§3, §4, §5).
+"""Property tests: envelope decoding never escapes the typed error tree (docs/notation.md §3-§5).
 
 Arbitrary bytes and single-byte mutations of valid JWS/COSE envelopes must either raise a
 ``PullgateError`` or, when the mutation is semantically neutral (an unsigned header byte, JSON
