@@ -1,4 +1,4 @@
-"""Code, tests, benches and fuzz targets cite only what a clone contains.
+"""Code, tests, benches, fuzz targets, scripts, packaging and docs cite only what a clone contains.
 
 Comments and docstrings cite ``docs/…`` or upstream specifications, never documents outside the
 repository nor project issue numbers (docs/architecture.md §3.8). The patterns are assembled at
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 _REPO = Path(__file__).resolve().parents[2]
-_TREES = ("daemon", "bench", "tests", "fuzz", "protos")
-_SUFFIXES = frozenset({".py", ".pyi", ".proto", ".md", ".toml", ".txt", ".sh", ".yaml"})
+_TREES = ("daemon", "bench", "tests", "fuzz", "protos", "scripts", "packaging", "systemd", "docs")
+_SUFFIXES = frozenset(
+    {".py", ".pyi", ".proto", ".md", ".toml", ".txt", ".sh", ".yaml", ".service", ".conf"}
+)
 
 _OUTSIDE_DOCS = ("STYLE", "ARCHITECTURE", "notary-verification", "containerd-integration")
 _OUTSIDE_DOCS_LOWER = ("container-start",)
