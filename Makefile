@@ -16,6 +16,7 @@ lint: setup
 	bash scripts/gen_protos.sh --check
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	.venv/bin/lint-imports
 
 typecheck: setup
 	$(PY) -m mypy

@@ -58,8 +58,8 @@ from pullgate.config_nri import nri_table
 from pullgate.config_salvage import salvage_tables
 from pullgate.config_start import start_break_glass, start_runtime
 from pullgate.config_verifier import image_verifier
-from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError
+from pullgate.oci.critical import CriticalImages
 from pullgate.textnum import ascii_int
 
 _PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?")

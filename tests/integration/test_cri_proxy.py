@@ -32,12 +32,12 @@ from pullgate.clock import FixedClock
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.descriptor import Descriptor
 from pullgate.errors import ConfigError, Reason
 from pullgate.reload.snapshot import Snapshot, build_snapshot
-from pullgate.server.audit import AuditLog
 from tests.support.containerd import (
     Containerd,
     CriClient,

@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
+from pullgate.decision.audit_log import AUDIT_LOGGER
 from pullgate.descriptor import Descriptor
 from pullgate.errors import ConfigError
 from pullgate.server.app import DaemonOptions, serve
-from pullgate.server.audit import AUDIT_LOGGER
 from pullgate.v1 import verifier_pb2
 from tests.support.docker_registry import (
     REGISTRY_BINARY,

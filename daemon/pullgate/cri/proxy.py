@@ -23,7 +23,7 @@ Implements docs/containerd.md §3 (CRI ImageService, kubelet ``imageServiceEndpo
   must list the verified digest among the image's repo digests, else the image is removed and
   the pull denied; a failed or cancelled tag pull is checked the same way at once, and again in
   the background for ~30 s (:mod:`pullgate.cri.reconcile`: the runtime may store it later).
-* Critical images (:mod:`pullgate.cri.critical`) skip verification; every use is audited
+* Critical images (:mod:`pullgate.oci.critical`) skip verification; every use is audited
   (``"critical": true``) and logged at WARNING.
 
 Threading: a synchronous gRPC server with its own pool of handler threads (256, started on
@@ -49,7 +49,6 @@ from typing import Any, NoReturn
 
 import grpc
 
-from pullgate.cri.critical import CriticalImages
 from pullgate.cri.denial import Denial
 from pullgate.cri.forwarder import Forwarder
 from pullgate.cri.methods import (
@@ -73,9 +72,10 @@ from pullgate.cri.relay import (
 from pullgate.cri.request import PullRequest, parse_pull_request
 from pullgate.cri.router import Router
 from pullgate.cri.verdict import Waiver, pull_verdict
+from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import MalformedInput, Reason
-from pullgate.server.audit import AuditLog
+from pullgate.oci.critical import CriticalImages
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class CriProxy(Forwarder):
     Args:
         upstream: the runtime's CRI socket: a path or a ``unix://`` URL.
         decide: the decision layer (synchronous, thread-safe; called on a handler thread).
-        critical: allowlist entries that skip verification (see :mod:`pullgate.cri.critical`).
+        critical: allowlist entries that skip verification (see :mod:`pullgate.oci.critical`).
         audit: where audit records go (default: one JSON line each on ``pullgate.audit``).
         control_timeout: seconds allowed for the pin check's ImageStatus/RemoveImage calls.
         threads: handler threads (concurrent calls; a pull in flight holds one).

@@ -26,10 +26,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from pullgate.cri.denial import Denial
 from pullgate.cri.methods import CREATE_CONTAINER, CRI_SERVICE, PULL_IMAGE, RUNTIME_SERVICE
 from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
 from pullgate.cri.relay import abort, error_text
@@ -38,13 +40,51 @@ from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.verdict import Waiver
 from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
-from pullgate.start.gate import StartDecision, StartGate
 
 __all__ = ["CreateRequest", "RuntimeProxy", "parse_create_request"]
 
 log = logging.getLogger(__name__)
 
 FRONT = "runtime"
+
+Names = Callable[[], tuple[Sequence[str], Sequence[str]]]
+
+
+class StartAnswer(Protocol):
+    """The start gate's answer for one container, as this proxy reads it."""
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def reason(self) -> Reason: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def critical(self) -> bool: ...
+    @property
+    def break_glass(self) -> bool: ...
+    @property
+    def denial(self) -> Denial: ...
+
+
+class StartChecks(Protocol):
+    """The start gate (:class:`pullgate.start.gate.StartGate`): the start package builds on
+    this one, so the proxy names the gate by what it calls."""
+
+    def check(
+        self,
+        image_id: str,
+        reference: str,
+        repo_digests: Sequence[str] = (),
+        repo_tags: Sequence[str] = (),
+        *,
+        front: str = FRONT,
+        names: Names | None = None,
+    ) -> StartAnswer: ...
+
+    def deny_unknown(
+        self, image: str, reference: str, detail: str, *, front: str
+    ) -> StartAnswer: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +138,7 @@ class RuntimeProxy(CriProxy):
         self,
         upstream: str,
         decide: Decide,
-        gate: StartGate,
+        gate: StartChecks,
         *,
         critical: Sequence[str] = (),
         audit: Audit | None = None,
@@ -162,7 +202,7 @@ class RuntimeProxy(CriProxy):
             )
         return self.forward(CREATE_CONTAINER, request, context)
 
-    def decide_start(self, create: CreateRequest) -> StartDecision:
+    def decide_start(self, create: CreateRequest) -> StartAnswer:
         """The gate's answer for ``create``. An image ID (the kubelet's form) is decided on as
         is, and the runtime's ``ImageStatus`` is asked only when verification needs its names;
         a reference is resolved to its image ID through ``ImageStatus`` first."""
@@ -192,7 +232,7 @@ class RuntimeProxy(CriProxy):
         )
 
     def _refuse_start(
-        self, context: grpc.ServicerContext, answer: StartDecision, *, create: CreateRequest | None
+        self, context: grpc.ServicerContext, answer: StartAnswer, *, create: CreateRequest | None
     ) -> None:
         where = f" ({create.pod} {create.container})" if create is not None else ""
         text = answer.denial.text

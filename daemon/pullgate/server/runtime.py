@@ -18,6 +18,7 @@ from pathlib import Path
 from pullgate import __version__
 from pullgate.clock import Clock, SystemClock
 from pullgate.config import DaemonConfig
+from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.decider import Decider, DeciderStats
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.doctor import DoctorPaths, Severity, detect_containerd_version, run_doctor
@@ -26,7 +27,6 @@ from pullgate.reload.queue import ReloadQueue
 from pullgate.reload.snapshot import Snapshot
 from pullgate.reload.state import ReloadResult, StateStatus, TrustState
 from pullgate.reload.watcher import ConfigWatcher
-from pullgate.server.audit import AuditLog
 from pullgate.server.convert import CacheView, ReloadView, StatusView
 from pullgate.server.metrics import Metrics
 from pullgate.server.servicer import ServerParts

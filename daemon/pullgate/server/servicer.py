@@ -36,9 +36,9 @@ from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 import grpc
 
+from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import PullgateError, Reason, is_inconclusive
-from pullgate.server.audit import AuditLog
 from pullgate.server.convert import (
     ReloadView,
     RequestConverter,

@@ -11,7 +11,7 @@ is TOML (https://toml.io/en/v1.0.0)::
     note = "INC-1234 trust store rollout"   # optional, repeated in every log line
 
 ``references`` entries are written like ``[cri] critical_images`` (a digest, a reference, or a
-pattern where ``*`` matches within one path component: :mod:`pullgate.cri.critical`).
+pattern where ``*`` matches within one path component: :mod:`pullgate.oci.critical`).
 
 The file is refused -- denials stay denials, and the refusal is logged at ERROR with its
 cause -- when it is not valid TOML, has unknown keys, has no offset on ``expires``, when
@@ -30,8 +30,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pullgate.clock import Clock
-from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError, MalformedInput
+from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
 
 __all__ = ["MAX_AHEAD", "BreakGlass", "BreakGlassFile", "parse_break_glass"]

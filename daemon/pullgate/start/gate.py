@@ -4,7 +4,7 @@ proxy, NRI plugin): admit a container only when a current allow covers its image
 A container is asked for with an image ID (the config digest of the image the runtime stored)
 and the reference the pod wrote. The gate answers, in this order:
 
-1. **Critical images** (``[cri] critical_images``, :mod:`pullgate.cri.critical`) matched against
+1. **Critical images** (``[cri] critical_images``, :mod:`pullgate.oci.critical`) matched against
    the requested reference: allowed without verification, ``SKIPPED_BY_POLICY``, logged at
    WARNING and audited, as at pull time.
 2. **A current allow** in the :class:`~pullgate.start.verdicts.VerdictStore` for that image ID
@@ -34,10 +34,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from pullgate.cri.critical import CriticalImages
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, PullgateError, Reason, is_inconclusive
+from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.decision import StartDecision

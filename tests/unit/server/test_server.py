@@ -21,11 +21,11 @@ import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
 from pullgate.config import DaemonConfig, Mode
+from pullgate.decision.audit_log import AUDIT_LOGGER, AuditLog
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, Reason, VerificationInconclusive
 from pullgate.registry.transport import RequestRecord
 from pullgate.server.app import initial_config, prepare_socket_path
-from pullgate.server.audit import AUDIT_LOGGER, AuditLog
 from pullgate.server.convert import CacheView, ReloadView, StatusView
 from pullgate.server.health import VERIFIER_SERVICE
 from pullgate.server.metrics import HOST_LABEL_LIMIT, OTHER_HOST, Metrics, MetricsServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pullgate.cri.critical import CriticalImages
 from pullgate.errors import ConfigError, Reason
+from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
 
 DIGEST = "sha256:" + "1" * 64
