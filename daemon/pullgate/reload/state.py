@@ -9,7 +9,8 @@ after a failed reload the last good snapshot is put in force without those files
 (:func:`pullgate.reload.withdrawal.withdraw_changed`). Reloads are serialised; readers never
 block (``current()`` is one attribute read).
 
-Listeners registered with :meth:`TrustState.add_listener` run after every successful swap, in
+Listeners registered with :meth:`TrustState.add_listener` run after every successful swap (and
+after a failed reload that withdrew trust files from the snapshot in force), in
 the reloading thread (the server flips its health status there; the decision cache needs
 nothing, because the snapshot digest is part of its key).
 """
@@ -104,7 +105,7 @@ class TrustState:
         return self._snapshot
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(snapshot)`` after every successful swap."""
+        """Call ``listener(snapshot)`` after every change of the snapshot in force."""
         with self._status_lock:
             self._listeners.append(listener)
 
@@ -169,7 +170,6 @@ class TrustState:
             with self._status_lock:
                 self._last = result
                 self._ok += 1
-                listeners = tuple(self._listeners)
             _LOG.info(
                 "configuration generation %d loaded (%s), digest %s",
                 snapshot.generation,
@@ -178,12 +178,18 @@ class TrustState:
             )
             for problem in snapshot.problems:
                 _LOG.warning("configuration problem (not fatal): %s", problem)
-            for listener in listeners:
-                try:
-                    listener(snapshot)
-                except Exception:  # noqa: BLE001  (one listener must not stop the others)
-                    _LOG.exception("reload listener %r failed", listener)
+            self._notify(snapshot)
             return result
+
+    def _notify(self, snapshot: Snapshot) -> None:
+        """Call every listener with the snapshot now in force."""
+        with self._status_lock:
+            listeners = tuple(self._listeners)
+        for listener in listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # noqa: BLE001  (one listener must not stop the others)
+                _LOG.exception("reload listener %r failed", listener)
 
     def _withdraw_changed(self) -> Snapshot | None:
         """Put the last good snapshot in force without the trust files changed since it loaded
@@ -201,6 +207,8 @@ class TrustState:
             self._snapshot = kept
             for note in kept.problems[len(good.problems) :]:
                 _LOG.error("after the failed reload: %s", note)
+            # A withdrawal changes what is trusted: audits of running containers must rerun.
+            self._notify(kept)
         return kept
 
     def _failed_result(

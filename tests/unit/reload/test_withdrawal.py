@@ -148,3 +148,22 @@ def test_a_configmap_swap_that_drops_the_ca_withdraws_it(tmp_path: Path) -> None
     configmap_swap(mount, "2024_01_02", emptied)
     assert not state.reload("watch").ok
     _assert_withdrawn(state, good)
+
+
+def test_a_withdrawal_notifies_the_listeners_of_the_snapshot_in_force(tmp_path: Path) -> None:
+    """Listeners (the NRI audit and its evictions, the node audit) learn of a withdrawal as of
+    any other change of the snapshot in force; a failed reload that changes nothing is silent."""
+    trust = write_trust_dir(tmp_path / "trust")
+    state = _state(tmp_path)
+    good = _current(state)
+    seen: list[Snapshot] = []
+    state.add_listener(seen.append)
+    (trust / "trustpolicy.oci.json").write_bytes(BROKEN_POLICY)
+    assert not state.reload("watch").ok
+    assert seen == []  # nothing withdrawn: the same snapshot stays in force
+    (_store_dir(trust) / "root.pem").unlink()
+    assert not state.reload("watch").ok
+    assert [s.digest for s in seen] == [_current(state).digest]
+    assert seen[0].digest != good.digest
+    assert not state.reload("watch").ok  # the same withdrawal again: no new notification
+    assert len(seen) == 1
