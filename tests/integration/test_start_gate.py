@@ -193,6 +193,12 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         assert refused.returncode != 0
         assert denial_reason(refused.stderr) is Reason.UNTRUSTED, refused.stderr
 
+        # The daemon's own audit ran after the reload: the running container is counted.
+        deadline = time.monotonic() + 10
+        while node.metric("pullgate_unverified_containers") != 1.0:
+            assert time.monotonic() < deadline, "the daemon's node audit never counted it"
+            time.sleep(0.2)
+
         status, report = node.images()
         assert status == 1, report
         listed = report["containers"]

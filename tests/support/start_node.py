@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from pathlib import Path
 from pullgate.descriptor import Descriptor
 from pullgate.errors import Reason
 from tests.support.containerd import write_hosts_toml
-from tests.support.docker_registry import DockerRegistry
+from tests.support.docker_registry import DockerRegistry, free_port
 from tests.support.grpc_harness import run_daemon
 from tests.support.pki import Chain, KeySpec, Pki, write_store
 from tests.support.push import MT_JWS, Pusher
@@ -162,6 +163,16 @@ class StartNode:
         report: dict[str, object] = json.loads(done.stdout)
         return done.returncode, report
 
+    def metric(self, name: str) -> float | None:
+        """The value of an unlabelled metric the daemon exports now (None: not exported)."""
+        text = (self.config.read_text().split('[metrics]\naddress = "', 1)[1]).split('"', 1)[0]
+        with urllib.request.urlopen(f"http://{text}/metrics", timeout=10) as answer:
+            body = answer.read().decode()
+        for line in body.splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+        return None
+
     def logs(self, container: str, text: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout
         out = ""
@@ -174,8 +185,16 @@ class StartNode:
 
 
 def write_config(
-    tmp: Path, certs_d: Path, trust_dir: Path, upstream: str, *, require: str = "both"
+    tmp: Path,
+    certs_d: Path,
+    trust_dir: Path,
+    upstream: str,
+    *,
+    require: str = "both",
+    metrics_port: int = 0,
 ) -> Path:
+    """The daemon's config for a start node (metrics on ``metrics_port``; 0 picks one)."""
+    metrics_port = metrics_port or free_port()
     config = tmp / "config.toml"
     lines: Sequence[str] = [
         f'trust_dir = "{trust_dir}"',
@@ -183,7 +202,7 @@ def write_config(
         "[api]",
         f'socket = "{tmp / "api.sock"}"',
         "[metrics]",
-        'address = ""',
+        f'address = "127.0.0.1:{metrics_port}"',
         "[verification]",
         f'crl_cache_dir = "{tmp / "crl"}"',
         "[cri]",
