@@ -12,6 +12,8 @@ is TOML (https://toml.io/en/v1.0.0)::
 
 ``references`` entries are written like ``[cri] critical_images`` (a digest, a reference, or a
 pattern where ``*`` matches within one path component: :mod:`pullgate.oci.critical`).
+A container asked for by image ID is covered only by an unrestricted file or by a digest entry
+naming that image ID.
 
 The file is refused -- denials stay denials, and the refusal is logged at ERROR with its
 cause -- when it is not valid TOML, has unknown keys, has no offset on ``expires``, when
@@ -30,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pullgate.clock import Clock
+from pullgate.descriptor import is_digest
 from pullgate.errors import ConfigError, MalformedInput
 from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
@@ -69,10 +72,12 @@ class BreakGlassFile:
         """Whether the file applies to ``reference`` (any image when it lists none)."""
         if self.references is None:
             return True
+        if is_digest(reference):  # an image ID: would parse as docker.io/library/sha256:<hex>
+            return reference in self.references.digests
         try:
             ref = parse_reference(reference)
         except MalformedInput:
-            return False  # an image ID or a bare digest: only an unrestricted file covers it
+            return False
         return self.references.match(ref) is not None
 
 

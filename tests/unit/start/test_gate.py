@@ -179,6 +179,33 @@ def test_break_glass_patterns_limit_what_it_covers(gw: GateWorld, tmp_path: Path
     assert (covered.allowed, covered.reason) == (True, Reason.BREAK_GLASS)
 
 
+@pytest.mark.parametrize("pattern", ["docker.io/library/*", "docker.io/*/*"])
+def test_a_scoped_break_glass_does_not_cover_a_container_asked_for_by_image_id(
+    gw: GateWorld, tmp_path: Path, pattern: str
+) -> None:
+    """An image ID (``sha256:<hex>``, what a kubelet without ``user_specified_image`` and a
+    container created outside CRI give) would parse as ``docker.io/library/sha256:<hex>``;
+    a file scoped to references covers it only through a digest entry naming that image ID."""
+    image = gw.image("by-id", tag="i1")
+    image_id = image.config.digest
+    (tmp_path / "break-glass").write_text(
+        f'expires = {_stamp(timedelta(hours=2))}\nreferences = ["{pattern}"]\n'
+    )
+    answer = gw.gate.check_local(image_id, image_id)
+    assert (answer.allowed, answer.reason, answer.break_glass) == (
+        False,
+        Reason.NOT_VERIFIED,
+        False,
+    )
+    assert gw.gate.break_glass is not None
+    assert gw.gate.break_glass.used == 0
+    (tmp_path / "break-glass").write_text(
+        f'expires = {_stamp(timedelta(hours=2))}\nreferences = ["{pattern}", "{image_id}"]\n'
+    )
+    covered = gw.gate.check_local(image_id, image_id)
+    assert (covered.allowed, covered.reason) == (True, Reason.BREAK_GLASS)
+
+
 @pytest.mark.parametrize(
     "text",
     [
