@@ -85,7 +85,7 @@ _TOP_KEYS = frozenset(
     }
 )
 _API_KEYS = frozenset({"socket", "socket_mode"})
-_PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime", "nri"})  # read once, at start
+_PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime", "nri", "break_glass"})  # at start
 _CRI_KEYS = frozenset({"socket", "socket_mode", "upstream", "critical_images"})
 _METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
 _CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
@@ -364,14 +364,14 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
 
 def load_process_settings(path: Path) -> DaemonConfig | None:
     """Only the process-level tables of the config file at ``path`` (``[api]``, ``[cri]``,
-    ``[metrics]``: read once at start), when they are valid on their own; None when the file
-    cannot be read or parsed, or one of them is invalid.
+    ``[metrics]``, ``[runtime]``, ``[nri]``, ``[break_glass]``: read once at start), when they
+    are valid on their own; None when the file cannot be read or parsed, or one is invalid.
 
     For a start-up with a config file that fails :func:`load_config` elsewhere (a typo in
     ``[statements]``, or a TOML syntax error outside these tables:
-    :mod:`pullgate.config_salvage`): the sockets keep the path and mode the operator chose, and
-    the CRI socket is served (the kubelet needs it to start; every pull is denied until a valid
-    configuration loads), instead of the defaults.
+    :mod:`pullgate.config_salvage`): the sockets keep the path and mode the operator chose, the
+    CRI socket is served (every pull is denied until a valid configuration loads) and the
+    break-glass file is honoured, instead of the defaults.
     """
     try:
         raw = read_config_file(path)
@@ -391,6 +391,7 @@ def load_process_settings(path: Path) -> DaemonConfig | None:
         cri=_cri(chk, document),
         metrics=_metrics(chk, document),
         runtime=start_runtime(chk, document),
+        break_glass=start_break_glass(chk, document),
         nri=nri_table(chk, document),
     )
     return None if chk.problems else config

@@ -89,3 +89,20 @@ def test_an_invalid_process_table_still_gives_none(tmp_path: Path) -> None:
 def test_any_text_salvages_a_dict_or_none(text: str) -> None:
     result = salvage_tables(text, TABLES)
     assert result is None or set(result) <= set(TABLES)
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ['trust_dir = "trust\n', 'trust_dir = "trust"\nplatfrom = "x"\n'],
+    ids=["toml-syntax", "unknown-key"],
+)
+def test_a_broken_file_keeps_its_break_glass(tmp_path: Path, breakage: str) -> None:
+    """Break-glass is the way out of a broken configuration: a start-up with a config error
+    still honours the file's ``[break_glass]`` (the gate denies every start with ``CONFIG``
+    until a valid configuration loads, and break-glass is what lets a node work meanwhile)."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'{breakage}[break_glass]\nfile = "/etc/x/break-glass"\n')
+    config = load_process_settings(path)
+    assert config is not None
+    assert config.break_glass is not None
+    assert config.break_glass.file == Path("/etc/x/break-glass")
