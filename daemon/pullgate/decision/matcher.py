@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from pullgate.decision.platform import IndexEntry, Platform
 from pullgate.errors import MalformedInput
@@ -102,12 +103,14 @@ def _number(variant: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-_ARM64_V2 = {
-    "v8": ((8, 0),),
-    **{f"v8.{n}": ((8, n),) for n in range(10)},
-    "v9": ((9, 0), (8, 5)),
-    **{f"v9.{n}": ((9, n), (8, min(n + 5, 9))) for n in range(8)},
-}
+_ARM64_V2 = MappingProxyType(
+    {
+        "v8": ((8, 0),),
+        **{f"v8.{n}": ((8, n),) for n in range(10)},
+        "v9": ((9, 0), (8, 5)),
+        **{f"v9.{n}": ((9, n), (8, min(n + 5, 9))) for n in range(8)},
+    }
+)
 
 
 def vector(host: Platform, profile: Profile) -> tuple[tuple[str, str, str], ...]:

@@ -15,6 +15,7 @@ import platform as _stdlib_platform
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
@@ -96,20 +97,22 @@ def parse_platform(text: str) -> Platform:
     return normalise(Platform(os=parts[0], architecture=parts[1], variant=variant))
 
 
-_MACHINES: Mapping[str, tuple[str, str]] = {
-    "x86_64": ("amd64", ""),
-    "amd64": ("amd64", ""),
-    "i386": ("386", ""),
-    "i686": ("386", ""),
-    "aarch64": ("arm64", ""),
-    "arm64": ("arm64", ""),
-    "armv8l": ("arm", "v8"),
-    "armv7l": ("arm", "v7"),
-    "armv7": ("arm", "v7"),
-    "armv6l": ("arm", "v6"),
-    "armv5tel": ("arm", "v5"),
-    "armv5tejl": ("arm", "v5"),
-}
+_MACHINES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "x86_64": ("amd64", ""),
+        "amd64": ("amd64", ""),
+        "i386": ("386", ""),
+        "i686": ("386", ""),
+        "aarch64": ("arm64", ""),
+        "arm64": ("arm64", ""),
+        "armv8l": ("arm", "v8"),
+        "armv7l": ("arm", "v7"),
+        "armv7": ("arm", "v7"),
+        "armv6l": ("arm", "v6"),
+        "armv5tel": ("arm", "v5"),
+        "armv5tejl": ("arm", "v5"),
+    }
+)
 
 
 def host_platform(machine: str | None = None) -> Platform:

@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pullgate.errors import AmbiguousDocument, MalformedInput
@@ -63,8 +64,10 @@ MANIFEST_MEDIA_TYPES = frozenset(
 )
 _INT64 = (-(2**63), 2**63 - 1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_STABLE_FOLDS = {"\u017f": "s", "\u212a": "k"}  # folded by every Go release
-_UNSTABLE_FOLDS = {"\u0131": "i", "\u0130": "i"}  # folded by some Go releases only
+_STABLE_FOLDS = MappingProxyType({"\u017f": "s", "\u212a": "k"})  # folded by every Go release
+_UNSTABLE_FOLDS = MappingProxyType(
+    {"\u0131": "i", "\u0130": "i"}
+)  # folded by some Go releases only
 
 
 class _Pairs(list[tuple[str, Any]]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from types import MappingProxyType
 
 # Characters Go's URL path escaping leaves alone (alnum and "-_.~" are always safe in quote()).
 PATH_SAFE = "/!$&'()*+,;=:@[]%"
@@ -163,16 +164,18 @@ def go_url(raw: str) -> tuple[str, str, str]:
     return scheme, host, _unescape(rest, host=False)
 
 
-_DURATION_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "\u00b5s": 1_000,
-    "\u03bcs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
+_DURATION_UNITS = MappingProxyType(
+    {
+        "ns": 1,
+        "us": 1_000,
+        "\u00b5s": 1_000,
+        "\u03bcs": 1_000,
+        "ms": 1_000_000,
+        "s": 1_000_000_000,
+        "m": 60_000_000_000,
+        "h": 3_600_000_000_000,
+    }
+)
 _NUMBER = re.compile(r"([0-9]*)(\.[0-9]*)?")
 _MAX_NS = 1 << 63
 

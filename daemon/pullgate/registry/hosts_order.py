@@ -10,9 +10,12 @@ scan on text that is already known to be valid TOML.
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+_ESCAPES = MappingProxyType(
+    {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+)
 
 
 def _skip_string(text: str, i: int) -> int:

@@ -21,6 +21,7 @@ certificate is offered the endpoint's (a certificate, never its key).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from urllib.parse import urljoin
 
 import urllib3
@@ -30,7 +31,7 @@ from pullgate.errors import Reason
 from pullgate.registry.model import Endpoint, RegistryError
 
 _KEPT_ACROSS_ORIGINS = ("User-Agent", "Accept")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = MappingProxyType({"http": 80, "https": 443})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

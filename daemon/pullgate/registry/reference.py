@@ -24,6 +24,7 @@ Rules, in the order they are applied:
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 from pullgate.errors import MalformedInput
 from pullgate.registry.model import ImageReference, canonical_registry
@@ -37,7 +38,7 @@ NAME_TOTAL_LENGTH_MAX = 255
 # Longest possible valid input: name (255) + ":" + tag (128) + "@sha512:" + 128 hex.
 _MAX_INPUT = 600
 
-_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGEST_HEX_LENGTHS = MappingProxyType({"sha256": 64, "sha384": 96, "sha512": 128})
 
 _IMAGE_ID = re.compile(r"[a-f0-9]{64}")
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")

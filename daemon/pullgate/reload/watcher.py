@@ -61,7 +61,7 @@ _LOG = logging.getLogger(__name__)
 
 _MAX_DELAY_FACTOR = 5.0
 _DEFAULT_DEBOUNCE = DaemonConfig().reload_debounce
-_CHANGE_EVENTS: list[type[FileSystemEvent]] = [
+_CHANGE_EVENTS: tuple[type[FileSystemEvent], ...] = (
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -71,7 +71,7 @@ _CHANGE_EVENTS: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirModifiedEvent,
     DirMovedEvent,
-]
+)
 _CHANGE_TYPES = frozenset(event.event_type for event in _CHANGE_EVENTS)
 
 
@@ -357,7 +357,7 @@ class ConfigWatcher:
                         self._handler,
                         effective.path,
                         recursive=effective.recursive,
-                        event_filter=_CHANGE_EVENTS,
+                        event_filter=list(_CHANGE_EVENTS),
                     )
                 except OSError as exc:
                     _LOG.error("cannot watch %s: %s", effective.path, exc)

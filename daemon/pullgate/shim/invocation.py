@@ -12,6 +12,7 @@ import _json
 import os
 import select
 import time
+from types import MappingProxyType
 
 from pullgate.shim.vocabulary import (
     DEFAULT_SOCKET,
@@ -25,7 +26,9 @@ from pullgate.shim.vocabulary import (
 )
 
 _STRING_FLAGS = ("name", "digest", "stdin-media-type", "socket", "timeout")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = MappingProxyType(
+    {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+)
 USAGE_TEXT = (
     "usage: pullgate-containerd-verifier -name REF -digest DIGEST "
     "[-stdin-media-type TYPE] [-socket PATH] [-timeout DURATION] < descriptor.json\n"

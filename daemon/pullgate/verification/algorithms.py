@@ -11,6 +11,9 @@ only) and the crypto halves of §3.3 (JWS) and §4.3 (COSE):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
@@ -19,23 +22,29 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.model import SignatureAlgorithm
 
-_RSA_BY_BITS = {
-    2048: SignatureAlgorithm.PS256,
-    3072: SignatureAlgorithm.PS384,
-    4096: SignatureAlgorithm.PS512,
-}
+_RSA_BY_BITS = MappingProxyType(
+    {
+        2048: SignatureAlgorithm.PS256,
+        3072: SignatureAlgorithm.PS384,
+        4096: SignatureAlgorithm.PS512,
+    }
+)
 
-_EC_BY_CURVE: dict[str, SignatureAlgorithm] = {
-    ec.SECP256R1.name: SignatureAlgorithm.ES256,
-    ec.SECP384R1.name: SignatureAlgorithm.ES384,
-    ec.SECP521R1.name: SignatureAlgorithm.ES512,
-}
+_EC_BY_CURVE: Mapping[str, SignatureAlgorithm] = MappingProxyType(
+    {
+        ec.SECP256R1.name: SignatureAlgorithm.ES256,
+        ec.SECP384R1.name: SignatureAlgorithm.ES384,
+        ec.SECP521R1.name: SignatureAlgorithm.ES512,
+    }
+)
 
-_EC_COORDINATE_BYTES = {
-    SignatureAlgorithm.ES256: 32,
-    SignatureAlgorithm.ES384: 48,
-    SignatureAlgorithm.ES512: 66,
-}
+_EC_COORDINATE_BYTES = MappingProxyType(
+    {
+        SignatureAlgorithm.ES256: 32,
+        SignatureAlgorithm.ES384: 48,
+        SignatureAlgorithm.ES512: 66,
+    }
+)
 
 
 def hash_for(alg: SignatureAlgorithm) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:

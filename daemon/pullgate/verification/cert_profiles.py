@@ -15,6 +15,8 @@ an **integrity** failure.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
@@ -32,13 +34,15 @@ __all__ = [
     "validate_leaf",
 ]
 
-_FORBIDDEN_LEAF_EKUS = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "ServerAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "ClientAuth",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "EmailProtection",
-    ExtendedKeyUsageOID.TIME_STAMPING: "TimeStamping",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
-}
+_FORBIDDEN_LEAF_EKUS = MappingProxyType(
+    {
+        ExtendedKeyUsageOID.SERVER_AUTH: "ServerAuth",
+        ExtendedKeyUsageOID.CLIENT_AUTH: "ClientAuth",
+        ExtendedKeyUsageOID.EMAIL_PROTECTION: "EmailProtection",
+        ExtendedKeyUsageOID.TIME_STAMPING: "TimeStamping",
+        ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    }
+)
 
 
 def _fail(detail: str) -> VerificationFailed:

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _MANDATORY = ("C", "ST", "O")
-_ALIASES = {"S": "ST"}
+_ALIASES = MappingProxyType({"S": "ST"})
 _ESCAPABLE = frozenset(' "#+,;<=>\\')
 _HEX = frozenset("0123456789abcdefABCDEF")
 # Characters :func:`_unescape` must look at: the escape and the ones it refuses unescaped.

@@ -10,22 +10,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from cryptography import x509
 
 __all__ = ["go_dn_list", "go_name_string", "go_quote"]
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
+_GO_ESCAPES = MappingProxyType(
+    {
+        "\a": "\\a",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+        "\\": "\\\\",
+        '"': '\\"',
+    }
+)
 
 
 def go_quote(text: str) -> str:
@@ -62,17 +65,19 @@ def go_dn_list(dns: Sequence[Mapping[str, str]]) -> str:
 
 # ----------------------------------------------------------------------------- pkix.Name
 
-_GO_SHORT_NAMES: Mapping[str, str] = {
-    "2.5.4.6": "C",
-    "2.5.4.8": "ST",
-    "2.5.4.7": "L",
-    "2.5.4.9": "STREET",
-    "2.5.4.17": "POSTALCODE",
-    "2.5.4.10": "O",
-    "2.5.4.11": "OU",
-    "2.5.4.3": "CN",
-    "2.5.4.5": "SERIALNUMBER",
-}
+_GO_SHORT_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "2.5.4.6": "C",
+        "2.5.4.8": "ST",
+        "2.5.4.7": "L",
+        "2.5.4.9": "STREET",
+        "2.5.4.17": "POSTALCODE",
+        "2.5.4.10": "O",
+        "2.5.4.11": "OU",
+        "2.5.4.3": "CN",
+        "2.5.4.5": "SERIALNUMBER",
+    }
+)
 # ToRDNSequence order; CN and SERIALNUMBER keep only their last value.
 _GO_ORDER = ("2.5.4.6", "2.5.4.8", "2.5.4.7", "2.5.4.9", "2.5.4.17", "2.5.4.10", "2.5.4.11")
 _GO_SINGLE = ("2.5.4.3", "2.5.4.5")

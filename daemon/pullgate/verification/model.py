@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 
 from cryptography import x509
 
@@ -85,14 +86,16 @@ class SignatureAlgorithm(StrEnum):
         return None
 
 
-_COSE_IDS = {
-    SignatureAlgorithm.PS256: -37,
-    SignatureAlgorithm.PS384: -38,
-    SignatureAlgorithm.PS512: -39,
-    SignatureAlgorithm.ES256: -7,
-    SignatureAlgorithm.ES384: -35,
-    SignatureAlgorithm.ES512: -36,
-}
+_COSE_IDS = MappingProxyType(
+    {
+        SignatureAlgorithm.PS256: -37,
+        SignatureAlgorithm.PS384: -38,
+        SignatureAlgorithm.PS512: -39,
+        SignatureAlgorithm.ES256: -7,
+        SignatureAlgorithm.ES384: -35,
+        SignatureAlgorithm.ES512: -36,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
