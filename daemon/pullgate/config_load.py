@@ -327,7 +327,7 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
     except UnicodeDecodeError as exc:
         detail = f"{source}: not UTF-8 text: {exc}"
         raise ConfigError(detail, (detail,)) from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # tomllib recurses per nesting
         detail = f"{source}: invalid TOML: {exc}"
         raise ConfigError(detail, (detail,)) from exc
     chk = ConfigChecker(source)
@@ -379,7 +379,7 @@ def load_process_settings(path: Path) -> DaemonConfig | None:
         return None
     try:
         document: Mapping[str, object] = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):  # their own sections may be readable
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):  # sections may parse
         salvaged = salvage_tables(raw.decode("utf-8", "replace"), _PROCESS_TABLES)
         if salvaged is None:
             return None

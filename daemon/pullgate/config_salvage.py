@@ -42,7 +42,7 @@ def _parse(text: str) -> dict[str, object] | None:
         return None
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # tomllib recurses per nesting level
         return None
 
 

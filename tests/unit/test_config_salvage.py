@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pullgate.config import load_process_settings
+from pullgate.config import load_config, load_process_settings
 from pullgate.config_salvage import salvage_tables
+from pullgate.errors import ConfigError, Reason
+from pullgate.start.break_glass import parse_break_glass
 
 TABLES = ("api", "cri", "metrics", "runtime")
 
@@ -106,3 +108,27 @@ def test_a_broken_file_keeps_its_break_glass(tmp_path: Path, breakage: str) -> N
     assert config is not None
     assert config.break_glass is not None
     assert config.break_glass.file == Path("/etc/x/break-glass")
+
+
+_DEEP = "[" * 5000  # arrays nested deeper than the interpreter's recursion limit
+
+
+def test_arrays_nested_too_deep_are_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    """tomllib recurses per nesting level: such a file is refused with ``CONFIG`` at load
+    (``pullgate serve --check-config`` and start-up alike), and salvages nothing."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[api]\nsocket = "/run/t/api.sock"\n[x]\ny = {_DEEP}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.reason is Reason.CONFIG
+    config = load_process_settings(path)
+    assert config is not None
+    assert config.api.socket == Path("/run/t/api.sock")
+    path.write_text(f"[api]\nsocket = {_DEEP}\n")
+    assert load_process_settings(path) is None
+
+
+def test_a_break_glass_file_nested_too_deep_is_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_break_glass(f"expires = 2026-01-01T00:00:00Z\nreferences = {_DEEP}\n".encode())
+    assert err.value.reason is Reason.CONFIG

@@ -89,7 +89,7 @@ def parse_break_glass(data: bytes) -> BreakGlassFile:
     """
     try:
         document = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"break-glass file is not valid TOML: {exc}") from exc
     unknown = sorted(set(document) - _KEYS)
     if unknown:
