@@ -419,3 +419,18 @@ def test_no_endpoint_answering_is_inconclusive() -> None:
     with client, pytest.raises(RegistryError) as err:
         list(client.signatures(REF, target))
     assert err.value.reason is Reason.REGISTRY_UNREACHABLE
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
+def test_a_2kb_envelope_with_a_longer_body_is_refused_after_its_size_plus_one_chunk(
+    reg: FakeRegistry, announced: bool
+) -> None:
+    envelope = reg.put_blob("app", bytes(range(256)) * 8, JWS)  # 2048 bytes
+    reg.behaviour.oversize.add(envelope.digest)  # served with 5 MiB more
+    reg.behaviour.oversize_content_length = announced
+    log: list[RequestRecord] = []
+    with make_client(reg, log=log) as client, pytest.raises(VerificationFailed) as err:
+        client.fetch_blob(REF, envelope, RegistryLimits().max_envelope_bytes)
+    assert err.value.reason is Reason.DESCRIPTOR_MISMATCH
+    assert envelope.size == 2048
+    assert [r.size for r in log] == [0 if announced else envelope.size + 1]
