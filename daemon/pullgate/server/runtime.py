@@ -201,6 +201,7 @@ class DaemonRuntime:
                 else None
             ),
             audit=audit.write,
+            max_age=self._verdict_max_age,
         )
         self.parts = ServerParts(
             engine=engine,
@@ -219,6 +220,13 @@ class DaemonRuntime:
         if snapshot is None:  # _Engine never calls the decider before the first load
             raise ConfigError("no valid configuration is loaded")
         return snapshot
+
+    def _verdict_max_age(self) -> float | None:
+        """Seconds a recorded allow answers a container start: the decision cache's
+        ``max_ttl`` (None when that is 0: no cache, and a start gate needs some memory)."""
+        snapshot = self.state.current()
+        ttl = snapshot.config.cache.max_ttl if snapshot is not None else 0.0
+        return ttl if ttl > 0 else None
 
     def snapshot_digest(self) -> str | None:
         """Digest of the trust snapshot in force (None before the first valid one)."""

@@ -61,6 +61,8 @@ class StartGate:
         critical: Critical-image allowlist entries.
         break_glass: The break-glass file, when configured.
         audit: Receives one audit dict per answer.
+        max_age: Seconds a recorded allow stays current (None: until the next reload); the
+            daemon's is the decision cache's ``max_ttl``.
     """
 
     def __init__(
@@ -73,9 +75,11 @@ class StartGate:
         break_glass: BreakGlass | None = None,
         audit: Callable[[dict[str, object]], None] | None = None,
         background_workers: int = 4,
+        max_age: Callable[[], float | None] | None = None,
     ) -> None:
         self.store = store
         self._snapshot = snapshot
+        self._max_age = max_age
         self._decide = decide
         self.critical = CriticalImages.parse(critical)
         self.break_glass = break_glass
@@ -239,7 +243,8 @@ class StartGate:
                 message="no valid trust configuration is loaded",
             )
         repository = repository_of(reference)
-        found = self.store.lookup(image_id, repository, snapshot)
+        max_age = self._max_age() if self._max_age is not None else None
+        found = self.store.lookup(image_id, repository, snapshot, max_age)
         if found.current is not None:
             covered = found.current
             return replace(
@@ -251,7 +256,9 @@ class StartGate:
             )
         where = f" in {repository}" if repository else ""
         message = f"no allow under the current trust configuration covers image {image_id}{where}"
-        if found.previous is not None:
+        if found.previous is not None and found.previous.snapshot == snapshot:
+            message += f" (its allow is older than {max_age:g} s: verifying again)"
+        elif found.previous is not None:
             message += " (it was allowed under an earlier trust configuration)"
         return replace(base, inconclusive=True, message=message)
 

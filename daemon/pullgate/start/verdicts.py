@@ -8,7 +8,9 @@ trust-policy statement, the platform and the digest of the trust snapshot that d
 
 Records survive reloads as history, but a record is *current* only under the snapshot that made
 it: after a CA is removed or a statement changes, nothing recorded before counts until the
-image is verified again. The store is a bounded LRU over config digests (``max_images``), each
+image is verified again. A lookup may also bound a record's age (the decision cache's
+``max_ttl``): a certificate revoked since, with no reload, is then seen at the next decision.
+The store is a bounded LRU over config digests (``max_images``), each
 with at most ``max_repositories`` repositories (the same bytes pushed to several repositories
 are judged per repository: another statement may govern each). Thread-safe; every operation is
 an in-memory lookup under one short lock, so a create-time check never waits on I/O.
@@ -61,8 +63,8 @@ class CoveredImage:
 class Lookup:
     """What the store knows about an image ID in a repository."""
 
-    current: CoveredImage | None  # an allow under the snapshot in force
-    previous: CoveredImage | None  # the latest allow under any other snapshot (history)
+    current: CoveredImage | None  # an allow under the snapshot in force, fresh enough
+    previous: CoveredImage | None  # the latest other allow (another snapshot, or too old)
 
 
 class VerdictStore:
@@ -127,9 +129,17 @@ class VerdictStore:
             self._evicted += len(dropped)
         self._recorded += 1
 
-    def lookup(self, config_digest: str, repository: str | None, snapshot: str) -> Lookup:
+    def lookup(
+        self,
+        config_digest: str,
+        repository: str | None,
+        snapshot: str,
+        max_age: float | None = None,
+    ) -> Lookup:
         """The allows recorded for ``config_digest`` in ``repository`` (None: any repository,
-        for a container asked for by image ID, which names no repository)."""
+        for a container asked for by image ID, which names no repository). With ``max_age``,
+        a record older than that many seconds is not current (it is history): an allow's
+        evidence (revocation status, certificate validity) is only as fresh as its decision."""
         with self._lock:
             repos = self._images.get(config_digest)
             if repos is None:
@@ -140,8 +150,16 @@ class VerdictStore:
             else:
                 found = repos.get(repository)
                 candidates = [found] if found is not None else []
-        current = next((r for r in reversed(candidates) if r.snapshot == snapshot), None)
-        previous = next((r for r in reversed(candidates) if r.snapshot != snapshot), None)
+        oldest = None if max_age is None else self._clock() - max_age
+        current = next(
+            (
+                r
+                for r in reversed(candidates)
+                if r.snapshot == snapshot and (oldest is None or r.recorded_at >= oldest)
+            ),
+            None,
+        )
+        previous = next((r for r in reversed(candidates) if r is not current), None)
         return Lookup(current=current, previous=previous)
 
     def records(self) -> list[CoveredImage]:

@@ -75,9 +75,15 @@ class GateWorld:
 
 
 def make_gate(
-    world: World, tmp_path: Path, *, critical: tuple[str, ...] = (), glass: Path | None = None
+    world: World,
+    tmp_path: Path,
+    *,
+    critical: tuple[str, ...] = (),
+    glass: Path | None = None,
+    store: VerdictStore | None = None,
+    max_age: float | None = None,
 ) -> GateWorld:
-    store = VerdictStore()
+    store = store if store is not None else VerdictStore()
     holder: dict[str, Snap] = {"snap": world.snapshot()}
     decider = Decider(
         lambda: holder["snap"],
@@ -93,6 +99,7 @@ def make_gate(
         critical=critical,
         break_glass=BreakGlass(glass, FixedClock(NOW)) if glass is not None else None,
         audit=audits.append,
+        max_age=(lambda: max_age) if max_age is not None else None,
     )
     return GateWorld(world, store, holder, decider, gate, audits)
 

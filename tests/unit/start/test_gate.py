@@ -13,6 +13,7 @@ from pullgate.decision.model import DecisionRequest
 from pullgate.errors import ConfigError, Reason
 from pullgate.start.break_glass import parse_break_glass
 from pullgate.start.gate import StartGate
+from pullgate.start.verdicts import VerdictStore
 from tests.support.pki import NOW
 from tests.unit.decision.world import make_world
 from tests.unit.start.conftest import GateWorld, make_gate
@@ -233,3 +234,38 @@ def test_no_configuration_denies_with_config() -> None:
     # CONFIG is definitive in the reason table, whichever front end reports it
     assert (answer.allowed, answer.reason, answer.inconclusive) == (False, Reason.CONFIG, False)
     gate.close()
+
+
+def test_an_allow_older_than_max_age_is_verified_again(tmp_path: Path) -> None:
+    """Without a reload a recorded allow would answer creates forever, though its evidence
+    (revocation status, certificate validity) is only as fresh as its decision: past
+    ``max_age`` (the daemon's decision-cache ``max_ttl``) the memory-only check no longer
+    allows, and the full check verifies again."""
+    now = [1_000_000.0]
+    with make_world(tmp_path) as world:
+        store = VerdictStore(clock=lambda: now[0])
+        gw = make_gate(world, tmp_path, store=store, max_age=300.0)
+        try:
+            image = gw.image("aged", tag="g1")
+            world.sign(image.manifest)
+            ref = world.ref("g1")
+            gw.decider.decide(DecisionRequest(reference=ref))
+            now[0] += 299
+            assert gw.gate.check_local(image.config.digest, ref).allowed
+            now[0] += 2
+            stale = gw.gate.check_local(image.config.digest, ref)
+            assert (stale.allowed, stale.reason, stale.inconclusive) == (
+                False,
+                Reason.NOT_VERIFIED,
+                True,
+            )
+            again = gw.gate.check(image.config.digest, ref)
+            assert (again.allowed, again.reason, again.verified_now) == (
+                True,
+                Reason.VERIFIED,
+                True,
+            )
+            assert gw.gate.check_local(image.config.digest, ref).allowed  # recorded anew
+        finally:
+            gw.gate.close()
+            gw.decider.close()
