@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pullgate.clock import Clock
 from pullgate.config import CacheConfig
 from pullgate.decision.combine import Subject
-from pullgate.verification.cache import BoundedMemo
+from pullgate.lru import Lru
 
 __all__ = ["SubjectKey", "SubjectMemo"]
 
@@ -32,8 +32,8 @@ class SubjectMemo:
     def __init__(self, config: CacheConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
-        self._memo: BoundedMemo[SubjectKey, tuple[datetime, Subject]] = BoundedMemo(
-            "subjects", config.max_entries
+        self._memo: Lru[SubjectKey, tuple[datetime, Subject]] = Lru(
+            config.max_entries, name="subjects"
         )
 
     def get(self, key: SubjectKey, role: str, platform: str | None) -> Subject | None:

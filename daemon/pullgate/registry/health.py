@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pullgate.errors import Reason
+from pullgate.lru import Lru
 from pullgate.registry.model import Endpoint
 
 __all__ = ["FAILURE_REASONS", "EndpointHealth", "EndpointState"]
@@ -68,10 +68,9 @@ class EndpointHealth:
     ) -> None:
         self.backoff = backoff
         self.max_backoff = max_backoff if max_backoff is not None else 10 * backoff
-        self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: Lru[str, _Entry] = Lru(max(1, max_entries), name="endpoint health")
 
     def failed(self, endpoint: Endpoint, reason: Reason) -> None:
         """Count a transport failure of ``endpoint`` (other reasons are ignored)."""
@@ -85,29 +84,27 @@ class EndpointHealth:
             entry.last_error = reason.value
             delay = min(self.backoff * 2 ** min(entry.consecutive - 1, 32), self.max_backoff)
             entry.down_until = now + delay
-            self._entries[endpoint.url] = entry
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._entries.put(endpoint.url, entry)
 
     def answered(self, endpoint: Endpoint) -> None:
         """``endpoint`` answered (any HTTP status): it is up."""
         with self._lock:
-            entry = self._entries.get(endpoint.url)
+            entry = self._entries.peek(endpoint.url)
             if entry is not None and (entry.consecutive or entry.down_until):
                 entry.consecutive = 0
                 entry.down_until = 0.0
-                self._entries.move_to_end(endpoint.url)
+                self._entries.put(endpoint.url, entry)  # most recently changed
 
     def is_down(self, endpoint: Endpoint) -> bool:
         """True while ``endpoint`` is remembered as failing."""
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(endpoint.url)
+            entry = self._entries.peek(endpoint.url)
             return entry is not None and entry.down_until > now
 
     def order(self, endpoints: Sequence[Endpoint]) -> tuple[Endpoint, ...]:
         """``endpoints`` with the down ones moved last; both parts keep their order."""
-        if not self._entries:
+        if not len(self._entries):
             return tuple(endpoints)
         down = [ep for ep in endpoints if self.is_down(ep)]
         if not down:

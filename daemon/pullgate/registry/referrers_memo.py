@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from pullgate.lru import Lru
 
 __all__ = ["ReferrersKey", "ReferrersMemo"]
 
@@ -46,7 +47,9 @@ class ReferrersMemo:
         self._max_entries = max_entries
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._absent: OrderedDict[ReferrersKey, float] = OrderedDict()  # key -> expiry
+        self._absent: Lru[ReferrersKey, float] = Lru(  # key -> expiry
+            max(1, max_entries), name="referrers API absent"
+        )
 
     def __len__(self) -> int:
         with self._lock:
@@ -59,9 +62,8 @@ class ReferrersMemo:
             if expiry is None:
                 return False
             if self._monotonic() >= expiry:
-                del self._absent[key]
+                self._absent.pop(key)
                 return False
-            self._absent.move_to_end(key)
             return True
 
     def mark_absent(self, key: ReferrersKey) -> None:
@@ -69,10 +71,7 @@ class ReferrersMemo:
         if self._ttl <= 0 or self._max_entries <= 0:
             return
         with self._lock:
-            self._absent[key] = self._monotonic() + self._ttl
-            self._absent.move_to_end(key)
-            while len(self._absent) > self._max_entries:
-                self._absent.popitem(last=False)
+            self._absent.put(key, self._monotonic() + self._ttl)
 
     def forget(self, key: ReferrersKey) -> None:
         """Drop what is known about ``key`` (the next discovery probes the API again)."""

@@ -19,82 +19,22 @@ immutable inputs.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
+
+from pullgate.lru import Lru, LruStats
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemoInfo:
-    """Occupancy of one memo."""
-
-    name: str
-    size: int
-    capacity: int
-
-
-class BoundedMemo(Generic[K, V]):
-    """A least-recently-used map with a fixed capacity, safe to share between threads."""
-
-    __slots__ = ("_capacity", "_data", "_lock", "name")
-
-    def __init__(self, name: str, capacity: int) -> None:
-        """Create an empty memo.
-
-        Args:
-            name: Shown by :func:`cache_info`.
-            capacity: Maximum number of entries (> 0); the least recently used one is dropped.
-        """
-        if capacity <= 0:
-            raise ValueError("capacity must be > 0")
-        self.name = name
-        self._capacity = capacity
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def capacity(self) -> int:
-        """Maximum number of entries."""
-        return self._capacity
-
-    def get(self, key: K) -> V | None:
-        """The value stored for ``key`` (marking it recently used), or None."""
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        """Store ``value`` for ``key``, evicting the least recently used entry when full."""
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            if len(self._data) > self._capacity:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        """Drop every entry."""
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        """Number of entries."""
-        with self._lock:
-            return len(self._data)
-
-
-_REGISTRY: list[BoundedMemo[object, object]] = []
+_REGISTRY: list[Lru[object, object]] = []
 _REGISTRY_LOCK = threading.Lock()
 
 
-def memo(name: str, capacity: int) -> BoundedMemo[K, V]:
+def memo(name: str, capacity: int) -> Lru[K, V]:
     """Create a memo and register it with :func:`clear_caches` and :func:`cache_info`."""
-    created: BoundedMemo[K, V] = BoundedMemo(name, capacity)
+    created: Lru[K, V] = Lru(capacity, name=name)
     with _REGISTRY_LOCK:
         _REGISTRY.append(created)  # type: ignore[arg-type]
     return created
@@ -108,8 +48,8 @@ def clear_caches() -> None:
         each.clear()
 
 
-def cache_info() -> tuple[MemoInfo, ...]:
-    """Name, current size and capacity of every verification memo."""
+def cache_info() -> tuple[LruStats, ...]:
+    """Statistics of every verification memo (name, hits, misses, evictions, size, capacity)."""
     with _REGISTRY_LOCK:
         memos = tuple(_REGISTRY)
-    return tuple(MemoInfo(name=m.name, size=len(m), capacity=m.capacity) for m in memos)
+    return tuple(m.stats() for m in memos)

@@ -19,7 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import BoundedMemo, memo
+from pullgate.lru import Lru
+from pullgate.verification.cache import memo
 
 __all__ = [
     "X509_DECODE_ERRORS",
@@ -176,9 +177,9 @@ class CertFacts:
 
 
 # Facts per live certificate object, keyed by ``id`` and confirmed with ``is``.
-_FACTS: BoundedMemo[int, CertFacts] = memo("certificate facts (by object)", 512)
+_FACTS: Lru[int, CertFacts] = memo("certificate facts (by object)", 512)
 # DER -> parsed certificate, for certificates that passed :func:`load_certificate`.
-_LOADED: BoundedMemo[bytes, x509.Certificate] = memo("loaded certificates (by DER)", 256)
+_LOADED: Lru[bytes, x509.Certificate] = memo("loaded certificates (by DER)", 256)
 
 
 def cert_facts(cert: x509.Certificate) -> CertFacts:

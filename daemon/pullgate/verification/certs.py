@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import BoundedMemo, memo
+from pullgate.lru import Lru
+from pullgate.verification.cache import memo
 from pullgate.verification.cert_loading import (
     X509_DECODE_ERRORS,
     CertFacts,
@@ -64,7 +65,7 @@ __all__ = [
 
 # (check kind, child DER SHA-256, parent DER SHA-256) of certificate signatures that verified,
 # and (profile kind, DER SHA-256, b"") of certificates that passed the leaf or CA rules.
-_VERIFIED: BoundedMemo[tuple[str, bytes, bytes], bool] = memo(
+_VERIFIED: Lru[tuple[str, bytes, bytes], bool] = memo(
     "passed certificate checks (by DER digests)", 1024
 )
 _CA_LINK = "ca-link"

@@ -16,7 +16,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from pullgate.errors import PullgateError, Reason
-from pullgate.verification.cache import BoundedMemo, memo
+from pullgate.lru import Lru
+from pullgate.verification.cache import memo
 from pullgate.verification.go_render import go_quote
 
 __all__ = [
@@ -35,7 +36,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _SPECIAL = frozenset('\\"<>;\0')
 
 # DN text -> parsed attribute map, for texts that parsed (failures are always recomputed).
-_PARSED_DNS: BoundedMemo[str, Mapping[str, str]] = memo("parsed distinguished names", 256)
+_PARSED_DNS: Lru[str, Mapping[str, str]] = memo("parsed distinguished names", 256)
 
 
 class DnProblem(StrEnum):

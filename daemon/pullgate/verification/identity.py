@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from cryptography import x509
 
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import BoundedMemo, memo
+from pullgate.lru import Lru
+from pullgate.verification.cache import memo
 from pullgate.verification.certs import certificate_digest
 from pullgate.verification.distinguished_names import (
     DnProblem,
@@ -54,7 +55,7 @@ WILDCARD = "*"
 X509_SUBJECT = "x509.subject"
 
 # Certificate DER SHA-256 -> its subject rendered by Go's ``pkix.Name.String()``.
-_SUBJECTS: BoundedMemo[bytes, str] = memo("rendered certificate subjects", 256)
+_SUBJECTS: Lru[bytes, str] = memo("rendered certificate subjects", 256)
 
 
 def certificate_subject(cert: x509.Certificate) -> str:

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import BoundedMemo, cache_info, clear_caches
+from pullgate.verification.cache import cache_info, clear_caches
 from pullgate.verification.certs import (
     certificate_der,
     check_issued_by,
@@ -190,20 +190,3 @@ def test_clear_caches_empties_every_memo() -> None:
     clear_caches()
     assert all(info.size == 0 for info in cache_info())
     assert all(info.capacity > 0 for info in cache_info())
-
-
-def test_bounded_memo_evicts_the_least_recently_used() -> None:
-    memo: BoundedMemo[str, int] = BoundedMemo("test", 2)
-    memo.put("a", 1)
-    memo.put("b", 2)
-    assert memo.get("a") == 1  # "b" is now the oldest
-    memo.put("c", 3)
-    assert memo.get("b") is None
-    assert memo.get("a") == 1
-    assert memo.get("c") == 3
-    assert len(memo) == 2
-
-
-def test_bounded_memo_refuses_a_zero_capacity() -> None:
-    with pytest.raises(ValueError, match="capacity"):
-        BoundedMemo("test", 0)
