@@ -16,15 +16,18 @@ A container asked for by image ID is covered only by an unrestricted file or by 
 naming that image ID.
 
 The file is refused -- denials stay denials, and the refusal is logged at ERROR with its
-cause -- when it is not valid TOML, has unknown keys, has no offset on ``expires``, when
+cause -- when it is not a regular file owned by root (or the daemon's user) and writable by its
+owner only, when it is not valid TOML, has unknown keys, has no offset on ``expires``, when
 ``expires`` is in the past, or when it is more than 24 hours ahead (a forgotten file must not
-switch enforcement off for good). It is re-read whenever it changes (size, mtime, inode).
+switch enforcement off for good). It is re-read whenever it changes (size, mtime, inode, mode,
+owner).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -112,6 +115,26 @@ def parse_break_glass(data: bytes) -> BreakGlassFile:
     return BreakGlassFile(expires=expires, references=references, note=note)
 
 
+def _check_owner(st: os.stat_result) -> None:
+    """Refuse a file that someone other than root or the daemon's user could have written: it
+    switches enforcement off, so whoever may write it holds that power.
+
+    Raises:
+        ConfigError: not a regular file, writable by group or others, or owned by another user.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("break-glass file is not a regular file")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"break-glass file mode {stat.S_IMODE(st.st_mode):04o} lets group or others write "
+            "it: refused (chmod go-w)"
+        )
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(
+            f"break-glass file is owned by uid {st.st_uid}, not root or the daemon's user: refused"
+        )
+
+
 class BreakGlass:
     """The break-glass file at ``path``, re-read when it changes. Thread-safe."""
 
@@ -119,9 +142,9 @@ class BreakGlass:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
-        self._identity: tuple[int, int, int] | None = None
+        self._identity: tuple[int, ...] | None = None
         self._parsed: BreakGlassFile | ConfigError | None = None
-        self._reported: tuple[tuple[int, int, int] | None, str] | None = None
+        self._reported: tuple[tuple[int, ...] | None, str] | None = None
         self.used = 0
         self.refused = 0
 
@@ -132,11 +155,12 @@ class BreakGlass:
             return None
         except OSError as exc:
             return ConfigError(f"break-glass file {self.path}: {exc}")
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid)
         with self._lock:
             if identity == self._identity:
                 return self._parsed
         try:
+            _check_owner(st)
             if st.st_size > _MAX_BYTES:
                 raise ConfigError(f"break-glass file is larger than {_MAX_BYTES} bytes")
             parsed: BreakGlassFile | ConfigError = parse_break_glass(self.path.read_bytes())

@@ -269,3 +269,22 @@ def test_an_allow_older_than_max_age_is_verified_again(tmp_path: Path) -> None:
         finally:
             gw.gate.close()
             gw.decider.close()
+
+
+@pytest.mark.parametrize("mode", [0o664, 0o646], ids=["group-writable", "world-writable"])
+def test_a_break_glass_file_others_can_write_is_refused(
+    gw: GateWorld, tmp_path: Path, mode: int
+) -> None:
+    """Whoever can write the file can switch enforcement off: a file writable by group or
+    others (a ``pullgate`` group member, say) is refused until its mode is fixed."""
+    image = gw.image("writable", tag="w1")
+    glass = tmp_path / "break-glass"
+    glass.write_text(f"expires = {_stamp(timedelta(hours=1))}\n")
+    glass.chmod(mode)
+    answer = gw.gate.check_local(image.config.digest, gw.world.ref("w1"))
+    assert (answer.allowed, answer.reason) == (False, Reason.NOT_VERIFIED)
+    assert gw.gate.break_glass is not None
+    assert gw.gate.break_glass.refused == 1
+    glass.chmod(0o644)
+    fixed = gw.gate.check_local(image.config.digest, gw.world.ref("w1"))
+    assert (fixed.allowed, fixed.reason) == (True, Reason.BREAK_GLASS)
