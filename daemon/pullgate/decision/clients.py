@@ -42,6 +42,7 @@ from pullgate.verification.revocation import Purpose, RevocationChecker, Revocat
 from pullgate.verification.verifier import SignatureBlob
 
 __all__ = [
+    "ClientKit",
     "ClientPool",
     "PhaseTimes",
     "TimedClient",
@@ -238,6 +239,41 @@ class ClientPool:
     def close(self) -> None:
         """Close every idle client."""
         self.drop(lambda _key: False)
+
+
+class ClientKit:
+    """What every registry client of a decider shares: TLS contexts (built from ``hosts.toml``
+    files only, no credential material: see :func:`make_client`) and the endpoint memory
+    (:mod:`pullgate.registry.health`: a failing endpoint is asked last by every decision)."""
+
+    def __init__(self) -> None:
+        self.tls_contexts = TlsContextCache()
+        self.health = EndpointHealth()
+
+    def factory(
+        self,
+        hosts: Callable[[str], HostsConfig],
+        credentials: CredentialStore | None,
+        limits: RegistryLimits,
+        budget: ByteBudget,
+        request_log: RequestLogHook | None,
+        clock: Clock,
+    ) -> ClientFactory:
+        """Makes clients for one computation's snapshot and credentials."""
+
+        def make() -> TimedClient:
+            return make_client(
+                hosts,
+                credentials,
+                limits,
+                request_log,
+                clock,
+                tls_contexts=self.tls_contexts,
+                budget=budget,
+                health=self.health,
+            )
+
+        return make
 
 
 def make_client(

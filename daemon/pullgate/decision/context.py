@@ -29,7 +29,6 @@ from pullgate.decision.platform import Platform
 from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
-from pullgate.registry.health import EndpointState
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.trust import TrustConfig
 from pullgate.verification.http_fetch import HttpFetcher
@@ -88,7 +87,6 @@ class DeciderStats:
     decisions: int
     fail_open: int
     clients_created: int
-    endpoints: tuple[EndpointState, ...] = ()  # remembered endpoint failures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

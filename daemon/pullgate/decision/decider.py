@@ -61,7 +61,7 @@ from pullgate.clock import Clock
 from pullgate.config import CacheConfig
 from pullgate.decision.audit import audit_record
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
-from pullgate.decision.clients import ClientPool, TimedClient, credentials_identity, make_client
+from pullgate.decision.clients import ClientKit, ClientPool, TimedClient, credentials_identity
 from pullgate.decision.combine import Verdict
 from pullgate.decision.content import bind_content
 from pullgate.decision.context import (
@@ -87,8 +87,8 @@ from pullgate.decision.verify import SubjectContext, run_plan
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
 from pullgate.registry.auth import CredentialStore, StaticCredentials
-from pullgate.registry.health import EndpointHealth, EndpointState
-from pullgate.registry.tls import TlsContextCache
+from pullgate.registry.body import BudgetStats
+from pullgate.registry.health import EndpointState
 from pullgate.registry.transport import RequestRecord
 from pullgate.verification.http_fetch import HttpFetcher, Urllib3Fetcher
 
@@ -136,10 +136,7 @@ class Decider:
         self._cache: DecisionCache | None = None
         self._flight: SingleFlight[tuple[object, ...], Decision] = SingleFlight()
         self._pool = ClientPool()
-        # Shared by every pooled client (see make_client): no credential material in it.
-        self._tls_contexts = TlsContextCache()
-        # Endpoints that failed recently, for every client: the next decisions ask others first.
-        self._health = EndpointHealth()
+        self._kit = ClientKit()  # TLS contexts and endpoint memory of every pooled client
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="pullgate-verify")
         # Runs the computations of decide_async's flights; nothing on it ever waits on a
         # flight, so a thread caller joining such a flight cannot deadlock it (cache.py).
@@ -223,12 +220,12 @@ class Decider:
             decisions=decisions,
             fail_open=fail_open,
             clients_created=self._pool.created,
-            endpoints=self.endpoint_health(),
         )
 
-    def endpoint_health(self) -> tuple[EndpointState, ...]:
-        """Registry endpoints remembered as failing (see :mod:`pullgate.registry.health`)."""
-        return self._health.states()
+    def registry_status(self) -> tuple[tuple[EndpointState, ...], BudgetStats | None]:
+        """Endpoints remembered as failing, and the in-flight byte budget (once there is one)."""
+        shared = self._shared
+        return self._kit.health.states(), shared.budget.stats() if shared is not None else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -248,8 +245,7 @@ class Decider:
         if offline:  # built once per snapshot, on the computing path (warm lookups never build)
             raise WouldBlock
         shared = Shared.build(snap, self._fetcher, self._clock)
-        self._health.backoff = snap.config.registry.endpoint_backoff
-        self._health.max_backoff = 10 * snap.config.registry.endpoint_backoff
+        self._kit.health.configure(snap.config.registry.endpoint_backoff)
         with self._lock:
             self._shared = shared
         self._pool.drop(lambda key: key[0] == snap.digest)
@@ -323,17 +319,9 @@ class Decider:
             creds = StaticCredentials(request.credentials)
         pool_key = (snap.digest, credentials_identity(request.credentials))
 
-        def factory() -> TimedClient:
-            return make_client(
-                snap.hosts,
-                creds,
-                shared.limits,
-                self._request_log,
-                self._clock,
-                tls_contexts=self._tls_contexts,
-                budget=shared.budget,
-                health=self._health,
-            )
+        factory = self._kit.factory(
+            snap.hosts, creds, shared.limits, shared.budget, self._request_log, self._clock
+        )
 
         lender_type = OfflineLender if offline else Lender
         with lender_type(self._pool, pool_key, factory, deadline=ctx.deadline) as lender:

@@ -72,6 +72,10 @@ class EndpointHealth:
         self._lock = threading.Lock()
         self._entries: Lru[str, _Entry] = Lru(max(1, max_entries), name="endpoint health")
 
+    def configure(self, backoff: float) -> None:
+        """Use ``backoff`` (and ten times it as the ceiling) from now on."""
+        self.backoff, self.max_backoff = backoff, 10 * backoff
+
     def failed(self, endpoint: Endpoint, reason: Reason) -> None:
         """Count a transport failure of ``endpoint`` (other reasons are ignored)."""
         if reason not in FAILURE_REASONS:

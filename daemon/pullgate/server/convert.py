@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
 from pullgate.errors import MalformedInput
+from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
 from pullgate.registry.model import Credentials
 from pullgate.registry.reference import parse_reference
@@ -79,6 +80,7 @@ class StatusView:
     reloads_failed: int = 0
     certs_d_problems: int = 0  # broken certs.d entries (hosts.toml …) among ``problems``
     endpoints: tuple[EndpointState, ...] = ()  # registry endpoints remembered as failing
+    inflight: BudgetStats | None = None  # registry body bytes in flight (metrics only)
 
 
 def _bounded(name: str, value: str) -> str:

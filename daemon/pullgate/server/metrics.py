@@ -19,6 +19,8 @@ Families (all prefixed ``pullgate_``):
   ``status_problems`` — every problem ``Status`` lists (read at scrape time);
 * ``registry_endpoint_healthy{endpoint}``, ``registry_endpoint_failures_total{endpoint}`` — the
   endpoints the decider remembers as failing at transport level (at most 256, from Status);
+* ``registry_inflight_bytes``, ``registry_inflight_peak_bytes``, ``registry_inflight_limit_bytes``,
+  ``registry_inflight_exhausted_total`` — the registry body byte budget (since the last reload);
 * ``fail_open_total`` — allowed only because ``on_inconclusive = "allow"``;
 * ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied.
 
@@ -93,6 +95,19 @@ class _StatusCollector(Collector):
             failures.add_metric((state.endpoint,), state.failures_total)
         yield healthy
         yield failures
+        if view.inflight is not None:
+            budget = view.inflight
+            for name, value, text in (
+                ("pullgate_registry_inflight_bytes", budget.in_use, "Body bytes reserved now."),
+                ("pullgate_registry_inflight_peak_bytes", budget.peak, "Most reserved at once."),
+                ("pullgate_registry_inflight_limit_bytes", budget.limit, "[registry] budget."),
+            ):
+                yield GaugeMetricFamily(name, f"Registry in-flight budget: {text}", value=value)
+            yield CounterMetricFamily(
+                "pullgate_registry_inflight_exhausted",
+                "Registry requests that found no room in the in-flight budget (TIMEOUT).",
+                value=budget.exhausted,
+            )
         stats = view.cache
         yield GaugeMetricFamily(
             "pullgate_cache_entries", "Decisions currently cached.", value=stats.entries

@@ -138,7 +138,8 @@ class _Control:
         view = status_view(
             self._state.status(), cache, uptime_seconds=time.monotonic() - self._started
         )
-        view = dataclasses.replace(view, endpoints=self._decider.endpoint_health())
+        endpoints, inflight = self._decider.registry_status()
+        view = dataclasses.replace(view, endpoints=endpoints, inflight=inflight)
         if not self._node_problems:
             return view
         return dataclasses.replace(view, problems=(*self._node_problems, *view.problems))
