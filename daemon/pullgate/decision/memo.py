@@ -24,12 +24,11 @@ digest is reused". The memo is thread-safe.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pullgate.clock import Clock
+from pullgate.lru import Lru, LruStats
 from pullgate.pipeline import Resolved
 
 __all__ = ["MemoKey", "ResolveMemo"]
@@ -62,33 +61,30 @@ class ResolveMemo:
     def __init__(self, clock: Clock, *, max_entries: int = 4096) -> None:
         self._clock = clock
         self._max_entries = max_entries
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[MemoKey, _Memo] = OrderedDict()
+        self._entries: Lru[MemoKey, _Memo] = Lru(max(1, max_entries), name="resolve memo")
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._entries)
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions and size of the memo."""
+        return self._entries.stats()
 
     def get(self, key: MemoKey, *, now: datetime | None = None) -> Resolved | None:
         """The live resolution of ``key``, or None (``now``: when the caller just read it)."""
         if now is None:
             now = self._clock.now()
-        with self._lock:
-            memo = self._entries.get(key)
-            if memo is None or now >= memo.expires:
-                if memo is not None:
-                    del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return memo.resolved
+        memo = self._entries.get(key)
+        if memo is None:
+            return None
+        if now >= memo.expires:
+            self._entries.pop(key)  # a racing fresh put may go too: only a later miss
+            return None
+        return memo.resolved
 
     def put(self, key: MemoKey, resolved: Resolved, ttl: float) -> None:
         """Remember ``resolved`` for ``ttl`` seconds (nothing when ``ttl`` <= 0)."""
         if ttl <= 0 or self._max_entries <= 0:
             return
         memo = _Memo(resolved, self._clock.now() + timedelta(seconds=ttl))
-        with self._lock:
-            self._entries[key] = memo
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        self._entries.put(key, memo)

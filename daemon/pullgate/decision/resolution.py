@@ -16,9 +16,7 @@ registry request at all:
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from datetime import datetime
 
 from pullgate.clock import Clock
@@ -37,6 +35,7 @@ from pullgate.decision.platform import (
 )
 from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
+from pullgate.lru import Lru
 from pullgate.pipeline import Resolved, resolve
 from pullgate.registry.client import MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_INDEX
 from pullgate.registry.model import ImageReference
@@ -84,22 +83,17 @@ class Resolver:
     """
 
     def __init__(self, clock: Clock) -> None:
-        self._lock = threading.Lock()
         self._memo = ResolveMemo(clock, max_entries=_RESOLVE_MEMO)
-        self._routes: OrderedDict[tuple[object, ...], Route] = OrderedDict()
-        self._index_memo: OrderedDict[str, tuple[IndexEntry, ...]] = OrderedDict()
+        self._routes: Lru[tuple[object, ...], Route] = Lru(_ROUTES, name="routes")
+        self._index_memo: Lru[str, tuple[IndexEntry, ...]] = Lru(_INDEX_MEMO, name="index memo")
 
     def route(self, key: tuple[object, ...]) -> Route | None:
         """The last route of request identity ``key``, or None."""
-        with self._lock:
-            return self._routes.get(key)
+        return self._routes.get(key)
 
     def remember_route(self, key: tuple[object, ...], route: Route) -> None:
         """Keep ``route`` for ``key`` (the oldest routes are dropped past the bound)."""
-        with self._lock:
-            self._routes[key] = route
-            while len(self._routes) > _ROUTES:
-                self._routes.popitem(last=False)
+        self._routes.put(key, route)
 
     def memoised(self, key: MemoKey, now: datetime) -> Resolved | None:
         """The resolve memo's live entry for ``key`` at ``now``, or None."""
@@ -145,11 +139,9 @@ class Resolver:
         Raises:
             PullgateError: the fetch failed or the bytes are not a valid index.
         """
-        with self._lock:
-            memo = self._index_memo.get(target.digest)
-            if memo is not None:
-                self._index_memo.move_to_end(target.digest)
-                return memo
+        memo = self._index_memo.get(target.digest)
+        if memo is not None:
+            return memo
         client = lender.client()
         started = time.perf_counter()
         try:
@@ -159,10 +151,7 @@ class Resolver:
         if target.media_type not in INDEX_TYPES:
             raise MalformedInput(f"{target.digest} is not an index ({target.media_type})")
         entries = index_entries(data)
-        with self._lock:
-            self._index_memo[target.digest] = entries
-            while len(self._index_memo) > _INDEX_MEMO:
-                self._index_memo.popitem(last=False)
+        self._index_memo.put(target.digest, entries)
         return entries
 
     def picks(

@@ -30,13 +30,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from pullgate.errors import MalformedInput, Reason
+from pullgate.lru import Lru
 from pullgate.nri.plugin import Admission
 from pullgate.nri.wire import api_pb2
 from pullgate.registry.reference import parse_reference
@@ -78,25 +78,21 @@ class Outcomes:
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
         self._clock = clock
-        self._lock = threading.Lock()
-        self._items: OrderedDict[_Key, tuple[float, StartDecision]] = OrderedDict()
+        self._items: Lru[_Key, tuple[float, StartDecision]] = Lru(
+            _MAX_OUTCOMES, name="nri background denials"
+        )
 
     def put(self, key: _Key, decision: StartDecision) -> None:
-        with self._lock:
-            self._items[key] = (self._clock(), decision)
-            self._items.move_to_end(key)
-            while len(self._items) > _MAX_OUTCOMES:
-                self._items.popitem(last=False)
+        self._items.put(key, (self._clock(), decision))
 
     def get(self, key: _Key) -> StartDecision | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None:
-                return None
-            if self._clock() - found[0] > self._ttl:
-                del self._items[key]
-                return None
-            return found[1]
+        found = self._items.peek(key)
+        if found is None:
+            return None
+        if self._clock() - found[0] > self._ttl:
+            self._items.pop(key)
+            return None
+        return found[1]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pullgate.decision.model import Decision
 from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
+from pullgate.lru import Lru
 from pullgate.registry.reference import parse_reference
 
 __all__ = ["CoveredImage", "Lookup", "VerdictStore", "repository_of"]
@@ -78,7 +78,9 @@ class VerdictStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lock = threading.Lock()
-        self._images: OrderedDict[str, OrderedDict[str, CoveredImage]] = OrderedDict()
+        self._images: Lru[str, Lru[str, CoveredImage]] = Lru(
+            max_images, name="start verdicts", on_evict=self._dropped_image
+        )
         self._max_images = max_images
         self._max_repositories = max_repositories
         self._clock = clock
@@ -117,17 +119,16 @@ class VerdictStore:
     def _put(self, record: CoveredImage) -> None:
         repos = self._images.get(record.config_digest)
         if repos is None:
-            repos = self._images[record.config_digest] = OrderedDict()
-        self._images.move_to_end(record.config_digest)
-        repos[record.repository] = record
-        repos.move_to_end(record.repository)
-        while len(repos) > self._max_repositories:
-            repos.popitem(last=False)
-            self._evicted += 1
-        while len(self._images) > self._max_images:
-            _, dropped = self._images.popitem(last=False)
-            self._evicted += len(dropped)
+            repos = Lru(self._max_repositories, on_evict=self._dropped_record)
+            self._images.put(record.config_digest, repos)
+        repos.put(record.repository, record)
         self._recorded += 1
+
+    def _dropped_image(self, _digest: str, repos: Lru[str, CoveredImage]) -> None:
+        self._evicted += len(repos)
+
+    def _dropped_record(self, _repository: str, _record: CoveredImage) -> None:
+        self._evicted += 1
 
     def lookup(
         self,
@@ -144,11 +145,10 @@ class VerdictStore:
             repos = self._images.get(config_digest)
             if repos is None:
                 return Lookup(current=None, previous=None)
-            self._images.move_to_end(config_digest)
             if repository is None:
-                candidates = list(repos.values())
+                candidates = [record for _, record in repos.items()]
             else:
-                found = repos.get(repository)
+                found = repos.peek(repository)
                 candidates = [found] if found is not None else []
         oldest = None if max_age is None else self._clock() - max_age
         current = next(
@@ -165,7 +165,7 @@ class VerdictStore:
     def records(self) -> list[CoveredImage]:
         """Every record, least recently used first (for the node audit)."""
         with self._lock:
-            return [r for repos in self._images.values() for r in repos.values()]
+            return [r for _, repos in self._images.items() for _, r in repos.items()]
 
     def stats(self) -> dict[str, int]:
         """``images`` held, ``recorded`` and ``evicted`` so far."""
