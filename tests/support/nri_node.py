@@ -31,6 +31,7 @@ from tests.support.pki import Chain, KeySpec, Pki, write_store
 from tests.support.push import MT_JWS, Pusher
 from tests.support.runtimes import PodRuntime, push_pause_image, push_runnable_manifest
 from tests.support.signing import sign_jws
+from tests.support.statements import policy_document
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MESSAGE = "hello from an NRI-admitted container"
@@ -81,18 +82,7 @@ class NriNode:
         # The signing root and an unrelated one: removing the signing root leaves a valid store.
         other = Pki(name="nri other").chain(key=KeySpec.ec(256))
         write_store(self.trust_dir, "ca", "prod", [self.chain.root.cert, other.root.cert])
-        policy = {
-            "version": "1.0",
-            "trustPolicies": [
-                {
-                    "name": "prod",
-                    "registryScopes": ["*"],
-                    "signatureVerification": {"level": "strict"},
-                    "trustStores": ["ca:prod"],
-                    "trustedIdentities": ["*"],
-                }
-            ],
-        }
+        policy = policy_document(name="prod", stores=("ca:prod",))
         (self.trust_dir / "trustpolicy.json").write_text(json.dumps(policy))
         self.api_socket = Path(f"/tmp/pg-nri-{uuid.uuid4().hex[:8]}.sock")
         self.metrics_port = free_port()

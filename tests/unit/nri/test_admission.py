@@ -8,20 +8,27 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pullgate.clock import FixedClock
+from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.nri.admission import IMAGE_NAME_ANNOTATION, NriGate
 from pullgate.nri.frames import RpcRequest, decode_response
 from pullgate.nri.plugin import PLUGIN_SERVICE, PluginService
 from pullgate.nri.wire import api_pb2
-from pullgate.start.gate import StartDecision
+from pullgate.start.break_glass import BreakGlass
+from pullgate.start.gate import StartDecision, StartGate
+from pullgate.start.verdicts import VerdictStore
 
 IMAGE = "sha256:" + "c" * 64
 DIGEST = "sha256:" + "d" * 64
 SIGNED = "registry.test/team/signed:1"
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 UNSIGNED = "registry.test/team/unsigned:1"
 
 
@@ -156,3 +163,39 @@ def test_arbitrary_create_payloads_never_allow(payload: bytes) -> None:
     answer = decode_response(asyncio.run(service.handle(request)))
     assert not answer.ok
     gate.close()
+
+
+def _real_gate(tmp_path: Path, critical: tuple[str, ...] = ()) -> tuple[NriGate, StartGate]:
+    def no_engine(request: DecisionRequest) -> Decision:  # only background checks get here
+        return Decision(
+            allowed=False,
+            reason=Reason.NO_SIGNATURE,
+            message="test engine",
+            reference=request.reference,
+            digest="",
+        )
+
+    glass = BreakGlass(tmp_path / "break-glass", FixedClock(NOW))
+    start = StartGate(
+        store=VerdictStore(),
+        snapshot=lambda: "snap-1",
+        decide=no_engine,
+        critical=critical,
+        break_glass=glass,
+    )
+    return NriGate(start, lambda: "snap-1", workers=1), start
+
+
+def test_critical_images_and_break_glass_apply_as_at_the_runtime_gate(tmp_path: Path) -> None:
+    gate, start = _real_gate(tmp_path, critical=("registry.test/team/unsigned:*",))
+    try:
+        assert gate.admit(api_pb2.PodSandbox(), _container(UNSIGNED)).allowed  # critical
+        glass = tmp_path / "break-glass"
+        expires = (NOW + timedelta(hours=1)).isoformat()
+        glass.write_text(f'expires = {expires}\nreferences = ["registry.test/team/signed:*"]\n')
+        assert gate.admit(api_pb2.PodSandbox(), _container(SIGNED)).allowed  # break-glass
+        glass.unlink()
+        assert not gate.admit(api_pb2.PodSandbox(), _container(SIGNED)).allowed
+    finally:
+        gate.close()
+        start.close()
