@@ -96,7 +96,7 @@ class PluginService:
         self.synchronized = False  # the last part of Synchronize was answered
         self.shutdown_requested = False
 
-    async def handle(self, request: RpcRequest) -> bytes:
+    def handle(self, request: RpcRequest) -> bytes:
         """Answer one request (``ttrpc.Response`` bytes)."""
         if request.service != PLUGIN_SERVICE:
             return _error(CODE_UNIMPLEMENTED, f"service {request.service!r} not served")

@@ -2,7 +2,8 @@
 
 :class:`Session` reads mux frames from the unix stream, reassembles each logical connection's
 ttrpc frames, serves every request that arrives on :data:`~pullgate.nri.frames.PLUGIN_CONN`
-(one task per request; the answer goes back on the same stream id) and matches responses on
+(answered at once on the reading loop: the handler decides from memory only; the answer goes back
+on the same stream id) and matches responses on
 :data:`~pullgate.nri.frames.RUNTIME_CONN` to the calls :meth:`Session.call` made (odd stream
 ids, as ttrpc clients use). Only unary calls exist here; a ``DATA`` frame is a protocol error.
 
@@ -18,7 +19,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from pullgate.errors import Reason, VerificationInconclusive
 from pullgate.nri.frames import (
@@ -48,8 +49,8 @@ CODE_UNIMPLEMENTED = 12
 CODE_INTERNAL = 13
 _READ_CHUNK = 256 * 1024
 
-Handler = Callable[[RpcRequest], Awaitable[bytes]]
-"""Serves one request of the plugin service: returns ``ttrpc.Response`` bytes."""
+Handler = Callable[[RpcRequest], bytes]
+"""Serves one request of the plugin service from memory: returns ``ttrpc.Response`` bytes."""
 
 
 class NriUnavailable(VerificationInconclusive):
@@ -77,7 +78,6 @@ class Session:
         self._streams = {PLUGIN_CONN: TtrpcReader(), RUNTIME_CONN: TtrpcReader()}
         self._next_id = itertools.count(1, 2)
         self._pending: dict[int, asyncio.Future[RpcResponse]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def run(self) -> None:
@@ -102,13 +102,9 @@ class Session:
 
     def _dispatch(self, conn_id: int, frame: Frame) -> None:
         if conn_id == PLUGIN_CONN and frame.type is FrameType.REQUEST:
-            request = decode_request(frame.data)
             arrived = time.perf_counter()
-            task = asyncio.get_running_loop().create_task(
-                self._serve(frame.stream_id, request, arrived)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            request = decode_request(frame.data)
+            self._serve(frame.stream_id, request, arrived)
         elif conn_id == RUNTIME_CONN and frame.type is FrameType.RESPONSE:
             future = self._pending.pop(frame.stream_id, None)
             if future is not None and not future.done():
@@ -120,9 +116,10 @@ class Session:
         else:
             raise WireError(f"unexpected ttrpc {frame.type.name} frame on connection {conn_id}")
 
-    async def _serve(self, stream_id: int, request: RpcRequest, arrived: float) -> None:
+    def _serve(self, stream_id: int, request: RpcRequest, arrived: float) -> None:
+        """Answer at once, on the reading loop: handlers decide from memory only."""
         try:
-            answer = await self._handler(request)
+            answer = self._handler(request)
         except Exception as exc:  # an answer must go back; an error status denies
             log.exception("NRI %s.%s failed", request.service, request.method)
             answer = encode_response(code=CODE_INTERNAL, message=f"pullgate: internal error: {exc}")
@@ -163,7 +160,7 @@ class Session:
         return response.payload
 
     async def close(self) -> None:
-        """Close the connection; pending calls fail, in-flight requests are cancelled."""
+        """Close the connection; pending calls fail."""
         if self._closed:
             return
         self._closed = True
@@ -171,8 +168,6 @@ class Session:
             if not future.done():
                 future.set_exception(NriUnavailable("the NRI connection closed"))
         self._pending.clear()
-        for task in list(self._tasks):
-            task.cancel()
         self._writer.close()
         with contextlib.suppress(OSError, ConnectionError):
             await self._writer.wait_closed()

@@ -4,7 +4,6 @@ and evictions; arbitrary payloads never allow."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,7 +159,7 @@ def test_arbitrary_create_payloads_never_allow(payload: bytes) -> None:
     gate = _gate(fake)
     service = PluginService(gate)
     request = RpcRequest(service=PLUGIN_SERVICE, method="CreateContainer", payload=payload)
-    answer = decode_response(asyncio.run(service.handle(request)))
+    answer = decode_response(service.handle(request))
     assert not answer.ok
     gate.close()
 
