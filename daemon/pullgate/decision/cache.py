@@ -34,7 +34,6 @@ import hashlib
 import logging
 import struct
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from pullgate.config import CacheConfig, Requirement
 from pullgate.decision.compact import decode_decision, encode_decision
 from pullgate.decision.model import Decision
 from pullgate.errors import MalformedInput
+from pullgate.lru import Lru
 
 __all__ = ["CacheKey", "CacheStats", "DecisionCache", "FlightStats", "SingleFlight", "ttl_for"]
 
@@ -124,12 +124,17 @@ class DecisionCache:
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[bytes, bytes] = OrderedDict()  # compact key -> expiry+blob
-        self._decoded: OrderedDict[bytes, Decision] = OrderedDict()  # hot subset of _entries
+        # compact key -> expiry+blob; an evicted entry leaves the decoded subset too
+        self._entries: Lru[bytes, bytes] = Lru(
+            max(1, config.max_entries), name="decisions", on_evict=self._evicted
+        )
+        self._decoded: Lru[bytes, Decision] = Lru(_DECODED, name="decoded decisions")
         self._hits = 0
         self._misses = 0
-        self._evictions = 0
         self._expirations = 0
+
+    def _evicted(self, compact: bytes, _value: bytes) -> None:
+        self._decoded.pop(compact)
 
     def __len__(self) -> int:
         with self._lock:
@@ -155,31 +160,27 @@ class DecisionCache:
         with self._lock:
             value = self._entries.get(compact)
             if value is not None and now >= _EXPIRY.unpack_from(value)[0]:
-                del self._entries[compact]
-                self._decoded.pop(compact, None)
+                self._entries.pop(compact)
+                self._decoded.pop(compact)
                 self._expirations += 1
                 value = None
             if value is None:
                 self._misses += int(count_miss)
                 return None
-            self._entries.move_to_end(compact)
             self._hits += 1
             decision = self._decoded.get(compact)
             if decision is not None:
-                self._decoded.move_to_end(compact)
                 return decision
         try:
             decision = decode_decision(value[_EXPIRY.size :])
         except MalformedInput:  # cannot happen with our own bytes; recompute rather than trust
             log.exception("dropping an undecodable cache entry")
             with self._lock:
-                self._entries.pop(compact, None)
+                self._entries.pop(compact)
             return None
         with self._lock:
-            if self._entries.get(compact) is value:  # still the same entry
-                self._decoded[compact] = decision
-                while len(self._decoded) > _DECODED:
-                    self._decoded.popitem(last=False)
+            if self._entries.peek(compact) is value:  # still the same entry
+                self._decoded.put(compact, decision)
         return decision
 
     def put(self, key: CacheKey, decision: Decision, valid_until: datetime | None = None) -> float:
@@ -193,13 +194,8 @@ class DecisionCache:
         value = _EXPIRY.pack(now.timestamp() + ttl) + encode_decision(decision)
         compact = key.compact()
         with self._lock:
-            self._entries[compact] = value
-            self._entries.move_to_end(compact)
-            self._decoded.pop(compact, None)
-            while len(self._entries) > self.config.max_entries:
-                evicted, _ = self._entries.popitem(last=False)
-                self._decoded.pop(evicted, None)
-                self._evictions += 1
+            self._entries.put(compact, value)
+            self._decoded.pop(compact)
         return ttl
 
     def clear(self) -> None:
@@ -214,7 +210,7 @@ class DecisionCache:
             return CacheStats(
                 hits=self._hits,
                 misses=self._misses,
-                evictions=self._evictions,
+                evictions=self._entries.stats().evictions,
                 expirations=self._expirations,
                 entries=len(self._entries),
                 max_entries=self.config.max_entries,
