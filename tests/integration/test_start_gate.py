@@ -163,6 +163,28 @@ def _image_status(report: dict[str, object], reference: str) -> tuple[str, str]:
     return found[0]["status"], found[0]["reason"]
 
 
+def _image_status_by_id(report: dict[str, object], image_id: str) -> tuple[str, str]:
+    images = report["images"]
+    assert isinstance(images, list)
+    found = [i for i in images if i["image_id"] == image_id]
+    assert len(found) == 1, images
+    return found[0]["status"], found[0]["reason"]
+
+
+def _nameless_image(node: StartNode) -> str:
+    """An image pulled behind pullgate's back whose names were then removed, so the runtime
+    knows it by its ID alone (as after a re-tag elsewhere): nothing pullgate could verify."""
+    image = node.push(f"start/nameless-{uuid.uuid4().hex[:6]}", signed=False)
+    node.runtime.crictl("pull", image.reference)
+    image_id = _image_id(node, image.reference)
+    refs = node.runtime.ctr("image", "ls", "-q").stdout.split()
+    names = [r for r in refs if r.startswith(image.reference.rsplit(":", 1)[0])]
+    assert names, refs
+    node.runtime.ctr("image", "rm", *names)
+    assert image_id in node.runtime.ctr("image", "ls", "-q").stdout.split()
+    return image_id
+
+
 def _stamp(delta: timedelta) -> str:
     return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -177,6 +199,7 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         image = node.push(f"start/ca-{uuid.uuid4().hex[:6]}", signed=True, message=message)
         unsigned = node.push(f"start/ca-unsigned-{uuid.uuid4().hex[:6]}", signed=False)
         node.runtime.crictl("pull", unsigned.reference)
+        nameless_id = _nameless_image(node)
         node.gated("pull", image.reference)
         pod, pod_config = node.run_pod()
         running = _started(node, pod, pod_config, image.reference, message, stay=True)
@@ -185,6 +208,7 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         assert status == 0, report
         assert _image_status(report, image.reference) == ("allowed", "VERIFIED")
         assert _image_status(report, unsigned.reference) == ("denied", "NO_SIGNATURE")
+        assert _image_status_by_id(report, nameless_id) == ("never-verified", "NOT_VERIFIED")
 
         removed = time.monotonic()
         node.signing_root.unlink()  # hot reload: the store keeps only the unrelated root
