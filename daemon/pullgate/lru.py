@@ -82,6 +82,20 @@ class Lru(Generic[K, V]):
         """Maximum number of entries."""
         return self._capacity
 
+    def resize(self, capacity: int) -> None:
+        """Change the capacity (> 0), evicting the least recently used entries beyond it."""
+        if capacity <= 0:
+            raise ValueError("capacity must be > 0")
+        evicted: list[tuple[K, V]] = []
+        with self._lock:
+            self._capacity = capacity
+            while len(self._data) > capacity:
+                evicted.append(self._data.popitem(last=False))
+            self._evictions += len(evicted)
+        if self._on_evict is not None:
+            for old_key, old_value in evicted:
+                self._on_evict(old_key, old_value)
+
     @overload
     def get(self, key: K) -> V | None: ...
     @overload

@@ -89,3 +89,17 @@ def test_stays_bounded_under_concurrent_puts() -> None:
     assert stats.size == 50
     assert stats.evictions == 4 * 2000 - 50
     assert stats.hits + stats.misses == 4 * 2000
+
+
+def test_resize_evicts_down_to_the_new_capacity() -> None:
+    dropped: list[str] = []
+    lru: Lru[str, int] = Lru(3, on_evict=lambda k, _v: dropped.append(k))
+    for i, key in enumerate("abc"):
+        lru.put(key, i)
+    lru.resize(1)
+    assert (dropped, [k for k, _ in lru.items()], lru.stats().evictions) == (["a", "b"], ["c"], 2)
+    lru.resize(2)
+    lru.put("d", 3)
+    assert len(lru) == 2
+    with pytest.raises(ValueError, match="capacity"):
+        lru.resize(0)

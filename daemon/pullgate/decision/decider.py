@@ -236,6 +236,7 @@ class Decider:
                 return current
             if current is None or current.config != config:
                 current = self._cache = DecisionCache(config, self._clock)
+                self._resolver.configure(config)
             return current
 
     def _shared_for(self, snap: SnapshotLike, *, offline: bool = False) -> Shared:

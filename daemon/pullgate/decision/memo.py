@@ -66,6 +66,11 @@ class ResolveMemo:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def resize(self, max_entries: int) -> None:
+        """Keep at most ``max_entries`` resolutions from now on."""
+        self._max_entries = max_entries
+        self._entries.resize(max(1, max_entries))
+
     def stats(self) -> LruStats:
         """Hits, misses, evictions and size of the memo."""
         return self._entries.stats()

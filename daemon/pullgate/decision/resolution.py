@@ -20,7 +20,7 @@ import time
 from datetime import datetime
 
 from pullgate.clock import Clock
-from pullgate.config import DaemonConfig
+from pullgate.config import CacheConfig, DaemonConfig
 from pullgate.decision.context import DecisionContext, Lender, Route
 from pullgate.decision.every_platform import covers_every_platform, every_manifest
 from pullgate.decision.matcher import containerd_picks
@@ -35,7 +35,7 @@ from pullgate.decision.platform import (
 )
 from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
-from pullgate.lru import Lru
+from pullgate.lru import Lru, LruStats
 from pullgate.pipeline import Resolved, resolve
 from pullgate.registry.client import MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_INDEX
 from pullgate.registry.model import ImageReference
@@ -44,9 +44,8 @@ from pullgate.registry.reference import parse_reference
 __all__ = ["INDEX_TYPES", "Resolver", "request_platform", "request_reference"]
 
 INDEX_TYPES = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST})
-_INDEX_MEMO = 1024
-_RESOLVE_MEMO = 4096
-_ROUTES = 4096
+# Index memo entries per cached decision: most decisions share few indexes (one per image).
+_INDEX_SHARE = 10
 
 
 def request_platform(request: DecisionRequest, config: DaemonConfig) -> Platform:
@@ -80,12 +79,27 @@ class Resolver:
 
     Args:
         clock: Source of "now" for the resolve memo's lifetimes.
+        config: ``[cache]``: ``max_entries`` bounds the resolve memo and the routes (one of
+            each per cached decision at most), a tenth of it the index memo.
     """
 
-    def __init__(self, clock: Clock) -> None:
-        self._memo = ResolveMemo(clock, max_entries=_RESOLVE_MEMO)
-        self._routes: Lru[tuple[object, ...], Route] = Lru(_ROUTES, name="routes")
-        self._index_memo: Lru[str, tuple[IndexEntry, ...]] = Lru(_INDEX_MEMO, name="index memo")
+    def __init__(self, clock: Clock, config: CacheConfig | None = None) -> None:
+        config = config or CacheConfig()
+        self._memo = ResolveMemo(clock, max_entries=config.max_entries)
+        self._routes: Lru[tuple[object, ...], Route] = Lru(config.max_entries, name="routes")
+        self._index_memo: Lru[str, tuple[IndexEntry, ...]] = Lru(
+            max(1, config.max_entries // _INDEX_SHARE), name="index memo"
+        )
+
+    def configure(self, config: CacheConfig) -> None:
+        """Resize the memos for a new ``[cache]`` table."""
+        self._memo.resize(config.max_entries)
+        self._routes.resize(max(1, config.max_entries))
+        self._index_memo.resize(max(1, config.max_entries // _INDEX_SHARE))
+
+    def stats(self) -> tuple[LruStats, ...]:
+        """Statistics of the resolve memo, the routes and the index memo."""
+        return (self._memo.stats(), self._routes.stats(), self._index_memo.stats())
 
     def route(self, key: tuple[object, ...]) -> Route | None:
         """The last route of request identity ``key``, or None."""

@@ -385,3 +385,15 @@ def test_lookup_by_compact_identity_is_get() -> None:
     later = (NOW + timedelta(seconds=300)).timestamp()
     assert cache.lookup(_key(1).compact(), now=later) is None
     assert cache.stats().expirations == 1
+
+
+def test_resolution_memos_are_sized_from_the_cache_table() -> None:
+    """``[cache] max_entries`` bounds the resolve memo, the routes and the index memo, and a
+    new table resizes them."""
+    from pullgate.clock import SystemClock
+    from pullgate.decision.resolution import Resolver
+
+    resolver = Resolver(SystemClock(), CacheConfig(max_entries=50))
+    assert [s.capacity for s in resolver.stats()] == [50, 50, 5]
+    resolver.configure(CacheConfig(max_entries=20))
+    assert [s.capacity for s in resolver.stats()] == [20, 20, 2]
