@@ -35,7 +35,6 @@ Loading rules (:func:`load_config`, :func:`parse_config`):
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -45,25 +44,20 @@ from types import MappingProxyType
 from pullgate.config_checker import ConfigChecker, quote_key, type_name
 from pullgate.config_model import (
     DEFAULT_STATEMENT,
-    ApiConfig,
     CacheConfig,
-    CriConfig,
     DaemonConfig,
-    MetricsConfig,
     RegistryConfig,
     StatementSettings,
     VerificationConfig,
 )
 from pullgate.config_nri import nri_table
+from pullgate.config_process import api_table, cri_table, metrics_table
 from pullgate.config_salvage import salvage_tables
 from pullgate.config_start import start_break_glass, start_runtime
 from pullgate.config_verifier import image_verifier
 from pullgate.errors import ConfigError
-from pullgate.oci.critical import CriticalImages
-from pullgate.textnum import ascii_int
 
 _PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?")
-_MAX_PORT = 65535
 
 _TOP_KEYS = frozenset(
     {
@@ -84,10 +78,7 @@ _TOP_KEYS = frozenset(
         "nri",
     }
 )
-_API_KEYS = frozenset({"socket", "socket_mode"})
 _PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime", "nri", "break_glass"})  # at start
-_CRI_KEYS = frozenset({"socket", "socket_mode", "upstream", "critical_images"})
-_METRICS_KEYS = frozenset({"address", "allow_non_loopback"})
 _CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
 _REGISTRY_KEYS = frozenset(
     {
@@ -129,91 +120,6 @@ def _platform(chk: ConfigChecker, data: Mapping[str, object]) -> str | None:
         chk.problem("platform", f"must be os/arch[/variant] in lower case, got {text!r}")
         return None
     return text or None
-
-
-def _api(chk: ConfigChecker, data: Mapping[str, object]) -> ApiConfig:
-    default = ApiConfig()
-    table = chk.section(data, "api", _API_KEYS)
-    if table is None:
-        return default
-    return ApiConfig(
-        socket=chk.socket(table, "socket", "api", default.socket),
-        socket_mode=chk.socket_mode(table, "api", default.socket_mode),
-    )
-
-
-def _cri(chk: ConfigChecker, data: Mapping[str, object]) -> CriConfig | None:
-    table = chk.section(data, "cri", _CRI_KEYS)
-    if table is None:
-        return None
-    default = CriConfig()
-    upstream = chk.unix_upstream(table, "upstream", "cri", default.upstream)
-    critical = _critical_images(chk, table)
-    return CriConfig(
-        socket=chk.socket(table, "socket", "cri", default.socket),
-        socket_mode=chk.socket_mode(table, "cri", default.socket_mode),
-        upstream=upstream,
-        critical_images=critical,
-    )
-
-
-def _critical_images(chk: ConfigChecker, table: Mapping[str, object]) -> tuple[str, ...]:
-    raw = table.get("critical_images", [])
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        chk.problem("cri.critical_images", "must be a list of strings")
-        return ()
-    try:  # the proxy's own parser: one grammar for the allowlist
-        CriticalImages.parse(raw)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            chk.problem("cri.critical_images", problem)
-        return ()
-    return tuple(raw)
-
-
-def _split_host_port(address: str) -> tuple[str, str] | None:
-    if address.startswith("["):
-        end = address.find("]")
-        if end < 0 or address[end + 1 : end + 2] != ":":
-            return None
-        return address[1:end], address[end + 2 :]
-    host, sep, port = address.rpartition(":")
-    if not sep or ":" in host:
-        return None
-    return host, port
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _metrics(chk: ConfigChecker, data: Mapping[str, object]) -> MetricsConfig:
-    default = MetricsConfig()
-    table = chk.section(data, "metrics", _METRICS_KEYS)
-    if table is None:
-        return default
-    address = chk.string(table, "address", "metrics", default.address)
-    allow = chk.boolean(table, "allow_non_loopback", "metrics", default.allow_non_loopback)
-    if not address:
-        return MetricsConfig(address="", allow_non_loopback=allow)
-    parts = _split_host_port(address)
-    port = ascii_int(parts[1]) if parts is not None else None
-    if parts is None or not parts[0] or port is None or not 0 < port <= _MAX_PORT:
-        chk.problem("metrics.address", f"must be host:port with a port 1-65535, got {address!r}")
-        return MetricsConfig(address=default.address, allow_non_loopback=allow)
-    if not allow and not _is_loopback(parts[0]):
-        chk.problem(
-            "metrics.address",
-            f"host {parts[0]!r} is not loopback; set metrics.allow_non_loopback = true to "
-            "expose metrics beyond this node",
-        )
-        return MetricsConfig(address=default.address, allow_non_loopback=allow)
-    return MetricsConfig(address=address, allow_non_loopback=allow)
 
 
 def _cache(chk: ConfigChecker, data: Mapping[str, object]) -> CacheConfig:
@@ -337,9 +243,9 @@ def parse_config(data: bytes, source: Path) -> DaemonConfig:
         trust_dir=chk.path(document, "trust_dir", "", DaemonConfig().trust_dir),
         hosts_dirs=_hosts_dirs(chk, document),
         platform=_platform(chk, document),
-        api=_api(chk, document),
-        cri=_cri(chk, document),
-        metrics=_metrics(chk, document),
+        api=api_table(chk, document),
+        cri=cri_table(chk, document),
+        metrics=metrics_table(chk, document),
         cache=_cache(chk, document),
         registry=_registry(chk, document),
         verification=_verification(chk, document),
@@ -387,9 +293,9 @@ def load_process_settings(path: Path) -> DaemonConfig | None:
     chk = ConfigChecker(path)
     config = DaemonConfig(
         source=path,
-        api=_api(chk, document),
-        cri=_cri(chk, document),
-        metrics=_metrics(chk, document),
+        api=api_table(chk, document),
+        cri=cri_table(chk, document),
+        metrics=metrics_table(chk, document),
         runtime=start_runtime(chk, document),
         break_glass=start_break_glass(chk, document),
         nri=nri_table(chk, document),

@@ -31,10 +31,9 @@ from pullgate.verification.policy_rules import (
     POLICY_LINK,
     VerifyTimestamp,
     inspect_document,
-    ipv6_locator,
-    scope_problem,
     store_refs,
 )
+from pullgate.verification.policy_scope import ipv6_locator, scope_problem
 from pullgate.verification.truststore import (
     StoreType,
     TrustStore,
