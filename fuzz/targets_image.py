@@ -8,8 +8,10 @@ envelope) signed by another, untrusted root, so the fuzzer starts deep in verifi
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ class Trust:
 def trust() -> Trust:
     """Built once per process: a strict policy for the fuzz registry, one trusted root."""
     root = Path(tempfile.mkdtemp(prefix="pullgate-fuzz-trust-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     chain = Pki(name="fuzz-trusted").chain(key=KeySpec.ec(256))
     write_store(root, "ca", "fuzz", [chain.root.cert])
     policy = {
