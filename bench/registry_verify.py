@@ -4,10 +4,11 @@ Against the real ``docker-registry`` (distribution 2.8.2, mutual TLS, no Referre
 referrers tag schema is used) holding one image with one JWS signature (P-256 leaf, 3-certificate
 chain, level strict), measures in one run, interleaved:
 
-* cold: what ``pullgate verify IMAGE`` does once the process is up and the trust configuration is
-  loaded — verification memos cleared (``clear_caches``), a fresh ``RegistryClient`` (no pooled
-  connection, no TLS context, no token), certs.d lookup, reference parsing, resolve, signature
-  discovery, fetches and verification through ``pipeline.verify_image`` (the CLI's code path);
+* cold: what ``pullgate verify IMAGE`` does once the process is up and its one-shot configuration
+  snapshot is built — verification memos cleared (``clear_caches``), a fresh decision engine
+  (``Decider``: no pooled connection, no TLS context, no token), certs.d lookup, reference
+  parsing, resolve, signature discovery, fetches, verification and the allow's content binding
+  (the CLI's code path, which is every front end's);
 * bare: exactly the same HTTP requests (recorded through the client's ``request_log`` hook: same
   methods, URLs, Accept headers, same order) replayed by a minimal urllib3 client with the same
   TLS setup (system roots + the certs.d CA, the client certificate), built fresh each time, and
@@ -44,20 +45,12 @@ from tests.support.signing import sign_jws  # noqa: E402
 
 from bench._common import POLICY, replay, replay_context  # noqa: E402
 from pullgate.clock import SystemClock  # noqa: E402
-from pullgate.pipeline import verify_image  # noqa: E402
-from pullgate.registry.client import RegistryClient  # noqa: E402
-from pullgate.registry.hosts import load_hosts  # noqa: E402
-from pullgate.registry.model import HostsConfig  # noqa: E402
-from pullgate.registry.reference import parse_reference  # noqa: E402
+from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
+from pullgate.decision.decider import Decider  # noqa: E402
+from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
-from pullgate.trust import TrustConfig, load_trust_config  # noqa: E402
+from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
-from pullgate.verification.revocation import (  # noqa: E402
-    CrlCache,
-    NetworkRevocationChecker,
-    Urllib3Fetcher,
-)
-from pullgate.verification.verifier import Verifier  # noqa: E402
 
 TARGET_RATIO = 1.5
 REPO = "bench/app"
@@ -69,9 +62,7 @@ class Setup:
 
     registry: DockerRegistry
     image: str
-    hosts_roots: tuple[Path, ...]
-    trust: TrustConfig
-    crl_dir: Path
+    snapshot: Snapshot
 
 
 def _prepare(tmp: Path, registry: DockerRegistry) -> Setup:
@@ -90,42 +81,28 @@ def _prepare(tmp: Path, registry: DockerRegistry) -> Setup:
         f"client = [[{json.dumps(str(registry.client_pem))}, "
         f"{json.dumps(str(registry.client_key))}]]\n"
     )
+    config = DaemonConfig(
+        trust_dir=trust_dir,
+        hosts_dirs=(tmp / "certs.d",),
+        verification=VerificationConfig(crl_cache_dir=tmp / "crl"),
+    )
     return Setup(
         registry=registry,
         image=f"{registry.host}/{REPO}:v1",
-        hosts_roots=(tmp / "certs.d",),
-        trust=load_trust_config(trust_dir),
-        crl_dir=tmp / "crl",
+        snapshot=build_snapshot(None, 1, clock=SystemClock(), base=config),
     )
 
 
 def cold_verify(setup: Setup, request_log: Callable[[RequestRecord], None] | None = None) -> bool:
     """One verification from scratch, as ``pullgate verify`` runs it. True when allowed."""
     clear_caches()
-    roots = list(setup.hosts_roots)
-
-    def hosts(registry: str) -> HostsConfig:
-        return load_hosts(registry, roots)
-
-    clock = SystemClock()
-    verifier = Verifier(
-        trust_store=setup.trust.store,
-        revocation=NetworkRevocationChecker(
-            Urllib3Fetcher(), clock, crl_cache=CrlCache(setup.crl_dir)
-        ),
-        clock=clock,
-    )
-    client = RegistryClient(hosts, request_log=request_log)
+    snapshot = setup.snapshot
+    decider = Decider(lambda: snapshot, clock=SystemClock(), request_log=request_log, max_flights=1)
     try:
-        outcome = verify_image(
-            trust=setup.trust,
-            client=client,
-            verifier=verifier,
-            reference=parse_reference(setup.image),
-        )
+        decision = decider.decide(DecisionRequest(reference=setup.image, caller="cli"))
     finally:
-        client.close()
-    return outcome.allowed
+        decider.close()
+    return decision.allowed
 
 
 def bare_replay(setup: Setup, records: Sequence[RequestRecord]) -> float:

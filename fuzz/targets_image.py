@@ -14,7 +14,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.pki import NOW, KeySpec, Pki, write_store
@@ -24,24 +23,28 @@ from fuzz.scripted import REGISTRY, REPOSITORY, by_digest, client, path_parts, r
 from fuzz.targets_registry import _content
 from fuzz.wire import Reply, parse_reply, split_fields
 from pullgate.clock import FixedClock
-from pullgate.pipeline import verify_image
-from pullgate.trust import TrustConfig, load_trust_config
-from pullgate.verification.revocation import RevocationStatus, StaticRevocationChecker
-from pullgate.verification.verifier import Verifier
+from pullgate.config import DaemonConfig, VerificationConfig
+from pullgate.decision.decider import Decider
+from pullgate.decision.model import DecisionRequest
+from pullgate.reload.snapshot import Snapshot, build_snapshot
 
 FIELDS = 8  # HEAD, GET, referrers page, next page, tag schema, three content-addressed blobs
 
 
-@dataclass(frozen=True, slots=True)
-class Trust:
-    """The trust directory of the target and the verifier built on it."""
+class _NoRevocationFetches:
+    """OCSP/CRL transport of the target: every fetch fails (revocation unknown, a deny)."""
 
-    config: TrustConfig
-    verifier: Verifier
+    def get(self, url: str, *, timeout: float, max_bytes: int) -> bytes:
+        raise OSError(f"no revocation fetches in the fuzz target ({url})")
+
+    def post(
+        self, url: str, body: bytes, *, content_type: str, timeout: float, max_bytes: int
+    ) -> bytes:
+        raise OSError(f"no revocation fetches in the fuzz target ({url})")
 
 
 @functools.cache
-def trust() -> Trust:
+def snapshot() -> Snapshot:
     """Built once per process: a strict policy for the fuzz registry, one trusted root."""
     root = Path(tempfile.mkdtemp(prefix="pullgate-fuzz-trust-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
@@ -60,17 +63,18 @@ def trust() -> Trust:
         ],
     }
     (root / "trustpolicy.json").write_text(json.dumps(policy))
-    config = load_trust_config(root)
-    verifier = Verifier(
-        trust_store=config.store,
-        revocation=StaticRevocationChecker(RevocationStatus.GOOD),
-        clock=FixedClock(NOW),
+    config = DaemonConfig(
+        trust_dir=root,
+        hosts_dirs=(),
+        platform="linux/amd64",
+        verification=VerificationConfig(crl_cache_dir=root / "crl"),
     )
-    return Trust(config, verifier)
+    return build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
 
 
 def image(data: bytes) -> None:
-    """``pipeline.verify_image`` (resolve, discover, fetch, verify): never an allow."""
+    """The decision engine (resolve, index, discover, fetch, verify) over a registry client whose
+    every answer comes from the input: never an allow."""
     fields = [parse_reply(f) for f in split_fields(data, FIELDS)]
     head, get, first, following, tag = fields[:5]
     store = by_digest(fields)
@@ -88,12 +92,20 @@ def image(data: bytes) -> None:
             return first
         return following
 
-    registry, _ = client(route)
-    setup = trust()
-    outcome = verify_image(
-        trust=setup.config, client=registry, verifier=setup.verifier, reference=reference()
+    snap = snapshot()
+    decider = Decider(
+        lambda: snap,
+        clock=FixedClock(NOW),
+        fetcher=_NoRevocationFetches(),
+        stores=lambda _snap, _creds: client(route)[0],
+        max_workers=2,
+        max_flights=1,
     )
-    check(not outcome.allowed, "an image no trusted key signed was allowed")
+    try:
+        decision = decider.decide(DecisionRequest(reference=str(reference())))
+    finally:
+        decider.close()
+    check(not decision.allowed, "an image no trusted key signed was allowed")
 
 
-TARGETS = (FuzzTarget("image", "pullgate.pipeline.verify_image (end to end)", image),)
+TARGETS = (FuzzTarget("image", "pullgate.decision.decider.Decider.decide (end to end)", image),)

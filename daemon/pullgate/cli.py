@@ -10,29 +10,40 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pullgate import __version__
 from pullgate.clock import SystemClock
-from pullgate.config import DEFAULT_CONFIG_PATH
+from pullgate.config import (
+    DEFAULT_CONFIG_PATH,
+    DaemonConfig,
+    RegistryConfig,
+    Requirement,
+    VerificationConfig,
+)
+from pullgate.decision.context import SnapshotLike
+from pullgate.decision.decider import Decider
+from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.platform import parse_platform
+from pullgate.decision.resolved import resolve
 from pullgate.doctor import DOCTOR_SUMMARY, add_doctor_arguments, run_doctor_command
 from pullgate.errors import ConfigError, MalformedInput, PullgateError, Reason
 from pullgate.inspect import inspect_signatures, render_tree
 from pullgate.oci.layout import LayoutReference, open_layout
-from pullgate.pipeline import resolve, verify_image
-from pullgate.registry.auth import DockerConfigCredentials
+from pullgate.oci.layout_store import LayoutStore
+from pullgate.registry.auth import CredentialStore, DockerConfigCredentials
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.hosts import load_hosts
 from pullgate.registry.hosts_report import hosts_json, render_hosts
 from pullgate.registry.model import HostsConfig, ImageReference
 from pullgate.registry.reference import parse_reference
+from pullgate.registry.store import Store
+from pullgate.reload.snapshot import Snapshot, build_snapshot
 from pullgate.report import decision_json, decision_text
-from pullgate.trust import TrustConfig, dead_scope_warnings, load_trust_config
-from pullgate.verification.outcome import VerificationOutcome
+from pullgate.trust import dead_scope_warnings, load_trust_config
 from pullgate.verification.policy import check_trust_dir
-from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker, Urllib3Fetcher
-from pullgate.verification.verifier import DEFAULT_MAX_SIGNATURES, Verifier
+from pullgate.verification.verifier import DEFAULT_MAX_SIGNATURES
 
 EXIT_ALLOW = 0
 EXIT_DENY = 1
@@ -44,6 +55,8 @@ DEFAULT_HOSTS_DIR = Path("/etc/containerd/certs.d")
 HOSTS_HELP = "containerd certs.d root(s), ':'-separated like CRI config_path"
 
 log = logging.getLogger("pullgate")
+
+StoreOpener = Callable[[SnapshotLike, CredentialStore | None], Store]
 
 
 class _UsageError(Exception):
@@ -130,28 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_outcome(outcome: VerificationOutcome, output: str) -> int:
+def _print_decision(decision: Decision, output: str) -> int:
     if output == "json":
-        print(json.dumps(decision_json(outcome), indent=2))
+        print(json.dumps(decision_json(decision), indent=2))
     else:
-        print(decision_text(outcome))
-    return EXIT_ALLOW if outcome.allowed else EXIT_DENY
-
-
-def _deny_json(reference: str, err: PullgateError, output: str) -> int:
-    if output == "json":
-        doc: dict[str, object] = {
-            "decision": "deny",
-            "reason": err.reason.value,
-            "message": str(err),
-            "reference": reference,
-            "digest": "",
-            "subjects": [],
-        }
-        print(json.dumps(doc, indent=2))
-    else:
-        print(f"DENY {reference}: {err.reason.value} - {err}")
-    return EXIT_DENY
+        print(decision_text(decision))
+    return EXIT_ALLOW if decision.allowed else EXIT_DENY
 
 
 def _roots(text: str) -> list[Path]:
@@ -173,20 +170,6 @@ def _registry_client(args: argparse.Namespace) -> RegistryClient:
     return RegistryClient(hosts, credentials=credentials)
 
 
-def _verifier(args: argparse.Namespace, trust: TrustConfig) -> Verifier:
-    clock = SystemClock()
-    cache_dir = args.cache_dir or _default_cache_dir()
-    revocation = NetworkRevocationChecker(
-        Urllib3Fetcher(), clock, crl_cache=CrlCache(cache_dir / "crl")
-    )
-    return Verifier(
-        trust_store=trust.store,
-        revocation=revocation,
-        clock=clock,
-        max_signatures=args.max_signatures,
-    )
-
-
 def _image_reference(text: str) -> ImageReference:
     """``text`` as an image reference; a malformed one is a usage error."""
     try:
@@ -195,20 +178,50 @@ def _image_reference(text: str) -> ImageReference:
         raise _UsageError(str(exc)) from exc
 
 
-def _verify_registry(args: argparse.Namespace, trust: TrustConfig, metadata: dict[str, str]) -> int:
-    ref = _image_reference(args.reference)
-    client = _registry_client(args)
+def _one_shot_snapshot(args: argparse.Namespace) -> Snapshot:
+    """The snapshot the daemon would build from these files (trust directory checked as a
+    whole, symlinks as the daemon allows them, docker ``config.json`` credentials), built once.
+
+    Raises:
+        ConfigError: the trust directory or the ``config.json`` is unusable.
+    """
+    cache_dir = args.cache_dir or _default_cache_dir()
+    config = DaemonConfig(
+        trust_dir=args.trust_dir,
+        hosts_dirs=tuple(_roots(args.hosts_dir)),
+        registry=RegistryConfig(config_json=args.registry_config),
+        verification=VerificationConfig(
+            max_signatures=args.max_signatures, crl_cache_dir=cache_dir / "crl"
+        ),
+    )
+    snapshot = build_snapshot(None, 1, clock=SystemClock(), base=config)
+    for problem in snapshot.certs_d_problems:
+        log.error("certs.d problem: %s", problem)
+    return snapshot
+
+
+def _request(args: argparse.Namespace, reference: str) -> DecisionRequest:
+    if args.platform:
+        try:
+            parse_platform(args.platform)
+        except MalformedInput as exc:
+            raise _UsageError(f"--platform: {exc}") from exc
+    return DecisionRequest(
+        reference=reference,
+        platform=args.platform or None,
+        require=Requirement(args.require) if args.require else None,
+        user_metadata=_metadata(args.user_metadata),
+        caller="cli",
+    )
+
+
+def _decide(snapshot: Snapshot, request: DecisionRequest, stores: StoreOpener | None) -> Decision:
+    """One decision by the engine every front end uses, over ``snapshot``."""
+    decider = Decider(lambda: snapshot, clock=SystemClock(), stores=stores, max_flights=1)
     try:
-        outcome = verify_image(
-            trust=trust,
-            client=client,
-            verifier=_verifier(args, trust),
-            reference=ref,
-            user_metadata=metadata,
-        )
+        return decider.decide(request)
     finally:
-        client.close()
-    return _print_outcome(outcome, args.output)
+        decider.close()
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -218,29 +231,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise _UsageError("--scope is only meaningful with --oci-layout")
     if args.max_signatures <= 0:
         raise _UsageError("--max-signatures must be greater than 0")
-    metadata = _metadata(args.user_metadata)
-    trust = load_trust_config(args.trust_dir)
     if not args.oci_layout:
-        return _verify_registry(args, trust, metadata)
-    ref = LayoutReference.parse(args.reference)
-    try:
-        layout = open_layout(ref.path)
-        target = layout.resolve(ref)
-    except MalformedInput as exc:
-        return _deny_json(args.reference, exc, args.output)
-    reference = f"{args.scope}@{target.digest}"
-    try:
-        statement = trust.oci_policy.select(reference)
-    except PullgateError as exc:
-        return _deny_json(reference, exc, args.output)
-    outcome = _verifier(args, trust).verify_artifact(
-        reference=reference,
-        target=target,
-        statement=statement,
-        source=layout,
-        user_metadata=metadata,
-    )
-    return _print_outcome(outcome, args.output)
+        request = _request(args, str(_image_reference(args.reference)))
+        return _print_decision(_decide(_one_shot_snapshot(args), request, None), args.output)
+    layout_ref = LayoutReference.parse(args.reference)
+    pinned = f"@{layout_ref.digest}" if layout_ref.digest else f":{layout_ref.tag}"
+    request = _request(args, str(_image_reference(args.scope + pinned)))
+
+    def layout(_snap: SnapshotLike, _creds: CredentialStore | None) -> Store:
+        return LayoutStore(open_layout(layout_ref.path))  # MalformedInput: a typed deny
+
+    return _print_decision(_decide(_one_shot_snapshot(args), request, layout), args.output)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -306,8 +307,6 @@ def _check_config(path: Path) -> int:
     The problems are the ones the daemon's ``Status`` reports for the same files: fatal ones
     raise (printed by :func:`main`, exit 2), non-fatal ones (certs.d) are printed as warnings.
     """
-    from pullgate.reload.snapshot import build_snapshot
-
     snapshot = build_snapshot(path, 1, clock=SystemClock())
     for problem in snapshot.problems:
         print(f"warning: {problem}", file=sys.stderr)

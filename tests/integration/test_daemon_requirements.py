@@ -44,7 +44,11 @@ def _sign(pusher: Pusher, chain: Chain, repo: str, subject: Descriptor) -> None:
     pusher.push_signature(repo, subject, sign_jws(chain, subject), MT_JWS, certificates=chain.x509)
 
 
-def _configure(node: Node, host: str) -> None:
+def configure_requirements(
+    node: Node, host: str, requirements: tuple[str, ...] = REQUIREMENTS
+) -> None:
+    """One statement per requirement, scoped to ``<host>/req/<requirement>``, with that
+    ``require`` in the daemon's config.toml."""
     statements = [
         {
             "name": req,
@@ -53,19 +57,19 @@ def _configure(node: Node, host: str) -> None:
             "trustStores": ["ca:prod"],
             "trustedIdentities": ["*"],
         }
-        for req in REQUIREMENTS
+        for req in requirements
     ]
     node.write_policy(json.dumps({"version": "1.0", "trustPolicies": statements}))
     node.write_config()
     with node.config_path.open("a") as fh:
-        for req in REQUIREMENTS:
+        for req in requirements:
             fh.write(f'[statements."{req}"]\nrequire = "{req}"\n')
 
 
 def test_requirements_against_the_real_registry(node: Node, registries: RegistryFactory) -> None:
     registry = registries.start()
     node.trust_registry(registry)
-    _configure(node, registry.host)
+    configure_requirements(node, registry.host)
     with Pusher.for_registry(registry) as pusher:
         # req/both: a fully signed image, and an image whose index alone is signed.
         full_index, full_amd64 = _push_index(pusher, "req/both")

@@ -360,13 +360,19 @@ def _push_multi_platform(world: World, registry: DockerRegistry) -> tuple[Descri
 
 
 def test_signed_multi_platform_index_is_allowed(world: World) -> None:
+    """The default requirement (``both``, as in the daemon): index and platform manifest."""
     registry = world.registries.start()
-    index, _ = _push_multi_platform(world, registry)
+    index, amd64 = _push_multi_platform(world, registry)
     world.sign(registry, index)
+    world.sign(registry, amd64)
     world.hosts_toml(registry.host, server=registry.url)
-    code, doc = world.verify(_image(registry, "multi"))
+    code, doc = world.verify(_image(registry, "multi"), "--platform", "linux/amd64")
     _assert_allow(code, doc)
     assert doc["digest"] == index.digest
+    assert {s["role"]: s["digest"] for s in doc["subjects"]} == {
+        "index": index.digest,
+        "platform": amd64.digest,
+    }
 
 
 def test_multi_platform_index_with_only_a_platform_signature_is_denied(world: World) -> None:

@@ -2,8 +2,9 @@
 
 The shim is a subprocess with containerd's argv (``-name REF -digest D -stdin-media-type T``) and
 the descriptor JSON plus newline on stdin. The daemon is a real ``grpc.aio`` server implementing
-``pullgate.v1.Verifier`` whose answers are real decisions: ``pullgate.pipeline.verify_image``
-against the in-process fake registry, with images signed by the test signer. Verdicts are judged
+``pullgate.v1.Verifier`` whose answers are real decisions of the decision engine
+(``pullgate.decision.decider``) against the in-process fake registry, with images signed by the
+test signer. Verdicts are judged
 by exit status and the typed reason that starts stdout.
 """
 
@@ -25,17 +26,15 @@ import grpc
 import pytest
 
 from pullgate.clock import FixedClock
+from pullgate.config import DaemonConfig, VerificationConfig
+from pullgate.decision.decider import Decider
+from pullgate.decision.model import BINDIR_CALLER, DecisionRequest
 from pullgate.descriptor import Descriptor
 from pullgate.errors import Reason
-from pullgate.pipeline import verify_image
-from pullgate.registry.client import RegistryClient
-from pullgate.registry.reference import parse_reference
+from pullgate.reload.snapshot import build_snapshot
 from pullgate.shim import DESCRIPTOR_MEDIA_TYPE, ExitCode
-from pullgate.trust import load_trust_config
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
-from pullgate.verification.revocation import RevocationStatus, StaticRevocationChecker
-from pullgate.verification.verifier import Verifier
-from tests.support.fake_registry import FakeRegistry, hosts_for
+from tests.support.fake_registry import FakeRegistry
 from tests.support.pki import NOW, KeySpec, Pki, write_store
 from tests.support.signing import sign_jws
 
@@ -66,7 +65,7 @@ class VerifyOnly(verifier_pb2_grpc.VerifierServicer):
 
 
 class RealVerifier(VerifyOnly):
-    """Answers Verify from the real pipeline; records each request it saw."""
+    """Answers Verify from the real decision engine; records each request it saw."""
 
     def __init__(self, decide: Callable[[str], verifier_pb2.VerifyResponse]) -> None:
         self.decide = decide
@@ -209,29 +208,31 @@ def world(tmp_path: Path, short_dir: Path) -> Iterator[World]:
         signed = registry.put_image("signed", tag="v1", payload=b"signed layer")
         registry.add_signature("signed", signed, sign_jws(chain, signed))
         unsigned = registry.put_image("unsigned", tag="v1", payload=b"unsigned layer")
-        trust = load_trust_config(trust_dir)
-        verifier = Verifier(
-            trust_store=trust.store,
-            revocation=StaticRevocationChecker(RevocationStatus.GOOD),
-            clock=FixedClock(NOW),
+        certs_d = tmp_path / "certs.d"
+        (certs_d / registry.host).mkdir(parents=True)
+        (certs_d / registry.host / "hosts.toml").write_text(f'server = "{registry.url}"\n')
+        config = DaemonConfig(
+            trust_dir=trust_dir,
+            hosts_dirs=(certs_d,),
+            platform="linux/amd64",
+            verification=VerificationConfig(crl_cache_dir=tmp_path / "crl"),
         )
+        snapshot = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
+        decider = Decider(lambda: snapshot, clock=FixedClock(NOW))
 
         def decide(reference: str) -> verifier_pb2.VerifyResponse:
-            with RegistryClient(hosts_for(registry.endpoint(), registry=registry.host)) as client:
-                outcome = verify_image(
-                    trust=trust,
-                    client=client,
-                    verifier=verifier,
-                    reference=parse_reference(reference),
-                )
+            decision = decider.decide(DecisionRequest(reference=reference, caller=BINDIR_CALLER))
             return verifier_pb2.VerifyResponse(
-                allowed=outcome.allowed,
-                reason=outcome.reason.value,
-                message=outcome.message,
-                digest=outcome.digest,
+                allowed=decision.allowed,
+                reason=decision.reason.value,
+                message=decision.message,
+                digest=decision.digest,
             )
 
-        yield World(registry, decide, signed, unsigned, short_dir / "pullgate.sock")
+        try:
+            yield World(registry, decide, signed, unsigned, short_dir / "pullgate.sock")
+        finally:
+            decider.close()
 
 
 def test_signed_image_is_allowed(world: World) -> None:

@@ -44,6 +44,16 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 TOKEN = "s3cr3t-registry-token-value"
 
 
+def image_manifest(config: Descriptor, layer: Descriptor) -> dict[str, Any]:
+    """A minimal OCI image manifest document: ``config`` and one ``layer``."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.to_json(),
+        "layers": [layer.to_json()],
+    }
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -273,13 +283,7 @@ class FakeRegistry:
         """A minimal image manifest (one layer), optionally tagged."""
         config = self.put_blob(repo, b"{}", EMPTY_CONFIG)
         layer = self.put_blob(repo, payload, "application/vnd.oci.image.layer.v1.tar")
-        doc = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config.to_json(),
-            "layers": [layer.to_json()],
-        }
-        return self.put_manifest(repo, doc, OCI_MANIFEST, tag)
+        return self.put_manifest(repo, image_manifest(config, layer), OCI_MANIFEST, tag)
 
     def add_referrer(
         self,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import struct
 import threading
@@ -72,6 +73,7 @@ class CacheKey:
     # its own signatures, so it never shares an entry.
     repository: str = ""  # registry/repository
     statement: str | None = None
+    user_metadata: tuple[tuple[str, str], ...] = ()  # required signed metadata, sorted
 
     def compact(self) -> bytes:
         """The 32-byte identity the cache stores (SHA-256 of the fields, unambiguously joined)."""
@@ -83,6 +85,7 @@ class CacheKey:
             self.snapshot,
             self.repository,
             self.statement or "",
+            json.dumps(self.user_metadata),  # JSON: no raw newline can blur the fields
         )
         return hashlib.sha256("\n".join(fields).encode()).digest()
 

@@ -1,14 +1,17 @@
-"""Registry clients and instrumentation for the decision layer (docs/architecture.md §1).
+"""Stores and instrumentation for the decision layer (docs/architecture.md §1).
 
-* :class:`ClientPool` keeps idle :class:`~pullgate.registry.client.RegistryClient` objects so
-  pooled connections and bearer tokens are reused. A client is used by one thread at a time
-  (checked out, then returned). Pools are keyed by (snapshot digest, credentials identity): a
-  client that authenticated with one caller's credentials is only ever handed to a request
-  carrying the very same credentials, so credentials and tokens cannot leak between callers.
-* :class:`TimedClient`, :class:`TimedSource` and :class:`TimedRevocation` split verification
-  time into the phases reported in ``Decision.timings``: ``fetch`` (every digest-verified GET),
-  ``discover`` (referrers listing and tag-schema lookups: signature iteration minus fetches),
-  ``revocation`` (OCSP/CRL); ``crypto`` is what is left of the verification.
+* :class:`ClientPool` keeps idle :class:`~pullgate.registry.store.Store` objects (registry
+  clients, by default) so pooled connections and bearer tokens are reused. A store is used by
+  one thread at a time (checked out, then returned). Pools are keyed by (snapshot digest,
+  credentials identity): a client that authenticated with one caller's credentials is only ever
+  handed to a request carrying the very same credentials, so credentials and tokens cannot leak
+  between callers.
+* Phase timings come from hooks, not subclasses: a lent store reports every digest-verified
+  fetch to the hook it was lent with (:meth:`~pullgate.registry.store.Store.session`);
+  :class:`TimedSource` and :class:`TimedRevocation` split verification time into the phases
+  reported in ``Decision.timings``: ``fetch`` (every digest-verified GET), ``discover``
+  (referrers listing and tag-schema lookups: signature iteration minus fetches), ``revocation``
+  (OCSP/CRL); ``crypto`` is what is left of the verification.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from pullgate.registry.client import RegistryClient
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import (
     Credentials,
-    Endpoint,
     HostsConfig,
     ImageReference,
     RegistryLimits,
 )
+from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestLogHook
 from pullgate.verification.revocation import Purpose, RevocationChecker, RevocationResult
@@ -45,7 +48,6 @@ __all__ = [
     "ClientKit",
     "ClientPool",
     "PhaseTimes",
-    "TimedClient",
     "TimedRevocation",
     "TimedSource",
     "credentials_identity",
@@ -84,48 +86,30 @@ class PhaseTimes:
         with self._lock:
             return self._seconds.get(phase, 0.0)
 
+    def add_fetch(self, seconds: float) -> None:
+        """A :data:`~pullgate.registry.store.FetchHook`: add ``seconds`` to ``fetch``."""
+        self.add("fetch", seconds)
+
     def as_dict(self) -> dict[str, float]:
         """A copy of every phase."""
         with self._lock:
             return dict(self._seconds)
 
 
-class TimedClient(RegistryClient):
-    """A registry client that counts the time spent in digest-verified fetches."""
-
-    fetch_seconds: float = 0.0
-
-    def fetch_verified(
-        self,
-        ref: ImageReference,
-        desc: Descriptor,
-        kind: str,
-        cap: int,
-        *,
-        accept: str | None = None,
-        first: Endpoint | None = None,
-    ) -> bytes:
-        """See :meth:`RegistryClient.fetch_verified` (timed)."""
-        started = time.perf_counter()
-        try:
-            return super().fetch_verified(ref, desc, kind, cap, accept=accept, first=first)
-        finally:
-            self.fetch_seconds += time.perf_counter() - started
-
-
 class TimedSource:
-    """A ``SignatureSource`` over a :class:`TimedClient` that records discover/fetch time."""
+    """A ``SignatureSource`` over a store lent with ``times.add_fetch`` as its fetch hook:
+    records ``discover`` as signature iteration time minus the fetches the hook saw."""
 
-    def __init__(self, client: TimedClient, ref: ImageReference, times: PhaseTimes) -> None:
-        self._client = client
+    def __init__(self, store: Store, ref: ImageReference, times: PhaseTimes) -> None:
+        self._store = store
         self._ref = ref
         self._times = times
 
     def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
-        """The client's signatures of ``target``, timed per step."""
-        inner = self._client.signatures(self._ref, target)
+        """The store's signatures of ``target``, timed per step."""
+        inner = self._store.signatures(self._ref, target)
         while True:
-            fetched = self._client.fetch_seconds
+            fetched = self._times.get("fetch")
             started = time.perf_counter()
             try:
                 blob = next(inner)
@@ -133,8 +117,7 @@ class TimedSource:
                 return
             finally:
                 elapsed = time.perf_counter() - started
-                fetch = self._client.fetch_seconds - fetched
-                self._times.add("fetch", fetch)
+                fetch = self._times.get("fetch") - fetched
                 self._times.add("discover", elapsed - fetch)
             yield blob
 
@@ -170,11 +153,11 @@ class TimedRevocation:
         return result
 
 
-ClientFactory = Callable[[], TimedClient]
+ClientFactory = Callable[[], Store]
 
 
 class ClientPool:
-    """Idle registry clients per key; a client is lent to one thread at a time.
+    """Idle stores per key; a store is lent to one thread at a time.
 
     Args:
         max_keys: Distinct (snapshot, credentials) keys kept (LRU; the oldest are closed).
@@ -183,18 +166,24 @@ class ClientPool:
 
     def __init__(self, *, max_keys: int = 64, max_idle: int = 8) -> None:
         self._lock = threading.Lock()
-        self._idle: OrderedDict[tuple[str, str], list[TimedClient]] = OrderedDict()
+        self._idle: OrderedDict[tuple[str, str], list[Store]] = OrderedDict()
         self._max_keys = max_keys
         self._max_idle = max_idle
         self.created = 0
 
     @contextmanager
     def lend(
-        self, key: tuple[str, str], factory: ClientFactory, *, deadline: float | None = None
-    ) -> Iterator[TimedClient]:
-        """Borrow a client for ``key`` (made by ``factory`` when none is idle); while it is
-        lent, none of its requests outlives ``deadline`` (``time.perf_counter()`` seconds)."""
-        client: TimedClient | None = None
+        self,
+        key: tuple[str, str],
+        factory: ClientFactory,
+        *,
+        deadline: float | None = None,
+        on_fetch: FetchHook | None = None,
+    ) -> Iterator[Store]:
+        """Borrow a store for ``key`` (made by ``factory`` when none is idle); while it is
+        lent, none of its requests outlives ``deadline`` (``time.perf_counter()`` seconds) and
+        ``on_fetch`` receives the time of each of its fetches."""
+        client: Store | None = None
         with self._lock:
             idle = self._idle.get(key)
             if idle:
@@ -204,16 +193,14 @@ class ClientPool:
             client = factory()
             with self._lock:
                 self.created += 1
-        client.fetch_seconds = 0.0
-        client.transport.deadline = deadline
         try:
-            yield client
+            with client.session(deadline=deadline, on_fetch=on_fetch):
+                yield client
         finally:
-            client.transport.deadline = None
             self._give_back(key, client)
 
-    def _give_back(self, key: tuple[str, str], client: TimedClient) -> None:
-        closing: list[TimedClient] = []
+    def _give_back(self, key: tuple[str, str], client: Store) -> None:
+        closing: list[Store] = []
         with self._lock:
             idle = self._idle.setdefault(key, [])
             self._idle.move_to_end(key)
@@ -229,7 +216,7 @@ class ClientPool:
 
     def drop(self, keep: Callable[[tuple[str, str]], bool]) -> None:
         """Close the idle clients of every key for which ``keep`` is false."""
-        closing: list[TimedClient] = []
+        closing: list[Store] = []
         with self._lock:
             for key in [k for k in self._idle if not keep(k)]:
                 closing.extend(self._idle.pop(key))
@@ -261,7 +248,7 @@ class ClientKit:
     ) -> ClientFactory:
         """Makes clients for one computation's snapshot and credentials."""
 
-        def make() -> TimedClient:
+        def make() -> Store:
             return make_client(
                 hosts,
                 credentials,
@@ -286,8 +273,8 @@ def make_client(
     tls_contexts: TlsContextCache | None = None,
     budget: ByteBudget | None = None,
     health: EndpointHealth | None = None,
-) -> TimedClient:
-    """A fresh :class:`TimedClient`.
+) -> RegistryClient:
+    """A fresh registry client (the daemon's :class:`~pullgate.registry.store.Store`).
 
     ``tls_contexts`` may be shared by every client of a decider: a TLS context is built from
     ``hosts.toml`` files only, never from a caller's credentials, and sharing it spares every new
@@ -298,7 +285,7 @@ def make_client(
     finding race the other's probe, so the same decision would cost a varying number of
     registry requests.
     """
-    return TimedClient(
+    return RegistryClient(
         hosts,
         credentials=credentials,
         limits=limits,

@@ -18,12 +18,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pullgate.deadline import bounded_by
-from pullgate.decision.clients import TimedClient
 from pullgate.decision.model import Content, Decision
 from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput, PullgateError
 from pullgate.oci.gojson import decode_manifest_config
 from pullgate.registry.model import ImageReference
+from pullgate.registry.store import FetchHook, Store
 
 if TYPE_CHECKING:
     from pullgate.decision.context import DecisionContext
@@ -48,7 +48,7 @@ def config_digest(manifest: bytes) -> str:
 
 
 def read_content(
-    lend: Callable[[], AbstractContextManager[TimedClient]],
+    lend: Callable[[FetchHook | None], AbstractContextManager[Store]],
     ref: ImageReference,
     manifest: Descriptor,
     platform: str | None,
@@ -58,7 +58,7 @@ def read_content(
     """The content ``manifest`` stands for, or none when it cannot be read in time (the allow
     then binds no content; a start gate verifies again rather than trusting it)."""
     try:
-        with bounded_by(deadline), lend() as client:
+        with bounded_by(deadline), lend(None) as client:
             data = client.fetch_manifest(ref, manifest)
         digest = config_digest(data)
     except PullgateError as exc:
@@ -69,7 +69,7 @@ def read_content(
 
 def bind_content(
     decision: Decision,
-    lend: Callable[[], AbstractContextManager[TimedClient]],
+    lend: Callable[[FetchHook | None], AbstractContextManager[Store]],
     ref: ImageReference,
     manifests: Sequence[Descriptor],
     ctx: DecisionContext,

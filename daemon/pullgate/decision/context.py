@@ -21,7 +21,7 @@ from typing import Protocol
 from pullgate.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.decision.cache import CacheStats, FlightStats
-from pullgate.decision.clients import ClientPool, PhaseTimes, TimedClient, credentials_identity
+from pullgate.decision.clients import ClientPool, PhaseTimes, credentials_identity
 from pullgate.decision.combine import Verdict, finish
 from pullgate.decision.memo import MemoKey
 from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest
@@ -30,6 +30,7 @@ from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.model import HostsConfig, RegistryLimits
+from pullgate.registry.store import FetchHook, Store
 from pullgate.trust import TrustConfig
 from pullgate.verification.http_fetch import HttpFetcher
 from pullgate.verification.policy import TrustPolicyStatement
@@ -133,6 +134,7 @@ def flight_key(request: DecisionRequest, snap: SnapshotLike) -> tuple[object, ..
         request.digest,
         request.platform,
         request.require,
+        tuple(sorted((request.user_metadata or {}).items())),
         credentials_identity(request.credentials),
         snap.digest,
     )
@@ -179,27 +181,31 @@ class DecisionContext:
 
 
 class Lender:
-    """Borrows a pooled registry client on first use only (a warm decision needs none)."""
+    """Borrows a pooled store on first use only (a warm decision needs none)."""
 
     def __init__(
         self,
         pool: ClientPool,
         key: tuple[str, str],
-        factory: Callable[[], TimedClient],
+        factory: Callable[[], Store],
         *,
         deadline: float | None = None,
+        on_fetch: FetchHook | None = None,
     ) -> None:
         self._pool = pool
         self._key = key
         self._factory = factory
         self._deadline = deadline
+        self._on_fetch = on_fetch
         self._stack = ExitStack()
-        self._client: TimedClient | None = None
+        self._client: Store | None = None
 
-    def client(self) -> TimedClient:
+    def client(self) -> Store:
         if self._client is None:
             self._client = self._stack.enter_context(
-                self._pool.lend(self._key, self._factory, deadline=self._deadline)
+                self._pool.lend(
+                    self._key, self._factory, deadline=self._deadline, on_fetch=self._on_fetch
+                )
             )
         return self._client
 
@@ -213,5 +219,5 @@ class Lender:
 class OfflineLender(Lender):
     """A lender for the warm path: any registry access means "not warm"."""
 
-    def client(self) -> TimedClient:
+    def client(self) -> Store:
         raise WouldBlock

@@ -1,50 +1,32 @@
-"""The decision layer: one pull in, one enforceable answer out (docs/architecture.md §1).
+"""The decision engine: one pull in, one enforceable answer out, for every front end
+(docs/architecture.md §1).
 
 Flow of :meth:`Decider.decide`:
 
-1. The current configuration snapshot; the platform (request, ``config.platform``, or this
-   node); the reference, normalised; the trust-policy statement (scope matching is on
-   ``registry/repository``, so it is chosen before the registry is contacted, and an
-   unreachable registry can still honour the statement's ``on_inconclusive``). No statement →
-   deny ``NO_POLICY``.
-2. Resolve (HEAD). For an index: fetch it by digest (digest-verified, memoised by digest),
-   select every manifest a fronted containerd would run (:mod:`pullgate.decision.matcher`,
-   nested indexes fetched the same way); none → deny ``PLATFORM_NOT_FOUND``. Each platform
-   descriptor comes out of digest-verified index bytes, so it is listed there by
-   construction; its own bytes are digest- and size-checked against that listing whenever
-   they are fetched.
-3. Decision cache (:mod:`pullgate.decision.cache`), keyed by the resolved digests, the
-   repository and the statement (never shared across repositories or statements).
-4. Verify the subjects the requirement needs, in parallel on a thread pool, within the whole
-   decision's budget (``verification.timeout`` → ``TIMEOUT``, inconclusive): ``both`` and
-   ``either`` verify index and platform manifest, ``index`` / ``platform`` only the one they
-   need. A plain manifest is one subject (role ``manifest``), whatever the requirement.
-5. Combine: ``both`` needs both; ``either`` needs one. A failure is definitive when it cannot
-   be rescued (``both``: any definitive failure; ``either``: all failures definitive);
-   otherwise it is inconclusive.
-6. Inconclusive + ``on_inconclusive = "allow"`` → allowed, ``fail_open`` (warning logged on
-   every call). Still denied + ``mode = "audit"`` → allowed, ``audit_denied``, reason
-   ``AUDIT_ONLY`` with the underlying reason kept in the message.
+1. The snapshot; the platform (request, ``config.platform``, or this node); the normalised
+   reference; its trust-policy statement, chosen before the registry is contacted (so an
+   unreachable registry still honours ``on_inconclusive``); none → deny ``NO_POLICY``.
+2. Resolve. For an index: fetch it by digest (verified, memoised), select every manifest a
+   fronted containerd would run (:mod:`pullgate.decision.matcher`); none → deny
+   ``PLATFORM_NOT_FOUND``. Each platform descriptor comes from digest-verified index bytes;
+   its own bytes are digest- and size-checked against that listing whenever fetched.
+3. Decision cache, keyed by the resolved digests, the repository and the statement.
+4. Verify the subjects the requirement needs (``both``/``either``: index and platform manifest;
+   ``index``/``platform``: that one; a plain manifest: itself), in parallel, within the
+   decision's budget (``verification.timeout`` → ``TIMEOUT``, inconclusive).
+5. Combine: ``both`` needs both, ``either`` one; a failure that cannot be rescued is
+   definitive, otherwise inconclusive.
+6. Inconclusive + ``on_inconclusive = "allow"`` → allowed, ``fail_open`` (logged every time);
+   still denied + ``mode = "audit"`` → allowed, ``audit_denied``, reason ``AUDIT_ONLY``.
 
-Step 2's resolve goes through the resolve memo (:mod:`pullgate.decision.memo`, ``[cache]
-resolve_ttl``; the module docstring there explains why a briefly stale tag → digest mapping
-cannot let unverified content through), and the index memo keeps parsed indexes by digest, so
-a warm decision makes no registry request at all.
+With the resolve and index memos a warm decision makes no registry request. Parts: ``context``,
+``resolution`` (1-2), ``cache`` (3), ``verify`` (4), ``combine`` (5-6), ``content`` (what an
+allow covers); content is read only through a :class:`~pullgate.registry.store.Store`.
 
-Where the parts live: :mod:`pullgate.decision.context` (snapshot protocol, per-computation
-context, client lenders), :mod:`pullgate.decision.resolution` (steps 1-2: request parsing,
-resolve and index memos, routes), :mod:`pullgate.decision.verify` (step 4),
-:mod:`pullgate.decision.combine` (steps 5-6), :mod:`pullgate.decision.cache` (step 3 and the
-single-flight), :mod:`pullgate.decision.content` (what an allow covers: the manifest and its
-config digest, reported to ``on_allow``); this module is the flow itself.
-
-The whole of ``decide`` is single-flighted on (reference, digest, platform, requirement,
-credentials identity, snapshot digest): 100 concurrent identical cold calls cost one call's
-registry requests. Threads call :meth:`Decider.decide`; asyncio front ends call
-:meth:`Decider.decide_async`, which answers a warm request on the event loop from the memos and
-the cache (no thread hop, no I/O), and otherwise joins the same flights without holding a
-thread while it waits. An unexpected exception is a fail-closed ``INTERNAL`` deny (never opened
-by ``on_inconclusive``).
+``decide`` is single-flighted on everything the answer depends on (:func:`flight_key`); threads
+call :meth:`Decider.decide`, asyncio front ends :meth:`Decider.decide_async` (warm answers on
+the event loop, cold ones joined without holding a thread). An unexpected exception is a
+fail-closed ``INTERNAL`` deny (never opened by ``on_inconclusive``).
 """
 
 from __future__ import annotations
@@ -56,12 +38,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from functools import partial
 
 from pullgate.clock import Clock
 from pullgate.config import CacheConfig
 from pullgate.decision.audit import audit_record
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
-from pullgate.decision.clients import ClientKit, ClientPool, TimedClient, credentials_identity
+from pullgate.decision.clients import ClientKit, ClientPool, credentials_identity
 from pullgate.decision.combine import Verdict
 from pullgate.decision.content import bind_content
 from pullgate.decision.context import (
@@ -89,6 +72,7 @@ from pullgate.errors import PullgateError, Reason, VerificationFailed, Verificat
 from pullgate.registry.auth import CredentialStore, StaticCredentials
 from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
+from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.transport import RequestRecord
 from pullgate.verification.http_fetch import HttpFetcher, Urllib3Fetcher
 
@@ -106,8 +90,9 @@ class Decider:
         fetcher: OCSP/CRL transport (default: a pooled urllib3 fetcher).
         request_log: Receives one record per registry HTTP exchange.
         audit: Receives one audit dict per decision (see :mod:`pullgate.decision.audit`).
-        on_allow: Receives every allow with the digest of the snapshot that made it, whichever
-            front end asked (the start gate's verdict store records them here, in one place).
+        on_allow: Receives every allow, whichever front end asked, and its snapshot's digest.
+        stores: (snapshot, credentials) → the :class:`~pullgate.registry.store.Store` to read
+            (default: a registry client over the snapshot's certs.d).
         max_workers: Threads verifying subjects in parallel.
         max_flights: Threads running the computations of :meth:`decide_async` (distinct
             concurrent cold decisions beyond this wait their turn).
@@ -122,6 +107,7 @@ class Decider:
         request_log: Callable[[RequestRecord], None] | None = None,
         audit: Callable[[dict[str, object]], None] | None = None,
         on_allow: Callable[[Decision, str], object] | None = None,
+        stores: Callable[[SnapshotLike, CredentialStore | None], Store] | None = None,
         max_workers: int = 32,
         max_flights: int = 64,
     ) -> None:
@@ -131,6 +117,7 @@ class Decider:
         self._request_log = request_log
         self._audit = audit
         self._on_allow = on_allow
+        self._stores = stores
         self._lock = threading.Lock()
         self._shared: Shared | None = None
         self._cache: DecisionCache | None = None
@@ -313,16 +300,18 @@ class Decider:
         ctx.platform = request_platform(request, snap.config)
         ref = request_reference(request)
         ctx.digest = ref.digest or ""
-        ctx.statement = snap.trust.oci_policy.select(f"{ref.policy_locator}@{ref.digest or ''}")
+        ctx.statement = snap.trust.oci_policy.select(ref.policy_reference())
         shared = self._shared_for(snap, offline=offline)
         creds: CredentialStore | None = shared.docker
         if request.credentials is not None:
             creds = StaticCredentials(request.credentials)
         pool_key = (snap.digest, credentials_identity(request.credentials))
 
-        factory = self._kit.factory(
+        factory: Callable[[], Store] = self._kit.factory(
             snap.hosts, creds, shared.limits, shared.budget, self._request_log, self._clock
         )
+        if self._stores is not None:
+            factory = partial(self._stores, snap, creds)
 
         lender_type = OfflineLender if offline else Lender
         with lender_type(self._pool, pool_key, factory, deadline=ctx.deadline) as lender:
@@ -352,6 +341,7 @@ class Decider:
             snapshot=snap.digest,
             repository=ref.locator,
             statement=ctx.statement.name,
+            user_metadata=tuple(sorted((request.user_metadata or {}).items())),
         )
         if ctx.memo_key is not None and snap.config.cache.resolve_ttl > 0:
             route = Route(
@@ -372,8 +362,8 @@ class Decider:
         if offline:
             raise WouldBlock
 
-        def lend() -> AbstractContextManager[TimedClient]:
-            return self._pool.lend(pool_key, factory, deadline=ctx.deadline)
+        def lend(on_fetch: FetchHook | None) -> AbstractContextManager[Store]:
+            return self._pool.lend(pool_key, factory, deadline=ctx.deadline, on_fetch=on_fetch)
 
         sub = SubjectContext(
             ref=resolved.reference,
@@ -383,6 +373,7 @@ class Decider:
             clock=self._clock,
             lend=lend,
             times=ctx.times,
+            user_metadata=request.user_metadata,
         )
         decision = self._verify(ctx, sub, resolved.target, picks)
         cache.put(key, decision, ctx.valid_until)

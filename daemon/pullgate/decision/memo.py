@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pullgate.clock import Clock
+from pullgate.decision.resolved import Resolved
 from pullgate.lru import Lru, LruStats
-from pullgate.pipeline import Resolved
 
 __all__ = ["MemoKey", "ResolveMemo"]
 

@@ -29,6 +29,8 @@ class DecisionRequest:
     credentials: Credentials | None = None
     caller: str = ""
     require: Requirement | None = None  # CLI override of the statement's requirement
+    # Signed user metadata every verified signature must carry (``pullgate verify -m K=V``).
+    user_metadata: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,10 +33,10 @@ from pullgate.decision.platform import (
     index_entries,
     parse_platform,
 )
+from pullgate.decision.resolved import Resolved, resolve
 from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
 from pullgate.lru import Lru, LruStats
-from pullgate.pipeline import Resolved, resolve
 from pullgate.registry.client import MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_INDEX
 from pullgate.registry.model import ImageReference
 from pullgate.registry.reference import parse_reference

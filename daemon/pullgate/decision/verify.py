@@ -26,7 +26,7 @@ subject whose turn comes after the deadline is not started.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
@@ -36,13 +36,14 @@ from typing import TYPE_CHECKING
 from pullgate.clock import Clock
 from pullgate.config import Requirement
 from pullgate.deadline import bounded_by
-from pullgate.decision.clients import PhaseTimes, TimedClient, TimedRevocation, TimedSource
+from pullgate.decision.clients import PhaseTimes, TimedRevocation, TimedSource
 from pullgate.decision.combine import Subject, Verdict, combine, is_inconclusive
 from pullgate.decision.model import SubjectDecision
 from pullgate.decision.platform import IndexEntry, Platform
 from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, reason_row
 from pullgate.registry.model import ImageReference
+from pullgate.registry.store import FetchHook, Store
 from pullgate.verification.policy import TrustPolicyStatement
 from pullgate.verification.revocation import RevocationChecker
 from pullgate.verification.verifier import Verifier
@@ -81,8 +82,9 @@ class SubjectContext:
     statement: TrustPolicyStatement
     shared: Shared  # the snapshot's revocation checker and subject memo
     clock: Clock
-    lend: Callable[[], AbstractContextManager[TimedClient]]
+    lend: Callable[[FetchHook | None], AbstractContextManager[Store]]
     times: PhaseTimes
+    user_metadata: Mapping[str, str] | None = None  # required signed metadata (the CLI's -m)
 
     @property
     def revocation(self) -> RevocationChecker:
@@ -120,6 +122,8 @@ def timed_out_subject(job: SubjectJob, budget: float) -> Subject:
 def run_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
     """Verify ``job``'s descriptor against the statement, or reuse the snapshot's definitive
     verdict for its digest (:mod:`pullgate.decision.subject_memo`); never raises for a verdict."""
+    if ctx.user_metadata:  # the memo's key does not hold what the verdict then depends on
+        return _verify_subject(job, ctx)
     key = (ctx.ref.policy_locator, ctx.statement.name, job.descriptor.digest)
     platform = str(job.platform) if job.platform else None
     memo = ctx.shared.subjects.get(key, job.role, platform)
@@ -141,12 +145,13 @@ def _verify_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
             clock=ctx.clock,
             max_signatures=ctx.snap.config.verification.max_signatures,
         )
-        with ctx.lend() as client:
+        with ctx.lend(local.add_fetch) as client:
             outcome = verifier.verify_artifact(
-                reference=f"{ctx.ref.policy_locator}@{job.descriptor.digest}",
+                reference=ctx.ref.policy_reference(job.descriptor.digest),
                 target=job.descriptor,
                 statement=ctx.statement,
                 source=TimedSource(client, ctx.ref, local),
+                user_metadata=ctx.user_metadata,
             )
     except PullgateError as exc:
         return failed_subject(job, exc)

@@ -23,7 +23,9 @@ answered 404 on ``/manifests/<digest>`` (only relevant for pulling a bare blob).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pullgate.clock import Clock, SystemClock
 from pullgate.descriptor import Descriptor, check_digest, compute_digest, is_digest
@@ -57,6 +59,7 @@ from pullgate.registry.model import (
 )
 from pullgate.registry.redirect import same_origin
 from pullgate.registry.referrers_memo import ReferrersMemo
+from pullgate.registry.store import FetchHook, StoreSignatureSource
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
     HttpStatusError,
@@ -78,14 +81,14 @@ __all__ = [
     "MEDIA_TYPE_OCI_MANIFEST",
     "DescriptorMismatch",
     "RegistryClient",
-    "RegistrySignatureSource",
 ]
 
 log = logging.getLogger(__name__)
 
 
 class RegistryClient:
-    """Reads manifests, blobs and Notary signatures from a registry, as containerd would.
+    """Reads manifests, blobs and Notary signatures from a registry, as containerd would: the
+    registry :class:`~pullgate.registry.store.Store`.
 
     Args:
         hosts: Registry host → its endpoint configuration (``hosts.load_hosts`` bound to the
@@ -134,6 +137,7 @@ class RegistryClient:
         if health is not None:
             self.transport.health = health
         self._auth = Authenticator(self.transport, credentials, clock)
+        self.on_fetch: FetchHook | None = None
 
     def __repr__(self) -> str:
         return f"RegistryClient(requests={self.transport.request_count})"
@@ -147,6 +151,16 @@ class RegistryClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def session(self, *, deadline: float | None, on_fetch: FetchHook | None) -> Iterator[None]:
+        """See :meth:`pullgate.registry.store.Store.session`: ``deadline`` bounds every request
+        (the transport's), ``on_fetch`` times every digest-verified GET."""
+        self.transport.deadline, self.on_fetch = deadline, on_fetch
+        try:
+            yield
+        finally:
+            self.transport.deadline, self.on_fetch = None, None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -354,6 +368,22 @@ class RegistryClient:
         """
         if desc.size > cap:
             raise MalformedInput(f"{desc.digest}: size {desc.size} exceeds the {cap}-byte limit")
+        started = time.perf_counter()
+        try:
+            return self._fetch_verified(ref, desc, kind, accept=accept, first=first)
+        finally:
+            if self.on_fetch is not None:
+                self.on_fetch(time.perf_counter() - started)
+
+    def _fetch_verified(
+        self,
+        ref: ImageReference,
+        desc: Descriptor,
+        kind: str,
+        *,
+        accept: str | None,
+        first: Endpoint | None,
+    ) -> bytes:
         endpoints = list(self.endpoints(ref, Capability.PULL))
         if first is not None:
             endpoints = [first, *(ep for ep in endpoints if ep != first)]
@@ -379,21 +409,6 @@ class RegistryClient:
 
         return registry_signatures(self, ref, target)
 
-    def signature_source(self, ref: ImageReference) -> RegistrySignatureSource:
+    def signature_source(self, ref: ImageReference) -> StoreSignatureSource:
         """A :class:`~pullgate.verification.verifier.SignatureSource` bound to ``ref``."""
-        return RegistrySignatureSource(self, ref)
-
-
-class RegistrySignatureSource:
-    """Adapts :meth:`RegistryClient.signatures` to the ``SignatureSource`` protocol."""
-
-    def __init__(self, client: RegistryClient, ref: ImageReference) -> None:
-        self.client = client
-        self.ref = ref
-
-    def __repr__(self) -> str:
-        return f"RegistrySignatureSource({self.ref})"
-
-    def signatures(self, target: Descriptor) -> Iterator[SignatureBlob]:
-        """Signatures of ``target`` in registry order."""
-        return self.client.signatures(self.ref, target)
+        return StoreSignatureSource(self, ref)

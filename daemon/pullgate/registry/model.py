@@ -86,6 +86,12 @@ class ImageReference:
         """
         return f"{canonical_registry(self.registry)}/{self.repository}"
 
+    def policy_reference(self, digest: str | None = None) -> str:
+        """``registry/repository@digest`` (:attr:`policy_locator`; ``digest`` defaults to the
+        reference's own, empty when it has none): the one string trust-policy statement
+        selection and notation's per-artifact verification are given."""
+        return f"{self.policy_locator}@{digest if digest is not None else self.digest or ''}"
+
     def with_digest(self, digest: str) -> ImageReference:
         """The same repository pinned to ``digest`` (tag kept for display)."""
         return ImageReference(

@@ -1,4 +1,5 @@
-"""The decision layer end to end against the in-process fake registry."""
+"""The decision engine end to end over the in-memory store (no sockets); the two tests about
+registry authentication run over the in-process HTTP fake registry."""
 
 from __future__ import annotations
 
@@ -19,23 +20,18 @@ from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.model import Credentials
-from pullgate.registry.transport import RequestRecord
 from pullgate.reload.snapshot import Snapshot
 from pullgate.reload.state import TrustState
-from tests.support.fake_registry import (
-    OCI_INDEX,
-    refused_endpoint,
-    write_docker_config,
-)
+from tests.support.fake_registry import OCI_INDEX, write_docker_config
 from tests.support.pki import NOW
-from tests.unit.decision.world import REPO, SECRET, World, platform_of
+from tests.unit.decision.world import REPO, SECRET, HttpWorld, MemWorld, platform_of
 
 
 def _roles(decision: Decision) -> dict[str, bool]:
     return {s.role: s.verified for s in decision.subjects}
 
 
-def test_index_and_platform_signed_allows_and_reports_both(world: World) -> None:
+def test_index_and_platform_signed_allows_and_reports_both(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
     decision = world.decider().decide(DecisionRequest(reference=world.ref()))
@@ -49,7 +45,7 @@ def test_index_and_platform_signed_allows_and_reports_both(world: World) -> None
     assert {"resolve", "discover", "fetch", "crypto", "revocation"} <= set(decision.timings)
 
 
-def test_requested_platform_selects_its_manifest(world: World) -> None:
+def test_requested_platform_selects_its_manifest(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.arm64)
     decider = world.decider()
@@ -59,7 +55,7 @@ def test_requested_platform_selects_its_manifest(world: World) -> None:
     assert amd.reason is Reason.NO_SIGNATURE
 
 
-def test_index_only_signed_denied_with_both(world: World) -> None:
+def test_index_only_signed_denied_with_both(world: MemWorld) -> None:
     world.sign(world.index)
     decision = world.decider().decide(DecisionRequest(reference=world.ref()))
     assert (decision.allowed, decision.reason, decision.inconclusive) == (
@@ -70,7 +66,7 @@ def test_index_only_signed_denied_with_both(world: World) -> None:
     assert _roles(decision) == {"index": True, "platform": False}
 
 
-def test_index_only_signed_allowed_with_index(world: World) -> None:
+def test_index_only_signed_allowed_with_index(world: MemWorld) -> None:
     world.sign(world.index)
     settings = StatementSettings(require=Requirement.INDEX)
     decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
@@ -78,13 +74,13 @@ def test_index_only_signed_allowed_with_index(world: World) -> None:
     assert _roles(decision) == {"index": True}
 
 
-def test_request_override_of_requirement(world: World) -> None:
+def test_request_override_of_requirement(world: MemWorld) -> None:
     world.sign(world.index)
     request = DecisionRequest(reference=world.ref(), require=Requirement.INDEX)
     assert world.decider().decide(request).allowed
 
 
-def test_platform_only_signed_allowed_with_either(world: World) -> None:
+def test_platform_only_signed_allowed_with_either(world: MemWorld) -> None:
     world.sign(world.amd64)
     settings = StatementSettings(require=Requirement.EITHER)
     decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
@@ -92,14 +88,14 @@ def test_platform_only_signed_allowed_with_either(world: World) -> None:
     assert _roles(decision) == {"index": False, "platform": True}
 
 
-def test_platform_only_signed_denied_with_index(world: World) -> None:
+def test_platform_only_signed_denied_with_index(world: MemWorld) -> None:
     world.sign(world.amd64)
     settings = StatementSettings(require=Requirement.INDEX)
     decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
     assert (decision.allowed, decision.reason) == (False, Reason.NO_SIGNATURE)
 
 
-def test_absent_platform_is_platform_not_found(world: World) -> None:
+def test_absent_platform_is_platform_not_found(world: MemWorld) -> None:
     world.sign(world.index)
     request = DecisionRequest(reference=world.ref(), platform="linux/s390x")
     decision = world.decider().decide(request)
@@ -110,7 +106,7 @@ def test_absent_platform_is_platform_not_found(world: World) -> None:
     )
 
 
-def test_plain_manifest_is_one_subject(world: World) -> None:
+def test_plain_manifest_is_one_subject(world: MemWorld) -> None:
     single = world.reg.put_image(REPO, tag="single", payload=b"single")
     world.sign(single)
     decision = world.decider().decide(DecisionRequest(reference=world.ref("single")))
@@ -118,7 +114,7 @@ def test_plain_manifest_is_one_subject(world: World) -> None:
     assert _roles(decision) == {"manifest": True}
 
 
-def test_hostile_tag_serving_other_index_bytes_is_denied_even_fail_open(world: World) -> None:
+def test_hostile_tag_serving_other_index_bytes_is_denied_even_fail_open(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
     world.reg.behaviour.wrong_digest.add(world.index.digest)
@@ -131,7 +127,7 @@ def test_hostile_tag_serving_other_index_bytes_is_denied_even_fail_open(world: W
     )
 
 
-def test_index_listing_a_manifest_other_than_the_signed_one_is_denied(world: World) -> None:
+def test_index_listing_a_manifest_other_than_the_signed_one_is_denied(world: MemWorld) -> None:
     world.sign(world.amd64)
     forged = {**world.amd64.to_json(), "size": world.amd64.size + 1}
     hostile = world.reg.put_manifest(
@@ -149,9 +145,10 @@ def test_index_listing_a_manifest_other_than_the_signed_one_is_denied(world: Wor
     assert (decision.allowed, decision.reason) == (False, Reason.DESCRIPTOR_MISMATCH)
 
 
-def test_registry_down_fail_open_allows(world: World, caplog: pytest.LogCaptureFixture) -> None:
+def test_registry_down_fail_open_allows(world: MemWorld, caplog: pytest.LogCaptureFixture) -> None:
     settings = StatementSettings(on_inconclusive=InconclusiveAction.ALLOW)
-    decider = world.decider(settings, endpoints=(refused_endpoint(),))
+    world.reg.behaviour.unreachable = True
+    decider = world.decider(settings)
     with caplog.at_level(logging.WARNING, logger="pullgate.decision.decider"):
         first = decider.decide(DecisionRequest(reference=world.ref()))
         second = decider.decide(DecisionRequest(reference=world.ref()))
@@ -163,14 +160,15 @@ def test_registry_down_fail_open_allows(world: World, caplog: pytest.LogCaptureF
     assert decider.stats().fail_open == 2
 
 
-def test_registry_down_fail_closed_denies_inconclusive(world: World) -> None:
-    decider = world.decider(endpoints=(refused_endpoint(),))
+def test_registry_down_fail_closed_denies_inconclusive(world: MemWorld) -> None:
+    world.reg.behaviour.unreachable = True
+    decider = world.decider()
     decision = decider.decide(DecisionRequest(reference=world.ref()))
     assert (decision.allowed, decision.inconclusive, decision.fail_open) == (False, True, False)
     assert decision.reason is Reason.REGISTRY_UNREACHABLE
 
 
-def test_audit_mode_allows_what_it_would_deny(world: World) -> None:
+def test_audit_mode_allows_what_it_would_deny(world: MemWorld) -> None:
     settings = StatementSettings(mode=Mode.AUDIT)
     decision = world.decider(settings).decide(DecisionRequest(reference=world.ref()))
     assert (decision.allowed, decision.audit_denied, decision.reason) == (
@@ -181,7 +179,7 @@ def test_audit_mode_allows_what_it_would_deny(world: World) -> None:
     assert {s.reason for s in decision.subjects} == {Reason.NO_SIGNATURE}
 
 
-def test_audit_mode_passes_verified_images_unflagged(world: World) -> None:
+def test_audit_mode_passes_verified_images_unflagged(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
     decision = world.decider(StatementSettings(mode=Mode.AUDIT)).decide(
@@ -194,7 +192,7 @@ def test_audit_mode_passes_verified_images_unflagged(world: World) -> None:
     )
 
 
-def test_no_applicable_statement_denies_no_policy(world: World) -> None:
+def test_no_applicable_statement_denies_no_policy(world: MemWorld) -> None:
     other = world.reg.put_image("other", tag="v1")
     world.sign(other)
     decider = world.decider(StatementSettings(mode=Mode.AUDIT))
@@ -211,12 +209,12 @@ def test_no_applicable_statement_denies_no_policy(world: World) -> None:
         DecisionRequest(reference="app:v1", digest="sha256:nothex"),
     ],
 )
-def test_bad_input_is_a_typed_deny(world: World, request_: DecisionRequest) -> None:
+def test_bad_input_is_a_typed_deny(world: MemWorld, request_: DecisionRequest) -> None:
     decision = world.decider().decide(request_)
     assert (decision.allowed, decision.reason) == (False, Reason.MALFORMED)
 
 
-def test_cache_hit_on_second_call(world: World) -> None:
+def test_cache_hit_on_second_call(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
     decider = world.decider()
@@ -229,17 +227,17 @@ def test_cache_hit_on_second_call(world: World) -> None:
     assert decider.stats().cache.hits == 1
 
 
-def _decide_concurrently(decider: Decider, world: World, n: int) -> list[Decision]:
+def _decide_concurrently(decider: Decider, world: MemWorld, n: int) -> list[Decision]:
     """``n`` identical cold calls; the leader's first registry request waits for all joins."""
     joined = threading.Event()
 
-    def hold(record: RequestRecord) -> None:
+    def hold(_op: object) -> None:
         if not joined.is_set():
             while decider.stats().single_flight.joins < n - 1:
                 joined.wait(0.001)
             joined.set()
 
-    world.hook = hold
+    world.reg.hook = hold
     results: list[Decision] = []
     lock = threading.Lock()
 
@@ -256,7 +254,7 @@ def _decide_concurrently(decider: Decider, world: World, n: int) -> list[Decisio
     return results
 
 
-def test_hundred_concurrent_cold_calls_cost_one_call(world: World) -> None:
+def test_hundred_concurrent_cold_calls_cost_one_call(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
     world.decider().decide(DecisionRequest(reference=world.ref()))
@@ -274,25 +272,27 @@ def test_hundred_concurrent_cold_calls_cost_one_call(world: World) -> None:
     assert sum(1 for a in world.audits if a["single_flight_joined"]) == 99
 
 
-def test_audit_record_fields_and_no_secret(world: World, caplog: pytest.LogCaptureFixture) -> None:
-    world.sign(world.index)
-    world.sign(world.amd64)
-    world.reg.behaviour.auth = "basic"
-    world.reg.behaviour.username = "puller"
-    world.reg.behaviour.password = SECRET
+def test_audit_record_fields_and_no_secret(
+    http_world: HttpWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_world.sign(http_world.index)
+    http_world.sign(http_world.amd64)
+    http_world.reg.behaviour.auth = "basic"
+    http_world.reg.behaviour.username = "puller"
+    http_world.reg.behaviour.password = SECRET
     creds = Credentials(username="puller", password=SECRET, identity_token=SECRET + "-id")
-    request = DecisionRequest(reference=world.ref(), credentials=creds, caller="kubelet")
+    request = DecisionRequest(reference=http_world.ref(), credentials=creds, caller="kubelet")
     with caplog.at_level(logging.DEBUG):
-        decision = world.decider().decide(request)
-        denied = world.decider().decide(
+        decision = http_world.decider().decide(request)
+        denied = http_world.decider().decide(
             DecisionRequest(
-                reference=world.ref(),
+                reference=http_world.ref(),
                 credentials=Credentials(username="puller", password="wrong-" + SECRET),
             )
         )
     assert decision.allowed
     assert (denied.allowed, denied.reason) == (False, Reason.REGISTRY_AUTH)
-    record = world.audits[0]
+    record = http_world.audits[0]
     expected = {
         "reference",
         "digest",
@@ -312,14 +312,17 @@ def test_audit_record_fields_and_no_secret(world: World, caplog: pytest.LogCaptu
     assert expected <= set(record)
     assert record["decision"] == "allow"
     assert record["caller"] == "kubelet"
-    assert record["digests"] == {"index": world.index.digest, "platform": world.amd64.digest}
+    assert record["digests"] == {
+        "index": http_world.index.digest,
+        "platform": http_world.amd64.digest,
+    }
     assert record["signer_fingerprint"]
-    text = json.dumps(world.audits) + caplog.text + repr(decision) + repr(denied)
+    text = json.dumps(http_world.audits) + caplog.text + repr(decision) + repr(denied)
     assert SECRET not in text
     assert "puller:" not in text
 
 
-def test_timeout_budget_is_inconclusive(world: World) -> None:
+def test_timeout_budget_is_inconclusive(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
     decision = world.decider(timeout=0.0).decide(DecisionRequest(reference=world.ref()))
@@ -330,27 +333,27 @@ def test_timeout_budget_is_inconclusive(world: World) -> None:
     )
 
 
-def test_rotated_docker_config_credentials_are_used_after_a_reload(world: World) -> None:
+def test_rotated_docker_config_credentials_are_used_after_a_reload(http_world: HttpWorld) -> None:
     """The decider's per-snapshot state (credentials included) is keyed by the snapshot digest:
     a rotated ``config.json`` must be a new snapshot, or the old credentials stay in use."""
-    world.sign(world.index)
-    world.sign(world.amd64)
-    behaviour = world.reg.behaviour
+    http_world.sign(http_world.index)
+    http_world.sign(http_world.amd64)
+    behaviour = http_world.reg.behaviour
     behaviour.auth, behaviour.username, behaviour.password = "basic", "puller", "old-" + SECRET
-    docker_json = world.tmp / "docker.json"
+    docker_json = http_world.tmp / "docker.json"
     write_docker_config(
-        docker_json, {world.reg.host: {"username": "puller", "password": "old-" + SECRET}}
+        docker_json, {http_world.reg.host: {"username": "puller", "password": "old-" + SECRET}}
     )
-    host_dir = world.tmp / "certs.d" / world.reg.host
+    host_dir = http_world.tmp / "certs.d" / http_world.reg.host
     host_dir.mkdir(parents=True)
-    (host_dir / "hosts.toml").write_text(f'server = "{world.reg.url}"\n')
-    config = world.tmp / "config.toml"
+    (host_dir / "hosts.toml").write_text(f'server = "{http_world.reg.url}"\n')
+    config = http_world.tmp / "config.toml"
     config.write_text(
-        f'trust_dir = "{world.trust.trust_dir}"\n'
-        f'hosts_dir = "{world.tmp / "certs.d"}"\n'
+        f'trust_dir = "{http_world.trust.trust_dir}"\n'
+        f'hosts_dir = "{http_world.tmp / "certs.d"}"\n'
         'platform = "linux/amd64"\n'
         f'[registry]\nconfig_json = "{docker_json}"\n'
-        f'[verification]\ncrl_cache_dir = "{world.tmp / "crl"}"\n'
+        f'[verification]\ncrl_cache_dir = "{http_world.tmp / "crl"}"\n'
     )
     clock = FixedClock(NOW)
     state = TrustState(config, clock=clock)
@@ -363,13 +366,13 @@ def test_rotated_docker_config_credentials_are_used_after_a_reload(world: World)
 
     decider = Decider(snapshot, clock=clock)
     try:
-        assert decider.decide(DecisionRequest(reference=world.ref())).reason is Reason.VERIFIED
+        assert decider.decide(DecisionRequest(reference=http_world.ref())).reason is Reason.VERIFIED
         behaviour.password = "new-" + SECRET  # the registry rotates the password...
         write_docker_config(  # ...and so does the node's config.json
-            docker_json, {world.reg.host: {"username": "puller", "password": "new-" + SECRET}}
+            docker_json, {http_world.reg.host: {"username": "puller", "password": "new-" + SECRET}}
         )
         assert state.reload("rpc").ok
-        by_digest = f"{world.reg.host}/{REPO}@{world.amd64.digest}"  # not cached: asks
+        by_digest = f"{http_world.reg.host}/{REPO}@{http_world.amd64.digest}"  # not cached: asks
         decision = decider.decide(DecisionRequest(reference=by_digest))
         assert (decision.allowed, decision.reason) == (True, Reason.VERIFIED)
     finally:

@@ -17,7 +17,14 @@ import pytest
 from pullgate.decision.model import DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.model import Endpoint
-from tests.unit.decision.world import World
+from tests.unit.decision.world import HttpWorld
+
+
+@pytest.fixture
+def world(http_world: HttpWorld) -> HttpWorld:
+    """The registry store's wire behaviour under the engine: the HTTP fake registry."""
+    return http_world
+
 
 HUNG = "registry.hung.test"
 DEADLINE = 1.0
@@ -40,7 +47,7 @@ def hung_name(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     release.set()
 
 
-def test_every_decision_ends_by_its_deadline(world: World, hung_name: threading.Event) -> None:
+def test_every_decision_ends_by_its_deadline(world: HttpWorld, hung_name: threading.Event) -> None:
     endpoint = Endpoint(
         url=f"http://{HUNG}:5000/v2", scheme="http", host=f"{HUNG}:5000", path="/v2"
     )

@@ -27,7 +27,7 @@ from pullgate.errors import MalformedInput, Reason
 from pullgate.shim.vocabulary import CALLER
 from tests.support.fake_registry import OCI_INDEX
 from tests.support.pki import NOW
-from tests.unit.decision.world import REPO, NoNetworkFetcher, StepClock, World, platform_of
+from tests.unit.decision.world import REPO, MemWorld, NoNetworkFetcher, StepClock, platform_of
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -36,23 +36,25 @@ def _entry(desc: Descriptor, os: str, arch: str) -> dict[str, object]:
     return {**desc.to_json(), "platform": platform_of(os, arch)}
 
 
-def _index(world: World, entries: list[dict[str, object]], tag: str | None) -> Descriptor:
+def _index(world: MemWorld, entries: list[dict[str, object]], tag: str | None) -> Descriptor:
     doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
     return world.reg.put_manifest(REPO, doc, OCI_INDEX, tag=tag)
 
 
 def _decider(
-    world: World,
+    world: MemWorld,
     settings: StatementSettings | None = None,
     platforms: VerifierPlatforms = VerifierPlatforms.ALL,
 ) -> Decider:
     snap = world.snapshot(settings)
     config = replace(snap.config, image_verifier=ImageVerifierConfig(platforms=platforms))
     snap = replace(snap, config=config)
-    return Decider(lambda: snap, clock=FixedClock(NOW), fetcher=NoNetworkFetcher())
+    return Decider(
+        lambda: snap, clock=FixedClock(NOW), fetcher=NoNetworkFetcher(), stores=world.reg.opener
+    )
 
 
-def _bindir(world: World, tag: str) -> DecisionRequest:
+def _bindir(world: MemWorld, tag: str) -> DecisionRequest:
     return DecisionRequest(reference=world.ref(tag), caller=BINDIR_CALLER)
 
 
@@ -64,7 +66,7 @@ def test_the_shim_sends_the_bindir_caller() -> None:
     assert CALLER == BINDIR_CALLER
 
 
-def test_an_unsigned_platform_of_a_signed_index_denies_the_bindir_request(world: World) -> None:
+def test_an_unsigned_platform_of_a_signed_index_denies_the_bindir_request(world: MemWorld) -> None:
     index = _index(
         world, [_entry(world.amd64, "linux", "amd64"), _entry(world.arm64, "linux", "arm64")], "two"
     )
@@ -92,7 +94,7 @@ def test_an_unsigned_platform_of_a_signed_index_denies_the_bindir_request(world:
     assert labels == {world.amd64.digest: "linux/amd64", world.arm64.digest: "linux/arm64"}
 
 
-def test_node_setting_limits_the_bindir_request_to_this_node(world: World) -> None:
+def test_node_setting_limits_the_bindir_request_to_this_node(world: MemWorld) -> None:
     index = _index(
         world, [_entry(world.amd64, "linux", "amd64"), _entry(world.arm64, "linux", "arm64")], "two"
     )
@@ -103,7 +105,7 @@ def test_node_setting_limits_the_bindir_request_to_this_node(world: World) -> No
     assert _platform_subjects(decision) == {world.amd64.digest: True}
 
 
-def test_require_index_needs_no_platform_manifest(world: World) -> None:
+def test_require_index_needs_no_platform_manifest(world: MemWorld) -> None:
     index = _index(
         world, [_entry(world.amd64, "linux", "amd64"), _entry(world.arm64, "linux", "arm64")], "two"
     )
@@ -114,7 +116,7 @@ def test_require_index_needs_no_platform_manifest(world: World) -> None:
     assert _platform_subjects(decision) == {}
 
 
-def test_either_needs_the_index_or_every_platform(world: World) -> None:
+def test_either_needs_the_index_or_every_platform(world: MemWorld) -> None:
     _index(
         world, [_entry(world.amd64, "linux", "amd64"), _entry(world.arm64, "linux", "arm64")], "two"
     )
@@ -127,7 +129,7 @@ def test_either_needs_the_index_or_every_platform(world: World) -> None:
     assert (bindir.allowed, bindir.reason) == (False, Reason.NO_SIGNATURE)
 
 
-def test_nested_indexes_and_other_platforms_are_covered(world: World) -> None:
+def test_nested_indexes_and_other_platforms_are_covered(world: MemWorld) -> None:
     inner = _index(world, [_entry(world.arm64, "linux", "arm64")], None)
     outer = _index(
         world, [{**inner.to_json(), "platform": platform_of("linux", "arm64")}], "nested"
@@ -186,12 +188,12 @@ def test_every_manifest_bounds_nesting() -> None:
 # ------------------------------------------------------------------------------- subject memo
 
 
-def _referrer_asks(world: World, digest: str) -> int:
-    return sum(1 for r in world.reg.requests("referrers") if digest in r.path)
+def _referrer_asks(world: MemWorld, digest: str) -> int:
+    return sum(1 for r in world.reg.requests() if (r.kind, r.name) == ("signatures", digest))
 
 
 def test_subjects_verified_for_the_node_are_not_verified_again_for_the_verifier(
-    world: World,
+    world: MemWorld,
 ) -> None:
     index = _index(
         world, [_entry(world.amd64, "linux", "amd64"), _entry(world.arm64, "linux", "arm64")], "two"

@@ -12,10 +12,16 @@ from pullgate.errors import Reason
 from pullgate.registry.body import CHUNK
 from tests.support.fake_registry import sha256
 from tests.support.signing import sign_jws
-from tests.unit.decision.world import REPO, World
+from tests.unit.decision.world import REPO, HttpWorld
 
 
-def test_listed_signature_whose_envelope_is_gone_is_denied_even_fail_open(world: World) -> None:
+@pytest.fixture
+def world(http_world: HttpWorld) -> HttpWorld:
+    """The registry store's wire behaviour under the engine: the HTTP fake registry."""
+    return http_world
+
+
+def test_listed_signature_whose_envelope_is_gone_is_denied_even_fail_open(world: HttpWorld) -> None:
     world.sign(world.amd64)
     # A push-only attacker lists, as the index's only signature, one whose envelope is gone.
     world.reg.add_signature(REPO, world.index, b"dangling envelope")
@@ -33,7 +39,7 @@ def test_listed_signature_whose_envelope_is_gone_is_denied_even_fail_open(world:
 
 @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
 def test_envelope_longer_than_its_descriptor_is_denied_after_size_plus_one_chunk(
-    world: World, announced: bool
+    world: HttpWorld, announced: bool
 ) -> None:
     single = world.reg.put_image(REPO, tag="single", payload=b"single")
     envelope = sign_jws(world.chain, single)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from pullgate.clock import FixedClock
 from pullgate.config import InconclusiveAction, StatementSettings
 from pullgate.cri.denial import Denial, DenialKind
@@ -14,7 +16,14 @@ from pullgate.errors import Reason
 from pullgate.registry.hosts import load_hosts
 from pullgate.registry.model import HostsConfig
 from tests.support.pki import NOW
-from tests.unit.decision.world import NoNetworkFetcher, Snap, World
+from tests.unit.decision.world import HttpWorld, NoNetworkFetcher, Snap
+
+
+@pytest.fixture
+def world(http_world: HttpWorld) -> HttpWorld:
+    """The registry store's wire behaviour under the engine: the HTTP fake registry."""
+    return http_world
+
 
 FAIL_OPEN = StatementSettings(on_inconclusive=InconclusiveAction.ALLOW)
 
@@ -29,7 +38,7 @@ class CertsDSnap(Snap):
         return load_hosts(registry, [self.certs_d])
 
 
-def test_unreadable_certs_d_entry_is_definitive_even_fail_open(world: World) -> None:
+def test_unreadable_certs_d_entry_is_definitive_even_fail_open(world: HttpWorld) -> None:
     certs_d = world.tmp / "certs.d"
     certs_d.mkdir()
     # containerd fails a pull whose host entry exists but is not a readable directory
@@ -43,7 +52,7 @@ def test_unreadable_certs_d_entry_is_definitive_even_fail_open(world: World) -> 
     assert Denial.from_decision(decision).kind is DenialKind.SIGNATURE
 
 
-def test_image_absent_everywhere_is_definitive_not_found_even_fail_open(world: World) -> None:
+def test_image_absent_everywhere_is_definitive_not_found_even_fail_open(world: HttpWorld) -> None:
     decision = world.decider(FAIL_OPEN).decide(DecisionRequest(reference=world.ref("never-pushed")))
     assert decision.reason is Reason.NOT_FOUND
     assert (decision.allowed, decision.inconclusive, decision.fail_open) == (False, False, False)

@@ -19,10 +19,16 @@ from pullgate.registry.reference import parse_reference
 from pullgate.registry.tls import TlsContextCache
 from pullgate.verification.cache import clear_caches
 from tests.support.fake_registry import FakeRegistry, make_tls
-from tests.unit.decision.world import REPO, World
+from tests.unit.decision.world import REPO, HttpWorld
 
 
-def test_a_cold_decision_costs_the_same_requests_every_time(world: World) -> None:
+@pytest.fixture
+def world(http_world: HttpWorld) -> HttpWorld:
+    """The registry store's wire behaviour under the engine: the HTTP fake registry."""
+    return http_world
+
+
+def test_a_cold_decision_costs_the_same_requests_every_time(world: HttpWorld) -> None:
     """The index and platform subjects are discovered in parallel on their own clients; a
     referrers-API finding shared between them would race, and the same decision would cost a
     varying number of requests (the daemon's "one verification's worth" needs it fixed)."""

@@ -16,7 +16,13 @@ from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from tests.support.pki import NOW
 from tests.support.threads import JOIN, outcome_of
-from tests.unit.decision.world import REPO, NoNetworkFetcher, Snap, World, platform_of
+from tests.unit.decision.world import REPO, HttpWorld, NoNetworkFetcher, Snap, platform_of
+
+
+@pytest.fixture
+def world(http_world: HttpWorld) -> HttpWorld:
+    """The registry store's wire behaviour under the engine: the HTTP fake registry."""
+    return http_world
 
 
 def _decide_in_thread(call: Callable[[], Decision]) -> tuple[threading.Thread, list[Any]]:
@@ -33,7 +39,7 @@ def _decided(call: Callable[[], Decision]) -> Decision:
 
 
 @pytest.mark.parametrize("phase", ["resolve", "signature discovery"])
-def test_dripping_registry_times_out_and_lets_go(world: World, phase: str) -> None:
+def test_dripping_registry_times_out_and_lets_go(world: HttpWorld, phase: str) -> None:
     if phase == "resolve":
         world.reg.behaviour.drip = {"/manifests/v1"}
     else:
@@ -49,7 +55,7 @@ def test_dripping_registry_times_out_and_lets_go(world: World, phase: str) -> No
     decider.close()
 
 
-def test_dripping_registry_does_not_starve_healthy_decisions(world: World) -> None:
+def test_dripping_registry_does_not_starve_healthy_decisions(world: HttpWorld) -> None:
     """The slow decisions hold every pool thread for longer than the healthy decision's whole
     budget (as a steady stream of them would); the healthy one must still be verified."""
     world.sign(world.index)

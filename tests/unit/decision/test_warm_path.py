@@ -11,21 +11,20 @@ from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.model import Credentials
-from pullgate.registry.transport import RequestRecord
 from tests.support.fake_registry import OCI_INDEX
-from tests.unit.decision.world import REPO, StepClock, World, platform_of
+from tests.unit.decision.world import REPO, MemWorld, StepClock, platform_of
 
 
-def _signed(world: World) -> None:
+def _signed(world: MemWorld) -> None:
     world.sign(world.index)
     world.sign(world.amd64)
 
 
-def _heads(world: World) -> int:
-    return sum(1 for r in world.reg.requests() if r.method == "HEAD")
+def _heads(world: MemWorld) -> int:
+    return sum(1 for r in world.reg.requests() if r.kind == "resolve")
 
 
-def test_tag_memo_serves_the_last_digest_for_resolve_ttl_then_asks_again(world: World) -> None:
+def test_tag_memo_serves_the_last_digest_for_resolve_ttl_then_asks_again(world: MemWorld) -> None:
     _signed(world)
     clock = StepClock()
     decider = world.decider(cache=CacheConfig(resolve_ttl=5.0), clock=clock)
@@ -60,17 +59,17 @@ def test_tag_memo_serves_the_last_digest_for_resolve_ttl_then_asks_again(world: 
     assert first.digest == world.index.digest
 
 
-def test_resolve_ttl_zero_resolves_every_decision(world: World) -> None:
+def test_resolve_ttl_zero_resolves_every_decision(world: MemWorld) -> None:
     _signed(world)
     decider = world.decider(cache=CacheConfig(resolve_ttl=0.0))
     decider.decide(DecisionRequest(reference=world.ref()))
     before = len(world.reg.requests())
     second = decider.decide(DecisionRequest(reference=world.ref()))
     assert (second.cache_hit, second.resolve_cached) == (True, False)
-    assert [r.method for r in world.reg.requests()[before:]] == ["HEAD"]
+    assert [r.kind for r in world.reg.requests()[before:]] == ["resolve"]
 
 
-def test_resolve_memo_is_not_shared_between_credentials(world: World) -> None:
+def test_resolve_memo_is_not_shared_between_credentials(world: MemWorld) -> None:
     _signed(world)
     decider = world.decider()
     decider.decide(DecisionRequest(reference=world.ref()))
@@ -81,7 +80,7 @@ def test_resolve_memo_is_not_shared_between_credentials(world: World) -> None:
     assert (other.cache_hit, other.resolve_cached) == (True, False)
 
 
-def test_digest_reference_is_memoised_up_to_max_ttl(world: World) -> None:
+def test_digest_reference_is_memoised_up_to_max_ttl(world: MemWorld) -> None:
     _signed(world)
     clock = StepClock()
     decider = world.decider(
@@ -99,7 +98,7 @@ def test_digest_reference_is_memoised_up_to_max_ttl(world: World) -> None:
     assert _heads(world) == 2
 
 
-def test_the_longest_configurable_ttls_decide_by_digest_and_by_tag(world: World) -> None:
+def test_the_longest_configurable_ttls_decide_by_digest_and_by_tag(world: MemWorld) -> None:
     _signed(world)
     longest = float(MAX_SECONDS)
     cache = CacheConfig(max_ttl=longest, negative_ttl=longest, resolve_ttl=longest)
@@ -109,7 +108,7 @@ def test_the_longest_configurable_ttls_decide_by_digest_and_by_tag(world: World)
         assert (decision.allowed, decision.reason) == (True, Reason.VERIFIED)
 
 
-def test_decide_async_answers_warm_requests_without_registry_or_thread(world: World) -> None:
+def test_decide_async_answers_warm_requests_without_registry_or_thread(world: MemWorld) -> None:
     _signed(world)
     decider = world.decider()
     request = DecisionRequest(reference=world.ref(), caller="grpc")
@@ -129,18 +128,18 @@ def test_decide_async_answers_warm_requests_without_registry_or_thread(world: Wo
     assert warm.subjects[0].signer_fingerprint  # the plain fields survive the cache
 
 
-def _burst(decider: Decider, world: World, n: int, threads: int = 0) -> list[Decision]:
+def _burst(decider: Decider, world: MemWorld, n: int, threads: int = 0) -> list[Decision]:
     """``n`` concurrent identical cold calls (``threads`` of them through :meth:`decide`);
     the leader's first registry request waits until every other caller has joined."""
     joined = threading.Event()
 
-    def hold(record: RequestRecord) -> None:
+    def hold(_op: object) -> None:
         if not joined.is_set():
             while decider.stats().single_flight.joins < n - 1:
                 joined.wait(0.001)
             joined.set()
 
-    world.hook = hold
+    world.reg.hook = hold
     request = DecisionRequest(reference=world.ref(), caller="pod")
 
     async def main() -> list[Decision]:
@@ -151,7 +150,7 @@ def _burst(decider: Decider, world: World, n: int, threads: int = 0) -> list[Dec
     return asyncio.run(main())
 
 
-def test_hundred_concurrent_async_calls_cost_one_call(world: World) -> None:
+def test_hundred_concurrent_async_calls_cost_one_call(world: MemWorld) -> None:
     _signed(world)
     world.decider().decide(DecisionRequest(reference=world.ref()))
     one_call = len(world.reg.requests())
@@ -165,7 +164,7 @@ def test_hundred_concurrent_async_calls_cost_one_call(world: World) -> None:
     assert sum(1 for a in world.audits if a["single_flight_joined"]) == 99
 
 
-def test_thread_and_async_callers_share_one_flight(world: World) -> None:
+def test_thread_and_async_callers_share_one_flight(world: MemWorld) -> None:
     _signed(world)
     world.decider().decide(DecisionRequest(reference=world.ref()))
     one_call = len(world.reg.requests())
@@ -177,15 +176,15 @@ def test_thread_and_async_callers_share_one_flight(world: World) -> None:
     assert decider.stats().single_flight.calls == 1
 
 
-def test_a_cancelled_caller_does_not_cancel_the_shared_computation(world: World) -> None:
+def test_a_cancelled_caller_does_not_cancel_the_shared_computation(world: MemWorld) -> None:
     _signed(world)
     decider = world.decider()
     release = threading.Event()
 
-    def hold(_record: RequestRecord) -> None:
+    def hold(_op: object) -> None:
         release.wait(10)
 
-    world.hook = hold
+    world.reg.hook = hold
     request = DecisionRequest(reference=world.ref())
 
     async def main() -> tuple[bool, Decision]:

@@ -1,5 +1,6 @@
-"""A decision-layer test world: the in-process fake registry with a signed-able 3-entry index,
-a trust directory, and a factory of deciders over a stand-in snapshot."""
+"""A decision-layer test world: a registry (in memory by default: no sockets; the in-process HTTP
+fake registry where a test is about the registry store's wire behaviour) with a signed-able
+3-entry index, a trust directory, and a factory of deciders over a stand-in snapshot."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pullgate.clock import Clock, FixedClock
 from pullgate.config import CacheConfig, DaemonConfig, StatementSettings, VerificationConfig
@@ -21,6 +22,7 @@ from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.transport import RequestRecord
 from pullgate.trust import TrustConfig, load_trust_config
 from tests.support.fake_registry import OCI_INDEX, FakeRegistry
+from tests.support.memory_store import MemoryRegistry
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
 from tests.support.signing import sign_jws
 
@@ -57,10 +59,13 @@ class NoNetworkFetcher:
         raise AssertionError(f"unexpected revocation fetch {url}")
 
 
+R = TypeVar("R", bound=MemoryRegistry | FakeRegistry)
+
+
 @dataclass
-class World:
+class BaseWorld(Generic[R]):
     tmp: Path
-    reg: FakeRegistry
+    reg: R
     chain: Chain
     trust: TrustConfig
     index: Descriptor
@@ -90,12 +95,14 @@ class World:
         max_workers: int = 32,
     ) -> Decider:
         snap = self.snapshot(settings, endpoints=endpoints, timeout=timeout, cache=cache)
+        memory = self.reg if isinstance(self.reg, MemoryRegistry) else None
         return Decider(
             lambda: snap,
             clock=clock or FixedClock(NOW),
             fetcher=NoNetworkFetcher(),
             request_log=self.log_request,
             audit=self.audits.append,
+            stores=memory.opener if memory is not None else None,
             max_workers=max_workers,
         )
 
@@ -123,8 +130,11 @@ class World:
             hashes={},
             digest=hashlib.sha256(f"snap-{self.generation}".encode()).hexdigest(),
             loaded_at=NOW,
-            endpoints=endpoints if endpoints is not None else (self.reg.endpoint(),),
+            endpoints=endpoints if endpoints is not None else self._endpoints(),
         )
+
+    def _endpoints(self) -> tuple[Endpoint, ...]:
+        return (self.reg.endpoint(),) if isinstance(self.reg, FakeRegistry) else ()
 
     def ref(self, tag: str = "v1", repo: str = REPO) -> str:
         return f"{self.reg.host}/{repo}:{tag}"
@@ -149,41 +159,48 @@ def platform_of(os: str, arch: str) -> dict[str, str]:
     return {"os": os, "architecture": arch}
 
 
-@contextmanager
-def make_world(tmp_path: Path) -> Iterator[World]:
-    """The world, its fake registry running for the duration."""
+def _populate(world_reg: R, tmp_path: Path) -> BaseWorld[R]:
     chain = Pki(name="decider").chain(key=KeySpec.ec(256))
     trust_dir = tmp_path / "trust"
     write_store(trust_dir, "ca", "app", [chain.root.cert])
+    (trust_dir / "trustpolicy.json").write_text(json.dumps(policy(world_reg.host)))
+    amd64 = world_reg.put_image(REPO, tag=None, payload=b"amd64 layer")
+    arm64 = world_reg.put_image(REPO, tag=None, payload=b"arm64 layer")
+    attestation = world_reg.put_image(REPO, tag=None, payload=b"attestation")
+    entries = [
+        {**amd64.to_json(), "platform": platform_of("linux", "amd64")},
+        {**arm64.to_json(), "platform": platform_of("linux", "arm64")},
+        {
+            **attestation.to_json(),
+            "platform": platform_of("unknown", "unknown"),
+            "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+        },
+    ]
+    index = world_reg.put_manifest(
+        REPO,
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+        OCI_INDEX,
+        tag="v1",
+    )
+    trust = load_trust_config(trust_dir)
+    return BaseWorld(tmp_path, world_reg, chain, trust, index, amd64, arm64)
+
+
+MemWorld = BaseWorld[MemoryRegistry]
+HttpWorld = BaseWorld[FakeRegistry]
+World = HttpWorld
+
+
+def memory_world(tmp_path: Path) -> MemWorld:
+    """The world over an in-memory registry (no sockets)."""
+    return _populate(MemoryRegistry(), tmp_path)
+
+
+@contextmanager
+def make_world(tmp_path: Path) -> Iterator[HttpWorld]:
+    """The world, its in-process HTTP fake registry running for the duration."""
     with FakeRegistry() as reg:
-        (trust_dir / "trustpolicy.json").write_text(json.dumps(policy(reg.host)))
-        amd64 = reg.put_image(REPO, tag=None, payload=b"amd64 layer")
-        arm64 = reg.put_image(REPO, tag=None, payload=b"arm64 layer")
-        attestation = reg.put_image(REPO, tag=None, payload=b"attestation")
-        entries = [
-            {**amd64.to_json(), "platform": platform_of("linux", "amd64")},
-            {**arm64.to_json(), "platform": platform_of("linux", "arm64")},
-            {
-                **attestation.to_json(),
-                "platform": platform_of("unknown", "unknown"),
-                "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
-            },
-        ]
-        index = reg.put_manifest(
-            REPO,
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
-            OCI_INDEX,
-            tag="v1",
-        )
-        yield World(
-            tmp_path,
-            reg,
-            chain,
-            load_trust_config(trust_dir),
-            index,
-            amd64,
-            arm64,
-        )
+        yield _populate(reg, tmp_path)
 
 
 @dataclass
