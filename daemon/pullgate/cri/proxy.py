@@ -50,7 +50,7 @@ from typing import Any, NoReturn
 import grpc
 
 from pullgate.cri.denial import Denial
-from pullgate.cri.forwarder import Forwarder
+from pullgate.cri.forwarder import RELAY_OPTIONS, Forwarder
 from pullgate.cri.methods import (
     CRI_SERVICE,
     PULL_IMAGE,
@@ -140,6 +140,7 @@ class CriProxy(Forwarder):
         self._overlap: ThreadPoolExecutor | None = None
         self._reconciler = self._new_reconciler()
         self._channel: grpc.Channel | None = None
+        self._relay: grpc.Channel | None = None
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -162,6 +163,9 @@ class CriProxy(Forwarder):
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ]
         channel = grpc.insecure_channel(grpc_target(self.upstream), options=options)
+        relay = grpc.insecure_channel(
+            grpc_target(self.upstream), options=[*options, *RELAY_OPTIONS]
+        )
         executor = ThreadPoolExecutor(self._threads, thread_name_prefix="pullgate-cri")
         server = grpc.server(executor, handlers=[self.router()], options=options)
         try:
@@ -173,8 +177,9 @@ class CriProxy(Forwarder):
             server.stop(None)
             executor.shutdown(wait=False)
             channel.close()
+            relay.close()
             raise
-        self._channel, self._server, self._executor = channel, server, executor
+        self._channel, self._relay, self._server, self._executor = channel, relay, server, executor
         if self.overlap:
             self._overlap = ThreadPoolExecutor(OVERLAP_THREADS, thread_name_prefix="pullgate-ovl")
         self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
@@ -236,8 +241,10 @@ class CriProxy(Forwarder):
     def _close_channel(self) -> None:
         with self._lock:
             channel, self._channel = self._channel, None
-        if channel is not None:
-            channel.close()
+            relay, self._relay = self._relay, None
+        for each in (channel, relay):
+            if each is not None:
+                each.close()
 
     # -- PullImage --------------------------------------------------------------------------------
 
