@@ -351,13 +351,8 @@ class RegistryClient:
     ) -> bytes:
         """GET ``kind/<digest>`` walking the ``pull`` endpoints; size and digest checked.
 
-        Args:
-            ref: Repository to read from.
-            desc: What to fetch; its size and digest are enforced.
-            kind: ``manifests`` or ``blobs``.
-            cap: Maximum accepted size.
-            accept: ``Accept`` header.
-            first: Endpoint to try before the configured order (where a listing came from).
+        ``kind`` is ``manifests`` or ``blobs``; ``cap`` the maximum accepted size; ``first`` an
+        endpoint to try before the configured order (where a listing came from).
 
         Raises:
             MalformedInput: Oversize descriptor or digest mismatch everywhere.
@@ -368,33 +363,22 @@ class RegistryClient:
         """
         if desc.size > cap:
             raise MalformedInput(f"{desc.digest}: size {desc.size} exceeds the {cap}-byte limit")
-        started = time.perf_counter()
-        try:
-            return self._fetch_verified(ref, desc, kind, accept=accept, first=first)
-        finally:
-            if self.on_fetch is not None:
-                self.on_fetch(time.perf_counter() - started)
-
-    def _fetch_verified(
-        self,
-        ref: ImageReference,
-        desc: Descriptor,
-        kind: str,
-        *,
-        accept: str | None,
-        first: Endpoint | None,
-    ) -> bytes:
         endpoints = list(self.endpoints(ref, Capability.PULL))
         if first is not None:
             endpoints = [first, *(ep for ep in endpoints if ep != first)]
         errors: list[PullgateError] = []
-        for index, endpoint in enumerate(endpoints):
-            try:
-                fallbacks = len(endpoints) - index - 1
-                return fetch_at(self, endpoint, ref, desc, kind, accept, fallbacks)
-            except PullgateError as exc:
-                log.info("fetch %s from %s failed: %s", desc.digest, endpoint.url, exc)
-                errors.append(exc)
+        started = time.perf_counter()
+        try:
+            for index, endpoint in enumerate(endpoints):
+                try:
+                    fallbacks = len(endpoints) - index - 1
+                    return fetch_at(self, endpoint, ref, desc, kind, accept, fallbacks)
+                except PullgateError as exc:
+                    log.info("fetch %s from %s failed: %s", desc.digest, endpoint.url, exc)
+                    errors.append(exc)
+        finally:
+            if self.on_fetch is not None:  # the phase timing hook (Store.session)
+                self.on_fetch(time.perf_counter() - started)
         if errors and all(is_not_found(e) for e in errors):
             raise NotFoundEverywhere(
                 f"fetch {desc.digest}: not found at any of {len(errors)} endpoint(s)"
