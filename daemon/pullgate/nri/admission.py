@@ -140,6 +140,7 @@ class NriGate:
         self._lock = threading.Lock()
         self._inflight: set[_Key] = set()
         self._known: dict[str, _Known] = {}
+        self._syncing: dict[str, _Known] | None = None  # Synchronize parts received so far
         self._evicted: list[float] = []
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="pullgate-nri")
         self.request_timeout = 2.0  # seconds, from Configure
@@ -153,6 +154,8 @@ class NriGate:
     def configured(self, request: api_pb2.ConfigureRequest) -> None:
         if request.request_timeout > 0:
             self.request_timeout = request.request_timeout / 1000
+        with self._lock:
+            self._syncing = None  # a new connection: its Synchronize starts afresh
 
     def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
         started = time.perf_counter()
@@ -173,9 +176,17 @@ class NriGate:
         return Admission(allowed=False, message=decision.denial.text)
 
     def synchronized(self, containers: Sequence[api_pb2.Container], *, complete: bool) -> None:
+        """The runtime's full list replaces what was known: containers that ended while the
+        plugin was away, or creates that failed after they were allowed, are forgotten (they
+        would be audited and use up the eviction budget)."""
         with self._lock:
+            syncing = self._syncing if self._syncing is not None else {}
             for container in containers:
-                self._known[container.id] = _known(container)
+                syncing[container.id] = _known(container)
+            if complete:
+                self._known, self._syncing = syncing, None
+            else:
+                self._syncing = syncing
         if complete:
             self.audit("synchronize")
 

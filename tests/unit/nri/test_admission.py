@@ -198,3 +198,21 @@ def test_critical_images_and_break_glass_apply_as_at_the_runtime_gate(tmp_path: 
     finally:
         gate.close()
         start.close()
+
+
+def test_a_new_synchronize_replaces_the_known_containers() -> None:
+    """Containers that ended while the plugin was away (containerd restarted) or whose create
+    failed after it was allowed are forgotten at the next Synchronize: they are no longer
+    audited, and never spend the eviction budget the real ones need."""
+    fake = FakeGate()
+    counts: list[tuple[str, int]] = []
+    gate = _gate(fake, unverified=lambda why, n: counts.append((why, n)))
+    gate.synchronized([_container(UNSIGNED, cid=f"c{i}") for i in range(3)], complete=True)
+    assert counts[-1] == ("synchronize", 3)
+    gate.configured(api_pb2.ConfigureRequest())  # the runtime came back: a new registration
+    gate.synchronized([_container(UNSIGNED, cid="c1")], complete=False)
+    gate.synchronized([_container(UNSIGNED, cid="c9")], complete=True)
+    assert counts[-1] == ("synchronize", 2)
+    gate.audit("reload")
+    assert counts[-1] == ("reload", 2)
+    gate.close()
