@@ -147,7 +147,7 @@ def redirect(data: bytes) -> None:
 
 TARGETS = (
     FuzzTarget("descriptor", "pullgate.descriptor.Descriptor.from_json", descriptor),
-    FuzzTarget("index", "pullgate.decision.platform.index_entries/select_manifest", index),
+    FuzzTarget("index", "pullgate.decision.platform.index_entries + matcher.pick", index),
     FuzzTarget("link", "pullgate.registry.source.next_link", link),
     FuzzTarget("retry_after", "pullgate.registry.transport.parse_retry_after", retry_after),
     FuzzTarget("redirect", "pullgate.registry.redirect.next_hop", redirect),
