@@ -100,7 +100,7 @@ def _entry_norm(platform: GoPlatform, profile: Profile) -> _Norm:
 
 def _number(variant: str) -> int | None:
     text = variant[1:] if variant.startswith("v") else variant
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 2 else None
 
 
 _ARM64_V2 = MappingProxyType(

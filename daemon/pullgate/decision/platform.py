@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _COMPONENT = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
+MAX_VARIANT_LEVEL = 64  # no CPU variant level (amd64 v1-v4, arm v5-v8, arm64 v8/v9) comes near
 _ARM_LOWEST = 5
 
 
@@ -94,6 +95,11 @@ def parse_platform(text: str) -> Platform:
     if len(parts) not in (2, 3) or not all(_COMPONENT.fullmatch(p) for p in parts):
         raise MalformedInput(f"invalid platform {text!r}: expected os/arch[/variant]")
     variant = parts[2] if len(parts) == 3 else ""
+    level = variant.removeprefix("v")
+    if level.isascii() and level.isdigit() and int(level) > MAX_VARIANT_LEVEL:
+        # containerd's matcher walks every level below the asked one (amd64/vN accepts vN-1 …
+        # v1): an absurd level would cost time and memory per decision and names no real CPU.
+        raise MalformedInput(f"invalid platform {text!r}: variant level above {MAX_VARIANT_LEVEL}")
     return normalise(Platform(os=parts[0], architecture=parts[1], variant=variant))
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pullgate.decision.matcher import Profile, vector
 from pullgate.decision.platform import (
+    MAX_VARIANT_LEVEL,
     host_platform,
     parse_platform,
     preference,
@@ -88,3 +90,16 @@ def test_host_platform_of_this_machine_is_linux() -> None:
 )
 def test_preference_order(host: str, order: list[str]) -> None:
     assert [str(p) for p in preference(parse_platform(host))] == order
+
+
+@pytest.mark.parametrize("text", ["linux/amd64/v9999999", "linux/arm/v65", "linux/amd64/99999"])
+def test_an_absurd_variant_level_is_malformed_at_once(text: str) -> None:
+    # containerd's matcher walks every level below the asked one; pullgate refuses such a
+    # platform instead of building a vector of millions of matchers per decision.
+    with pytest.raises(MalformedInput):
+        parse_platform(text)
+
+
+def test_the_highest_accepted_level_builds_a_short_vector() -> None:
+    host = parse_platform(f"linux/amd64/v{MAX_VARIANT_LEVEL}")
+    assert len(vector(host, Profile.V16)) == MAX_VARIANT_LEVEL + 1
