@@ -59,6 +59,7 @@ from pullgate.registry.model import (
 )
 from pullgate.registry.redirect import same_origin
 from pullgate.registry.referrers_memo import ReferrersMemo
+from pullgate.registry.source import registry_signatures
 from pullgate.registry.store import FetchHook, StoreSignatureSource
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
@@ -389,8 +390,6 @@ class RegistryClient:
 
     def signatures(self, ref: ImageReference, target: Descriptor) -> Iterator[SignatureBlob]:
         """Notary signatures of ``target`` (see :mod:`pullgate.registry.source`)."""
-        from pullgate.registry.source import registry_signatures  # import cycle
-
         return registry_signatures(self, ref, target)
 
     def signature_source(self, ref: ImageReference) -> StoreSignatureSource:

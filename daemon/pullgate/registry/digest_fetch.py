@@ -3,15 +3,11 @@ checked (see :meth:`pullgate.registry.client.RegistryClient.fetch_verified`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pullgate.descriptor import Descriptor, check_digest
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.registry.model import Endpoint, ImageReference
 from pullgate.registry.transport import ResponseTooLarge
-
-if TYPE_CHECKING:
-    from pullgate.registry.client import RegistryClient
+from pullgate.registry.wire import Wire
 
 __all__ = ["DescriptorMismatch", "fetch_at"]
 
@@ -24,7 +20,7 @@ class DescriptorMismatch(VerificationFailed):
 
 
 def fetch_at(
-    client: RegistryClient,
+    client: Wire,
     endpoint: Endpoint,
     ref: ImageReference,
     desc: Descriptor,

@@ -38,11 +38,12 @@ from urllib.parse import urljoin
 
 from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
-from pullgate.registry.client import MEDIA_TYPE_OCI_INDEX, RegistryClient
 from pullgate.registry.endpoint_errors import NotFoundEverywhere, media_type_of, most_relevant
+from pullgate.registry.media_types import MEDIA_TYPE_OCI_INDEX
 from pullgate.registry.model import Endpoint, ImageReference, RegistryError
 from pullgate.registry.redirect import same_origin
 from pullgate.registry.transport import Response
+from pullgate.registry.wire import Wire
 from pullgate.verification.model import ARTIFACT_TYPE_SIGNATURE
 from pullgate.verification.verifier import SignatureBlob
 
@@ -121,7 +122,7 @@ def next_link(response: Response, endpoint: Endpoint, requested: str) -> str | N
 
 
 def _referrers(
-    client: RegistryClient, endpoint: Endpoint, ref: ImageReference, target: Descriptor
+    client: Wire, endpoint: Endpoint, ref: ImageReference, target: Descriptor
 ) -> Iterator[Descriptor]:
     """Signature descriptors at one endpoint, page by page (tag schema if the API is absent)."""
     memo_key = (ref.registry, endpoint.url, ref.repository)
@@ -173,7 +174,7 @@ def _referrers(
 
 
 def _tag_schema(
-    client: RegistryClient, endpoint: Endpoint, ref: ImageReference, target: Descriptor
+    client: Wire, endpoint: Endpoint, ref: ImageReference, target: Descriptor
 ) -> Iterator[Descriptor]:
     tag = target.digest.replace(":", "-", 1)
     url = client.url(endpoint, ref, "manifests", tag)
@@ -198,7 +199,7 @@ def _tag_schema(
 
 
 def fetch_signature(
-    client: RegistryClient, ref: ImageReference, desc: Descriptor, first: Endpoint | None = None
+    client: Wire, ref: ImageReference, desc: Descriptor, first: Endpoint | None = None
 ) -> SignatureBlob:
     """Fetch one signature manifest and its single envelope layer, both digest-checked.
 
@@ -242,7 +243,7 @@ def fetch_signature(
 
 
 def registry_signatures(
-    client: RegistryClient, ref: ImageReference, target: Descriptor
+    client: Wire, ref: ImageReference, target: Descriptor
 ) -> Iterator[SignatureBlob]:
     """Yield ``target``'s Notary signatures, trying endpoints in containerd's order.
 
