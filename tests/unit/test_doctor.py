@@ -182,6 +182,9 @@ CASES: dict[str, Case] = {
         {Code.VERIFIER_PLUGIN_DISABLED},
     ),
     "invalid TOML": Case("version = 3\n[plugins\n", (2, 3), {Code.CONTAINERD_CONFIG_INVALID}),
+    "arrays nested too deep do not crash": Case(
+        "version = 3\nx = " + "[" * 5000 + "\n", (2, 3), {Code.CONTAINERD_CONFIG_INVALID}
+    ),
     "wrong types do not crash": Case(
         "version = 3\nplugins = 5\n",
         (2, 3),

@@ -87,7 +87,7 @@ def load_containerd(paths: DoctorPaths) -> tuple[ContainerdConfig | None, list[F
     else:
         try:
             doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:  # tomllib recurses per level
             doc = {"version": f"invalid TOML: {exc}"}
     schema = doc.get("version", 1)
     if not isinstance(schema, int) or isinstance(schema, bool) or not 0 <= schema <= MAX_SCHEMA:
