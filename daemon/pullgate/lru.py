@@ -122,9 +122,9 @@ class Lru(Generic[K, V]):
         with self._lock:
             return self._data.get(key, default)
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V) -> list[tuple[K, V]]:
         """Store ``value`` for ``key`` as the most recently used entry, evicting the least
-        recently used ones beyond capacity."""
+        recently used ones beyond capacity; returns the evicted entries, oldest first."""
         evicted: list[tuple[K, V]] = []
         with self._lock:
             self._data[key] = value
@@ -135,6 +135,7 @@ class Lru(Generic[K, V]):
         if self._on_evict is not None:
             for old_key, old_value in evicted:
                 self._on_evict(old_key, old_value)
+        return evicted
 
     @overload
     def pop(self, key: K) -> V | None: ...

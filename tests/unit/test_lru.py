@@ -103,3 +103,10 @@ def test_resize_evicts_down_to_the_new_capacity() -> None:
     assert len(lru) == 2
     with pytest.raises(ValueError, match="capacity"):
         lru.resize(0)
+
+
+def test_put_returns_what_it_evicted() -> None:
+    lru: Lru[str, int] = Lru(1)
+    assert lru.put("a", 1) == []
+    assert lru.put("b", 2) == [("a", 1)]
+    assert lru.put("b", 3) == []  # replacing a key evicts nothing

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,6 +27,7 @@ from cryptography import x509
 
 from pullgate.clock import Clock
 from pullgate.descriptor import Descriptor
+from pullgate.lru import Lru
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient
@@ -166,8 +166,7 @@ class ClientPool:
 
     def __init__(self, *, max_keys: int = 64, max_idle: int = 8) -> None:
         self._lock = threading.Lock()
-        self._idle: OrderedDict[tuple[str, str], list[Store]] = OrderedDict()
-        self._max_keys = max_keys
+        self._idle: Lru[tuple[str, str], list[Store]] = Lru(max_keys, name="idle registry clients")
         self._max_idle = max_idle
         self.created = 0
 
@@ -185,10 +184,9 @@ class ClientPool:
         ``on_fetch`` receives the time of each of its fetches."""
         client: Store | None = None
         with self._lock:
-            idle = self._idle.get(key)
+            idle = self._idle.get(key)  # now the most recently used key
             if idle:
                 client = idle.pop()
-                self._idle.move_to_end(key)
         if client is None:
             client = factory()
             with self._lock:
@@ -202,14 +200,12 @@ class ClientPool:
     def _give_back(self, key: tuple[str, str], client: Store) -> None:
         closing: list[Store] = []
         with self._lock:
-            idle = self._idle.setdefault(key, [])
-            self._idle.move_to_end(key)
+            idle = self._idle.peek(key) or []
             if len(idle) < self._max_idle:
                 idle.append(client)
             else:
                 closing.append(client)
-            while len(self._idle) > self._max_keys:
-                _, dropped = self._idle.popitem(last=False)
+            for _, dropped in self._idle.put(key, idle):  # the least recently used keys
                 closing.extend(dropped)
         for item in closing:
             item.close()
@@ -218,8 +214,8 @@ class ClientPool:
         """Close the idle clients of every key for which ``keep`` is false."""
         closing: list[Store] = []
         with self._lock:
-            for key in [k for k in self._idle if not keep(k)]:
-                closing.extend(self._idle.pop(key))
+            for _, dropped in self._idle.discard_if(lambda k, _v: not keep(k)):
+                closing.extend(dropped)
         for item in closing:
             item.close()
 
