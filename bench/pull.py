@@ -49,7 +49,7 @@ parsing, no cryptography (and it asks for objects the registry has just served).
 **zero-cost pullgate** (informational): each cold and warm round has a third path, the real
 :class:`CriProxy` (inbound hop, forward, the pin's ``ImageStatus``) on a socket of its own whose
 decision function is :class:`ZeroCostDecider`. Cold, it has a bare urllib3 client fetch the
-image's signature with the four requests a decision makes, each found from the previous answer,
+image's signature with the five requests a decision makes, each found from the previous answer,
 then allows; warm, it allows from memory. Its ratios (paired, and same pull) are the lowest a
 proxy that verifies before it forwards can reach here, whatever its verification costs. The
 three paths take every place in the round in turn.

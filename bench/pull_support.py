@@ -97,9 +97,11 @@ def push_signed_image(
 def bare_signature_fetch(
     manager: urllib3.PoolManager, base: str, repo: str, tag: str, headers: Mapping[str, str]
 ) -> tuple[str, list[tuple[str, str]]]:
-    """The four requests a cold decision makes for ``repo:tag`` on a registry without the
+    """The five requests a cold decision makes for ``repo:tag`` on a registry without the
     Referrers API, each found from the previous answer as pullgate finds it: resolve the tag
-    (HEAD), the ``sha256-<hex>`` referrers tag, the signature manifest, the envelope blob.
+    (HEAD), the ``sha256-<hex>`` referrers tag, the signature manifest, the envelope blob, and
+    the image manifest itself (an allow binds its config digest, the image ID a container
+    start is checked against).
 
     No verification, no size caps, no parsing beyond the digests needed. Returns the tag's
     digest and the ``(method, path)`` sent, to be compared with a decision's own requests.
@@ -126,6 +128,7 @@ def bare_signature_fetch(
     index = json.loads(send("GET", manifests + digest.replace(":", "-"), accept).data)
     signature = json.loads(send("GET", manifests + index["manifests"][0]["digest"], accept).data)
     send("GET", f"/v2/{repo}/blobs/{signature['layers'][0]['digest']}", None)
+    send("GET", manifests + digest, accept)
     return digest, sent
 
 
