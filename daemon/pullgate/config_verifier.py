@@ -3,8 +3,8 @@
 containerd's verifier executable is told only the top-level digest, not the platform the pull
 will fetch (``ctr image pull --platform``, ``--all-platforms``). ``platforms = "all"`` (the
 default) makes such a decision for an index cover every manifest containerd could fetch from it;
-``"node"`` limits it to what this node's platform pulls. See docs in the README's configuration
-reference and decision log.
+``"node"`` limits it to what this node's platform pulls. See the README's configuration reference
+and docs/decisions.md.
 """
 
 from __future__ import annotations

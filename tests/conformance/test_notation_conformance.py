@@ -234,7 +234,7 @@ def agrees(case: dict[str, Any]) -> tuple[bool, str]:
     want = expect["verdict"]
     if case["id"] == "pol-blob-global-skip":
         # notation's rule never fires (a known bug) while the spec forbids it: pullgate follows
-        # the spec and rejects the document (README decision log).
+        # the spec and rejects the document (docs/decisions.md).
         ok = result.verdict == "invalid"
     else:
         ok = result.verdict == want
