@@ -1,4 +1,5 @@
-"""Code, tests, benches, fuzz targets, scripts, packaging and docs cite only what a clone contains.
+"""Code, tests, benches, fuzz targets, scripts, packaging, docs and the README cite only what a
+clone contains.
 
 Comments and docstrings cite ``docs/…`` or upstream specifications, never documents outside the
 repository nor project issue numbers (docs/architecture.md §3.8). The patterns are assembled at
@@ -35,7 +36,7 @@ def _forbidden() -> tuple[re.Pattern[str], ...]:
 
 
 def _files() -> list[Path]:
-    found: list[Path] = []
+    found: list[Path] = [_REPO / "README.md"]
     for tree in _TREES:
         root = _REPO / tree
         if not root.is_dir():

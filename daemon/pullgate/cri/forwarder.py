@@ -10,7 +10,7 @@ runtime (:data:`RELAY_OPTIONS`) as a call with one request and any number of ans
 grpc completes on the calling thread and which can still be cancelled from the caller's
 side. Identical on the wire to a unary call, it avoids grpc's future, whose channel starts a
 new polling thread for every call when calls do not overlap (the kubelet's relists do not):
-that thread cost each pass-through call about a third of a millisecond (README, decision log).
+that thread cost each pass-through call about a third of a millisecond (docs/decisions.md).
 
 The image proxy (:class:`pullgate.cri.proxy.CriProxy`) and the RuntimeService gate
 (:class:`pullgate.cri.runtime_proxy.RuntimeProxy`) inherit it.
