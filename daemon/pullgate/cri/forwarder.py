@@ -46,6 +46,19 @@ log = logging.getLogger(__name__)
 RELAY_OPTIONS = ((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),)
 
 
+def _open(channel: grpc.Channel, method: str, request: bytes, context: grpc.ServicerContext) -> Any:
+    """Start ``method`` upstream as a stream of opaque answers, with the caller's metadata and
+    deadline, cancelled with the caller's call."""
+    stub = channel.unary_stream(method, request_serializer=identity, response_deserializer=identity)
+    call = stub(
+        request,
+        metadata=forwardable(context.invocation_metadata()),
+        timeout=remaining(context),
+    )
+    cancel_with(context, call)
+    return call
+
+
 class _NotUnary(grpc.RpcError):
     """The runtime answered a unary call with other than one message (a broken runtime)."""
 
@@ -107,15 +120,7 @@ class Forwarder:
         relay = self._relay
         if relay is None:
             raise RuntimeError("CriProxy is not started")
-        stub = relay.unary_stream(
-            method, request_serializer=identity, response_deserializer=identity
-        )
-        call = stub(
-            request,
-            metadata=forwardable(context.invocation_metadata()),
-            timeout=remaining(context),
-        )
-        cancel_with(context, call)
+        call = _open(relay, method, request, context)
         try:
             answers: list[bytes] = list(call)
         except grpc.RpcError:
@@ -141,15 +146,7 @@ class Forwarder:
         self, method: str, request: bytes, context: grpc.ServicerContext
     ) -> Iterator[bytes]:
         """Forward one server-streaming call unchanged (cancelled with the caller's call)."""
-        stub = self._upstream().unary_stream(
-            method, request_serializer=identity, response_deserializer=identity
-        )
-        call = stub(
-            request,
-            metadata=forwardable(context.invocation_metadata()),
-            timeout=remaining(context),
-        )
-        cancel_with(context, call)
+        call = _open(self._upstream(), method, request, context)
         try:
             initial = forwardable(call.initial_metadata())  # waits for the runtime's headers
             if initial:
