@@ -10,6 +10,10 @@ Records survive reloads as history, but a record is *current* only under the sna
 it: after a CA is removed or a statement changes, nothing recorded before counts until the
 image is verified again. A lookup may also bound a record's age (the decision cache's
 ``max_ttl``): a certificate revoked since, with no reload, is then seen at the next decision.
+A record keeps the time its evidence was gathered: an allow the decision layer computed
+records (or refreshes) it, while a cache hit of that allow, which carries no newer evidence,
+writes nothing when an identical record is already held (it only keeps it most recently used),
+so a warm decision costs a lookup, not a record (docs/decisions.md, "Benchmarks").
 The store is a bounded LRU over config digests (``max_images``), each
 with at most ``max_repositories`` repositories (the same bytes pushed to several repositories
 are judged per repository: another statement may govern each). Thread-safe; every operation is
@@ -23,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pullgate.decision.model import Decision
+from pullgate.decision.model import Content, Decision
 from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
 from pullgate.lru import Lru
@@ -59,6 +63,20 @@ class CoveredImage:
     recorded_at: float  # POSIX seconds
 
 
+def _same(record: CoveredImage, decision: Decision, content: Content, snapshot: str) -> bool:
+    """Whether ``record`` is what recording ``content`` of ``decision`` would write (its
+    repository follows from the reference; its time is not compared)."""
+    return (
+        record.snapshot == snapshot
+        and record.reference == decision.reference
+        and record.top_digest == decision.digest
+        and record.manifest_digest == content.manifest_digest
+        and record.statement == decision.statement
+        and record.platform == content.platform
+        and record.reason is decision.reason
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lookup:
     """What the store knows about an image ID in a repository."""
@@ -89,8 +107,11 @@ class VerdictStore:
 
     def record(self, decision: Decision, snapshot: str) -> int:
         """Record what allowed ``decision`` covered under ``snapshot``; the number of records
-        (0 for a deny, a fail-open allow or an allow that bound no content)."""
+        written (0 for a deny, a fail-open allow, an allow that bound no content, and a cache
+        hit whose records are all held already)."""
         if not decision.allowed or decision.fail_open or not decision.content:
+            return 0
+        if decision.cache_hit and self._held(decision, snapshot):
             return 0
         repository = repository_of(decision.reference)
         if repository is None:
@@ -115,6 +136,26 @@ class VerdictStore:
             for record in records:
                 self._put(record)
         return len(records)
+
+    def _held(self, decision: Decision, snapshot: str) -> bool:
+        """Whether every record ``decision`` would write is held as it would be written (bar
+        its time); each one looked at is marked most recently used."""
+        with self._lock:
+            for content in decision.content:
+                repos = self._images.get(content.config_digest)
+                if repos is None:
+                    return False
+                held = repos.items()  # least recently used first; usually one
+                for position, (repository, record) in enumerate(reversed(held)):
+                    if record.reference == decision.reference:
+                        if not _same(record, decision, content, snapshot):
+                            return False
+                        if position:
+                            repos.get(repository)
+                        break
+                else:
+                    return False
+        return True
 
     def _put(self, record: CoveredImage) -> None:
         repos = self._images.get(record.config_digest)

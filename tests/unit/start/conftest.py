@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.clock import Clock, FixedClock
 from pullgate.config import StatementSettings
 from pullgate.decision.decider import Decider
 from pullgate.descriptor import Descriptor
@@ -82,12 +82,13 @@ def make_gate(
     glass: Path | None = None,
     store: VerdictStore | None = None,
     max_age: float | None = None,
+    clock: Clock | None = None,
 ) -> GateWorld:
     store = store if store is not None else VerdictStore()
     holder: dict[str, Snap] = {"snap": world.snapshot()}
     decider = Decider(
         lambda: holder["snap"],
-        clock=FixedClock(NOW),
+        clock=clock or FixedClock(NOW),
         fetcher=NoNetworkFetcher(),
         on_allow=store.record,
     )

@@ -15,7 +15,7 @@ from pullgate.start.break_glass import parse_break_glass
 from pullgate.start.gate import StartGate
 from pullgate.start.verdicts import VerdictStore
 from tests.support.pki import NOW
-from tests.unit.decision.world import make_world
+from tests.unit.decision.world import StepClock, make_world
 from tests.unit.start.conftest import GateWorld, make_gate
 
 
@@ -240,19 +240,20 @@ def test_an_allow_older_than_max_age_is_verified_again(tmp_path: Path) -> None:
     """Without a reload a recorded allow would answer creates forever, though its evidence
     (revocation status, certificate validity) is only as fresh as its decision: past
     ``max_age`` (the daemon's decision-cache ``max_ttl``) the memory-only check no longer
-    allows, and the full check verifies again."""
-    now = [1_000_000.0]
+    allows, and the full check verifies again. The decider and the store share one clock, as
+    in the daemon (the cached allow expires with its record)."""
+    clock = StepClock()
     with make_world(tmp_path) as world:
-        store = VerdictStore(clock=lambda: now[0])
-        gw = make_gate(world, tmp_path, store=store, max_age=300.0)
+        store = VerdictStore(clock=lambda: clock.now().timestamp())
+        gw = make_gate(world, tmp_path, store=store, max_age=300.0, clock=clock)
         try:
             image = gw.image("aged", tag="g1")
             world.sign(image.manifest)
             ref = world.ref("g1")
             gw.decider.decide(DecisionRequest(reference=ref))
-            now[0] += 299
+            clock.advance(299)
             assert gw.gate.check_local(image.config.digest, ref).allowed
-            now[0] += 2
+            clock.advance(2)
             stale = gw.gate.check_local(image.config.digest, ref)
             assert (stale.allowed, stale.reason, stale.inconclusive) == (
                 False,

@@ -3,11 +3,16 @@ and every allow lands in the verdict store, current only under the snapshot that
 
 from __future__ import annotations
 
-from pullgate.config import Requirement, StatementSettings
+import asyncio
+from pathlib import Path
+
+from pullgate.config import CacheConfig, Requirement, StatementSettings
 from pullgate.decision.compact import decode_decision, encode_decision
-from pullgate.decision.model import Content, DecisionRequest
+from pullgate.decision.decider import Decider
+from pullgate.decision.model import Content, Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.start.verdicts import VerdictStore, repository_of
+from tests.unit.decision.world import MemWorld, NoNetworkFetcher, StepClock, memory_world
 from tests.unit.start.conftest import GateWorld
 
 
@@ -77,8 +82,6 @@ def test_a_reload_keeps_history_but_not_currency(gw: GateWorld) -> None:
 
 def test_store_is_bounded() -> None:
     store = VerdictStore(max_images=2, max_repositories=1)
-    from pullgate.decision.model import Decision
-
     for n in range(3):
         decision = Decision(
             allowed=True,
@@ -98,3 +101,74 @@ def test_repository_of_image_ids_and_digests_is_none() -> None:
     assert repository_of("sha256:" + "b" * 64) is None
     assert repository_of("b" * 64) is None
     assert repository_of("nginx") == "docker.io/library/nginx"
+
+
+def _store_and_decider(world: MemWorld, clock: StepClock) -> tuple[VerdictStore, Decider, str]:
+    store = VerdictStore(clock=lambda: clock.now().timestamp())
+    snap = world.snapshot()
+    decider = Decider(
+        lambda: snap,
+        clock=clock,
+        fetcher=NoNetworkFetcher(),
+        stores=world.reg.opener,
+        on_allow=store.record,
+    )
+    return store, decider, snap.digest
+
+
+def test_warm_allows_record_once_and_keep_the_time_of_their_evidence(tmp_path: Path) -> None:
+    world = memory_world(tmp_path)
+    world.sign(world.index)
+    world.sign(world.amd64)
+    clock = StepClock()
+    store, decider, snapshot = _store_and_decider(world, clock)
+    request = DecisionRequest(reference=world.ref())
+    try:
+        first = decider.decide(request)
+        assert (first.allowed, len(first.content), store.stats()["recorded"]) == (True, 1, 1)
+        (record,) = store.records()
+        for _ in range(20):
+            clock.advance(1.0)
+            assert decider.decide(request).cache_hit
+            assert asyncio.run(decider.decide_async(request)).cache_hit
+        # 40 cache hits wrote nothing: the record still dates from the verification.
+        assert store.stats()["recorded"] == 1
+        assert store.records() == [record]
+        config = first.content[0].config_digest
+        repo = repository_of(world.ref())
+        max_ttl = CacheConfig().max_ttl
+        assert store.lookup(config, repo, snapshot, max_ttl).current == record
+        # Past max_ttl the cached allow is gone too: the next decision verifies again and
+        # its record is current once more.
+        clock.advance(max_ttl)
+        assert store.lookup(config, repo, snapshot, max_ttl).current is None
+        again = decider.decide(request)
+        assert (again.allowed, again.cache_hit, store.stats()["recorded"]) == (True, False, 2)
+        assert store.lookup(config, repo, snapshot, max_ttl).current is not None
+    finally:
+        decider.close()
+
+
+def test_a_cache_hit_records_what_is_not_held() -> None:
+    store = VerdictStore(max_images=1)
+    digest = f"sha256:{'a' * 64}"
+
+    def allow(n: int, reference: str = "example.com/app:v1") -> Decision:
+        return Decision(
+            allowed=True,
+            reason=Reason.VERIFIED,
+            message="",
+            reference=reference,
+            digest=digest,
+            cache_hit=True,
+            content=(Content(manifest_digest="m", config_digest=f"sha256:{n:064x}"),),
+        )
+
+    assert store.record(allow(1), "snap") == 1
+    assert store.record(allow(1), "snap") == 0  # held
+    assert store.record(allow(1), "other snap") == 1  # another snapshot
+    assert store.record(allow(1, "example.com/app:v2"), "other snap") == 1  # another reference
+    assert store.record(allow(1, "example.com/lib:v1"), "other snap") == 1  # another repository
+    assert store.record(allow(2), "snap") == 1  # evicts config 1 (max_images=1)
+    assert store.record(allow(1), "snap") == 1  # evicted: recorded again
+    assert store.lookup(f"sha256:{1:064x}", "example.com/app", "snap").current is not None
