@@ -13,7 +13,8 @@ image is verified again. A lookup may also bound a record's age (the decision ca
 A record keeps the time its evidence was gathered: an allow the decision layer computed
 records (or refreshes) it, while a cache hit of that allow, which carries no newer evidence,
 writes nothing when an identical record is already held (it only keeps it most recently used),
-so a warm decision costs a lookup, not a record (docs/decisions.md, "Benchmarks").
+so a warm decision costs a lookup, not a record (docs/decisions.md, "A cache hit does not
+re-record an allow").
 The store is a bounded LRU over config digests (``max_images``), each
 with at most ``max_repositories`` repositories (the same bytes pushed to several repositories
 are judged per repository: another statement may govern each). Thread-safe; every operation is
