@@ -46,6 +46,13 @@ class VerifierPlatforms(StrEnum):
     NODE = "node"  # only what this node's platform pulls
 
 
+class RuntimeTransport(StrEnum):
+    """``[runtime] transport``: how the container-start gate serves its socket."""
+
+    SPLICE = "splice"  # HTTP/2 frames relayed to the runtime; decided calls held (fast)
+    GRPC = "grpc"  # grpcio's server: every call re-issued to the runtime
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatementSettings:
     """Per trust-policy statement settings (keyed by the statement's name)."""
@@ -90,6 +97,7 @@ class RuntimeConfig:
     # progress (the gate holds the image until an allow covers it).
     overlap_pulls: bool = True
     audit_interval: float = 30.0  # seconds between node audits after trust reloads, at least
+    transport: RuntimeTransport = RuntimeTransport.GRPC  # how the gate serves its socket
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

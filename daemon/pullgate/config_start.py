@@ -15,7 +15,9 @@ from pullgate.config_model import BreakGlassConfig, RuntimeConfig
 
 __all__ = ["start_break_glass", "start_runtime"]
 
-_RUNTIME_KEYS = frozenset({"socket", "socket_mode", "upstream", "overlap_pulls", "audit_interval"})
+_RUNTIME_KEYS = frozenset(
+    {"socket", "socket_mode", "upstream", "overlap_pulls", "audit_interval", "transport"}
+)
 _BREAK_GLASS_KEYS = frozenset({"file"})
 
 
@@ -33,6 +35,7 @@ def start_runtime(chk: ConfigChecker, data: Mapping[str, object]) -> RuntimeConf
         audit_interval=chk.positive_float(
             table, "audit_interval", "runtime", default.audit_interval
         ),
+        transport=chk.choice(table, "transport", "runtime", default.transport),
     )
 
 

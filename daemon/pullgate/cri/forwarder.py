@@ -158,6 +158,11 @@ class Forwarder:
 
     def refuse(self, raw: object, why: str, context: grpc.ServicerContext) -> NoReturn:
         """Refuse a call that is not a ``runtime.v1.ImageService`` method (logged and audited)."""
+        abort(context, grpc.StatusCode.PERMISSION_DENIED, self.refusal_text(raw, why))
+
+    def refusal_text(self, raw: object, why: str) -> str:
+        """Log and audit the refusal of a call outside the served services; the caller's
+        ``PERMISSION_DENIED`` message."""
         shown = (raw if isinstance(raw, str) else repr(raw))[:SHOWN_PATH]
         log.warning("CRI proxy refused method %r: %s", shown, why)
         self._emit_audit(
@@ -169,11 +174,7 @@ class Forwarder:
                 "caller": "cri",
             }
         )
-        abort(
-            context,
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"pullgate CRI proxy refuses {shown!r}: {why}; only {self.served} is served",
-        )
+        return f"pullgate CRI proxy refuses {shown!r}: {why}; only {self.served} is served"
 
     def _emit_audit(self, record: dict[str, Any]) -> None:
         """One audit record to the sink; a failing sink is logged with the record, never raised."""

@@ -86,6 +86,10 @@ CALLER = "cri"
 HANDLER_THREADS = 256
 OVERLAP_THREADS = 64  # decisions of overlapped pulls in flight at once
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
 
 Decide = Callable[[DecisionRequest], Decision]
 Audit = Callable[[dict[str, Any]], None]
@@ -158,14 +162,8 @@ class CriProxy(Forwarder):
         if path.is_symlink() or (path.exists() and not stat.S_ISSOCK(path.lstat().st_mode)):
             raise FileExistsError(f"{path} exists and is not a socket")
         path.unlink(missing_ok=True)  # a stale socket from a previous run
-        options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
-        channel = grpc.insecure_channel(grpc_target(self.upstream), options=options)
-        relay = grpc.insecure_channel(
-            grpc_target(self.upstream), options=[*options, *RELAY_OPTIONS]
-        )
+        channel, relay = self._open_channels()
+        options = _OPTIONS
         executor = ThreadPoolExecutor(self._threads, thread_name_prefix="pullgate-cri")
         server = grpc.server(executor, handlers=[self.router()], options=options)
         try:
@@ -179,11 +177,24 @@ class CriProxy(Forwarder):
             channel.close()
             relay.close()
             raise
-        self._channel, self._relay, self._server, self._executor = channel, relay, server, executor
+        self._server, self._executor = server, executor
+        self._connected(channel, relay)
+        log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
+
+    def _open_channels(self) -> tuple[grpc.Channel, grpc.Channel]:
+        """The control channel and the forwarding channel (:data:`RELAY_OPTIONS`) to the
+        runtime (connected lazily)."""
+        target = grpc_target(self.upstream)
+        channel = grpc.insecure_channel(target, options=_OPTIONS)
+        relay = grpc.insecure_channel(target, options=[*_OPTIONS, *RELAY_OPTIONS])
+        return channel, relay
+
+    def _connected(self, channel: grpc.Channel, relay: grpc.Channel) -> None:
+        """Take the runtime channels into use, with what serving needs beside them."""
+        self._channel, self._relay = channel, relay
         if self.overlap:
             self._overlap = ThreadPoolExecutor(OVERLAP_THREADS, thread_name_prefix="pullgate-ovl")
         self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
-        log.info("CRI proxy listening on %s, forwarding to %s", path, self.upstream)
 
     def router(self) -> grpc.GenericRpcHandler:
         """What answers each call on the socket (see :class:`~pullgate.cri.router.Router`)."""

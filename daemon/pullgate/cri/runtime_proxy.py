@@ -22,10 +22,13 @@ runtime endpoint). Only ``CreateContainer`` is decided:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -35,8 +38,11 @@ from pullgate.cri.denial import Denial
 from pullgate.cri.methods import CREATE_CONTAINER, CRI_SERVICE, PULL_IMAGE, RUNTIME_SERVICE
 from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
 from pullgate.cri.relay import abort, error_text
-from pullgate.cri.router import Router
+from pullgate.cri.router import Router, Unary
 from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.cri.splice.gate import gate_routes
+from pullgate.cri.splice.routes import Refusal, Route
+from pullgate.cri.splice.server import SpliceServer
 from pullgate.cri.verdict import Waiver
 from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
@@ -46,6 +52,11 @@ __all__ = ["CreateRequest", "RuntimeProxy", "parse_create_request"]
 log = logging.getLogger(__name__)
 
 FRONT = "runtime"
+SERVICES = (RUNTIME_SERVICE, CRI_SERVICE)
+DENIAL_CODE = grpc.StatusCode.UNKNOWN  # what a refused start ends with (the kubelet's contract)
+SPLICE = "splice"
+GRPC = "grpc"
+TRANSPORTS = (SPLICE, GRPC)
 
 Names = Callable[[], tuple[Sequence[str], Sequence[str]]]
 
@@ -130,6 +141,8 @@ class RuntimeProxy(CriProxy):
         audit: where audit records go.
         waiver, overlap: as for :class:`~pullgate.cri.proxy.CriProxy`.
         passthrough: receives the seconds each forwarded (undecided) unary call took.
+        transport: ``"splice"`` (HTTP/2 frames relayed, :mod:`pullgate.cri.splice`) or
+            ``"grpc"`` (grpcio's server, every call re-issued to the runtime).
     """
 
     served = f"{RUNTIME_SERVICE} and {CRI_SERVICE}"
@@ -147,6 +160,7 @@ class RuntimeProxy(CriProxy):
         waiver: Waiver | None = None,
         overlap: bool = False,
         passthrough: Callable[[float], None] | None = None,
+        transport: str = SPLICE,
     ) -> None:
         super().__init__(
             upstream,
@@ -160,6 +174,44 @@ class RuntimeProxy(CriProxy):
         )
         self.gate = gate
         self._passthrough = passthrough
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown runtime gate transport {transport!r}")
+        self.transport = transport
+        self._splice: SpliceServer | None = None
+
+    async def start(self, socket_path: str | Path, mode: int = 0o660) -> None:
+        """Serve on ``socket_path`` with the configured transport (see :data:`TRANSPORTS`).
+
+        Raises:
+            OSError: the socket path exists and is not a socket, or cannot be bound.
+        """
+        if self.transport == GRPC:
+            await super().start(socket_path, mode)
+            return
+        channel, relay = self._open_channels()  # the gate's own calls (ImageStatus)
+        server = SpliceServer(self.upstream, self._splice_routes(), observe=self._passthrough)
+        try:
+            server.start(socket_path, mode)
+        except BaseException:
+            channel.close()
+            relay.close()
+            raise
+        self._splice = server
+        self._connected(channel, relay)
+        log.info("runtime gate (splice) on %s, forwarding to %s", socket_path, self.upstream)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving (see :meth:`pullgate.cri.proxy.CriProxy.stop`)."""
+        splice, self._splice = self._splice, None
+        if splice is not None:
+            await asyncio.to_thread(splice.stop, grace)
+        await super().stop(grace)
+
+    def _splice_routes(self) -> Callable[[bytes], Route]:
+        verdicts = {method: partial(_refusal, judge) for method, judge in self.verdicts().items()}
+        return gate_routes(
+            services=SERVICES, gated=self.gated(), verdicts=verdicts, refusal_text=self.refusal_text
+        )
 
     def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Forward unchanged, timing pass-through calls (``passthrough`` gets the seconds)."""
@@ -172,35 +224,48 @@ class RuntimeProxy(CriProxy):
         finally:
             observe(time.perf_counter() - started)
 
+    def gated(self) -> dict[str, Unary]:
+        """The decided methods and their handlers (both transports decide exactly these)."""
+        return {PULL_IMAGE: self.pull_image, CREATE_CONTAINER: self.create_container}
+
+    def verdicts(self) -> dict[str, Callable[[bytes], StartAnswer]]:
+        """The gated methods decided before their request is forwarded unchanged, and the
+        verdict on a request's bytes (the splice transport holds the request until it)."""
+        return {CREATE_CONTAINER: self.start_verdict}
+
     def router(self) -> grpc.GenericRpcHandler:
-        """RuntimeService and ImageService; CreateContainer and PullImage decided."""
-        return Router(
-            self,
-            services=(RUNTIME_SERVICE, CRI_SERVICE),
-            gated={PULL_IMAGE: self.pull_image, CREATE_CONTAINER: self.create_container},
-        )
+        """RuntimeService and ImageService; the :meth:`gated` methods decided."""
+        return Router(self, services=SERVICES, gated=self.gated())
 
     def create_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Gate one ``CreateContainer``: forward the original bytes only when allowed."""
+        answer = self.start_verdict(request)
+        if not answer.allowed:
+            abort(context, DENIAL_CODE, answer.denial.text)
+        return self.forward(CREATE_CONTAINER, request, context)
+
+    def start_verdict(self, request: bytes) -> StartAnswer:
+        """The gate's answer for one serialized ``CreateContainerRequest`` (logged; an
+        undecodable one is answered as an unknown image)."""
         try:
             create = parse_create_request(request)
         except MalformedInput as exc:
             log.warning("CreateContainer refused: %s", exc.detail)
-            denied = self.gate.deny_unknown("", "", exc.detail, front=FRONT)
-            if not denied.allowed:
-                self._refuse_start(context, denied, create=None)
-            return self.forward(CREATE_CONTAINER, request, context)
+            answer = self.gate.deny_unknown("", "", exc.detail, front=FRONT)
+            if not answer.allowed:
+                self._log_refusal(answer, create=None)
+            return answer
         answer = self.decide_start(create)
         if not answer.allowed:
-            self._refuse_start(context, answer, create=create)
-        if answer.break_glass or answer.critical:
+            self._log_refusal(answer, create=create)
+        elif answer.break_glass or answer.critical:
             log.warning(
                 "container %s of %s started under %s",
                 create.container,
                 create.pod,
                 answer.reason.value,
             )
-        return self.forward(CREATE_CONTAINER, request, context)
+        return answer
 
     def decide_start(self, create: CreateRequest) -> StartAnswer:
         """The gate's answer for ``create``. An image ID (the kubelet's form) is decided on as
@@ -231,12 +296,18 @@ class RuntimeProxy(CriProxy):
             image.id, create.asked, list(image.repo_digests), list(image.repo_tags), front=FRONT
         )
 
-    def _refuse_start(
-        self, context: grpc.ServicerContext, answer: StartAnswer, *, create: CreateRequest | None
-    ) -> None:
+    def _log_refusal(self, answer: StartAnswer, *, create: CreateRequest | None) -> None:
         where = f" ({create.pod} {create.container})" if create is not None else ""
         text = answer.denial.text
         log.warning("CreateContainer of %r%s denied: %s", answer.reference, where, text)
         if answer.reason is Reason.INTERNAL:
             log.error("start gate internal error for %r", answer.reference)
-        abort(context, grpc.StatusCode.UNKNOWN, text)
+
+
+def _refusal(judge: Callable[[bytes], StartAnswer], request: bytes) -> Refusal | None:
+    """A verdict as the splice transport takes it: None to allow, else the refusal the grpcio
+    transport would answer."""
+    answer = judge(request)
+    if answer.allowed:
+        return None
+    return Refusal(DENIAL_CODE.value[0], answer.denial.text)

@@ -120,6 +120,7 @@ async def start_runtime_gate(
         waiver=parts.gate.waive_pull,
         overlap=overlap_pulls(config),
         passthrough=_passthrough_histogram(parts),
+        transport=config.runtime.transport.value,
     )
     prepare(config.runtime.socket, "runtime")
     try:

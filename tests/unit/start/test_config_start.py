@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pullgate.config import parse_config
+from pullgate.config_model import RuntimeTransport
 from pullgate.errors import ConfigError, Reason
 
 SOURCE = Path("/etc/pullgate/config.toml")
@@ -20,7 +21,8 @@ def test_absent_tables_mean_no_gate_and_no_break_glass() -> None:
 def test_tables_are_read() -> None:
     config = parse_config(
         b'[runtime]\nsocket = "/run/x/runtime.sock"\nupstream = "unix:///run/c.sock"\n'
-        b'overlap_pulls = false\naudit_interval = 5\n[break_glass]\nfile = "glass"\n',
+        b'overlap_pulls = false\naudit_interval = 5\ntransport = "splice"\n'
+        b'[break_glass]\nfile = "glass"\n',
         SOURCE,
     )
     assert config.runtime is not None
@@ -30,6 +32,7 @@ def test_tables_are_read() -> None:
     )
     assert (config.runtime.upstream, config.runtime.overlap_pulls) == ("unix:///run/c.sock", False)
     assert config.runtime.audit_interval == 5.0
+    assert config.runtime.transport is RuntimeTransport.SPLICE
     assert config.break_glass is not None
     assert config.break_glass.file == Path("/etc/pullgate/glass")
 
@@ -42,6 +45,7 @@ def test_tables_are_read() -> None:
         b"[runtime]\nsocket_mode = true\n",
         b"[runtime]\nunknown = 1\n",
         b"[runtime]\naudit_interval = -1\n",
+        b'[runtime]\ntransport = "h2c"\n',
         b'[break_glass]\nfile = ""\n',
         b"[break_glass]\nexpires = 1\n",
     ],

@@ -1,0 +1,315 @@
+"""The state a spliced connection shares between its two relay threads and its verdicts, and
+the runtime -> caller direction (:mod:`pullgate.cri.splice.conn` says what the splice does).
+
+Locks: ``_up_lock`` serialises writes to the runtime and the held-stream state; ``_down_lock``
+serialises writes to the caller and a stream's ``ANSWERED`` state, so whatever pullgate writes goes
+in at frame boundaries. Only the request thread ever takes ``_down_lock`` while holding
+``_up_lock``; nothing takes them the other way round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pullgate.cri.splice.fields import FieldReader, status_block
+from pullgate.cri.splice.frames import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    FRAME_HEADER,
+    HEADER_BYTES,
+    HEADERS,
+    INITIAL_WINDOW,
+    RST_STREAM,
+    SETTINGS,
+    SETTINGS_HEADER_TABLE_SIZE,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    STREAM_MASK,
+    encode_frame,
+    rst_stream,
+    settings_values,
+    window_update,
+)
+from pullgate.cri.splice.routes import Refusal, Route
+from pullgate.errors import MalformedInput
+
+__all__ = [
+    "INTERNAL",
+    "MAX_HELD_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "PREFIX",
+    "RECV_BYTES",
+    "RESOURCE_EXHAUSTED",
+    "UNIMPLEMENTED",
+    "Held",
+    "SpliceState",
+    "State",
+    "message_problem",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the gate's gRPC message limit
+MAX_HELD_BYTES = 2 * MAX_MESSAGE_BYTES  # held DATA of one connection, all streams
+_ANSWERED_KEPT = 1024  # streams pullgate answered whose late frames are still dropped
+RECV_BYTES = 65_536  # below malloc's mmap threshold: a larger buffer costs a mmap per recv
+PREFIX = struct.Struct(">BI")  # gRPC message prefix: compressed flag, length
+
+# gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
+INTERNAL = 13
+RESOURCE_EXHAUSTED = 8
+UNIMPLEMENTED = 12
+
+
+class State(Enum):
+    """Where a decided stream is."""
+
+    PENDING = 1  # request DATA being held
+    DECIDING = 2  # message complete, verdict running
+    ANSWERED = 3  # pullgate answered the caller
+    CANCELLED = 4  # the caller reset the stream
+
+
+@dataclass(slots=True)
+class Held:
+    """A decided stream: its route and the request bytes held back."""
+
+    route: Route
+    state: State = State.PENDING
+    frames: list[bytes] = field(default_factory=list)
+    flow: int = 0  # flow-controlled bytes held (DATA payloads, padding included)
+    message: bytearray = field(default_factory=bytearray)
+    upstream_closed: bool = False
+
+
+def message_problem(
+    message: bytearray, *, done: bool, held_total: int, window: int
+) -> Refusal | None:
+    """Why a held request cannot be decided (None: it can, or it is not complete yet)."""
+    if held_total > MAX_HELD_BYTES:
+        return Refusal(RESOURCE_EXHAUSTED, "too many request bytes held on one connection")
+    if len(message) < PREFIX.size:
+        return Refusal(INTERNAL, "the request carries no message") if done else None
+    compressed, length = PREFIX.unpack_from(message)
+    if compressed:
+        return Refusal(UNIMPLEMENTED, "compressed requests are not decided by the gate")
+    size = PREFIX.size + length
+    if length > MAX_MESSAGE_BYTES:
+        return Refusal(RESOURCE_EXHAUSTED, f"request message of {length} bytes is too large")
+    if size > window:
+        return Refusal(
+            RESOURCE_EXHAUSTED,
+            f"request message of {length} bytes exceeds the runtime's stream window "
+            f"({window} bytes): the gate cannot read it before forwarding it "
+            '(set [runtime] transport = "grpc")',
+        )
+    if len(message) > size:
+        return Refusal(INTERNAL, "more than one request message in a unary call")
+    if done and len(message) < size:
+        return Refusal(INTERNAL, "the request message is truncated")
+    return None
+
+
+class SpliceState:
+    """What both relay threads and the verdicts share (see the module docstring).
+
+    Args:
+        client: the accepted socket.
+        upstream: the runtime's socket path.
+        route: ``:path`` -> what to do with the call.
+        deciders: where verdicts run (never on a relay thread).
+        observe: receives the seconds each timed pass-through call took.
+        on_close: called once, when both directions have ended.
+    """
+
+    def __init__(
+        self,
+        client: socket.socket,
+        upstream: str,
+        route: Callable[[bytes], Route],
+        deciders: Executor,
+        *,
+        observe: Callable[[float], None] | None = None,
+        on_close: Callable[[Any], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._upstream_path = upstream
+        self._upstream: socket.socket | None = None
+        self._route = route
+        self._deciders = deciders
+        self._observe = observe
+        self._on_close = on_close
+        self._up_lock = threading.Lock()  # writes to the runtime; held-stream state
+        self._down_lock = threading.Lock()  # writes to the caller; ANSWERED state
+        self._reader = FieldReader()
+        self._decided: dict[int, Held] = {}
+        self._started: dict[int, float] = {}
+        self._held_total = 0
+        self._up_window = INITIAL_WINDOW  # the runtime's SETTINGS_INITIAL_WINDOW_SIZE
+        self._last_stream = 0
+        self._block_stream = 0  # stream of the field block being read (0: none)
+        self._block_new = False
+        self._block_new_ended = False
+        self._after: list[bytes] = []  # sent to the runtime after the current caller frame
+        self._batching = False  # the request thread is inside a batch (holds the upstream lock)
+        self._ended = 0
+        self._end_lock = threading.Lock()
+
+    def shutdown(self) -> None:
+        """End both directions now (wakes the relay threads)."""
+        for sock in (self._client, self._upstream):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _end(self) -> None:
+        with self._end_lock:
+            self._ended += 1
+            last = self._ended == 2
+        if not last:
+            return
+        for sock in (self._client, self._upstream):
+            if sock is not None:
+                sock.close()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def _release(self, held: Held) -> None:
+        self._held_total -= held.flow
+
+    def _answer(self, stream: int, held: Held, refusal: Refusal) -> None:
+        """Refuse a decided stream (called with the upstream lock held): the runtime's stream
+        is reset, the caller gets the refusal (unless the runtime already ended the call) and
+        its window back for the held DATA."""
+        self._release(held)
+        held.frames = []
+        held.message = bytearray()
+        upstream = self._upstream
+        block = status_block(refusal.code, refusal.message)
+        with self._down_lock:
+            held.state = State.ANSWERED
+            out = b""
+            if not held.upstream_closed:
+                out = encode_frame(HEADERS, END_STREAM | END_HEADERS, stream, block)
+            if held.flow:
+                out += window_update(0, held.flow)
+            if out:
+                self._client.sendall(out)
+        if held.upstream_closed or upstream is None:
+            return
+        if self._batching:  # after the caller's frame being handled, not before it
+            self._after.append(rst_stream(stream))
+        else:
+            upstream.sendall(rst_stream(stream))
+
+    def _credit_caller(self, flow: int) -> None:
+        if flow:
+            with self._down_lock:
+                self._client.sendall(window_update(0, flow))
+
+    def _prune(self) -> None:
+        if len(self._decided) <= _ANSWERED_KEPT:
+            return
+        for stream in [s for s, h in self._decided.items() if h.state is State.ANSWERED][
+            : len(self._decided) - _ANSWERED_KEPT
+        ]:
+            del self._decided[stream]
+
+    # -- runtime -> caller -------------------------------------------------------------------------
+
+    def _responses(self) -> None:
+        try:
+            self._pump_responses()
+        except (MalformedInput, OSError) as exc:
+            log.debug("runtime gate: connection ended: %s", exc)
+            self.shutdown()
+        finally:
+            self._end()
+
+    def _pump_responses(self) -> None:
+        upstream = self._upstream
+        if upstream is None:
+            return
+        data = b""
+        pos = 0
+        while True:
+            data = data[pos:]
+            chunk = upstream.recv(RECV_BYTES)
+            if not chunk:
+                with contextlib.suppress(OSError):
+                    self._client.shutdown(socket.SHUT_WR)
+                return
+            data = data + chunk if data else chunk
+            pos, credit = self._response_batch(data)
+            if credit:
+                with self._up_lock:
+                    upstream.sendall(window_update(0, credit))
+
+    def _response_batch(self, data: bytes) -> tuple[int, int]:
+        """Forward the whole frames of ``data`` but those of streams pullgate answered;
+        returns the end of the last whole frame and the DATA bytes dropped."""
+        pos = fwd = credit = 0
+        size = len(data)
+        out: list[bytes] = []
+        decided, started = self._decided, self._started
+        took: list[float] = []
+        unpack = FRAME_HEADER.unpack_from
+        with self._down_lock:
+            while size - pos >= HEADER_BYTES:
+                high, low, kind, flags, stream = unpack(data, pos)
+                start = pos
+                pos = start + HEADER_BYTES + ((high << 16) | low)
+                if pos > size:
+                    pos = start
+                    break
+                if kind == SETTINGS:
+                    self._runtime_settings(data[start + HEADER_BYTES : pos], flags)
+                    continue
+                stream &= STREAM_MASK
+                ends = kind == RST_STREAM or (kind <= HEADERS and flags & END_STREAM)
+                if ends and started:
+                    begun = started.pop(stream, None)
+                    if begun is not None:
+                        took.append(begun)
+                if not decided:
+                    continue
+                held = decided.get(stream)
+                if held is None:
+                    continue
+                if held.state is State.ANSWERED and kind not in (HEADERS, CONTINUATION):
+                    if kind == DATA:
+                        credit += pos - start - HEADER_BYTES
+                    out.append(data[fwd:start])
+                    fwd = pos
+                elif ends:
+                    held.upstream_closed = True
+            if out:
+                out.append(data[fwd:pos])
+                self._client.sendall(b"".join(out))
+            elif pos:
+                self._client.sendall(data[:pos] if pos < size else data)
+        if took and self._observe is not None:
+            now = time.perf_counter()
+            for begun in took:
+                self._observe(now - begun)
+        return pos, credit
+
+    def _runtime_settings(self, payload: bytes, flags: int) -> None:
+        values = settings_values(flags, payload)
+        size = values.get(SETTINGS_HEADER_TABLE_SIZE)
+        if size is not None:
+            self._reader.allow_table_size(size)
+        window = values.get(SETTINGS_INITIAL_WINDOW_SIZE)
+        if window is not None:
+            self._up_window = window

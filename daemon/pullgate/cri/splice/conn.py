@@ -1,0 +1,280 @@
+"""One caller connection spliced to one runtime connection, frame by frame.
+
+Frames are forwarded verbatim and in order in both directions, so the connection's settings,
+pings, flow control and GOAWAY stay end to end between the caller and the runtime (RFC 9113).
+One thread per direction, blocking sockets; a writer lock per socket, so what pullgate writes
+itself goes in at frame boundaries. The request direction decodes every field block
+(:class:`~pullgate.cri.splice.fields.FieldReader`) and routes each new stream by ``:path``
+(:mod:`pullgate.cri.splice.routes`):
+
+* pass-through streams are never held: their frames go out in the batch they arrived in;
+* a decided stream's ``HEADERS`` are forwarded at once (the runtime's decoder must see every
+  block in order) but its ``DATA`` is held until the verdict, which runs on a worker. An allow
+  forwards the held frames unchanged; a refusal resets the runtime's stream (``CANCEL``),
+  answers the caller with a trailers-only response that leaves its dynamic table alone, and
+  gives the caller back the connection window the held ``DATA`` used (§6.9);
+* a refused route is answered the same way as soon as its field block is read.
+
+Upstream frames of a stream pullgate answered itself are dropped (their ``DATA`` credited back
+to the runtime), except field blocks: the caller's decoder must see those, and a gRPC client
+ignores frames of a stream it has closed. A decided request whose message cannot be read
+(compressed, more than one message, larger than the runtime's stream window or the gRPC limit)
+is refused; a malformed frame or field block closes the connection. Nothing of a decided
+request reaches the runtime without an allow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+
+from pullgate.cri.splice.base import (
+    INTERNAL,
+    PREFIX,
+    RECV_BYTES,
+    Held,
+    SpliceState,
+    State,
+    message_problem,
+)
+from pullgate.cri.splice.frames import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    FRAME_HEADER,
+    HEADER_BYTES,
+    HEADERS,
+    PREFACE,
+    RST_STREAM,
+    SETTINGS,
+    STREAM_MASK,
+    Frame,
+    data_fragment,
+    field_fragment,
+    settings_values,
+)
+from pullgate.cri.splice.routes import Refusal, Route, RouteKind
+from pullgate.errors import MalformedInput
+
+__all__ = ["Splice"]
+
+log = logging.getLogger(__name__)
+
+
+class Splice(SpliceState):
+    """One accepted connection and its upstream connection (see the module docstring; the
+    arguments are :class:`~pullgate.cri.splice.base.SpliceState`'s)."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect upstream and relay, on threads of its own."""
+        threading.Thread(target=self._requests, name="pullgate-splice-req", daemon=True).start()
+
+    def _requests(self) -> None:
+        try:
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.settimeout(10.0)
+            upstream.connect(self._upstream_path)
+            upstream.settimeout(None)
+        except OSError as exc:
+            log.warning("runtime gate: cannot reach the runtime: %s", exc)
+            upstream.close()
+            self._ended = 1
+            self._end()
+            return
+        self._upstream = upstream
+        threading.Thread(target=self._responses, name="pullgate-splice-rsp", daemon=True).start()
+        try:
+            self._pump_requests(upstream)
+        except MalformedInput as exc:
+            log.warning("runtime gate: closing a connection: %s", exc.detail)
+            self.shutdown()
+        except OSError:
+            self.shutdown()
+        finally:
+            self._end()
+
+    # -- caller -> runtime -------------------------------------------------------------------------
+
+    def _pump_requests(self, upstream: socket.socket) -> None:
+        data = b""
+        while len(data) < len(PREFACE):
+            chunk = self._client.recv(RECV_BYTES)
+            if not chunk:
+                return
+            data += chunk
+        if not data.startswith(PREFACE):
+            raise MalformedInput("not an HTTP/2 client connection preface")
+        pos = self._request_batch(upstream, data, len(PREFACE), 0)
+        while True:
+            data = data[pos:]
+            chunk = self._client.recv(RECV_BYTES)
+            if not chunk:
+                with contextlib.suppress(OSError):
+                    upstream.shutdown(socket.SHUT_WR)
+                return
+            data = data + chunk if data else chunk
+            pos = self._request_batch(upstream, data, 0, 0)
+
+    def _request_batch(self, upstream: socket.socket, data: bytes, pos: int, fwd: int) -> int:
+        """Handle the whole frames of ``data`` from ``pos``; forward what passes (bytes from
+        ``fwd`` on) with what pullgate sends in between; return where the first incomplete
+        frame starts."""
+        with self._up_lock:
+            out: list[bytes] = []
+            after = self._after
+            self._batching = True
+            try:
+                size = len(data)
+                unpack = FRAME_HEADER.unpack_from
+                decided = self._decided
+                while size - pos >= HEADER_BYTES:
+                    high, low, kind, flags, stream = unpack(data, pos)
+                    end = pos + HEADER_BYTES + ((high << 16) | low)
+                    if end > size:
+                        break
+                    frame = Frame(kind, flags, stream & STREAM_MASK, pos, end)
+                    pos = end
+                    if kind in (HEADERS, CONTINUATION):
+                        self._field_block(data, frame)  # forwarded
+                    elif (decided or kind in (RST_STREAM, SETTINGS)) and self._request_frame(
+                        data, frame
+                    ):  # dropped
+                        out.append(data[fwd : frame.start])
+                        fwd = pos
+                    if after:  # goes after this frame (a reset after the stream's HEADERS)
+                        out.append(data[fwd:pos])
+                        out.extend(after)
+                        after.clear()
+                        fwd = pos
+            finally:
+                self._batching = False
+            if not out:
+                if fwd < pos:
+                    upstream.sendall(data[fwd:pos] if fwd or pos < len(data) else data)
+            else:
+                out.append(data[fwd:pos])
+                upstream.sendall(b"".join(out))
+        return pos
+
+    def _request_frame(self, data: bytes, frame: Frame) -> bool:
+        """Handle one caller frame; True: it must not be forwarded."""
+        kind, stream = frame.type, frame.stream
+        held = self._decided.get(stream) if stream else None
+        if held is None:
+            if kind == RST_STREAM:
+                self._started.pop(stream, None)
+            elif kind == SETTINGS and stream == 0:
+                settings_values(frame.flags, data[frame.start + 9 : frame.end])  # validated
+            return False
+        if kind == DATA:
+            self._held_data(stream, held, data, frame)
+            return True
+        if held.state is State.ANSWERED:
+            return True  # the runtime's stream is reset already
+        if kind == RST_STREAM:  # the caller gave up: the runtime's stream is reset too
+            del self._decided[stream]
+            held.state = State.CANCELLED
+            self._release(held)
+            self._credit_caller(held.flow)
+        return False
+
+    def _field_block(self, data: bytes, frame: Frame) -> None:
+        """Decode a request field block (forwarded as is); route a new stream at its end."""
+        payload = data[frame.start + 9 : frame.end]
+        if frame.type == HEADERS:
+            if self._block_stream:
+                raise MalformedInput("HEADERS inside a field block")
+            if frame.stream == 0:
+                raise MalformedInput("HEADERS on stream 0")
+            self._block_stream = frame.stream
+            self._block_new = frame.stream > self._last_stream
+            if self._block_new:
+                self._last_stream = frame.stream
+            elif frame.stream in self._decided:
+                raise MalformedInput("trailers on a decided call")
+            self._block_new_ended = self._block_new and bool(frame.flags & END_STREAM)
+        elif frame.stream != self._block_stream or not self._block_stream:
+            raise MalformedInput("CONTINUATION outside its field block")
+        last = bool(frame.flags & END_HEADERS)
+        fields = self._reader.feed(field_fragment(frame.type, frame.flags, payload), last)
+        if fields is None:
+            return None
+        stream, self._block_stream = self._block_stream, 0
+        if self._block_new:
+            path = next((value for name, value in fields if name == b":path"), b"")
+            self._route_stream(stream, self._route(path), ended=self._block_new_ended)
+        return None
+
+    def _route_stream(self, stream: int, route: Route, *, ended: bool) -> None:
+        if route.kind is RouteKind.PASS:
+            if route.timed and self._observe is not None:
+                self._started[stream] = time.perf_counter()
+            return
+        held = Held(route)
+        self._decided[stream] = held  # before its HEADERS reach the runtime
+        self._prune()
+        if route.kind is RouteKind.REFUSE:
+            self._answer(stream, held, route.refusal or Refusal(INTERNAL, "refused"))
+        elif ended:  # a decided call without a request message
+            self._answer(stream, held, Refusal(INTERNAL, "the request carries no message"))
+
+    def _held_data(self, stream: int, held: Held, data: bytes, frame: Frame) -> None:
+        """A decided stream's DATA: held (never forwarded here), or dropped once answered."""
+        payload = data[frame.start + 9 : frame.end]
+        if held.state is State.ANSWERED:
+            self._credit_caller(len(payload))
+            return
+        if held.state is State.DECIDING:
+            raise MalformedInput("DATA after END_STREAM")
+        held.flow += len(payload)
+        self._held_total += len(payload)
+        held.frames.append(data[frame.start : frame.end])
+        held.message += data_fragment(frame.flags, payload)
+        refusal = message_problem(
+            held.message,
+            done=bool(frame.flags & END_STREAM),
+            held_total=self._held_total,
+            window=self._up_window,
+        )
+        if refusal is not None:
+            self._answer(stream, held, refusal)
+            return
+        if frame.flags & END_STREAM:
+            held.state = State.DECIDING
+            message = bytes(held.message[PREFIX.size :])
+            held.message = bytearray()
+            self._deciders.submit(self._decide, stream, held, message)
+
+    def _decide(self, stream: int, held: Held, message: bytes) -> None:
+        """On a worker: the verdict, then the held frames forwarded or the call refused."""
+        verdict = held.route.verdict
+        try:
+            refusal = verdict(message) if verdict is not None else None
+        except Exception:
+            log.exception("runtime gate: the verdict on stream %d failed", stream)
+            refusal = Refusal(INTERNAL, "pullgate could not decide this call")
+        upstream = self._upstream
+        try:
+            with self._up_lock:
+                if held.state is not State.DECIDING:
+                    return  # the caller reset the stream meanwhile
+                if refusal is None and not held.upstream_closed:
+                    del self._decided[stream]
+                    self._release(held)
+                    if upstream is not None:
+                        upstream.sendall(b"".join(held.frames))
+                    return
+                if refusal is None:  # the runtime ended the call itself: nothing to forward
+                    del self._decided[stream]
+                    self._release(held)
+                    self._credit_caller(held.flow)
+                    return
+                self._answer(stream, held, refusal)
+        except OSError:
+            self.shutdown()

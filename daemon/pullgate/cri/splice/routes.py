@@ -1,0 +1,49 @@
+"""What the splice transport does with each call, by its ``:path``.
+
+A :class:`Route` is decided once per stream, when the caller's request field block is read:
+passed through untouched, decided by a verdict function before its request message may reach
+the runtime, or refused at once. The routing table itself belongs to the gate
+(:meth:`pullgate.cri.runtime_proxy.RuntimeProxy.splice_route`); this module only names the
+shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Refusal", "Route", "RouteKind", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A call ended by pullgate: the gRPC status code (numeric) and message."""
+
+    code: int
+    message: str
+
+
+Verdict = Callable[[bytes], Refusal | None]  # the request message -> None (allow) or a refusal
+
+
+class RouteKind(Enum):
+    """How a call is handled."""
+
+    PASS = "pass"  # noqa: S105 - forwarded frame by frame, never waits
+    DECIDE = "decide"  # the request message is held until ``verdict`` allows it
+    REFUSE = "refuse"  # answered with ``refusal`` at once; the runtime's stream is reset
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One call's handling; ``timed``: a unary pass-through call, whose latency is observed."""
+
+    kind: RouteKind
+    verdict: Verdict | None = None
+    refusal: Refusal | None = None
+    timed: bool = False
+
+
+PASS_TIMED = Route(RouteKind.PASS, timed=True)
+PASS_UNTIMED = Route(RouteKind.PASS)
