@@ -12,7 +12,10 @@ the one the registry's signed bytes name.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -28,7 +31,7 @@ from pullgate.registry.store import FetchHook, Store
 if TYPE_CHECKING:
     from pullgate.decision.context import DecisionContext
 
-__all__ = ["bind_content", "config_digest", "read_content"]
+__all__ = ["ContentRead", "config_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -47,41 +50,87 @@ def config_digest(manifest: bytes) -> str:
     return digest
 
 
-def read_content(
+def _fetch_all(
     lend: Callable[[FetchHook | None], AbstractContextManager[Store]],
     ref: ImageReference,
-    manifest: Descriptor,
-    platform: str | None,
-    *,
+    manifests: Sequence[Descriptor],
     deadline: float,
+) -> list[bytes | PullgateError]:
+    """Each manifest's bytes (digest- and size-verified), or why it could not be read."""
+    out: list[bytes | PullgateError] = []
+    for manifest in manifests:
+        try:
+            with bounded_by(deadline), lend(None) as client:
+                out.append(client.fetch_manifest(ref, manifest))
+        except PullgateError as exc:
+            out.append(exc)
+    return out
+
+
+class ContentRead:
+    """The manifests an allow will cover, read while its subjects are verified.
+
+    Verifying a manifest's signature needs only its descriptor, so nothing else fetches its
+    bytes; reading them after the verdict put one more registry round trip on every cold
+    decision's path. The read is queued on ``executor`` (:meth:`start`, behind the subjects'
+    pooled verifications) before the calling thread verifies its own subject; it always runs (a
+    decision costs the same requests whatever its verdict), but only an allow waits for it and
+    parses what it read. A read no pool thread has started by then runs on the calling thread;
+    one unfinished at the deadline binds nothing (docs/decisions.md, "The covered manifest is
+    read while the subjects are verified").
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        lend: Callable[[FetchHook | None], AbstractContextManager[Store]],
+        ref: ImageReference,
+        manifests: Sequence[Descriptor],
+        *,
+        deadline: float,
+    ) -> None:
+        self._executor = executor
+        self._args = (lend, ref, tuple(manifests), deadline)
+        self._future: Future[list[bytes | PullgateError]] | None = None
+
+    def start(self) -> None:
+        """Queue the read (once)."""
+        if self._future is None:
+            self._future = self._executor.submit(_fetch_all, *self._args)
+
+    def bind(self, decision: Decision, ctx: DecisionContext) -> Decision:
+        """``decision`` with the content it covers (every manifest a runtime may run from it),
+        when it is an allow that verification (not ``on_inconclusive``) reached."""
+        if not decision.allowed or decision.inconclusive:
+            return decision
+        _lend, _ref, manifests, deadline = self._args
+        if self._future is None or self._future.cancel():  # not started or still queued
+            read = _fetch_all(*self._args)
+        else:
+            try:
+                read = self._future.result(timeout=max(deadline - time.perf_counter(), 0.0))
+            except FutureTimeout:
+                log.warning("allow of %s binds no content: not read in time", decision.digest)
+                return replace(decision, content=())
+        platform = str(ctx.platform) if ctx.platform else None
+        content = tuple(
+            item
+            for manifest, data in zip(manifests, read, strict=True)
+            for item in _content(manifest, data, platform)
+        )
+        return replace(decision, content=content)
+
+
+def _content(
+    manifest: Descriptor, data: bytes | PullgateError, platform: str | None
 ) -> tuple[Content, ...]:
-    """The content ``manifest`` stands for, or none when it cannot be read in time (the allow
-    then binds no content; a start gate verifies again rather than trusting it)."""
+    """What ``manifest``'s bytes bind, or nothing when they could not be read or parsed (the
+    allow then binds no content; a start gate verifies again rather than trusting it)."""
     try:
-        with bounded_by(deadline), lend(None) as client:
-            data = client.fetch_manifest(ref, manifest)
+        if isinstance(data, PullgateError):
+            raise data
         digest = config_digest(data)
     except PullgateError as exc:
         log.warning("allow of %s binds no content: %s", manifest.digest, exc)
         return ()
     return (Content(manifest_digest=manifest.digest, config_digest=digest, platform=platform),)
-
-
-def bind_content(
-    decision: Decision,
-    lend: Callable[[FetchHook | None], AbstractContextManager[Store]],
-    ref: ImageReference,
-    manifests: Sequence[Descriptor],
-    ctx: DecisionContext,
-) -> Decision:
-    """``decision`` with the content it covers (every manifest a runtime may run from it), when
-    it is an allow that verification (not ``on_inconclusive``) reached."""
-    if not decision.allowed or decision.inconclusive:
-        return decision
-    platform = str(ctx.platform) if ctx.platform else None
-    content = tuple(
-        item
-        for manifest in manifests
-        for item in read_content(lend, ref, manifest, platform, deadline=ctx.deadline)
-    )
-    return replace(decision, content=content)

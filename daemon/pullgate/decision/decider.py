@@ -46,7 +46,7 @@ from pullgate.decision.audit import audit_record
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
 from pullgate.decision.clients import ClientKit, ClientPool, credentials_identity
 from pullgate.decision.combine import Verdict
-from pullgate.decision.content import bind_content
+from pullgate.decision.content import ContentRead
 from pullgate.decision.context import (
     DeciderStats,
     DecisionContext,
@@ -386,6 +386,7 @@ class Decider:
         target: Descriptor,
         picks: tuple[IndexEntry, ...],
     ) -> Decision:
-        decision = ctx.conclude(run_plan(self._executor, ctx, sub, target, picks))
         manifests = [e.descriptor for e in picks] or [target]
-        return bind_content(decision, sub.lend, sub.ref, manifests, ctx)
+        content = ContentRead(self._executor, sub.lend, sub.ref, manifests, deadline=ctx.deadline)
+        verdict = run_plan(self._executor, ctx, sub, target, picks, alongside=content.start)
+        return content.bind(ctx.conclude(verdict), ctx)

@@ -229,10 +229,12 @@ def verify_subjects(
     *,
     deadline: float,
     budget: float,
+    alongside: Callable[[], object] | None = None,
 ) -> list[Subject]:
     """Verify ``jobs`` in parallel (on ``executor`` and the calling thread); a job not done by
     ``deadline`` (``time.perf_counter()``) is a ``TIMEOUT`` subject (``budget``: the
-    configured seconds)."""
+    configured seconds). ``alongside`` is called once the pooled jobs are queued, before the
+    calling thread's own one (work to overlap with verification, queued behind it)."""
 
     def bounded(job: SubjectJob) -> Subject:
         """``job`` verified within the deadline; not started, or finished late, is a TIMEOUT
@@ -246,9 +248,13 @@ def verify_subjects(
         return timed_out_subject(job, budget)
 
     if not jobs:
+        if alongside is not None:
+            alongside()
         return []
     *pooled, last = jobs
     futures = [executor.submit(bounded, job) for job in pooled]
+    if alongside is not None:
+        alongside()
     last_subject = bounded(last)
     subjects: list[Subject] = []
     for job, future in zip(pooled, futures, strict=True):
@@ -270,14 +276,19 @@ def run_plan(
     sub: SubjectContext,
     target: Descriptor,
     picks: Sequence[IndexEntry],
+    *,
+    alongside: Callable[[], object] | None = None,
 ) -> Verdict:
     """Verify the subjects the request's requirement needs and combine them (sets
-    ``ctx.valid_until`` to the earliest bound behind them)."""
+    ``ctx.valid_until`` to the earliest bound behind them); ``alongside`` as for
+    :func:`verify_subjects`."""
     settings = ctx.snap.config.settings_for(sub.statement.name)
     requirement = ctx.request.require or settings.require
     jobs = plan_subjects(requirement, target, picks, ctx.platform)
     budget = ctx.snap.config.verification.timeout
-    subjects = verify_subjects(executor, jobs, sub, deadline=ctx.deadline, budget=budget)
+    subjects = verify_subjects(
+        executor, jobs, sub, deadline=ctx.deadline, budget=budget, alongside=alongside
+    )
     bounds = [s.valid_until for s in subjects if s.valid_until is not None]
     ctx.valid_until = min(bounds, default=None)
     effective = requirement if picks else Requirement.BOTH
