@@ -40,7 +40,7 @@ from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
 from bench._common import POLICY  # noqa: E402
-from pullgate.descriptor import Descriptor  # noqa: E402
+from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.v1 import verifier_pb2  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
 

@@ -20,7 +20,7 @@ noisy: every ratio is measured side by side (interleaved rounds) and medians are
 3. **registry requests of 100 concurrent cold calls ÷ one cold call** (two new indexes, same
    shape; counts from the access log). Target 1.
 4. **RSS after 50,000 distinct cached decisions**, in a child process that imports the whole
-   daemon (``pullgate.server.app``, gRPC) and fills the real
+   daemon (``pullgate.service.app``, gRPC) and fills the real
    :class:`~pullgate.decision.cache.DecisionCache` with 50,000 distinct keys, each holding its
    own unpickled copy of a real ``Decision`` from this run (distinct digests). Reports VmRSS
    (``/proc/self/status``) total and delta over the baseline. Target: total <= 100 MB.
@@ -33,7 +33,8 @@ noisy: every ratio is measured side by side (interleaved rounds) and medians are
    Target 0.
 6. **Full garbage-collection pause, settled ÷ thawed heap**, in this process once the daemon has
    served the warm step: ``gc.collect()`` timed with the daemon's state frozen out of the
-   collector (:func:`pullgate.heap.settle`, as ``serve`` does at start and after every swap) and
+   collector (:func:`pullgate.common.heap.settle`, as ``serve`` does at start and after every
+   swap) and
    with every object back under it (``gc.unfreeze``), interleaved ``--gc-rounds`` times. A full
    pass holds the GIL, so its length is a stall any concurrent pull or shim call can meet.
    Target <= 0.25.
@@ -82,12 +83,12 @@ from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
 from bench._common import POLICY, accept_for, replay_context  # noqa: E402
-from pullgate import heap  # noqa: E402
+from pullgate.common import heap  # noqa: E402
 from pullgate.config import DaemonConfig  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import USER_AGENT  # noqa: E402
-from pullgate.server.metrics import Metrics  # noqa: E402
-from pullgate.server.runtime import DaemonRuntime  # noqa: E402
+from pullgate.service.metrics import Metrics  # noqa: E402
+from pullgate.service.runtime import DaemonRuntime  # noqa: E402
 from pullgate.v1 import verifier_pb2  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
 
@@ -392,7 +393,7 @@ def bench_burst(node: Node, client: Client) -> dict[str, float]:
 
 
 def bench_heap(rounds: int) -> dict[str, float]:
-    """A full collection's pause in the running daemon, heap settled (``pullgate.heap``: the
+    """A full collection's pause in the running daemon, heap settled (``pullgate.common.heap``: the
     daemon's state frozen out of the collector, as ``serve`` leaves it) ÷ thawed (every object
     walked, as without it), interleaved; the daemon is left settled."""
     thawed: list[float] = []
@@ -429,8 +430,8 @@ def rss_child(decision_file: Path, count: int) -> None:
     """Child process: the daemon's imports, then ``count`` distinct real decisions cached."""
     import dataclasses
 
-    import pullgate.server.app  # noqa: F401  (the daemon's full import set)
-    from pullgate.clock import SystemClock
+    import pullgate.service.app  # noqa: F401  (the daemon's full import set)
+    from pullgate.common.clock import SystemClock
     from pullgate.config import CacheConfig
     from pullgate.decision.cache import CacheKey, DecisionCache
     from pullgate.decision.model import Decision

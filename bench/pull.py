@@ -5,7 +5,7 @@ plugin, ``native`` snapshotter, ``registry.config_path`` at a certs.d holding th
 and client certificate), and wires pullgate as ``pullgate serve`` does: a real
 :class:`~pullgate.decision.decider.Decider` over a snapshot of a test trust directory (level
 strict, JWS, P-256 leaf) and the same certs.d, behind :class:`~pullgate.cri.proxy.CriProxy`, and
-the ``pullgate.v1.Verifier`` socket (:func:`pullgate.server.app.make_server`). A CRI client
+the ``pullgate.v1.Verifier`` socket (:func:`pullgate.service.app.make_server`). A CRI client
 generated from the ``runtime.v1`` protos plays the kubelet. Every image is ~10 MB: two
 uncompressed tar layers of random bytes, signed.
 
@@ -119,16 +119,16 @@ from bench.pull_support import (  # noqa: E402
     push_signed_image,
     snapshot_count,
 )
-from pullgate.clock import FixedClock  # noqa: E402
+from pullgate.common.clock import FixedClock  # noqa: E402
+from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
 from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
-from pullgate.descriptor import Descriptor  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
-from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
-from pullgate.server.app import make_server  # noqa: E402
-from pullgate.server.servicer import ServerParts  # noqa: E402
+from pullgate.service.app import make_server  # noqa: E402
+from pullgate.service.servicer import ServerParts  # noqa: E402
+from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
 
 TARGET_COLD = 1.10

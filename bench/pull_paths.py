@@ -21,7 +21,7 @@ from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.client import MANIFEST_ACCEPT
 from pullgate.registry.transport import USER_AGENT, RequestLogHook, RequestRecord
-from pullgate.server.convert import ReloadView, StatusView
+from pullgate.service.convert import ReloadView, StatusView
 
 
 class SwappableDecider:

@@ -35,7 +35,7 @@ from tests.support.pki import Chain
 from tests.support.push import MT_CONFIG, MT_JWS, MT_LAYER, MT_MANIFEST, Pusher
 from tests.support.signing import sign_jws
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 
 T = TypeVar("T")
 

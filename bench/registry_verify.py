@@ -44,12 +44,12 @@ from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
 
 from bench._common import POLICY, replay, replay_context  # noqa: E402
-from pullgate.clock import SystemClock  # noqa: E402
+from pullgate.common.clock import SystemClock  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
 from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
-from pullgate.reload.snapshot import Snapshot, build_snapshot  # noqa: E402
+from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.verification.cache import clear_caches  # noqa: E402
 
 TARGET_RATIO = 1.5

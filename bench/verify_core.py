@@ -51,8 +51,8 @@ from tests.support.pki import NOW, KeySpec, Pki, write_store  # noqa: E402
 from tests.support.signing import sign_cose, sign_jws  # noqa: E402
 from tests.support.statements import oci_statement  # noqa: E402
 
-from pullgate.clock import FixedClock  # noqa: E402
-from pullgate.descriptor import Descriptor  # noqa: E402
+from pullgate.common.clock import FixedClock  # noqa: E402
+from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.verification.cache import cache_info, clear_caches  # noqa: E402
 from pullgate.verification.outcome import CheckResult  # noqa: E402
 from pullgate.verification.revocation import (  # noqa: E402

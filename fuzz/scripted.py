@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fuzz.wire import Reply
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Endpoint, HostsConfig, ImageReference, RegistryLimits
 from pullgate.registry.transport import (

@@ -15,7 +15,7 @@ from fuzz.mutate import DICTIONARY
 from fuzz.scripted import REGISTRY, descriptor_of, sha256
 from fuzz.targets_registry import SIGNED
 from fuzz.wire import Reply, join_fields, reply
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.registry.client import (
     MEDIA_TYPE_DOCKER_LIST,
     MEDIA_TYPE_DOCKER_MANIFEST,

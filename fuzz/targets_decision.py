@@ -9,11 +9,11 @@ from fuzz.oracle import FuzzTarget, check
 from fuzz.scripted import sha256
 from fuzz.targets_parsers import PLATFORMS
 from fuzz.wire import SEP
+from pullgate.common.descriptor import is_digest
 from pullgate.decision.content import config_digest
 from pullgate.decision.every_platform import every_manifest
 from pullgate.decision.matcher import MAX_DEPTH, Profile, pick
 from pullgate.decision.platform import IndexEntry, index_entries
-from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, PullgateError
 from pullgate.oci.gojson import MANIFEST_MEDIA_TYPES
 

@@ -22,11 +22,11 @@ from fuzz.oracle import FuzzTarget, check
 from fuzz.scripted import REGISTRY, REPOSITORY, by_digest, client, path_parts, reference
 from fuzz.targets_registry import _content
 from fuzz.wire import Reply, parse_reply, split_fields
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import DecisionRequest
-from pullgate.reload.snapshot import Snapshot, build_snapshot
+from pullgate.trust.snapshot import Snapshot, build_snapshot
 
 FIELDS = 8  # HEAD, GET, referrers page, next page, tag schema, three content-addressed blobs
 

@@ -12,10 +12,10 @@ import urllib3
 from fuzz.oracle import FuzzTarget, check
 from fuzz.scripted import ScriptedTransport, endpoint, sha256
 from fuzz.wire import Reply, header_text, split_fields
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor, is_digest
 from pullgate.decision.matcher import Profile, pick, ranked
 from pullgate.decision.platform import Platform, index_entries
-from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import PullgateError
 from pullgate.registry.client import MEDIA_TYPE_OCI_MANIFEST
 from pullgate.registry.redirect import Hop, next_hop, origin, same_origin
@@ -146,7 +146,7 @@ def redirect(data: bytes) -> None:
 
 
 TARGETS = (
-    FuzzTarget("descriptor", "pullgate.descriptor.Descriptor.from_json", descriptor),
+    FuzzTarget("descriptor", "pullgate.common.descriptor.Descriptor.from_json", descriptor),
     FuzzTarget("index", "pullgate.decision.platform.index_entries + matcher.pick", index),
     FuzzTarget("link", "pullgate.registry.source.next_link", link),
     FuzzTarget("retry_after", "pullgate.registry.transport.parse_retry_after", retry_after),

@@ -23,7 +23,7 @@ from fuzz.scripted import (
     sha256,
 )
 from fuzz.wire import Reply, parse_reply, split_fields
-from pullgate.descriptor import Descriptor, compute_digest, is_digest
+from pullgate.common.descriptor import Descriptor, compute_digest, is_digest
 from pullgate.errors import PullgateError
 from pullgate.registry.auth import StaticCredentials
 from pullgate.registry.client import MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST

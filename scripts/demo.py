@@ -40,7 +40,7 @@ from tests.support.pki import CertSpec, Chain, KeySpec, Pki, write_store  # noqa
 from tests.support.push import Pusher  # noqa: E402
 from tests.support.signing import sign_cose, sign_jws  # noqa: E402
 
-from pullgate.descriptor import Descriptor  # noqa: E402
+from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc  # noqa: E402
 from scripts.demo_node import node_view  # noqa: E402
 

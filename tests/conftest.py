@@ -27,7 +27,7 @@ def test_tsa() -> TestTsa:
 
 @pytest.fixture(autouse=True)
 def _thawed_heap() -> Iterator[None]:
-    """A daemon run in-process freezes the heap (``pullgate.heap``); the next test starts with
-    every object back under the collector."""
+    """A daemon run in-process freezes the heap (``pullgate.common.heap``); the next test starts
+    with every object back under the collector."""
     yield
     gc.unfreeze()

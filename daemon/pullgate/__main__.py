@@ -1,5 +1,5 @@
 """``python -m pullgate`` runs the CLI."""
 
-from pullgate.cli import main
+from pullgate.cli.main import main
 
 raise SystemExit(main())

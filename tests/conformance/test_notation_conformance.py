@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pullgate.clock import FixedClock
-from pullgate.descriptor import Descriptor
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import ConfigError, NoApplicablePolicy, PullgateError
 from pullgate.verification.envelope import parse_envelope
 from pullgate.verification.policy import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from tests.support.push import MT_INDEX, MT_MANIFEST
 
 MT_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from tests.integration.test_daemon import (  # fixtures are used by name
     Node,
     _verify,

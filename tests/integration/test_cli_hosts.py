@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pullgate.cli import main
+from pullgate.cli.main import main
 
 
 def _hosts(*argv: str) -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """``pullgate verify / inspect / policy check`` end to end over OCI image layouts.
 
 Signatures are produced by the test signer in notation's format and attached in both manifest
-forms; the CLI runs in-process through ``pullgate.cli.main`` and is judged by exit code and the
+forms; the CLI runs in-process through ``pullgate.cli.main.main`` and is judged by exit code and the
 typed ``reason`` of its JSON decision object.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pullgate.cli import main
-from pullgate.descriptor import Descriptor
+from pullgate.cli.main import main
+from pullgate.common.descriptor import Descriptor
 from tests.support.oci_layout import LayoutWriter
 from tests.support.pki import CertSpec, Chain, KeySpec, Pki, write_store
 from tests.support.signing import sign_cose, sign_jws

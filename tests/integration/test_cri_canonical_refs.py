@@ -22,12 +22,12 @@ from typing import Any, cast
 import grpc
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.decider import Decider
 from pullgate.errors import Reason
-from pullgate.reload.snapshot import build_snapshot
+from pullgate.trust.snapshot import build_snapshot
 from tests.integration.test_cri_proxy import (
     REGISTRY_PREFIX,
     SIGNATURE_PREFIX,

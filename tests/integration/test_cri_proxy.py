@@ -28,16 +28,16 @@ from typing import Any, cast
 import grpc
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.descriptor import Descriptor
 from pullgate.errors import ConfigError, Reason
-from pullgate.reload.snapshot import Snapshot, build_snapshot
+from pullgate.trust.snapshot import Snapshot, build_snapshot
 from tests.support.containerd import (
     Containerd,
     CriClient,

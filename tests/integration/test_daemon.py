@@ -1,7 +1,7 @@
 """``pullgate serve`` end to end: the real daemon on a unix socket.
 
 The daemon runs in-process through :func:`tests.support.grpc_harness.run_daemon` (the same
-:func:`pullgate.server.app.serve` as ``pullgate serve``, minus signal handlers), except for the
+:func:`pullgate.service.app.serve` as ``pullgate serve``, minus signal handlers), except for the
 signal test, which starts ``python -m pullgate serve`` as a real process and sends it real
 signals. Registries are Debian's ``docker-registry`` behind mutual TLS; images are pushed with
 :class:`tests.support.push.Pusher` and signed with the test PKI.
@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
+from pullgate.common.descriptor import Descriptor
 from pullgate.decision.audit_log import AUDIT_LOGGER
-from pullgate.descriptor import Descriptor
 from pullgate.errors import ConfigError
-from pullgate.server.app import DaemonOptions, serve
+from pullgate.service.app import DaemonOptions, serve
 from pullgate.v1 import verifier_pb2
 from tests.support.docker_registry import (
     REGISTRY_BINARY,

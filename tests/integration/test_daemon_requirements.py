@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from tests.integration.test_daemon import (  # fixtures are used by name
     Node,
     _verify,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.v1 import verifier_pb2
 from pullgate.verification.cache import clear_caches
 from tests.support.docker_registry import (

@@ -214,8 +214,8 @@ def test_cli_version_and_policy_check(installed: Path) -> None:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("pullgate.server.app") is None,
-    reason="the daemon (pullgate.server.app) is not in this tree yet",
+    importlib.util.find_spec("pullgate.service.app") is None,
+    reason="the daemon (pullgate.service.app) is not in this tree yet",
 )
 def test_daemon_from_exec_start_answers_health(installed: Path) -> None:
     argv = _exec_start()

@@ -29,12 +29,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import DaemonConfig, Requirement, VerificationConfig
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.descriptor import Descriptor
-from pullgate.reload.snapshot import build_snapshot
+from pullgate.trust.snapshot import build_snapshot
 from tests.integration.differential_shapes import SHAPES, Refs, Shape
 from tests.support.containerd import (
     Containerd,

@@ -4,7 +4,7 @@ Every registry here is Debian's ``docker-registry`` (distribution 2.8.2) on 127.
 TLS: it refuses any client without a certificate from its client CA. It has no Referrers API, so
 signatures are found through the referrers tag schema (docs/notation.md §1.2); endpoints,
 CAs and client certificates come from a containerd ``certs.d`` directory (containerd ``hosts.md``,
-docs/containerd.md §1.4/§1.5). The CLI runs in-process through ``pullgate.cli.main`` and is
+docs/containerd.md §1.4/§1.5). The CLI runs in-process through ``pullgate.cli.main.main`` and is
 judged by its exit code and the typed ``reason`` of its JSON decision object.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pullgate.cli import main
-from pullgate.descriptor import Descriptor
+from pullgate.cli.main import main
+from pullgate.common.descriptor import Descriptor
 from tests.support.docker_registry import (
     REGISTRY_BINARY,
     DockerRegistry,

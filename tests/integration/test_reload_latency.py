@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from pullgate.clock import FixedClock
-from pullgate.reload.state import TrustState
-from pullgate.reload.watcher import ConfigWatcher
+from pullgate.common.clock import FixedClock
+from pullgate.trust.state import TrustState
+from pullgate.trust.watcher import ConfigWatcher
 from pullgate.verification.truststore import StoreType
 from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import (

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from pullgate.clock import FixedClock
-from pullgate.descriptor import Descriptor
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import Reason
 from pullgate.verification.outcome import VerificationOutcome
 from pullgate.verification.revocation import (

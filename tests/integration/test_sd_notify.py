@@ -2,7 +2,7 @@
 
 The daemon runs as a subprocess with ``NOTIFY_SOCKET`` pointing at a datagram socket this test
 owns, exactly as systemd runs a ``Type=notify`` service (systemd/pullgate.service). Skipped only
-while the daemon's composition root (``pullgate.server.app``) does not exist yet.
+while the daemon's composition root (``pullgate.service.app``) does not exist yet.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ PYTHONPATH = f"{REPO / 'daemon'}{os.pathsep}{REPO}"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        importlib.util.find_spec("pullgate.server.app") is None,
-        reason="the daemon (pullgate.server.app) is not in this tree yet",
+        importlib.util.find_spec("pullgate.service.app") is None,
+        reason="the daemon (pullgate.service.app) is not in this tree yet",
     ),
 ]
 

@@ -25,14 +25,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import BINDIR_CALLER, DecisionRequest
-from pullgate.descriptor import Descriptor
 from pullgate.errors import Reason
-from pullgate.reload.snapshot import build_snapshot
 from pullgate.shim import DESCRIPTOR_MEDIA_TYPE, ExitCode
+from pullgate.trust.snapshot import build_snapshot
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
 from tests.support.fake_registry import FakeRegistry
 from tests.support.pki import NOW, KeySpec, Pki, write_store

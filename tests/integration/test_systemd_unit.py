@@ -7,7 +7,7 @@ How the unit is verified without installing it: ``systemd-analyze verify --root=
 settings it ignores (typos, bad values), so the test also requires it to print nothing.
 
 The notifier tests own a real ``AF_UNIX`` datagram socket (filesystem and abstract namespace)
-and read what :class:`pullgate.server.systemd.SystemdNotifier` sends.
+and read what :class:`pullgate.service.systemd.SystemdNotifier` sends.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.server.systemd import SystemdNotifier, parse_notify_address
+from pullgate.service.systemd import SystemdNotifier, parse_notify_address
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "pullgate.service"

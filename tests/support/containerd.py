@@ -39,8 +39,8 @@ from typing import Any
 
 import grpc
 
+from pullgate.common.descriptor import Descriptor
 from pullgate.cri.runtime.v1 import api_pb2, api_pb2_grpc
-from pullgate.descriptor import Descriptor
 from tests.support.docker_registry import DockerRegistry, RegistryPki
 from tests.support.push import MT_CONFIG, MT_LAYER, MT_MANIFEST, Pusher
 

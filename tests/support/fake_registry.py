@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.registry.model import ClientCertificate, Endpoint, HostsConfig
 from tests.support.pki import NOW, CertSpec, Issued, KeySpec, ca_spec, issue
 

@@ -4,8 +4,8 @@ A ``make_server(tmp_path)`` harness (each test gets its own server), without pyt
 server's event loop runs in a background thread, tests talk to it over a real
 ``unix:`` channel with synchronous stubs.
 
-* :func:`serve_parts` serves a given :class:`~pullgate.server.servicer.ServerParts` (fakes);
-* :func:`run_daemon` runs the whole daemon (:func:`pullgate.server.app.serve`) for a config
+* :func:`serve_parts` serves a given :class:`~pullgate.service.servicer.ServerParts` (fakes);
+* :func:`run_daemon` runs the whole daemon (:func:`pullgate.service.app.serve`) for a config
   file, exactly as ``pullgate serve`` does minus signal handlers (those are exercised in a
   subprocess).
 """
@@ -25,9 +25,9 @@ from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection_pb2  # type: ignore[import-untyped]
 
 from pullgate.config import DaemonConfig
-from pullgate.server.app import DaemonOptions, RunningServer, Runtime, make_server, serve
-from pullgate.server.metrics import Metrics, MetricsServer
-from pullgate.server.servicer import ServerParts
+from pullgate.service.app import DaemonOptions, RunningServer, Runtime, make_server, serve
+from pullgate.service.metrics import Metrics, MetricsServer
+from pullgate.service.servicer import ServerParts
 from pullgate.v1 import verifier_pb2_grpc
 
 _START_TIMEOUT = 30.0

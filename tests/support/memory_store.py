@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pullgate.descriptor import Descriptor, check_digest
+from pullgate.common.descriptor import Descriptor, check_digest
 from pullgate.errors import MalformedInput, Reason, VerificationFailed
 from pullgate.registry.client import DescriptorMismatch
 from pullgate.registry.endpoint_errors import NotFoundEverywhere

@@ -23,7 +23,7 @@ import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from tests.support.docker_registry import DockerRegistry
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from tests.support.containerd import CONTAINERD_BINARY, CriClient
 from tests.support.push import MT_CONFIG, MT_LAYER, MT_MANIFEST, Pusher
 

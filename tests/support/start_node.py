@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import Reason
 from tests.support.containerd import write_hosts_toml
 from tests.support.docker_registry import DockerRegistry, free_port

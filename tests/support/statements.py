@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError
 from pullgate.verification.model import MEDIA_TYPE_JWS
 from pullgate.verification.policy import TrustPolicyStatement, parse_oci_policy

@@ -9,7 +9,7 @@ import pytest
 
 from pullgate.errors import NoApplicablePolicy, Reason
 from pullgate.registry.reference import parse_reference
-from pullgate.trust import dead_scope_warnings
+from pullgate.trust.files import dead_scope_warnings
 from pullgate.verification.policy import OciTrustPolicy, parse_oci_policy
 
 DIGEST = "sha256:" + "ab" * 32

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pullgate.config import load_config, load_process_settings
-from pullgate.config_salvage import salvage_tables
+from pullgate.config.salvage import salvage_tables
 from pullgate.errors import ConfigError, Reason
 from pullgate.start.break_glass import parse_break_glass
 

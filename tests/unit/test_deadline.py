@@ -1,5 +1,5 @@
-"""The deadline watchdog (pullgate.deadline): exchanges fire at their own deadline, whatever else
-is armed, and a disarmed exchange never fires."""
+"""The deadline watchdog (pullgate.net.deadline): exchanges fire at their own deadline, whatever
+else is armed, and a disarmed exchange never fires."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import urllib3
 
-from pullgate.deadline import Exchange, Watchdog, guard_pools
+from pullgate.net.deadline import Exchange, Watchdog, guard_pools
 from tests.support.raw_http import RawConnection, RawServer
 
 _BOUND = 10.0  # seconds a test waits for something that should happen at once

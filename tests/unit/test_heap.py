@@ -1,11 +1,12 @@
-"""pullgate.heap: start-up state out of the collector's full passes, nothing kept across swaps."""
+"""pullgate.common.heap: start-up state out of the collector's full passes, nothing kept across
+swaps."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from pullgate import heap
+from pullgate.common import heap
 
 
 class _Cyclic:

@@ -1,4 +1,5 @@
-"""pullgate.lru.Lru: the one bounded cache type (capacity, recency, statistics, eviction hook)."""
+"""pullgate.common.lru.Lru: the one bounded cache type (capacity, recency, statistics, eviction
+hook)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 import pytest
 
-from pullgate.lru import Lru
+from pullgate.common.lru import Lru
 
 
 def test_evicts_the_least_recently_used() -> None:

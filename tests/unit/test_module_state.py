@@ -30,27 +30,30 @@ import pullgate
 
 # (module, name) -> why a mutable-looking global is acceptable. Keep it short.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("pullgate.heap", "_lock"): "serialises gc.freeze/unfreeze, which act on the whole interpreter",
     (
-        "pullgate.verification.jws",
+        "pullgate.common.heap",
+        "_lock",
+    ): "serialises gc.freeze/unfreeze, which act on the whole interpreter",
+    (
+        "pullgate.verification.envelope.jws",
         "_STRICT_JSON",
     ): "a configured JSONDecoder: no state across calls",
-    ("pullgate.deadline", "_current"): (
+    ("pullgate.net.deadline", "_current"): (
         "the exchange in flight on this thread: urllib3 gives its connection classes no other "
         "way to learn it"
     ),
-    ("pullgate.deadline", "_SHARED"): (
+    ("pullgate.net.deadline", "_SHARED"): (
         "one deadline thread and one resolver (its lookup-thread cap) per process; holds only "
         "the exchanges armed at the moment"
     ),
     # The certificate-check memos: bounded and clearable, to become per-snapshot memos.
     ("pullgate.verification.cache", "_REGISTRY"): "every certificate-check memo, for clear_all",
     ("pullgate.verification.cache", "_REGISTRY_LOCK"): "guards _REGISTRY",
-    ("pullgate.verification.cert_loading", "_FACTS"): "certificate-check memo",
-    ("pullgate.verification.cert_loading", "_LOADED"): "certificate-check memo",
-    ("pullgate.verification.certs", "_VERIFIED"): "certificate-check memo",
-    ("pullgate.verification.distinguished_names", "_PARSED_DNS"): "certificate-check memo",
-    ("pullgate.verification.identity", "_SUBJECTS"): "certificate-check memo",
+    ("pullgate.verification.x509.loading", "_FACTS"): "certificate-check memo",
+    ("pullgate.verification.x509.loading", "_LOADED"): "certificate-check memo",
+    ("pullgate.verification.x509.certs", "_VERIFIED"): "certificate-check memo",
+    ("pullgate.verification.x509.names", "_PARSED_DNS"): "certificate-check memo",
+    ("pullgate.verification.x509.identity", "_SUBJECTS"): "certificate-check memo",
 }
 
 # Generated protobuf/gRPC code keeps protobuf's own registries; console entry points run once.

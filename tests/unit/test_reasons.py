@@ -24,7 +24,7 @@ from pullgate.errors import (
     VerificationFailed,
     VerificationInconclusive,
 )
-from pullgate.server.status import REASON_CODES
+from pullgate.service.status import REASON_CODES
 from pullgate.shim.vocabulary import ShimReason
 
 DAEMON = Path(pullgate.__file__).parent

@@ -1,4 +1,4 @@
-"""Loading a notation configuration directory (:mod:`pullgate.trust`; docs/notation.md §8.1).
+"""Loading a notation configuration directory (:mod:`pullgate.trust.files`; docs/notation.md §8.1).
 
 A Kubernetes ConfigMap mount presents every file as a symlink into ``..data``; with
 ``allow_symlinks`` the policy documents must load through such links just like the stores do.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pullgate.errors import ConfigError
-from pullgate.trust import load_blob_trust, load_trust_config
+from pullgate.trust.files import load_blob_trust, load_trust_config
 from pullgate.verification.policy import InvalidTrustPolicy, PolicyRule
 
 _STATEMENT = {

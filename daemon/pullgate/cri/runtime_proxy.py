@@ -34,6 +34,7 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
+from pullgate.common.descriptor import is_digest
 from pullgate.cri.denial import Denial
 from pullgate.cri.methods import CREATE_CONTAINER, CRI_SERVICE, PULL_IMAGE, RUNTIME_SERVICE
 from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
@@ -44,7 +45,6 @@ from pullgate.cri.splice.gate import gate_routes
 from pullgate.cri.splice.routes import Refusal, Route
 from pullgate.cri.splice.server import SpliceServer
 from pullgate.cri.verdict import Waiver
-from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
 
 __all__ = ["CreateRequest", "RuntimeProxy", "parse_create_request"]

@@ -41,12 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.lru import Lru
 from pullgate.config import CacheConfig, Requirement
 from pullgate.decision.compact import decode_decision, encode_decision
 from pullgate.decision.model import Decision
 from pullgate.errors import MalformedInput
-from pullgate.lru import Lru
 
 __all__ = ["CacheKey", "CacheStats", "DecisionCache", "FlightStats", "SingleFlight", "ttl_for"]
 

@@ -25,9 +25,9 @@ from datetime import datetime
 
 from cryptography import x509
 
-from pullgate.clock import Clock
-from pullgate.descriptor import Descriptor
-from pullgate.lru import Lru
+from pullgate.common.clock import Clock
+from pullgate.common.descriptor import Descriptor
+from pullgate.common.lru import Lru
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient

@@ -20,10 +20,10 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pullgate.deadline import bounded_by
+from pullgate.common.descriptor import Descriptor, is_digest
 from pullgate.decision.model import Content, Decision
-from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput, PullgateError
+from pullgate.net.deadline import bounded_by
 from pullgate.oci.gojson import decode_manifest_config
 from pullgate.registry.model import ImageReference
 from pullgate.registry.store import FetchHook, Store

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
 from pullgate.config import DaemonConfig
 from pullgate.decision.cache import CacheStats, FlightStats
 from pullgate.decision.clients import ClientPool, PhaseTimes, credentials_identity
@@ -31,10 +31,10 @@ from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.registry.store import FetchHook, Store
-from pullgate.trust import TrustConfig
-from pullgate.verification.http_fetch import HttpFetcher
+from pullgate.trust.files import TrustConfig
 from pullgate.verification.policy import TrustPolicyStatement
 from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker
+from pullgate.verification.revocation.fetch import HttpFetcher
 
 __all__ = [
     "DeciderStats",
@@ -64,7 +64,7 @@ class WouldBlock(Exception):
 
 
 class SnapshotLike(Protocol):
-    """What the decider needs of a configuration snapshot (``pullgate.reload.snapshot``)."""
+    """What the decider needs of a configuration snapshot (``pullgate.trust.snapshot``)."""
 
     @property
     def generation(self) -> int: ...

@@ -40,7 +40,8 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from functools import partial
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import CacheConfig
 from pullgate.decision.audit import audit_record
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
@@ -67,14 +68,13 @@ from pullgate.decision.resolution import (
     request_reference,
 )
 from pullgate.decision.verify import SubjectContext, run_plan
-from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
 from pullgate.registry.auth import CredentialStore, StaticCredentials
 from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
 from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.transport import RequestRecord
-from pullgate.verification.http_fetch import HttpFetcher, Urllib3Fetcher
+from pullgate.verification.revocation.fetch import HttpFetcher, Urllib3Fetcher
 
 __all__ = ["Decider", "DeciderStats", "SnapshotLike"]
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.lru import Lru, LruStats
 from pullgate.decision.resolved import Resolved
-from pullgate.lru import Lru, LruStats
 
 __all__ = ["MemoKey", "ResolveMemo"]
 

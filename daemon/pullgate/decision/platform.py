@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pullgate.descriptor import Descriptor, is_digest
+from pullgate.common.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
 from pullgate.oci.gojson import GoPlatform, decode_index
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.descriptor import Descriptor, is_digest
+from pullgate.common.lru import Lru, LruStats
 from pullgate.config import CacheConfig, DaemonConfig
 from pullgate.decision.context import DecisionContext, Lender, Route
 from pullgate.decision.every_platform import covers_every_platform, every_manifest
@@ -34,9 +36,7 @@ from pullgate.decision.platform import (
     parse_platform,
 )
 from pullgate.decision.resolved import Resolved, resolve
-from pullgate.descriptor import Descriptor, is_digest
 from pullgate.errors import MalformedInput
-from pullgate.lru import Lru, LruStats
 from pullgate.registry.client import MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_INDEX
 from pullgate.registry.model import ImageReference
 from pullgate.registry.reference import parse_reference

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.registry.model import ImageReference
 from pullgate.registry.store import Store

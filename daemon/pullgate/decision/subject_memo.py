@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.lru import Lru
 from pullgate.config import CacheConfig
 from pullgate.decision.combine import Subject
-from pullgate.lru import Lru
 
 __all__ = ["SubjectKey", "SubjectMemo"]
 

@@ -16,7 +16,7 @@ picked up by then: the pool is shared by every decision, and while slow registri
 threads (each one at most until its own decision's deadline, which the transport enforces), a
 decision for a healthy registry must not wait in its queue until its budget is gone.
 
-Every subject runs under the decision's deadline (:func:`pullgate.deadline.bounded_by`): the
+Every subject runs under the decision's deadline (:func:`pullgate.net.deadline.bounded_by`): the
 registry's answers and the OCSP/CRL fetches alike end by then. A subject that finishes after the
 deadline is a ``TIMEOUT`` -- unless it found a definitive reason to deny, which stands (turning
 it into an inconclusive ``TIMEOUT`` would let ``on_inconclusive = "allow"`` open it); a queued
@@ -33,15 +33,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import Requirement
-from pullgate.deadline import bounded_by
 from pullgate.decision.clients import PhaseTimes, TimedRevocation, TimedSource
 from pullgate.decision.combine import Subject, Verdict, combine, is_inconclusive
 from pullgate.decision.model import SubjectDecision
 from pullgate.decision.platform import IndexEntry, Platform
-from pullgate.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, reason_row
+from pullgate.net.deadline import bounded_by
 from pullgate.registry.model import ImageReference
 from pullgate.registry.store import FetchHook, Store
 from pullgate.verification.policy import TrustPolicyStatement

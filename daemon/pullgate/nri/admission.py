@@ -35,8 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from pullgate.common.lru import Lru
 from pullgate.errors import MalformedInput, Reason
-from pullgate.lru import Lru
 from pullgate.nri.plugin import Admission
 from pullgate.nri.wire import api_pb2
 from pullgate.registry.reference import parse_reference

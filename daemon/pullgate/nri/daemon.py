@@ -27,13 +27,13 @@ from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
+from pullgate.common.textnum import ascii_int
 from pullgate.config import DaemonConfig
 from pullgate.errors import ConfigError
 from pullgate.nri.admission import NriGate, StartChecks
 from pullgate.nri.evict import CriStopper
 from pullgate.nri.metrics import NriMetrics
 from pullgate.nri.service import NriService, NriTarget
-from pullgate.textnum import ascii_int
 
 __all__ = [
     "NriLaunch",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pullgate.descriptor import Descriptor, check_digest, is_digest
+from pullgate.common.descriptor import Descriptor, check_digest, is_digest
 from pullgate.errors import MalformedInput, PullgateError
 from pullgate.verification.model import (
     ARTIFACT_TYPE_SIGNATURE,

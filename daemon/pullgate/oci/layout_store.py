@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.oci.layout import MAX_MANIFEST_BYTES, LayoutReference, OciLayout
 from pullgate.registry.model import ImageReference
 from pullgate.registry.store import LocalSession

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from pullgate.clock import Clock, SystemClock
+from pullgate.common.clock import Clock, SystemClock
 from pullgate.errors import ConfigError, PullgateError, Reason
 from pullgate.registry.model import Credentials, Endpoint, RegistryError
 from pullgate.registry.transport import Transport

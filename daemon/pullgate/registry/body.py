@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import urllib3
 
+from pullgate.common.textnum import ascii_int
 from pullgate.errors import Reason
 from pullgate.registry.http_types import ResponseTooLarge
 from pullgate.registry.model import RegistryError
-from pullgate.textnum import ascii_int
 
 __all__ = [
     "CHUNK",

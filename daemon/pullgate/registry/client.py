@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from pullgate.clock import Clock, SystemClock
-from pullgate.descriptor import Descriptor, check_digest, compute_digest, is_digest
+from pullgate.common.clock import Clock, SystemClock
+from pullgate.common.descriptor import Descriptor, check_digest, compute_digest, is_digest
+from pullgate.common.textnum import ascii_int
 from pullgate.errors import MalformedInput, PullgateError
 from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_authenticate
 from pullgate.registry.body import ByteBudget
@@ -69,7 +70,6 @@ from pullgate.registry.transport import (
     ResponseTooLarge,
     Transport,
 )
-from pullgate.textnum import ascii_int
 from pullgate.verification.verifier import SignatureBlob
 
 # The media_types names are re-exported: callers import them from here.

@@ -3,7 +3,7 @@ checked (see :meth:`pullgate.registry.client.RegistryClient.fetch_verified`)."""
 
 from __future__ import annotations
 
-from pullgate.descriptor import Descriptor, check_digest
+from pullgate.common.descriptor import Descriptor, check_digest
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.registry.model import Endpoint, ImageReference
 from pullgate.registry.transport import ResponseTooLarge

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pullgate.common.lru import Lru
 from pullgate.errors import Reason
-from pullgate.lru import Lru
 from pullgate.registry.model import Endpoint
 
 __all__ = ["FAILURE_REASONS", "EndpointHealth", "EndpointState"]

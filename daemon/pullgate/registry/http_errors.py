@@ -2,7 +2,7 @@
 
 * :func:`map_transport_error`: TLS → ``REGISTRY_TLS``; refused, DNS, reset or an unparsable
   answer → ``REGISTRY_UNREACHABLE``; a timeout, or any failure after the exchange's deadline
-  passed (:mod:`pullgate.deadline`) → ``TIMEOUT``. The text names the root cause
+  passed (:mod:`pullgate.net.deadline`) → ``TIMEOUT``. The text names the root cause
   only, never a URL (query strings may carry secrets);
 * :func:`answered_in_clear`: a TLS handshake that failed because the server's first bytes were
   not a TLS record (it speaks plain HTTP), the one TLS failure containerd falls back to HTTP on;

@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
+from pullgate.common.textnum import ascii_int
 from pullgate.errors import MalformedInput, Reason
 from pullgate.registry.http_errors import redact_url
 from pullgate.registry.model import RegistryError, RegistryLimits
-from pullgate.textnum import ascii_int
 
 __all__ = [
     "HttpStatusError",

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from pullgate.lru import Lru
+from pullgate.common.lru import Lru
 
 __all__ = ["ReferrersKey", "ReferrersMemo"]
 

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
 from pullgate.registry.endpoint_errors import NotFoundEverywhere, media_type_of, most_relevant
 from pullgate.registry.media_types import MEDIA_TYPE_OCI_INDEX

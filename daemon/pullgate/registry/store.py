@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.registry.model import ImageReference
 from pullgate.verification.verifier import SignatureBlob
 

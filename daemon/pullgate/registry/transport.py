@@ -8,7 +8,7 @@ and §1.8 (transport built per endpoint TLS setup, dial timeout, "HTTPS first, t
 * connect timeout = the endpoint's ``dial_timeout`` or ``limits.connect_timeout``; the read timeout
   bounds every socket read (containerd ≥ 2.3 has a 30 s response-header timeout); and every
   exchange (handshake, headers, body, redirects) ends by ``limits.request_timeout`` or the
-  caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.deadline`:
+  caller's :attr:`Transport.deadline`, whichever is first (:mod:`pullgate.net.deadline`:
   a server dripping one byte per read timeout cannot hold a thread), then ``TIMEOUT``;
 * at an endpoint with others after it (:meth:`Transport.attempt`) the connect and read timeouts
   are cut to ``limits.fallback_timeout`` and each exchange to an equal share of the task's
@@ -42,9 +42,9 @@ import urllib3
 from urllib3.exceptions import HTTPError, InsecureRequestWarning, MaxRetryError
 
 import pullgate
-from pullgate.clock import Clock, SystemClock
-from pullgate.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
+from pullgate.common.clock import Clock, SystemClock
 from pullgate.errors import PullgateError, Reason
+from pullgate.net.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
 from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ERROR_BODY_CAP, ByteBudget, read_body
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.http_errors import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.registry.model import Endpoint, ImageReference, RegistryLimits
 from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.transport import Response, Transport

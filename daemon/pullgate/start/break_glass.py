@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pullgate.clock import Clock
-from pullgate.descriptor import is_digest
+from pullgate.common.clock import Clock
+from pullgate.common.descriptor import is_digest
 from pullgate.errors import ConfigError, MalformedInput
 from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference

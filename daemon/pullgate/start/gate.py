@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from pullgate.common.descriptor import is_digest
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, PullgateError, Reason, is_inconclusive
 from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference

@@ -14,14 +14,14 @@ import json
 
 import grpc
 
-from pullgate.clock import SystemClock
+from pullgate.common.clock import SystemClock
 from pullgate.decision.decider import Decider
 from pullgate.errors import ConfigError
-from pullgate.reload.snapshot import Snapshot
-from pullgate.reload.state import TrustState
 from pullgate.start.audit import CriLister, audit_node, render_text
 from pullgate.start.gate import StartGate
 from pullgate.start.verdicts import VerdictStore
+from pullgate.trust.snapshot import Snapshot
+from pullgate.trust.state import TrustState
 
 __all__ = ["run_images_command"]
 

@@ -28,10 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pullgate.common.descriptor import is_digest
+from pullgate.common.lru import Lru
 from pullgate.decision.model import Content, Decision
-from pullgate.descriptor import is_digest
 from pullgate.errors import MalformedInput, Reason
-from pullgate.lru import Lru
 from pullgate.registry.reference import parse_reference
 
 __all__ = ["CoveredImage", "Lookup", "VerdictStore", "repository_of"]

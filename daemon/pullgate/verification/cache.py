@@ -22,7 +22,7 @@ import threading
 from collections.abc import Hashable
 from typing import TypeVar
 
-from pullgate.lru import Lru, LruStats
+from pullgate.common.lru import Lru, LruStats
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from cryptography import x509
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 
 MEDIA_TYPE_JWS = "application/jose+json"
 MEDIA_TYPE_COSE = "application/cose"

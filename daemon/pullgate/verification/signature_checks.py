@@ -27,21 +27,21 @@ from datetime import datetime
 
 from cryptography import x509
 
-from pullgate.clock import Clock
+from pullgate.common.clock import Clock
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
-from pullgate.verification.certs import certificate_der, fingerprint_sha256
 from pullgate.verification.envelope import verify_envelope
-from pullgate.verification.identity import (
-    certificate_subject,
-    go_name_string,
-    match_trusted_identities,
-)
 from pullgate.verification.model import EnvelopeContent, SigningScheme
 from pullgate.verification.outcome import CheckAction, CheckResult, CheckType, SignatureOutcome
 from pullgate.verification.policy import TrustPolicyStatement, VerifyTimestamp
 from pullgate.verification.revocation import Purpose, RevocationChecker, RevocationStatus
 from pullgate.verification.timestamp import verify_timestamp_token
 from pullgate.verification.truststore import StoreType, TrustStore
+from pullgate.verification.x509.certs import certificate_der, fingerprint_sha256
+from pullgate.verification.x509.identity import (
+    certificate_subject,
+    go_name_string,
+    match_trusted_identities,
+)
 
 __all__ = ["SignatureBlob", "SignatureVerifier", "TargetCheck", "check_result"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
-from pullgate.descriptor import Descriptor, compute_digest
+from pullgate.common.descriptor import Descriptor, compute_digest
 from pullgate.errors import (
     PullgateError,
     Reason,

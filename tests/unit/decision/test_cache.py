@@ -390,7 +390,7 @@ def test_lookup_by_compact_identity_is_get() -> None:
 def test_resolution_memos_are_sized_from_the_cache_table() -> None:
     """``[cache] max_entries`` bounds the resolve memo, the routes and the index memo, and a
     new table resizes them."""
-    from pullgate.clock import SystemClock
+    from pullgate.common.clock import SystemClock
     from pullgate.decision.resolution import Resolver
 
     resolver = Resolver(SystemClock(), CacheConfig(max_entries=50))

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.config import (
     InconclusiveAction,
     Mode,
@@ -20,8 +20,8 @@ from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.model import Credentials
-from pullgate.reload.snapshot import Snapshot
-from pullgate.reload.state import TrustState
+from pullgate.trust.snapshot import Snapshot
+from pullgate.trust.state import TrustState
 from tests.support.fake_registry import OCI_INDEX, write_docker_config
 from tests.support.pki import NOW
 from tests.unit.decision.world import REPO, SECRET, HttpWorld, MemWorld, platform_of

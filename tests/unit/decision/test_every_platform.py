@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import (
     CacheConfig,
     ImageVerifierConfig,
@@ -22,7 +23,6 @@ from pullgate.decision.matcher import MAX_DEPTH
 from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, SubjectDecision
 from pullgate.decision.platform import IndexEntry
 from pullgate.decision.subject_memo import SubjectMemo
-from pullgate.descriptor import Descriptor
 from pullgate.errors import MalformedInput, Reason
 from pullgate.shim.vocabulary import CALLER
 from tests.support.fake_registry import OCI_INDEX

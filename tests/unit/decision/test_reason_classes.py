@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.config import InconclusiveAction, StatementSettings
 from pullgate.cri.denial import Denial, DenialKind
 from pullgate.decision.decider import Decider

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
+from pullgate.common.descriptor import Descriptor
 from pullgate.decision.model import Decision, DecisionRequest
-from pullgate.descriptor import Descriptor
 from pullgate.errors import Reason
 from tests.support.fake_registry import OCI_INDEX
 from tests.support.memory_store import Op

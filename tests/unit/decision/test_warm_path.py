@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from pullgate.config import CacheConfig
-from pullgate.config_checker import MAX_SECONDS
+from pullgate.config.checker import MAX_SECONDS
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason

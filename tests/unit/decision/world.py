@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pullgate.clock import Clock, FixedClock
+from pullgate.common.clock import Clock, FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import CacheConfig, DaemonConfig, StatementSettings, VerificationConfig
 from pullgate.decision.decider import Decider
-from pullgate.descriptor import Descriptor
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.transport import RequestRecord
-from pullgate.trust import TrustConfig, load_trust_config
+from pullgate.trust.files import TrustConfig, load_trust_config
 from tests.support.fake_registry import OCI_INDEX, FakeRegistry
 from tests.support.memory_store import MemoryRegistry
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
@@ -32,7 +32,7 @@ SECRET = "hunter2-very-secret-password"
 
 @dataclass(frozen=True)
 class Snap:
-    """Stand-in for ``pullgate.reload.snapshot.Snapshot`` (same fields)."""
+    """Stand-in for ``pullgate.trust.snapshot.Snapshot`` (same fields)."""
 
     generation: int
     config: DaemonConfig

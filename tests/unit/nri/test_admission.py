@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.nri.admission import IMAGE_NAME_ANNOTATION, NriGate

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz.mutate import json_paths, replace_at
-from pullgate.clock import FixedClock
-from pullgate.descriptor import Descriptor
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError
 from pullgate.oci.layout import LayoutReference, OciLayout, open_layout
 from pullgate.verification.model import MEDIA_TYPE_JWS

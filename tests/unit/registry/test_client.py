@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationFailed
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import (

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from pullgate.common.textnum import ascii_int
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.hosts import load_hosts
 from pullgate.registry.model import ImageReference, RegistryLimits
 from pullgate.registry.reference import parse_reference
 from pullgate.registry.transport import Transport
-from pullgate.textnum import ascii_int
 from tests.support.fake_registry import FakeRegistry, hosts_for
 from tests.support.raw_http import RawConnection, RawServer
 

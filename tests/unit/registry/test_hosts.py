@@ -1,4 +1,4 @@
-"""certs.d / hosts.toml exactly as containerd 2.x reads them (hosts.py, hosts_report.py).
+"""certs.d / hosts.toml exactly as containerd 2.x reads them (registry/hosts: load, report).
 
 The core is a table of certs.d layouts built in ``tmp_path``. For each one the test asserts the
 exact endpoint list that ``pullgate hosts`` reports (``hosts_json``): order, URL, capabilities,
@@ -25,8 +25,8 @@ from pullgate.registry.hosts import (
     load_hosts,
     request_url,
 )
-from pullgate.registry.hosts_report import REDACTED, hosts_json, render_hosts
-from pullgate.registry.hosts_syntax import go_duration, go_url, table_header_hosts
+from pullgate.registry.hosts.report import REDACTED, hosts_json, render_hosts
+from pullgate.registry.hosts.syntax import go_duration, go_url, table_header_hosts
 from pullgate.registry.model import Capability, Endpoint
 from pullgate.registry.reference import parse_reference
 

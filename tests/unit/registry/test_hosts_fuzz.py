@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pullgate.registry.hosts import filter_endpoints, load_hosts, request_url
-from pullgate.registry.hosts_report import hosts_json, render_hosts
+from pullgate.registry.hosts.report import hosts_json, render_hosts
 from pullgate.registry.model import Capability, HostsConfig
 from pullgate.registry.reference import parse_reference
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import ImageReference, RegistryLimits

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason
 from pullgate.registry.auth import DockerConfigCredentials
 from pullgate.registry.client import RegistryClient

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from pullgate.deadline import Watchdog
 from pullgate.errors import Reason
+from pullgate.net.deadline import Watchdog
+from pullgate.net.resolver import Resolver
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
 from pullgate.registry.transport import Transport
-from pullgate.resolver import Resolver
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import outcome_of
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import (
     MalformedInput,
     PullgateError,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.errors import Reason
 from pullgate.registry.http_errors import redact_url
 from pullgate.registry.model import ClientCertificate, Endpoint, RegistryError, RegistryLimits

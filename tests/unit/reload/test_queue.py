@@ -10,7 +10,7 @@ from concurrent.futures import CancelledError
 import pytest
 
 from pullgate.errors import PullgateError, Reason
-from pullgate.reload.queue import ReloadQueue
+from pullgate.trust.queue import ReloadQueue
 
 _WAIT = 10.0
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig, StatementSettings
 from pullgate.errors import ConfigError, Reason
-from pullgate.reload.snapshot import (
+from pullgate.trust.snapshot import (
     HASH_CERTS_D,
     HASH_CONFIG,
     HASH_REGISTRY_CONFIG,

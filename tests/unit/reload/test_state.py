@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig
 from pullgate.errors import Reason
-from pullgate.reload.snapshot import HASH_TRUST_STORES, Snapshot, build_snapshot
-from pullgate.reload.state import TrustState
+from pullgate.trust.snapshot import HASH_TRUST_STORES, Snapshot, build_snapshot
+from pullgate.trust.state import TrustState
 from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import root_pem, write_trust_dir
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from pullgate.clock import FixedClock
-from pullgate.reload.snapshot import Snapshot
-from pullgate.reload.state import TrustState
-from pullgate.reload.withdrawal import HASH_WITHDRAWN
+from pullgate.common.clock import FixedClock
+from pullgate.trust.snapshot import Snapshot
+from pullgate.trust.state import TrustState
+from pullgate.trust.withdrawal import HASH_WITHDRAWN
 from pullgate.verification.truststore import StoreProblem, StoreType, TrustStoreError
 from tests.support.pki import NOW as PKI_NOW
 from tests.unit.reload.trustdirs import (

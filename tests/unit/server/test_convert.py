@@ -10,7 +10,7 @@ import pytest
 from pullgate.config import Mode, Requirement
 from pullgate.decision.model import Decision, SubjectDecision
 from pullgate.errors import MalformedInput, Reason, VerificationFailed
-from pullgate.server.convert import (
+from pullgate.service.convert import (
     CacheView,
     ReloadView,
     StatusView,
@@ -19,7 +19,7 @@ from pullgate.server.convert import (
     status_to_proto,
     verify_request_from_proto,
 )
-from pullgate.server.status import REASON_CODES, grpc_status, status_for_error
+from pullgate.service.status import REASON_CODES, grpc_status, status_for_error
 from pullgate.v1 import verifier_pb2
 
 DIGEST = "sha256:" + "a" * 64

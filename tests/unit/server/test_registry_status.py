@@ -6,8 +6,8 @@ from prometheus_client import generate_latest
 
 from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
-from pullgate.server.convert import StatusView, status_to_proto
-from pullgate.server.metrics import Metrics
+from pullgate.service.convert import StatusView, status_to_proto
+from pullgate.service.metrics import Metrics
 
 DOWN = EndpointState(
     endpoint="http://mirror.test/v2",

@@ -25,11 +25,11 @@ from pullgate.decision.audit_log import AUDIT_LOGGER, AuditLog
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import ConfigError, Reason, VerificationInconclusive
 from pullgate.registry.transport import RequestRecord
-from pullgate.server.app import initial_config, prepare_socket_path
-from pullgate.server.convert import CacheView, ReloadView, StatusView
-from pullgate.server.health import VERIFIER_SERVICE
-from pullgate.server.metrics import HOST_LABEL_LIMIT, OTHER_HOST, Metrics, MetricsServer
-from pullgate.server.servicer import ServerParts
+from pullgate.service.app import initial_config, prepare_socket_path
+from pullgate.service.convert import CacheView, ReloadView, StatusView
+from pullgate.service.health import VERIFIER_SERVICE
+from pullgate.service.metrics import HOST_LABEL_LIMIT, OTHER_HOST, Metrics, MetricsServer
+from pullgate.service.servicer import ServerParts
 from pullgate.v1 import verifier_pb2
 from tests.support.docker_registry import free_port
 from tests.support.grpc_harness import serve_parts

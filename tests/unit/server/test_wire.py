@@ -13,13 +13,13 @@ import pytest
 from pullgate.config import Mode, Requirement
 from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
 from pullgate.errors import MalformedInput, Reason
-from pullgate.server.convert import (
+from pullgate.service.convert import (
     RequestConverter,
     ResponseEncoder,
     decision_to_proto,
     verify_request_from_proto,
 )
-from pullgate.server.servicer import ServerParts, VerifierServicer, verifier_handlers
+from pullgate.service.servicer import ServerParts, VerifierServicer, verifier_handlers
 from pullgate.v1 import verifier_pb2
 from tests.support.grpc_harness import serve_parts
 

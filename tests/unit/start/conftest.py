@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pullgate.clock import Clock, FixedClock
+from pullgate.common.clock import Clock, FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.config import StatementSettings
 from pullgate.decision.decider import Decider
-from pullgate.descriptor import Descriptor
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.gate import StartGate
 from pullgate.start.verdicts import VerdictStore

@@ -13,13 +13,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.algorithms import algorithm_for_key
-from pullgate.verification.certs import (
+from pullgate.verification.model import SignatureAlgorithm
+from pullgate.verification.x509.certs import (
     check_issued_by,
     fingerprint_sha256,
     is_self_signed,
     validate_signing_chain,
 )
-from pullgate.verification.model import SignatureAlgorithm
 from tests.support.pki import (
     ALL_KEYS,
     CertSpec,

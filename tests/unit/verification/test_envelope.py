@@ -13,7 +13,7 @@ import cbor2
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason, VerificationFailed
 from pullgate.verification.envelope import parse_envelope, verify_envelope
 from pullgate.verification.model import (

@@ -14,7 +14,7 @@ import functools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pullgate.descriptor import Descriptor
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError
 from pullgate.verification.envelope import parse_envelope, verify_envelope
 from pullgate.verification.model import MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, EnvelopeContent

@@ -31,11 +31,10 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from pullgate.clock import FixedClock
-from pullgate.descriptor import Descriptor
+from pullgate.cli.signatures import inspect_signatures
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.inspect import inspect_signatures
-from pullgate.verification.certs import load_certificate
 from pullgate.verification.model import MEDIA_TYPE_JWS
 from pullgate.verification.outcome import CheckType
 from pullgate.verification.policy import TrustPolicyStatement
@@ -48,6 +47,7 @@ from pullgate.verification.revocation import (
 from pullgate.verification.timestamp import parse_timestamp_token, verify_timestamp_token
 from pullgate.verification.truststore import TrustStore
 from pullgate.verification.verifier import SignatureBlob, Verifier
+from pullgate.verification.x509.certs import load_certificate
 from tests.support.crl_server import RevokedEntry, build_crl, reissue_crl_edited
 from tests.support.pki import (
     NOW,

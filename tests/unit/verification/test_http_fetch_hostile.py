@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pullgate.deadline import bounded_by
 from pullgate.errors import Reason
-from pullgate.verification.http_fetch import RevocationFetchError, Urllib3Fetcher
+from pullgate.net.deadline import bounded_by
+from pullgate.verification.revocation.fetch import RevocationFetchError, Urllib3Fetcher
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import JOIN, outcome_of
 

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.identity import (
+from pullgate.verification.x509.identity import (
     DnProblem,
     InvalidDistinguishedName,
     go_dn_list,

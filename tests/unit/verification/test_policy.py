@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from pullgate.errors import ConfigError, MalformedInput, NoApplicablePolicy, Reason
-from pullgate.verification.identity import DnProblem
 from pullgate.verification.outcome import CheckAction, CheckType, Level
 from pullgate.verification.policy import (
     InvalidTrustPolicy,
@@ -29,6 +28,7 @@ from pullgate.verification.policy import (
     parse_oci_policy,
 )
 from pullgate.verification.truststore import StoreType
+from pullgate.verification.x509.identity import DnProblem
 from tests.support.pki import Pki, write_store
 
 CONFORMANCE = Path(__file__).resolve().parents[3] / ".." / "shared" / "conformance" / "notation"

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pullgate.errors import ConfigError, PullgateError
-from pullgate.verification.identity import InvalidDistinguishedName, parse_dn
 from pullgate.verification.policy import (
     BlobTrustPolicy,
     OciTrustPolicy,
     parse_blob_policy,
     parse_oci_policy,
 )
+from pullgate.verification.x509.identity import InvalidDistinguishedName, parse_dn
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

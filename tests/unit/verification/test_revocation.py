@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from pullgate.clock import FixedClock
+from pullgate.common.clock import FixedClock
 from pullgate.errors import Reason
 from pullgate.verification.revocation import (
     CrlCache,

@@ -17,7 +17,7 @@ from pullgate.verification.timestamp import (
     validate_tsa_chain,
     verify_timestamp_token,
 )
-from pullgate.verification.tsa_chain import build_tsa_path
+from pullgate.verification.timestamp.chain import build_tsa_path
 from tests.support.pki import (
     NOW,
     Chain,

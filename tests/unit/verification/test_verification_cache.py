@@ -9,7 +9,7 @@ from cryptography import x509
 
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.cache import cache_info, clear_caches
-from pullgate.verification.certs import (
+from pullgate.verification.x509.certs import (
     certificate_der,
     check_issued_by,
     fingerprint_sha256,
@@ -18,7 +18,7 @@ from pullgate.verification.certs import (
     load_certificate,
     validate_signing_chain,
 )
-from pullgate.verification.identity import (
+from pullgate.verification.x509.identity import (
     DnProblem,
     InvalidDistinguishedName,
     certificate_subject,

@@ -18,8 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from pullgate.clock import FixedClock
-from pullgate.descriptor import Descriptor
+from pullgate.common.clock import FixedClock
+from pullgate.common.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationInconclusive
 from pullgate.verification.model import (
     HEADER_VERIFICATION_PLUGIN,

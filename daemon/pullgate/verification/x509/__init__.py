@@ -1,0 +1,1 @@
+"""verification.x509."""
