@@ -421,14 +421,17 @@ class PodRuntime:
     ) -> subprocess.CompletedProcess[str]:
         """``ctr --address SOCKET --namespace k8s.io ARGS`` (the ctr of the same containerd)."""
         binary = self.bin_dir / "ctr" if self.bin_dir is not None else DEBIAN_CTR
-        return subprocess.run(
+        done = subprocess.run(
             [str(binary), "--address", str(self.socket), "--namespace", "k8s.io", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
-            check=check,
+            check=False,
             env=self._env(),
         )
+        if check and done.returncode != 0:  # say what ctr said: a failure is otherwise opaque
+            raise RuntimeError(f"ctr {' '.join(args)} exited {done.returncode}: {done.stderr}")
+        return done
 
     def crictl(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pullgate.config import parse_config
-from pullgate.config_model import RuntimeTransport
+from pullgate.config.model import RuntimeTransport
 from pullgate.errors import ConfigError, Reason
 
 SOURCE = Path("/etc/pullgate/config.toml")
