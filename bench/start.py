@@ -16,7 +16,10 @@ a 95 % bootstrap interval, both paths of a round measured back to back in altern
   <= 1.5): one extra unix-socket gRPC hop, no decision. Measured in the same rounds through the
   zero-cost proxy (``bench/zero_proxy.py``: the same grpcio server model with none of pullgate's
   logic, its own process): the floor any Python gRPC proxy reaches here ÷ direct (report), and
-  the gate ÷ that floor (target <= 1.1: what pullgate itself adds).
+  the gate ÷ that floor (target <= 1.1: what pullgate itself adds); and through a byte relay
+  (``bench/byte_relay.py``: a thread per direction copying bytes, nothing parsed, its own
+  process): the floor of any proxy of a unix-socket connection ÷ direct, and the gate ÷ it
+  (report: what the splice transport's frame parsing and HPACK decoding add).
 * cold ``PullImage`` of a ~10 MB signed image (two 5 MB random layers, new every round)
   through the image proxy ÷ direct, with the gate on and overlapped pulls: verification runs
   while containerd pulls. Target <= 1.05. Each image is removed after its pull.
@@ -38,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +72,7 @@ LIST = "/runtime.v1.RuntimeService/ListContainers"
 SANDBOX_STATUS = "/runtime.v1.RuntimeService/PodSandboxStatus"
 PULL = "/runtime.v1.ImageService/PullImage"
 LAYER_BYTES = 5 * 1024 * 1024
+GATE, ZERO, DIRECT, RELAY = range(4)  # the paths' columns in _rotated rows
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -80,27 +84,20 @@ def _timed(call: Callable[[], object]) -> float:
 Pairs = list[tuple[float, float]]
 
 
-def _rotated(
-    rounds: int,
-    gated: Callable[[int], float],
-    floor: Callable[[int], float],
-    direct: Callable[[int], float],
-) -> tuple[Pairs, Pairs, Pairs]:
-    """Per-round seconds of three paths, the order rotating every round: (gate, direct),
-    (floor, direct) and (gate, floor) pairs."""
-    paths = (gated, floor, direct)
+def _rotated(rounds: int, paths: Sequence[Callable[[int], float]]) -> list[list[float]]:
+    """Per-round seconds of every path, the order rotating every round."""
     rows: list[list[float]] = []
     for i in range(rounds):
-        row = [0.0, 0.0, 0.0]
-        for k in range(3):
-            at = (i + k) % 3
+        row = [0.0] * len(paths)
+        for k in range(len(paths)):
+            at = (i + k) % len(paths)
             row[at] = paths[at](i)
         rows.append(row)
-    return (
-        [(g, d) for g, _, d in rows],
-        [(f, d) for _, f, d in rows],
-        [(g, f) for g, f, _ in rows],
-    )
+    return rows
+
+
+def _pairs(rows: list[list[float]], over: int, under: int) -> Pairs:
+    return [(row[over], row[under]) for row in rows]
 
 
 def _line(name: str, pairs: Pairs, target: float | None, missed: list[str]) -> str:
@@ -170,13 +167,16 @@ def _run(kind: Kind, tmp: Path, rounds: int, pulls: int) -> int:
             )
             zero = [str(ROOT / "bench" / "zero_proxy.py"), str(tmp / "zero.sock")]
             floor = subprocess.Popen([sys.executable, *zero, runtime.endpoint()])
+            bytes_only = [str(ROOT / "bench" / "byte_relay.py"), str(tmp / "relay.sock")]
+            relay = subprocess.Popen([sys.executable, *bytes_only, runtime.endpoint()])
             try:
                 _wait_for(tmp / "runtime.sock", proc)
                 _wait_for(tmp / "cri.sock", proc)
                 _wait_for(tmp / "zero.sock", floor)
+                _wait_for(tmp / "relay.sock", relay)
                 return _measure(runtime, tmp, registry, chain, image.reference, rounds, pulls)
             finally:
-                for each in (proc, floor):
+                for each in (proc, floor, relay):
                     each.terminate()
                     each.wait(30)
                 log.close()
@@ -196,6 +196,7 @@ def _measure(
         CriClient(tmp / "runtime.sock") as gate,
         CriClient(tmp / "cri.sock") as images,
         CriClient(tmp / "zero.sock") as zero,
+        CriClient(tmp / "relay.sock") as relay,
     ):
         images.pull(reference)  # through pullgate: the verdict is current
         image_id = direct.status(reference).image.id
@@ -230,7 +231,7 @@ def _measure(
             create(gate)(0)
             create(zero)(0)
             create(direct)(0)
-        creates = _rotated(rounds, create(gate), create(zero), create(direct))
+        creates = _rotated(rounds, [create(gate), create(zero), create(direct)])
 
         listing = api_pb2.ListContainersRequest().SerializeToString()
         status = api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod_id).SerializeToString()
@@ -238,21 +239,12 @@ def _measure(
         def call(client: CriClient, method: str, body: bytes) -> Callable[[int], float]:
             return lambda i: _timed(lambda: client.raw(method, body))
 
-        for client in (gate, zero, direct):  # warm the three paths' channels and threads
+        passing = (gate, zero, direct, relay)  # GATE, ZERO, DIRECT, RELAY
+        for client in passing:  # warm the paths' channels and threads
             for _ in range(20):
                 client.raw(LIST, listing)
-        lists = _rotated(
-            rounds * 5,
-            call(gate, LIST, listing),
-            call(zero, LIST, listing),
-            call(direct, LIST, listing),
-        )
-        statuses = _rotated(
-            rounds * 5,
-            call(gate, SANDBOX_STATUS, status),
-            call(zero, SANDBOX_STATUS, status),
-            call(direct, SANDBOX_STATUS, status),
-        )
+        lists = _rotated(rounds * 5, [call(c, LIST, listing) for c in passing])
+        statuses = _rotated(rounds * 5, [call(c, SANDBOX_STATUS, status) for c in passing])
 
         pull_pairs: Pairs = []
         with Pusher.for_registry(registry) as pusher:
@@ -287,14 +279,20 @@ def _measure(
 
     print(f"container-start gate on containerd {runtime.kind} ({rounds} rounds; medians, 95 % CI)")
     missed: list[str] = []
-    gated, floor, over = creates
-    print(_line("CreateContainer via gate / direct (current)", gated, 1.05, missed))
-    print(_line("CreateContainer via zero-cost proxy / direct", floor, None, missed))
-    print(_line("CreateContainer via gate / zero-cost proxy", over, None, missed))
-    for name, (gated, floor, over) in (("ListContainers", lists), ("PodSandboxStatus", statuses)):
-        print(_line(f"{name} via gate / direct", gated, 1.5, missed))
-        print(_line(f"{name} via zero-cost proxy / direct", floor, None, missed))
-        print(_line(f"{name} via gate / zero-cost proxy", over, 1.1, missed))
+    name = "CreateContainer"
+    print(_line(f"{name} via gate / direct (current)", _pairs(creates, GATE, DIRECT), 1.05, missed))
+    print(
+        _line(f"{name} via zero-cost proxy / direct", _pairs(creates, ZERO, DIRECT), None, missed)
+    )
+    print(_line(f"{name} via gate / zero-cost proxy", _pairs(creates, GATE, ZERO), None, missed))
+    for name, rows in (("ListContainers", lists), ("PodSandboxStatus", statuses)):
+        print(_line(f"{name} via gate / direct", _pairs(rows, GATE, DIRECT), 1.5, missed))
+        print(
+            _line(f"{name} via zero-cost proxy / direct", _pairs(rows, ZERO, DIRECT), None, missed)
+        )
+        print(_line(f"{name} via gate / zero-cost proxy", _pairs(rows, GATE, ZERO), 1.1, missed))
+        print(_line(f"{name} via byte relay / direct", _pairs(rows, RELAY, DIRECT), None, missed))
+        print(_line(f"{name} via gate / byte relay", _pairs(rows, GATE, RELAY), None, missed))
     print(_line(f"cold PullImage ~10 MB, overlapped ({pulls} pulls)", pull_pairs, 1.05, missed))
     if missed:
         print("target missed: " + "; ".join(missed))

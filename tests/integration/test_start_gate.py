@@ -113,6 +113,24 @@ def test_overlapped_unsigned_pull_is_denied_and_removed(node: StartNode) -> None
     assert node.runtime.crictl("inspecti", image.reference, check=False).returncode != 0
 
 
+def test_pulls_sent_to_the_runtime_socket_are_gated_the_same_way(node: StartNode) -> None:
+    # A kubelet whose imageServiceEndpoint is the runtime socket: PullImage is answered by the
+    # gate's own pull handler (decide, pull, pin), whatever transport serves the socket.
+    socket = f"unix://{node.runtime_socket}"
+    signed = node.push(f"start/rt-signed-{uuid.uuid4().hex[:6]}", signed=True)
+    node.runtime.crictl("pull", signed.reference, runtime_endpoint=socket, image_endpoint=socket)
+    assert node.runtime.crictl("inspecti", signed.reference).returncode == 0
+    unsigned = node.push(f"start/rt-unsigned-{uuid.uuid4().hex[:6]}", signed=False)
+    denied = node.runtime.crictl(
+        "pull", unsigned.reference, runtime_endpoint=socket, image_endpoint=socket, check=False
+    )
+    assert denied.returncode != 0
+    assert denial_reason(denied.stderr) is Reason.NO_SIGNATURE, denied.stderr
+    assert node.runtime.crictl("inspecti", unsigned.reference, check=False).returncode != 0
+    # Pass-through calls (crictl's version and status calls among them) were timed.
+    assert (node.metric("pullgate_runtime_passthrough_seconds_count") or 0) > 0
+
+
 def test_imported_unsigned_image_is_refused_at_create(node: StartNode, tmp_path: Path) -> None:
     image = node.push(f"start/imported-{uuid.uuid4().hex[:6]}", signed=False)
     archive = tmp_path / "image.tar"

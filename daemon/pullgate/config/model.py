@@ -97,7 +97,7 @@ class RuntimeConfig:
     # progress (the gate holds the image until an allow covers it).
     overlap_pulls: bool = True
     audit_interval: float = 30.0  # seconds between node audits after trust reloads, at least
-    transport: RuntimeTransport = RuntimeTransport.GRPC  # how the gate serves its socket
+    transport: RuntimeTransport = RuntimeTransport.SPLICE  # how the gate serves its socket
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

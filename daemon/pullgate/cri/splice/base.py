@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from pullgate.cri.splice.fields import FieldReader, status_block
+from pullgate.cri.splice.answer import CallContext
+from pullgate.cri.splice.fields import Field, FieldReader, status_block
 from pullgate.cri.splice.frames import (
     CONTINUATION,
     DATA,
@@ -41,11 +42,12 @@ from pullgate.cri.splice.frames import (
     settings_values,
     window_update,
 )
-from pullgate.cri.splice.routes import Refusal, Route
+from pullgate.cri.splice.routes import Refusal, Route, RouteKind
 from pullgate.errors import MalformedInput
 
 __all__ = [
     "INTERNAL",
+    "MAX_FRAME",
     "MAX_HELD_BYTES",
     "MAX_MESSAGE_BYTES",
     "PREFIX",
@@ -65,6 +67,8 @@ MAX_HELD_BYTES = 2 * MAX_MESSAGE_BYTES  # held DATA of one connection, all strea
 _ANSWERED_KEPT = 1024  # streams pullgate answered whose late frames are still dropped
 RECV_BYTES = 65_536  # below malloc's mmap threshold: a larger buffer costs a mmap per recv
 PREFIX = struct.Struct(">BI")  # gRPC message prefix: compressed flag, length
+MAX_FRAME = 16_384  # the smallest SETTINGS_MAX_FRAME_SIZE a peer may announce (RFC 9113 §6.5.2)
+WINDOW_WAIT = 30.0  # seconds an answer or a runtime DATA frame waits for the caller's window
 
 # gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
 INTERNAL = 13
@@ -91,6 +95,13 @@ class Held:
     flow: int = 0  # flow-controlled bytes held (DATA payloads, padding included)
     message: bytearray = field(default_factory=bytearray)
     upstream_closed: bool = False
+    fields: list[Field] = field(default_factory=list)  # the request's (answered calls)
+    context: CallContext | None = None  # an answered call's, once its request is complete
+
+    @property
+    def dropping(self) -> bool:
+        """The runtime's frames of this stream are not for the caller (pullgate answers it)."""
+        return self.state is State.ANSWERED or self.route.kind is RouteKind.ANSWER
 
 
 def message_problem(
@@ -165,6 +176,12 @@ class SpliceState:
         self._batching = False  # the request thread is inside a batch (holds the upstream lock)
         self._ended = 0
         self._end_lock = threading.Lock()
+        # The caller's receive windows (RFC 9113 §6.9), kept because pullgate's own answers use
+        # them too: the connection's, as the caller sees it, and a new stream's.
+        self._caller_window = INITIAL_WINDOW
+        self._caller_stream_window = INITIAL_WINDOW
+        self._debt = 0  # answer bytes the runtime does not know the caller received
+        self._room = threading.Condition(self._down_lock)
 
     def shutdown(self) -> None:
         """End both directions now (wakes the relay threads)."""
@@ -221,7 +238,8 @@ class SpliceState:
     def _prune(self) -> None:
         if len(self._decided) <= _ANSWERED_KEPT:
             return
-        for stream in [s for s, h in self._decided.items() if h.state is State.ANSWERED][
+        done = (State.ANSWERED, State.CANCELLED)
+        for stream in [s for s, h in self._decided.items() if h.state in done][
             : len(self._decided) - _ANSWERED_KEPT
         ]:
             del self._decided[stream]
@@ -282,28 +300,92 @@ class SpliceState:
                     begun = started.pop(stream, None)
                     if begun is not None:
                         took.append(begun)
-                if not decided:
-                    continue
-                held = decided.get(stream)
-                if held is None:
-                    continue
-                if held.state is State.ANSWERED and kind not in (HEADERS, CONTINUATION):
-                    if kind == DATA:
-                        credit += pos - start - HEADER_BYTES
-                    out.append(data[fwd:start])
-                    fwd = pos
-                elif ends:
-                    held.upstream_closed = True
+                held = decided.get(stream) if decided else None
+                if held is not None:
+                    if held.dropping and kind not in (HEADERS, CONTINUATION):
+                        if kind == DATA:
+                            credit += pos - start - HEADER_BYTES
+                        out.append(data[fwd:start])
+                        fwd = pos
+                        continue
+                    if ends:
+                        held.upstream_closed = True
+                if kind == DATA:
+                    length = pos - start - HEADER_BYTES
+                    if self._debt and length > self._caller_window:
+                        out.append(data[fwd:start])
+                        self._client.sendall(b"".join(out))
+                        out.clear()
+                        fwd = start
+                        self._wait_for_room(length)
+                    self._caller_window -= length
             if out:
                 out.append(data[fwd:pos])
                 self._client.sendall(b"".join(out))
-            elif pos:
-                self._client.sendall(data[:pos] if pos < size else data)
+            elif fwd < pos:
+                self._client.sendall(data[fwd:pos] if fwd or pos < size else data)
         if took and self._observe is not None:
             now = time.perf_counter()
             for begun in took:
                 self._observe(now - begun)
         return pos, credit
+
+    def _wait_for_room(self, length: int) -> None:
+        """With ``_down_lock`` held: wait until the caller can take ``length`` more bytes (the
+        runtime counts on a window that pullgate's own answers used part of).
+
+        Raises:
+            OSError: the caller's window stayed shut.
+        """
+        if not self._room.wait_for(
+            lambda: length <= self._caller_window or not self._debt, WINDOW_WAIT
+        ):
+            raise OSError("the caller's flow-control window stayed shut")
+
+    def _caller_credit(self, increment: int) -> int:
+        """The caller opened its connection window by ``increment``: the part of it the runtime
+        is told (less what pullgate's answers used, which the runtime never sent)."""
+        with self._room:
+            self._caller_window += increment
+            absorbed = min(self._debt, increment)
+            self._debt -= absorbed
+            self._room.notify_all()
+        return increment - absorbed
+
+    def _deliver(
+        self, stream: int, held: Held, head: bytes | None, body: bytes | None, tail: bytes
+    ) -> None:
+        """Write a call's answer (headers, message, trailers) once the caller's windows have
+        room for the message; return the held request's window."""
+        payload = b"" if body is None else PREFIX.pack(0, len(body)) + body
+        size = len(payload)
+        with self._room:
+            if size > self._caller_stream_window or not self._room.wait_for(
+                lambda: held.state is not State.DECIDING or size <= self._caller_window,
+                WINDOW_WAIT,
+            ):
+                head, size = None, 0
+                tail = status_block(RESOURCE_EXHAUSTED, "the caller's flow-control window is shut")
+            if held.state is not State.DECIDING:
+                return  # the caller reset the stream meanwhile
+            held.state = State.ANSWERED
+            out = bytearray()
+            if head is not None:
+                out += encode_frame(HEADERS, END_HEADERS, stream, head)
+                for at in range(0, size, MAX_FRAME):
+                    out += encode_frame(DATA, 0, stream, payload[at : at + MAX_FRAME])
+            out += encode_frame(HEADERS, END_STREAM | END_HEADERS, stream, tail)
+            if held.flow:
+                out += window_update(0, held.flow)
+            self._caller_window -= size
+            self._debt += size
+            self._client.sendall(out)
+
+    def _caller_settings(self, payload: bytes, flags: int) -> None:
+        window = settings_values(flags, payload).get(SETTINGS_INITIAL_WINDOW_SIZE)
+        if window is not None:
+            with self._room:
+                self._caller_stream_window = window
 
     def _runtime_settings(self, payload: bytes, flags: int) -> None:
         values = settings_values(flags, payload)

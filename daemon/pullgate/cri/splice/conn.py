@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 
+from pullgate.cri.splice.answer import CallContext, answer_blocks, run_handler
 from pullgate.cri.splice.base import (
     INTERNAL,
     PREFIX,
@@ -40,6 +41,7 @@ from pullgate.cri.splice.base import (
     State,
     message_problem,
 )
+from pullgate.cri.splice.fields import Field
 from pullgate.cri.splice.frames import (
     CONTINUATION,
     DATA,
@@ -52,10 +54,13 @@ from pullgate.cri.splice.frames import (
     RST_STREAM,
     SETTINGS,
     STREAM_MASK,
+    WINDOW_UPDATE,
     Frame,
     data_fragment,
     field_fragment,
-    settings_values,
+    rst_stream,
+    window_increment,
+    window_update,
 )
 from pullgate.cri.splice.routes import Refusal, Route, RouteKind
 from pullgate.errors import MalformedInput
@@ -167,15 +172,25 @@ class Splice(SpliceState):
         kind, stream = frame.type, frame.stream
         held = self._decided.get(stream) if stream else None
         if held is None:
+            if kind == WINDOW_UPDATE and stream == 0:
+                increment = window_increment(data[frame.start + 9 : frame.end])
+                told = self._caller_credit(increment)
+                if told == increment:
+                    return False
+                if told:
+                    self._after.append(window_update(0, told))
+                return True
             if kind == RST_STREAM:
                 self._started.pop(stream, None)
             elif kind == SETTINGS and stream == 0:
-                settings_values(frame.flags, data[frame.start + 9 : frame.end])  # validated
+                self._caller_settings(data[frame.start + 9 : frame.end], frame.flags)
             return False
         if kind == DATA:
             self._held_data(stream, held, data, frame)
             return True
-        if held.state is State.ANSWERED:
+        if held.dropping:
+            if kind == RST_STREAM and held.state is not State.ANSWERED:
+                self._cancel_answer(held)
             return True  # the runtime's stream is reset already
         if kind == RST_STREAM:  # the caller gave up: the runtime's stream is reset too
             del self._decided[stream]
@@ -208,17 +223,20 @@ class Splice(SpliceState):
         stream, self._block_stream = self._block_stream, 0
         if self._block_new:
             path = next((value for name, value in fields if name == b":path"), b"")
-            self._route_stream(stream, self._route(path), ended=self._block_new_ended)
+            self._route_stream(stream, self._route(path), fields, ended=self._block_new_ended)
         return None
 
-    def _route_stream(self, stream: int, route: Route, *, ended: bool) -> None:
+    def _route_stream(self, stream: int, route: Route, fields: list[Field], *, ended: bool) -> None:
         if route.kind is RouteKind.PASS:
             if route.timed and self._observe is not None:
                 self._started[stream] = time.perf_counter()
             return
-        held = Held(route)
+        held = Held(route, fields=fields)
         self._decided[stream] = held  # before its HEADERS reach the runtime
         self._prune()
+        if route.kind is RouteKind.ANSWER:  # the runtime's stream is not needed
+            held.upstream_closed = True
+            self._after.append(rst_stream(stream))
         if route.kind is RouteKind.REFUSE:
             self._answer(stream, held, route.refusal or Refusal(INTERNAL, "refused"))
         elif ended:  # a decided call without a request message
@@ -249,7 +267,38 @@ class Splice(SpliceState):
             held.state = State.DECIDING
             message = bytes(held.message[PREFIX.size :])
             held.message = bytearray()
-            self._deciders.submit(self._decide, stream, held, message)
+            if held.route.kind is RouteKind.ANSWER:
+                self._release(held)
+                held.frames = []
+                held.context = CallContext(held.fields)
+                self._deciders.submit(self._respond, stream, held, held.context, message)
+            else:
+                self._deciders.submit(self._decide, stream, held, message)
+
+    def _cancel_answer(self, held: Held) -> None:
+        """The caller reset a stream pullgate answers: its handler sees the call end."""
+        with self._down_lock:
+            state, held.state = held.state, State.CANCELLED
+        if state is State.PENDING:
+            self._release(held)
+        if held.context is not None:
+            held.context.end()
+        self._credit_caller(held.flow)
+
+    def _respond(self, stream: int, held: Held, context: CallContext, message: bytes) -> None:
+        """On a worker: run the gate's handler for an answered call and write its answer."""
+        handler = held.route.handler
+        try:
+            if handler is None:
+                response, code, text = None, INTERNAL, "no handler"
+            else:
+                response, code, text = run_handler(handler, message, context)
+            head, tail = answer_blocks(response, code, text, context.initial, context.trailing)
+            self._deliver(stream, held, head, response, tail)
+        except OSError:
+            self.shutdown()
+        finally:
+            context.end()
 
     def _decide(self, stream: int, held: Held, message: bytes) -> None:
         """On a worker: the verdict, then the held frames forwarded or the call refused."""

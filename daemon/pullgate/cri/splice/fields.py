@@ -21,6 +21,7 @@ from pullgate.errors import MalformedInput
 
 __all__ = [
     "MAX_BLOCK_BYTES",
+    "Field",
     "FieldReader",
     "encode_grpc_message",
     "literal_block",

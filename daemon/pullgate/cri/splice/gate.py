@@ -5,35 +5,47 @@ tables so both transports decide the same calls the same way:
   ``PERMISSION_DENIED`` and the gate's refusal text (logged and audited by the gate);
 * a gated method with a verdict function (``CreateContainer``) is decided: its request message
   is held until the verdict, which is the gate's own (:mod:`pullgate.cri.runtime_proxy`);
-* a gated method without one (its handler must run the call itself, as ``PullImage`` does) is
-  refused with ``UNIMPLEMENTED`` naming the ``[runtime] transport = "grpc"`` fallback;
+* a gated method without one (its handler must make the runtime call itself, as ``PullImage``
+  does) is answered by that handler (:mod:`pullgate.cri.splice.answer`);
 * everything else passes through; unary calls are timed for the pass-through metric.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 
 from pullgate.cri.methods import SERVER_STREAMING, is_cri_method, normalise_method
-from pullgate.cri.splice.routes import PASS_TIMED, PASS_UNTIMED, Refusal, Route, RouteKind, Verdict
+from pullgate.cri.splice.routes import (
+    PASS_TIMED,
+    PASS_UNTIMED,
+    Handler,
+    Refusal,
+    Route,
+    RouteKind,
+    Verdict,
+)
 from pullgate.errors import MalformedInput
 
-__all__ = ["PERMISSION_DENIED", "UNIMPLEMENTED", "gate_routes"]
+__all__ = ["PERMISSION_DENIED", "gate_routes"]
 
 PERMISSION_DENIED = 7
-UNIMPLEMENTED = 12
 
 
 def gate_routes(
     *,
     services: tuple[str, ...],
-    gated: Collection[str],
+    gated: Mapping[str, Handler],
     verdicts: Mapping[str, Verdict],
     refusal_text: Callable[[object, str], str],
 ) -> Callable[[bytes], Route]:
     """``:path`` -> :class:`Route` (see the module docstring). ``refusal_text(raw, why)`` logs
     and audits a refused path and returns the message the caller gets."""
     decided = {method: Route(RouteKind.DECIDE, verdict=v) for method, v in verdicts.items()}
+    answers = {
+        method: Route(RouteKind.ANSWER, handler=handler)
+        for method, handler in gated.items()
+        if method not in verdicts
+    }
 
     def refuse(raw: bytes, why: str) -> Route:
         shown: object = raw.decode("ascii", "replace")
@@ -49,12 +61,9 @@ def gate_routes(
             return found
         if not any(is_cri_method(method, service) for service in services):
             return refuse(raw, f"{method} is not a method of the {' or '.join(services)} service")
-        if method in gated:
-            message = (
-                f"{method} is not served by the gate's splice transport "
-                '(set [runtime] transport = "grpc" to serve it here)'
-            )
-            return Route(RouteKind.REFUSE, refusal=Refusal(UNIMPLEMENTED, message))
+        answered = answers.get(method)
+        if answered is not None:
+            return answered
         return PASS_UNTIMED if method in SERVER_STREAMING else PASS_TIMED
 
     return route

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Refusal", "Route", "RouteKind", "Verdict"]
+import grpc
+
+__all__ = ["Handler", "Refusal", "Route", "RouteKind", "Verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class Refusal:
 
 
 Verdict = Callable[[bytes], Refusal | None]  # the request message -> None (allow) or a refusal
+Handler = Callable[[bytes, grpc.ServicerContext], bytes]  # a grpcio unary handler
 
 
 class RouteKind(Enum):
@@ -33,6 +36,7 @@ class RouteKind(Enum):
     PASS = "pass"  # noqa: S105 - forwarded frame by frame, never waits
     DECIDE = "decide"  # the request message is held until ``verdict`` allows it
     REFUSE = "refuse"  # answered with ``refusal`` at once; the runtime's stream is reset
+    ANSWER = "answer"  # the runtime's stream is reset; ``handler`` answers (:mod:`.answer`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,7 @@ class Route:
     kind: RouteKind
     verdict: Verdict | None = None
     refusal: Refusal | None = None
+    handler: Handler | None = None
     timed: bool = False
 
 
