@@ -164,3 +164,14 @@ def test_grpc_timeouts_are_read(value: bytes, seconds: float) -> None:
 @pytest.mark.parametrize("value", [b"", b"S", b"123456789S", b"12X", b"-1S"])
 def test_malformed_grpc_timeouts_are_none(value: bytes) -> None:
     assert timeout_of(value) is None
+
+
+def test_a_closed_connection_ends_the_handlers_call(tmp_path: Path) -> None:
+    handler = Handler(wait=True)
+    with spliced(tmp_path, handler.route) as wire:
+        wire.caller.send(_pull(wire, 1, b"slow"))
+        while not handler.seen:
+            threading.Event().wait(0.01)
+        wire.splice.shutdown()  # as when the kubelet goes away
+        assert handler.ended.wait(5)
+        handler.release.set()

@@ -224,7 +224,8 @@ def test_a_malformed_request_closes_the_connection(tmp_path: Path, garbage: byte
         assert wire.caller.closed()
 
 
-def test_a_connection_without_the_preface_is_closed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"])
+def test_a_connection_without_the_preface_is_closed(tmp_path: Path, start: bytes) -> None:
     with spliced(tmp_path, preface=False) as wire:
-        wire.caller.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        wire.caller.send(start)  # the second is shorter than the preface: refused as it is
         assert wire.caller.closed()

@@ -25,9 +25,7 @@ __all__ = ["Aborted", "CallContext", "answer_blocks", "metadata_of", "run_handle
 
 log = logging.getLogger(__name__)
 
-_UNITS = MappingProxyType(
-    {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
-)
+_UNITS = MappingProxyType({b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9})
 _NO_DEADLINE = float(2**63)  # what grpc's server reports without one
 _RESERVED = frozenset({b"content-type", b"te", b"grpc-timeout", b"grpc-status", b"grpc-message"})
 

@@ -199,6 +199,9 @@ class SpliceState:
         for sock in (self._client, self._upstream):
             if sock is not None:
                 sock.close()
+        for held in list(self._decided.values()):  # answered calls still running end here
+            if held.context is not None:
+                held.context.end()
         if self._on_close is not None:
             self._on_close(self)
 

@@ -113,8 +113,8 @@ class Splice(SpliceState):
             if not chunk:
                 return
             data += chunk
-        if not data.startswith(PREFACE):
-            raise MalformedInput("not an HTTP/2 client connection preface")
+            if not PREFACE.startswith(data[: len(PREFACE)]):
+                raise MalformedInput("not an HTTP/2 client connection preface")
         pos = self._request_batch(upstream, data, len(PREFACE), 0)
         while True:
             data = data[pos:]
