@@ -137,6 +137,13 @@ def test_runtime_data_waits_for_the_window_the_answer_used(tmp_path: Path) -> No
     with spliced(tmp_path, handler.route) as wire:
         wire.caller.send(wire.headers(3, LIST, end=True))
         wire.runtime.read()
+        # Before any answered call, the runtime uses the caller's window and the caller
+        # reopens it: the splice must count both to find room for its answer later.
+        for _ in range(8):
+            wire.runtime.send(encode_frame(DATA, 0, 3, b"w" * 16_000))
+            assert wire.caller.read()[0] == DATA
+            wire.caller.send(window_update(0, 16_000))
+            assert wire.runtime.read()[0] == WINDOW_UPDATE
         # The runtime fills what it believes is the caller's whole connection window...
         wire.caller.send(_pull(wire, 5, b"p"))
         for _ in range(4):

@@ -132,6 +132,18 @@ def message_problem(
     return None
 
 
+def _poll(room: threading.Condition, ready: Callable[[], bool]) -> bool:
+    """Wait (``room`` held) until ``ready``, polling: a caller's window update is not always
+    signalled (see ``_caller_credit``)."""
+    deadline = time.monotonic() + WINDOW_WAIT
+    while not ready():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        room.wait(min(left, 0.05))
+    return True
+
+
 class SpliceState:
     """What both relay threads and the verdicts share (see the module docstring).
 
@@ -178,7 +190,8 @@ class SpliceState:
         self._end_lock = threading.Lock()
         # The caller's receive windows (RFC 9113 §6.9), kept because pullgate's own answers use
         # them too: the connection's, as the caller sees it, and a new stream's.
-        self._caller_window = INITIAL_WINDOW
+        self._credited = INITIAL_WINDOW  # the caller's connection window opened so far
+        self._received = 0  # DATA bytes written to the caller (the window it used)
         self._caller_stream_window = INITIAL_WINDOW
         self._debt = 0  # answer bytes the runtime does not know the caller received
         self._room = threading.Condition(self._down_lock)
@@ -315,13 +328,13 @@ class SpliceState:
                         held.upstream_closed = True
                 if kind == DATA:
                     length = pos - start - HEADER_BYTES
-                    if self._debt and length > self._caller_window:
+                    if self._debt and length > self._credited - self._received:
                         out.append(data[fwd:start])
                         self._client.sendall(b"".join(out))
                         out.clear()
                         fwd = start
                         self._wait_for_room(length)
-                    self._caller_window -= length
+                    self._received += length
             if out:
                 out.append(data[fwd:pos])
                 self._client.sendall(b"".join(out))
@@ -341,15 +354,18 @@ class SpliceState:
             OSError: the caller's window stayed shut.
         """
         if not self._room.wait_for(
-            lambda: length <= self._caller_window or not self._debt, WINDOW_WAIT
+            lambda: length <= self._credited - self._received or not self._debt, WINDOW_WAIT
         ):
             raise OSError("the caller's flow-control window stayed shut")
 
     def _caller_credit(self, increment: int) -> int:
         """The caller opened its connection window by ``increment``: the part of it the runtime
         is told (less what pullgate's answers used, which the runtime never sent)."""
+        if not self._debt:  # the usual case: no lock (only this thread adds to it)
+            self._credited += increment
+            return increment
         with self._room:
-            self._caller_window += increment
+            self._credited += increment
             absorbed = min(self._debt, increment)
             self._debt -= absorbed
             self._room.notify_all()
@@ -363,9 +379,9 @@ class SpliceState:
         payload = b"" if body is None else PREFIX.pack(0, len(body)) + body
         size = len(payload)
         with self._room:
-            if size > self._caller_stream_window or not self._room.wait_for(
-                lambda: held.state is not State.DECIDING or size <= self._caller_window,
-                WINDOW_WAIT,
+            if size > self._caller_stream_window or not _poll(
+                self._room,
+                lambda: held.state is not State.DECIDING or size <= self._credited - self._received,
             ):
                 head, size = None, 0
                 tail = status_block(RESOURCE_EXHAUSTED, "the caller's flow-control window is shut")
@@ -380,8 +396,8 @@ class SpliceState:
             out += encode_frame(HEADERS, END_STREAM | END_HEADERS, stream, tail)
             if held.flow:
                 out += window_update(0, held.flow)
-            self._caller_window -= size
-            self._debt += size
+            self._received += size
+            self._debt += size  # before the caller can see the answer and credit it
             self._client.sendall(out)
 
     def _caller_settings(self, payload: bytes, flags: int) -> None:

@@ -143,14 +143,17 @@ class Splice(SpliceState):
                     end = pos + HEADER_BYTES + ((high << 16) | low)
                     if end > size:
                         break
-                    frame = Frame(kind, flags, stream & STREAM_MASK, pos, end)
-                    pos = end
-                    if kind in (HEADERS, CONTINUATION):
-                        self._field_block(data, frame)  # forwarded
-                    elif (decided or kind in (RST_STREAM, SETTINGS)) and self._request_frame(
-                        data, frame
-                    ):  # dropped
-                        out.append(data[fwd : frame.start])
+                    start, pos = pos, end
+                    if kind in (HEADERS, CONTINUATION):  # forwarded
+                        self._field_block(
+                            data, Frame(kind, flags, stream & STREAM_MASK, start, end)
+                        )
+                    elif (
+                        decided or kind in (WINDOW_UPDATE, RST_STREAM, SETTINGS)
+                    ) and self._request_frame(
+                        data, Frame(kind, flags, stream & STREAM_MASK, start, end)
+                    ):
+                        out.append(data[fwd:start])  # dropped
                         fwd = pos
                     if after:  # goes after this frame (a reset after the stream's HEADERS)
                         out.append(data[fwd:pos])
