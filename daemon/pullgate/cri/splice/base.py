@@ -268,6 +268,9 @@ class SpliceState:
         except (MalformedInput, OSError) as exc:
             log.debug("runtime gate: connection ended: %s", exc)
             self.shutdown()
+        except Exception:  # a bug must cost this connection, never the gate
+            log.exception("runtime gate: closing a connection")
+            self.shutdown()
         finally:
             self._end()
 

@@ -101,6 +101,9 @@ class Splice(SpliceState):
             self.shutdown()
         except OSError:
             self.shutdown()
+        except Exception:  # a bug must cost this connection, never the gate
+            log.exception("runtime gate: closing a connection")
+            self.shutdown()
         finally:
             self._end()
 
@@ -248,7 +251,7 @@ class Splice(SpliceState):
     def _held_data(self, stream: int, held: Held, data: bytes, frame: Frame) -> None:
         """A decided stream's DATA: held (never forwarded here), or dropped once answered."""
         payload = data[frame.start + 9 : frame.end]
-        if held.state is State.ANSWERED:
+        if held.state in (State.ANSWERED, State.CANCELLED):
             self._credit_caller(len(payload))
             return
         if held.state is State.DECIDING:
@@ -300,6 +303,9 @@ class Splice(SpliceState):
             self._deliver(stream, held, head, response, tail)
         except OSError:
             self.shutdown()
+        except Exception:  # never leave the call hanging: the connection goes
+            log.exception("runtime gate: stream %d could not be answered", stream)
+            self.shutdown()
         finally:
             context.end()
 
@@ -329,4 +335,7 @@ class Splice(SpliceState):
                     return
                 self._answer(stream, held, refusal)
         except OSError:
+            self.shutdown()
+        except Exception:  # never leave the call hanging: the connection goes
+            log.exception("runtime gate: stream %d could not be answered", stream)
             self.shutdown()
