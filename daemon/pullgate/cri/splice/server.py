@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 256
 DECIDERS = 64
+_CLOSE_WAIT = 5.0  # seconds stop() waits for the relay threads of shut connections
 
 
 def upstream_path(upstream: str) -> str:
@@ -100,7 +101,7 @@ class SpliceServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting; verdicts in flight get ``grace`` seconds; then every connection is
-        closed."""
+        closed (waiting a few seconds for their relay threads)."""
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
@@ -118,6 +119,9 @@ class SpliceServer:
             open_now = list(self._open)
         for splice in open_now:
             splice.shutdown()
+        deadline = time.monotonic() + _CLOSE_WAIT
+        while self.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _accept(self, listener: socket.socket, deciders: ThreadPoolExecutor) -> None:
         while True:
