@@ -131,6 +131,24 @@ def test_pulls_sent_to_the_runtime_socket_are_gated_the_same_way(node: StartNode
     assert (node.metric("pullgate_runtime_passthrough_seconds_count") or 0) > 0
 
 
+def test_the_grpc_transport_gates_the_same_way(
+    registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # [runtime] transport = "grpc", the fallback: grpcio serves the socket.
+    _skip_unless("2.4")
+    with start_node("2.4", tmp_path_factory.mktemp("sg-grpc"), registry, transport="grpc") as node:
+        message = f"grpc {uuid.uuid4().hex}"
+        image = node.push(f"start/grpc-{uuid.uuid4().hex[:6]}", signed=True, message=message)
+        node.gated("pull", image.reference)
+        pod, pod_config = node.run_pod()
+        _started(node, pod, pod_config, image.reference, message)
+        unsigned = node.push(f"start/grpc-unsigned-{uuid.uuid4().hex[:6]}", signed=False)
+        node.runtime.crictl("pull", unsigned.reference)  # behind pullgate's back
+        refused = node.create(pod, pod_config, unsigned.reference)
+        assert refused.returncode != 0
+        assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
+
+
 def test_imported_unsigned_image_is_refused_at_create(node: StartNode, tmp_path: Path) -> None:
     image = node.push(f"start/imported-{uuid.uuid4().hex[:6]}", signed=False)
     archive = tmp_path / "image.tar"

@@ -192,8 +192,10 @@ def write_config(
     *,
     require: str = "both",
     metrics_port: int = 0,
+    transport: str = "splice",
 ) -> Path:
-    """The daemon's config for a start node (metrics on ``metrics_port``; 0 picks one)."""
+    """The daemon's config for a start node (metrics on ``metrics_port``; 0 picks one; the gate
+    served by ``transport``)."""
     metrics_port = metrics_port or free_port()
     config = tmp / "config.toml"
     lines: Sequence[str] = [
@@ -212,6 +214,7 @@ def write_config(
         f'socket = "{tmp / "runtime.sock"}"',
         f'upstream = "{upstream}"',
         "audit_interval = 0.5",
+        f'transport = "{transport}"',
         "[break_glass]",
         f'file = "{tmp / "break-glass"}"',
         "[statements.start]",
@@ -223,7 +226,12 @@ def write_config(
 
 @contextmanager
 def start_node(
-    kind: Kind, tmp: Path, registry: DockerRegistry, *, require: str = "both"
+    kind: Kind,
+    tmp: Path,
+    registry: DockerRegistry,
+    *,
+    require: str = "both",
+    transport: str = "splice",
 ) -> Iterator[StartNode]:
     """The node, pullgate serving; everything stopped on exit."""
     certs_d = tmp / "certs.d"
@@ -237,6 +245,8 @@ def start_node(
         pause = push_pause_image(pusher, registry.host, repo=f"test/pause-{uuid.uuid4().hex[:6]}")
     options = RuntimeOptions(certs_d=certs_d, sandbox_image=pause)
     with PodRuntime(kind, options) as runtime:
-        config = write_config(tmp, certs_d, trust_dir, runtime.endpoint(), require=require)
+        config = write_config(
+            tmp, certs_d, trust_dir, runtime.endpoint(), require=require, transport=transport
+        )
         with run_daemon(config):
             yield StartNode(tmp, registry, runtime, chain, trust_dir, config)
