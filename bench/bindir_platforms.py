@@ -6,7 +6,8 @@ serve``) share one real ``docker-registry`` (mutual TLS) and differ in one key:
 Each round pushes two fresh, fully signed indexes of the same shape (new digests everywhere, so no
 decision cache, index memo or subject memo can answer) and asks each daemon for one of them
 exactly as ``pullgate-containerd-verifier`` asks (``Verify`` with the name, the index digest and
-``caller = "containerd-verifier"``), after clearing the verification memos; the order of the two
+``caller = "containerd-verifier"``), after clearing the certificate memos of its current
+snapshot; the order of the two
 alternates between rounds. Every answer must be an allow.
 
 Printed per shape: the median decision time of each daemon and the cost line, the median of the
@@ -41,8 +42,10 @@ from tests.support.signing import sign_jws  # noqa: E402
 
 from bench._common import POLICY  # noqa: E402
 from pullgate.common.descriptor import Descriptor  # noqa: E402
+from pullgate.config import DaemonConfig  # noqa: E402
+from pullgate.service.metrics import Metrics  # noqa: E402
+from pullgate.service.runtime import DaemonRuntime  # noqa: E402
 from pullgate.v1 import verifier_pb2  # noqa: E402
-from pullgate.verification.cache import clear_caches  # noqa: E402
 
 REPO = "bench/multi"
 SHAPES: dict[int, tuple[str, ...]] = {
@@ -100,11 +103,17 @@ def _push(pusher: Pusher, chain: Chain, platforms: Sequence[str]) -> tuple[str, 
     return tag, index
 
 
-def _decide(client: Client, reference: str, digest: str) -> float:
+Daemon = tuple[Client, DaemonRuntime]
+
+
+def _decide(daemon: Daemon, reference: str, digest: str) -> float:
+    client, runtime = daemon
     request = verifier_pb2.VerifyRequest(
         reference=reference, digest=digest, caller="containerd-verifier"
     )
-    clear_caches()
+    snapshot = runtime.state.current()
+    if snapshot is not None:
+        snapshot.cert_memo.clear()
     started = time.perf_counter()
     answer = client.verifier.Verify(request, timeout=120)
     elapsed = time.perf_counter() - started
@@ -114,9 +123,22 @@ def _decide(client: Client, reference: str, digest: str) -> float:
 
 
 @contextmanager
-def _daemons(tmp: Path, certs_d: Path) -> Iterator[dict[str, Client]]:
+def _daemons(tmp: Path, certs_d: Path) -> Iterator[dict[str, Daemon]]:
+    runtimes: list[DaemonRuntime] = []
+
+    def factory(path: Path, config: DaemonConfig, metrics: Metrics) -> DaemonRuntime:
+        runtime = DaemonRuntime(path, config, metrics)
+        runtimes.append(runtime)
+        return runtime
+
     with ExitStack() as stack:
-        yield {m: stack.enter_context(run_daemon(_config(tmp, certs_d, m))) for m in MODES}
+        daemons: dict[str, Daemon] = {}
+        for mode in MODES:
+            client = stack.enter_context(
+                run_daemon(_config(tmp, certs_d, mode), runtime_factory=factory)
+            )
+            daemons[mode] = (client, runtimes[-1])
+        yield daemons
 
 
 def run(rounds: int) -> list[str]:

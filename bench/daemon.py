@@ -10,8 +10,8 @@ noisy: every ratio is measured side by side (interleaved rounds) and medians are
    on the same server, alternating windows of each. A warm Verify is a cache hit, which by
    design still costs one tag ``HEAD`` (a tag can move). Target >= 0.8.
 2. **cold multi-platform Verify ÷ bare replay**: each round verifies a *new* signed index (a new
-   digest: the decision cache and the index memo cannot hold it) after
-   :func:`~pullgate.verification.cache.clear_caches` (the verification memos). The registry
+   digest: the decision cache and the index memo cannot hold it) after the current snapshot's
+   certificate memos are cleared (:meth:`~pullgate.verification.cache.CertMemo.clear`). The registry
    requests that call made are read from the registry's own access log and replayed, in the
    logged order, by a minimal urllib3 client in this process with the same TLS setup (CA and
    client certificate; the SSL context is built once, outside the timing) over fresh
@@ -90,7 +90,6 @@ from pullgate.registry.transport import USER_AGENT  # noqa: E402
 from pullgate.service.metrics import Metrics  # noqa: E402
 from pullgate.service.runtime import DaemonRuntime  # noqa: E402
 from pullgate.v1 import verifier_pb2  # noqa: E402
-from pullgate.verification.cache import clear_caches  # noqa: E402
 
 REPO = "bench/app"
 BURST = 100
@@ -311,9 +310,18 @@ def bare_replay(
         manager.clear()
 
 
-def _cold_call(node: Node, client: Client) -> tuple[float, list[AccessLogEntry]]:
+def _clear_memos(runtime: DaemonRuntime) -> None:
+    """Empty the certificate memos of the daemon's current snapshot (a never-seen chain)."""
+    snapshot = runtime.state.current()
+    if snapshot is not None:
+        snapshot.cert_memo.clear()
+
+
+def _cold_call(
+    node: Node, client: Client, runtime: DaemonRuntime
+) -> tuple[float, list[AccessLogEntry]]:
     reference = node.take()
-    clear_caches()
+    _clear_memos(runtime)
     mark = node.registry.log_mark()
     started = time.perf_counter()
     response = _verify(client, reference)
@@ -324,15 +332,17 @@ def _cold_call(node: Node, client: Client) -> tuple[float, list[AccessLogEntry]]
     return elapsed, node.registry.requests_since(mark)
 
 
-def bench_cold(node: Node, client: Client, args: argparse.Namespace) -> dict[str, float]:
+def bench_cold(
+    node: Node, client: Client, runtime: DaemonRuntime, args: argparse.Namespace
+) -> dict[str, float]:
     context = replay_context(node.registry)
-    _, entries = _cold_call(node, client)  # warm-up of both paths
+    _, entries = _cold_call(node, client, runtime)  # warm-up of both paths
     bare_replay(node.registry, context, entries)
     cold_times: list[float] = []
     bare_times: list[float] = []
     ratios: list[float] = []
     for _ in range(args.rounds):
-        elapsed, entries = _cold_call(node, client)
+        elapsed, entries = _cold_call(node, client, runtime)
         cold_times.append(elapsed)
         started = time.perf_counter()
         bare_replay(node.registry, context, entries)
@@ -361,10 +371,10 @@ def _shape(entries: Sequence[AccessLogEntry]) -> Counter[tuple[str, str]]:
     return out
 
 
-def bench_burst(node: Node, client: Client) -> dict[str, float]:
-    _, one = _cold_call(node, client)
+def bench_burst(node: Node, client: Client, runtime: DaemonRuntime) -> dict[str, float]:
+    _, one = _cold_call(node, client, runtime)
     reference = node.take()
-    clear_caches()
+    _clear_memos(runtime)
     before = client.verifier.Status(verifier_pb2.StatusRequest(), timeout=10).cache
     mark = node.registry.log_mark()
     barrier = threading.Barrier(BURST)
@@ -603,8 +613,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             with _daemon(node) as (client, runtime):
                 warm = bench_warm(node, client, args)
                 heap_pause = bench_heap(args.gc_rounds)
-                cold = bench_cold(node, client, args)
-                burst = bench_burst(node, client)
+                cold = bench_cold(node, client, runtime, args)
+                burst = bench_burst(node, client, runtime)
                 rss = bench_rss(node, runtime, args.rss_decisions)
                 reload = bench_reload(node, client, args)
     return [

@@ -13,8 +13,8 @@ Measured, interleaved (the order of the two paths alternates every round):
 
 * **cold** — every pull, on either path, is of an image never pulled before (new random layers,
   new digests), so containerd downloads and unpacks everything, and pullgate's decision cache
-  misses; pullgate's verification memos are cleared before each proxied pull
-  (``clear_caches``), so the signing chain is verified from scratch. What a running daemon
+  misses; the snapshot's certificate memos are cleared before each proxied pull
+  (``CertMemo.clear``), so the signing chain is verified from scratch. What a running daemon
   keeps across pulls (the loaded trust store, pooled connections to the registry and to
   containerd) stays, as on a node. The series' images are all pushed, and the disk flushed,
   before the first measured pull (a push right before a pull slows the registry for a few
@@ -129,7 +129,7 @@ from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.service.app import make_server  # noqa: E402
 from pullgate.service.servicer import ServerParts  # noqa: E402
 from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
-from pullgate.verification.cache import clear_caches  # noqa: E402
+from pullgate.verification.cache import CertMemo  # noqa: E402
 
 TARGET_COLD = 1.10
 TARGET_WARM = 1.02
@@ -163,6 +163,7 @@ class Bench:
     zero_cost: ZeroCostDecider
     zero_cost_proxy: TimedProxy
     zero_cost_via: CriClient
+    memo: CertMemo  # the snapshot's certificate memos
     pushed: int = 0
     last_records: list[RequestRecord] = field(default_factory=list)  # of the last floor pull
 
@@ -325,6 +326,7 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
         zero_cost,
         zero_cost_proxy,
         zero_cost_via,
+        snap.cert_memo,
     )
     return bench, loop
 
@@ -344,7 +346,7 @@ def measure_cold(bench: Bench, rounds: int, *, fresh_decider: bool) -> Series:
     for index, refs in enumerate(images):
         if fresh_decider:
             bench.deciders.renew()
-        clear_caches()
+        bench.memo.clear()
         hits = bench.cache_hits()
         shift = index % len(paths)  # every path takes every place in the round in turn
         for path in paths[shift:] + paths[:shift]:

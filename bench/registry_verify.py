@@ -5,7 +5,7 @@ referrers tag schema is used) holding one image with one JWS signature (P-256 le
 chain, level strict), measures in one run, interleaved:
 
 * cold: what ``pullgate verify IMAGE`` does once the process is up and its one-shot configuration
-  snapshot is built — verification memos cleared (``clear_caches``), a fresh decision engine
+  snapshot is built — its certificate memos cleared (``CertMemo.clear``), a fresh decision engine
   (``Decider``: no pooled connection, no TLS context, no token), certs.d lookup, reference
   parsing, resolve, signature discovery, fetches, verification and the allow's content binding
   (the CLI's code path, which is every front end's);
@@ -50,7 +50,6 @@ from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
-from pullgate.verification.cache import clear_caches  # noqa: E402
 
 TARGET_RATIO = 1.5
 REPO = "bench/app"
@@ -95,8 +94,8 @@ def _prepare(tmp: Path, registry: DockerRegistry) -> Setup:
 
 def cold_verify(setup: Setup, request_log: Callable[[RequestRecord], None] | None = None) -> bool:
     """One verification from scratch, as ``pullgate verify`` runs it. True when allowed."""
-    clear_caches()
     snapshot = setup.snapshot
+    snapshot.cert_memo.clear()
     decider = Decider(lambda: snapshot, clock=SystemClock(), request_log=request_log, max_flights=1)
     try:
         decision = decider.decide(DecisionRequest(reference=setup.image, caller="cli"))

@@ -32,7 +32,6 @@ import pytest
 
 from pullgate.common.descriptor import Descriptor
 from pullgate.v1 import verifier_pb2
-from pullgate.verification.cache import clear_caches
 from tests.support.docker_registry import (
     REGISTRY_BINARY,
     DockerRegistry,
@@ -170,7 +169,6 @@ def _cache(client: Client) -> verifier_pb2.CacheStats:
 def _one_cold_call(setup: Setup) -> Counter[tuple[str, str]]:
     """The registry requests of one ``Verify`` on a fresh daemon (the reference set)."""
     registry = setup.registry
-    clear_caches()
     mark = registry.log_mark()
     with run_daemon(setup.config_path) as client:
         single = _verify(client, setup.reference)
@@ -213,7 +211,6 @@ def test_without_resolve_memo_every_computation_costs_one_resolve(setup: Setup) 
     one_call = _one_cold_call(setup)
     verification = one_call - Counter({_RESOLVE: 1})
 
-    clear_caches()  # the memos are process-wide; the fresh daemon must start cold too
     with run_daemon(setup.config_path) as client:
         cold, cold_counts, cold_runs = _cold_burst(setup, client)
 
@@ -238,7 +235,6 @@ def test_100_concurrent_calls_cost_exactly_one_verification(setup: Setup) -> Non
     """A burst of identical calls makes the same (method, path) requests as one cold call."""
     with_resolve_ttl(setup.config_path, 60)
     one_call = _one_cold_call(setup)
-    clear_caches()
     with run_daemon(setup.config_path) as client:
         cold, cold_counts, _ = _cold_burst(setup, client)
         mark = setup.registry.log_mark()

@@ -46,14 +46,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "one deadline thread and one resolver (its lookup-thread cap) per process; holds only "
         "the exchanges armed at the moment"
     ),
-    # The certificate-check memos: bounded and clearable, to become per-snapshot memos.
-    ("pullgate.verification.cache", "_REGISTRY"): "every certificate-check memo, for clear_all",
-    ("pullgate.verification.cache", "_REGISTRY_LOCK"): "guards _REGISTRY",
-    ("pullgate.verification.x509.loading", "_FACTS"): "certificate-check memo",
-    ("pullgate.verification.x509.loading", "_LOADED"): "certificate-check memo",
-    ("pullgate.verification.x509.certs", "_VERIFIED"): "certificate-check memo",
-    ("pullgate.verification.x509.names", "_PARSED_DNS"): "certificate-check memo",
-    ("pullgate.verification.x509.identity", "_SUBJECTS"): "certificate-check memo",
 }
 
 # Generated protobuf/gRPC code keeps protobuf's own registries; console entry points run once.

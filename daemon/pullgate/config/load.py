@@ -79,7 +79,9 @@ _TOP_KEYS = frozenset(
     }
 )
 _PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime", "nri", "break_glass"})  # at start
-_CACHE_KEYS = frozenset({"max_entries", "max_ttl", "negative_ttl", "resolve_ttl"})
+_CACHE_KEYS = frozenset(
+    {"max_entries", "max_ttl", "negative_ttl", "resolve_ttl", "certificate_entries"}
+)
 _REGISTRY_KEYS = frozenset(
     {
         "config_json",
@@ -132,6 +134,9 @@ def _cache(chk: ConfigChecker, data: Mapping[str, object]) -> CacheConfig:
         max_ttl=chk.positive_float(table, "max_ttl", "cache", default.max_ttl),
         negative_ttl=chk.positive_float(table, "negative_ttl", "cache", default.negative_ttl),
         resolve_ttl=chk.non_negative_float(table, "resolve_ttl", "cache", default.resolve_ttl),
+        certificate_entries=chk.positive_int(
+            table, "certificate_entries", "cache", default.certificate_entries
+        ),
     )
 
 

@@ -148,6 +148,9 @@ class CacheConfig:
     max_ttl: float = 300.0
     negative_ttl: float = 10.0
     resolve_ttl: float = 5.0
+    # Distinct certificates each trust snapshot's certificate-check memos remember
+    # (pullgate.verification.cache; facts twice, passed checks four times as many entries).
+    certificate_entries: int = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,6 +32,7 @@ from pullgate.registry.body import ByteBudget
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.registry.store import FetchHook, Store
 from pullgate.trust.files import TrustConfig
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.policy import TrustPolicyStatement
 from pullgate.verification.revocation import CrlCache, NetworkRevocationChecker
 from pullgate.verification.revocation.fetch import HttpFetcher
@@ -76,6 +77,8 @@ class SnapshotLike(Protocol):
     def digest(self) -> str: ...
     @property
     def docker(self) -> CredentialStore | None: ...
+    @property
+    def cert_memo(self) -> CertMemo: ...
     def hosts(self, registry: str) -> HostsConfig: ...
 
 
@@ -100,6 +103,7 @@ class Shared:
     limits: RegistryLimits
     budget: ByteBudget  # registry body bytes in flight, shared by every client
     subjects: SubjectMemo  # definitive subject verdicts, by repository, statement and digest
+    cert_memo: CertMemo  # the snapshot's certificate-check memos (pullgate.verification.cache)
 
     @classmethod
     def build(cls, snap: SnapshotLike, fetcher: HttpFetcher, clock: Clock) -> Shared:
@@ -109,7 +113,10 @@ class Shared:
         return cls(
             digest=snap.digest,
             revocation=NetworkRevocationChecker(
-                fetcher, clock, crl_cache=CrlCache(config.verification.crl_cache_dir)
+                fetcher,
+                clock,
+                crl_cache=CrlCache(config.verification.crl_cache_dir),
+                memo=snap.cert_memo,
             ),
             docker=snap.docker,
             limits=RegistryLimits(
@@ -121,6 +128,7 @@ class Shared:
             ),
             budget=ByteBudget(config.registry.max_inflight_bytes, config.registry.inflight_wait),
             subjects=SubjectMemo(config.cache, clock),
+            cert_memo=snap.cert_memo,
         )
 
 

@@ -80,7 +80,7 @@ class SubjectContext:
     ref: ImageReference
     snap: SnapshotLike
     statement: TrustPolicyStatement
-    shared: Shared  # the snapshot's revocation checker and subject memo
+    shared: Shared  # the snapshot's revocation checker, subject memo and certificate memos
     clock: Clock
     lend: Callable[[FetchHook | None], AbstractContextManager[Store]]
     times: PhaseTimes
@@ -144,6 +144,7 @@ def _verify_subject(job: SubjectJob, ctx: SubjectContext) -> Subject:
             revocation=revocation,
             clock=ctx.clock,
             max_signatures=ctx.snap.config.verification.max_signatures,
+            memo=ctx.shared.cert_memo,
         )
         with ctx.lend(local.add_fetch) as client:
             outcome = verifier.verify_artifact(

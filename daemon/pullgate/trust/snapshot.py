@@ -53,6 +53,7 @@ from pullgate.registry.auth import DockerConfigCredentials
 from pullgate.registry.hosts import DEFAULT_HOST_DIR, load_hosts
 from pullgate.registry.model import HostsConfig
 from pullgate.trust.files import TrustConfig, dead_scope_warnings, load_trust_config
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.policy import (
     BLOB_POLICY_FILE,
     LEGACY_POLICY_FILE,
@@ -90,6 +91,9 @@ class Snapshot:
             trust-policy statement, registry scopes no reference can select).
         config_path: the config file it was read from, if any.
         docker: the credentials of ``[registry] config_json`` (None when it is not set).
+        cert_memo: the certificate-check memos of verifications under this snapshot, sized
+            from ``[cache] certificate_entries``; dropped with the snapshot, so a reload starts
+            with empty ones (docs/decisions.md, "Certificate memos are per trust snapshot").
     """
 
     generation: int
@@ -102,6 +106,7 @@ class Snapshot:
     certs_d_problems: tuple[str, ...] = ()
     config_path: Path | None = None
     docker: DockerConfigCredentials | None = None
+    cert_memo: CertMemo = field(default_factory=CertMemo, repr=False, compare=False)
     _hosts_cache: dict[str, HostsConfig] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -363,4 +368,5 @@ def build_snapshot(
         certs_d_problems=tuple(certs_d),
         config_path=config_path,
         docker=docker,
+        cert_memo=CertMemo(config.cache.certificate_entries),
     )

@@ -73,6 +73,7 @@ def withdraw_changed(snapshot: Snapshot, *, everything: bool = False) -> Snapsho
     return dataclasses.replace(
         snapshot,
         trust=dataclasses.replace(snapshot.trust, store=restricted),
+        cert_memo=snapshot.cert_memo.fresh(),
         hashes=MappingProxyType(hashes),
         digest=combined_digest(hashes),
         problems=(*snapshot.problems, *notes),

@@ -16,7 +16,7 @@ details", with notation-go's order and semantics:
 A check whose action is ``enforce`` and that fails ends the signature. The loop over an
 artifact's signatures is :class:`pullgate.verification.verifier.Verifier`.
 
-The clock and the revocation checkers are injected.
+The clock, the revocation checkers and the certificate memos are injected.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from cryptography import x509
 
 from pullgate.common.clock import Clock
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.envelope import verify_envelope
 from pullgate.verification.model import EnvelopeContent, SigningScheme
 from pullgate.verification.outcome import CheckAction, CheckResult, CheckType, SignatureOutcome
@@ -92,7 +93,7 @@ def _valid_until(content: EnvelopeContent) -> datetime | None:
 
 
 def _contains_trusted(
-    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]
+    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate], memo: CertMemo
 ) -> bool:
     """True when a certificate of ``chain`` is byte-equal (DER) to one of ``trusted``.
 
@@ -104,7 +105,7 @@ def _contains_trusted(
         by_signature.setdefault(cert.signature, []).append(cert)
     for cert in chain:
         for candidate in by_signature.get(cert.signature, ()):
-            if certificate_der(candidate) == certificate_der(cert):
+            if certificate_der(candidate, memo) == certificate_der(cert, memo):
                 return True
     return False
 
@@ -123,6 +124,7 @@ class SignatureVerifier:
         clock: Clock,
         max_signatures: int = DEFAULT_MAX_SIGNATURES,
         tsa_revocation: RevocationChecker | None = None,
+        memo: CertMemo | None = None,
     ) -> None:
         """Create a verifier.
 
@@ -133,6 +135,7 @@ class SignatureVerifier:
             max_signatures: at most this many signatures are evaluated per artifact (> 0; the
                 bound of :class:`~pullgate.verification.verifier.Verifier`'s artifact loop).
             tsa_revocation: revocation source for TSA chains (defaults to ``revocation``).
+            memo: the trust snapshot's certificate memos (None: a memo of this verifier's own).
         """
         if max_signatures <= 0:
             raise ValueError("max_signatures must be > 0")
@@ -141,6 +144,7 @@ class SignatureVerifier:
         self._tsa_revocation = tsa_revocation or revocation
         self._clock = clock
         self._max = max_signatures
+        self._memo = memo if memo is not None else CertMemo()
 
     # ---------------------------------------------------------------- signature level
 
@@ -154,6 +158,7 @@ class SignatureVerifier:
     ) -> SignatureOutcome:
         """Run every check on one signature, stopping at the first enforced failure."""
         results: list[CheckResult] = []
+        memo = self._memo
 
         def done(content: EnvelopeContent | None = None) -> SignatureOutcome:
             leaf = content.certificates[0] if content and content.certificates else None
@@ -161,15 +166,15 @@ class SignatureVerifier:
                 manifest_digest=blob.manifest_digest,
                 envelope_media_type=blob.media_type,
                 results=tuple(results),
-                signer_subject=certificate_subject(leaf) if leaf is not None else None,
-                signer_fingerprint=fingerprint_sha256(leaf) if leaf is not None else None,
+                signer_subject=certificate_subject(leaf, memo) if leaf is not None else None,
+                signer_fingerprint=fingerprint_sha256(leaf, memo) if leaf is not None else None,
                 signing_time=content.signing_time.isoformat() if content else None,
                 valid_until=_valid_until(content) if content else None,
             )
 
         # 1. integrity
         try:
-            content = verify_envelope(blob.media_type, blob.envelope)
+            content = verify_envelope(blob.media_type, blob.envelope, memo)
         except PullgateError as exc:
             results.append(check_result(CheckType.INTEGRITY, CheckAction.ENFORCE, exc))
             return done()
@@ -231,13 +236,13 @@ class SignatureVerifier:
             trusted = self._store.load_many(refs)
         except PullgateError as exc:
             raise VerificationFailed(Reason.UNTRUSTED, str(exc)) from exc
-        if not _contains_trusted(content.certificates, trusted):
+        if not _contains_trusted(content.certificates, trusted, self._memo):
             raise VerificationFailed(
                 Reason.UNTRUSTED,
                 "the signature's certificate chain does not contain any trusted certificate",
             )
         match_trusted_identities(
-            content.certificates[0], statement.trusted_identities, statement.name
+            content.certificates[0], statement.trusted_identities, statement.name, self._memo
         )
 
     def check_expiry(self, content: EnvelopeContent, statement: TrustPolicyStatement) -> None:
@@ -281,7 +286,9 @@ class SignatureVerifier:
             raise VerificationFailed(
                 Reason.TIMESTAMP, f"failed to load tsa trust store: {exc}"
             ) from exc
-        stamp = verify_timestamp_token(content.timestamp_token, content.raw_signature, tsa_roots)
+        stamp = verify_timestamp_token(
+            content.timestamp_token, content.raw_signature, tsa_roots, self._memo
+        )
         for cert in content.certificates:
             if stamp.lower < cert.not_valid_before_utc:
                 raise VerificationFailed(

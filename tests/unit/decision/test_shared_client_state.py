@@ -17,7 +17,6 @@ from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Endpoint, HostsConfig, RegistryError
 from pullgate.registry.reference import parse_reference
 from pullgate.registry.tls import TlsContextCache
-from pullgate.verification.cache import clear_caches
 from tests.support.fake_registry import FakeRegistry, make_tls
 from tests.unit.decision.world import REPO, HttpWorld
 
@@ -37,7 +36,6 @@ def test_a_cold_decision_costs_the_same_requests_every_time(world: HttpWorld) ->
     world.sign(world.amd64)
     seen: list[Counter[tuple[str, str]]] = []
     for _ in range(8):
-        clear_caches()
         decider = world.decider()
         try:
             mark = len(world.reg.requests())

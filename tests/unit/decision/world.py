@@ -21,6 +21,7 @@ from pullgate.registry.auth import CredentialStore
 from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.transport import RequestRecord
 from pullgate.trust.files import TrustConfig, load_trust_config
+from pullgate.verification.cache import CertMemo
 from tests.support.fake_registry import OCI_INDEX, FakeRegistry
 from tests.support.memory_store import MemoryRegistry
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
@@ -42,6 +43,7 @@ class Snap:
     loaded_at: datetime
     endpoints: tuple[Endpoint, ...] = ()
     docker: CredentialStore | None = None
+    cert_memo: CertMemo = field(default_factory=CertMemo, compare=False)
 
     def hosts(self, registry: str) -> HostsConfig:
         return HostsConfig(

@@ -25,6 +25,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import MalformedInput, Reason, VerificationFailed
 from pullgate.verification.algorithms import algorithm_for_key, verify_signature
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.envelope.cose import decode_cose
 from pullgate.verification.envelope.jws import decode_jws, fold_fields, load_json
 from pullgate.verification.model import (
@@ -52,11 +53,11 @@ def _decode(media_type: str, data: bytes) -> tuple[EnvelopeFormat, DecodedEnvelo
     raise _fail(f'signature envelope format with media type "{media_type}" is not supported')
 
 
-def _certificates(ders: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
+def _certificates(ders: tuple[bytes, ...], memo: CertMemo | None) -> tuple[x509.Certificate, ...]:
     certs = []
     for index, der in enumerate(ders):
         try:
-            certs.append(load_certificate(der))
+            certs.append(load_certificate(der, memo))
         except VerificationFailed as exc:
             what = "malformed leaf certificate" if index == 0 else f"malformed certificate {index}"
             raise _fail(f"{what}: {exc.detail}") from exc
@@ -89,7 +90,9 @@ def _critical_string(
     return value
 
 
-def _content(envelope_format: EnvelopeFormat, decoded: DecodedEnvelope) -> EnvelopeContent:
+def _content(
+    envelope_format: EnvelopeFormat, decoded: DecodedEnvelope, memo: CertMemo | None = None
+) -> EnvelopeContent:
     if decoded.content_type != MEDIA_TYPE_PAYLOAD:
         raise _fail(f'payload content type "{decoded.content_type}" not supported')
     if not decoded.payload:
@@ -103,7 +106,7 @@ def _content(envelope_format: EnvelopeFormat, decoded: DecodedEnvelope) -> Envel
         scheme=decoded.scheme,
         signing_time=decoded.signing_time,
         expiry=decoded.expiry,
-        certificates=_certificates(decoded.certificate_ders),
+        certificates=_certificates(decoded.certificate_ders, memo),
         raw_signature=decoded.signature,
         payload=decoded.payload,
         target=_target(decoded.payload),
@@ -141,12 +144,13 @@ def parse_envelope(media_type: str, data: bytes) -> EnvelopeContent:
     return _content(envelope_format, decoded)
 
 
-def verify_envelope(media_type: str, data: bytes) -> EnvelopeContent:
+def verify_envelope(media_type: str, data: bytes, memo: CertMemo | None = None) -> EnvelopeContent:
     """Decode an envelope and run notation's whole integrity check (§3-§6.2).
 
     Args:
         media_type: The signature layer's media type (JWS or COSE).
         data: The envelope blob.
+        memo: The snapshot's certificate memos (None: nothing is memoised).
 
     Returns:
         The integrity-checked content.
@@ -155,7 +159,7 @@ def verify_envelope(media_type: str, data: bytes) -> EnvelopeContent:
         VerificationFailed: ``Reason.INTEGRITY`` for every failure.
     """
     envelope_format, decoded = _decode(media_type, data)
-    content = _content(envelope_format, decoded)
+    content = _content(envelope_format, decoded, memo)
     leaf = content.certificates[0]
     try:
         leaf_key = leaf.public_key()
@@ -174,5 +178,5 @@ def verify_envelope(media_type: str, data: bytes) -> EnvelopeContent:
         decoded.signed_bytes,
         pss_salt_auto=decoded.pss_salt_auto,
     )
-    validate_signing_chain(content.certificates)
+    validate_signing_chain(content.certificates, memo)
     return content

@@ -29,6 +29,7 @@ from typing import Protocol
 from cryptography import x509
 
 from pullgate.common.clock import Clock
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.revocation.crl import (
     CRL_MAX_BYTES,
     CrlBundle,
@@ -155,6 +156,7 @@ class NetworkRevocationChecker:
         crl_cache: CrlCache | None = None,
         ocsp_timeout: float = 2.0,
         crl_timeout: float = 5.0,
+        memo: CertMemo | None = None,
     ) -> None:
         """Create the checker.
 
@@ -164,7 +166,10 @@ class NetworkRevocationChecker:
             crl_cache: Optional on-disk CRL cache.
             ocsp_timeout: Per-request OCSP timeout, seconds.
             crl_timeout: Per-request CRL timeout, seconds.
+            memo: The trust snapshot's certificate memos, for the chain's link checks (None:
+                nothing is memoised).
         """
+        self._memo = memo
         self._ocsp = OcspChecker(fetcher, clock, ocsp_timeout)
         self._crl = CrlChecker(fetcher, clock, crl_cache, crl_timeout)
 
@@ -181,7 +186,7 @@ class NetworkRevocationChecker:
                 status=RevocationStatus.UNKNOWN, subject=None, detail="empty chain", method="chain"
             )
         for index in range(len(chain) - 1):
-            if not check_issued_by(chain[index], chain[index + 1]):
+            if not check_issued_by(chain[index], chain[index + 1], self._memo):
                 return RevocationResult(
                     status=RevocationStatus.UNKNOWN,
                     subject=subject_of(chain[index]),

@@ -35,6 +35,7 @@ from asn1crypto import cms, core, tsp
 from cryptography import x509
 
 from pullgate.errors import VerificationFailed
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.timestamp.chain import ASN1_ERRORS, validate_tsa_chain
 from pullgate.verification.timestamp.chain import timestamp_failure as _fail
 from pullgate.verification.timestamp.signer import ID_CT_TSTINFO, IMPRINT_HASHES, verify_signer
@@ -121,7 +122,10 @@ def parse_timestamp_token(token: bytes) -> TimestampInfo:
 
 
 def verify_timestamp_token(
-    token: bytes, signature_bytes: bytes, tsa_roots: Sequence[x509.Certificate]
+    token: bytes,
+    signature_bytes: bytes,
+    tsa_roots: Sequence[x509.Certificate],
+    memo: CertMemo | None = None,
 ) -> VerifiedTimestamp:
     """Verify a timestamp countersignature over ``signature_bytes`` (§10 steps 2-7).
 
@@ -129,6 +133,7 @@ def verify_timestamp_token(
         token: The encoded ``TimeStampToken``.
         signature_bytes: The raw envelope signature the token must cover.
         tsa_roots: Trusted TSA root certificates (the ``tsa`` trust stores).
+        memo: The snapshot's certificate memos (None: nothing is memoised).
 
     Returns:
         The parsed info plus the TSA chain (leaf → root).
@@ -158,6 +163,7 @@ def verify_timestamp_token(
                 certificates=info.certificates,
                 gen_time=info.gen_time,
                 roots=tsa_roots,
+                memo=memo,
             )
         except VerificationFailed as exc:
             first_error = first_error or exc

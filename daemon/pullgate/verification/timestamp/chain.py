@@ -24,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pullgate.errors import Reason, VerificationFailed
 from pullgate.verification.algorithms import algorithm_for_key
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.x509.certs import (
     X509_DECODE_ERRORS,
     check_issued_by,
@@ -64,13 +65,15 @@ def build_tsa_path(
     pool: Sequence[x509.Certificate],
     roots: Sequence[x509.Certificate],
     at: datetime,
+    memo: CertMemo | None = None,
 ) -> tuple[x509.Certificate, ...]:
-    """The first path leaf → token certificates → trusted root valid at ``at`` for timestamping.
+    """The first path leaf → token certificates → trusted root valid at ``at`` for timestamping
+    (``memo``: the snapshot's certificate memos, None for none).
 
     Raises:
         VerificationFailed: ``Reason.TIMESTAMP`` when no such path exists.
     """
-    builder = _PathBuilder(pool=tuple(pool), roots=tuple(roots), at=at)
+    builder = _PathBuilder(pool=tuple(pool), roots=tuple(roots), at=at, memo=memo)
     with _undecodable_as_failure():
         for path in builder.paths((leaf,)):
             if _eku_allows_timestamping(path):
@@ -90,7 +93,9 @@ class _PathBuilder:
         pool: tuple[x509.Certificate, ...],
         roots: tuple[x509.Certificate, ...],
         at: datetime,
+        memo: CertMemo | None,
     ) -> None:
+        self._memo = memo
         self._pool = pool
         self._roots = roots
         self._root_ders = {der_of(r) for r in roots}
@@ -104,7 +109,7 @@ class _PathBuilder:
         if self._budget <= 0:
             return False
         self._budget -= 1
-        return check_issued_by(child, parent)
+        return check_issued_by(child, parent, self._memo)
 
     def paths(
         self, partial: tuple[x509.Certificate, ...]
@@ -167,17 +172,18 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
 # TSA chain rules (§6.3)
 
 
-def validate_tsa_chain(certs: Sequence[x509.Certificate]) -> None:
+def validate_tsa_chain(certs: Sequence[x509.Certificate], memo: CertMemo | None = None) -> None:
     """Apply notation's timestamping-chain rules (§6.3) to a leaf → root chain.
 
     Args:
         certs: The TSA chain, leaf first, root last.
+        memo: The snapshot's certificate memos (None: nothing is memoised).
 
     Raises:
         VerificationFailed: ``Reason.TIMESTAMP`` naming the first violated rule.
     """
     with _undecodable_as_failure():
-        _validate_tsa_chain(certs)
+        _validate_tsa_chain(certs, memo)
 
 
 @contextmanager
@@ -189,25 +195,25 @@ def _undecodable_as_failure() -> Iterator[None]:
         raise timestamp_failure(f"TSA certificate cannot be parsed: {exc}") from exc
 
 
-def _validate_tsa_chain(certs: Sequence[x509.Certificate]) -> None:
+def _validate_tsa_chain(certs: Sequence[x509.Certificate], memo: CertMemo | None) -> None:
     if not certs:
         raise timestamp_failure("certificate chain must contain at least one certificate")
     if len(certs) == 1:
-        if not is_self_signed(certs[0]):
+        if not is_self_signed(certs[0], memo):
             raise timestamp_failure("single TSA certificate is not a valid self-signed certificate")
         _validate_tsa_leaf(certs[0])
         return
     last = len(certs) - 1
     for index, cert in enumerate(certs):
         if index == last:
-            if not is_self_issued_ca(cert):
+            if not is_self_issued_ca(cert, memo):
                 raise timestamp_failure(
                     f"root certificate {_subject(cert)} is not a self-signed CA"
                 )
         else:
-            if is_self_issued_ca(cert):
+            if is_self_issued_ca(cert, memo):
                 raise timestamp_failure(f"non-root certificate {_subject(cert)} is self-signed")
-            if not check_issued_by(cert, certs[index + 1]):
+            if not check_issued_by(cert, certs[index + 1], memo):
                 raise timestamp_failure(
                     f"certificate {_subject(cert)} is not issued by {_subject(certs[index + 1])}"
                 )

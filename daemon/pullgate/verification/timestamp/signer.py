@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.timestamp.chain import (
     ASN1_ERRORS,
     build_tsa_path,
@@ -55,6 +56,7 @@ def verify_signer(
     certificates: tuple[x509.Certificate, ...],
     gen_time: datetime,
     roots: Sequence[x509.Certificate],
+    memo: CertMemo | None = None,
 ) -> tuple[x509.Certificate, ...]:
     """Verify one ``SignerInfo`` of a token; the TSA chain (leaf → root) it verifies through.
 
@@ -64,6 +66,7 @@ def verify_signer(
         certificates: The token's certificates.
         gen_time: The token's genTime (the instant the chain must be valid at).
         roots: Trusted TSA roots.
+        memo: The snapshot's certificate memos (None: nothing is memoised).
 
     Raises:
         VerificationFailed: ``Reason.TIMESTAMP`` on any failure.
@@ -83,7 +86,7 @@ def verify_signer(
         raise _fail("signed message-digest attribute missing or mismatched")
     signer = _signing_certificate(signer_info, attrs, certificates)
     _check_signature(signer, signer_info, digest_name, _signed_attrs_der(attrs))
-    chain = build_tsa_path(signer, certificates, roots, gen_time)
+    chain = build_tsa_path(signer, certificates, roots, gen_time, memo)
     signing_time = _single_attr(attrs, "signing_time")
     if signing_time is not None:
         when = signing_time.native
@@ -91,7 +94,7 @@ def verify_signer(
             not (c.not_valid_before_utc <= when <= c.not_valid_after_utc) for c in chain
         ):
             raise _fail("signed signing-time attribute is outside the TSA chain validity")
-    validate_tsa_chain(chain)
+    validate_tsa_chain(chain, memo)
     return chain
 
 

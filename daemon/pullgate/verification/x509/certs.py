@@ -29,9 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from pullgate.common.lru import Lru
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import memo
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.x509.loading import (
     X509_DECODE_ERRORS,
     CertFacts,
@@ -63,11 +62,9 @@ __all__ = [
     "validate_signing_chain",
 ]
 
-# (check kind, child DER SHA-256, parent DER SHA-256) of certificate signatures that verified,
-# and (profile kind, DER SHA-256, b"") of certificates that passed the leaf or CA rules.
-_VERIFIED: Lru[tuple[str, bytes, bytes], bool] = memo(
-    "passed certificate checks (by DER digests)", 1024
-)
+# Keys of :attr:`CertMemo.checks`: (check kind, child DER SHA-256, parent DER SHA-256) of
+# certificate signatures that verified, and (profile kind, DER SHA-256, b"") of certificates that
+# passed the leaf or CA rules.
 _CA_LINK = "ca-link"
 _SELF_SIGNATURE = "self-signature"
 _PROFILE = "profile-at-index-"
@@ -117,14 +114,14 @@ def _verify_cert_signature(
         raise _fail(f"certificate signature check failed: {exc}") from exc
 
 
-def _check_signature_from(child: CertFacts, parent: CertFacts) -> None:
+def _check_signature_from(child: CertFacts, parent: CertFacts, memo: CertMemo | None) -> None:
     """Go's ``CheckSignatureFrom``: parent must be allowed to sign certificates.
 
     The outcome depends on the two DER encodings only, so a success is memoised by their
     digests; failures are always recomputed.
     """
     key = (_CA_LINK, child.digest, parent.digest)
-    if _VERIFIED.get(key):
+    if memo is not None and memo.checks.get(key):
         return
     issuer = parent.cert
     constraints = basic_constraints(issuer)
@@ -141,21 +138,24 @@ def _check_signature_from(child: CertFacts, parent: CertFacts) -> None:
     if usage is not None and usage_bits(usage[0]) and not usage[0].key_cert_sign:
         raise _fail("issuer keyUsage lacks keyCertSign")
     _verify_cert_signature(child, public_key_of(issuer), allow_sha1=False)
-    _VERIFIED.put(key, True)
+    if memo is not None:
+        memo.checks.put(key, True)
 
 
-def _issued_by(child: CertFacts, parent: CertFacts) -> bool:
+def _issued_by(child: CertFacts, parent: CertFacts, memo: CertMemo | None) -> bool:
     """:func:`check_issued_by` on facts. The free name comparison runs first."""
     try:
         if not names_chain(child, parent):
             return False
-        _check_signature_from(child, parent)
+        _check_signature_from(child, parent, memo)
     except VerificationFailed:
         return False
     return True
 
 
-def check_issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+def check_issued_by(
+    child: x509.Certificate, parent: x509.Certificate, memo: CertMemo | None = None
+) -> bool:
     """Go's ``isIssuedBy``: ``parent`` (a CA) signed ``child`` and the raw names chain.
 
     The parent must be a CA (basicConstraints ``cA=true``, or a v1 certificate), carry
@@ -165,54 +165,57 @@ def check_issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
         True when the signature verifies and ``child``'s raw issuer equals ``parent``'s raw
         subject; False otherwise (never raises for bad input).
     """
-    return _issued_by(cert_facts(child), cert_facts(parent))
+    return _issued_by(cert_facts(child, memo), cert_facts(parent, memo), memo)
 
 
-def is_self_signed(cert: x509.Certificate) -> bool:
+def is_self_signed(cert: x509.Certificate, memo: CertMemo | None = None) -> bool:
     """Self-signed in the sense of a single-certificate envelope chain (§6.2).
 
     The signature verifies with the certificate's own key (SHA-1 tolerated, MD5 refused; no CA
     requirement) and the raw subject equals the raw issuer.
     """
-    facts = cert_facts(cert)
+    facts = cert_facts(cert, memo)
     try:
         if not names_chain(facts, facts):
             return False
         key = (_SELF_SIGNATURE, facts.digest, facts.digest)
-        if not _VERIFIED.get(key):
+        if memo is None or not memo.checks.get(key):
             _verify_cert_signature(facts, public_key_of(cert), allow_sha1=True)
-            _VERIFIED.put(key, True)
+            if memo is not None:
+                memo.checks.put(key, True)
     except VerificationFailed:
         return False
     return True
 
 
-def is_self_issued_ca(cert: x509.Certificate) -> bool:
+def is_self_issued_ca(cert: x509.Certificate, memo: CertMemo | None = None) -> bool:
     """Self-signed *as a CA* (Go ``isSelfSigned``): :func:`check_issued_by` on itself."""
-    facts = cert_facts(cert)
-    return _issued_by(facts, facts)
+    facts = cert_facts(cert, memo)
+    return _issued_by(facts, facts, memo)
 
 
 # --- the chain -------------------------------------------------------------------------------
 
 
-def _check_profile(facts: CertFacts, index: int) -> None:
+def _check_profile(facts: CertFacts, index: int, memo: CertMemo | None) -> None:
     """Leaf rules at index 0, CA rules (path length ``index - 1``) above; successes memoised."""
     key = (f"{_PROFILE}{index}", facts.digest, b"")
-    if _VERIFIED.get(key):
+    if memo is not None and memo.checks.get(key):
         return
     if index == 0:
         validate_leaf(facts.cert)
     else:
         validate_ca(facts.cert, index - 1)
-    _VERIFIED.put(key, True)
+    if memo is not None:
+        memo.checks.put(key, True)
 
 
-def validate_signing_chain(certs: Sequence[x509.Certificate]) -> None:
+def validate_signing_chain(certs: Sequence[x509.Certificate], memo: CertMemo | None = None) -> None:
     """Validate an envelope's code-signing chain (leaf first) per §6.2.
 
     Args:
         certs: The envelope's certificates, leaf first, root last.
+        memo: The snapshot's certificate memos (None: nothing is memoised).
 
     Raises:
         VerificationFailed: ``Reason.INTEGRITY`` for any structural or profile violation.
@@ -221,21 +224,21 @@ def validate_signing_chain(certs: Sequence[x509.Certificate]) -> None:
         raise _fail("certificate chain must contain at least one certificate")
     if len(certs) == 1:
         leaf = certs[0]
-        if not is_self_signed(leaf):
+        if not is_self_signed(leaf, memo):
             raise _fail("a single-certificate chain must be a self-signed certificate")
         validate_leaf(leaf)
         return
-    chain = [cert_facts(cert) for cert in certs]
+    chain = [cert_facts(cert, memo) for cert in certs]
     last = len(chain) - 1
     for index, facts in enumerate(chain):
         if index == last:
-            _check_signature_from(facts, facts)
+            _check_signature_from(facts, facts, memo)
             if not names_chain(facts, facts):
                 raise _fail("root certificate is not self-issued")
         else:
-            if _issued_by(facts, facts):
+            if _issued_by(facts, facts, memo):
                 raise _fail(f"certificate {index} is self-signed but is not the last one")
-            _check_signature_from(facts, chain[index + 1])
+            _check_signature_from(facts, chain[index + 1], memo)
             if not names_chain(facts, chain[index + 1]):
                 raise _fail(f"certificate {index} issuer does not match the next subject")
-        _check_profile(facts, index)
+        _check_profile(facts, index, memo)

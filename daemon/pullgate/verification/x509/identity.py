@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 
 from cryptography import x509
 
-from pullgate.common.lru import Lru
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import memo
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.x509.certs import certificate_digest
 from pullgate.verification.x509.go_render import go_dn_list, go_name_string, go_quote
 from pullgate.verification.x509.names import (
@@ -54,17 +53,17 @@ __all__ = [
 WILDCARD = "*"
 X509_SUBJECT = "x509.subject"
 
-# Certificate DER SHA-256 -> its subject rendered by Go's ``pkix.Name.String()``.
-_SUBJECTS: Lru[bytes, str] = memo("rendered certificate subjects", 256)
 
-
-def certificate_subject(cert: x509.Certificate) -> str:
-    """``go_name_string(cert.subject)``, memoised by the certificate's DER digest."""
-    digest = certificate_digest(cert)
-    known = _SUBJECTS.get(digest)
+def certificate_subject(cert: x509.Certificate, memo: CertMemo | None = None) -> str:
+    """``go_name_string(cert.subject)``; with a ``memo``, memoised by the certificate's DER
+    digest."""
+    if memo is None:
+        return go_name_string(cert.subject)
+    digest = certificate_digest(cert, memo)
+    known = memo.subjects.get(digest)
     if known is None:
         known = go_name_string(cert.subject)
-        _SUBJECTS.put(digest, known)
+        memo.subjects.put(digest, known)
     return known
 
 
@@ -82,7 +81,10 @@ def x509_identities(identities: Sequence[str]) -> list[str]:
 
 
 def match_trusted_identities(
-    leaf: x509.Certificate, identities: Sequence[str], statement_name: str
+    leaf: x509.Certificate,
+    identities: Sequence[str],
+    statement_name: str,
+    memo: CertMemo | None = None,
 ) -> None:
     """Check the signing (leaf) certificate against a statement's ``trustedIdentities``.
 
@@ -90,6 +92,7 @@ def match_trusted_identities(
         leaf: the first certificate of the signature's chain.
         identities: the statement's ``trustedIdentities`` (already validated).
         statement_name: for error messages.
+        memo: The snapshot's certificate memos (None: nothing is memoised).
 
     Raises:
         VerificationFailed: ``Reason.IDENTITY_MISMATCH`` when no ``x509.subject`` identity is
@@ -101,7 +104,7 @@ def match_trusted_identities(
     configured: list[Mapping[str, str]] = []
     for value in x509_identities(identities):
         try:
-            configured.append(parsed_dn(value))
+            configured.append(parsed_dn(value, memo))
         except InvalidDistinguishedName as exc:
             raise VerificationFailed(
                 Reason.IDENTITY_MISMATCH,
@@ -113,9 +116,9 @@ def match_trusted_identities(
             "no x509 trusted identities are configured in the trust policy "
             f"{go_quote(statement_name)}",
         )
-    subject = certificate_subject(leaf)
+    subject = certificate_subject(leaf, memo)
     try:
-        leaf_dn = parsed_dn(subject)
+        leaf_dn = parsed_dn(subject, memo)
     except InvalidDistinguishedName as exc:
         raise VerificationFailed(
             Reason.IDENTITY_MISMATCH,

@@ -3,8 +3,9 @@
 :func:`load_certificate` applies the DER pre-checks that Go's parser enforces and
 ``cryptography`` does not (a positive serial number, a signatureValue BIT STRING without unused
 bits, decodable subject and issuer names); every refusal is an **integrity** failure.
-:func:`cert_facts` derives, once per certificate object, the DER encoding, its SHA-256 and the
-raw TBS issuer and subject Names that notation compares byte for byte (:func:`names_chain`).
+:func:`cert_facts` derives (once per certificate object, with a memo) the DER encoding, its
+SHA-256 and the raw TBS issuer and subject Names that notation compares byte for byte
+(:func:`names_chain`).
 
 The chain rules that use these facts live in :mod:`pullgate.verification.x509.certs`.
 """
@@ -12,15 +13,13 @@ The chain rules that use these facts live in :mod:`pullgate.verification.x509.ce
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from pullgate.common.lru import Lru
 from pullgate.errors import Reason, VerificationFailed
-from pullgate.verification.cache import memo
+from pullgate.verification.cache import CertFacts, CertMemo
 
 __all__ = [
     "X509_DECODE_ERRORS",
@@ -48,9 +47,9 @@ def _fail(detail: str) -> VerificationFailed:
     return VerificationFailed(Reason.INTEGRITY, detail)
 
 
-def fingerprint_sha256(cert: x509.Certificate) -> str:
+def fingerprint_sha256(cert: x509.Certificate, memo: CertMemo | None = None) -> str:
     """Lowercase hex SHA-256 of the certificate's DER encoding (notation's thumbprint)."""
-    return certificate_digest(cert).hex()
+    return certificate_digest(cert, memo).hex()
 
 
 # --- DER pre-checks and loading --------------------------------------------------------------
@@ -101,7 +100,7 @@ def _serial_is_positive(der: bytes) -> bool:
     return content[0] < 0x80 and any(content)
 
 
-def load_certificate(der: bytes) -> x509.Certificate:
+def load_certificate(der: bytes, memo: CertMemo | None = None) -> x509.Certificate:
     """Parse one DER certificate, refusing what Go's parser refuses that matters here.
 
     Non-positive serial numbers are refused up front (Go >= 1.23 rejects negative ones;
@@ -111,15 +110,16 @@ def load_certificate(der: bytes) -> x509.Certificate:
     first used: a name Go's parser refuses (an invalid string value) fails now, as an integrity
     error, instead of later while a message or an identity is being rendered.
 
-    Certificates that were accepted are memoised by their DER bytes (a certificate object is
-    immutable), so the same bytes yield the same object.
+    With a ``memo``, certificates that were accepted are memoised by their DER bytes (a
+    certificate object is immutable), so the same bytes yield the same object.
 
     Raises:
         VerificationFailed: ``Reason.INTEGRITY`` when the bytes are not a usable certificate.
     """
-    known = _LOADED.get(der)
-    if known is not None:
-        return known
+    if memo is not None:
+        known = memo.loaded.get(der)
+        if known is not None:
+            return known
     if not _serial_is_positive(der):
         raise _fail("certificate serial number is missing or not positive")
     if not _signature_bits_whole(der):
@@ -129,7 +129,8 @@ def load_certificate(der: bytes) -> x509.Certificate:
         _ = cert.subject, cert.issuer
     except X509_DECODE_ERRORS as exc:
         raise _fail(f"malformed certificate: {exc}") from exc
-    _LOADED.put(bytes(der), cert)
+    if memo is not None:
+        memo.loaded.put(bytes(der), cert)
     return cert
 
 
@@ -162,49 +163,33 @@ def _tbs_and_names(der: bytes) -> tuple[bytes, tuple[bytes, bytes] | None]:
     return tbs, (fields[2], fields[4])
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CertFacts:
-    """What the chain rules need from one certificate object, derived once.
-
-    ``cert`` is held so that the object stays alive (and its ``id`` unique) while memoised.
-    """
-
-    cert: x509.Certificate
-    der: bytes
-    digest: bytes
-    tbs: bytes
-    names: tuple[bytes, bytes] | None
-
-
-# Facts per live certificate object, keyed by ``id`` and confirmed with ``is``.
-_FACTS: Lru[int, CertFacts] = memo("certificate facts (by object)", 512)
-# DER -> parsed certificate, for certificates that passed :func:`load_certificate`.
-_LOADED: Lru[bytes, x509.Certificate] = memo("loaded certificates (by DER)", 256)
-
-
-def cert_facts(cert: x509.Certificate) -> CertFacts:
-    """The memoised :class:`CertFacts` of ``cert`` (one DER serialisation per certificate)."""
-    found = _FACTS.get(id(cert))
-    if found is not None and found.cert is cert:
-        return found
+def cert_facts(cert: x509.Certificate, memo: CertMemo | None = None) -> CertFacts:
+    """The :class:`CertFacts` of ``cert``; with a ``memo``, one DER serialisation per
+    certificate object (keyed by ``id``, confirmed with ``is``)."""
+    if memo is not None:
+        found = memo.facts.get(id(cert))
+        if found is not None and found.cert is cert:
+            return found
     der = cert.public_bytes(serialization.Encoding.DER)
     try:
         tbs, names = _tbs_and_names(der)
     except VerificationFailed:
         tbs, names = cert.tbs_certificate_bytes, None
     facts = CertFacts(cert=cert, der=der, digest=hashlib.sha256(der).digest(), tbs=tbs, names=names)
-    _FACTS.put(id(cert), facts)
+    if memo is not None:
+        memo.facts.put(id(cert), facts)
     return facts
 
 
-def certificate_der(cert: x509.Certificate) -> bytes:
-    """The DER encoding of ``cert`` (memoised per certificate object)."""
-    return cert_facts(cert).der
+def certificate_der(cert: x509.Certificate, memo: CertMemo | None = None) -> bytes:
+    """The DER encoding of ``cert`` (memoised per certificate object with a ``memo``)."""
+    return cert_facts(cert, memo).der
 
 
-def certificate_digest(cert: x509.Certificate) -> bytes:
-    """SHA-256 of the DER encoding of ``cert`` (memoised per certificate object)."""
-    return cert_facts(cert).digest
+def certificate_digest(cert: x509.Certificate, memo: CertMemo | None = None) -> bytes:
+    """SHA-256 of the DER encoding of ``cert`` (memoised per certificate object with a
+    ``memo``)."""
+    return cert_facts(cert, memo).digest
 
 
 def _raw_names(facts: CertFacts) -> tuple[bytes, bytes]:

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-from pullgate.common.lru import Lru
 from pullgate.errors import PullgateError, Reason
-from pullgate.verification.cache import memo
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.x509.go_render import go_quote
 
 __all__ = [
@@ -34,9 +33,6 @@ _ESCAPABLE = frozenset(' "#+,;<=>\\')
 _HEX = frozenset("0123456789abcdefABCDEF")
 # Characters :func:`_unescape` must look at: the escape and the ones it refuses unescaped.
 _SPECIAL = frozenset('\\"<>;\0')
-
-# DN text -> parsed attribute map, for texts that parsed (failures are always recomputed).
-_PARSED_DNS: Lru[str, Mapping[str, str]] = memo("parsed distinguished names", 256)
 
 
 class DnProblem(StrEnum):
@@ -171,12 +167,14 @@ def parse_dn(text: str) -> dict[str, str]:
     return dict(parsed_dn(text))
 
 
-def parsed_dn(text: str) -> Mapping[str, str]:
-    """:func:`parse_dn`, memoised and read-only."""
-    known = _PARSED_DNS.get(text)
+def parsed_dn(text: str, memo: CertMemo | None = None) -> Mapping[str, str]:
+    """:func:`parse_dn`, read-only; with a ``memo``, memoised by the text (failures are always
+    recomputed)."""
+    known = memo.dns.get(text) if memo is not None else None
     if known is None:
         known = MappingProxyType(_parse_dn_uncached(text))
-        _PARSED_DNS.put(text, known)
+        if memo is not None:
+            memo.dns.put(text, known)
     return known
 
 
