@@ -49,9 +49,10 @@ parsing, no cryptography (and it asks for objects the registry has just served).
 **zero-cost pullgate** (informational): each cold and warm round has a third path, the real
 :class:`CriProxy` (inbound hop, forward, the pin's ``ImageStatus``) on a socket of its own whose
 decision function is :class:`ZeroCostDecider`. Cold, it has a bare urllib3 client fetch the
-image's signature with the five requests a decision makes, each found from the previous answer,
-then allows; warm, it allows from memory. Its ratios (paired, and same pull) are the lowest a
-proxy that verifies before it forwards can reach here, whatever its verification costs. The
+image's signature with the five requests a decision makes, each found from the previous answer
+(the image manifest alongside the signature's three, as a decision reads it), then allows;
+warm, it allows from memory. Its ratios (paired, and same pull) are the lowest a proxy that
+verifies before it forwards can reach here, whatever its verification costs. The
 three paths take every place in the round in turn.
 
 Between pulls the image is removed (``RemoveImage``). containerd's CRI removes the last
@@ -247,8 +248,11 @@ class Bench:
         if not cold:
             return
         series.zero_cost_fetch.append(self.zero_cost.durations[-1])
-        decided = [(r.method, urlsplit(r.url).path.rsplit("/", 2)[-2]) for r in self.last_records]
-        fetched = [(m, path.rsplit("/", 2)[-2]) for m, path in self.zero_cost.sent]
+        # The same requests; their order differs (each fetches the image manifest alongside).
+        decided = sorted(
+            (r.method, urlsplit(r.url).path.rsplit("/", 2)[-2]) for r in self.last_records
+        )
+        fetched = sorted((m, path.rsplit("/", 2)[-2]) for m, path in self.zero_cost.sent)
         if fetched != decided:
             raise BenchError(f"the bare fetch {fetched} is not a decision's work {decided}")
 
@@ -286,9 +290,10 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     loop = LoopThread()
     stack.callback(loop.close)
     proxy = TimedProxy(str(containerd.socket), deciders.decide)
-    fetcher = urllib3.PoolManager(ssl_context=replay_context(registry), retries=False)
+    fetcher = urllib3.PoolManager(ssl_context=replay_context(registry), retries=False, maxsize=2)
     stack.callback(fetcher.clear)
     zero_cost = ZeroCostDecider(fetcher, registry.url, REPO)
+    stack.callback(zero_cost.close)
     zero_cost_proxy = TimedProxy(str(containerd.socket), zero_cost.decide)
     sockets = Path(tempfile.mkdtemp(prefix="pgbench-", dir="/tmp"))  # short: sun_path limit
     stack.callback(shutil.rmtree, sockets, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -78,7 +79,7 @@ class TimedProxy(CriProxy):
 
 
 class ZeroCostDecider:
-    """The decision function of a pullgate whose own code costs nothing: the four registry
+    """The decision function of a pullgate whose own code costs nothing: the five registry
     requests a cold decision needs, made by a bare urllib3 client over a warm pooled connection
     (:func:`~bench.pull_support.bare_signature_fetch`), then an allow of the tag's digest. Behind
     the real :class:`CriProxy` (inbound hop, forward, the pin's ``ImageStatus``), it measures the
@@ -86,6 +87,7 @@ class ZeroCostDecider:
 
     def __init__(self, manager: urllib3.PoolManager, base: str, repo: str) -> None:
         self._manager = manager
+        self._alongside = ThreadPoolExecutor(1, thread_name_prefix="zero-cost")
         self._base = base
         self._repo = repo
         self._known: dict[str, str] = {}  # reference -> digest: the warm answer
@@ -101,7 +103,7 @@ class ZeroCostDecider:
             headers = {"User-Agent": USER_AGENT, "Accept": MANIFEST_ACCEPT}
             started = time.perf_counter()
             digest, self.sent = bare_signature_fetch(
-                self._manager, self._base, self._repo, tag, headers
+                self._manager, self._base, self._repo, tag, headers, self._alongside
             )
             self.durations.append(time.perf_counter() - started)
             self._known[request.reference] = digest
@@ -112,6 +114,10 @@ class ZeroCostDecider:
             reference=request.reference,
             digest=digest,
         )
+
+    def close(self) -> None:
+        """Stop the thread that fetches the image manifest alongside."""
+        self._alongside.shutdown(wait=False)
 
 
 class NoControl:

@@ -25,7 +25,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Coroutine, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,13 +95,19 @@ def push_signed_image(
 
 
 def bare_signature_fetch(
-    manager: urllib3.PoolManager, base: str, repo: str, tag: str, headers: Mapping[str, str]
+    manager: urllib3.PoolManager,
+    base: str,
+    repo: str,
+    tag: str,
+    headers: Mapping[str, str],
+    alongside: Executor,
 ) -> tuple[str, list[tuple[str, str]]]:
     """The five requests a cold decision makes for ``repo:tag`` on a registry without the
     Referrers API, each found from the previous answer as pullgate finds it: resolve the tag
-    (HEAD), the ``sha256-<hex>`` referrers tag, the signature manifest, the envelope blob, and
+    (HEAD), the ``sha256-<hex>`` referrers tag, the signature manifest, the envelope blob, and,
+    on ``alongside`` while those three are fetched (as a decision reads it while verifying),
     the image manifest itself (an allow binds its config digest, the image ID a container
-    start is checked against).
+    start is checked against). ``manager`` needs two connections per host.
 
     No verification, no size caps, no parsing beyond the digests needed. Returns the tag's
     digest and the ``(method, path)`` sent, to be compared with a decision's own requests.
@@ -125,10 +131,11 @@ def bare_signature_fetch(
     digest = send("HEAD", manifests + tag, accept).headers.get("Docker-Content-Digest", "")
     if not digest.startswith("sha256:"):
         raise SystemExit("bare fetch: no Docker-Content-Digest on the tag")
+    image = alongside.submit(send, "GET", manifests + digest, accept)
     index = json.loads(send("GET", manifests + digest.replace(":", "-"), accept).data)
     signature = json.loads(send("GET", manifests + index["manifests"][0]["digest"], accept).data)
     send("GET", f"/v2/{repo}/blobs/{signature['layers'][0]['digest']}", None)
-    send("GET", manifests + digest, accept)
+    image.result()
     return digest, sent
 
 

@@ -63,7 +63,7 @@ def _fetch_all(
             with bounded_by(deadline), lend(None) as client:
                 out.append(client.fetch_manifest(ref, manifest))
         except PullgateError as exc:
-            out.append(exc)
+            out.append(exc.with_traceback(None))  # no cycle through this frame
     return out
 
 
