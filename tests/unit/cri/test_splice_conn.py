@@ -229,3 +229,20 @@ def test_a_connection_without_the_preface_is_closed(tmp_path: Path, start: bytes
     with spliced(tmp_path, preface=False) as wire:
         wire.caller.send(start)  # the second is shorter than the preface: refused as it is
         assert wire.caller.closed()
+
+
+def test_the_runtimes_header_table_size_is_followed(tmp_path: Path) -> None:
+    gate = Gate()
+    gate.allow = False
+    gate.release.set()
+    with spliced(tmp_path, gate.route) as wire:
+        wire.runtime.send(encode_frame(SETTINGS, 0, 0, b"\x00\x01\x00\x00\x20\x00"))  # 8192
+        assert wire.caller.read()[0] == SETTINGS
+        wire.encoder.header_table_size = 8192
+        block = wire.encoder.encode([(":path", CREATE), ("x-big", "v" * 5000)])
+        wire.caller.send(
+            encode_frame(HEADERS, END_HEADERS, 1, block)
+            + encode_frame(DATA, END_STREAM, 1, grpc_message(b"m"))
+        )
+        assert _status(wire, wire.caller.read())[b"grpc-status"] == b"2"
+    assert gate.seen == [b"m"]

@@ -154,3 +154,15 @@ def test_field_reader_keeps_the_runtimes_table_and_refuses_garbage() -> None:
     assert reader.feed(client.encode([("x-k", "v")]), True) == [(b"x-k", b"v")]
     with pytest.raises(MalformedInput):
         reader.feed(b"\xff\xff\xff\xff", True)  # an index past any table
+
+
+def test_a_larger_table_the_runtime_allows_is_followed() -> None:
+    client = Encoder()
+    client.header_table_size = 8192
+    block = client.encode([(":path", "/a.B/C"), ("x-big", "v" * 5000)])
+    with pytest.raises(MalformedInput):
+        FieldReader().feed(block, True)  # 8192 before the runtime allowed it
+    reader = FieldReader()
+    reader.allow_table_size(8192)
+    reader.allow_table_size(4096)  # a later, smaller limit is the runtime's to enforce
+    assert reader.feed(block, True) == [(b":path", b"/a.B/C"), (b"x-big", b"v" * 5000)]

@@ -45,8 +45,11 @@ class FieldReader:
         self._pending = bytearray()
 
     def allow_table_size(self, size: int) -> None:
-        """The runtime advertised ``SETTINGS_HEADER_TABLE_SIZE``: the caller may now use it."""
-        self._decoder.max_allowed_table_size = size
+        """The runtime advertised ``SETTINGS_HEADER_TABLE_SIZE``: the caller may now use it. A
+        smaller size is not enforced here (the caller may still send blocks written before it
+        saw the change; the runtime enforces its own limit)."""
+        decoder = self._decoder
+        decoder.max_allowed_table_size = max(decoder.max_allowed_table_size, size)
 
     def feed(self, fragment: bytes | memoryview, last: bool) -> list[Field] | None:
         """Add a fragment; at the ``last`` one, the decoded block.
