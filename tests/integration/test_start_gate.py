@@ -131,6 +131,32 @@ def test_pulls_sent_to_the_runtime_socket_are_gated_the_same_way(node: StartNode
     assert (node.metric("pullgate_runtime_passthrough_seconds_count") or 0) > 0
 
 
+def test_a_create_larger_than_the_runtimes_window_is_decided_too(node: StartNode) -> None:
+    # ~100 KB of annotations: more than containerd's 64 KiB stream window, so the gate cannot
+    # hold the whole request back from the runtime; it reads it itself and decides.
+    pod, pod_config = node.run_pod()
+    big = {f"pullgate.test/a{i}": "x" * 1000 for i in range(100)}
+    message = f"big {uuid.uuid4().hex}"
+    signed = node.push(f"start/big-{uuid.uuid4().hex[:6]}", signed=True, message=message)
+    node.gated("pull", signed.reference)
+    unsigned = node.push(f"start/big-unsigned-{uuid.uuid4().hex[:6]}", signed=False)
+    node.runtime.crictl("pull", unsigned.reference)  # behind pullgate's back
+    answers = []
+    for image in (signed, unsigned):
+        config = node.runtime.write_container_config(image.reference)
+        document = json.loads(config.read_text())
+        config.write_text(json.dumps({**document, "annotations": big}))
+        answers.append(
+            node.gated("create", "--no-pull", pod, str(config), str(pod_config), check=False)
+        )
+    created, refused = answers
+    assert created.returncode == 0, created.stderr
+    node.gated("start", created.stdout.strip())
+    assert message in node.logs(created.stdout.strip(), message)
+    assert refused.returncode != 0
+    assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
+
+
 def test_the_grpc_transport_gates_the_same_way(
     registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

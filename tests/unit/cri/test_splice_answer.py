@@ -66,12 +66,24 @@ def _pull(wire: Wire, stream: int, body: bytes) -> bytes:
     )
 
 
+def _past_credit(wire: Wire) -> tuple[int, int, int, bytes]:
+    """The caller's next frame that is not a window update."""
+    frame = wire.caller.read()
+    while frame[0] == WINDOW_UPDATE:
+        frame = wire.caller.read()
+    return frame
+
+
 def test_the_handler_answers_with_its_message_and_metadata(tmp_path: Path) -> None:
     handler = Handler()
     with spliced(tmp_path, handler.route) as wire:
         wire.caller.send(_pull(wire, 1, b"pull-me"))
         assert wire.runtime.read()[0] == HEADERS
         assert wire.runtime.read() == (RST_STREAM, 0, 1, CANCEL.to_bytes(4, "big"))
+        held = len(grpc_message(b"pull-me"))  # consumed by pullgate: the caller may send more
+        credit = held.to_bytes(4, "big")
+        assert wire.caller.read() == (WINDOW_UPDATE, 0, 0, credit)
+        assert wire.caller.read() == (WINDOW_UPDATE, 0, 1, credit)
         table = list(wire.caller_decoder.header_table.dynamic_entries)
         kind, _, _, head = wire.caller.read()
         assert kind == HEADERS
@@ -82,8 +94,6 @@ def test_the_handler_answers_with_its_message_and_metadata(tmp_path: Path) -> No
         trailers = dict(wire.caller_decoder.decode(tail, raw=True))
         assert (trailers[b"grpc-status"], trailers[b"x-trailing-bin"]) == (b"0", b"AAE")
         assert list(wire.caller_decoder.header_table.dynamic_entries) == table
-        held = len(grpc_message(b"pull-me"))  # the request's DATA, returned to the caller
-        assert wire.caller.read() == (WINDOW_UPDATE, 0, 0, held.to_bytes(4, "big"))
         # What the answer used of the caller's window is not credited to the runtime.
         used = len(grpc_message(b"image-ref"))
         wire.caller.send(window_update(0, used + 100))
@@ -101,7 +111,7 @@ def test_an_abort_is_a_trailers_only_answer(tmp_path: Path) -> None:
     handler = Handler(abort=True)
     with spliced(tmp_path, handler.route) as wire:
         wire.caller.send(_pull(wire, 1, b"unsigned"))
-        kind, flags, _, block = wire.caller.read()
+        kind, flags, _, block = _past_credit(wire)
         assert (kind, flags & END_STREAM) == (HEADERS, END_STREAM)
         fields = dict(wire.caller_decoder.decode(block, raw=True))
         assert (fields[b":status"], fields[b"grpc-status"]) == (b"200", b"2")
@@ -127,9 +137,9 @@ def test_a_caller_reset_ends_the_handlers_call(tmp_path: Path) -> None:
         wire.caller.send(rst_stream(1))
         assert handler.ended.wait(5)
         handler.release.set()
-        kind = wire.caller.read()[0]
-        assert kind == WINDOW_UPDATE  # the held request's window, and no answer
-        assert wire.caller.nothing_within(0.3)
+        assert wire.caller.read()[0] == WINDOW_UPDATE  # the request's window, at once
+        assert wire.caller.read()[0] == WINDOW_UPDATE
+        assert wire.caller.nothing_within(0.3)  # and no answer
 
 
 def test_runtime_data_waits_for_the_window_the_answer_used(tmp_path: Path) -> None:
@@ -146,8 +156,8 @@ def test_runtime_data_waits_for_the_window_the_answer_used(tmp_path: Path) -> No
             assert wire.runtime.read()[0] == WINDOW_UPDATE
         # The runtime fills what it believes is the caller's whole connection window...
         wire.caller.send(_pull(wire, 5, b"p"))
-        for _ in range(4):
-            wire.caller.read()  # headers, message, trailers, window update
+        for _ in range(5):
+            wire.caller.read()  # two window updates, headers, message, trailers
         filler = b"z" * 16_000
         burst = b"".join(encode_frame(DATA, 0, 3, filler) for _ in range(4))
         burst += encode_frame(DATA, 0, 3, b"z" * (65_535 - 64_000))
@@ -182,3 +192,41 @@ def test_a_closed_connection_ends_the_handlers_call(tmp_path: Path) -> None:
         wire.splice.shutdown()  # as when the kubelet goes away
         assert handler.ended.wait(5)
         handler.release.set()
+
+
+def test_a_decided_request_larger_than_the_runtimes_window_is_answered_by_the_handler(
+    tmp_path: Path,
+) -> None:
+    handler = Handler()
+    verdicts: list[bytes] = []
+
+    def route(path: bytes) -> Route:
+        if path == b"/runtime.v1.RuntimeService/CreateContainer":
+            return Route(RouteKind.DECIDE, verdict=verdicts.append, handler=handler)
+        return PASS_TIMED
+
+    body = bytes(range(256)) * 400  # 102 400 bytes: more than the 65 535-byte stream window
+    message = grpc_message(body)
+    with spliced(tmp_path, route) as wire:
+        block = wire.encoder.encode(
+            [(":method", "POST"), (":path", "/runtime.v1.RuntimeService/CreateContainer")]
+        )
+        wire.caller.send(encode_frame(HEADERS, 4, 1, block))
+        sent, window = 0, 65_535
+        while sent < len(message):  # a conforming caller: never past the window it was given
+            while window == 0:
+                kind, _, stream, payload = wire.caller.read()
+                if (kind, stream) == (WINDOW_UPDATE, 1):
+                    window += int.from_bytes(payload)
+            size = min(16_384, window, len(message) - sent)
+            last = sent + size == len(message)
+            chunk = message[sent : sent + size]
+            wire.caller.send(encode_frame(DATA, END_STREAM if last else 0, 1, chunk))
+            sent, window = sent + size, window - size
+        assert _past_credit(wire)[0] == HEADERS
+        assert _past_credit(wire) == (DATA, 0, 1, grpc_message(b"image-ref"))
+        assert wire.runtime.read()[0] == HEADERS
+        assert wire.runtime.read() == (RST_STREAM, 0, 1, CANCEL.to_bytes(4, "big"))
+        assert wire.runtime.nothing_within(0.2)  # no byte of the request
+    assert handler.seen[0][0] == body
+    assert verdicts == []

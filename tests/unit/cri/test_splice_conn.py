@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pullgate.cri.splice.base import INTERNAL, RESOURCE_EXHAUSTED, UNIMPLEMENTED
 from pullgate.cri.splice.frames import (
     CANCEL,
     CONTINUATION,
@@ -27,6 +26,7 @@ from pullgate.cri.splice.frames import (
     read_frame,
     rst_stream,
 )
+from pullgate.cri.splice.held import INTERNAL, RESOURCE_EXHAUSTED, UNIMPLEMENTED
 from pullgate.cri.splice.routes import PASS_TIMED, Refusal, Route, RouteKind
 from tests.unit.cri.splice_wire import Wire, grpc_message, spliced
 

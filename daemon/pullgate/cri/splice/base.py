@@ -12,17 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from pullgate.cri.splice.answer import CallContext
-from pullgate.cri.splice.fields import Field, FieldReader, status_block
+from pullgate.cri.splice.fields import FieldReader, status_block
 from pullgate.cri.splice.frames import (
     CONTINUATION,
     DATA,
@@ -42,94 +38,18 @@ from pullgate.cri.splice.frames import (
     settings_values,
     window_update,
 )
-from pullgate.cri.splice.routes import Refusal, Route, RouteKind
+from pullgate.cri.splice.held import PREFIX, RESOURCE_EXHAUSTED, Held, State
+from pullgate.cri.splice.routes import Refusal, Route
 from pullgate.errors import MalformedInput
 
-__all__ = [
-    "INTERNAL",
-    "MAX_FRAME",
-    "MAX_HELD_BYTES",
-    "MAX_MESSAGE_BYTES",
-    "PREFIX",
-    "RECV_BYTES",
-    "RESOURCE_EXHAUSTED",
-    "UNIMPLEMENTED",
-    "Held",
-    "SpliceState",
-    "State",
-    "message_problem",
-]
+__all__ = ["MAX_FRAME", "RECV_BYTES", "SpliceState"]
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the gate's gRPC message limit
-MAX_HELD_BYTES = 2 * MAX_MESSAGE_BYTES  # held DATA of one connection, all streams
 _ANSWERED_KEPT = 1024  # streams pullgate answered whose late frames are still dropped
 RECV_BYTES = 65_536  # below malloc's mmap threshold: a larger buffer costs a mmap per recv
-PREFIX = struct.Struct(">BI")  # gRPC message prefix: compressed flag, length
 MAX_FRAME = 16_384  # the smallest SETTINGS_MAX_FRAME_SIZE a peer may announce (RFC 9113 §6.5.2)
 WINDOW_WAIT = 30.0  # seconds an answer or a runtime DATA frame waits for the caller's window
-
-# gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
-INTERNAL = 13
-RESOURCE_EXHAUSTED = 8
-UNIMPLEMENTED = 12
-
-
-class State(Enum):
-    """Where a decided stream is."""
-
-    PENDING = 1  # request DATA being held
-    DECIDING = 2  # message complete, verdict running
-    ANSWERED = 3  # pullgate answered the caller
-    CANCELLED = 4  # the caller reset the stream
-
-
-@dataclass(slots=True)
-class Held:
-    """A decided stream: its route and the request bytes held back."""
-
-    route: Route
-    state: State = State.PENDING
-    frames: list[bytes] = field(default_factory=list)
-    flow: int = 0  # flow-controlled bytes held (DATA payloads, padding included)
-    message: bytearray = field(default_factory=bytearray)
-    upstream_closed: bool = False
-    fields: list[Field] = field(default_factory=list)  # the request's (answered calls)
-    context: CallContext | None = None  # an answered call's, once its request is complete
-
-    @property
-    def dropping(self) -> bool:
-        """The runtime's frames of this stream are not for the caller (pullgate answers it)."""
-        return self.state is State.ANSWERED or self.route.kind is RouteKind.ANSWER
-
-
-def message_problem(
-    message: bytearray, *, done: bool, held_total: int, window: int
-) -> Refusal | None:
-    """Why a held request cannot be decided (None: it can, or it is not complete yet)."""
-    if held_total > MAX_HELD_BYTES:
-        return Refusal(RESOURCE_EXHAUSTED, "too many request bytes held on one connection")
-    if len(message) < PREFIX.size:
-        return Refusal(INTERNAL, "the request carries no message") if done else None
-    compressed, length = PREFIX.unpack_from(message)
-    if compressed:
-        return Refusal(UNIMPLEMENTED, "compressed requests are not decided by the gate")
-    size = PREFIX.size + length
-    if length > MAX_MESSAGE_BYTES:
-        return Refusal(RESOURCE_EXHAUSTED, f"request message of {length} bytes is too large")
-    if size > window:
-        return Refusal(
-            RESOURCE_EXHAUSTED,
-            f"request message of {length} bytes exceeds the runtime's stream window "
-            f"({window} bytes): the gate cannot read it before forwarding it "
-            '(set [runtime] transport = "grpc")',
-        )
-    if len(message) > size:
-        return Refusal(INTERNAL, "more than one request message in a unary call")
-    if done and len(message) < size:
-        return Refusal(INTERNAL, "the request message is truncated")
-    return None
 
 
 def _poll(room: threading.Condition, ready: Callable[[], bool]) -> bool:
@@ -219,7 +139,8 @@ class SpliceState:
             self._on_close(self)
 
     def _release(self, held: Held) -> None:
-        self._held_total -= held.flow
+        self._held_total -= held.counted
+        held.counted = 0
 
     def _answer(self, stream: int, held: Held, refusal: Refusal) -> None:
         """Refuse a decided stream (called with the upstream lock held): the runtime's stream

@@ -15,12 +15,17 @@ itself goes in at frame boundaries. The request direction decodes every field bl
   gives the caller back the connection window the held ``DATA`` used (§6.9);
 * a refused route is answered the same way as soon as its field block is read.
 
+A decided request too large to hold within the runtime's stream window, and a call routed to
+the gate's own handler (``PullImage``), are answered by pullgate: the runtime's stream is reset,
+pullgate reads the request itself (giving the caller its window back as it goes) and the
+handler's answer is written to the caller (:mod:`pullgate.cri.splice.answer`).
+
 Upstream frames of a stream pullgate answered itself are dropped (their ``DATA`` credited back
 to the runtime), except field blocks: the caller's decoder must see those, and a gRPC client
 ignores frames of a stream it has closed. A decided request whose message cannot be read
-(compressed, more than one message, larger than the runtime's stream window or the gRPC limit)
-is refused; a malformed frame or field block closes the connection. Nothing of a decided
-request reaches the runtime without an allow.
+(compressed, more than one message, larger than the gRPC limit) is refused; a malformed frame
+or field block closes the connection. Nothing of a decided request reaches the runtime without
+an allow.
 """
 
 from __future__ import annotations
@@ -32,15 +37,7 @@ import threading
 import time
 
 from pullgate.cri.splice.answer import CallContext, answer_blocks, run_handler
-from pullgate.cri.splice.base import (
-    INTERNAL,
-    PREFIX,
-    RECV_BYTES,
-    Held,
-    SpliceState,
-    State,
-    message_problem,
-)
+from pullgate.cri.splice.base import RECV_BYTES, SpliceState
 from pullgate.cri.splice.fields import Field
 from pullgate.cri.splice.frames import (
     CONTINUATION,
@@ -61,6 +58,14 @@ from pullgate.cri.splice.frames import (
     rst_stream,
     window_increment,
     window_update,
+)
+from pullgate.cri.splice.held import (
+    INTERNAL,
+    PREFIX,
+    Held,
+    State,
+    exceeds_window,
+    message_problem,
 )
 from pullgate.cri.splice.routes import Refusal, Route, RouteKind
 from pullgate.errors import MalformedInput
@@ -241,7 +246,7 @@ class Splice(SpliceState):
         self._decided[stream] = held  # before its HEADERS reach the runtime
         self._prune()
         if route.kind is RouteKind.ANSWER:  # the runtime's stream is not needed
-            held.upstream_closed = True
+            held.answering = held.upstream_closed = True
             self._after.append(rst_stream(stream))
         if route.kind is RouteKind.REFUSE:
             self._answer(stream, held, route.refusal or Refusal(INTERNAL, "refused"))
@@ -251,20 +256,27 @@ class Splice(SpliceState):
     def _held_data(self, stream: int, held: Held, data: bytes, frame: Frame) -> None:
         """A decided stream's DATA: held (never forwarded here), or dropped once answered."""
         payload = data[frame.start + 9 : frame.end]
+        size = len(payload)
         if held.state in (State.ANSWERED, State.CANCELLED):
-            self._credit_caller(len(payload))
+            self._credit_caller(size)
             return
         if held.state is State.DECIDING:
             raise MalformedInput("DATA after END_STREAM")
-        held.flow += len(payload)
-        self._held_total += len(payload)
-        held.frames.append(data[frame.start : frame.end])
+        held.counted += size
+        self._held_total += size
         held.message += data_fragment(frame.flags, payload)
+        if held.answering:
+            self._consumed(stream, size)
+        else:
+            held.flow += size
+            held.frames.append(data[frame.start : frame.end])
+            if held.route.handler is not None and exceeds_window(held.message, self._up_window):
+                self._take_over(stream, held)
         refusal = message_problem(
             held.message,
             done=bool(frame.flags & END_STREAM),
             held_total=self._held_total,
-            window=self._up_window,
+            window=None if held.answering else self._up_window,
         )
         if refusal is not None:
             self._answer(stream, held, refusal)
@@ -273,13 +285,28 @@ class Splice(SpliceState):
             held.state = State.DECIDING
             message = bytes(held.message[PREFIX.size :])
             held.message = bytearray()
-            if held.route.kind is RouteKind.ANSWER:
+            if held.answering:
                 self._release(held)
-                held.frames = []
                 held.context = CallContext(held.fields)
                 self._deciders.submit(self._respond, stream, held, held.context, message)
             else:
                 self._deciders.submit(self._decide, stream, held, message)
+
+    def _take_over(self, stream: int, held: Held) -> None:
+        """A decided request too large for the runtime's stream window (it cannot be read
+        without forwarding part of it): pullgate answers it with the gate's handler instead,
+        reading the rest itself; the runtime's stream is reset."""
+        held.answering = held.upstream_closed = True
+        self._after.append(rst_stream(stream))
+        self._consumed(stream, held.flow)
+        held.flow = 0
+        held.frames = []
+
+    def _consumed(self, stream: int, size: int) -> None:
+        """Request bytes pullgate consumes itself: the caller may send as many more."""
+        if size:
+            with self._down_lock:
+                self._client.sendall(window_update(0, size) + window_update(stream, size))
 
     def _cancel_answer(self, held: Held) -> None:
         """The caller reset a stream pullgate answers: its handler sees the call end."""

@@ -4,7 +4,8 @@ tables so both transports decide the same calls the same way:
 * a path that does not normalise, or names a service the gate does not serve, is refused with
   ``PERMISSION_DENIED`` and the gate's refusal text (logged and audited by the gate);
 * a gated method with a verdict function (``CreateContainer``) is decided: its request message
-  is held until the verdict, which is the gate's own (:mod:`pullgate.cri.runtime_proxy`);
+  is held until the verdict, which is the gate's own (:mod:`pullgate.cri.runtime_proxy`); a
+  request too large to hold within the runtime's stream window is answered by its handler;
 * a gated method without one (its handler must make the runtime call itself, as ``PullImage``
   does) is answered by that handler (:mod:`pullgate.cri.splice.answer`);
 * everything else passes through; unary calls are timed for the pass-through metric.
@@ -40,7 +41,10 @@ def gate_routes(
 ) -> Callable[[bytes], Route]:
     """``:path`` -> :class:`Route` (see the module docstring). ``refusal_text(raw, why)`` logs
     and audits a refused path and returns the message the caller gets."""
-    decided = {method: Route(RouteKind.DECIDE, verdict=v) for method, v in verdicts.items()}
+    decided = {
+        method: Route(RouteKind.DECIDE, verdict=v, handler=gated.get(method))
+        for method, v in verdicts.items()
+    }
     answers = {
         method: Route(RouteKind.ANSWER, handler=handler)
         for method, handler in gated.items()
