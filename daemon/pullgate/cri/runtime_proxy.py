@@ -201,10 +201,14 @@ class RuntimeProxy(CriProxy):
         log.info("runtime gate (splice) on %s, forwarding to %s", socket_path, self.upstream)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop serving (see :meth:`pullgate.cri.proxy.CriProxy.stop`)."""
+        """Stop serving (see :meth:`pullgate.cri.proxy.CriProxy.stop`). The splice transport's
+        workers still running past ``grace`` (a pull being pinned) are waited for like grpcio's
+        handler threads: the runtime channels close only after them."""
         splice, self._splice = self._splice, None
         if splice is not None:
-            await asyncio.to_thread(splice.stop, grace)
+            running = await asyncio.to_thread(splice.stop, grace)
+            if running is not None:
+                self._executor = running
         await super().stop(grace)
 
     def _splice_routes(self) -> Callable[[bytes], Route]:

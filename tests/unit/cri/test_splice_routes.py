@@ -5,15 +5,18 @@ method passes through undecided; a caller past the connection bound is closed at
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
 import grpc
 import pytest
+from hpack import Encoder
 
 from pullgate.cri.methods import CREATE_CONTAINER, CRI_SERVICE, PULL_IMAGE, RUNTIME_SERVICE
+from pullgate.cri.splice.frames import DATA, END_STREAM, HEADERS, PREFACE, encode_frame
 from pullgate.cri.splice.gate import PERMISSION_DENIED, gate_routes
-from pullgate.cri.splice.routes import PASS_TIMED, Refusal, RouteKind
+from pullgate.cri.splice.routes import PASS_TIMED, Refusal, Route, RouteKind
 from pullgate.cri.splice.server import SpliceServer, upstream_path
 
 
@@ -96,3 +99,36 @@ def test_callers_past_the_bound_are_closed(tmp_path: Path) -> None:
         server.stop(0)
         runtime.close()
     assert server.connections == 0
+
+
+def test_stop_hands_back_the_workers_still_answering(tmp_path: Path) -> None:
+    running = threading.Event()
+    release = threading.Event()
+
+    def handler(request: bytes, context: grpc.ServicerContext) -> bytes:
+        running.set()
+        release.wait(10)
+        return b""
+
+    runtime = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    runtime.bind(str(tmp_path / "runtime.sock"))
+    runtime.listen(8)
+    server = SpliceServer(
+        str(tmp_path / "runtime.sock"), lambda path: Route(RouteKind.ANSWER, handler=handler)
+    )
+    server.start(tmp_path / "gate.sock")
+    caller = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    caller.connect(str(tmp_path / "gate.sock"))
+    block = Encoder().encode([(":method", "POST"), (":path", "/runtime.v1.ImageService/PullImage")])
+    caller.sendall(
+        PREFACE
+        + encode_frame(HEADERS, 4, 1, block)
+        + encode_frame(DATA, END_STREAM, 1, b"\x00\x00\x00\x00\x00")
+    )
+    assert running.wait(5)
+    pool = server.stop(0.1)
+    assert pool is not None  # the pull is still running: its owner waits before closing
+    release.set()
+    pool.shutdown(wait=True)
+    caller.close()
+    runtime.close()

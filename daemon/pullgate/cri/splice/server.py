@@ -99,9 +99,10 @@ class SpliceServer:
         self._acceptor.daemon = True
         self._acceptor.start()
 
-    def stop(self, grace: float | None = None) -> None:
-        """Stop accepting; verdicts in flight get ``grace`` seconds; then every connection is
-        closed (waiting a few seconds for their relay threads)."""
+    def stop(self, grace: float | None = None) -> ThreadPoolExecutor | None:
+        """Stop accepting; verdicts and answers in flight get ``grace`` seconds; then every
+        connection is closed (waiting a few seconds for their relay threads). Returns the
+        workers' pool when some are still running (its owner must not close what they use)."""
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
@@ -110,11 +111,13 @@ class SpliceServer:
         if self._acceptor is not None:
             self._acceptor.join(5.0)
         deciders, self._deciders = self._deciders, None
+        running = False
         if deciders is not None:
             deadline = time.monotonic() + (grace or 0.0)
             waiter = threading.Thread(target=deciders.shutdown, kwargs={"wait": True}, daemon=True)
             waiter.start()
             waiter.join(max(deadline - time.monotonic(), 0.0))
+            running = waiter.is_alive()
         with self._lock:
             open_now = list(self._open)
         for splice in open_now:
@@ -122,6 +125,7 @@ class SpliceServer:
         deadline = time.monotonic() + _CLOSE_WAIT
         while self.connections and time.monotonic() < deadline:
             time.sleep(0.01)
+        return deciders if running else None
 
     def _accept(self, listener: socket.socket, deciders: ThreadPoolExecutor) -> None:
         while True:
