@@ -265,6 +265,8 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         node.gated("pull", image.reference)
         pod, pod_config = node.run_pod()
         running = _started(node, pod, pod_config, image.reference, message, stay=True)
+        waiting = node.create(pod, pod_config, image.reference)  # created while allowed
+        assert waiting.returncode == 0, waiting.stderr
 
         status, report = node.images()
         assert status == 0, report
@@ -278,6 +280,9 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         refused = node.create(pod, pod_config, image.reference)
         assert refused.returncode != 0
         assert denial_reason(refused.stderr) is Reason.UNTRUSTED, refused.stderr
+        # Created while allowed, it does not start now (StartContainer is decided too).
+        late = node.gated("start", waiting.stdout.strip(), check=False)
+        assert denial_reason(late.stderr) is Reason.UNTRUSTED, late.stderr
 
         # The daemon's own audit ran after the reload: the running container is counted.
         deadline = time.monotonic() + 10

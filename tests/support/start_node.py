@@ -16,7 +16,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from pullgate.errors import Reason
 from tests.support.containerd import write_hosts_toml
 from tests.support.docker_registry import DockerRegistry, free_port
 from tests.support.grpc_harness import run_daemon
+from tests.support.hook_proxy import HookProxy
 from tests.support.pki import Chain, KeySpec, Pki, write_store
 from tests.support.push import MT_JWS, Pusher
 from tests.support.runtimes import (
@@ -70,6 +71,7 @@ class StartNode:
     chain: Chain
     trust_dir: Path
     config: Path
+    hook: HookProxy | None = None
 
     @property
     def cri_socket(self) -> Path:
@@ -87,13 +89,15 @@ class StartNode:
     def signing_root(self) -> Path:
         return self.trust_dir / "truststore" / "x509" / "ca" / "start" / "cert0.pem"
 
-    def push(self, repo: str, *, signed: bool, message: str | None = None) -> RunnableImage:
+    def push(
+        self, repo: str, *, signed: bool, message: str | None = None, tag: str = "v1"
+    ) -> RunnableImage:
         with Pusher.for_registry(self.registry) as pusher:
             image = push_runnable_image(
                 pusher,
                 self.registry.host,
                 repo,
-                "v1",
+                tag,
                 message=message or f"hello {uuid.uuid4().hex}",
             )
             if signed:
@@ -193,9 +197,11 @@ def write_config(
     require: str = "both",
     metrics_port: int = 0,
     transport: str = "splice",
+    runtime_upstream: str | None = None,
 ) -> Path:
     """The daemon's config for a start node (metrics on ``metrics_port``; 0 picks one; the gate
-    served by ``transport``)."""
+    served by ``transport``; ``runtime_upstream``: where the runtime gate forwards, default
+    ``upstream``)."""
     metrics_port = metrics_port or free_port()
     config = tmp / "config.toml"
     lines: Sequence[str] = [
@@ -212,7 +218,7 @@ def write_config(
         f'upstream = "{upstream}"',
         "[runtime]",
         f'socket = "{tmp / "runtime.sock"}"',
-        f'upstream = "{upstream}"',
+        f'upstream = "{runtime_upstream or upstream}"',
         "audit_interval = 0.5",
         f'transport = "{transport}"',
         "[break_glass]",
@@ -232,8 +238,10 @@ def start_node(
     *,
     require: str = "both",
     transport: str = "splice",
+    hook: bool = False,
 ) -> Iterator[StartNode]:
-    """The node, pullgate serving; everything stopped on exit."""
+    """The node, pullgate serving; everything stopped on exit. ``hook``: the runtime gate
+    forwards through a :class:`~tests.support.hook_proxy.HookProxy` (``StartNode.hook``)."""
     certs_d = tmp / "certs.d"
     write_hosts_toml(certs_d, registry)
     chain = Pki(name=f"start {kind}").chain(key=KeySpec.ec(256))
@@ -244,9 +252,18 @@ def start_node(
     with Pusher.for_registry(registry) as pusher:
         pause = push_pause_image(pusher, registry.host, repo=f"test/pause-{uuid.uuid4().hex[:6]}")
     options = RuntimeOptions(certs_d=certs_d, sandbox_image=pause)
-    with PodRuntime(kind, options) as runtime:
+    with PodRuntime(kind, options) as runtime, ExitStack() as stack:
+        proxy = None
+        if hook:
+            proxy = stack.enter_context(HookProxy(tmp / "hook.sock", runtime.socket))
         config = write_config(
-            tmp, certs_d, trust_dir, runtime.endpoint(), require=require, transport=transport
+            tmp,
+            certs_d,
+            trust_dir,
+            runtime.endpoint(),
+            require=require,
+            transport=transport,
+            runtime_upstream=proxy.endpoint() if proxy is not None else None,
         )
         with run_daemon(config):
-            yield StartNode(tmp, registry, runtime, chain, trust_dir, config)
+            yield StartNode(tmp, registry, runtime, chain, trust_dir, config, proxy)

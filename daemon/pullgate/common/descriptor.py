@@ -13,6 +13,8 @@ from pullgate.errors import MalformedInput
 
 _DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$")
 
+_BARE_SHA256 = re.compile(r"[a-f0-9]{64}")  # CRI-O's image IDs: the config digest's hex alone
+
 _HASHES = MappingProxyType(
     {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 )
@@ -21,6 +23,20 @@ _HASHES = MappingProxyType(
 def is_digest(value: str) -> bool:
     """True for a well-formed ``alg:hex`` digest of a supported algorithm."""
     return bool(_DIGEST_RE.match(value))
+
+
+def image_id(value: str) -> str | None:
+    """The image ID (config digest) ``value`` names, or None when it names none.
+
+    A runtime's image ID is a digest (containerd: ``sha256:<hex>``) or, from CRI-O, the same
+    digest's 64 hex characters alone; exactly that shape is read as ``sha256:<hex>``, nothing
+    shorter or longer (a truncated ID is a prefix search, not a digest).
+    """
+    if is_digest(value):
+        return value
+    if _BARE_SHA256.fullmatch(value):
+        return f"sha256:{value}"
+    return None
 
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:

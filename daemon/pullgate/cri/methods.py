@@ -22,10 +22,12 @@ __all__ = [
     "LIST_CONTAINERS",
     "LIST_IMAGES",
     "PULL_IMAGE",
+    "REMOVE_CONTAINER",
     "REMOVE_IMAGE",
     "RUNTIME_SERVICE",
     "SERVER_STREAMING",
     "SHOWN_PATH",
+    "START_CONTAINER",
     "grpc_target",
     "is_cri_method",
     "normalise_method",
@@ -35,6 +37,8 @@ CRI_SERVICE = "runtime.v1.ImageService"
 RUNTIME_SERVICE = "runtime.v1.RuntimeService"
 CREATE_CONTAINER = "/runtime.v1.RuntimeService/CreateContainer"
 LIST_CONTAINERS = "/runtime.v1.RuntimeService/ListContainers"
+REMOVE_CONTAINER = "/runtime.v1.RuntimeService/RemoveContainer"
+START_CONTAINER = "/runtime.v1.RuntimeService/StartContainer"
 LIST_IMAGES = "/runtime.v1.ImageService/ListImages"
 PULL_IMAGE = "/runtime.v1.ImageService/PullImage"
 IMAGE_STATUS = "/runtime.v1.ImageService/ImageStatus"

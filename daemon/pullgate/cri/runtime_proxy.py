@@ -5,7 +5,8 @@ as opaque bytes, with its metadata, deadline, status and cancellation, by the im
 machinery (:class:`pullgate.cri.proxy.CriProxy`, whose handler threads also keep a pass-through
 call from ever waiting behind a decision); ``runtime.v1.ImageService`` is served too, exactly as
 the image proxy serves it (a kubelet without ``imageServiceEndpoint`` sends image calls to the
-runtime endpoint). Only ``CreateContainer`` is decided:
+runtime endpoint). ``CreateContainer`` and ``StartContainer`` are decided (the methods of
+:meth:`RuntimeProxy.gated`, the one table both transports read), ``CreateContainer`` so:
 
 1. ``ContainerConfig.image`` names the image (an image ID from the kubelet, a reference from
    crictl), ``user_specified_image`` what the pod asked for (the image string when empty);
@@ -17,7 +18,10 @@ runtime endpoint). Only ``CreateContainer`` is decided:
    ``RegistryUnavailable: `` when a retry may help), which the kubelet reports as
    ``CreateContainerError``.
 
-``RunPodSandbox`` is not gated: the sandbox image is the runtime's own.
+``StartContainer`` is decided again by the same rules on the image the container holds, so a
+container created under an allow that has since lapsed does not start
+(:mod:`pullgate.cri.container_start`). ``RunPodSandbox`` is not gated: the sandbox image is the
+runtime's own.
 """
 
 from __future__ import annotations
@@ -29,14 +33,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from pullgate.common.descriptor import is_digest
-from pullgate.cri.denial import Denial
-from pullgate.cri.methods import CREATE_CONTAINER, CRI_SERVICE, PULL_IMAGE, RUNTIME_SERVICE
+from pullgate.common.descriptor import image_id
+from pullgate.cri.container_start import (
+    ContainerStart,
+    CreatedImages,
+    Names,
+    StartAnswer,
+    StartChecks,
+    image_names,
+)
+from pullgate.cri.containers import ContainerKey, RuntimeContainers
+from pullgate.cri.methods import (
+    CREATE_CONTAINER,
+    CRI_SERVICE,
+    PULL_IMAGE,
+    RUNTIME_SERVICE,
+    START_CONTAINER,
+)
 from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
 from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router, Unary
@@ -47,7 +64,14 @@ from pullgate.cri.splice.server import SpliceServer
 from pullgate.cri.verdict import Waiver
 from pullgate.errors import MalformedInput, Reason
 
-__all__ = ["CreateRequest", "RuntimeProxy", "parse_create_request"]
+__all__ = [
+    "CreateRequest",
+    "Names",
+    "RuntimeProxy",
+    "StartAnswer",
+    "StartChecks",
+    "parse_create_request",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,45 +82,6 @@ SPLICE = "splice"
 GRPC = "grpc"
 TRANSPORTS = (SPLICE, GRPC)
 
-Names = Callable[[], tuple[Sequence[str], Sequence[str]]]
-
-
-class StartAnswer(Protocol):
-    """The start gate's answer for one container, as this proxy reads it."""
-
-    @property
-    def allowed(self) -> bool: ...
-    @property
-    def reason(self) -> Reason: ...
-    @property
-    def reference(self) -> str: ...
-    @property
-    def critical(self) -> bool: ...
-    @property
-    def break_glass(self) -> bool: ...
-    @property
-    def denial(self) -> Denial: ...
-
-
-class StartChecks(Protocol):
-    """The start gate (:class:`pullgate.start.gate.StartGate`): the start package builds on
-    this one, so the proxy names the gate by what it calls."""
-
-    def check(
-        self,
-        image_id: str,
-        reference: str,
-        repo_digests: Sequence[str] = (),
-        repo_tags: Sequence[str] = (),
-        *,
-        front: str = FRONT,
-        names: Names | None = None,
-    ) -> StartAnswer: ...
-
-    def deny_unknown(
-        self, image: str, reference: str, detail: str, *, front: str
-    ) -> StartAnswer: ...
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateRequest:
@@ -106,6 +91,7 @@ class CreateRequest:
     asked: str  # user_specified_image, else image
     pod: str  # "namespace/name"
     container: str
+    key: ContainerKey  # the container's pod sandbox, name and attempt
 
 
 def parse_create_request(data: bytes) -> CreateRequest:
@@ -122,11 +108,15 @@ def parse_create_request(data: bytes) -> CreateRequest:
     if not spec.image:
         raise MalformedInput("CreateContainerRequest has no image")
     meta = request.sandbox_config.metadata
+    asked = spec.user_specified_image or spec.image
     return CreateRequest(
         image=spec.image,
-        asked=spec.user_specified_image or spec.image,
+        asked=image_id(asked) or asked,
         pod=f"{meta.namespace}/{meta.name}" if meta.name else "",
         container=request.config.metadata.name,
+        key=ContainerKey(
+            request.pod_sandbox_id, request.config.metadata.name, request.config.metadata.attempt
+        ),
     )
 
 
@@ -178,6 +168,11 @@ class RuntimeProxy(CriProxy):
             raise ValueError(f"unknown runtime gate transport {transport!r}")
         self.transport = transport
         self._splice: SpliceServer | None = None
+        self._created = CreatedImages()
+        self._start = ContainerStart(
+            gate, RuntimeContainers(self._control), self._images, self._created
+        )
+        self._decided = frozenset(self.gated())
 
     async def start(self, socket_path: str | Path, mode: int = 0o660) -> None:
         """Serve on ``socket_path`` with the configured transport (see :data:`TRANSPORTS`).
@@ -220,7 +215,7 @@ class RuntimeProxy(CriProxy):
     def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Forward unchanged, timing pass-through calls (``passthrough`` gets the seconds)."""
         observe = self._passthrough
-        if observe is None or method == CREATE_CONTAINER:
+        if observe is None or method in self._decided:
             return super().forward(method, request, context)
         started = time.perf_counter()
         try:
@@ -229,13 +224,19 @@ class RuntimeProxy(CriProxy):
             observe(time.perf_counter() - started)
 
     def gated(self) -> dict[str, Unary]:
-        """The decided methods and their handlers (both transports decide exactly these)."""
-        return {PULL_IMAGE: self.pull_image, CREATE_CONTAINER: self.create_container}
+        """The decided methods and their handlers: the one table both transports read (grpc
+        routes these to the handlers; splice holds or answers them, :meth:`verdicts`); every
+        other method passes through and never waits on a decision."""
+        return {
+            PULL_IMAGE: self.pull_image,
+            CREATE_CONTAINER: self.create_container,
+            START_CONTAINER: self.start_container,
+        }
 
     def verdicts(self) -> dict[str, Callable[[bytes], StartAnswer]]:
         """The gated methods decided before their request is forwarded unchanged, and the
         verdict on a request's bytes (the splice transport holds the request until it)."""
-        return {CREATE_CONTAINER: self.start_verdict}
+        return {CREATE_CONTAINER: self.start_verdict, START_CONTAINER: self._start.verdict}
 
     def router(self) -> grpc.GenericRpcHandler:
         """RuntimeService and ImageService; the :meth:`gated` methods decided."""
@@ -247,6 +248,13 @@ class RuntimeProxy(CriProxy):
         if not answer.allowed:
             abort(context, DENIAL_CODE, answer.denial.text)
         return self.forward(CREATE_CONTAINER, request, context)
+
+    def start_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Gate one ``StartContainer``: forward the original bytes only when allowed."""
+        answer = self._start.verdict(request)
+        if not answer.allowed:
+            abort(context, DENIAL_CODE, answer.denial.text)
+        return self.forward(START_CONTAINER, request, context)
 
     def start_verdict(self, request: bytes) -> StartAnswer:
         """The gate's answer for one serialized ``CreateContainerRequest`` (logged; an
@@ -260,6 +268,11 @@ class RuntimeProxy(CriProxy):
                 self._log_refusal(answer, create=None)
             return answer
         answer = self.decide_start(create)
+        decided = image_id(answer.image_id) if answer.allowed else None
+        if decided is not None:  # what StartContainer will hold the container to
+            self._created.remember(create.key, decided)
+        else:
+            self._created.forget(create.key)
         if not answer.allowed:
             self._log_refusal(answer, create=create)
         elif answer.break_glass or answer.critical:
@@ -272,32 +285,24 @@ class RuntimeProxy(CriProxy):
         return answer
 
     def decide_start(self, create: CreateRequest) -> StartAnswer:
-        """The gate's answer for ``create``. An image ID (the kubelet's form) is decided on as
-        is, and the runtime's ``ImageStatus`` is asked only when verification needs its names;
-        a reference is resolved to its image ID through ``ImageStatus`` first."""
-        if is_digest(create.image):
-            image_id = create.image
-
-            def names() -> tuple[list[str], list[str]]:
-                try:
-                    image = self._images.status(image_id)
-                except (grpc.RpcError, DecodeError) as exc:
-                    log.warning("ImageStatus of %s failed: %s", image_id, error_text(exc))
-                    return [], []
-                if image is None:
-                    return [], []
-                return list(image.repo_digests), list(image.repo_tags)
-
-            return self.gate.check(image_id, create.asked, front=FRONT, names=names)
+        """The gate's answer for ``create``. An image ID (the kubelet's form; CRI-O's bare hex
+        too) is decided on as is, and the runtime's ``ImageStatus`` is asked only when
+        verification needs its names; a reference is resolved to its image ID through
+        ``ImageStatus`` first."""
+        by_id = image_id(create.image)
+        if by_id is not None:
+            names = image_names(self._images, by_id)
+            return self.gate.check(by_id, create.asked, front=FRONT, names=names)
         try:
             image = self._images.status(create.image)
         except (grpc.RpcError, DecodeError) as exc:
             detail = f"ImageStatus failed: {error_text(exc)}"
             return self.gate.deny_unknown(create.image, create.asked, detail, front=FRONT)
-        if image is None or not image.id:
+        found = image_id(image.id) if image is not None else None
+        if image is None or found is None:
             return self.gate.deny_unknown(create.image, create.asked, "no such image", front=FRONT)
         return self.gate.check(
-            image.id, create.asked, list(image.repo_digests), list(image.repo_tags), front=FRONT
+            found, create.asked, list(image.repo_digests), list(image.repo_tags), front=FRONT
         )
 
     def _log_refusal(self, answer: StartAnswer, *, create: CreateRequest | None) -> None:

@@ -22,6 +22,8 @@ from typing import Protocol
 
 import grpc
 
+from pullgate.common.descriptor import image_id
+from pullgate.cri.containers import asked_reference, container_image
 from pullgate.cri.methods import LIST_CONTAINERS, LIST_IMAGES, grpc_target
 from pullgate.cri.relay import identity
 from pullgate.cri.runtime.v1 import api_pb2
@@ -40,7 +42,6 @@ __all__ = [
 ]
 
 ALLOWED, DENIED, NEVER_VERIFIED = "allowed", "denied", "never-verified"
-IMAGE_NAME_ANNOTATION = "io.kubernetes.cri.image-name"
 
 
 class RuntimeLister(Protocol):
@@ -145,27 +146,20 @@ def _status(allowed: bool, reason: Reason) -> str:
     return NEVER_VERIFIED if reason is Reason.NOT_VERIFIED else DENIED
 
 
-def _container_image(container: api_pb2.Container) -> str:
-    if container.image_id:
-        return container.image_id
-    ref = container.image_ref
-    return ref if ref.startswith("sha256:") else container.image.image
-
-
 def audit_node(lister: RuntimeLister, gate: StartGate) -> NodeAudit:
     """Judge every image and running container the runtime reports (may verify now)."""
     images = lister.images()
-    by_id = {image.id: image for image in images}
+    by_id = {image_id(image.id) or image.id: image for image in images}
     image_findings: list[ImageFinding] = []
-    for image in images:
+    for known, image in by_id.items():
         names = (*image.repo_tags, *image.repo_digests)
-        asked = names[0] if names else image.id
+        asked = names[0] if names else known
         answer = gate.check(
-            image.id, asked, list(image.repo_digests), list(image.repo_tags), enforce=False
+            known, asked, list(image.repo_digests), list(image.repo_tags), enforce=False
         )
         image_findings.append(
             ImageFinding(
-                image_id=image.id,
+                image_id=known,
                 names=tuple(names),
                 status=_status(answer.allowed, answer.reason),
                 reason=answer.reason,
@@ -174,23 +168,18 @@ def audit_node(lister: RuntimeLister, gate: StartGate) -> NodeAudit:
         )
     container_findings: list[ContainerFinding] = []
     for container in lister.running():
-        image_id = _container_image(container)
-        asked = (
-            container.image.user_specified_image
-            or container.annotations.get(IMAGE_NAME_ANNOTATION)
-            or container.image.image
-            or image_id
-        )
-        record = by_id.get(image_id)
+        held = container_image(container)
+        asked = asked_reference(container, held)
+        record = by_id.get(held)
         digests = list(record.repo_digests) if record is not None else []
         tags = list(record.repo_tags) if record is not None else []
-        answer = gate.check(image_id, asked, digests, tags, enforce=False)
+        answer = gate.check(held, asked, digests, tags, enforce=False)
         container_findings.append(
             ContainerFinding(
                 container_id=container.id,
                 name=container.metadata.name,
                 pod_sandbox_id=container.pod_sandbox_id,
-                image_id=image_id,
+                image_id=held,
                 reference=asked,
                 status=_status(answer.allowed, answer.reason),
                 reason=answer.reason,

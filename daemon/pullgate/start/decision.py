@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pullgate.cri.denial import Denial
 from pullgate.errors import Reason
 
-__all__ = ["StartDecision"]
+__all__ = ["START_SUFFIX", "StartDecision"]
+
+START_SUFFIX = "-start"  # a front end's name for its StartContainer answers: "runtime-start"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,9 +32,10 @@ class StartDecision:
         return Denial(reason=self.reason, message=self.message)
 
     def audit(self, front: str) -> dict[str, object]:
-        """The audit line of this answer."""
+        """The audit line of this answer (``start.start`` from a StartContainer front end,
+        named ``<front>-start``; ``start.create`` otherwise)."""
         return {
-            "event": "start.create",
+            "event": "start.start" if front.endswith(START_SUFFIX) else "start.create",
             "front": front,
             "decision": "allow" if self.allowed else "deny",
             "reason": self.reason.value,

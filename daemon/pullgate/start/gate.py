@@ -134,13 +134,28 @@ class StartGate:
     def deny_unknown(self, image: str, reference: str, detail: str, *, front: str) -> StartDecision:
         """The answer for a container whose image the runtime does not know (or the lookup
         failed): a denial, subject to break-glass like any other."""
+        message = f"the runtime has no image {image!r}: {detail}"
+        return self.refuse(image, reference, Reason.IMAGE_UNKNOWN, message, front=front)
+
+    def refuse(
+        self,
+        image_id: str,
+        reference: str,
+        reason: Reason,
+        message: str,
+        *,
+        front: str,
+    ) -> StartDecision:
+        """A definitive denial a front end found itself (e.g. ``CONTENT_MISMATCH`` when the
+        container holds other content than its create was decided on), subject to break-glass
+        like any other."""
         decision = StartDecision(
             allowed=False,
-            reason=Reason.IMAGE_UNKNOWN,
-            message=f"the runtime has no image {image!r}: {detail}",
-            image_id=image,
+            reason=reason,
+            message=message,
+            image_id=image_id,
             reference=reference,
-            inconclusive=True,
+            inconclusive=is_inconclusive(reason),
         )
         return self._finish(self._waive(decision), front)
 

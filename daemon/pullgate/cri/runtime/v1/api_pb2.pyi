@@ -3,7 +3,7 @@
 isort:skip_file
 A deliberately small subset of the Kubernetes CRI (package runtime.v1), written for pullgate.
 
-pullgate forwards every CRI call as opaque bytes; it only decodes PullImage and
+pullgate forwards every CRI call as opaque bytes; it only decodes PullImage, StartContainer and
 CreateContainer requests, builds the ImageStatus / RemoveImage calls that pin a pull to the
 verified digest, and lists images and containers for the node audit. The test client
 (playing the kubelet) also uses ImageFsInfo, Version and PodSandboxStatus.
@@ -874,6 +874,42 @@ class ContainerFilter(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerFilter: _TypeAlias = ContainerFilter  # noqa: Y015
+
+@_typing.final
+class StartContainerRequest(_message.Message):
+    """The start gate reads the container's image before the runtime starts it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    container_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        container_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartContainerRequest: _TypeAlias = StartContainerRequest  # noqa: Y015
+
+@_typing.final
+class StartContainerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartContainerResponse: _TypeAlias = StartContainerResponse  # noqa: Y015
 
 @_typing.final
 class ListContainersRequest(_message.Message):

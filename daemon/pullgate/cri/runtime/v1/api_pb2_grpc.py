@@ -64,6 +64,11 @@ class RuntimeServiceStub:
                 request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerRequest.SerializeToString,
                 response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerResponse.FromString,
                 _registered_method=True)
+        self.StartContainer = channel.unary_unary(
+                '/runtime.v1.RuntimeService/StartContainer',
+                request_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StartContainerRequest.SerializeToString,
+                response_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StartContainerResponse.FromString,
+                _registered_method=True)
 
 
 class RuntimeServiceServicer:
@@ -105,6 +110,12 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartContainer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +148,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.StopContainer,
                     request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerRequest.FromString,
                     response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerResponse.SerializeToString,
+            ),
+            'StartContainer': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartContainer,
+                    request_deserializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StartContainerRequest.FromString,
+                    response_serializer=pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StartContainerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +317,33 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/StopContainer',
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerRequest.SerializeToString,
             pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StopContainerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartContainer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/StartContainer',
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StartContainerRequest.SerializeToString,
+            pullgate_dot_cri_dot_runtime_dot_v1_dot_api__pb2.StartContainerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 isort:skip_file
 A deliberately small subset of the Kubernetes CRI (package runtime.v1), written for pullgate.
 
-pullgate forwards every CRI call as opaque bytes; it only decodes PullImage and
+pullgate forwards every CRI call as opaque bytes; it only decodes PullImage, StartContainer and
 CreateContainer requests, builds the ImageStatus / RemoveImage calls that pin a pull to the
 verified digest, and lists images and containers for the node audit. The test client
 (playing the kubelet) also uses ImageFsInfo, Version and PodSandboxStatus.
@@ -45,6 +45,7 @@ class RuntimeServiceStub:
     PodSandboxStatus: _grpc.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]
     RemoveContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.RemoveContainerRequest, _api_pb2.RemoveContainerResponse]
     StopContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.StopContainerRequest, _api_pb2.StopContainerResponse]
+    StartContainer: _grpc.UnaryUnaryMultiCallable[_api_pb2.StartContainerRequest, _api_pb2.StartContainerResponse]
 
 @_typing.type_check_only
 class RuntimeServiceAsyncStub(RuntimeServiceStub):
@@ -55,6 +56,7 @@ class RuntimeServiceAsyncStub(RuntimeServiceStub):
     PodSandboxStatus: _aio.UnaryUnaryMultiCallable[_api_pb2.PodSandboxStatusRequest, _api_pb2.PodSandboxStatusResponse]  # type: ignore[assignment]
     RemoveContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.RemoveContainerRequest, _api_pb2.RemoveContainerResponse]  # type: ignore[assignment]
     StopContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.StopContainerRequest, _api_pb2.StopContainerResponse]  # type: ignore[assignment]
+    StartContainer: _aio.UnaryUnaryMultiCallable[_api_pb2.StartContainerRequest, _api_pb2.StartContainerResponse]  # type: ignore[assignment]
 
 class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -98,6 +100,13 @@ class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.StopContainerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.StopContainerResponse, _abc.Awaitable[_api_pb2.StopContainerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def StartContainer(
+        self,
+        request: _api_pb2.StartContainerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.StartContainerResponse, _abc.Awaitable[_api_pb2.StartContainerResponse]]: ...
 
 def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
