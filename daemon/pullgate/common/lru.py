@@ -82,8 +82,9 @@ class Lru(Generic[K, V]):
         """Maximum number of entries."""
         return self._capacity
 
-    def resize(self, capacity: int) -> None:
-        """Change the capacity (> 0), evicting the least recently used entries beyond it."""
+    def resize(self, capacity: int) -> list[tuple[K, V]]:
+        """Change the capacity (> 0), evicting the least recently used entries beyond it;
+        returns the evicted entries, oldest first."""
         if capacity <= 0:
             raise ValueError("capacity must be > 0")
         evicted: list[tuple[K, V]] = []
@@ -95,6 +96,7 @@ class Lru(Generic[K, V]):
         if self._on_evict is not None:
             for old_key, old_value in evicted:
                 self._on_evict(old_key, old_value)
+        return evicted
 
     @overload
     def get(self, key: K) -> V | None: ...

@@ -17,17 +17,12 @@ Loading rules (:func:`load_config`, :func:`parse_config`):
   working across ``..data`` swaps;
 * socket paths (``[api] socket``, ``[cri] socket``, the ``unix://`` path of ``[cri] upstream``)
   must be absolute: a daemon's sockets must not move with its working directory;
-* numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl``, which
-  may be 0 (off); ``[api] socket_mode`` is an integer (``0o660``) or an octal string (``"0660"``);
+* numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl`` and
+  ``referrers_ttl``, which may be 0 (off); ``[api] socket_mode`` is an integer (``0o660``) or an
+  octal string (``"0660"``);
 * ``[metrics] address`` is ``host:port`` (``[v6]:port`` for IPv6) or ``""`` (metrics off); the
   host must be loopback (``localhost``, ``127.0.0.0/8``, ``::1``) unless
   ``allow_non_loopback = true``;
-* ``[statements."<name>"]`` values must be members of :class:`~pullgate.config.model.Requirement`,
-  :class:`~pullgate.config.model.InconclusiveAction` and :class:`~pullgate.config.model.Mode`.
-* numbers must be positive (booleans are not numbers), except ``[cache] resolve_ttl`` (0 = off);
-  ``[api] socket_mode`` is an integer (``0o660``) or an octal string (``"0660"``);
-* ``[metrics] address`` is ``host:port`` (``[v6]:port`` for IPv6) or ``""`` (metrics off); the
-  host must be loopback (``localhost``, ``127.0.0.0/8``, ``::1``) unless ``allow_non_loopback``;
 * ``[statements."<name>"]`` values must be members of :class:`~pullgate.config.model.Requirement`,
   :class:`~pullgate.config.model.InconclusiveAction` and :class:`~pullgate.config.model.Mode`;
 * ``[nri]`` is read by :mod:`pullgate.config.nri`, ``[runtime]`` by :mod:`pullgate.config.start`.
@@ -79,9 +74,19 @@ _TOP_KEYS = frozenset(
     }
 )
 _PROCESS_TABLES = frozenset({"api", "cri", "metrics", "runtime", "nri", "break_glass"})  # at start
-_CACHE_KEYS = frozenset(
-    {"max_entries", "max_ttl", "negative_ttl", "resolve_ttl", "certificate_entries"}
+_CACHE_COUNTS = (
+    "max_entries",
+    "certificate_entries",
+    "hosts_entries",
+    "tls_entries",
+    "endpoint_entries",
+    "referrers_entries",
+    "nri_denial_entries",
+    "decoded_entries",
+    "repositories_per_image",
+    "idle_client_keys",
 )
+_CACHE_KEYS = frozenset({*_CACHE_COUNTS, "max_ttl", "negative_ttl", "resolve_ttl", "referrers_ttl"})
 _REGISTRY_KEYS = frozenset(
     {
         "config_json",
@@ -129,14 +134,17 @@ def _cache(chk: ConfigChecker, data: Mapping[str, object]) -> CacheConfig:
     table = chk.section(data, "cache", _CACHE_KEYS)
     if table is None:
         return default
+    counts = {
+        key: chk.positive_int(table, key, "cache", getattr(default, key)) for key in _CACHE_COUNTS
+    }
     return CacheConfig(
-        max_entries=chk.positive_int(table, "max_entries", "cache", default.max_entries),
         max_ttl=chk.positive_float(table, "max_ttl", "cache", default.max_ttl),
         negative_ttl=chk.positive_float(table, "negative_ttl", "cache", default.negative_ttl),
         resolve_ttl=chk.non_negative_float(table, "resolve_ttl", "cache", default.resolve_ttl),
-        certificate_entries=chk.positive_int(
-            table, "certificate_entries", "cache", default.certificate_entries
+        referrers_ttl=chk.non_negative_float(
+            table, "referrers_ttl", "cache", default.referrers_ttl
         ),
+        **counts,
     )
 
 

@@ -151,6 +151,24 @@ class CacheConfig:
     # Distinct certificates each trust snapshot's certificate-check memos remember
     # (pullgate.verification.cache; facts twice, passed checks four times as many entries).
     certificate_entries: int = 256
+    # Registries whose certs.d lookup each snapshot remembers (pullgate.trust.snapshot).
+    hosts_entries: int = 256
+    # TLS contexts (one per endpoint TLS setup and client certificate) the decider keeps.
+    tls_entries: int = 64
+    # Registry endpoints whose transport failures are remembered (pullgate.registry.health).
+    endpoint_entries: int = 256
+    # Endpoints found without the referrers API, remembered per registry client for
+    # referrers_ttl seconds (0 = always probe; pullgate.registry.referrers_memo).
+    referrers_entries: int = 1024
+    referrers_ttl: float = 600.0
+    # Background start-check denials the NRI plugin answers creates from (pullgate.nri.admission).
+    nri_denial_entries: int = 4096
+    # Cached decisions also kept decoded, for the hottest cache hits (pullgate.decision.cache).
+    decoded_entries: int = 256
+    # Repositories recorded per image (config digest) in the start verdict store.
+    repositories_per_image: int = 16
+    # (snapshot, credentials) keys the idle registry-client pool keeps clients for.
+    idle_client_keys: int = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

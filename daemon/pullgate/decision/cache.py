@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from pullgate.common.clock import Clock
-from pullgate.common.lru import Lru
+from pullgate.common.lru import Lru, LruStats
 from pullgate.config import CacheConfig, Requirement
 from pullgate.decision.compact import decode_decision, encode_decision
 from pullgate.decision.model import Decision
@@ -56,7 +56,6 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 _EXPIRY = struct.Struct("<d")  # POSIX seconds, in front of the encoded decision
-_DECODED = 256  # hot entries also kept as objects
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +118,7 @@ class DecisionCache:
     """Bounded, thread-safe LRU of decisions with per-entry lifetimes.
 
     Args:
-        config: ``max_entries``, ``max_ttl`` and ``negative_ttl``.
+        config: ``max_entries``, ``max_ttl``, ``negative_ttl`` and ``decoded_entries``.
         clock: Source of "now" for expiry.
     """
 
@@ -131,7 +130,10 @@ class DecisionCache:
         self._entries: Lru[bytes, bytes] = Lru(
             max(1, config.max_entries), name="decisions", on_evict=self._evicted
         )
-        self._decoded: Lru[bytes, Decision] = Lru(_DECODED, name="decoded decisions")
+        # the hottest entries also kept as objects ([cache] decoded_entries)
+        self._decoded: Lru[bytes, Decision] = Lru(
+            max(1, config.decoded_entries), name="decoded decisions"
+        )
         self._hits = 0
         self._misses = 0
         self._expirations = 0
@@ -218,6 +220,10 @@ class DecisionCache:
                 entries=len(self._entries),
                 max_entries=self.config.max_entries,
             )
+
+    def lru_stats(self) -> tuple[LruStats, ...]:
+        """The statistics of the entries and of their decoded subset."""
+        return (self._entries.stats(), self._decoded.stats())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

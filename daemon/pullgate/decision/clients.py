@@ -27,7 +27,8 @@ from cryptography import x509
 
 from pullgate.common.clock import Clock
 from pullgate.common.descriptor import Descriptor
-from pullgate.common.lru import Lru
+from pullgate.common.lru import Lru, LruStats
+from pullgate.config import DaemonConfig
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient
@@ -210,6 +211,19 @@ class ClientPool:
         for item in closing:
             item.close()
 
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the pool's keys."""
+        return self._idle.stats()
+
+    def resize(self, max_keys: int) -> None:
+        """Keep idle clients for at most ``max_keys`` keys (the least recently used are closed)."""
+        closing: list[Store] = []
+        with self._lock:
+            for _, dropped in self._idle.resize(max_keys):
+                closing.extend(dropped)
+        for item in closing:
+            item.close()
+
     def drop(self, keep: Callable[[tuple[str, str]], bool]) -> None:
         """Close the idle clients of every key for which ``keep`` is false."""
         closing: list[Store] = []
@@ -232,6 +246,13 @@ class ClientKit:
     def __init__(self) -> None:
         self.tls_contexts = TlsContextCache()
         self.health = EndpointHealth()
+
+    def configure(self, config: DaemonConfig) -> None:
+        """Apply a snapshot's ``[cache]`` bounds and ``[registry] endpoint_backoff``."""
+        self.tls_contexts.resize(config.cache.tls_entries)
+        self.health.configure(
+            config.registry.endpoint_backoff, max_entries=config.cache.endpoint_entries
+        )
 
     def factory(
         self,

@@ -125,6 +125,8 @@ class Shared:
                 connect_timeout=config.registry.connect_timeout,
                 read_timeout=config.registry.read_timeout,
                 fallback_timeout=config.registry.fallback_timeout,
+                referrers_entries=config.cache.referrers_entries,
+                referrers_ttl=config.cache.referrers_ttl,
             ),
             budget=ByteBudget(config.registry.max_inflight_bytes, config.registry.inflight_wait),
             subjects=SubjectMemo(config.cache, clock),

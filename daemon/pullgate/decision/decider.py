@@ -233,7 +233,8 @@ class Decider:
         if offline:  # built once per snapshot, on the computing path (warm lookups never build)
             raise WouldBlock
         shared = Shared.build(snap, self._fetcher, self._clock)
-        self._kit.health.configure(snap.config.registry.endpoint_backoff)
+        self._kit.configure(snap.config)
+        self._pool.resize(snap.config.cache.idle_client_keys)
         with self._lock:
             self._shared = shared
         self._pool.drop(lambda key: key[0] == snap.digest)

@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from pullgate.common.lru import Lru
+from pullgate.common.lru import Lru, LruStats
 from pullgate.errors import MalformedInput, Reason
 from pullgate.nri.plugin import Admission
 from pullgate.nri.wire import api_pb2
@@ -47,7 +47,6 @@ __all__ = ["IMAGE_NAME_ANNOTATION", "NriGate", "Outcomes", "StartChecks"]
 log = logging.getLogger(__name__)
 
 IMAGE_NAME_ANNOTATION = "io.kubernetes.cri.image-name"
-_MAX_OUTCOMES = 4096
 _MAX_INFLIGHT = 256
 
 
@@ -73,14 +72,21 @@ class _Key:
 
 
 class Outcomes:
-    """Recent background-check denials (bounded LRU; only under the snapshot that made them)."""
+    """Recent background-check denials (an LRU of ``max_entries``, ``[cache]
+    nri_denial_entries``; only under the snapshot that made them)."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float, clock: Callable[[], float] = time.monotonic, max_entries: int = 4096
+    ) -> None:
         self._ttl = ttl
         self._clock = clock
         self._items: Lru[_Key, tuple[float, StartDecision]] = Lru(
-            _MAX_OUTCOMES, name="nri background denials"
+            max_entries, name="nri background denials"
         )
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the denial memory."""
+        return self._items.stats()
 
     def put(self, key: _Key, decision: StartDecision) -> None:
         self._items.put(key, (self._clock(), decision))
@@ -114,6 +120,8 @@ class NriGate:
         evict: asks the runtime to stop ``(container id, reason)`` pairs (None: never evicts).
         evict_per_minute: eviction budget.
         recheck_after: seconds a background denial is reused before verifying again.
+        max_denials: background denials remembered (``[cache] nri_denial_entries``, read at
+            start).
     """
 
     def __init__(
@@ -126,6 +134,7 @@ class NriGate:
         evict: Callable[[list[tuple[str, str]]], None] | None = None,
         evict_per_minute: int = 6,
         recheck_after: float = 30.0,
+        max_denials: int = 4096,
         workers: int = 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -136,7 +145,7 @@ class NriGate:
         self._evict = evict
         self._evict_per_minute = evict_per_minute
         self._clock = clock
-        self.outcomes = Outcomes(recheck_after, clock)
+        self.outcomes = Outcomes(recheck_after, clock, max_denials)
         self._lock = threading.Lock()
         self._inflight: set[_Key] = set()
         self._known: dict[str, _Known] = {}

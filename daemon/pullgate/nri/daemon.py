@@ -167,6 +167,7 @@ def start_nri(
         evict=evict if nri is not None and nri.evict else None,
         evict_per_minute=nri.evict_per_minute if nri is not None else 6,
         recheck_after=nri.recheck_after if nri is not None else 30.0,
+        max_denials=config.cache.nri_denial_entries,
     )
     service = NriService(target, gate, on_state=metrics.on_state, timing=metrics.on_answer)
 

@@ -100,7 +100,7 @@ class RegistryClient:
         clock: Token expiry and HTTP-date ``Retry-After``.
         sleep: Wait function for retries (tests inject one).
         referrers_memo: Where endpoints without the referrers API are remembered (None: a memo
-            of this client's own, living as long as the client).
+            of this client's own, living as long as the client, sized by ``limits``).
         tls_contexts: TLS context cache (None: one of this client's own); see
             :class:`~pullgate.registry.transport.Transport`.
         transport: The HTTP transport to use instead of a new one (the fuzz harness passes an
@@ -126,7 +126,8 @@ class RegistryClient:
     ) -> None:
         self._hosts = hosts
         self.limits = limits
-        self.referrers_memo = referrers_memo if referrers_memo is not None else ReferrersMemo()
+        own = ReferrersMemo(ttl=limits.referrers_ttl, max_entries=limits.referrers_entries)
+        self.referrers_memo = referrers_memo if referrers_memo is not None else own
         clock = clock or SystemClock()
         self.transport = transport or Transport(limits, request_log=request_log, clock=clock)
         if tls_contexts is not None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pullgate.common.lru import Lru
+from pullgate.common.lru import Lru, LruStats
 from pullgate.errors import Reason
 from pullgate.registry.model import Endpoint
 
@@ -72,9 +72,16 @@ class EndpointHealth:
         self._lock = threading.Lock()
         self._entries: Lru[str, _Entry] = Lru(max(1, max_entries), name="endpoint health")
 
-    def configure(self, backoff: float) -> None:
-        """Use ``backoff`` (and ten times it as the ceiling) from now on."""
+    def configure(self, backoff: float, *, max_entries: int | None = None) -> None:
+        """Use ``backoff`` (and ten times it as the ceiling) from now on, and remember at most
+        ``max_entries`` endpoints when given."""
         self.backoff, self.max_backoff = backoff, 10 * backoff
+        if max_entries is not None:
+            self._entries.resize(max(1, max_entries))
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the endpoint memory."""
+        return self._entries.stats()
 
     def failed(self, endpoint: Endpoint, reason: Reason) -> None:
         """Count a transport failure of ``endpoint`` (other reasons are ignored)."""

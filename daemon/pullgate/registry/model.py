@@ -180,6 +180,9 @@ class RegistryLimits:
     fallback_timeout: float = 1.5
     max_retries: int = 3  # for 429/503
     max_retry_after: float = 5.0  # ceiling for a server's Retry-After
+    # the client's own referrers memo (pullgate.registry.referrers_memo): entries and lifetime
+    referrers_entries: int = 1024
+    referrers_ttl: float = 600.0
 
 
 class RegistryError(VerificationInconclusive):

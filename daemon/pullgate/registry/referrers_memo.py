@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from pullgate.common.lru import Lru
+from pullgate.common.lru import Lru, LruStats
 
 __all__ = ["ReferrersKey", "ReferrersMemo"]
 
@@ -54,6 +54,10 @@ class ReferrersMemo:
     def __len__(self) -> int:
         with self._lock:
             return len(self._absent)
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the memo."""
+        return self._absent.stats()
 
     def api_absent(self, key: ReferrersKey) -> bool:
         """True when ``key``'s endpoint answered "no referrers API" less than ``ttl`` ago."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pullgate.common.lru import Lru, LruStats
 from pullgate.errors import Reason
 from pullgate.registry.model import ClientCertificate, Endpoint, RegistryError
 
@@ -97,17 +97,31 @@ def _stamp(path: Path) -> _FileStamp:
     return (info.st_mtime_ns, info.st_size)
 
 
-@dataclass(slots=True)
+_TlsEntry = tuple[tuple[_FileStamp, ...], ssl.SSLContext]
+
+
 class TlsContextCache:
     """Caches one context per TLS setup; a changed file (mtime/size) rebuilds it.
 
     containerd reads certificate files on every pull, so a rotated CA or client certificate must
     be picked up without a restart; the file stamps in the cache key give that cheaply.
+
+    Args:
+        max_entries: Contexts kept (an LRU; ``[cache] tls_entries``).
     """
 
-    _entries: dict[tuple[TlsKey, int], tuple[tuple[_FileStamp, ...], ssl.SSLContext]] = field(
-        default_factory=dict
-    )
+    __slots__ = ("_entries",)
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: Lru[tuple[TlsKey, int], _TlsEntry] = Lru(max_entries, name="tls contexts")
+
+    def resize(self, max_entries: int) -> None:
+        """Keep at most ``max_entries`` contexts from now on."""
+        self._entries.resize(max_entries)
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the cache."""
+        return self._entries.stats()
 
     def get(self, endpoint: Endpoint, choice: int = 0) -> ssl.SSLContext:
         """The (possibly cached) context for ``endpoint`` offering its client certificate
@@ -127,5 +141,5 @@ class TlsContextCache:
         if cached is not None and cached[0] == stamps:
             return cached[1]
         context = ssl_context_for(endpoint, choice)
-        self._entries[key] = (stamps, context)
+        self._entries.put(key, (stamps, context))
         return context

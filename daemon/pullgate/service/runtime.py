@@ -182,7 +182,10 @@ class DaemonRuntime:
         self.reloads.start()
         audit = AuditLog()
         # Every allow, from any front end, records what it covered (the start gate's input).
-        self.verdicts = VerdictStore(max_images=config.cache.max_entries)
+        self.verdicts = VerdictStore(
+            max_images=config.cache.max_entries,
+            max_repositories=config.cache.repositories_per_image,
+        )
         self.decider = Decider(
             self._snapshot,
             clock=clock,

@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +46,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from pullgate.common.clock import Clock
+from pullgate.common.lru import Lru, LruStats
 from pullgate.config import DaemonConfig, parse_config, read_config_file
 from pullgate.errors import ConfigError, PullgateError
 from pullgate.registry.auth import DockerConfigCredentials
@@ -68,7 +68,6 @@ HASH_CERTS_D = "certs_d"
 HASH_REGISTRY_CONFIG = "registry_config"
 
 _LOAD_ATTEMPTS = 3
-_HOSTS_CACHE_LIMIT = 256
 _KUBELET_PREFIX = ".."
 _MANGLED_HOST_DIR = re.compile(r"(.+)_(\d+)_")
 
@@ -107,30 +106,31 @@ class Snapshot:
     config_path: Path | None = None
     docker: DockerConfigCredentials | None = None
     cert_memo: CertMemo = field(default_factory=CertMemo, repr=False, compare=False)
-    _hosts_cache: dict[str, HostsConfig] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _hosts_lock: threading.Lock = field(
-        default_factory=threading.Lock, init=False, repr=False, compare=False
-    )
+    _hosts_cache: Lru[str, HostsConfig] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hosts: Lru[str, HostsConfig] = Lru(self.config.cache.hosts_entries, name="certs.d hosts")
+        object.__setattr__(self, "_hosts_cache", hosts)
+
+    def cache_stats(self) -> tuple[LruStats, ...]:
+        """Statistics of the snapshot's certs.d memo and certificate memos."""
+        return (self._hosts_cache.stats(), *self.cert_memo.stats())
 
     def hosts(self, registry: str) -> HostsConfig:
         """The certs.d configuration containerd would use for ``registry``.
 
-        Results are memoised per snapshot (bounded): certs.d changes produce a new snapshot.
+        Results are memoised per snapshot (an LRU of ``[cache] hosts_entries``): certs.d
+        changes produce a new snapshot.
 
         Raises:
             MalformedInput: ``registry`` cannot be a host name.
             HostsDirectoryError: a certs.d entry exists but cannot be read.
         """
-        with self._hosts_lock:
-            cached = self._hosts_cache.get(registry)
+        cached = self._hosts_cache.get(registry)
         if cached is not None:
             return cached
         loaded = load_hosts(registry, self.config.hosts_dirs)
-        with self._hosts_lock:
-            if len(self._hosts_cache) < _HOSTS_CACHE_LIMIT:
-                self._hosts_cache[registry] = loaded
+        self._hosts_cache.put(registry, loaded)
         return loaded
 
 
