@@ -18,7 +18,7 @@ import pytest
 
 from pullgate.errors import Reason
 from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
-from tests.support.nri_node import NriNode, create_outcome, stop_process, wait_for
+from tests.support.nri_node import NriNode, create_outcome, refusal_reason, stop_process, wait_for
 from tests.support.runtimes import NriOptions, PodRuntime, RuntimeOptions, runtimes_unavailable
 
 pytestmark = [
@@ -118,7 +118,8 @@ def test_nri_gate_end_to_end(registry: DockerRegistry, tmp_path: Path) -> None:
         runtime.restart()
         assert wait_for(lambda: _synchronized_count(node) > before), node.log()
         assert wait_for(lambda: _metric(node, _AUDITS.format("synchronize")) >= 2)
-        assert create_outcome(runtime, pod[0], pod[1], node.signed).container is not None
+        waiting = create_outcome(runtime, pod[0], pod[1], node.signed).container
+        assert waiting is not None
 
         # The signing CA is removed (hot reload): the next create of the signed image is refused.
         node.remove_ca()
@@ -132,6 +133,10 @@ def test_nri_gate_end_to_end(registry: DockerRegistry, tmp_path: Path) -> None:
             timeout=10.0,
             step=0.2,
         ), node.log()
+        # The container created while the image was allowed does not start now either.
+        late = runtime.crictl("start", waiting, check=False)
+        assert late.returncode != 0, late.stdout
+        assert refusal_reason(late.stderr) is Reason.UNTRUSTED, late.stderr
 
         # The daemon stopped (SIGTERM): the very next create fails, containerd's required_plugins
         # refusing it (the stopping daemon made containerd drop its closed connection at once).

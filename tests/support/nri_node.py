@@ -64,9 +64,13 @@ def create_outcome(
     done = runtime.crictl("create", pod_id, str(config), str(pod_config), check=False, timeout=30)
     if done.returncode == 0:
         return CreateOutcome(container=done.stdout.strip(), reason=None, error="")
-    found = _REASON.search(done.stderr)
-    reason = Reason(found.group(1)) if found and found.group(1) in Reason.__members__ else None
-    return CreateOutcome(container=None, reason=reason, error=done.stderr)
+    return CreateOutcome(container=None, reason=refusal_reason(done.stderr), error=done.stderr)
+
+
+def refusal_reason(stderr: str) -> Reason | None:
+    """The typed reason a refused ``crictl create`` or ``start`` names (None when it names none)."""
+    found = _REASON.search(stderr)
+    return Reason(found.group(1)) if found and found.group(1) in Reason.__members__ else None
 
 
 class NriNode:

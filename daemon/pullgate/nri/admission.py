@@ -40,6 +40,7 @@ from pullgate.errors import MalformedInput, Reason
 from pullgate.nri.plugin import Admission
 from pullgate.nri.wire import api_pb2
 from pullgate.registry.reference import parse_reference
+from pullgate.start.decision import START_SUFFIX
 from pullgate.start.gate import StartDecision
 
 __all__ = ["IMAGE_NAME_ANNOTATION", "NriGate", "Outcomes", "StartChecks"]
@@ -167,17 +168,26 @@ class NriGate:
             self._syncing = None  # a new connection: its Synchronize starts afresh
 
     def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
+        return self._admit(pod, container, "create")
+
+    def admit_start(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
+        """A start is decided like a create, on the image the container holds: an allow that
+        lapsed after the create (reload, revocation, break-glass expired) stops it here."""
+        return self._admit(pod, container, "start")
+
+    def _admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container, what: str) -> Admission:
         started = time.perf_counter()
         known = _known(container)
-        decision = self._decide(known, "nri")
-        if self._observe is not None:
+        decision = self._decide(known, "nri" if what == "create" else f"nri{START_SUFFIX}")
+        if self._observe is not None and what == "create":  # the creates metric
             self._observe(decision.allowed, decision.reason.value, time.perf_counter() - started)
         if decision.allowed:
             with self._lock:
                 self._known[known.container_id] = known
             return Admission(allowed=True)
         log.info(
-            "NRI: create of %s/%s refused: %s",
+            "NRI: %s of %s/%s refused: %s",
+            what,
             pod.namespace,
             container.name,
             decision.denial.text,

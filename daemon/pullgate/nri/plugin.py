@@ -8,6 +8,8 @@ subscribed events. pullgate subscribes:
 
 * ``CREATE_CONTAINER``: the gate. An error status fails the create; an empty response allows
   (and the container joins the inventory that reload audits and optional evictions work on);
+* ``START_CONTAINER``: the same decision again when the container is started (a create allowed
+  earlier may have lost its allow since); an error status fails the start;
 * ``REMOVE_CONTAINER``: leaves the inventory. (``POST_CREATE_CONTAINER`` would be one more round
   trip inside every create; a create that fails after pullgate allowed it leaves an entry that
   only costs an audit line.)
@@ -45,7 +47,7 @@ PLUGIN_SERVICE = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME_SERVICE = "nri.pkg.api.v1alpha1.Runtime"
 NRI_VERSION = "v0.12.2"  # the NRI API revision these messages follow
 
-EVENTS = (api_pb2.CREATE_CONTAINER, api_pb2.REMOVE_CONTAINER)
+EVENTS = (api_pb2.CREATE_CONTAINER, api_pb2.START_CONTAINER, api_pb2.REMOVE_CONTAINER)
 
 
 def event_mask(events: Sequence[int]) -> int:
@@ -69,6 +71,10 @@ class Gatekeeper(Protocol):
 
     def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
         """Decide a create (never waits on the network)."""
+        ...
+
+    def admit_start(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
+        """Decide a start, by the create's rules (never waits on the network)."""
         ...
 
     def synchronized(self, containers: Sequence[api_pb2.Container], *, complete: bool) -> None:
@@ -103,6 +109,8 @@ class PluginService:
         method = request.method
         if method == "CreateContainer":
             return self._create(request.payload)
+        if method == "StartContainer":
+            return self._start(request.payload)
         if method == "Configure":
             return self._configure(request.payload)
         if method == "Synchronize":
@@ -125,6 +133,15 @@ class PluginService:
         if not admission.allowed:
             return _error(CODE_UNKNOWN, admission.message)
         return encode_response(api_pb2.CreateContainerResponse().SerializeToString())
+
+    def _start(self, payload: bytes) -> bytes:
+        request = api_pb2.ContainerEventRequest()  # StartContainerRequest{pod, container}
+        if not _parse(request, payload):
+            return _error(CODE_UNKNOWN, "pullgate: undecodable StartContainer request")
+        admission = self._gate.admit_start(request.pod, request.container)
+        if not admission.allowed:
+            return _error(CODE_UNKNOWN, admission.message)
+        return encode_response(api_pb2.Empty().SerializeToString())
 
     def _configure(self, payload: bytes) -> bytes:
         request = api_pb2.ConfigureRequest()

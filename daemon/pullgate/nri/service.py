@@ -235,10 +235,13 @@ class NriService:
 
 
 class _Refuser:
-    """The stopping plugin's gatekeeper: every create refused, nothing else kept."""
+    """The stopping plugin's gatekeeper: every create and start refused, nothing else kept."""
 
     def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
         return Admission(allowed=False, message="pullgate is stopping; retry")
+
+    def admit_start(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
+        return self.admit(pod, container)
 
     def synchronized(self, containers: Sequence[api_pb2.Container], *, complete: bool) -> None:
         return None

@@ -87,6 +87,25 @@ def test_unknown_image_is_refused_at_once_then_allowed_after_verification() -> N
     gate.close()
 
 
+def test_a_start_is_decided_again_when_the_allow_has_lapsed() -> None:
+    fake = FakeGate(allowed={(IMAGE, SIGNED)})
+    gate = _gate(fake)
+    assert gate.admit(api_pb2.PodSandbox(), _container(SIGNED)).allowed
+    assert gate.admit_start(api_pb2.PodSandbox(), _container(SIGNED)).allowed
+    fake.allowed.clear()  # e.g. a reload made the allow stale; the full check now denies
+    refused = gate.admit_start(api_pb2.PodSandbox(), _container(SIGNED))
+    assert not refused.allowed
+    assert refused.message.split(": ")[1] == Reason.VERIFICATION_STARTED.value
+    assert fake.done.wait(5)
+    for _ in range(50):  # the background denial then answers with its reason
+        refused = gate.admit_start(api_pb2.PodSandbox(), _container(SIGNED))
+        if Reason.NO_SIGNATURE.value in refused.message:
+            break
+        threading.Event().wait(0.01)
+    assert refused.message.split(": ")[1] == Reason.NO_SIGNATURE.value
+    gate.close()
+
+
 def test_the_annotation_decides_not_image_name() -> None:
     # containerd names the bytes after the signed repository; the pod asked for the unsigned one.
     fake = FakeGate(verified={SIGNED: Reason.VERIFIED}, allowed={(IMAGE, SIGNED)})

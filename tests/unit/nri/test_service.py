@@ -21,6 +21,7 @@ class RecordingGate:
     def __init__(self, allow: bool) -> None:
         self.allow = allow
         self.admitted: list[str] = []
+        self.started: list[str] = []
         self.synced: list[tuple[int, bool]] = []
         self.created_ids: list[str] = []
         self.removed_ids: list[str] = []
@@ -28,6 +29,10 @@ class RecordingGate:
 
     def admit(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
         self.admitted.append(container.id)
+        return Admission(allowed=self.allow, message="" if self.allow else "no: test")
+
+    def admit_start(self, pod: api_pb2.PodSandbox, container: api_pb2.Container) -> Admission:
+        self.started.append(container.id)
         return Admission(allowed=self.allow, message="" if self.allow else "no: test")
 
     def synchronized(self, containers: Sequence[api_pb2.Container], *, complete: bool) -> None:
@@ -109,6 +114,7 @@ def test_full_flow_deny_and_reconnect(tmp_path: Path) -> None:
             answer = await runtime.call("Configure", configure.SerializeToString())
             events = api_pb2.ConfigureResponse.FromString(answer.payload).events
             assert events & event_mask([api_pb2.CREATE_CONTAINER])
+            assert events & event_mask([api_pb2.START_CONTAINER])
             assert gate.request_timeout == 2000
 
             part = api_pb2.SynchronizeRequest(containers=[api_pb2.Container(id="a")], more=True)
@@ -126,6 +132,12 @@ def test_full_flow_deny_and_reconnect(tmp_path: Path) -> None:
             assert gate.admitted == ["c1"]
             answer = await runtime.call("CreateContainer", b"\xff\xff\xff")
             assert not answer.ok  # undecodable: refused
+            start = api_pb2.ContainerEventRequest(container=api_pb2.Container(id="s1"))
+            answer = await runtime.call("StartContainer", start.SerializeToString())
+            assert not answer.ok  # a start is decided too
+            assert gate.started == ["s1"]
+            answer = await runtime.call("StartContainer", b"\xff\xff\xff")
+            assert not answer.ok
             answer = await runtime.call("NoSuchMethod", b"")
             assert answer.code == CODE_UNIMPLEMENTED
 
