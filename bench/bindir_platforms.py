@@ -43,6 +43,7 @@ from tests.support.signing import sign_jws  # noqa: E402
 from bench._common import POLICY  # noqa: E402
 from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.config import DaemonConfig  # noqa: E402
+from pullgate.service.compose import build_runtime  # noqa: E402
 from pullgate.service.metrics import Metrics  # noqa: E402
 from pullgate.service.runtime import DaemonRuntime  # noqa: E402
 from pullgate.v1 import verifier_pb2  # noqa: E402
@@ -127,7 +128,7 @@ def _daemons(tmp: Path, certs_d: Path) -> Iterator[dict[str, Daemon]]:
     runtimes: list[DaemonRuntime] = []
 
     def factory(path: Path, config: DaemonConfig, metrics: Metrics) -> DaemonRuntime:
-        runtime = DaemonRuntime(path, config, metrics)
+        runtime = build_runtime(path, config, metrics)
         runtimes.append(runtime)
         return runtime
 

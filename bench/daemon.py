@@ -87,6 +87,7 @@ from pullgate.common import heap  # noqa: E402
 from pullgate.config import DaemonConfig  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import USER_AGENT  # noqa: E402
+from pullgate.service.compose import build_runtime  # noqa: E402
 from pullgate.service.metrics import Metrics  # noqa: E402
 from pullgate.service.runtime import DaemonRuntime  # noqa: E402
 from pullgate.v1 import verifier_pb2  # noqa: E402
@@ -192,7 +193,7 @@ def _daemon(node: Node) -> Iterator[tuple[Client, DaemonRuntime]]:
     runtimes: list[DaemonRuntime] = []
 
     def factory(path: Path, config: DaemonConfig, metrics: Metrics) -> DaemonRuntime:
-        runtime = DaemonRuntime(path, config, metrics)
+        runtime = build_runtime(path, config, metrics)
         runtimes.append(runtime)
         return runtime
 

@@ -126,11 +126,13 @@ from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
 from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
+from pullgate.decision.record import DecisionRecorder  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.service.app import make_server  # noqa: E402
 from pullgate.service.servicer import ServerParts  # noqa: E402
 from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.verification.cache import CertMemo  # noqa: E402
+from pullgate.verification.revocation.fetch import Urllib3Fetcher  # noqa: E402
 
 TARGET_COLD = 1.10
 TARGET_WARM = 1.02
@@ -284,7 +286,9 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     write_hosts_toml(certs_d, registry)
     containerd = stack.enter_context(Containerd(certs_d))
     deciders = SwappableDecider(
-        lambda log: Decider(lambda: snap, clock=FixedClock(NOW), request_log=log)
+        lambda log: Decider(
+            lambda: snap, clock=FixedClock(NOW), fetcher=Urllib3Fetcher(), request_log=log
+        )
     )
     stack.callback(deciders.close)
     loop = LoopThread()
@@ -306,7 +310,7 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
         servers.push_async_callback(proxy.stop, 1.0)
         await zero_cost_proxy.start(sockets / "zero.sock")
         servers.push_async_callback(zero_cost_proxy.stop, 1.0)
-        parts = ServerParts(engine=deciders, control=NoControl())
+        parts = ServerParts(engine=deciders, control=NoControl(), recorder=DecisionRecorder(None))
         await servers.enter_async_context(make_server(api_socket, parts, serving=True))
 
     loop.run(serve())

@@ -50,6 +50,7 @@ from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
+from pullgate.verification.revocation.fetch import Urllib3Fetcher  # noqa: E402
 
 TARGET_RATIO = 1.5
 REPO = "bench/app"
@@ -96,7 +97,13 @@ def cold_verify(setup: Setup, request_log: Callable[[RequestRecord], None] | Non
     """One verification from scratch, as ``pullgate verify`` runs it. True when allowed."""
     snapshot = setup.snapshot
     snapshot.cert_memo.clear()
-    decider = Decider(lambda: snapshot, clock=SystemClock(), request_log=request_log, max_flights=1)
+    decider = Decider(
+        lambda: snapshot,
+        clock=SystemClock(),
+        fetcher=Urllib3Fetcher(),
+        request_log=request_log,
+        max_flights=1,
+    )
     try:
         decision = decider.decide(DecisionRequest(reference=setup.image, caller="cli"))
     finally:

@@ -26,8 +26,10 @@ from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.decider import Decider
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
 from pullgate.trust.snapshot import build_snapshot
+from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.integration.test_cri_proxy import (
     REGISTRY_PREFIX,
     SIGNATURE_PREFIX,
@@ -140,9 +142,14 @@ def gate(
     )
     snap = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
     audit: list[dict[str, Any]] = []
-    decider = Decider(lambda: snap, clock=FixedClock(NOW), audit=audit.append)
+    decider = Decider(
+        lambda: snap,
+        clock=FixedClock(NOW),
+        fetcher=Urllib3Fetcher(),
+        observer=DecisionRecorder(audit.append),
+    )
     with PodRuntime(kind, RuntimeOptions(certs_d=certs_d)) as runtime:
-        proxy = CriProxy(str(runtime.socket), decider.decide)
+        proxy = CriProxy(str(runtime.socket), decider.decide, recorder=DecisionRecorder(None))
         socket_path = Path(f"/tmp/pg-canon-{uuid.uuid4().hex[:12]}.sock")
         with ProxyThread(proxy, socket_path):
             via, direct = CriClient(socket_path), CriClient(runtime.socket)

@@ -36,8 +36,10 @@ from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import ConfigError, Reason
 from pullgate.trust.snapshot import Snapshot, build_snapshot
+from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.support.containerd import (
     Containerd,
     CriClient,
@@ -140,7 +142,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     certs_d.mkdir()
     chain = Pki(name="cri e2e").chain(key=KeySpec.ec(256))
     snap = _snapshot(tmp, certs_d, chain)
-    decider = Decider(lambda: snap, clock=FixedClock(NOW))
+    decider = Decider(lambda: snap, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
     with RegistryFactory(tmp / "registries") as registries:
         registry = registries.start()
         write_hosts_toml(certs_d, registry)
@@ -206,7 +208,7 @@ def gate_factory(node: Node, tmp_path: Path) -> Iterator[Callable[..., Gate]]:
             str(node.containerd.socket),
             decide or node.decider.decide,
             critical=critical,
-            audit=audit,
+            recorder=DecisionRecorder(audit),
         )
         socket_path = Path(f"/tmp/pg-cri-{uuid.uuid4().hex[:12]}.sock")
         runner = ProxyThread(proxy, socket_path).__enter__()
@@ -507,7 +509,7 @@ def test_image_fs_info_answers_while_trust_configuration_is_broken(
     def no_snapshot() -> Snapshot:
         raise ConfigError("trust policy is unreadable")
 
-    decider = Decider(no_snapshot, clock=FixedClock(NOW))
+    decider = Decider(no_snapshot, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
     try:
         gate = gate_factory(decide=decider.decide)
         assert gate.via.fs_info().image_filesystems

@@ -35,6 +35,7 @@ from pullgate.config import DaemonConfig, Requirement, VerificationConfig
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.trust.snapshot import build_snapshot
+from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.integration.differential_shapes import SHAPES, Refs, Shape
 from tests.support.containerd import (
     Containerd,
@@ -144,7 +145,7 @@ def _decider(tmp: Path, certs_d: Path, chain: Chain) -> Decider:
         verification=replace(VerificationConfig(), crl_cache_dir=tmp / "crl", timeout=60.0),
     )
     snap = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
-    return Decider(lambda: snap, clock=FixedClock(NOW))
+    return Decider(lambda: snap, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
 
 
 @pytest.fixture(scope="module")

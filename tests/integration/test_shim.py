@@ -34,6 +34,7 @@ from pullgate.errors import Reason
 from pullgate.shim import DESCRIPTOR_MEDIA_TYPE, ExitCode
 from pullgate.trust.snapshot import build_snapshot
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
+from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.support.fake_registry import FakeRegistry
 from tests.support.pki import NOW, KeySpec, Pki, write_store
 from tests.support.signing import sign_jws
@@ -218,7 +219,7 @@ def world(tmp_path: Path, short_dir: Path) -> Iterator[World]:
             verification=VerificationConfig(crl_cache_dir=tmp_path / "crl"),
         )
         snapshot = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
-        decider = Decider(lambda: snapshot, clock=FixedClock(NOW))
+        decider = Decider(lambda: snapshot, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
 
         def decide(reference: str) -> verifier_pb2.VerifyResponse:
             decision = decider.decide(DecisionRequest(reference=reference, caller=BINDIR_CALLER))

@@ -25,8 +25,7 @@ from pullgate.config import (
     VerificationConfig,
 )
 from pullgate.decision.context import SnapshotLike
-from pullgate.decision.decider import Decider
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.decision.platform import parse_platform
 from pullgate.decision.resolved import resolve
 from pullgate.doctor import DOCTOR_SUMMARY, add_doctor_arguments, run_doctor_command
@@ -212,12 +211,15 @@ def _request(args: argparse.Namespace, reference: str) -> DecisionRequest:
         require=Requirement(args.require) if args.require else None,
         user_metadata=_metadata(args.user_metadata),
         caller="cli",
+        front=Front.CLI,
     )
 
 
 def _decide(snapshot: Snapshot, request: DecisionRequest, stores: StoreOpener | None) -> Decision:
     """One decision by the engine every front end uses, over ``snapshot``."""
-    decider = Decider(lambda: snapshot, clock=SystemClock(), stores=stores, max_flights=1)
+    from pullgate.service.compose import one_shot_decider  # lazy: the daemon's modules
+
+    decider = one_shot_decider(snapshot, stores)
     try:
         return decider.decide(request)
     finally:
@@ -333,9 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "hosts":
             return _cmd_hosts(args)
         if args.command == "images":
-            from pullgate.start.images_cli import run_images_command  # lazy: needs grpc
+            from pullgate.service.compose import one_shot_decider  # lazy: needs grpc
+            from pullgate.start.images_cli import run_images_command
 
-            return run_images_command(args)
+            return run_images_command(args, one_shot_decider)
         if args.command == "doctor":
             return run_doctor_command(args, args.doctor_parser)
         if args.command == "serve" and args.check_config:

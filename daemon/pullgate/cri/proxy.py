@@ -72,8 +72,8 @@ from pullgate.cri.relay import (
 from pullgate.cri.request import PullRequest, parse_pull_request
 from pullgate.cri.router import Router
 from pullgate.cri.verdict import Waiver, pull_verdict
-from pullgate.decision.audit_log import AuditLog
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import Decision, DecisionRequest, Front
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import MalformedInput, Reason
 from pullgate.oci.critical import CriticalImages
 
@@ -103,7 +103,8 @@ class CriProxy(Forwarder):
         upstream: the runtime's CRI socket: a path or a ``unix://`` URL.
         decide: the decision layer (synchronous, thread-safe; called on a handler thread).
         critical: allowlist entries that skip verification (see :mod:`pullgate.oci.critical`).
-        audit: where audit records go (default: one JSON line each on ``pullgate.audit``).
+        recorder: audits what the proxy answers without the engine (critical images, requests
+            that do not parse, refused methods); the engine records its own decisions.
         control_timeout: seconds allowed for the pin check's ImageStatus/RemoveImage calls.
         threads: handler threads (concurrent calls; a pull in flight holds one).
         recheck_after: seconds after a failed or cancelled tag pull at which its tag is checked
@@ -116,14 +117,15 @@ class CriProxy(Forwarder):
     """
 
     served = CRI_SERVICE  # named in refusals
+    front = Front.CRI  # named in audit records and decision requests
 
     def __init__(
         self,
         upstream: str,
         decide: Decide,
         *,
+        recorder: DecisionRecorder,
         critical: Sequence[str] = (),
-        audit: Audit | None = None,
         control_timeout: float = 30.0,
         threads: int = HANDLER_THREADS,
         recheck_after: Sequence[float] = RECHECK_AFTER,
@@ -133,7 +135,8 @@ class CriProxy(Forwarder):
         self.upstream = upstream
         self._decide = decide
         self.critical = CriticalImages.parse(critical)
-        self._audit: Audit = audit if audit is not None else AuditLog().write
+        self._recorder = recorder
+        self._audit: Audit = recorder.audit_for(self.front)
         self._control_timeout = control_timeout
         self._images = RuntimeImages(self._control)
         self._threads = threads
@@ -279,6 +282,7 @@ class CriProxy(Forwarder):
         try:
             pull = parse_pull_request(request)
         except MalformedInput as exc:
+            self._recorder.refused("", exc.reason, exc.detail, front=self.front, caller=CALLER)
             self._deny(context, Denial.from_error(exc), image="")
         entry = self.critical.match(pull.reference)
         if entry is not None:
@@ -330,7 +334,7 @@ class CriProxy(Forwarder):
         """The runtime's pull runs while pullgate decides (only with the container-start gate
         on: the image cannot start before an allow covers it). A denial removes what the
         runtime pulled and is answered as always; an allow is pinned as always."""
-        future = deciders.submit(pull_verdict, self._decide, pull, CALLER, self.waiver)
+        future = deciders.submit(pull_verdict, self._decide, pull, CALLER, self.waiver, self.front)
         try:
             response, call = self._send(PULL_IMAGE, request, context)
         except (grpc.FutureCancelledError, grpc.RpcError) as err:
@@ -373,7 +377,7 @@ class CriProxy(Forwarder):
 
     def _decision(self, pull: PullRequest, context: grpc.ServicerContext) -> Decision:
         """The decision layer's answer; anything but an allow ends the call with a denial."""
-        verdict = pull_verdict(self._decide, pull, CALLER, self.waiver)
+        verdict = pull_verdict(self._decide, pull, CALLER, self.waiver, self.front)
         if isinstance(verdict, Denial):
             self._deny(context, verdict, image=pull.image)
         return verdict

@@ -54,7 +54,7 @@ from pullgate.cri.methods import (
     RUNTIME_SERVICE,
     START_CONTAINER,
 )
-from pullgate.cri.proxy import HANDLER_THREADS, Audit, CriProxy, Decide
+from pullgate.cri.proxy import HANDLER_THREADS, CriProxy, Decide
 from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router, Unary
 from pullgate.cri.runtime.v1 import api_pb2
@@ -62,6 +62,8 @@ from pullgate.cri.splice.gate import gate_routes
 from pullgate.cri.splice.routes import Refusal, Route
 from pullgate.cri.splice.server import SpliceServer
 from pullgate.cri.verdict import Waiver
+from pullgate.decision.model import Front
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import MalformedInput, Reason
 
 __all__ = [
@@ -75,7 +77,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FRONT = "runtime"
+FRONT = Front.RUNTIME_GATE.value  # named in start records
 SERVICES = (RUNTIME_SERVICE, CRI_SERVICE)
 DENIAL_CODE = grpc.StatusCode.UNKNOWN  # what a refused start ends with (the kubelet's contract)
 SPLICE = "splice"
@@ -128,7 +130,7 @@ class RuntimeProxy(CriProxy):
         decide: the decision layer, for the ImageService calls served here too.
         gate: decides container starts.
         critical: critical-image entries for pulls (starts take the gate's own).
-        audit: where audit records go.
+        recorder: as for :class:`~pullgate.cri.proxy.CriProxy`.
         waiver, overlap: as for :class:`~pullgate.cri.proxy.CriProxy`.
         passthrough: receives the seconds each forwarded (undecided) unary call took.
         transport: ``"splice"`` (HTTP/2 frames relayed, :mod:`pullgate.cri.splice`) or
@@ -136,6 +138,7 @@ class RuntimeProxy(CriProxy):
     """
 
     served = f"{RUNTIME_SERVICE} and {CRI_SERVICE}"
+    front = Front.RUNTIME_GATE
 
     def __init__(
         self,
@@ -143,8 +146,8 @@ class RuntimeProxy(CriProxy):
         decide: Decide,
         gate: StartChecks,
         *,
+        recorder: DecisionRecorder,
         critical: Sequence[str] = (),
-        audit: Audit | None = None,
         control_timeout: float = 30.0,
         threads: int = HANDLER_THREADS,
         waiver: Waiver | None = None,
@@ -155,8 +158,8 @@ class RuntimeProxy(CriProxy):
         super().__init__(
             upstream,
             decide,
+            recorder=recorder,
             critical=critical,
-            audit=audit,
             control_timeout=control_timeout,
             threads=threads,
             waiver=waiver,

@@ -14,16 +14,16 @@ from collections.abc import Callable
 
 from pullgate.cri.denial import Denial
 from pullgate.cri.request import PullRequest
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.errors import PullgateError, Reason
 
 __all__ = ["Waiver", "pull_verdict"]
 
 log = logging.getLogger(__name__)
 
-Waiver = Callable[[str, Reason, str], bool]
-"""(reference, reason, message) -> True when break-glass turns that denial into an allow (the
-waiver logs, counts and audits it)."""
+Waiver = Callable[[str, Reason, str, Front], bool]
+"""(reference, reason, message, front end) -> True when break-glass turns that denial into an
+allow (the waiver logs, counts and audits it)."""
 
 
 def pull_verdict(
@@ -31,6 +31,7 @@ def pull_verdict(
     pull: PullRequest,
     caller: str,
     waiver: Waiver | None = None,
+    front: Front = Front.CRI,
 ) -> Decision | Denial:
     """The allow to act on, or the denial to answer, for ``pull`` (never raises)."""
     request = DecisionRequest(
@@ -38,6 +39,7 @@ def pull_verdict(
         digest=pull.reference.digest,
         credentials=pull.credentials,
         caller=caller,
+        front=front,
     )
     try:
         decision = decide(request)
@@ -53,7 +55,7 @@ def pull_verdict(
         if decision.allowed:
             return decision
         denial = Denial.from_decision(decision)
-    if waiver is not None and waiver(str(pull.reference), denial.reason, denial.message):
+    if waiver is not None and waiver(str(pull.reference), denial.reason, denial.message, front):
         return Decision(
             allowed=True,
             reason=Reason.BREAK_GLASS,

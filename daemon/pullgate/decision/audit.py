@@ -3,23 +3,20 @@
 Fields: reference, top-level digest, every subject's digest and verdict, platform, statement,
 level, requirement, mode, decision, reason, message, fail-open / audit-only flags, the signer's
 subject and certificate fingerprint, cache hit, phase timings, caller and configuration
-generation. Credentials are never part of a record: no field carries them, and every string is
-additionally scrubbed of the request's secret values before the record leaves this module.
+generation, and the front end that asked. Credentials are never part of a record: no field
+carries them, and :class:`pullgate.decision.record.DecisionRecorder` scrubs every record (with
+the request's secret values, :func:`request_secrets`) before it reaches the sink.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterable
-from typing import IO, Any
+from typing import Any
 
 from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
 from pullgate.errors import Reason
 
-__all__ = ["JsonLinesWriter", "audit_record"]
+__all__ = ["audit_record", "request_secrets"]
 
-_REDACTED = "<redacted>"
 _MIN_SECRET = 4
 
 
@@ -36,7 +33,8 @@ def _signer(subject: SubjectDecision) -> dict[str, Any] | None:
     }
 
 
-def _secrets(request: DecisionRequest) -> tuple[str, ...]:
+def request_secrets(request: DecisionRequest) -> tuple[str, ...]:
+    """The request's secret values long enough to be recognised in text."""
     creds = request.credentials
     if creds is None:
         return ()
@@ -44,21 +42,8 @@ def _secrets(request: DecisionRequest) -> tuple[str, ...]:
     return tuple(v for v in values if len(v) >= _MIN_SECRET)
 
 
-def _scrub(value: Any, secrets: Iterable[str]) -> Any:
-    secrets = tuple(secrets)
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, _REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
-    return value
-
-
 def audit_record(decision: Decision, request: DecisionRequest) -> dict[str, Any]:
-    """The audit dict of one decision (JSON-serialisable, never containing credentials)."""
+    """The audit dict of one decision (JSON-serialisable; not yet scrubbed)."""
     subjects: list[dict[str, Any]] = []
     digests: dict[str, str] = {}
     signer: dict[str, Any] | None = None  # the first subject's signer that verified
@@ -99,31 +84,8 @@ def audit_record(decision: Decision, request: DecisionRequest) -> dict[str, Any]
         "resolve_cached": decision.resolve_cached,
         "timings": {k: round(v, 6) for k, v in decision.timings.items()},
         "caller": request.caller,
+        "front": request.front.value if request.front is not None else None,
         "credentials_supplied": request.credentials is not None,
         "generation": decision.generation,
     }
-    secrets = _secrets(request)
-    if not secrets:  # nothing to scrub (no credentials in the request)
-        return record
-    scrubbed: dict[str, Any] = _scrub(record, secrets)
-    return scrubbed
-
-
-class JsonLinesWriter:
-    """Writes audit records as JSON lines to a text stream; thread-safe, flushed per line."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        """Create the writer.
-
-        Args:
-            stream: Where lines go (a file opened for appending, or stderr).
-        """
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        """Write ``record`` as one line."""
-        line = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
-        with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
+    return record

@@ -43,7 +43,6 @@ from functools import partial
 from pullgate.common.clock import Clock
 from pullgate.common.descriptor import Descriptor
 from pullgate.config import CacheConfig
-from pullgate.decision.audit import audit_record
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
 from pullgate.decision.clients import ClientKit, ClientPool, credentials_identity
 from pullgate.decision.combine import Verdict
@@ -61,6 +60,7 @@ from pullgate.decision.context import (
 )
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.decision.platform import IndexEntry
+from pullgate.decision.record import DecisionObserver
 from pullgate.decision.resolution import (
     INDEX_TYPES,
     Resolver,
@@ -74,7 +74,7 @@ from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
 from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.transport import RequestRecord
-from pullgate.verification.revocation.fetch import HttpFetcher, Urllib3Fetcher
+from pullgate.verification.revocation.fetch import HttpFetcher
 
 __all__ = ["Decider", "DeciderStats", "SnapshotLike"]
 
@@ -87,9 +87,10 @@ class Decider:
     Args:
         snapshot: Returns the current snapshot (swapped atomically by the reloader).
         clock: Source of "now" (verification, cache lifetimes, tokens).
-        fetcher: OCSP/CRL transport (default: a pooled urllib3 fetcher).
+        fetcher: OCSP/CRL transport.
         request_log: Receives one record per registry HTTP exchange.
-        audit: Receives one audit dict per decision (see :mod:`pullgate.decision.audit`).
+        observer: Told of every answer, once per caller (audit and counters,
+            :class:`~pullgate.decision.record.DecisionRecorder`; None: nothing recorded).
         on_allow: Receives every allow, whichever front end asked, and its snapshot's digest.
         stores: (snapshot, credentials) → the :class:`~pullgate.registry.store.Store` to read
             (default: a registry client over the snapshot's certs.d).
@@ -103,9 +104,9 @@ class Decider:
         snapshot: Callable[[], SnapshotLike],
         *,
         clock: Clock,
-        fetcher: HttpFetcher | None = None,
+        fetcher: HttpFetcher,
         request_log: Callable[[RequestRecord], None] | None = None,
-        audit: Callable[[dict[str, object]], None] | None = None,
+        observer: DecisionObserver | None = None,
         on_allow: Callable[[Decision, str], object] | None = None,
         stores: Callable[[SnapshotLike, CredentialStore | None], Store] | None = None,
         max_workers: int = 32,
@@ -113,9 +114,9 @@ class Decider:
     ) -> None:
         self._snapshot = snapshot
         self._clock = clock
-        self._fetcher = fetcher or Urllib3Fetcher()
+        self._fetcher = fetcher
         self._request_log = request_log
-        self._audit = audit
+        self._observer = observer
         self._on_allow = on_allow
         self._stores = stores
         self._lock = threading.Lock()
@@ -174,7 +175,8 @@ class Decider:
     def _deliver(
         self, decision: Decision, request: DecisionRequest, snap: SnapshotLike, *, joined: bool
     ) -> Decision:
-        """Log fail-open, count, audit, report allows; the decision as the caller gets it."""
+        """Log fail-open, count, record (audit and metrics), report allows; the decision as the
+        caller gets it."""
         if decision.fail_open:
             log.warning(
                 "fail-open: %s allowed although verification was inconclusive (%s: %s)",
@@ -185,10 +187,8 @@ class Decider:
         with self._lock:
             self._decisions += 1
             self._fail_open += int(decision.fail_open)
-        if self._audit is not None:
-            record = audit_record(decision, request)
-            record["single_flight_joined"] = joined
-            self._audit(record)
+        if self._observer is not None:
+            self._observer.decided(decision, request, joined=joined)
         if decision.allowed and self._on_allow is not None:
             try:
                 self._on_allow(decision, snap.digest)

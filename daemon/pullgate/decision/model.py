@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pullgate.config import Mode, Requirement
 from pullgate.errors import Reason
@@ -17,6 +18,26 @@ from pullgate.registry.model import Credentials
 from pullgate.verification.outcome import VerificationOutcome
 
 BINDIR_CALLER = "containerd-verifier"  # the caller pullgate-containerd-verifier sends
+
+
+class Front(StrEnum):
+    """The front end a decision was asked through; every audit record names it."""
+
+    GRPC = "grpc"
+    SHIM = "shim"  # the bindir verifier, through the gRPC API (caller BINDIR_CALLER)
+    CRI = "cri"
+    RUNTIME_GATE = "runtime-gate"
+    NRI = "nri"
+    CLI = "cli"
+
+    @classmethod
+    def named(cls, name: str) -> Front:
+        """The front end a start check's name means (``nri-reload`` and the like are NRI's,
+        ``runtime-start`` and other names the runtime gate's)."""
+        try:
+            return cls(name)
+        except ValueError:
+            return cls.NRI if name.startswith(cls.NRI.value) else cls.RUNTIME_GATE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +49,7 @@ class DecisionRequest:
     platform: str | None = None
     credentials: Credentials | None = None
     caller: str = ""
+    front: Front | None = None  # who asked (audit only; never part of the answer)
     require: Requirement | None = None  # CLI override of the statement's requirement
     # Signed user metadata every verified signature must carry (``pullgate verify -m K=V``).
     user_metadata: Mapping[str, str] | None = None

@@ -1,4 +1,5 @@
-"""Composition root of ``pullgate serve`` (docs/architecture.md §3.4).
+"""Running ``pullgate serve``: what :mod:`pullgate.service.compose` (the composition root,
+docs/architecture.md §3.4) built, started in order and stopped on a signal.
 
 Start-up order:
 
@@ -47,13 +48,9 @@ from pullgate.common import heap
 from pullgate.config import DaemonConfig, load_config, load_process_settings
 from pullgate.errors import ConfigError
 from pullgate.nri.daemon import NriLaunch, attach_nri, launch_from_environment
+from pullgate.service import compose
 from pullgate.service.convert import StatusView
-from pullgate.service.gate_front import (
-    start_image_proxy,
-    start_node_auditor,
-    start_runtime_gate,
-    stop_proxy,
-)
+from pullgate.service.gate_front import start_node_auditor, start_proxy, stop_proxy
 from pullgate.service.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.service.lifecycle import (
     Lifecycle,
@@ -65,12 +62,7 @@ from pullgate.service.lifecycle import (
     watchdog,
 )
 from pullgate.service.metrics import Metrics, MetricsServer, start_metrics_server
-from pullgate.service.servicer import (
-    DaemonControl,
-    ServerParts,
-    VerifierServicer,
-    verifier_handlers,
-)
+from pullgate.service.servicer import DaemonControl, ServerParts, verifier_handlers
 from pullgate.service.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -124,7 +116,7 @@ async def make_server(
 
     Args:
         socket_path: where to bind (parent created, a stale socket replaced).
-        parts: the decider, status/reload control, metrics and audit log.
+        parts: the engine, status/reload control, recorder and metrics.
         socket_mode: permission bits applied right after bind.
         serving: initial health status.
         grace: seconds in-flight RPCs get when the context exits.
@@ -139,9 +131,7 @@ async def make_server(
     health = Health()
     await health.set_serving(serving)
     server = grpc.aio.server()
-    servicer = VerifierServicer(
-        parts.engine, parts.control, metrics=parts.metrics, audit=parts.audit
-    )
+    servicer = compose.verifier_servicer(parts)
     handlers = verifier_handlers(servicer)  # Verify answers with (memoised) bytes
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(VERIFIER_SERVICE, handlers),)
@@ -266,11 +256,18 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             runtime.on_swap(lambda: _mark_serving(running.health))
             if runtime.ready():
                 await running.health.set_serving(True)
-            cri = await start_image_proxy(config, runtime.parts, prepare_socket_path)
-            stack.push_async_callback(stop_proxy, cri, options.grace)
-            gate = await start_runtime_gate(config, runtime.parts, prepare_socket_path)
-            stack.push_async_callback(stop_proxy, gate, options.grace)
-            auditor = start_node_auditor(config, runtime.parts, runtime.on_swap)
+            parts = runtime.parts
+            fronts = (
+                ("cri", config.cri, compose.image_proxy(config, parts)),
+                ("runtime", config.runtime, compose.runtime_gate(config, parts)),
+            )
+            for section, table, proxy in fronts:
+                if table is not None:
+                    started = await start_proxy(
+                        proxy, table.socket, table.socket_mode, section, prepare_socket_path
+                    )
+                    stack.push_async_callback(stop_proxy, started, options.grace)
+            auditor = start_node_auditor(compose.node_auditor(config, parts), runtime.on_swap)
             if auditor is not None:
                 stack.callback(auditor.stop)
             await attach_nri(stack, config, runtime, metrics.registry, options.nri_launch, stop)
@@ -334,9 +331,7 @@ class _StatusHolder:
 
 
 def _default_runtime_factory() -> Callable[[Path, DaemonConfig, Metrics], Runtime]:
-    from pullgate.service.runtime import build_runtime
-
-    return build_runtime
+    return compose.build_runtime
 
 
 def _configure_logging() -> None:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
-from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
+from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, Front, SubjectDecision
 from pullgate.errors import MalformedInput
 from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
@@ -143,6 +143,7 @@ def verify_request_from_proto(message: verifier_pb2.VerifyRequest) -> DecisionRe
         platform=platform or None,
         credentials=credentials,
         caller=message.caller[:_MAX_CALLER],
+        front=Front.SHIM if message.caller == BINDIR_CALLER else Front.GRPC,
     )
 
 

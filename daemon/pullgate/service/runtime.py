@@ -1,7 +1,9 @@
-"""The real daemon runtime: trust state, decider and watcher wired together.
+"""The real daemon runtime: trust state, decider and watcher, as the composition root
+(:mod:`pullgate.service.compose`) wired them.
 
-:func:`build_runtime` is the default ``runtime_factory`` of :mod:`.app`; tests substitute fakes
-through the same :class:`~pullgate.service.app.Runtime` protocol. This module adapts the trust
+:func:`pullgate.service.compose.build_runtime` is the default ``runtime_factory`` of
+:mod:`.app`; tests substitute fakes through the same :class:`~pullgate.service.app.Runtime`
+protocol. This module adapts the trust
 state's :class:`~pullgate.trust.state.StateStatus` and the decider's counters into the API's
 :class:`~pullgate.service.convert.StatusView`.
 """
@@ -13,22 +15,17 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 
 from pullgate import __version__
-from pullgate.common.clock import Clock, SystemClock
 from pullgate.config import DaemonConfig
-from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.decider import Decider, DeciderStats
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import Decision, DecisionRequest, Front
+from pullgate.decision.record import DecisionRecorder
 from pullgate.doctor import DoctorPaths, Severity, detect_containerd_version, run_doctor
-from pullgate.errors import ConfigError, Reason, is_inconclusive
+from pullgate.errors import ConfigError, PullgateError, Reason, is_inconclusive
 from pullgate.service.convert import CacheView, ReloadView, StatusView
-from pullgate.service.metrics import Metrics
 from pullgate.service.servicer import ServerParts
-from pullgate.start.break_glass import BreakGlass
 from pullgate.start.gate import StartGate
-from pullgate.start.verdicts import VerdictStore
 from pullgate.trust.queue import ReloadQueue
 from pullgate.trust.snapshot import Snapshot
 from pullgate.trust.state import ReloadResult, StateStatus, TrustState
@@ -95,28 +92,48 @@ def _no_config_decision(request: DecisionRequest) -> Decision:
     )
 
 
-class _Engine:
-    """The decider, guarded for the time before the first valid snapshot (deny ``CONFIG``)."""
+class GuardedEngine:
+    """The decider, guarded for the time before the first valid snapshot (deny ``CONFIG``):
+    the engine every front end calls. A guard deny, and an error the decider raises, are
+    recorded here; the decider records its own answers (docs/architecture.md §3.9)."""
 
-    def __init__(self, state: TrustState, decider: Decider, audit: AuditLog) -> None:
+    def __init__(self, state: TrustState, decider: Decider, recorder: DecisionRecorder) -> None:
         self._state = state
         self._decider = decider
-        self._audit = audit
+        self._recorder = recorder
 
     def decide(self, request: DecisionRequest) -> Decision:
         if self._state.current() is None:  # snapshots only ever go from None to set
             decision = _no_config_decision(request)
-            self._audit.record_denial(request.reference, decision.reason.value, request.caller)
+            self._recorder.decided(decision, request, joined=False)
             return decision
-        return self._decider.decide(request)
+        try:
+            return self._decider.decide(request)
+        except Exception as exc:
+            self._refused(request, exc)
+            raise
 
     async def decide_async(self, request: DecisionRequest) -> Decision:
         if self._state.current() is None:
             return self.decide(request)  # the CONFIG deny: no I/O
-        return await self._decider.decide_async(request)
+        try:
+            return await self._decider.decide_async(request)
+        except Exception as exc:
+            self._refused(request, exc)
+            raise
+
+    def _refused(self, request: DecisionRequest, exc: Exception) -> None:
+        reason = exc.reason if isinstance(exc, PullgateError) else Reason.INTERNAL
+        self._recorder.refused(
+            request.reference,
+            reason,
+            type(exc).__name__,
+            front=request.front or Front.GRPC,
+            caller=request.caller,
+        )
 
 
-class _Control:
+class Control:
     """``Status``/``Reload`` over the trust state and the decider; reloads go through the queue."""
 
     def __init__(
@@ -152,98 +169,42 @@ class _Control:
 
 
 class DaemonRuntime:
-    """Trust state + decider + watcher for one ``pullgate serve`` process.
+    """Trust state + decider + watcher for one ``pullgate serve`` process, as the composition
+    root (:mod:`pullgate.service.compose`) built them: reloads, watching and shutdown.
 
     Args:
-        config_path: the daemon config file.
-        config: the process-level config read at start-up (unused here: the trust state
-            re-reads the file, and the watcher follows the snapshot in force).
-        metrics: receives registry request records.
-        clock: time source (tests inject a fixed one).
+        state: the trust state (its first load already attempted).
+        decider: the decision engine.
+        gate: the container-start gate's core.
+        parts: what the front ends serve.
+        reloads: the reload queue (started).
     """
 
     def __init__(
         self,
-        config_path: Path,
-        config: DaemonConfig,
-        metrics: Metrics,
-        *,
-        clock: Clock | None = None,
+        state: TrustState,
+        decider: Decider,
+        gate: StartGate,
+        parts: ServerParts,
+        reloads: ReloadQueue[ReloadView],
     ) -> None:
-        clock = clock or SystemClock()
-        self.state = TrustState(config_path, clock=clock)
-        self.state.reload("startup")
-        # Every later reload (watcher, SIGHUP, Reload RPC) is coalesced and paced, on the
-        # queue's own thread: a storm of triggers costs a few reloads, not one each.
-        self.reloads: ReloadQueue[ReloadView] = ReloadQueue(
-            lambda trigger: reload_view(self.state.reload(trigger)),
-            min_interval=self._reload_interval,
-        )
-        self.reloads.start()
-        audit = AuditLog()
-        # Every allow, from any front end, records what it covered (the start gate's input).
-        self.verdicts = VerdictStore(
-            max_images=config.cache.max_entries,
-            max_repositories=config.cache.repositories_per_image,
-        )
-        self.decider = Decider(
-            self._snapshot,
-            clock=clock,
-            request_log=metrics.observe_request,
-            audit=audit.write,
-            on_allow=self.verdicts.record,
-        )
-        engine = _Engine(self.state, self.decider, audit)
-        self.gate = StartGate(
-            store=self.verdicts,
-            snapshot=self.snapshot_digest,
-            decide=engine.decide,
-            critical=config.cri.critical_images if config.cri is not None else (),
-            break_glass=(
-                BreakGlass(config.break_glass.file, clock)
-                if config.break_glass is not None
-                else None
-            ),
-            audit=audit.write,
-            max_age=self._verdict_max_age,
-        )
-        self.parts = ServerParts(
-            engine=engine,
-            control=_Control(self.state, self.decider, self.reloads, node_checks(config)),
-            metrics=metrics,
-            audit=audit,
-            gate=self.gate,
-        )
+        self.state = state
+        self.decider = decider
+        self.gate = gate
+        self.verdicts = gate.store
+        self.parts = parts
+        self.reloads = reloads
         # follows trust_dir/hosts_dir across reloads
         # (it debounces on its own: its reloads are not paced)
         self._watcher = ConfigWatcher(self.state, reload=self._watch_reload)
         self._watching = False
 
-    def _snapshot(self) -> Snapshot:
-        snapshot = self.state.current()
-        if snapshot is None:  # _Engine never calls the decider before the first load
-            raise ConfigError("no valid configuration is loaded")
-        return snapshot
-
-    def _verdict_max_age(self) -> float | None:
-        """Seconds a recorded allow answers a container start: the decision cache's
-        ``max_ttl`` (None when that is 0: no cache, and a start gate needs some memory)."""
-        snapshot = self.state.current()
-        ttl = snapshot.config.cache.max_ttl if snapshot is not None else 0.0
-        return ttl if ttl > 0 else None
-
     def snapshot_digest(self) -> str | None:
         """Digest of the trust snapshot in force (None before the first valid one)."""
-        snapshot = self.state.current()
-        return snapshot.digest if snapshot is not None else None
+        return snapshot_digest(self.state)
 
     def _watch_reload(self, trigger: str) -> ReloadView:
         return self.reloads.reload(trigger, paced=False)
-
-    def _reload_interval(self) -> float:
-        snapshot = self.state.current()
-        debounce = snapshot.config.reload_debounce if snapshot else _DEFAULT_DEBOUNCE
-        return RELOAD_PACE_FACTOR * debounce
 
     def ready(self) -> bool:
         return self.state.current() is not None
@@ -292,6 +253,34 @@ def node_checks(config: DaemonConfig) -> tuple[str, ...]:
     return tuple(f.summary() for f in findings if f.severity is not Severity.INFO)
 
 
-def build_runtime(config_path: Path, config: DaemonConfig, metrics: Metrics) -> DaemonRuntime:
-    """The default runtime factory of ``pullgate serve``."""
-    return DaemonRuntime(config_path, config, metrics)
+def current_snapshot(state: TrustState) -> Callable[[], Snapshot]:
+    """The snapshot in force, for the decider (GuardedEngine never calls it before the first)."""
+
+    def current() -> Snapshot:
+        snapshot = state.current()
+        if snapshot is None:
+            raise ConfigError("no valid configuration is loaded")
+        return snapshot
+
+    return current
+
+
+def snapshot_digest(state: TrustState) -> str | None:
+    """Digest of the trust snapshot in force (None before the first valid one)."""
+    snapshot = state.current()
+    return snapshot.digest if snapshot is not None else None
+
+
+def verdict_max_age(state: TrustState) -> float | None:
+    """Seconds a recorded allow answers a container start: the decision cache's ``max_ttl``
+    (None when that is 0: no cache, and a start gate needs some memory)."""
+    snapshot = state.current()
+    ttl = snapshot.config.cache.max_ttl if snapshot is not None else 0.0
+    return ttl if ttl > 0 else None
+
+
+def reload_interval(state: TrustState) -> float:
+    """Seconds between paced reloads: a few debounce periods of the snapshot in force."""
+    snapshot = state.current()
+    debounce = snapshot.config.reload_debounce if snapshot else _DEFAULT_DEBOUNCE
+    return RELOAD_PACE_FACTOR * debounce

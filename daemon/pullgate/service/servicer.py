@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 import grpc
 
-from pullgate.decision.audit_log import AuditLog
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, Front
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import PullgateError, Reason, is_inconclusive
 from pullgate.service.convert import (
     ReloadView,
@@ -107,8 +106,8 @@ class ServerParts:
 
     engine: DecisionEngine
     control: DaemonControl
+    recorder: DecisionRecorder  # audits and counts every decision (docs/architecture.md §3.9)
     metrics: Metrics | None = None
-    audit: AuditLog | None = None
     gate: StartGate | None = None  # the container-start gate's core (front ends share it)
 
 
@@ -124,9 +123,8 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
     Args:
         engine: the decider.
         control: status and reload.
-        metrics: decision counters (None: not counted here).
-        audit: audit sink for requests denied before the decider sees them (the decider
-            audits its own decisions through the same sink).
+        recorder: records requests denied before the engine sees them (malformed); the
+            engine records its own answers, and the errors it raises, through the same one.
     """
 
     def __init__(
@@ -134,25 +132,32 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         engine: DecisionEngine,
         control: DaemonControl,
         *,
-        metrics: Metrics | None = None,
-        audit: AuditLog | None = None,
+        recorder: DecisionRecorder,
     ) -> None:
         self._engine = engine
         self._async_engine = engine if isinstance(engine, AsyncDecisionEngine) else None
         self._control = control
         self._queued = control if isinstance(control, QueuedReloads) else None
-        self._metrics = metrics
-        self._audit = audit
+        self._recorder = recorder
         self._convert = RequestConverter()
         self._encode = ResponseEncoder()
 
-    def _deny(
+    def _refuse(
         self, message: verifier_pb2.VerifyRequest, reason: Reason, detail: str
     ) -> verifier_pb2.VerifyResponse:
-        if self._metrics is not None:
-            self._metrics.observe_denial(reason.value)
-        if self._audit is not None:
-            self._audit.record_denial(message.reference[:4096], reason.value, message.caller[:64])
+        """The answer to a request that did not convert (recorded here: the engine never saw
+        it)."""
+        front = Front.SHIM if message.caller == BINDIR_CALLER else Front.GRPC
+        self._recorder.refused(
+            message.reference, reason, detail, front=front, caller=message.caller
+        )
+        return self._deny(message, reason, detail)
+
+    @staticmethod
+    def _deny(
+        message: verifier_pb2.VerifyRequest, reason: Reason, detail: str
+    ) -> verifier_pb2.VerifyResponse:
+        """The answer to a request the engine raised for (it recorded that)."""
         inconclusive = is_inconclusive(reason)
         return denial_to_proto(message.reference, reason.value, detail, inconclusive=inconclusive)
 
@@ -163,8 +168,7 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         try:
             decision_request = self._convert(request)
         except PullgateError as exc:
-            return self._deny(request, exc.reason, exc.detail)
-        started = time.perf_counter()
+            return self._refuse(request, exc.reason, exc.detail)
         try:
             if self._async_engine is not None:
                 decision = await self._async_engine.decide_async(decision_request)
@@ -175,8 +179,6 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         except Exception:
             log.exception("Verify %s: internal error", decision_request.reference)
             return self._deny(request, Reason.INTERNAL, "internal error; see the daemon log")
-        if self._metrics is not None:
-            self._metrics.observe_decision(decision, total_seconds=time.perf_counter() - started)
         return decision
 
     async def Verify(

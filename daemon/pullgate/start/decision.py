@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pullgate.cri.denial import Denial
+from pullgate.decision.model import Decision
 from pullgate.errors import Reason
 
 __all__ = ["START_SUFFIX", "StartDecision"]
@@ -46,3 +47,39 @@ class StartDecision:
             "break_glass": self.break_glass,
             "verified_now": self.verified_now,
         }
+
+
+def judged(base: StartDecision, candidate: str, decision: Decision) -> StartDecision:
+    """The start answer once the engine decided ``candidate`` for ``base``'s image: an allow
+    counts only when the verified manifest's config digest is the image ID (a fail-open or
+    audit-only allow passes as the statement says)."""
+    if not decision.allowed:
+        return replace(
+            base,
+            reason=decision.reason,
+            message=decision.message,
+            inconclusive=decision.inconclusive,
+        )
+    if decision.fail_open or decision.audit_denied:  # the statement says let it through
+        return replace(base, allowed=True, reason=decision.reason, message=decision.message)
+    configs = [c.config_digest for c in decision.content]
+    if base.image_id in configs:
+        return replace(
+            base,
+            allowed=True,
+            reason=decision.reason,
+            message=f"verified {candidate} now",
+        )
+    if not configs:
+        return replace(
+            base,
+            reason=Reason.REGISTRY_ERROR,
+            inconclusive=True,
+            message=f"verified {candidate} but could not read its manifest's config digest",
+        )
+    return replace(
+        base,
+        reason=Reason.CONTENT_MISMATCH,
+        message=f"{candidate} verified for {decision.platform} with config "
+        f"{', '.join(configs)}, but the runtime's image is {base.image_id}",
+    )

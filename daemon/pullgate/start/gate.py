@@ -35,12 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from pullgate.common.descriptor import is_digest
-from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.errors import MalformedInput, PullgateError, Reason, is_inconclusive
 from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
 from pullgate.start.break_glass import BreakGlass
-from pullgate.start.decision import StartDecision
+from pullgate.start.decision import StartDecision, judged
 from pullgate.start.verdicts import VerdictStore, repository_of
 
 __all__ = ["MAX_CANDIDATES", "StartDecision", "StartGate"]
@@ -112,7 +112,7 @@ class StartGate:
         repo_digests: Sequence[str] = (),
         repo_tags: Sequence[str] = (),
         *,
-        front: str = "runtime",
+        front: str = Front.RUNTIME_GATE.value,
         enforce: bool = True,
         names: Callable[[], tuple[Sequence[str], Sequence[str]]] | None = None,
     ) -> StartDecision:
@@ -126,7 +126,7 @@ class StartGate:
             if names is not None:
                 repo_digests, repo_tags = names()
             candidates = [reference, *repo_digests, *repo_tags]
-            decision = self._verify_now(image_id, reference, candidates)
+            decision = self._verify_now(image_id, reference, candidates, Front.named(front))
         if not enforce:
             return decision
         return self._finish(self._waive(decision), front)
@@ -159,7 +159,9 @@ class StartGate:
         )
         return self._finish(self._waive(decision), front)
 
-    def waive_pull(self, reference: str, reason: Reason, message: str) -> bool:
+    def waive_pull(
+        self, reference: str, reason: Reason, message: str, front: Front = Front.CRI
+    ) -> bool:
         """Break-glass for a denied pull: True (logged at WARNING, counted, audited) when a
         valid break-glass file covers ``reference``."""
         if self.break_glass is None:
@@ -183,6 +185,7 @@ class StartGate:
             self._audit(
                 {
                     "event": "cri.pull",
+                    "front": front.value,
                     "decision": "allow",
                     "reason": Reason.BREAK_GLASS.value,
                     "denied_with": reason.value,
@@ -193,7 +196,9 @@ class StartGate:
             )
         return True
 
-    def verify_in_background(self, reference: str, digest: str) -> bool:
+    def verify_in_background(
+        self, reference: str, digest: str, *, front: Front = Front.RUNTIME_GATE
+    ) -> bool:
         """Start verifying ``reference`` pinned to ``digest`` (index, manifest or repo digest),
         so that a later create finds a current allow. False when it is already running, the
         queue is full or the reference names no repository."""
@@ -209,7 +214,7 @@ class StartGate:
 
         def run() -> None:
             try:
-                self._decide(DecisionRequest(reference=str(ref), caller="start-gate"))
+                self._decide(DecisionRequest(reference=str(ref), caller="start-gate", front=front))
             except Exception:
                 log.exception("background verification of %s failed", ref)
             finally:
@@ -285,7 +290,9 @@ class StartGate:
         except MalformedInput:
             return None
 
-    def _verify_now(self, image_id: str, reference: str, names: Sequence[str]) -> StartDecision:
+    def _verify_now(
+        self, image_id: str, reference: str, names: Sequence[str], front: Front
+    ) -> StartDecision:
         """Verify the image's names in the requested repository (any repository when it was
         asked for by ID): the requested reference first (what the pod asked for), then the
         runtime's digests, then its tags. A tag is as good as a digest here, because the
@@ -315,7 +322,9 @@ class StartGate:
         denied: list[StartDecision] = []
         for candidate in candidates:
             try:
-                decision = self._decide(DecisionRequest(reference=candidate, caller="start-gate"))
+                decision = self._decide(
+                    DecisionRequest(reference=candidate, caller="start-gate", front=front)
+                )
             except PullgateError as exc:
                 denied.append(
                     replace(
@@ -323,44 +332,11 @@ class StartGate:
                     )
                 )
                 continue
-            answer = self._judge(base, candidate, decision)
+            answer = judged(base, candidate, decision)
             if answer.allowed:
                 return answer
             denied.append(answer)
         return denied[0]
-
-    @staticmethod
-    def _judge(base: StartDecision, candidate: str, decision: Decision) -> StartDecision:
-        if not decision.allowed:
-            return replace(
-                base,
-                reason=decision.reason,
-                message=decision.message,
-                inconclusive=decision.inconclusive,
-            )
-        if decision.fail_open or decision.audit_denied:  # the statement says let it through
-            return replace(base, allowed=True, reason=decision.reason, message=decision.message)
-        configs = [c.config_digest for c in decision.content]
-        if base.image_id in configs:
-            return replace(
-                base,
-                allowed=True,
-                reason=decision.reason,
-                message=f"verified {candidate} now",
-            )
-        if not configs:
-            return replace(
-                base,
-                reason=Reason.REGISTRY_ERROR,
-                inconclusive=True,
-                message=f"verified {candidate} but could not read its manifest's config digest",
-            )
-        return replace(
-            base,
-            reason=Reason.CONTENT_MISMATCH,
-            message=f"{candidate} verified for {decision.platform} with config "
-            f"{', '.join(configs)}, but the runtime's image is {base.image_id}",
-        )
 
     def _waive(self, decision: StartDecision) -> StartDecision:
         if decision.allowed or self.break_glass is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 import grpc
 
@@ -26,8 +27,9 @@ from pullgate.trust.state import TrustState
 __all__ = ["run_images_command"]
 
 
-def run_images_command(args: argparse.Namespace) -> int:
-    """Run the audit for parsed ``args``: 0 all running containers allowed, 1 otherwise.
+def run_images_command(args: argparse.Namespace, engine: Callable[[Snapshot], Decider]) -> int:
+    """Run the audit for parsed ``args``: 0 all running containers allowed, 1 otherwise;
+    ``engine`` builds the decision engine over the snapshot (the composition root's).
 
     Raises:
         ConfigError: the configuration does not load, or the runtime cannot be listed.
@@ -39,7 +41,7 @@ def run_images_command(args: argparse.Namespace) -> int:
     if snapshot is None:
         raise ConfigError(f"{args.config}: {result.error or 'configuration does not load'}")
     current: Snapshot = snapshot
-    decider = Decider(lambda: current, clock=clock)
+    decider = engine(current)
     config = current.config
     gate = StartGate(
         store=VerdictStore(),

@@ -15,6 +15,7 @@ import grpc
 from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
 from tests.unit.cri.test_proxy import (
     PULL,
@@ -64,7 +65,13 @@ def _overlapped(answer: Callable[[DecisionRequest], Decision], expect_denial: bo
         server.add_generic_rpc_handlers((runtime.handler(),))
         server.add_insecure_port(f"unix:{upstream}")
         await server.start()
-        proxy = CriProxy(str(upstream), decide, overlap=True, recheck_after=())
+        proxy = CriProxy(
+            str(upstream),
+            decide,
+            recorder=DecisionRecorder(None),
+            overlap=True,
+            recheck_after=(),
+        )
         await proxy.start(front, mode=0o600)
         try:
             async with grpc.aio.insecure_channel(f"unix:{front}") as channel:

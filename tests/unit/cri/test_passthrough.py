@@ -15,6 +15,7 @@ import pytest
 
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.record import DecisionRecorder
 
 FS_INFO = "/runtime.v1.ImageService/ImageFsInfo"
 SLOW = "/runtime.v1.ImageService/Slow"
@@ -75,7 +76,7 @@ def _run(scenario: Scenario) -> Runtime:
         server.add_generic_rpc_handlers((runtime,))
         server.add_insecure_port(f"unix:{upstream}")
         await server.start()
-        proxy = CriProxy(str(upstream), _never)
+        proxy = CriProxy(str(upstream), _never, recorder=DecisionRecorder(None))
         await proxy.start(front, mode=0o600)
         try:
             async with grpc.aio.insecure_channel(f"unix:{front}") as channel:

@@ -23,7 +23,9 @@ import pytest
 from pullgate.cri.methods import normalise_method
 from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import MalformedInput, Reason, VerificationInconclusive
 
 DIGEST = "sha256:" + "d" * 64
@@ -157,7 +159,12 @@ def _run(
         server.add_generic_rpc_handlers((runtime.handler(),))
         server.add_insecure_port(f"unix:{upstream}")
         await server.start()
-        proxy = CriProxy(str(upstream), decide, audit=audit, recheck_after=recheck_after)
+        proxy = CriProxy(
+            str(upstream),
+            decide,
+            recorder=DecisionRecorder(audit),
+            recheck_after=recheck_after,
+        )
         if proxies is not None:
             proxies.append(proxy)
         await proxy.start(front, mode=0o600)
@@ -470,7 +477,7 @@ def test_normalise_method_rejects_malformed_paths(raw: object) -> None:
 def test_start_refuses_to_replace_a_regular_file(tmp_path: Path) -> None:
     target = tmp_path / "cri.sock"
     target.write_text("not a socket")
-    proxy = CriProxy("/nonexistent.sock", _allow)
+    proxy = CriProxy("/nonexistent.sock", _allow, recorder=DecisionRecorder(None))
     with pytest.raises(FileExistsError):
         asyncio.run(proxy.start(target))
     assert target.read_text() == "not a socket"
@@ -490,12 +497,13 @@ def test_each_refusal_is_audited_exactly_once(
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
     with caplog.at_level(logging.INFO, logger="pullgate.audit"):
-        _run(_crash, scenario, audit=records.append if with_sink else None)
+        _run(_crash, scenario, audit=records.append if with_sink else AuditLog().write)
     lines = [r for r in caplog.records if r.name == "pullgate.audit"]
     if with_sink:
         assert ([r["event"] for r in records], lines) == (["cri.refused"], [])
-    else:
-        assert [json.loads(r.getMessage())["event"] for r in lines] == ["cri.refused"]
+    else:  # the daemon's sink: one line, naming the front end
+        logged = [json.loads(r.getMessage()) for r in lines]
+        assert [(d["event"], d["front"]) for d in logged] == [("cri.refused", "cri")]
 
 
 def test_image_fs_info_answers_while_a_hundred_pulls_are_in_flight() -> None:

@@ -17,6 +17,7 @@ from pullgate.common.clock import Clock, FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.config import CacheConfig, DaemonConfig, StatementSettings, VerificationConfig
 from pullgate.decision.decider import Decider
+from pullgate.decision.record import DecisionRecorder
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.transport import RequestRecord
@@ -103,7 +104,7 @@ class BaseWorld(Generic[R]):
             clock=clock or FixedClock(NOW),
             fetcher=NoNetworkFetcher(),
             request_log=self.log_request,
-            audit=self.audits.append,
+            observer=DecisionRecorder(self.audits.append),
             stores=memory.opener if memory is not None else None,
             max_workers=max_workers,
         )

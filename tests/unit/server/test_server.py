@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 from pullgate.config import DaemonConfig, Mode
 from pullgate.decision.audit_log import AUDIT_LOGGER, AuditLog
 from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import ConfigError, Reason, VerificationInconclusive
 from pullgate.registry.transport import RequestRecord
 from pullgate.service.app import initial_config, prepare_socket_path
@@ -38,6 +39,8 @@ DIGEST = "sha256:" + "d" * 64
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
+RECORDER = DecisionRecorder(None)  # fakes that do not look at records
+
 
 @dataclass
 class FakeEngine:
@@ -47,7 +50,7 @@ class FakeEngine:
     seen: list[DecisionRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     request_log: Metrics | None = None
-    audit: AuditLog | None = None
+    recorder: DecisionRecorder | None = None  # like the real engine: records each answer
 
     def decide(self, request: DecisionRequest) -> Decision:
         with self.lock:
@@ -59,18 +62,7 @@ class FakeEngine:
         if self.raise_with is not None:
             raise self.raise_with
         good = "good" in request.reference
-        if self.audit is not None:  # like the real decider: one record per decision
-            self.audit.write(
-                {
-                    "reference": request.reference,
-                    "decision": "allow" if good else "deny",
-                    "reason": "VERIFIED" if good else "UNTRUSTED",
-                    "digest": DIGEST,
-                    "caller": request.caller,
-                    "credentials": request.credentials,  # a buggy record: must be scrubbed
-                }
-            )
-        return Decision(
+        decision = Decision(
             allowed=good,
             reason=Reason.VERIFIED if good else Reason.UNTRUSTED,
             message="fake",
@@ -80,8 +72,11 @@ class FakeEngine:
             fail_open="failopen" in request.reference,
             audit_denied="auditonly" in request.reference,
             mode=Mode.AUDIT if "auditonly" in request.reference else Mode.ENFORCE,
-            timings={"resolve": 0.001, "crypto": 0.002},
+            timings={"resolve": 0.001, "crypto": 0.002, "total": 0.003},
         )
+        if self.recorder is not None:
+            self.recorder.decided(decision, request, joined=False)
+        return decision
 
 
 @dataclass
@@ -110,7 +105,9 @@ class FakeControl:
 
 
 def _parts(engine: FakeEngine | None = None, control: FakeControl | None = None) -> ServerParts:
-    return ServerParts(engine=engine or FakeEngine(), control=control or FakeControl())
+    return ServerParts(
+        engine=engine or FakeEngine(), control=control or FakeControl(), recorder=RECORDER
+    )
 
 
 # -- socket ----------------------------------------------------------------------------------
@@ -261,8 +258,9 @@ def _scrape(url: str) -> dict[str, float]:
 def test_metrics_are_exposed_over_http(tmp_path: Path) -> None:
     control = FakeControl()
     metrics = Metrics(status=control.status)
-    engine = FakeEngine(request_log=metrics)
-    parts = ServerParts(engine=engine, control=control, metrics=metrics)
+    recorder = DecisionRecorder(AuditLog().write, metrics)
+    engine = FakeEngine(request_log=metrics, recorder=recorder)
+    parts = ServerParts(engine=engine, control=control, metrics=metrics, recorder=recorder)
     server = MetricsServer(metrics, f"127.0.0.1:{free_port()}")
     server.start()
     try:
@@ -323,8 +321,10 @@ def test_registry_host_label_values_are_bounded() -> None:
 def test_audit_lines_are_json_without_secrets(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    audit = AuditLog()
-    parts = ServerParts(engine=FakeEngine(audit=audit), control=FakeControl(), audit=audit)
+    recorder = DecisionRecorder(AuditLog().write)
+    parts = ServerParts(
+        engine=FakeEngine(recorder=recorder), control=FakeControl(), recorder=recorder
+    )
     secret = "HUNTER2-s3cret"
     auth = base64.b64encode(f"alice:{secret}".encode()).decode()
     with (
@@ -346,6 +346,7 @@ def test_audit_lines_are_json_without_secrets(
     assert [d["decision"] for d in docs] == ["allow", "deny", "deny"]
     assert [d["reason"] for d in docs] == ["VERIFIED", "UNTRUSTED", "MALFORMED"]
     assert all(d["caller"] == "cri" for d in docs)
+    assert all(d["front"] == "grpc" for d in docs)
     assert all("credentials" not in d for d in docs)
     assert all(secret not in r.getMessage() and "alice" not in r.getMessage() for r in records)
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from pullgate.config import Mode, Requirement
-from pullgate.decision.model import Decision, DecisionRequest, SubjectDecision
+from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, Front, SubjectDecision
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import MalformedInput, Reason
 from pullgate.service.convert import (
     RequestConverter,
@@ -130,7 +131,11 @@ def test_request_converter_matches_the_plain_conversion() -> None:
     assert first == verify_request_from_proto(message)
     assert convert(message) is first
     other = verifier_pb2.VerifyRequest(reference="r.example/app:1", caller="shim")
-    assert convert(other) == DecisionRequest(reference="r.example/app:1", caller="shim")
+    assert convert(other) == DecisionRequest(
+        reference="r.example/app:1", caller="shim", front=Front.GRPC
+    )
+    bindir = verifier_pb2.VerifyRequest(reference="r.example/app:1", caller=BINDIR_CALLER)
+    assert convert(bindir).front is Front.SHIM
 
 
 def test_requests_with_credentials_are_never_memoised() -> None:
@@ -182,7 +187,7 @@ class _NoControl:
 
 def test_verify_wire_bytes_equal_verify_message() -> None:
     engine = _HitEngine(_hit())
-    servicer = VerifierServicer(engine, _NoControl())
+    servicer = VerifierServicer(engine, _NoControl(), recorder=DecisionRecorder(None))
     request = verifier_pb2.VerifyRequest(reference="r.example/app:1", caller="cri")
 
     async def both() -> tuple[bytes, bytes, verifier_pb2.VerifyResponse]:
@@ -198,7 +203,7 @@ def test_verify_wire_bytes_equal_verify_message() -> None:
 
 
 def test_verify_wire_answers_a_malformed_request_with_a_deny() -> None:
-    servicer = VerifierServicer(_HitEngine(_hit()), _NoControl())
+    servicer = VerifierServicer(_HitEngine(_hit()), _NoControl(), recorder=DecisionRecorder(None))
     request = verifier_pb2.VerifyRequest(reference="::garbage::")
     wire = asyncio.run(servicer.verify_wire(request, None))  # type: ignore[arg-type]
     response = verifier_pb2.VerifyResponse.FromString(wire)
@@ -207,7 +212,7 @@ def test_verify_wire_answers_a_malformed_request_with_a_deny() -> None:
 
 def test_served_verify_answers_with_the_memoised_bytes(tmp_path: Any) -> None:
     engine = _HitEngine(_hit())
-    parts = ServerParts(engine=engine, control=_NoControl())
+    parts = ServerParts(engine=engine, control=_NoControl(), recorder=DecisionRecorder(None))
     with serve_parts(tmp_path, parts) as (client, _):
         request = verifier_pb2.VerifyRequest(reference="r.example/app:1")
         answers = [client.verifier.Verify(request, timeout=10) for _ in range(3)]
@@ -216,6 +221,6 @@ def test_served_verify_answers_with_the_memoised_bytes(tmp_path: Any) -> None:
 
 
 def test_handlers_cover_every_verifier_method() -> None:
-    servicer = VerifierServicer(_HitEngine(_hit()), _NoControl())
+    servicer = VerifierServicer(_HitEngine(_hit()), _NoControl(), recorder=DecisionRecorder(None))
     service = verifier_pb2.DESCRIPTOR.services_by_name["Verifier"]
     assert set(verifier_handlers(servicer)) == {m.name for m in service.methods}

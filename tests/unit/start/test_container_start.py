@@ -23,6 +23,7 @@ from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.runtime_proxy import RuntimeProxy
 from pullgate.cri.splice.routes import RouteKind
 from pullgate.decision.model import DecisionRequest
+from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
 from tests.unit.start.conftest import GateWorld
 
@@ -63,7 +64,9 @@ def runtime() -> FakeRuntime:
 @pytest.fixture
 def proxy(gw: GateWorld, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> RuntimeProxy:
     monkeypatch.setattr(RuntimeProxy, "_control", lambda _self, m, r: runtime.control(m, r))
-    return RuntimeProxy("unix:///none.sock", gw.decider.decide, gw.gate, audit=lambda _: None)
+    return RuntimeProxy(
+        "unix:///none.sock", gw.decider.decide, gw.gate, recorder=DecisionRecorder(None)
+    )
 
 
 def _signed(gw: GateWorld, name: str, tag: str) -> tuple[str, str]:

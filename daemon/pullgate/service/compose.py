@@ -1,0 +1,185 @@
+"""The composition root (docs/architecture.md §3.4): the one module that chooses
+implementations and builds the objects of ``pullgate serve`` and of the one-shot CLI.
+
+For the daemon, :func:`build_runtime` builds the trust state and reload queue, the audit sink
+and the :class:`~pullgate.decision.record.DecisionRecorder` over it and the metrics, the
+verdict store, the decision engine with its revocation fetcher, the container-start gate and
+the gRPC parts; :func:`verifier_servicer`, :func:`image_proxy`, :func:`runtime_gate` and
+:func:`node_auditor` build the front ends from them. :mod:`pullgate.service.app` runs what is
+built here (sockets, signals, lifecycle) and builds nothing itself. Front ends and the engine
+take what they need as arguments: none of them makes a default of its own.
+
+For the CLI, :func:`one_shot_decider` builds the same engine over a one-shot snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pullgate.common.clock import Clock, SystemClock
+from pullgate.config import DaemonConfig
+from pullgate.cri.proxy import CriProxy
+from pullgate.cri.runtime_proxy import RuntimeProxy
+from pullgate.decision.audit_log import AuditLog
+from pullgate.decision.context import SnapshotLike
+from pullgate.decision.decider import Decider
+from pullgate.decision.model import Front
+from pullgate.decision.record import DecisionRecorder
+from pullgate.registry.auth import CredentialStore
+from pullgate.registry.store import Store
+from pullgate.service.convert import ReloadView
+from pullgate.service.gate_front import StartCollector, overlap_pulls, passthrough_histogram
+from pullgate.service.metrics import Metrics
+from pullgate.service.runtime import (
+    Control,
+    DaemonRuntime,
+    GuardedEngine,
+    current_snapshot,
+    node_checks,
+    reload_interval,
+    reload_view,
+    snapshot_digest,
+    verdict_max_age,
+)
+from pullgate.service.servicer import ServerParts, VerifierServicer
+from pullgate.start.audit import CriLister
+from pullgate.start.break_glass import BreakGlass
+from pullgate.start.gate import StartGate
+from pullgate.start.node_auditor import NodeAuditor
+from pullgate.start.verdicts import VerdictStore
+from pullgate.trust.queue import ReloadQueue
+from pullgate.trust.snapshot import Snapshot
+from pullgate.trust.state import TrustState
+from pullgate.verification.revocation.fetch import Urllib3Fetcher
+
+__all__ = [
+    "build_runtime",
+    "image_proxy",
+    "node_auditor",
+    "one_shot_decider",
+    "runtime_gate",
+    "verifier_servicer",
+]
+
+StoreOpener = Callable[[SnapshotLike, CredentialStore | None], Store]
+
+
+def build_runtime(
+    config_path: Path, config: DaemonConfig, metrics: Metrics, *, clock: Clock | None = None
+) -> DaemonRuntime:
+    """Everything ``pullgate serve`` decides with, built once (the default runtime factory of
+    :mod:`pullgate.service.app`); ``clock``: tests inject a fixed one."""
+    clock = clock if clock is not None else SystemClock()
+    state = TrustState(config_path, clock=clock)
+    state.reload("startup")
+    # Every later reload (watcher, SIGHUP, Reload RPC) is coalesced and paced, on the queue's
+    # own thread: a storm of triggers costs a few reloads, not one each.
+    reloads: ReloadQueue[ReloadView] = ReloadQueue(
+        lambda trigger: reload_view(state.reload(trigger)),
+        min_interval=lambda: reload_interval(state),
+    )
+    reloads.start()
+    recorder = DecisionRecorder(AuditLog().write, metrics)
+    # Every allow, from any front end, records what it covered (the start gates' input).
+    verdicts = VerdictStore(
+        max_images=config.cache.max_entries,
+        max_repositories=config.cache.repositories_per_image,
+    )
+    decider = Decider(
+        current_snapshot(state),
+        clock=clock,
+        fetcher=Urllib3Fetcher(),
+        request_log=metrics.observe_request,
+        observer=recorder,
+        on_allow=verdicts.record,
+    )
+    engine = GuardedEngine(state, decider, recorder)
+    gate = StartGate(
+        store=verdicts,
+        snapshot=lambda: snapshot_digest(state),
+        decide=engine.decide,
+        critical=config.cri.critical_images if config.cri is not None else (),
+        break_glass=(
+            BreakGlass(config.break_glass.file, clock) if config.break_glass is not None else None
+        ),
+        audit=recorder.audit_for(Front.RUNTIME_GATE),
+        max_age=lambda: verdict_max_age(state),
+    )
+    parts = ServerParts(
+        engine=engine,
+        control=Control(state, decider, reloads, node_checks(config)),
+        metrics=metrics,
+        recorder=recorder,
+        gate=gate,
+    )
+    return DaemonRuntime(state, decider, gate, parts, reloads)
+
+
+def verifier_servicer(parts: ServerParts) -> VerifierServicer:
+    """The ``pullgate.v1.Verifier`` service over ``parts``."""
+    return VerifierServicer(parts.engine, parts.control, recorder=parts.recorder)
+
+
+def image_proxy(config: DaemonConfig, parts: ServerParts) -> CriProxy | None:
+    """The CRI ImageService proxy, when ``[cri]`` is configured (not started)."""
+    if config.cri is None:
+        return None
+    return CriProxy(
+        config.cri.upstream,
+        parts.engine.decide,
+        recorder=parts.recorder,
+        waiver=parts.gate.waive_pull if parts.gate is not None else None,
+        overlap=overlap_pulls(config),
+        critical=config.cri.critical_images,
+    )
+
+
+def runtime_gate(config: DaemonConfig, parts: ServerParts) -> RuntimeProxy | None:
+    """The RuntimeService gate, when ``[runtime]`` is configured and the runtime has a gate
+    (not started)."""
+    if config.runtime is None or parts.gate is None:
+        return None
+    return RuntimeProxy(
+        config.runtime.upstream,
+        parts.engine.decide,
+        parts.gate,
+        critical=config.cri.critical_images if config.cri is not None else (),
+        recorder=parts.recorder,
+        waiver=parts.gate.waive_pull,
+        overlap=overlap_pulls(config),
+        passthrough=passthrough_histogram(parts.metrics),
+        transport=config.runtime.transport.value,
+    )
+
+
+def node_auditor(config: DaemonConfig, parts: ServerParts) -> NodeAuditor | None:
+    """The node audit (``[runtime]`` configured), its counts and the gate's exported as
+    metrics (not started)."""
+    if config.runtime is None or parts.gate is None:
+        return None
+    auditor = NodeAuditor(
+        CriLister(config.runtime.upstream),
+        parts.gate,
+        interval=config.runtime.audit_interval,
+        audit=parts.recorder.audit_for(Front.RUNTIME_GATE),
+    )
+    if parts.metrics is not None:
+        parts.metrics.registry.register(StartCollector(parts.gate, auditor))
+    return auditor
+
+
+def one_shot_decider(
+    snapshot: Snapshot, stores: StoreOpener | None = None, *, clock: Clock | None = None
+) -> Decider:
+    """The daemon's engine over one snapshot, for one command (``pullgate verify``,
+    ``pullgate images``): audited on ``pullgate.audit`` like the daemon, nothing counted.
+    The caller closes it."""
+    return Decider(
+        lambda: snapshot,
+        clock=clock if clock is not None else SystemClock(),
+        fetcher=Urllib3Fetcher(),
+        observer=DecisionRecorder(AuditLog().write),
+        stores=stores,
+        max_flights=1,
+    )

@@ -1,0 +1,195 @@
+"""One decision, one audit line, one count: through every front end's real entry point.
+
+A start node (:mod:`tests.support.start_node`): Debian's docker-registry (mTLS), a real
+containerd 2.4 running pods with runc, and the whole daemon (``pullgate.service.app.serve``)
+with its API, ``[cri]`` and ``[runtime]`` sockets and its metrics endpoint. Each step asks one
+decision through one front end — gRPC ``Verify`` on the API socket (cold, then a cache hit), the
+``pullgate-containerd-verifier`` executable, ``crictl pull`` on the image proxy, ``crictl
+create`` on the runtime gate, a malformed ``Verify`` — and checks that it produced exactly one
+line on ``pullgate.audit`` naming that front end, and exactly one more count in
+``pullgate_decisions_total`` (``pullgate_start_decisions_total`` for a container start).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from pullgate.decision.audit_log import AUDIT_LOGGER
+from pullgate.errors import Reason
+from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
+from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
+from tests.support.runtimes import runtimes_unavailable
+from tests.support.start_node import StartNode, start_node
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not registry_available(),
+        reason=f"{REGISTRY_BINARY} not installed (apt-get install docker-registry)",
+    ),
+]
+
+SHIM = Path(sys.executable).with_name("pullgate-containerd-verifier")
+DESCRIPTOR_MEDIA_TYPE = "application/vnd.oci.descriptor.v1+json"
+
+
+class _Lines(logging.Handler):
+    """Every record the daemon writes on ``pullgate.audit``, parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(json.loads(record.getMessage()))
+
+
+@dataclass
+class Node:
+    start: StartNode
+    lines: _Lines
+    verifier: verifier_pb2_grpc.VerifierStub
+
+    @property
+    def api_socket(self) -> Path:
+        return self.start.tmp / "api.sock"
+
+    def counts(self) -> tuple[float, float]:
+        """(``pullgate_decisions_total``, ``pullgate_start_decisions_total``), all labels."""
+        config = self.start.config.read_text()
+        address = config.split('[metrics]\naddress = "', 1)[1].split('"', 1)[0]
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+            body = answer.read().decode()
+        sums = {"pullgate_decisions_total": 0.0, "pullgate_start_decisions_total": 0.0}
+        for line in body.splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in sums:
+                sums[name] += float(line.rsplit(" ", 1)[1])
+        return sums["pullgate_decisions_total"], sums["pullgate_start_decisions_total"]
+
+    @contextmanager
+    def step(self) -> Iterator[list[dict[str, Any]]]:
+        """The decision and start records written during the block (filled in at its end);
+        asserts that the counters moved by exactly as many."""
+        before = len(self.lines.records)
+        decisions, starts = self.counts()
+        written: list[dict[str, Any]] = []
+        yield written
+        written.extend(
+            r for r in self.lines.records[before:] if r.get("event") in ("decision", "start.create")
+        )
+        after_decisions, after_starts = self.counts()
+        assert after_decisions - decisions == sum(r["event"] == "decision" for r in written)
+        assert after_starts - starts == sum(r["event"] == "start.create" for r in written)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    reason = runtimes_unavailable("2.4")
+    if reason is not None:
+        pytest.skip(f"containerd 2.4: {reason}")
+    lines = _Lines()
+    audit = logging.getLogger(AUDIT_LOGGER)
+    level = audit.level
+    audit.setLevel(logging.INFO)
+    audit.addHandler(lines)
+    try:
+        with (
+            DockerRegistry(tmp_path_factory.mktemp("once-registry")) as registry,
+            start_node("2.4", tmp_path_factory.mktemp("once"), registry) as start,
+            grpc.insecure_channel(f"unix:{start.tmp / 'api.sock'}") as channel,
+        ):
+            yield Node(start, lines, verifier_pb2_grpc.VerifierStub(channel))
+    finally:
+        audit.removeHandler(lines)
+        audit.setLevel(level)
+
+
+def _one(written: list[dict[str, Any]], front: str) -> dict[str, Any]:
+    assert [r["front"] for r in written] == [front], written
+    return written[0]
+
+
+def _name() -> str:
+    return f"once/app-{uuid.uuid4().hex[:8]}"
+
+
+def test_grpc_verify_cold_and_cached_each_record_once(node: Node) -> None:
+    image = node.start.push(_name(), signed=True)
+    request = verifier_pb2.VerifyRequest(reference=image.reference, caller="test")
+    with node.step() as cold:
+        assert node.verifier.Verify(request, timeout=60).allowed
+    record = _one(cold, "grpc")
+    assert (record["decision"], record["cache_hit"]) == ("allow", False)
+    with node.step() as warm:
+        assert node.verifier.Verify(request, timeout=60).allowed
+    record = _one(warm, "grpc")
+    assert (record["decision"], record["cache_hit"]) == ("allow", True)
+
+
+def test_malformed_verify_is_recorded_once(node: Node) -> None:
+    with node.step() as written:
+        answer = node.verifier.Verify(verifier_pb2.VerifyRequest(reference="::"), timeout=60)
+    assert answer.reason == Reason.MALFORMED.value
+    assert _one(written, "grpc")["reason"] == Reason.MALFORMED.value
+
+
+def test_shim_executable_records_once(node: Node) -> None:
+    image = node.start.push(_name(), signed=False)
+    descriptor = {"mediaType": image.top.media_type, "digest": image.top.digest}
+    argv = [str(SHIM), "-name", image.reference, "-digest", image.top.digest]
+    argv += ["-stdin-media-type", DESCRIPTOR_MEDIA_TYPE, "-socket", str(node.api_socket)]
+    with node.step() as written:
+        done = subprocess.run(
+            argv,
+            input=json.dumps(descriptor).encode(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0, done.stdout  # unsigned: containerd is told no
+    record = _one(written, "shim")
+    assert (record["decision"], record["reason"]) == ("deny", Reason.NO_SIGNATURE.value)
+
+
+def test_cri_pull_then_runtime_gate_create_each_record_once(node: Node) -> None:
+    image = node.start.push(_name(), signed=True)
+    with node.step() as pulled:
+        node.start.gated("pull", image.reference)
+    assert _one(pulled, "cri")["decision"] == "allow"
+    pod, pod_config = node.start.run_pod()
+    with node.step() as created:
+        answer = node.start.create(pod, pod_config, image.reference)
+    assert answer.returncode == 0, answer.stderr
+    record = _one(created, "runtime-gate")
+    assert (record["event"], record["decision"]) == ("start.create", "allow")
+
+
+def test_runtime_gate_verifying_now_records_the_engine_decision_and_the_start(
+    node: Node,
+) -> None:
+    image = node.start.push(_name(), signed=False)
+    node.start.runtime.crictl("pull", image.reference)  # behind pullgate's back
+    pod, pod_config = node.start.run_pod()
+    with node.step() as written:
+        refused = node.start.create(pod, pod_config, image.reference)
+    assert refused.returncode != 0
+    assert {r["front"] for r in written} == {"runtime-gate"}
+    assert [r["event"] for r in written][-1] == "start.create"
+    assert sum(r["event"] == "start.create" for r in written) == 1
+    engine = [r for r in written if r["event"] == "decision"]
+    assert engine
+    assert all(r["caller"] == "start-gate" for r in engine)
