@@ -39,12 +39,9 @@ ALLOWED: dict[tuple[str, str], str] = {
         "_STRICT_JSON",
     ): "a configured JSONDecoder: no state across calls",
     ("pullgate.net.deadline", "_current"): (
-        "the exchange in flight on this thread: urllib3 gives its connection classes no other "
-        "way to learn it"
-    ),
-    ("pullgate.net.deadline", "_SHARED"): (
-        "one deadline thread and one resolver (its lookup-thread cap) per process; holds only "
-        "the exchanges armed at the moment"
+        "the exchange in flight on this thread: urllib3 creates and hands out connections inside "
+        "its pools, and its connection classes receive no per-request argument that could carry "
+        "it (the watchdog itself is injected by the owner of the transports)"
     ),
 }
 

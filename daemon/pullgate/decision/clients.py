@@ -29,6 +29,7 @@ from pullgate.common.clock import Clock
 from pullgate.common.descriptor import Descriptor
 from pullgate.common.lru import Lru, LruStats
 from pullgate.config import DaemonConfig
+from pullgate.net.deadline import Watchdog
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient
@@ -41,7 +42,7 @@ from pullgate.registry.model import (
 )
 from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.tls import TlsContextCache
-from pullgate.registry.transport import RequestLogHook
+from pullgate.registry.transport import RequestLogHook, Transport
 from pullgate.verification.revocation import Purpose, RevocationChecker, RevocationResult
 from pullgate.verification.verifier import SignatureBlob
 
@@ -240,12 +241,16 @@ class ClientPool:
 
 class ClientKit:
     """What every registry client of a decider shares: TLS contexts (built from ``hosts.toml``
-    files only, no credential material: see :func:`make_client`) and the endpoint memory
-    (:mod:`pullgate.registry.health`: a failing endpoint is asked last by every decision)."""
+    files only, no credential material: see :func:`make_client`), the endpoint memory
+    (:mod:`pullgate.registry.health`: a failing endpoint is asked last by every decision) and the
+    deadline watchdog (:mod:`pullgate.net.deadline`: one thread and one name resolver, whose
+    lookup-thread cap then holds for every transport of the decider, and for its OCSP/CRL
+    fetcher)."""
 
-    def __init__(self) -> None:
+    def __init__(self, watchdog: Watchdog | None = None) -> None:
         self.tls_contexts = TlsContextCache()
         self.health = EndpointHealth()
+        self.watchdog = watchdog or Watchdog()
 
     def configure(self, config: DaemonConfig) -> None:
         """Apply a snapshot's ``[cache]`` bounds and ``[registry] endpoint_backoff``."""
@@ -275,6 +280,7 @@ class ClientKit:
                 tls_contexts=self.tls_contexts,
                 budget=budget,
                 health=self.health,
+                watchdog=self.watchdog,
             )
 
         return make
@@ -290,8 +296,10 @@ def make_client(
     tls_contexts: TlsContextCache | None = None,
     budget: ByteBudget | None = None,
     health: EndpointHealth | None = None,
+    watchdog: Watchdog | None = None,
 ) -> RegistryClient:
-    """A fresh registry client (the daemon's :class:`~pullgate.registry.store.Store`).
+    """A fresh registry client (the daemon's :class:`~pullgate.registry.store.Store`); its
+    transport's deadlines are enforced by ``watchdog`` (None: one of its own).
 
     ``tls_contexts`` may be shared by every client of a decider: a TLS context is built from
     ``hosts.toml`` files only, never from a caller's credentials, and sharing it spares every new
@@ -302,12 +310,15 @@ def make_client(
     finding race the other's probe, so the same decision would cost a varying number of
     registry requests.
     """
+    transport = Transport(
+        limits, request_log=request_log, clock=clock, watchdog=watchdog or Watchdog()
+    )
     return RegistryClient(
         hosts,
         credentials=credentials,
         limits=limits,
-        request_log=request_log,
         clock=clock,
+        transport=transport,
         tls_contexts=tls_contexts,
         budget=budget,
         health=health,

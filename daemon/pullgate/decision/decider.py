@@ -69,6 +69,7 @@ from pullgate.decision.resolution import (
 )
 from pullgate.decision.verify import SubjectContext, run_plan
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
+from pullgate.net.deadline import Watchdog
 from pullgate.registry.auth import CredentialStore, StaticCredentials
 from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
@@ -88,6 +89,8 @@ class Decider:
         snapshot: Returns the current snapshot (swapped atomically by the reloader).
         clock: Source of "now" (verification, cache lifetimes, tokens).
         fetcher: OCSP/CRL transport.
+        watchdog: Ends registry exchanges at their deadlines (the composition root's, shared
+            with its ``fetcher``; None: one of the decider's own).
         request_log: Receives one record per registry HTTP exchange.
         observer: Told of every answer, once per caller (audit and counters,
             :class:`~pullgate.decision.record.DecisionRecorder`; None: nothing recorded).
@@ -111,10 +114,12 @@ class Decider:
         stores: Callable[[SnapshotLike, CredentialStore | None], Store] | None = None,
         max_workers: int = 32,
         max_flights: int = 64,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._clock = clock
         self._fetcher = fetcher
+        self._kit = ClientKit(watchdog)  # TLS contexts, endpoint memory, deadline watchdog
         self._request_log = request_log
         self._observer = observer
         self._on_allow = on_allow
@@ -124,7 +129,6 @@ class Decider:
         self._cache: DecisionCache | None = None
         self._flight: SingleFlight[tuple[object, ...], Decision] = SingleFlight()
         self._pool = ClientPool()
-        self._kit = ClientKit()  # TLS contexts and endpoint memory of every pooled client
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="pullgate-verify")
         # Runs the computations of decide_async's flights; nothing on it ever waits on a
         # flight, so a thread caller joining such a flight cannot deadlock it (cache.py).

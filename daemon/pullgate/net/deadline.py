@@ -23,9 +23,11 @@ module gives every exchange a deadline (``time.perf_counter()`` seconds):
   and each address is then tried with the connect timeout cut to the time the exchange has
   left.
 
-The watchdog is shared by every transport of the process (:func:`shared_watchdog`): deadlines
-are a process-wide resource like the threads that wait on them, and its thread only exists
-while some exchange is armed.
+A :class:`Watchdog` is owned by whoever builds the transports and injected into them (the
+composition root gives one to the decider, whose client kit hands it to every registry
+transport, and to the OCSP/CRL fetcher); its thread only exists while some exchange is armed.
+The one module global is the thread-local through which an :class:`Exchange` reaches urllib3's
+connection classes, which have no other way to learn it.
 """
 
 from __future__ import annotations
@@ -249,14 +251,6 @@ class Watchdog:
                 heapq.heappop(self._heap)
                 self._armed.discard(id(exchange))
             exchange.fire()
-
-
-_SHARED = Watchdog()
-
-
-def shared_watchdog() -> Watchdog:
-    """The process's watchdog."""
-    return _SHARED
 
 
 def _is_address(host: str) -> bool:

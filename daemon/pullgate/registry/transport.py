@@ -44,7 +44,7 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning, MaxRetryError
 import pullgate
 from pullgate.common.clock import Clock, SystemClock
 from pullgate.errors import PullgateError, Reason
-from pullgate.net.deadline import Exchange, Watchdog, guard_pools, shared_watchdog
+from pullgate.net.deadline import Exchange, Watchdog, guard_pools
 from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ERROR_BODY_CAP, ByteBudget, read_body
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.http_errors import (
@@ -119,7 +119,8 @@ class Transport:
         deadline: When the caller's whole task must be over (``time.perf_counter()`` seconds;
             None: only ``limits.request_timeout`` per exchange). The decision layer sets it
             while it lends the client out, so no request outlives the decision's budget.
-        watchdog: Enforces the deadlines (the process's shared one by default).
+        watchdog: Enforces the deadlines (injected by the owner, who shares one between its
+            transports; by default one of this transport's own).
         budget: Bounds the body bytes held while reading (the daemon shares one between every
             transport; by default one of this transport's own).
         health: Remembers endpoints that failed at transport level (the daemon shares one;
@@ -133,7 +134,7 @@ class Transport:
     request_count: int = 0
     tls_contexts: TlsContextCache = field(default_factory=TlsContextCache)
     deadline: float | None = None
-    watchdog: Watchdog = field(default_factory=shared_watchdog)
+    watchdog: Watchdog = field(default_factory=Watchdog)
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0))
     health: EndpointHealth = field(default_factory=EndpointHealth)
     fallbacks: int = 0  # endpoints after the one being asked (see attempt())

@@ -26,6 +26,7 @@ from pullgate.decision.context import SnapshotLike
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Front
 from pullgate.decision.record import DecisionRecorder
+from pullgate.net.deadline import Watchdog
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.store import Store
 from pullgate.service.convert import ReloadView
@@ -86,10 +87,12 @@ def build_runtime(
         max_images=config.cache.max_entries,
         max_repositories=config.cache.repositories_per_image,
     )
+    watchdog = Watchdog()  # ends every registry and OCSP/CRL exchange at its deadline
     decider = Decider(
         current_snapshot(state),
         clock=clock,
-        fetcher=Urllib3Fetcher(),
+        fetcher=Urllib3Fetcher(watchdog=watchdog),
+        watchdog=watchdog,
         request_log=metrics.observe_request,
         observer=recorder,
         on_allow=verdicts.record,
@@ -175,10 +178,12 @@ def one_shot_decider(
     """The daemon's engine over one snapshot, for one command (``pullgate verify``,
     ``pullgate images``): audited on ``pullgate.audit`` like the daemon, nothing counted.
     The caller closes it."""
+    watchdog = Watchdog()
     return Decider(
         lambda: snapshot,
         clock=clock if clock is not None else SystemClock(),
-        fetcher=Urllib3Fetcher(),
+        fetcher=Urllib3Fetcher(watchdog=watchdog),
+        watchdog=watchdog,
         observer=DecisionRecorder(AuditLog().write),
         stores=stores,
         max_flights=1,

@@ -19,7 +19,7 @@ import urllib3
 
 from pullgate.common.textnum import ascii_int
 from pullgate.errors import Reason, VerificationInconclusive
-from pullgate.net.deadline import Exchange, guard_pools, shared_watchdog
+from pullgate.net.deadline import Exchange, Watchdog, guard_pools
 
 __all__ = ["HttpFetcher", "RevocationFetchError", "Urllib3Fetcher", "require_http"]
 
@@ -58,12 +58,17 @@ def require_http(url: str) -> None:
 class Urllib3Fetcher:
     """:class:`HttpFetcher` on one pooled ``urllib3.PoolManager`` (no retries, no redirects)."""
 
-    def __init__(self, pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(
+        self, pool: urllib3.PoolManager | None = None, *, watchdog: Watchdog | None = None
+    ) -> None:
         """Create the fetcher.
 
         Args:
             pool: Connection pool to use; a private one is created when omitted.
+            watchdog: Enforces each fetch's deadline (the owner's, shared with its registry
+                transports; by default one of this fetcher's own).
         """
+        self._watchdog = watchdog or Watchdog()
         self._pool = guard_pools(
             pool or urllib3.PoolManager(num_pools=16, maxsize=4, retries=False)
         )
@@ -89,7 +94,7 @@ class Urllib3Fetcher:
         max_bytes: int,
     ) -> bytes:
         require_http(url)
-        with Exchange(shared_watchdog(), time.perf_counter() + 2 * timeout) as exchange:
+        with Exchange(self._watchdog, time.perf_counter() + 2 * timeout) as exchange:
             try:
                 response = self._pool.request(
                     method,
