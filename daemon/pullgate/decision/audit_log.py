@@ -141,6 +141,10 @@ class AuditLog:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger(AUDIT_LOGGER)
 
+    def enabled(self) -> bool:
+        """Whether a record written now would reach a handler (the logger passes INFO)."""
+        return self._log.isEnabledFor(logging.INFO)
+
     def write(self, record: Mapping[str, object]) -> None:
         """Write one record (non-JSON values as strings); nothing is serialised when the
         logger would drop the line anyway."""

@@ -62,15 +62,26 @@ class DecisionRecorder:
     Args:
         sink: receives each scrubbed record (None: nothing is audited).
         counter: the decision counters (None: nothing is counted).
+        wanted: whether ``sink`` keeps records now (:meth:`AuditLog.enabled
+            <pullgate.decision.audit_log.AuditLog.enabled>`); while it does not, no record is
+            built or scrubbed (docs/decisions.md, "No audit record is built for a sink that
+            drops it"). None: always.
     """
 
-    def __init__(self, sink: AuditSink | None, counter: DecisionCounter | None = None) -> None:
+    def __init__(
+        self,
+        sink: AuditSink | None,
+        counter: DecisionCounter | None = None,
+        *,
+        wanted: Callable[[], bool] | None = None,
+    ) -> None:
         self._sink = sink
         self._counter = counter
+        self._wanted = wanted
 
     def decided(self, decision: Decision, request: DecisionRequest, *, joined: bool) -> None:
         """One engine answer: one audit record, one count."""
-        if self._sink is not None:
+        if self._sink is not None and (self._wanted is None or self._wanted()):
             record = audit_record(decision, request)
             record["event"] = "decision"
             record["single_flight_joined"] = joined
@@ -122,7 +133,7 @@ class DecisionRecorder:
 
     def _emit(self, record: Mapping[str, object], secrets: Sequence[str]) -> None:
         sink = self._sink
-        if sink is None:
+        if sink is None or (self._wanted is not None and not self._wanted()):
             return
         try:
             sink(scrub(record, secrets))

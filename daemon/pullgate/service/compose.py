@@ -81,7 +81,8 @@ def build_runtime(
         min_interval=lambda: reload_interval(state),
     )
     reloads.start()
-    recorder = DecisionRecorder(AuditLog().write, metrics)
+    audit = AuditLog()
+    recorder = DecisionRecorder(audit.write, metrics, wanted=audit.enabled)
     # Every allow, from any front end, records what it covered (the start gates' input).
     verdicts = VerdictStore(
         max_images=config.cache.max_entries,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from pullgate.decision.audit_log import REDACTED, scrub
+import pytest
+
+from pullgate.decision import record as record_module
+from pullgate.decision.audit_log import REDACTED, AuditLog, scrub
 from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
@@ -117,3 +121,39 @@ def test_a_clean_record_is_passed_through_without_a_copy() -> None:
         "timings": {"total": 0.001},
     }
     assert scrub(record) is record
+
+
+def test_no_record_is_built_for_an_audit_log_that_drops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An audit logger below INFO keeps nothing: a warm decision then builds and scrubs no
+    record (it still counts); once the logger passes INFO, records are written again."""
+    scrubbed: list[object] = []
+
+    def counting_scrub(record: Any, secrets: Any = ()) -> dict[str, Any]:
+        scrubbed.append(record)
+        return scrub(record, secrets)
+
+    monkeypatch.setattr(record_module, "scrub", counting_scrub)
+    logger = logging.getLogger("pullgate.test.dropped-audit")
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger.addHandler(Keep())
+    audit = AuditLog(logger)
+    counter = Counter()
+    recorder = DecisionRecorder(audit.write, counter, wanted=audit.enabled)
+    request = DecisionRequest(reference="r.example/app:1")
+    for _ in range(3):
+        recorder.decided(_decision(), request, joined=False)
+    recorder.event({"event": "start"}, front=Front.NRI)
+    assert (scrubbed, lines, len(counter.decisions)) == ([], [], 3)
+    logger.setLevel(logging.INFO)
+    recorder.decided(_decision(), request, joined=False)
+    assert (len(scrubbed), len(lines), len(counter.decisions)) == (1, 1, 4)
+    assert json.loads(lines[0])["decision"] == "allow"
