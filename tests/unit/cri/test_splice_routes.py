@@ -132,3 +132,12 @@ def test_stop_hands_back_the_workers_still_answering(tmp_path: Path) -> None:
     pool.shutdown(wait=True)
     caller.close()
     runtime.close()
+
+
+def test_a_file_at_the_socket_path_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "gate.sock"
+    path.write_text("someone's file")
+    server = SpliceServer(str(tmp_path / "runtime.sock"), lambda raw: PASS_TIMED)
+    with pytest.raises(FileExistsError):
+        server.start(path)
+    assert path.read_text() == "someone's file"
