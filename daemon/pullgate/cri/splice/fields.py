@@ -58,16 +58,22 @@ class FieldReader:
             MalformedInput: an undecodable or oversized block (the connection cannot go on:
                 the two dynamic tables may differ).
         """
-        self._pending += fragment
-        if len(self._pending) > MAX_BLOCK_BYTES:
+        if last and not self._pending:  # the usual case: the whole block in one frame
+            block = bytes(fragment)
+        else:
+            self._pending += fragment
+            if len(self._pending) > MAX_BLOCK_BYTES:
+                raise MalformedInput("field block larger than pullgate reads")
+            if not last:
+                return None
+            block, self._pending = bytes(self._pending), bytearray()
+        if len(block) > MAX_BLOCK_BYTES:
             raise MalformedInput("field block larger than pullgate reads")
-        if not last:
-            return None
-        block, self._pending = bytes(self._pending), bytearray()
         try:
-            return [(bytes(n), bytes(v)) for n, v in self._decoder.decode(block, raw=True)]
+            fields: list[Field] = list(self._decoder.decode(block, raw=True))  # bytes pairs
         except (HPACKError, ValueError, IndexError) as exc:
             raise MalformedInput(f"field block does not decode: {exc}") from exc
+        return fields
 
     @property
     def table(self) -> Sequence[Field]:

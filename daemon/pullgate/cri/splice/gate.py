@@ -30,6 +30,7 @@ from pullgate.errors import MalformedInput
 __all__ = ["PERMISSION_DENIED", "gate_routes"]
 
 PERMISSION_DENIED = 7
+_KNOWN_PATHS = 256  # distinct method paths whose route is kept (the CRI has ~60 methods)
 
 
 def gate_routes(
@@ -55,7 +56,18 @@ def gate_routes(
         shown: object = raw.decode("ascii", "replace")
         return Route(RouteKind.REFUSE, refusal=Refusal(PERMISSION_DENIED, refusal_text(shown, why)))
 
+    known: dict[bytes, Route] = {}  # the routes of paths seen, while few (no parse per call)
+
     def route(raw: bytes) -> Route:
+        found = known.get(raw)
+        if found is not None:
+            return found
+        answer = _route(raw)
+        if answer.kind is not RouteKind.REFUSE and len(known) < _KNOWN_PATHS:
+            known[raw] = answer
+        return answer
+
+    def _route(raw: bytes) -> Route:
         try:
             method = normalise_method(raw)
         except MalformedInput as exc:
