@@ -6,9 +6,12 @@ caller without touching its HPACK table and returns its window; the connection g
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pullgate.cri.splice.frames import (
     CANCEL,
@@ -25,6 +28,7 @@ from pullgate.cri.splice.frames import (
     encode_frame,
     read_frame,
     rst_stream,
+    window_update,
 )
 from pullgate.cri.splice.held import INTERNAL, RESOURCE_EXHAUSTED, UNIMPLEMENTED
 from pullgate.cri.splice.routes import PASS_TIMED, Refusal, Route, RouteKind
@@ -246,3 +250,27 @@ def test_the_runtimes_header_table_size_is_followed(tmp_path: Path) -> None:
         )
         assert _status(wire, wire.caller.read())[b"grpc-status"] == b"2"
     assert gate.seen == [b"m"]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.integers(1, 200), min_size=1, max_size=12))
+def test_pass_through_bytes_arrive_verbatim_however_they_are_cut(
+    tmp_path_factory: pytest.TempPathFactory, cuts: list[int]
+) -> None:
+    gate = Gate()
+    gate.release.set()
+    with spliced(tmp_path_factory.mktemp("cut"), gate.route) as wire:
+        stream = b""
+        for number in (1, 3, 5):
+            stream += wire.headers(number, LIST)
+            stream += encode_frame(DATA, PADDED | END_STREAM, number, b"\x02" + b"q" * 30 + b"\0\0")
+        stream += window_update(0, 1000)
+        at = 0
+        for cut in cuts:  # the caller's bytes in pieces, frame boundaries ignored
+            wire.caller.send(stream[at : at + cut])
+            at += cut
+            time.sleep(0.001)
+        wire.caller.send(stream[at:])
+        assert wire.runtime.read_bytes(len(stream)) == stream
