@@ -14,13 +14,17 @@ from hypothesis import strategies as st
 
 from pullgate.cri.splice.fields import FieldReader, encode_grpc_message, literal_block, status_block
 from pullgate.cri.splice.frames import (
+    CONTINUATION,
     DATA,
+    END_HEADERS,
+    END_STREAM,
     HEADERS,
     PADDED,
     PRIORITY_FLAG,
     data_fragment,
     encode_frame,
     field_fragment,
+    header_frames,
     read_frame,
     settings_values,
     window_increment,
@@ -166,3 +170,16 @@ def test_a_larger_table_the_runtime_allows_is_followed() -> None:
     reader.allow_table_size(8192)
     reader.allow_table_size(4096)  # a later, smaller limit is the runtime's to enforce
     assert reader.feed(block, True) == [(b":path", b"/a.B/C"), (b"x-big", b"v" * 5000)]
+
+
+@given(st.binary(max_size=40_000), st.booleans())
+def test_a_large_field_block_is_split_into_continuations(block: bytes, end: bool) -> None:
+    frames = _parse_chunked(header_frames(7, block, end_stream=end), [])
+    assert frames[0][0] == HEADERS
+    assert bool(frames[0][1] & END_STREAM) is end
+    assert all(kind == CONTINUATION for kind, *_ in frames[1:])
+    assert all(len(payload) <= 16_384 for *_, payload in frames)
+    assert [bool(flags & END_HEADERS) for _, flags, _, _ in frames] == [False] * (
+        len(frames) - 1
+    ) + [True]
+    assert b"".join(payload for *_, payload in frames) == block

@@ -22,7 +22,6 @@ from pullgate.cri.splice.fields import FieldReader, status_block
 from pullgate.cri.splice.frames import (
     CONTINUATION,
     DATA,
-    END_HEADERS,
     END_STREAM,
     FRAME_HEADER,
     HEADER_BYTES,
@@ -34,6 +33,7 @@ from pullgate.cri.splice.frames import (
     SETTINGS_INITIAL_WINDOW_SIZE,
     STREAM_MASK,
     encode_frame,
+    header_frames,
     rst_stream,
     settings_values,
     window_update,
@@ -155,7 +155,7 @@ class SpliceState:
             held.state = State.ANSWERED
             out = b""
             if not held.upstream_closed:
-                out = encode_frame(HEADERS, END_STREAM | END_HEADERS, stream, block)
+                out = header_frames(stream, block, end_stream=True)
             if held.flow:
                 out += window_update(0, held.flow)
             if out:
@@ -314,10 +314,10 @@ class SpliceState:
             held.state = State.ANSWERED
             out = bytearray()
             if head is not None:
-                out += encode_frame(HEADERS, END_HEADERS, stream, head)
+                out += header_frames(stream, head, end_stream=False)
                 for at in range(0, size, MAX_FRAME):
                     out += encode_frame(DATA, 0, stream, payload[at : at + MAX_FRAME])
-            out += encode_frame(HEADERS, END_STREAM | END_HEADERS, stream, tail)
+            out += header_frames(stream, tail, end_stream=True)
             if held.flow:
                 out += window_update(0, held.flow)
             self._received += size

@@ -38,6 +38,7 @@ __all__ = [
     "data_fragment",
     "encode_frame",
     "field_fragment",
+    "header_frames",
     "read_frame",
     "rst_stream",
     "settings_values",
@@ -115,6 +116,18 @@ def encode_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> by
     if size >= 1 << 24:
         raise ValueError("frame payload too large")
     return _HEADER.pack(size >> 16, size & 0xFFFF, kind, flags, stream) + payload
+
+
+def header_frames(stream: int, block: bytes, *, end_stream: bool, max_frame: int = 16_384) -> bytes:
+    """A field block as ``HEADERS`` and, past ``max_frame`` octets (the smallest frame size a peer
+    may announce, §4.2), ``CONTINUATION`` frames (§6.10); ``END_STREAM`` on the ``HEADERS``."""
+    first, rest = block[:max_frame], block[max_frame:]
+    flags = (END_STREAM if end_stream else 0) | (0 if rest else END_HEADERS)
+    out = encode_frame(HEADERS, flags, stream, first)
+    while rest:
+        piece, rest = rest[:max_frame], rest[max_frame:]
+        out += encode_frame(CONTINUATION, 0 if rest else END_HEADERS, stream, piece)
+    return out
 
 
 def rst_stream(stream: int, code: int = CANCEL) -> bytes:
