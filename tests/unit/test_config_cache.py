@@ -11,6 +11,8 @@ import pytest
 
 from pullgate.common.clock import FixedClock
 from pullgate.config import CacheConfig, DaemonConfig, parse_config
+from pullgate.cri.container_start import CreatedImages
+from pullgate.cri.containers import ContainerKey
 from pullgate.decision.cache import DecisionCache
 from pullgate.decision.clients import ClientKit, ClientPool
 from pullgate.decision.context import Shared
@@ -19,6 +21,7 @@ from pullgate.nri.admission import NriGate
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.store import Store
+from pullgate.service.convert import RequestConverter, ResponseEncoder
 from pullgate.trust.snapshot import Snapshot, build_snapshot
 from tests.support.memory_store import MemoryRegistry
 from tests.unit.decision.world import NoNetworkFetcher
@@ -39,6 +42,9 @@ COUNTS = {
     "decoded_entries": 8,
     "repositories_per_image": 9,
     "idle_client_keys": 10,
+    "request_entries": 11,
+    "response_entries": 12,
+    "created_container_entries": 13,
 }
 
 
@@ -151,3 +157,18 @@ def test_idle_client_keys_bounds_the_pool_and_a_resize_closes_the_dropped() -> N
     pool.resize(1)
     assert (pool.stats().capacity, pool.stats().size) == (1, 1)
     assert len(closed) == 2  # the idle clients of the two keys dropped
+
+
+def test_request_and_response_entries_size_the_servers_wire_memos() -> None:
+    cache = CacheConfig(request_entries=3, response_entries=2)
+    assert RequestConverter(cache.request_entries).stats().capacity == 3
+    assert ResponseEncoder(cache.response_entries).stats().capacity == 2
+
+
+def test_created_container_entries_bounds_the_runtime_gates_memory() -> None:
+    created = CreatedImages(CacheConfig(created_container_entries=2).created_container_entries)
+    keys = [ContainerKey("sandbox", f"c{n}", 0) for n in range(3)]
+    for key in keys:
+        created.remember(key, "sha256:image")
+    assert created.take(keys[0]) is None  # the least recently created was dropped
+    assert created.take(keys[2]) == "sha256:image"

@@ -85,6 +85,9 @@ _CACHE_COUNTS = (
     "decoded_entries",
     "repositories_per_image",
     "idle_client_keys",
+    "request_entries",
+    "response_entries",
+    "created_container_entries",
 )
 _CACHE_KEYS = frozenset({*_CACHE_COUNTS, "max_ttl", "negative_ttl", "resolve_ttl", "referrers_ttl"})
 _REGISTRY_KEYS = frozenset(

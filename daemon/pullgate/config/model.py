@@ -169,6 +169,12 @@ class CacheConfig:
     repositories_per_image: int = 16
     # (snapshot, credentials) keys the idle registry-client pool keeps clients for.
     idle_client_keys: int = 64
+    # Credential-free Verify requests and cache-hit responses the gRPC server keeps converted
+    # (pullgate.service.convert; read at start).
+    request_entries: int = 1024
+    response_entries: int = 256
+    # Created containers whose decided image the runtime gate remembers (read at start).
+    created_container_entries: int = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

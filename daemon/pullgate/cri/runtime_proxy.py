@@ -39,6 +39,7 @@ from google.protobuf.message import DecodeError
 
 from pullgate.common.descriptor import image_id
 from pullgate.cri.container_start import (
+    CREATED_CAPACITY,
     ContainerStart,
     CreatedImages,
     Names,
@@ -135,6 +136,8 @@ class RuntimeProxy(CriProxy):
         passthrough: receives the seconds each forwarded (undecided) unary call took.
         transport: ``"splice"`` (HTTP/2 frames relayed, :mod:`pullgate.cri.splice`) or
             ``"grpc"`` (grpcio's server, every call re-issued to the runtime).
+        created_entries: created containers whose decided image is remembered
+            (``[cache] created_container_entries``).
     """
 
     served = f"{RUNTIME_SERVICE} and {CRI_SERVICE}"
@@ -154,6 +157,7 @@ class RuntimeProxy(CriProxy):
         overlap: bool = False,
         passthrough: Callable[[float], None] | None = None,
         transport: str = SPLICE,
+        created_entries: int = CREATED_CAPACITY,
     ) -> None:
         super().__init__(
             upstream,
@@ -171,7 +175,7 @@ class RuntimeProxy(CriProxy):
             raise ValueError(f"unknown runtime gate transport {transport!r}")
         self.transport = transport
         self._splice: SpliceServer | None = None
-        self._created = CreatedImages()
+        self._created = CreatedImages(created_entries)
         self._start = ContainerStart(
             gate, RuntimeContainers(self._control), self._images, self._created
         )

@@ -116,13 +116,14 @@ def build_runtime(
         metrics=metrics,
         recorder=recorder,
         gate=gate,
+        cache=config.cache,
     )
     return DaemonRuntime(state, decider, gate, parts, reloads)
 
 
 def verifier_servicer(parts: ServerParts) -> VerifierServicer:
     """The ``pullgate.v1.Verifier`` service over ``parts``."""
-    return VerifierServicer(parts.engine, parts.control, recorder=parts.recorder)
+    return VerifierServicer(parts.engine, parts.control, recorder=parts.recorder, cache=parts.cache)
 
 
 def image_proxy(config: DaemonConfig, parts: ServerParts) -> CriProxy | None:
@@ -154,6 +155,7 @@ def runtime_gate(config: DaemonConfig, parts: ServerParts) -> RuntimeProxy | Non
         overlap=overlap_pulls(config),
         passthrough=passthrough_histogram(parts.metrics),
         transport=config.runtime.transport.value,
+        created_entries=config.cache.created_container_entries,
     )
 
 

@@ -7,11 +7,12 @@ follow the CRI ``AuthConfig``: ``auth`` is base64 ``user:password`` and is used 
 ``username``/``password`` are empty. Credentials never appear in a ``repr`` or a log line.
 
 A warm ``Verify`` costs tens of microseconds of Python on the event loop, so the two pure
-conversions on its path are memoised (bounded, one per server): :class:`RequestConverter`
-keeps the :class:`DecisionRequest` of recent credential-free requests, keyed by the raw fields it
-is a pure function of, and :class:`ResponseEncoder` keeps the serialized ``VerifyResponse`` of
-recent cache hits, keyed by every field :func:`decision_to_proto` reads, so a memoised answer is
-byte for byte the one the slow path builds.
+conversions on its path are memoised (an :class:`~pullgate.common.lru.Lru` each, one per
+server): :class:`RequestConverter` keeps the :class:`DecisionRequest` of recent credential-free
+requests, keyed by the raw fields it is a pure function of, and :class:`ResponseEncoder` keeps
+the serialized ``VerifyResponse`` of recent cache hits, keyed by every field
+:func:`decision_to_proto` reads, so a memoised answer is byte for byte the one the slow path
+builds.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pullgate.common.lru import Lru, LruStats
 from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, Front, SubjectDecision
 from pullgate.errors import MalformedInput
 from pullgate.registry.body import BudgetStats
@@ -38,8 +39,8 @@ _PLATFORM_PART = r"[A-Za-z0-9_.-]+"
 _PLATFORM_RE = re.compile(rf"^{_PLATFORM_PART}/{_PLATFORM_PART}(?:/{_PLATFORM_PART})?$")
 _MAX_FIELD = 4096  # bytes; generous for references, digests, platforms and tokens
 _MAX_CALLER = 64
-_REQUEST_MEMO = 1024  # credential-free requests remembered by RequestConverter
-_RESPONSE_MEMO = 256  # serialized cache-hit responses remembered by ResponseEncoder
+_REQUEST_MEMO = 1024  # default [cache] request_entries
+_RESPONSE_MEMO = 256  # default [cache] response_entries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,31 +182,6 @@ def decision_to_proto(decision: Decision) -> verifier_pb2.VerifyResponse:
     )
 
 
-class _Memo:
-    """A small bounded, thread-safe map, oldest insertion dropped first (the memos below; one
-    per server, no globals). Reads take no lock and do not reorder: a single ``dict`` read is
-    atomic, and a hot entry that ages out is simply computed again."""
-
-    def __init__(self, max_entries: int) -> None:
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._entries: dict[Hashable, object] = {}
-
-    def get(self, key: Hashable) -> object | None:
-        return self._entries.get(key)
-
-    def put(self, key: Hashable, value: object) -> None:
-        if self._max <= 0:
-            return
-        with self._lock:
-            self._entries[key] = value
-            while len(self._entries) > self._max:
-                del self._entries[next(iter(self._entries))]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 class RequestConverter:
     """:func:`verify_request_from_proto` with a memo for requests that carry no credentials.
 
@@ -216,11 +192,14 @@ class RequestConverter:
     not convert raises every time (failures are not memoised).
 
     Args:
-        max_entries: Requests remembered (the oldest dropped first).
+        max_entries: Requests remembered (``[cache] request_entries``; least recently used
+            dropped first).
     """
 
     def __init__(self, max_entries: int = _REQUEST_MEMO) -> None:
-        self._memo = _Memo(max_entries)
+        self._memo: Lru[tuple[str, str, str, str], DecisionRequest] = Lru(
+            max_entries, name="converted requests"
+        )
 
     def __call__(self, message: verifier_pb2.VerifyRequest) -> DecisionRequest:
         """The :class:`DecisionRequest` of ``message``.
@@ -232,7 +211,7 @@ class RequestConverter:
             return verify_request_from_proto(message)
         key = (message.reference, message.digest, message.platform, message.caller)
         known = self._memo.get(key)
-        if isinstance(known, DecisionRequest):
+        if known is not None:
             return known
         converted = verify_request_from_proto(message)
         self._memo.put(key, converted)
@@ -240,6 +219,10 @@ class RequestConverter:
 
     def __len__(self) -> int:
         return len(self._memo)
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the memo."""
+        return self._memo.stats()
 
 
 def _response_key(decision: Decision) -> tuple[object, ...]:
@@ -271,11 +254,12 @@ class ResponseEncoder:
     (they rarely repeat: the next identical request is a cache hit).
 
     Args:
-        max_entries: Responses remembered (the oldest dropped first).
+        max_entries: Responses remembered (``[cache] response_entries``; least recently used
+            dropped first).
     """
 
     def __init__(self, max_entries: int = _RESPONSE_MEMO) -> None:
-        self._memo = _Memo(max_entries)
+        self._memo: Lru[tuple[object, ...], bytes] = Lru(max_entries, name="encoded responses")
 
     def __call__(self, decision: Decision) -> bytes:
         """The wire form of ``decision_to_proto(decision)``."""
@@ -283,7 +267,7 @@ class ResponseEncoder:
             return decision_to_proto(decision).SerializeToString()
         key = _response_key(decision)
         known = self._memo.get(key)
-        if isinstance(known, bytes):
+        if known is not None:
             return known
         encoded = decision_to_proto(decision).SerializeToString()
         self._memo.put(key, encoded)
@@ -291,6 +275,10 @@ class ResponseEncoder:
 
     def __len__(self) -> int:
         return len(self._memo)
+
+    def stats(self) -> LruStats:
+        """Hits, misses, evictions, size and capacity of the memo."""
+        return self._memo.stats()
 
 
 def _reload_to_proto(view: ReloadView) -> verifier_pb2.ReloadResult:

@@ -30,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 import grpc
 
+from pullgate.config import CacheConfig
 from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, Front
 from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import PullgateError, Reason, is_inconclusive
@@ -109,6 +110,7 @@ class ServerParts:
     recorder: DecisionRecorder  # audits and counts every decision (docs/architecture.md §3.9)
     metrics: Metrics | None = None
     gate: StartGate | None = None  # the container-start gate's core (front ends share it)
+    cache: CacheConfig = field(default_factory=CacheConfig)  # sizes the wire memos (at start)
 
 
 async def _abort(context: grpc.aio.ServicerContext[_Req, _Resp], exc: Exception) -> NoReturn:
@@ -133,14 +135,16 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServicer):
         control: DaemonControl,
         *,
         recorder: DecisionRecorder,
+        cache: CacheConfig | None = None,
     ) -> None:
+        cache = cache or CacheConfig()
         self._engine = engine
         self._async_engine = engine if isinstance(engine, AsyncDecisionEngine) else None
         self._control = control
         self._queued = control if isinstance(control, QueuedReloads) else None
         self._recorder = recorder
-        self._convert = RequestConverter()
-        self._encode = ResponseEncoder()
+        self._convert = RequestConverter(cache.request_entries)
+        self._encode = ResponseEncoder(cache.response_entries)
 
     def _refuse(
         self, message: verifier_pb2.VerifyRequest, reason: Reason, detail: str
