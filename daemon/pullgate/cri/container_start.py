@@ -9,11 +9,11 @@ break-glass): the container's image ID and its pod's reference are read from the
 (:mod:`pullgate.cri.containers`), and the image's names from its ``ImageStatus`` only when
 verification needs them.
 
-Content the create did not decide on: a create that named its image by a tag was decided on
-the image ID the tag resolved to at that moment, and the runtime resolves the tag again when it
-creates the container. :class:`CreatedImages` remembers, per container key (pod sandbox, name,
-attempt), the image ID each allowed create was decided on; a container whose image differs is
-refused at start, ``CONTENT_MISMATCH``, and removed (docs/decisions.md, "Container start").
+Content the create did not decide on: a create that names its image by a tag is pinned to the
+image ID it was decided on (:func:`pullgate.cri.runtime_proxy.pin_create_request`); as a second
+line, :class:`CreatedImages` remembers, per container key (pod sandbox, name, attempt), the image
+ID each allowed create was decided on, and a container whose image differs is refused at start,
+``CONTENT_MISMATCH``, and removed (docs/decisions.md, "Container start").
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ runtime endpoint). ``CreateContainer`` and ``StartContainer`` are decided (the m
 3. the start gate (:class:`pullgate.start.gate.StartGate`) decides; a denial is gRPC
    ``UNKNOWN`` with ``SignatureValidationFailed: <REASON>: … (fix: …)`` (or
    ``RegistryUnavailable: `` when a retry may help), which the kubelet reports as
-   ``CreateContainerError``.
+   ``CreateContainerError``;
+4. an allowed request that named a reference reaches the runtime pinned to the image ID it was
+   decided on (:func:`pin_create_request`), so a tag moved meanwhile changes nothing; the
+   kubelet's image-ID requests are forwarded as sent.
 
 ``StartContainer`` is decided again by the same rules on the image the container holds, so a
 container created under an allow that has since lapsed does not start
@@ -60,7 +63,7 @@ from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router, Unary
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.splice.gate import gate_routes
-from pullgate.cri.splice.routes import Refusal, Route
+from pullgate.cri.splice.routes import TAKE_OVER, Refusal, Route, TakeOver, Verdict
 from pullgate.cri.splice.server import SpliceServer
 from pullgate.cri.verdict import Waiver
 from pullgate.decision.model import Front
@@ -73,7 +76,9 @@ __all__ = [
     "RuntimeProxy",
     "StartAnswer",
     "StartChecks",
+    "names_tag",
     "parse_create_request",
+    "pin_create_request",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,6 +126,40 @@ def parse_create_request(data: bytes) -> CreateRequest:
             request.pod_sandbox_id, request.config.metadata.name, request.config.metadata.attempt
         ),
     )
+
+
+def names_tag(data: bytes) -> bool:
+    """True when a serialized ``CreateContainerRequest`` names its image by a reference, which
+    the runtime resolves itself (False for an image ID, and for a request that does not decode:
+    its verdict refuses it)."""
+    try:
+        return image_id(parse_create_request(data).image) is None
+    except MalformedInput:
+        return False
+
+
+def pin_create_request(data: bytes, decided: str) -> bytes:
+    """``data`` with ``ImageSpec.image`` set to the image ID ``decided`` when it names a tag, so
+    the runtime creates the container from the very image the gate decided on (it would resolve
+    the tag again, and the tag may have moved); ``user_specified_image`` keeps the reference.
+
+    The original bytes are kept and an override is appended: a protobuf parser merges a
+    repeated embedded message and keeps the last value of a scalar field
+    (https://protobuf.dev/programming-guides/encoding/#last-one-wins), so nothing else of the
+    request changes. Unchanged when it names an image ID or ``decided`` is none.
+    """
+    try:
+        create = parse_create_request(data)
+    except MalformedInput:
+        return data
+    pinned = image_id(decided)
+    if image_id(create.image) is not None or pinned is None:
+        return data
+    spec = api_pb2.ImageSpec(image=pinned)
+    if create.asked == create.image:  # user_specified_image may be empty: keep the reference
+        spec.user_specified_image = create.image
+    config = api_pb2.ContainerConfig(image=spec)
+    return data + api_pb2.CreateContainerRequest(config=config).SerializeToString()
 
 
 class RuntimeProxy(CriProxy):
@@ -214,7 +253,10 @@ class RuntimeProxy(CriProxy):
         await super().stop(grace)
 
     def _splice_routes(self) -> Callable[[bytes], Route]:
-        verdicts = {method: partial(_refusal, judge) for method, judge in self.verdicts().items()}
+        verdicts: dict[str, Verdict] = {
+            method: partial(_refusal, judge) for method, judge in self.verdicts().items()
+        }
+        verdicts[CREATE_CONTAINER] = self._splice_create
         return gate_routes(
             services=SERVICES, gated=self.gated(), verdicts=verdicts, refusal_text=self.refusal_text
         )
@@ -250,11 +292,20 @@ class RuntimeProxy(CriProxy):
         return Router(self, services=SERVICES, gated=self.gated())
 
     def create_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        """Gate one ``CreateContainer``: forward the original bytes only when allowed."""
+        """Gate one ``CreateContainer``: forward it only when allowed, a tag-form request pinned
+        to the image ID it was decided on (:func:`pin_create_request`)."""
         answer = self.start_verdict(request)
         if not answer.allowed:
             abort(context, DENIAL_CODE, answer.denial.text)
-        return self.forward(CREATE_CONTAINER, request, context)
+        return self.forward(CREATE_CONTAINER, pin_create_request(request, answer.image_id), context)
+
+    def _splice_create(self, request: bytes) -> Refusal | TakeOver | None:
+        """The splice transport's verdict on a ``CreateContainer``: the kubelet's image-ID form
+        is decided and forwarded as held; a tag-form request is handed to
+        :meth:`create_container`, which pins it before the runtime resolves the tag again."""
+        if names_tag(request):
+            return TAKE_OVER
+        return _refusal(self.start_verdict, request)
 
     def start_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Gate one ``StartContainer``: forward the original bytes only when allowed."""

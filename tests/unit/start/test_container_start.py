@@ -20,8 +20,8 @@ from pullgate.cri.methods import (
     START_CONTAINER,
 )
 from pullgate.cri.runtime.v1 import api_pb2
-from pullgate.cri.runtime_proxy import RuntimeProxy
-from pullgate.cri.splice.routes import RouteKind
+from pullgate.cri.runtime_proxy import RuntimeProxy, names_tag, pin_create_request
+from pullgate.cri.splice.routes import TAKE_OVER, RouteKind
 from pullgate.decision.model import DecisionRequest
 from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
@@ -212,3 +212,45 @@ def test_both_transports_decide_the_same_methods(proxy: RuntimeProxy) -> None:
 class _Details(grpc.HandlerCallDetails):
     method: str
     invocation_metadata: tuple[tuple[str, str], ...] = ()
+
+
+def test_a_tag_form_create_is_pinned_to_the_decided_image_and_nothing_else_changes() -> None:
+    decided = f"sha256:{HEX}"
+    config = api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name="app", attempt=2),
+        image=api_pb2.ImageSpec(image="registry.test/app:v1", annotations={"a": "b"}),
+        labels={"l": "v"},
+    )
+    original = api_pb2.CreateContainerRequest(pod_sandbox_id="pod", config=config)
+    data = original.SerializeToString() + b"\xa2\x06\x01x"  # an unknown field (100) too
+    pinned = pin_create_request(data, decided)
+    assert pinned.startswith(data)  # the caller's bytes are kept; an override is appended
+    parsed = api_pb2.CreateContainerRequest.FromString(pinned)
+    expected = api_pb2.CreateContainerRequest.FromString(data)
+    expected.config.image.image = decided
+    expected.config.image.user_specified_image = "registry.test/app:v1"  # was empty
+    assert parsed == expected
+    # An image-ID request, no decided ID, or an undecodable request: unchanged.
+    by_id = _create(decided, "registry.test/app:v1")
+    assert pin_create_request(by_id, f"sha256:{'cd' * 32}") == by_id
+    assert pin_create_request(data, "registry.test/app:v1") == data
+    assert pin_create_request(b"\xff", decided) == b"\xff"
+    # A user_specified_image the request carries is kept as it is.
+    asked = _create("registry.test/app:v1", "app:v1")
+    assert (
+        api_pb2.CreateContainerRequest.FromString(
+            pin_create_request(asked, decided)
+        ).config.image.user_specified_image
+        == "app:v1"
+    )
+
+
+def test_only_tag_form_creates_are_handed_to_the_handler_on_splice(proxy: RuntimeProxy) -> None:
+    assert names_tag(_create("registry.test/app:v1"))
+    assert not names_tag(_create(f"sha256:{HEX}"))
+    assert not names_tag(_create(HEX))  # CRI-O's form of an image ID
+    assert not names_tag(b"\xff")  # the verdict refuses it
+    route = proxy._splice_routes()(CREATE_CONTAINER.encode())
+    assert route.verdict is not None
+    assert route.verdict(_create("registry.test/app:v1")) is TAKE_OVER
+    assert route.handler is not None

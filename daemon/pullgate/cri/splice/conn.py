@@ -13,7 +13,9 @@ itself goes in at frame boundaries. The request direction decodes every field bl
   forwards the held frames unchanged; a refusal resets the runtime's stream (``CANCEL``),
   answers the caller with a trailers-only response that leaves its dynamic table alone, and
   gives the caller back the connection window the held ``DATA`` used (§6.9);
-* a refused route is answered the same way as soon as its field block is read.
+* a refused route is answered the same way as soon as its field block is read;
+* a verdict may hand a held call to the route's handler (:data:`~.routes.TAKE_OVER`): the
+  runtime's stream is reset and the handler answers, as for a request too large to hold.
 
 A decided request too large to hold within the runtime's stream window, and a call routed to
 the gate's own handler (``PullImage``), are answered by pullgate: the runtime's stream is reset,
@@ -67,7 +69,7 @@ from pullgate.cri.splice.held import (
     exceeds_window,
     message_problem,
 )
-from pullgate.cri.splice.routes import Refusal, Route, RouteKind
+from pullgate.cri.splice.routes import Refusal, Route, RouteKind, TakeOver
 from pullgate.errors import MalformedInput
 
 __all__ = ["Splice"]
@@ -302,6 +304,23 @@ class Splice(SpliceState):
         held.flow = 0
         held.frames = []
 
+    def _hand_over(self, stream: int, held: Held, message: bytes) -> Refusal | None:
+        """A verdict handed a held request to the route's handler (called with the upstream
+        lock held): the runtime's stream is reset and the handler answers on a worker; the held
+        DATA's window goes back to the caller with the answer. None when handed over, a refusal
+        when there is no handler to hand it to."""
+        if held.route.handler is None:
+            return Refusal(INTERNAL, "pullgate could not decide this call")
+        upstream = self._upstream
+        if not held.upstream_closed and upstream is not None:
+            upstream.sendall(rst_stream(stream))
+        held.answering = held.upstream_closed = True
+        held.frames = []
+        self._release(held)
+        held.context = CallContext(held.fields)
+        self._deciders.submit(self._respond, stream, held, held.context, message)
+        return None
+
     def _consumed(self, stream: int, size: int) -> None:
         """Request bytes pullgate consumes itself: the caller may send as many more."""
         if size:
@@ -349,6 +368,13 @@ class Splice(SpliceState):
             with self._up_lock:
                 if held.state is not State.DECIDING:
                     return  # the caller reset the stream meanwhile
+                if isinstance(refusal, TakeOver):
+                    if held.upstream_closed:  # the runtime ended the call itself
+                        refusal = None
+                    else:
+                        refusal = self._hand_over(stream, held, message)
+                        if refusal is None:
+                            return
                 if refusal is None and not held.upstream_closed:
                     del self._decided[stream]
                     self._release(held)

@@ -15,7 +15,7 @@ from enum import Enum
 
 import grpc
 
-__all__ = ["Handler", "Refusal", "Route", "RouteKind", "Verdict"]
+__all__ = ["TAKE_OVER", "Handler", "Refusal", "Route", "RouteKind", "TakeOver", "Verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,17 @@ class Refusal:
     message: str
 
 
-Verdict = Callable[[bytes], Refusal | None]  # the request message -> None (allow) or a refusal
+@dataclass(frozen=True, slots=True)
+class TakeOver:
+    """A verdict that hands the call to the route's handler: the held request is not forwarded,
+    the runtime's stream is reset, and the handler (which decides and calls the runtime itself)
+    answers the caller, as for a request too large to hold."""
+
+
+TAKE_OVER = TakeOver()
+
+# The request message -> None (allow: forwarded as held), a refusal, or TAKE_OVER.
+Verdict = Callable[[bytes], Refusal | TakeOver | None]
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]  # a grpcio unary handler
 
 
