@@ -123,6 +123,7 @@ from bench.pull_support import (  # noqa: E402
 from pullgate.common.clock import FixedClock  # noqa: E402
 from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
+from pullgate.decision.audit_log import AuditLog  # noqa: E402
 from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
@@ -293,12 +294,14 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     stack.callback(deciders.close)
     loop = LoopThread()
     stack.callback(loop.close)
-    proxy = TimedProxy(str(containerd.socket), deciders.decide)
+    audit = AuditLog()  # the proxies audit as the daemon's do (nothing counted here)
+    recorder = DecisionRecorder(audit.write, wanted=audit.enabled)
+    proxy = TimedProxy(str(containerd.socket), deciders.decide, recorder=recorder)
     fetcher = urllib3.PoolManager(ssl_context=replay_context(registry), retries=False, maxsize=2)
     stack.callback(fetcher.clear)
     zero_cost = ZeroCostDecider(fetcher, registry.url, REPO)
     stack.callback(zero_cost.close)
-    zero_cost_proxy = TimedProxy(str(containerd.socket), zero_cost.decide)
+    zero_cost_proxy = TimedProxy(str(containerd.socket), zero_cost.decide, recorder=recorder)
     sockets = Path(tempfile.mkdtemp(prefix="pgbench-", dir="/tmp"))  # short: sun_path limit
     stack.callback(shutil.rmtree, sockets, ignore_errors=True)
     cri_socket = sockets / "cri.sock"
