@@ -54,14 +54,26 @@ _MAX_INFLIGHT = 256
 class StartChecks(Protocol):
     """The start gate as NRI uses it (:class:`pullgate.start.gate.StartGate`)."""
 
-    def check_local(self, image_id: str, reference: str, *, front: str = ...) -> StartDecision:
-        """Memory-only answer."""
+    def check_local(
+        self, image_id: str, reference: str, *, front: str = ..., answer: bool = ...
+    ) -> StartDecision:
+        """Memory-only decision (``answer`` False: not yet counted and audited)."""
         ...
 
     def check(
-        self, image_id: str, reference: str, repo_digests: Sequence[str], *, front: str = ...
+        self,
+        image_id: str,
+        reference: str,
+        repo_digests: Sequence[str],
+        *,
+        front: str = ...,
+        answer: bool = ...,
     ) -> StartDecision:
-        """Full answer, verifying now when needed."""
+        """Full decision, verifying now when needed (``answer`` as for :meth:`check_local`)."""
+        ...
+
+    def answer(self, decision: StartDecision, front: str) -> StartDecision:
+        """Count and audit the answer given (once per answer)."""
         ...
 
 
@@ -220,9 +232,14 @@ class NriGate:
     # ------------------------------------------------------------------ decisions
 
     def _decide(self, known: _Known, front: str) -> StartDecision:
+        """The answer for ``known``, counted and audited once, with the reason answered."""
+        return self._gate.answer(self._decision(known, front), front)
+
+    def _decision(self, known: _Known, front: str) -> StartDecision:
         if not known.image_id:
             return _refusal(known, Reason.MALFORMED, "the runtime did not say which image")
-        decision = self._gate.check_local(known.image_id, known.reference, front=front)
+        gate = self._gate
+        decision = gate.check_local(known.image_id, known.reference, front=front, answer=False)
         if decision.allowed or decision.reason is not Reason.NOT_VERIFIED:
             return decision
         snapshot = self._snapshot()
@@ -256,8 +273,9 @@ class NriGate:
     def _check(self, key: _Key, known: _Known, why: str) -> None:
         try:
             digests = [d for d in (_pinned(known),) if d]
+            # Not an answer: the create or start that finds this outcome answers (and records) it.
             decision = self._gate.check(
-                known.image_id, known.reference, digests, front=f"nri-{why}"
+                known.image_id, known.reference, digests, front=f"nri-{why}", answer=False
             )
             if not decision.allowed and not decision.inconclusive:
                 self.outcomes.put(key, decision)

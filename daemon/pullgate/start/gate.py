@@ -100,10 +100,14 @@ class StartGate:
 
     # ------------------------------------------------------------------ the two checks
 
-    def check_local(self, image_id: str, reference: str, *, front: str = "nri") -> StartDecision:
-        """Decide from memory only (critical images, the store, break-glass); never I/O."""
-        decision = self._local(image_id, reference)
-        return self._finish(self._waive(decision), front)
+    def check_local(
+        self, image_id: str, reference: str, *, front: str = "nri", answer: bool = True
+    ) -> StartDecision:
+        """Decide from memory only (critical images, the store, break-glass); never I/O.
+        ``answer`` False: not yet counted and audited (the caller gives :meth:`answer` the
+        decision it finally answers)."""
+        decision = self._waive(self._local(image_id, reference))
+        return self._finish(decision, front) if answer else decision
 
     def check(
         self,
@@ -114,13 +118,15 @@ class StartGate:
         *,
         front: str = Front.RUNTIME_GATE.value,
         enforce: bool = True,
+        answer: bool = True,
         names: Callable[[], tuple[Sequence[str], Sequence[str]]] | None = None,
     ) -> StartDecision:
         """Decide, verifying now when no current allow covers the image (may use the network,
         bounded by the engine's decision budget). ``repo_digests`` and ``repo_tags`` are the
         runtime's names for the image (``repository@digest``, ``repository:tag``); ``names``,
         when given, supplies them only if they are needed (a current allow needs none).
-        ``enforce`` False (the node audit): no break-glass, not counted, not audited."""
+        ``enforce`` False (the node audit): no break-glass, not counted, not audited;
+        ``answer`` False: break-glass applied, not yet counted and audited (see :meth:`answer`)."""
         decision = self._local(image_id, reference)
         if not decision.allowed and decision.reason is Reason.NOT_VERIFIED:
             if names is not None:
@@ -129,6 +135,12 @@ class StartGate:
             decision = self._verify_now(image_id, reference, candidates, Front.named(front))
         if not enforce:
             return decision
+        decision = self._waive(decision)
+        return self._finish(decision, front) if answer else decision
+
+    def answer(self, decision: StartDecision, front: str) -> StartDecision:
+        """``decision`` as a front end answers it: break-glass applied, counted and audited
+        once (for a decision taken with ``answer=False``, or built by the front end)."""
         return self._finish(self._waive(decision), front)
 
     def deny_unknown(self, image: str, reference: str, detail: str, *, front: str) -> StartDecision:

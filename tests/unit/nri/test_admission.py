@@ -5,7 +5,7 @@ and evictions; arbitrary payloads never allow."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,13 +45,27 @@ class FakeGate:
             allowed=ok, reason=reason, message="m", image_id=image_id, reference=reference
         )
 
-    def check_local(self, image_id: str, reference: str, *, front: str = "") -> StartDecision:
+    answers: list[tuple[str, Reason]] = field(default_factory=list)  # (front, reason) recorded
+
+    def answer(self, decision: StartDecision, front: str) -> StartDecision:
+        self.answers.append((front, decision.reason))
+        return decision
+
+    def check_local(
+        self, image_id: str, reference: str, *, front: str = "", answer: bool = True
+    ) -> StartDecision:
         if (image_id, reference) in self.allowed:
             return self._decision(image_id, reference, True, Reason.VERIFIED)
         return self._decision(image_id, reference, False, Reason.NOT_VERIFIED)
 
     def check(
-        self, image_id: str, reference: str, repo_digests: Sequence[str], *, front: str = ""
+        self,
+        image_id: str,
+        reference: str,
+        repo_digests: Sequence[str],
+        *,
+        front: str = "",
+        answer: bool = True,
     ) -> StartDecision:
         self.checks.append((image_id, reference, tuple(repo_digests)))
         reason = self.verified.get(reference, Reason.NO_SIGNATURE)
@@ -183,7 +197,11 @@ def test_arbitrary_create_payloads_never_allow(payload: bytes) -> None:
     gate.close()
 
 
-def _real_gate(tmp_path: Path, critical: tuple[str, ...] = ()) -> tuple[NriGate, StartGate]:
+def _real_gate(
+    tmp_path: Path,
+    critical: tuple[str, ...] = (),
+    audit: Callable[[dict[str, object]], None] | None = None,
+) -> tuple[NriGate, StartGate]:
     def no_engine(request: DecisionRequest) -> Decision:  # only background checks get here
         return Decision(
             allowed=False,
@@ -200,8 +218,36 @@ def _real_gate(tmp_path: Path, critical: tuple[str, ...] = ()) -> tuple[NriGate,
         decide=no_engine,
         critical=critical,
         break_glass=glass,
+        audit=audit,
     )
     return NriGate(start, lambda: "snap-1", workers=1), start
+
+
+def test_each_answer_is_audited_and_counted_once_with_the_reason_answered(
+    tmp_path: Path,
+) -> None:
+    records: list[dict[str, object]] = []
+    gate, start = _real_gate(tmp_path, audit=records.append)
+    try:
+        first = gate.admit(api_pb2.PodSandbox(), _container(SIGNED))
+        assert first.message.split(": ")[1] == Reason.VERIFICATION_STARTED.value
+        admits = 1
+        for _ in range(200):  # the background check (no record of its own) runs, then a
+            admits += 1  # retry finds its denial
+            retry = gate.admit(api_pb2.PodSandbox(), _container(SIGNED))
+            if Reason.NO_SIGNATURE.value in retry.message:
+                break
+            threading.Event().wait(0.01)
+        reasons = [r["reason"] for r in records]
+        assert len(records) == admits  # the background check recorded nothing
+        assert sum(start.counts_snapshot().values()) == admits  # one count per answer
+        assert reasons[0] == Reason.VERIFICATION_STARTED.value
+        assert reasons[-1] == Reason.NO_SIGNATURE.value
+        assert set(reasons) == {Reason.VERIFICATION_STARTED.value, Reason.NO_SIGNATURE.value}
+        assert {r["front"] for r in records} == {"nri"}
+    finally:
+        gate.close()
+        start.close()
 
 
 def test_critical_images_and_break_glass_apply_as_at_the_runtime_gate(tmp_path: Path) -> None:
