@@ -14,9 +14,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from pullgate.errors import Reason
+from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
 from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
 from tests.support.nri_node import NriNode, create_outcome, refusal_reason, stop_process, wait_for
 from tests.support.runtimes import NriOptions, PodRuntime, RuntimeOptions, runtimes_unavailable
@@ -204,3 +206,82 @@ def test_eviction_after_the_signing_ca_is_removed(registry: DockerRegistry, tmp_
             node.remove_ca()
             assert wait_for(lambda: state() == "CONTAINER_EXITED", timeout=30, step=0.5), node.log()
             assert _metric(node, "pullgate_nri_evictions_total") >= 1
+
+
+def _creates(node: NriNode) -> float:
+    """``pullgate_nri_creates_total``, every label."""
+    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples = [line for line in text.splitlines() if line.startswith("pullgate_nri_creates_total")]
+    return sum(float(line.rpartition(" ")[2]) for line in samples)
+
+
+def _start_records(node: NriNode) -> list[dict[str, object]]:
+    """Every ``start.create`` line of the daemon, whichever front."""
+    records = []
+    for line in node.log().splitlines():
+        _, marker, text = line.partition("pullgate.audit: ")
+        if marker and json.loads(text).get("event") == "start.create":
+            records.append(json.loads(text))
+    return records
+
+
+def _nri_records(node: NriNode) -> list[dict[str, object]]:
+    """The daemon's audit lines (its log: ``INFO pullgate.audit: {json}``) answered by NRI."""
+    records = []
+    for line in node.log().splitlines():
+        _, marker, text = line.partition("pullgate.audit: ")
+        if marker:
+            record = json.loads(text)
+            if record.get("front") == "nri":
+                records.append(record)
+    return records
+
+
+def test_one_create_is_one_audit_line_and_one_count(
+    registry: DockerRegistry, tmp_path: Path
+) -> None:
+    node = NriNode(tmp_path, registry)
+    nri = NriOptions(required_plugins=["pullgate"])
+    options = RuntimeOptions(certs_d=node.certs_d, sandbox_image=node.pause, nri=nri)
+    with PodRuntime("2.4", options) as runtime, node.daemon(runtime.nri_socket):
+        for image in (node.pause, node.signed, node.unsigned):
+            runtime.crictl("pull", image)
+        assert wait_for(lambda: _synchronized_count(node) >= 1), node.log()
+        pod = runtime.run_pod()
+        # Verified through the API first, so the create is answered from memory at once.
+        with grpc.insecure_channel(f"unix:{node.api_socket}") as channel:
+            stub = verifier_pb2_grpc.VerifierStub(channel)
+            answer = stub.Verify(verifier_pb2.VerifyRequest(reference=node.signed), timeout=60)
+        assert answer.allowed, answer
+        before, counted = len(_nri_records(node)), _creates(node)
+        outcome = create_outcome(runtime, pod[0], pod[1], node.signed)
+        assert outcome.container is not None, outcome.error
+        assert wait_for(lambda: len(_nri_records(node)) > before, timeout=5.0)
+        time.sleep(0.5)  # nothing more arrives
+        written = _nri_records(node)[before:]
+        assert [(r["event"], r["decision"], r["reason"]) for r in written] == [
+            ("start.create", "allow", Reason.VERIFIED.value)
+        ]
+        assert _creates(node) == counted + 1
+
+        # The same bytes under the unsigned name, never verified: refused at once while the
+        # background check runs. One answer, one line with the reason answered, one count; the
+        # check writes the engine's decision (front nri) and no start record of its own.
+        for record in _start_records(node):
+            assert record["front"] in ("nri", "nri-synchronize"), record
+        before, counted = len(_start_records(node)), _creates(node)
+        engine = len([r for r in _nri_records(node) if r["event"] == "decision"])
+        outcome = create_outcome(runtime, pod[0], pod[1], node.unsigned)
+        assert outcome.reason is Reason.VERIFICATION_STARTED, outcome.error
+        assert wait_for(
+            lambda: len([r for r in _nri_records(node) if r["event"] == "decision"]) > engine,
+            timeout=30.0,
+        ), node.log()
+        time.sleep(0.5)
+        written = _start_records(node)[before:]
+        assert [(r["front"], r["reason"]) for r in written] == [
+            ("nri", Reason.VERIFICATION_STARTED.value)
+        ]
+        assert _creates(node) == counted + 1
