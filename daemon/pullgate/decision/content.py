@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -94,9 +94,10 @@ class ContentRead:
         self._future: Future[list[bytes | PullgateError]] | None = None
 
     def start(self) -> None:
-        """Queue the read (once)."""
+        """Queue the read (once; when the executor is shut down, :meth:`bind` reads inline)."""
         if self._future is None:
-            self._future = self._executor.submit(_fetch_all, *self._args)
+            with suppress(RuntimeError):  # shut down (the daemon is stopping)
+                self._future = self._executor.submit(_fetch_all, *self._args)
 
     def bind(self, decision: Decision, ctx: DecisionContext) -> Decision:
         """``decision`` with the content it covers (every manifest a runtime may run from it),

@@ -100,3 +100,15 @@ def test_a_read_unfinished_at_the_deadline_binds_nothing(world: MemWorld) -> Non
     finally:
         release.set()
     assert (decision.allowed, decision.content) == (True, ())
+
+
+def test_an_allow_still_binds_its_content_when_the_pool_is_shut_down(world: MemWorld) -> None:
+    """A plain manifest is verified on the calling thread alone; a decision finishing while
+    the daemon stops (its pool shut down) reads the manifest itself."""
+    single = world.reg.put_image(REPO, tag="single", payload=b"single")
+    world.sign(single)
+    decider = world.decider()
+    decider.close()
+    decision = decider.decide(DecisionRequest(reference=world.ref("single")))
+    assert decision.allowed
+    assert [c.manifest_digest for c in decision.content] == [single.digest]
