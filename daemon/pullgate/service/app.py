@@ -49,7 +49,6 @@ from pullgate.config import DaemonConfig, load_config, load_process_settings
 from pullgate.errors import ConfigError
 from pullgate.nri.daemon import NriLaunch, attach_nri, launch_from_environment
 from pullgate.service import compose
-from pullgate.service.convert import StatusView
 from pullgate.service.gate_front import start_node_auditor, start_proxy, stop_proxy
 from pullgate.service.health import HEALTH_SERVICE, VERIFIER_SERVICE, Health
 from pullgate.service.lifecycle import (
@@ -62,7 +61,7 @@ from pullgate.service.lifecycle import (
     watchdog,
 )
 from pullgate.service.metrics import Metrics, MetricsServer, start_metrics_server
-from pullgate.service.servicer import DaemonControl, ServerParts, verifier_handlers
+from pullgate.service.servicer import ServerParts, verifier_handlers
 from pullgate.service.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -233,8 +232,7 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
     loop.set_default_executor(ThreadPoolExecutor(_WORKERS, thread_name_prefix="pullgate"))
     config = initial_config(options.config_path)
     factory = options.runtime_factory or _default_runtime_factory()
-    runtime_metrics = _StatusHolder()
-    metrics = Metrics(status=runtime_metrics.status)
+    metrics, runtime_metrics = compose.daemon_metrics()
     runtime = factory(options.config_path, config, metrics)
     runtime_metrics.source = runtime.parts.control
     metrics_server: MetricsServer | None = None
@@ -317,17 +315,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 def _mark_serving(health: Health) -> None:
     health.set_serving_threadsafe(True)
-
-
-class _StatusHolder:
-    """Late-bound status source: the metrics exist before the runtime that feeds them."""
-
-    def __init__(self) -> None:
-        self.source: DaemonControl | None = None
-
-    def status(self) -> StatusView:
-        source = self.source
-        return source.status() if source is not None else StatusView(generation=0)
 
 
 def _default_runtime_factory() -> Callable[[Path, DaemonConfig, Metrics], Runtime]:

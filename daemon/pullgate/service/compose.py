@@ -29,7 +29,7 @@ from pullgate.decision.record import DecisionRecorder
 from pullgate.net.deadline import Watchdog
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.store import Store
-from pullgate.service.convert import ReloadView
+from pullgate.service.convert import ReloadView, StatusView
 from pullgate.service.gate_front import StartCollector, overlap_pulls, passthrough_histogram
 from pullgate.service.metrics import Metrics
 from pullgate.service.runtime import (
@@ -43,7 +43,7 @@ from pullgate.service.runtime import (
     snapshot_digest,
     verdict_max_age,
 )
-from pullgate.service.servicer import ServerParts, VerifierServicer
+from pullgate.service.servicer import DaemonControl, ServerParts, VerifierServicer
 from pullgate.start.audit import CriLister
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.gate import StartGate
@@ -55,7 +55,9 @@ from pullgate.trust.state import TrustState
 from pullgate.verification.revocation.fetch import Urllib3Fetcher
 
 __all__ = [
+    "LateStatus",
     "build_runtime",
+    "daemon_metrics",
     "image_proxy",
     "node_auditor",
     "one_shot_decider",
@@ -64,6 +66,24 @@ __all__ = [
 ]
 
 StoreOpener = Callable[[SnapshotLike, CredentialStore | None], Store]
+
+
+class LateStatus:
+    """Late-bound status source: the metrics exist before the runtime that feeds them."""
+
+    def __init__(self) -> None:
+        self.source: DaemonControl | None = None
+
+    def status(self) -> StatusView:
+        source = self.source
+        return source.status() if source is not None else StatusView(generation=0)
+
+
+def daemon_metrics() -> tuple[Metrics, LateStatus]:
+    """The daemon's metric families, reading ``Status`` from the runtime once it is built
+    (set ``LateStatus.source``)."""
+    status = LateStatus()
+    return Metrics(status=status.status), status
 
 
 def build_runtime(

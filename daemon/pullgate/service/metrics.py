@@ -2,7 +2,8 @@
 
 Families (all prefixed ``pullgate_``):
 
-* ``decisions_total{result,reason}`` — every ``Verify`` answer (``result`` = allow | deny);
+* ``decisions_total{result,reason}`` — every decision, whichever front end asked (``result`` =
+  allow | deny), counted once by :class:`pullgate.decision.record.DecisionRecorder`;
 * ``decision_phase_seconds{phase}`` — latency by phase: resolve, discover, fetch, crypto,
   revocation as the decider reports them in ``Decision.timings``, plus ``total``;
 * ``registry_requests_total{host,status}`` — one per HTTP exchange, fed by the registry
@@ -137,7 +138,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.decisions = Counter(
             "pullgate_decisions",
-            "Verify decisions by result and reason.",
+            "Decisions by result and reason (every front end).",
             ("result", "reason"),
             registry=self.registry,
         )
