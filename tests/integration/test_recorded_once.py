@@ -1,13 +1,14 @@
 """One decision, one audit line, one count: through every front end's real entry point.
 
 A start node (:mod:`tests.support.start_node`): Debian's docker-registry (mTLS), a real
-containerd 2.4 running pods with runc, and the whole daemon (``pullgate.service.app.serve``)
-with its API, ``[cri]`` and ``[runtime]`` sockets and its metrics endpoint. Each step asks one
-decision through one front end — gRPC ``Verify`` on the API socket (cold, then a cache hit), the
-``pullgate-containerd-verifier`` executable, ``crictl pull`` on the image proxy, ``crictl
-create`` on the runtime gate, a malformed ``Verify`` — and checks that it produced exactly one
-line on ``pullgate.audit`` naming that front end, and exactly one more count in
-``pullgate_decisions_total`` (``pullgate_start_decisions_total`` for a container start).
+containerd (2.4 from ``../shared/runtimes`` and Debian's 1.6) running pods with runc, and the
+whole daemon (``pullgate.service.app.serve``) with its API, ``[cri]`` and ``[runtime]`` sockets
+and its metrics endpoint. Each step asks one decision through one front end — gRPC ``Verify``
+on the API socket (cold, then a cache hit), the ``pullgate-containerd-verifier`` executable,
+``crictl pull`` on the image proxy, ``crictl create`` on the runtime gate, a malformed
+``Verify`` — and checks that it produced exactly one line on ``pullgate.audit`` naming that
+front end, and exactly one more count in ``pullgate_decisions_total``
+(``pullgate_start_decisions_total`` for a container start). NRI: ``tests/integration/test_nri.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pullgate.decision.audit_log import AUDIT_LOGGER
 from pullgate.errors import Reason
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
 from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
-from tests.support.runtimes import runtimes_unavailable
+from tests.support.runtimes import Kind, runtimes_unavailable
 from tests.support.start_node import StartNode, start_node
 
 pytestmark = [
@@ -96,11 +97,14 @@ class Node:
         assert after_starts - starts == sum(r["event"] == "start.create" for r in written)
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    reason = runtimes_unavailable("2.4")
+@pytest.fixture(scope="module", params=["2.4", "1.6"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Node]:
+    kind: Kind = request.param
+    reason = runtimes_unavailable(kind)
     if reason is not None:
-        pytest.skip(f"containerd 2.4: {reason}")
+        pytest.skip(f"containerd {kind}: {reason}")
     lines = _Lines()
     audit = logging.getLogger(AUDIT_LOGGER)
     level = audit.level
@@ -109,7 +113,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     try:
         with (
             DockerRegistry(tmp_path_factory.mktemp("once-registry")) as registry,
-            start_node("2.4", tmp_path_factory.mktemp("once"), registry) as start,
+            start_node(kind, tmp_path_factory.mktemp("once"), registry) as start,
             grpc.insecure_channel(f"unix:{start.tmp / 'api.sock'}") as channel,
         ):
             yield Node(start, lines, verifier_pb2_grpc.VerifierStub(channel))
