@@ -123,11 +123,14 @@ class GuardedEngine:
             raise
 
     def _refused(self, request: DecisionRequest, exc: Exception) -> None:
-        reason = exc.reason if isinstance(exc, PullgateError) else Reason.INTERNAL
+        if isinstance(exc, PullgateError):
+            reason, message = exc.reason, exc.detail
+        else:
+            reason, message = Reason.INTERNAL, f"internal error: {type(exc).__name__}"
         self._recorder.refused(
             request.reference,
             reason,
-            type(exc).__name__,
+            message,
             front=request.front or Front.GRPC,
             caller=request.caller,
         )
