@@ -335,10 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "hosts":
             return _cmd_hosts(args)
         if args.command == "images":
-            from pullgate.service.compose import one_shot_decider  # lazy: needs grpc
+            from pullgate.service.compose import one_shot_gate  # lazy: needs grpc
             from pullgate.start.images_cli import run_images_command
 
-            return run_images_command(args, one_shot_decider)
+            return run_images_command(args, one_shot_gate)
         if args.command == "doctor":
             return run_doctor_command(args, args.doctor_parser)
         if args.command == "serve" and args.check_config:

@@ -61,6 +61,7 @@ __all__ = [
     "image_proxy",
     "node_auditor",
     "one_shot_decider",
+    "one_shot_gate",
     "runtime_gate",
     "verifier_servicer",
 ]
@@ -211,3 +212,17 @@ def one_shot_decider(
         stores=stores,
         max_flights=1,
     )
+
+
+def one_shot_gate(snapshot: Snapshot) -> tuple[StartGate, Decider]:
+    """The start gate over a one-shot engine and an empty verdict store (``pullgate images``:
+    every image verified now); the caller closes both."""
+    decider = one_shot_decider(snapshot)
+    config = snapshot.config
+    gate = StartGate(
+        store=VerdictStore(),
+        snapshot=lambda: snapshot.digest,
+        decide=decider.decide,
+        critical=config.cri.critical_images if config.cri is not None else (),
+    )
+    return gate, decider

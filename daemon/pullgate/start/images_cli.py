@@ -20,16 +20,18 @@ from pullgate.decision.decider import Decider
 from pullgate.errors import ConfigError
 from pullgate.start.audit import CriLister, audit_node, render_text
 from pullgate.start.gate import StartGate
-from pullgate.start.verdicts import VerdictStore
 from pullgate.trust.snapshot import Snapshot
 from pullgate.trust.state import TrustState
 
 __all__ = ["run_images_command"]
 
 
-def run_images_command(args: argparse.Namespace, engine: Callable[[Snapshot], Decider]) -> int:
+def run_images_command(
+    args: argparse.Namespace, build: Callable[[Snapshot], tuple[StartGate, Decider]]
+) -> int:
     """Run the audit for parsed ``args``: 0 all running containers allowed, 1 otherwise;
-    ``engine`` builds the decision engine over the snapshot (the composition root's).
+    ``build`` makes the start gate and its decision engine over the snapshot (the composition
+    root's :func:`pullgate.service.compose.one_shot_gate`).
 
     Raises:
         ConfigError: the configuration does not load, or the runtime cannot be listed.
@@ -40,15 +42,7 @@ def run_images_command(args: argparse.Namespace, engine: Callable[[Snapshot], De
     snapshot = state.current()
     if snapshot is None:
         raise ConfigError(f"{args.config}: {result.error or 'configuration does not load'}")
-    current: Snapshot = snapshot
-    decider = engine(current)
-    config = current.config
-    gate = StartGate(
-        store=VerdictStore(),
-        snapshot=lambda: current.digest,
-        decide=decider.decide,
-        critical=config.cri.critical_images if config.cri is not None else (),
-    )
+    gate, decider = build(snapshot)
     lister = CriLister(args.runtime_endpoint)
     try:
         audit = audit_node(lister, gate)
