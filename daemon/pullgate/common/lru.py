@@ -87,16 +87,10 @@ class Lru(Generic[K, V]):
         returns the evicted entries, oldest first."""
         if capacity <= 0:
             raise ValueError("capacity must be > 0")
-        evicted: list[tuple[K, V]] = []
         with self._lock:
             self._capacity = capacity
-            while len(self._data) > capacity:
-                evicted.append(self._data.popitem(last=False))
-            self._evictions += len(evicted)
-        if self._on_evict is not None:
-            for old_key, old_value in evicted:
-                self._on_evict(old_key, old_value)
-        return evicted
+            evicted = self._trim()
+        return self._evicted(evicted)
 
     @overload
     def get(self, key: K) -> V | None: ...
@@ -127,13 +121,22 @@ class Lru(Generic[K, V]):
     def put(self, key: K, value: V) -> list[tuple[K, V]]:
         """Store ``value`` for ``key`` as the most recently used entry, evicting the least
         recently used ones beyond capacity; returns the evicted entries, oldest first."""
-        evicted: list[tuple[K, V]] = []
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
-            while len(self._data) > self._capacity:
-                evicted.append(self._data.popitem(last=False))
-            self._evictions += len(evicted)
+            evicted = self._trim()
+        return self._evicted(evicted)
+
+    def _trim(self) -> list[tuple[K, V]]:
+        """Drop the least recently used entries beyond capacity (the lock is held)."""
+        evicted: list[tuple[K, V]] = []
+        while len(self._data) > self._capacity:
+            evicted.append(self._data.popitem(last=False))
+        self._evictions += len(evicted)
+        return evicted
+
+    def _evicted(self, evicted: list[tuple[K, V]]) -> list[tuple[K, V]]:
+        """Tell the eviction hook (outside the lock) and hand the entries back."""
         if self._on_evict is not None:
             for old_key, old_value in evicted:
                 self._on_evict(old_key, old_value)
