@@ -299,8 +299,9 @@ def test_verify_allow_deny_metrics_and_audit(
         "pullgate_audit_denied_total",
     ):
         assert f"\n{family}" in metrics, family
-    assert _sample(metrics, 'pullgate_decisions_total{reason="VERIFIED",result="allow"}') == 2
-    assert _sample(metrics, 'pullgate_decisions_total{reason="NO_SIGNATURE",result="deny"}') == 1
+    decisions = 'pullgate_decisions_total{{front="grpc",reason="{}",result="{}"}}'
+    assert _sample(metrics, decisions.format("VERIFIED", "allow")) == 2
+    assert _sample(metrics, decisions.format("NO_SIGNATURE", "deny")) == 1
     assert f'pullgate_registry_requests_total{{host="{registry.host}",status="200"}}' in metrics
     assert _sample(metrics, 'pullgate_reloads_total{outcome="ok"}') == 1
 

@@ -217,6 +217,16 @@ def _creates(node: NriNode) -> float:
     return sum(float(line.rpartition(" ")[2]) for line in samples)
 
 
+def _decisions(node: NriNode, front: str) -> float:
+    """``pullgate_decisions_total`` under ``front="..."``, every other label."""
+    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    name = "pullgate_decisions_total{"
+    samples = [line for line in text.splitlines() if line.startswith(name)]
+    return sum(float(line.rpartition(" ")[2]) for line in samples if f'front="{front}"' in line)
+
+
 def _start_records(node: NriNode) -> list[dict[str, object]]:
     """Every ``start.create`` line of the daemon, whichever front."""
     records = []
@@ -285,3 +295,6 @@ def test_one_create_is_one_audit_line_and_one_count(
             ("nri", Reason.VERIFICATION_STARTED.value)
         ]
         assert _creates(node) == counted + 1
+        # Every engine decision NRI asked for is one count under front="nri".
+        nri_decisions = [r for r in _nri_records(node) if r["event"] == "decision"]
+        assert _decisions(node, "nri") == len(nri_decisions) > engine

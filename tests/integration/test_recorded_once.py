@@ -7,8 +7,9 @@ and its metrics endpoint. Each step asks one decision through one front end — 
 on the API socket (cold, then a cache hit), the ``pullgate-containerd-verifier`` executable,
 ``crictl pull`` on the image proxy, ``crictl create`` on the runtime gate, a malformed
 ``Verify`` — and checks that it produced exactly one line on ``pullgate.audit`` naming that
-front end, and exactly one more count in ``pullgate_decisions_total``
-(``pullgate_start_decisions_total`` for a container start). NRI: ``tests/integration/test_nri.py``.
+front end, and exactly one more count in ``pullgate_decisions_total`` under that front end's
+``front`` label (``pullgate_start_decisions_total`` for a container start).
+NRI: ``tests/integration/test_nri.py``.
 """
 
 from __future__ import annotations
@@ -68,18 +69,24 @@ class Node:
     def api_socket(self) -> Path:
         return self.start.tmp / "api.sock"
 
-    def counts(self) -> tuple[float, float]:
-        """(``pullgate_decisions_total``, ``pullgate_start_decisions_total``), all labels."""
+    def counts(self) -> tuple[dict[str, float], float]:
+        """(``pullgate_decisions_total`` by its ``front`` label, ``pullgate_start_decisions_total``
+        summed over all labels)."""
         config = self.start.config.read_text()
         address = config.split('[metrics]\naddress = "', 1)[1].split('"', 1)[0]
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
             body = answer.read().decode()
-        sums = {"pullgate_decisions_total": 0.0, "pullgate_start_decisions_total": 0.0}
+        fronts: dict[str, float] = {}
+        starts = 0.0
         for line in body.splitlines():
             name = line.split("{", 1)[0].split(" ", 1)[0]
-            if name in sums:
-                sums[name] += float(line.rsplit(" ", 1)[1])
-        return sums["pullgate_decisions_total"], sums["pullgate_start_decisions_total"]
+            value = float(line.rsplit(" ", 1)[1]) if not line.startswith("#") else 0.0
+            if name == "pullgate_decisions_total":
+                front = line.split('front="', 1)[1].split('"', 1)[0]
+                fronts[front] = fronts.get(front, 0.0) + value
+            elif name == "pullgate_start_decisions_total":
+                starts += value
+        return fronts, starts
 
     @contextmanager
     def step(self) -> Iterator[list[dict[str, Any]]]:
@@ -93,7 +100,16 @@ class Node:
             r for r in self.lines.records[before:] if r.get("event") in ("decision", "start.create")
         )
         after_decisions, after_starts = self.counts()
-        assert after_decisions - decisions == sum(r["event"] == "decision" for r in written)
+        counted = {
+            front: after_decisions[front] - decisions.get(front, 0.0)
+            for front in after_decisions
+            if after_decisions[front] != decisions.get(front, 0.0)
+        }
+        audited: dict[str, float] = {}
+        for r in written:
+            if r["event"] == "decision":
+                audited[r["front"]] = audited.get(r["front"], 0.0) + 1
+        assert counted == audited  # one count per decision line, labelled with its front end
         assert after_starts - starts == sum(r["event"] == "start.create" for r in written)
 
 

@@ -12,7 +12,8 @@ counters and hands it to the engine and to every front end:
   (critical-image and break-glass allows, container starts, refused methods, node audits),
   which have counters of their own.
 
-Every record names its front end (:class:`~pullgate.decision.model.Front`) and passes through
+Every record names its front end (:class:`~pullgate.decision.model.Front`), and so does every
+count (the ``front`` label of ``pullgate_decisions_total``); every record passes through
 the one scrubber, :func:`pullgate.decision.audit_log.scrub`, before it reaches the sink.
 """
 
@@ -27,23 +28,32 @@ from pullgate.decision.audit_log import scrub
 from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.errors import Reason
 
-__all__ = ["AuditSink", "DecisionCounter", "DecisionObserver", "DecisionRecorder"]
+__all__ = [
+    "UNNAMED_FRONT",
+    "AuditSink",
+    "DecisionCounter",
+    "DecisionObserver",
+    "DecisionRecorder",
+]
 
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[dict[str, Any]], None]
 _MAX_TEXT = 4096  # a refused request's reference and caller are untrusted: bounded
+UNNAMED_FRONT = "unknown"  # the ``front`` label of a request that names no front end
 
 
 class DecisionCounter(Protocol):
     """The decision counters (the daemon's :class:`pullgate.service.metrics.Metrics`)."""
 
-    def observe_decision(self, decision: Decision, *, total_seconds: float | None = None) -> None:
-        """Count one decision and its phase timings."""
+    def observe_decision(
+        self, decision: Decision, *, front: str, total_seconds: float | None = None
+    ) -> None:
+        """Count one decision, asked through ``front``, and its phase timings."""
         ...
 
-    def observe_denial(self, reason: str) -> None:
-        """Count one deny that had no engine decision."""
+    def observe_denial(self, reason: str, *, front: str) -> None:
+        """Count one deny, answered by ``front``, that had no engine decision."""
         ...
 
 
@@ -87,7 +97,8 @@ class DecisionRecorder:
             record["single_flight_joined"] = joined
             self._emit(record, request_secrets(request))
         if self._counter is not None:
-            self._counter.observe_decision(decision)
+            front = request.front.value if request.front is not None else UNNAMED_FRONT
+            self._counter.observe_decision(decision, front=front)
 
     def refused(
         self, reference: str, reason: Reason, message: str, *, front: Front, caller: str = ""
@@ -113,7 +124,7 @@ class DecisionRecorder:
                 (),
             )
         if self._counter is not None:
-            self._counter.observe_denial(reason.value)
+            self._counter.observe_denial(reason.value, front=front.value)
 
     def event(self, record: Mapping[str, object], *, front: Front | str) -> None:
         """Audit one record that is not an engine decision (not counted here); ``front`` is

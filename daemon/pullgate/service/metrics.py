@@ -2,8 +2,9 @@
 
 Families (all prefixed ``pullgate_``):
 
-* ``decisions_total{result,reason}`` — every decision, whichever front end asked (``result`` =
-  allow | deny), counted once by :class:`pullgate.decision.record.DecisionRecorder`;
+* ``decisions_total{result,reason,front}`` — every decision, counted once by
+  :class:`pullgate.decision.record.DecisionRecorder` (``result`` = allow | deny; ``front`` =
+  the front end that asked: grpc | shim | cri | runtime-gate | nri | cli);
 * ``decision_phase_seconds{phase}`` — latency by phase: resolve, discover, fetch, crypto,
   revocation as the decider reports them in ``Decision.timings``, plus ``total``;
 * ``registry_requests_total{host,status}`` — one per HTTP exchange, fed by the registry
@@ -138,8 +139,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.decisions = Counter(
             "pullgate_decisions",
-            "Decisions by result and reason (every front end).",
-            ("result", "reason"),
+            "Decisions by result, reason and the front end that asked.",
+            ("result", "reason", "front"),
             registry=self.registry,
         )
         self.phase_seconds = Histogram(
@@ -168,7 +169,7 @@ class Metrics:
         )
         # Labelled children, looked up once (dict reads/writes are atomic under the GIL; a race
         # only creates the same child twice, which prometheus-client returns as one object).
-        self._decision_children: dict[tuple[bool, str], Counter] = {}
+        self._decision_children: dict[tuple[bool, str, str], Counter] = {}
         self._phase_children: dict[str, Histogram] = {
             phase: self.phase_seconds.labels(phase=phase) for phase in PHASES
         }
@@ -177,19 +178,22 @@ class Metrics:
         if status is not None:
             self.registry.register(_StatusCollector(status))
 
-    def _decision_child(self, allowed: bool, reason: str) -> Counter:
+    def _decision_child(self, allowed: bool, reason: str, front: str) -> Counter:
         # prometheus-client validates labels and takes a lock in every .labels() call; a warm
         # Verify is ~100 µs in all, so the labelled children are looked up once and kept.
-        key = (allowed, reason)
+        key = (allowed, reason, front)
         child = self._decision_children.get(key)
         if child is None:
-            child = self.decisions.labels(result="allow" if allowed else "deny", reason=reason)
+            result = "allow" if allowed else "deny"
+            child = self.decisions.labels(result=result, reason=reason, front=front)
             self._decision_children[key] = child
         return child
 
-    def observe_decision(self, decision: Decision, *, total_seconds: float | None = None) -> None:
-        """Count one decision and record its phase timings."""
-        self._decision_child(decision.allowed, decision.reason.value).inc()
+    def observe_decision(
+        self, decision: Decision, *, front: str, total_seconds: float | None = None
+    ) -> None:
+        """Count one decision asked through ``front`` and record its phase timings."""
+        self._decision_child(decision.allowed, decision.reason.value, front).inc()
         timings: Mapping[str, float] = decision.timings
         phases = self._phase_children
         for phase, seconds in timings.items():
@@ -203,9 +207,9 @@ class Metrics:
         if decision.audit_denied:
             self.audit_denied.inc()
 
-    def observe_denial(self, reason: str) -> None:
+    def observe_denial(self, reason: str, *, front: str) -> None:
         """Count a deny that never reached the decider (malformed request, internal error)."""
-        self.decisions.labels(result="deny", reason=reason).inc()
+        self._decision_child(False, reason, front).inc()
 
     def observe_request(self, record: RequestRecord) -> None:
         """Request-log hook of the registry transport (called from worker threads)."""

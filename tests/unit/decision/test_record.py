@@ -23,12 +23,17 @@ class Counter:
     def __init__(self) -> None:
         self.decisions: list[tuple[bool, Reason]] = []
         self.denials: list[str] = []
+        self.fronts: list[str] = []
 
-    def observe_decision(self, decision: Decision, *, total_seconds: float | None = None) -> None:
+    def observe_decision(
+        self, decision: Decision, *, front: str, total_seconds: float | None = None
+    ) -> None:
         self.decisions.append((decision.allowed, decision.reason))
+        self.fronts.append(front)
 
-    def observe_denial(self, reason: str) -> None:
+    def observe_denial(self, reason: str, *, front: str) -> None:
         self.denials.append(reason)
+        self.fronts.append(front)
 
 
 def _decision(message: str = "ok", allowed: bool = True) -> Decision:
@@ -56,6 +61,7 @@ def test_a_decision_is_one_record_naming_its_front_and_one_count() -> None:
     assert records[0]["single_flight_joined"] is True
     assert counter.decisions == [(True, Reason.VERIFIED)]
     assert counter.denials == []
+    assert counter.fronts == ["cri"]
 
 
 def test_a_refusal_is_one_record_and_one_denial_count() -> None:
@@ -69,6 +75,7 @@ def test_a_refusal_is_one_record_and_one_denial_count() -> None:
     assert len(records[0]["caller"]) == 64
     assert counter.denials == ["MALFORMED"]
     assert counter.decisions == []
+    assert counter.fronts == ["shim"]
 
 
 def test_events_name_their_front_and_are_not_counted() -> None:

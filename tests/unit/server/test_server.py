@@ -273,9 +273,9 @@ def test_metrics_are_exposed_over_http(tmp_path: Path) -> None:
         samples = _scrape(server.url)
     finally:
         server.stop()
-    assert samples['pullgate_decisions_total{reason="VERIFIED",result="allow"}'] == 2
-    assert samples['pullgate_decisions_total{reason="UNTRUSTED",result="deny"}'] == 2
-    assert samples['pullgate_decisions_total{reason="MALFORMED",result="deny"}'] == 1
+    assert samples['pullgate_decisions_total{front="grpc",reason="VERIFIED",result="allow"}'] == 2
+    assert samples['pullgate_decisions_total{front="grpc",reason="UNTRUSTED",result="deny"}'] == 2
+    assert samples['pullgate_decisions_total{front="grpc",reason="MALFORMED",result="deny"}'] == 1
     assert samples['pullgate_decision_phase_seconds_count{phase="resolve"}'] == 4
     assert samples['pullgate_decision_phase_seconds_count{phase="total"}'] == 4
     assert samples['pullgate_registry_requests_total{host="r.example:5000",status="200"}'] == 4
