@@ -1,4 +1,5 @@
-"""The NRI plugin inside ``pullgate serve``: built from ``[nri]`` or from containerd's launch.
+"""The NRI plugin inside ``pullgate serve``: where it connects, and running what the composition
+root (:func:`pullgate.service.compose.nri_plugin`) built from ``[nri]`` or containerd's launch.
 
 Two ways in (see the README, "Container start: the NRI plugin"):
 
@@ -25,22 +26,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from prometheus_client import CollectorRegistry
-
 from pullgate.common.textnum import ascii_int
 from pullgate.config import DaemonConfig
 from pullgate.errors import ConfigError
 from pullgate.nri.admission import NriGate, StartChecks
-from pullgate.nri.evict import CriStopper
-from pullgate.nri.metrics import NriMetrics
 from pullgate.nri.service import NriService, NriTarget
 
 __all__ = [
     "NriLaunch",
+    "NriPlugin",
     "NriRunning",
     "StartRuntime",
     "attach_nri",
     "launch_from_environment",
+    "nri_target",
     "start_nri",
 ]
 
@@ -95,6 +94,36 @@ class StartRuntime(Protocol):
         ...
 
 
+def nri_target(config: DaemonConfig, launch: NriLaunch | None) -> NriTarget | None:
+    """Where the plugin connects: containerd's pre-connected socket when it launched this
+    process, else ``[nri] socket``; None when neither.
+
+    Raises:
+        ConfigError: the launch's socket descriptor is unusable.
+    """
+    if launch is not None:
+        try:
+            sock = socket.socket(fileno=launch.fd)
+        except OSError as exc:
+            raise ConfigError(f"NRI_PLUGIN_SOCKET={launch.fd}: {exc.strerror or exc}") from exc
+        log.info("NRI plugin launched by the runtime as %s-%s", launch.index, launch.name)
+        return NriTarget(name=launch.name, index=launch.index, preconnected=sock)
+    if config.nri is not None:
+        nri = config.nri
+        return NriTarget(name=nri.name, index=nri.index, socket_path=nri.socket)
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NriPlugin:
+    """The plugin as the composition root built it (not started). ``launched``: containerd
+    launched this process, so the end of the connection ends the daemon."""
+
+    service: NriService
+    gate: NriGate
+    launched: bool
+
+
 @dataclass(slots=True, kw_only=True)
 class NriRunning:
     """A started plugin: its service, gate and task."""
@@ -115,86 +144,27 @@ class NriRunning:
         self.gate.close()
 
 
-def start_nri(
-    config: DaemonConfig,
-    runtime: object,
-    metrics: NriMetrics,
-    launch: NriLaunch | None,
-    stop: asyncio.Event,
-) -> NriRunning | None:
-    """Start the plugin when configured or launched (None otherwise).
-
-    In launched mode the end of the connection sets ``stop`` (the daemon exits).
-
-    Raises:
-        ConfigError: the launch's socket descriptor is unusable.
-    """
-    if not isinstance(runtime, StartRuntime):
-        if launch is not None or config.nri is not None:
-            log.error("NRI plugin not started: this daemon runtime has no start gate")
-        return None
-    nri = config.nri
-    if launch is not None:
-        try:
-            sock = socket.socket(fileno=launch.fd)
-        except OSError as exc:
-            raise ConfigError(f"NRI_PLUGIN_SOCKET={launch.fd}: {exc.strerror or exc}") from exc
-        target = NriTarget(name=launch.name, index=launch.index, preconnected=sock)
-        log.info("NRI plugin launched by the runtime as %s-%s", launch.index, launch.name)
-    elif nri is not None:
-        target = NriTarget(name=nri.name, index=nri.index, socket_path=nri.socket)
-    else:
-        return None
-    loop = asyncio.get_running_loop()
-    service: NriService | None = None
-
-    stopper = CriStopper(nri.evict_endpoint) if nri is not None and nri.evict_endpoint else None
-
-    def evict(pairs: list[tuple[str, str]]) -> None:
-        # Called from worker threads. containerd ignores UpdateContainers evictions (see
-        # pullgate.nri.evict); they are sent anyway, and stopped through CRI when configured.
-        metrics.evictions.inc(len(pairs))
-        if service is not None:
-            asyncio.run_coroutine_threadsafe(service.evict(pairs), loop)
-        if stopper is not None:
-            stopper.stop([container_id for container_id, _ in pairs])
-
-    gate = NriGate(
-        runtime.gate,
-        runtime.snapshot_digest,
-        observe=metrics.on_create,
-        unverified=metrics.on_audit,
-        evict=evict if nri is not None and nri.evict else None,
-        evict_per_minute=nri.evict_per_minute if nri is not None else 6,
-        recheck_after=nri.recheck_after if nri is not None else 30.0,
-        max_denials=config.cache.nri_denial_entries,
-    )
-    service = NriService(target, gate, on_state=metrics.on_state, timing=metrics.on_answer)
-
-    def audit_after_reload() -> None:
-        gate.audit("reload")
-
-    runtime.on_swap(audit_after_reload)
+def start_nri(plugin: NriPlugin, stop: asyncio.Event) -> NriRunning:
+    """Serve ``plugin`` until ``stop`` is set; a launched plugin whose connection ends sets
+    ``stop`` (the daemon exits)."""
+    service = plugin.service
 
     async def run() -> None:
         await service.run(stop)
-        if launch is not None and not stop.is_set():
+        if plugin.launched and not stop.is_set():
             log.warning("the runtime that launched this NRI plugin is gone: stopping")
             stop.set()
 
-    return NriRunning(service=service, gate=gate, task=loop.create_task(run()))
+    task = asyncio.get_running_loop().create_task(run())
+    return NriRunning(service=service, gate=plugin.gate, task=task)
 
 
 async def attach_nri(
-    stack: contextlib.AsyncExitStack,
-    config: DaemonConfig,
-    runtime: object,
-    registry: CollectorRegistry,
-    launch: NriLaunch | None,
-    stop: asyncio.Event,
+    stack: contextlib.AsyncExitStack, plugin: NriPlugin | None, stop: asyncio.Event
 ) -> NriRunning | None:
-    """:func:`start_nri` with its metrics on ``registry``, stopped when ``stack`` closes."""
-    running = start_nri(config, runtime, NriMetrics(registry), launch, stop)
-    if running is not None:
-        stack.push_async_callback(running.stop)
+    """:func:`start_nri` when there is a plugin, stopped when ``stack`` closes."""
+    if plugin is None:
+        return None
+    running = start_nri(plugin, stop)
+    stack.push_async_callback(running.stop)
     return running

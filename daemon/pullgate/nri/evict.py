@@ -8,14 +8,16 @@ eviction is also sent as a CRI ``RuntimeService/StopContainer`` to ``[nri] evict
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import grpc
 
 from pullgate.cri.runtime.v1 import api_pb2, api_pb2_grpc
 
-__all__ = ["CriStopper"]
+__all__ = ["CriStopper", "Evictions"]
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +48,30 @@ class CriStopper:
                 log.warning("NRI eviction: container %s stopped through CRI", container_id)
                 stopped += 1
         return stopped
+
+
+class Evictions:
+    """The gate's eviction callback (called from its worker threads): counts each container,
+    sends the evictions over the plugin's connection on ``loop`` once :attr:`send` is bound
+    (the service is built after the gate that calls this), and stops the containers through
+    CRI when a ``stopper`` is configured.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        count: Callable[[int], None],
+        stopper: CriStopper | None,
+    ) -> None:
+        self._loop = loop
+        self._count = count
+        self._stopper = stopper
+        self.send: Callable[[list[tuple[str, str]]], Coroutine[Any, Any, object]] | None = None
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> None:
+        self._count(len(pairs))
+        send = self.send
+        if send is not None:
+            asyncio.run_coroutine_threadsafe(send(pairs), self._loop)
+        if self._stopper is not None:
+            self._stopper.stop([container_id for container_id, _ in pairs])

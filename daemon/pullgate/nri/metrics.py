@@ -27,8 +27,7 @@ _BUCKETS = (
 class NriMetrics:
     """The plugin's metric families (see the module docstring)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        registry = registry or CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.state = Gauge(
             "pullgate_nri_state", "NRI plugin connection state.", ("state",), registry=registry
         )

@@ -268,7 +268,8 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             auditor = start_node_auditor(compose.node_auditor(config, parts), runtime.on_swap)
             if auditor is not None:
                 stack.callback(auditor.stop)
-            await attach_nri(stack, config, runtime, metrics.registry, options.nri_launch, stop)
+            plugin = compose.nri_plugin(config, runtime, metrics.registry, options.nri_launch)
+            await attach_nri(stack, plugin, stop)
             runtime.start_watching()
             # READY only once a valid configuration enforces: a node that cannot enforce must
             # look like a failed start to the service manager, not like a running service.

@@ -5,7 +5,7 @@ For the daemon, :func:`build_runtime` builds the trust state and reload queue, t
 and the :class:`~pullgate.decision.record.DecisionRecorder` over it and the metrics, the
 verdict store, the decision engine with its revocation fetcher, the container-start gate and
 the gRPC parts; :func:`verifier_servicer`, :func:`image_proxy`, :func:`runtime_gate` and
-:func:`node_auditor` build the front ends from them. :mod:`pullgate.service.app` runs what is
+:func:`node_auditor` and :func:`nri_plugin` build the front ends from them. :mod:`pullgate.service.app` runs what is
 built here (sockets, signals, lifecycle) and builds nothing itself. Front ends and the engine
 take what they need as arguments: none of them makes a default of its own.
 
@@ -14,8 +14,12 @@ For the CLI, :func:`one_shot_decider` builds the same engine over a one-shot sna
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
+
+from prometheus_client import CollectorRegistry
 
 from pullgate.common.clock import Clock, SystemClock
 from pullgate.config import DaemonConfig
@@ -27,6 +31,11 @@ from pullgate.decision.decider import Decider
 from pullgate.decision.model import Front
 from pullgate.decision.record import DecisionRecorder
 from pullgate.net.deadline import Watchdog
+from pullgate.nri.admission import NriGate
+from pullgate.nri.daemon import NriLaunch, NriPlugin, StartRuntime, nri_target
+from pullgate.nri.evict import CriStopper, Evictions
+from pullgate.nri.metrics import NriMetrics
+from pullgate.nri.service import NriService
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.store import Store
 from pullgate.service.convert import ReloadView, StatusView
@@ -60,11 +69,14 @@ __all__ = [
     "daemon_metrics",
     "image_proxy",
     "node_auditor",
+    "nri_plugin",
     "one_shot_decider",
     "one_shot_gate",
     "runtime_gate",
     "verifier_servicer",
 ]
+
+log = logging.getLogger(__name__)
 
 StoreOpener = Callable[[SnapshotLike, CredentialStore | None], Store]
 
@@ -194,6 +206,52 @@ def node_auditor(config: DaemonConfig, parts: ServerParts) -> NodeAuditor | None
     if parts.metrics is not None:
         parts.metrics.registry.register(StartCollector(parts.gate, auditor))
     return auditor
+
+
+def nri_plugin(
+    config: DaemonConfig, runtime: object, registry: CollectorRegistry, launch: NriLaunch | None
+) -> NriPlugin | None:
+    """The NRI plugin (not started), when ``[nri]`` is configured or containerd launched this
+    process: its metrics on ``registry``, its gate over the runtime's start gate, audited
+    after every snapshot swap. Called on the daemon's event loop.
+
+    Raises:
+        ConfigError: the launch's socket descriptor is unusable.
+    """
+    if not isinstance(runtime, StartRuntime):
+        if launch is not None or config.nri is not None:
+            log.error("NRI plugin not started: this daemon runtime has no start gate")
+        return None
+    target = nri_target(config, launch)
+    if target is None:
+        return None
+    nri = config.nri
+    metrics = NriMetrics(registry)
+    # containerd ignores UpdateContainers evictions (pullgate.nri.evict): they are sent anyway,
+    # and stopped through CRI when [nri] evict_endpoint is set.
+    evictions = Evictions(
+        asyncio.get_running_loop(),
+        metrics.evictions.inc,
+        CriStopper(nri.evict_endpoint) if nri is not None and nri.evict_endpoint else None,
+    )
+    gate = NriGate(
+        runtime.gate,
+        runtime.snapshot_digest,
+        observe=metrics.on_create,
+        unverified=metrics.on_audit,
+        evict=evictions if nri is not None and nri.evict else None,
+        evict_per_minute=nri.evict_per_minute if nri is not None else 6,
+        recheck_after=nri.recheck_after if nri is not None else 30.0,
+        max_denials=config.cache.nri_denial_entries,
+    )
+    service = NriService(target, gate, on_state=metrics.on_state, timing=metrics.on_answer)
+    evictions.send = service.evict
+
+    def audit_after_reload() -> None:
+        gate.audit("reload")
+
+    runtime.on_swap(audit_after_reload)
+    return NriPlugin(service=service, gate=gate, launched=launch is not None)
 
 
 def one_shot_decider(
