@@ -4,10 +4,11 @@ implementations and builds the objects of ``pullgate serve`` and of the one-shot
 For the daemon, :func:`build_runtime` builds the trust state and reload queue, the audit sink
 and the :class:`~pullgate.decision.record.DecisionRecorder` over it and the metrics, the
 verdict store, the decision engine with its revocation fetcher, the container-start gate and
-the gRPC parts; :func:`verifier_servicer`, :func:`image_proxy`, :func:`runtime_gate` and
-:func:`node_auditor` and :func:`nri_plugin` build the front ends from them. :mod:`pullgate.service.app` runs what is
-built here (sockets, signals, lifecycle) and builds nothing itself. Front ends and the engine
-take what they need as arguments: none of them makes a default of its own.
+the gRPC parts; :func:`verifier_servicer`, :func:`image_proxy`, :func:`runtime_gate`,
+:func:`node_auditor` and :func:`nri_plugin` build the front ends from them.
+:mod:`pullgate.service.app` runs what is built here (sockets, signals, lifecycle) and builds
+nothing itself. Front ends and the engine take what they need as arguments: none of them makes
+a default of its own.
 
 For the CLI, :func:`one_shot_decider` builds the same engine over a one-shot snapshot.
 """
