@@ -41,7 +41,8 @@ noisy: every ratio is measured side by side (interleaved rounds) and medians are
 
 Exit status 1 when any target is missed, 2 without a registry.
 
-Run: ``.venv/bin/python bench/daemon.py [--rounds N] [--clients N] [--window S]``.
+Run: ``.venv/bin/python bench/daemon.py [--rounds N] [--clients N] [--window S]``; ``--only rss``
+(repeatable; steps ``warm gc cold burst rss reload``) runs only the named steps.
 """
 
 from __future__ import annotations
@@ -600,8 +601,76 @@ class Row:
     ok: bool
 
 
+STEPS = ("warm", "gc", "cold", "burst", "rss", "reload")
+
+Result = dict[str, float]
+
+
+def _rows(results: dict[str, Result], args: argparse.Namespace) -> list[Row]:
+    """One row per measure of the steps that ran (in the summary's usual order)."""
+    specs: list[tuple[str, str, Callable[[Result], str], str, Callable[[Result], bool]]] = [
+        (
+            "warm",
+            f"warm Verify / Health rate ({args.clients} clients)",
+            lambda r: f"{r['ratio']:.2f}",
+            ">= 0.8",
+            lambda r: r["ratio"] >= 0.8 and r["errors"] == 0,
+        ),
+        (
+            "cold",
+            "cold 2-platform Verify / bare replay",
+            lambda r: f"{r['ratio']:.2f}",
+            "<= 1.3",
+            lambda r: r["ratio"] <= 1.3,
+        ),
+        (
+            "burst",
+            f"registry requests {BURST} cold calls / 1",
+            lambda r: f"{r['ratio']:.2f}",
+            "1",
+            lambda r: r["ratio"] == 1.0,
+        ),
+        (
+            "gc",
+            "full GC pause in the daemon, settled / thawed heap",
+            lambda r: f"{r['ratio']:.3f}",
+            "<= 0.25",
+            lambda r: r["ratio"] <= 0.25,
+        ),
+        (
+            "rss",
+            f"VmRSS with {args.rss_decisions} cached decisions",
+            lambda r: f"{r['total_mb']:.1f} MB (+{r['delta_mb']:.1f})",
+            "<= 100 MB",
+            lambda r: r["total_mb"] <= 100.0,
+        ),
+        (
+            "reload",
+            "reload-to-effect (median)",
+            lambda r: f"{r['effect'] * 1000:.0f} ms",
+            "<= 1000 ms",
+            lambda r: r["effect"] <= 1.0,
+        ),
+        (
+            "reload",
+            f"failed RPCs/reloads in {args.reloads} reloads under load",
+            lambda r: f"{r['failed']:.0f}",
+            "0",
+            lambda r: r["failed"] == 0,
+        ),
+    ]
+    return [
+        Row(name=name, value=value(results[step]), target=target, ok=ok(results[step]))
+        for step, name, value, target, ok in specs
+        if step in results
+    ]
+
+
 def run(args: argparse.Namespace) -> list[Row]:
-    fresh = args.rounds + 4  # cold rounds + warm-up + burst (2)
+    steps = set(args.only or STEPS)
+    # cold: a warm-up and the rounds; burst: two; one spare
+    fresh = (args.rounds + 2 if "cold" in steps else 0) + (2 if "burst" in steps else 0)
+    results: dict[str, Result] = {}
     with tempfile.TemporaryDirectory(prefix="pullgate-bench-daemon-") as tmp_name:
         tmp = Path(tmp_name)
         with DockerRegistry(tmp / "registry", log_level="warn") as registry:
@@ -612,56 +681,19 @@ def run(args: argparse.Namespace) -> list[Row]:
                 f"{time.perf_counter() - started:.1f} s"
             )
             with _daemon(node) as (client, runtime):
-                warm = bench_warm(node, client, args)
-                heap_pause = bench_heap(args.gc_rounds)
-                cold = bench_cold(node, client, runtime, args)
-                burst = bench_burst(node, client, runtime)
-                rss = bench_rss(node, runtime, args.rss_decisions)
-                reload = bench_reload(node, client, args)
-    return [
-        Row(
-            name=f"warm Verify / Health rate ({args.clients} clients)",
-            value=f"{warm['ratio']:.2f}",
-            target=">= 0.8",
-            ok=warm["ratio"] >= 0.8 and warm["errors"] == 0,
-        ),
-        Row(
-            name="cold 2-platform Verify / bare replay",
-            value=f"{cold['ratio']:.2f}",
-            target="<= 1.3",
-            ok=cold["ratio"] <= 1.3,
-        ),
-        Row(
-            name=f"registry requests {BURST} cold calls / 1",
-            value=f"{burst['ratio']:.2f}",
-            target="1",
-            ok=burst["ratio"] == 1.0,
-        ),
-        Row(
-            name="full GC pause in the daemon, settled / thawed heap",
-            value=f"{heap_pause['ratio']:.3f}",
-            target="<= 0.25",
-            ok=heap_pause["ratio"] <= 0.25,
-        ),
-        Row(
-            name=f"VmRSS with {args.rss_decisions} cached decisions",
-            value=f"{rss['total_mb']:.1f} MB (+{rss['delta_mb']:.1f})",
-            target="<= 100 MB",
-            ok=rss["total_mb"] <= 100.0,
-        ),
-        Row(
-            name="reload-to-effect (median)",
-            value=f"{reload['effect'] * 1000:.0f} ms",
-            target="<= 1000 ms",
-            ok=reload["effect"] <= 1.0,
-        ),
-        Row(
-            name=f"failed RPCs/reloads in {args.reloads} reloads under load",
-            value=f"{reload['failed']:.0f}",
-            target="0",
-            ok=reload["failed"] == 0,
-        ),
-    ]
+                if "warm" in steps:
+                    results["warm"] = bench_warm(node, client, args)
+                if "gc" in steps:
+                    results["gc"] = bench_heap(args.gc_rounds)
+                if "cold" in steps:
+                    results["cold"] = bench_cold(node, client, runtime, args)
+                if "burst" in steps:
+                    results["burst"] = bench_burst(node, client, runtime)
+                if "rss" in steps:
+                    results["rss"] = bench_rss(node, runtime, args.rss_decisions)
+                if "reload" in steps:
+                    results["reload"] = bench_reload(node, client, args)
+    return _rows(results, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -675,6 +707,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gc-rounds", type=int, default=9, help="interleaved rounds for 6")
     parser.add_argument("--reloads", type=int, default=100)
     parser.add_argument("--load-clients", type=int, default=4)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=STEPS,
+        help="run only this step (repeatable; default: all, in the order 1, 6, 2, 3, 4, 5)",
+    )
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rss-count", type=int, default=RSS_DECISIONS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
