@@ -19,13 +19,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from pullgate.common.clock import Clock, SystemClock
 from pullgate.config import DaemonConfig
 from pullgate.cri.proxy import CriProxy
-from pullgate.cri.runtime_proxy import RuntimeProxy
 from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.context import SnapshotLike
 from pullgate.decision.decider import Decider
@@ -63,6 +63,9 @@ from pullgate.trust.queue import ReloadQueue
 from pullgate.trust.snapshot import Snapshot
 from pullgate.trust.state import TrustState
 from pullgate.verification.revocation.fetch import Urllib3Fetcher
+
+if TYPE_CHECKING:  # imported by runtime_gate, at start, only when [runtime] is configured
+    from pullgate.cri.runtime_proxy import RuntimeProxy
 
 __all__ = [
     "LateStatus",
@@ -179,6 +182,10 @@ def runtime_gate(config: DaemonConfig, parts: ServerParts) -> RuntimeProxy | Non
     (not started)."""
     if config.runtime is None or parts.gate is None:
         return None
+    # Imported here, as the daemon starts, so a daemon without [runtime] does not carry the
+    # gate and its HTTP/2 transport in memory (docs/decisions.md, "The daemon: ... memory").
+    from pullgate.cri.runtime_proxy import RuntimeProxy
+
     return RuntimeProxy(
         config.runtime.upstream,
         parts.engine.decide,
