@@ -2,7 +2,9 @@
 
 A cached :class:`~pullgate.decision.model.Decision` is kept as one ``bytes`` object: the fields
 a cache hit needs, as a JSON array, deflated against a preset dictionary of the strings every
-decision repeats (``zlib`` ``zdict``). What is *not* kept, because a hit does not need it:
+decision repeats (``zlib`` ``zdict``), as a raw deflate stream (no zlib header or Adler-32
+trailer: the bytes never leave this process, and a truncated stream still fails to decode,
+deflate marks its last block). What is *not* kept, because a hit does not need it:
 
 * ``SubjectDecision.outcome`` (every check of every signature tried, with its timings): the
   front ends read the plain signature fields, which are kept;
@@ -33,6 +35,7 @@ __all__ = ["decode_decision", "encode_decision"]
 
 _FORMAT = 1
 _ALLOWED, _INCONCLUSIVE, _FAIL_OPEN, _AUDIT_DENIED = 1, 2, 4, 8
+_RAW = -zlib.MAX_WBITS  # a raw deflate stream: no zlib header or checksum
 # Strings most cached decisions repeat; deflate finds them here instead of in each entry.
 _ZDICT = (
     b'"CN=,O=,OU=,L=,ST=,C=US","linux/arm64/v8","linux/arm/v7","linux/amd64","audit","strict",'
@@ -82,7 +85,7 @@ def encode_decision(decision: Decision) -> bytes:
         [[c.manifest_digest, c.config_digest, c.platform] for c in decision.content],
     ]
     text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
-    packer = zlib.compressobj(6, zdict=_ZDICT)
+    packer = zlib.compressobj(6, zlib.DEFLATED, _RAW, zdict=_ZDICT)
     return packer.compress(text) + packer.flush()
 
 
@@ -139,7 +142,7 @@ def decode_decision(blob: bytes, *, reference: str = "") -> Decision:
         MalformedInput: ``blob`` is not an encoding of this format.
     """
     try:
-        unpacker = zlib.decompressobj(zdict=_ZDICT)
+        unpacker = zlib.decompressobj(_RAW, zdict=_ZDICT)
         text = unpacker.decompress(blob) + unpacker.flush()
         if not unpacker.eof or unpacker.unused_data:
             raise MalformedInput("cached decision: truncated or trailing data")

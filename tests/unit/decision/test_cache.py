@@ -314,6 +314,14 @@ def test_undecodable_blob_is_malformed(blob: bytes) -> None:
     assert info.value.reason is Reason.MALFORMED
 
 
+def test_every_truncation_and_any_trailing_byte_is_malformed() -> None:
+    # a raw deflate stream has no checksum: its final-block mark is what catches a cut
+    blob = encode_decision(_full_decision())
+    for bad in [blob[:n] for n in range(len(blob))] + [blob + b"\x00"]:
+        with pytest.raises(MalformedInput):
+            decode_decision(bad)
+
+
 def test_cached_copy_has_no_outcome_and_no_timings() -> None:
     cache = DecisionCache(CONFIG, StepClock())
     cache.put(_key(), _full_decision())
