@@ -157,24 +157,29 @@ class Decider:
         return self._deliver(decision, request, snap, joined=joined)
 
     async def decide_async(self, request: DecisionRequest) -> Decision:
-        """:meth:`decide` for asyncio front ends (same answers, audit lines and counters).
-
-        A warm request (resolve memo, index memo and decision cache all hit) is answered right
-        here on the event loop: it needs no I/O, only in-memory lookups under short locks.
-        Anything else joins or leads the request's flight; the computation runs on the
-        decider's own threads and no waiting caller holds a thread.
-        """
-        started = time.perf_counter()
+        """:meth:`decide` for asyncio front ends (same answers, audit lines and counters): a warm
+        request (:meth:`decide_cached`) is answered on the event loop, with no I/O; anything else
+        joins or leads the request's flight, computed on the decider's own threads (no waiting
+        caller holds a thread)."""
+        warm = self.decide_cached(request)
+        if warm is not None:
+            return warm
         snap = self._snapshot()
         cache = self._cache_for(snap.config.cache)
         key = flight_key(request, snap)
-        warm = self._routed(key, request, cache, started) or self._peek(snap, request, cache)
-        if warm is not None:
-            return self._deliver(warm, request, snap, joined=False)
         decision, joined = await self._flight.do_async(
             key, lambda: self._compute(snap, request, cache), self._flight_executor
         )
         return self._deliver(decision, request, snap, joined=joined)
+
+    def decide_cached(self, request: DecisionRequest) -> Decision | None:
+        """The answer from memory alone (resolve memo, index memo, decision cache), recorded like
+        any answer; None, with nothing recorded, when it would need I/O."""
+        snap = self._snapshot()
+        cache = self._cache_for(snap.config.cache)
+        key = flight_key(request, snap)
+        warm = self._routed(key, request, cache) or self._peek(snap, request, cache)
+        return None if warm is None else self._deliver(warm, request, snap, joined=False)
 
     def _deliver(
         self, decision: Decision, request: DecisionRequest, snap: SnapshotLike, *, joined: bool
@@ -258,21 +263,15 @@ class Decider:
             return ctx.conclude(Verdict.from_error(internal))
 
     def _routed(
-        self,
-        key: tuple[object, ...],
-        request: DecisionRequest,
-        cache: DecisionCache,
-        started: float,
+        self, key: tuple[object, ...], request: DecisionRequest, cache: DecisionCache
     ) -> Decision | None:
         """The cached decision through the request identity's last route, or None."""
-        route = self._resolver.route(key)
-        if route is None:
-            return None
+        started = time.perf_counter()
         now = self._clock.now()
-        resolved = self._resolver.memoised(route.memo_key, now)
-        if resolved is None or resolved.target.digest != route.digest:
+        routed = self._resolver.routed(key, now)
+        if routed is None:
             return None
-        cached = cache.lookup(route.cache_key, count_miss=False, now=now.timestamp())
+        cached = cache.lookup(routed, count_miss=False, now=now.timestamp())
         if cached is None:
             return None
         return replace(

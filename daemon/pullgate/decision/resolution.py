@@ -101,17 +101,20 @@ class Resolver:
         """Statistics of the resolve memo, the routes and the index memo."""
         return (self._memo.stats(), self._routes.stats(), self._index_memo.stats())
 
-    def route(self, key: tuple[object, ...]) -> Route | None:
-        """The last route of request identity ``key``, or None."""
-        return self._routes.get(key)
-
     def remember_route(self, key: tuple[object, ...], route: Route) -> None:
         """Keep ``route`` for ``key`` (the oldest routes are dropped past the bound)."""
         self._routes.put(key, route)
 
-    def memoised(self, key: MemoKey, now: datetime) -> Resolved | None:
-        """The resolve memo's live entry for ``key`` at ``now``, or None."""
-        return self._memo.get(key, now=now)
+    def routed(self, key: tuple[object, ...], now: datetime) -> bytes | None:
+        """The decision-cache key request identity ``key`` led to last time, while the resolve
+        memo still gives that route's digest at ``now``; else None."""
+        route = self._routes.get(key)
+        if route is None:
+            return None
+        resolved = self._memo.get(route.memo_key, now=now)
+        if resolved is None or resolved.target.digest != route.digest:
+            return None
+        return route.cache_key
 
     def resolve(
         self, lender: Lender, ref: ImageReference, ctx: DecisionContext, identity: str

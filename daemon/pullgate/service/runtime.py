@@ -113,6 +113,17 @@ class GuardedEngine:
             self._refused(request, exc)
             raise
 
+    def decide_cached(self, request: DecisionRequest) -> Decision | None:
+        """The answer if it is known without I/O (the guard's deny, or the decider's memory),
+        else None (see :meth:`Decider.decide_cached`)."""
+        if self._state.current() is None:
+            return self.decide(request)  # the CONFIG deny: no I/O
+        try:
+            return self._decider.decide_cached(request)
+        except Exception as exc:
+            self._refused(request, exc)
+            raise
+
     async def decide_async(self, request: DecisionRequest) -> Decision:
         if self._state.current() is None:
             return self.decide(request)  # the CONFIG deny: no I/O

@@ -74,6 +74,15 @@ class AsyncDecisionEngine(Protocol):
         ...
 
 
+@runtime_checkable
+class CachedDecisionEngine(Protocol):
+    """An engine that can answer from memory alone (None when the answer needs I/O)."""
+
+    def decide_cached(self, request: DecisionRequest) -> Decision | None:
+        """The known answer, recorded, or None."""
+        ...
+
+
 class DaemonControl(Protocol):
     """What ``Status`` and ``Reload`` need (the composition root adapts the trust state)."""
 

@@ -200,3 +200,21 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_computation(world: MemWor
     cancelled, decision = asyncio.run(main())
     assert cancelled
     assert (decision.allowed, decision.reason) == (True, Reason.VERIFIED)
+
+
+def test_decide_cached_answers_only_from_memory(world: MemWorld) -> None:
+    # The image proxy asks it before an overlapped pull: None (nothing asked of the registry,
+    # nothing recorded) while the answer needs I/O; the cached deny once it is known.
+    decider = world.decider()
+    request = DecisionRequest(reference=world.ref(), caller="cri")
+    assert decider.decide_cached(request) is None
+    assert world.reg.requests() == []
+    assert decider.stats().decisions == 0
+    cold = decider.decide(request)
+    assert (cold.allowed, cold.reason) == (False, Reason.NO_SIGNATURE)
+    before = len(world.reg.requests())
+    known = decider.decide_cached(request)
+    assert known is not None
+    assert (known.allowed, known.reason, known.cache_hit) == (False, Reason.NO_SIGNATURE, True)
+    assert len(world.reg.requests()) == before
+    assert decider.stats().decisions == 2
