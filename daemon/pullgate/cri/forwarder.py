@@ -18,9 +18,13 @@ The image proxy (:class:`pullgate.cri.proxy.CriProxy`) and the RuntimeService ga
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 import grpc
@@ -37,7 +41,7 @@ from pullgate.cri.relay import (
     remaining,
 )
 
-__all__ = ["RELAY_OPTIONS", "Forwarder"]
+__all__ = ["RELAY_OPTIONS", "Forwarder", "within"]
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +91,31 @@ class Forwarder:
     _relay: grpc.Channel | None = None  # unary forwards (RELAY_OPTIONS)
     _control_timeout: float = 30.0
     _audit: Callable[[dict[str, Any]], None]
+    _lock: threading.Lock
     served = CRI_SERVICE  # named in refusals
 
     def _upstream(self) -> grpc.Channel:
         if self._channel is None:
             raise RuntimeError("CriProxy is not started")
         return self._channel
+
+    def _close_after(
+        self, executor: ThreadPoolExecutor | None, rechecks: threading.Thread | None
+    ) -> None:
+        """Close the channels once the handler threads and the re-check thread are done."""
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if rechecks is not None:
+            rechecks.join()
+        self._close_channel()
+
+    def _close_channel(self) -> None:
+        with self._lock:
+            channel, self._channel = self._channel, None
+            relay, self._relay = self._relay, None
+        for each in (channel, relay):
+            if each is not None:
+                each.close()
 
     def _control(self, method: str, request: bytes) -> bytes:
         """One control call of the pin check (``ImageStatus``/``RemoveImage``): no caller
@@ -182,3 +205,12 @@ class Forwarder:
             self._audit(record)
         except Exception:  # an audit sink must not break a pull
             log.exception("audit sink failed for %s", json.dumps(record, sort_keys=True))
+
+
+async def within(deadline: float, wait: Callable[[], object]) -> bool:
+    """Run the blocking ``wait`` on a thread until ``deadline``; False if it was still waiting."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(wait), max(deadline - time.monotonic(), 0.001))
+    except TimeoutError:
+        return False
+    return True

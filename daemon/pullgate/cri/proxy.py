@@ -25,12 +25,13 @@ Implements docs/containerd.md §3 (CRI ImageService, kubelet ``imageServiceEndpo
   the background for ~30 s (:mod:`pullgate.cri.reconcile`: the runtime may store it later).
 * Critical images (:mod:`pullgate.oci.critical`) skip verification; every use is audited
   (``"critical": true``) and logged at WARNING.
+* Overlapped pulls (only with the container-start gate on, :mod:`pullgate.cri.overlap`): a
+  verdict not known from memory is decided while the runtime pulls; a pull that ends first is
+  answered at once, and a later deny removes the image.
 
 Threading: a synchronous gRPC server with its own pool of handler threads (256, started on
-demand), not a ``grpc.aio`` server: one handler thread parses, decides (the decision layer is
-synchronous, thread-safe and single-flighted), forwards over a blocking channel and pins,
-with no hand-over between threads. Why, with measurements: docs/decisions.md, "The CRI proxy
-is a synchronous gRPC server".
+demand): one handler thread parses, decides, forwards over a blocking channel and pins, with
+no hand-over (docs/decisions.md, "The CRI proxy is a synchronous gRPC server").
 """
 
 from __future__ import annotations
@@ -50,12 +51,9 @@ from typing import Any, NoReturn
 import grpc
 
 from pullgate.cri.denial import Denial
-from pullgate.cri.forwarder import RELAY_OPTIONS, Forwarder
-from pullgate.cri.methods import (
-    CRI_SERVICE,
-    PULL_IMAGE,
-    grpc_target,
-)
+from pullgate.cri.forwarder import RELAY_OPTIONS, Forwarder, within
+from pullgate.cri.methods import CRI_SERVICE, PULL_IMAGE, grpc_target
+from pullgate.cri.overlap import OverlapObserver, OverlappedPulls
 from pullgate.cri.pin import (
     RuntimeImages,
     check_pin,
@@ -64,14 +62,10 @@ from pullgate.cri.pin import (
     pulled_image,
 )
 from pullgate.cri.reconcile import RECHECK_AFTER, Reconciler
-from pullgate.cri.relay import (
-    abort,
-    answer_metadata,
-    pass_back,
-)
+from pullgate.cri.relay import abort, answer_metadata, pass_back
 from pullgate.cri.request import PullRequest, parse_pull_request
 from pullgate.cri.router import Router
-from pullgate.cri.verdict import Waiver, pull_verdict
+from pullgate.cri.verdict import Waiver, known_verdict, pull_verdict
 from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import MalformedInput, Reason
@@ -84,7 +78,6 @@ CALLER = "cri"
 # this, calls queue: the kubelet serialises pulls by default, and its parallel-pull limit is
 # normally far below this.
 HANDLER_THREADS = 256
-OVERLAP_THREADS = 64  # decisions of overlapped pulls in flight at once
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -92,6 +85,7 @@ _OPTIONS = (
 )
 
 Decide = Callable[[DecisionRequest], Decision]
+Known = Callable[[DecisionRequest], Decision | None]
 Audit = Callable[[dict[str, Any]], None]
 
 
@@ -110,7 +104,11 @@ class CriProxy(Forwarder):
         recheck_after: seconds after a failed or cancelled tag pull at which its tag is checked
             again (see :mod:`pullgate.cri.reconcile`).
         waiver: break-glass for denied pulls (see :mod:`pullgate.cri.verdict`).
-        overlap: let the runtime pull while pullgate decides (only with the start gate on).
+        overlap: let the runtime pull while pullgate decides (only with the start gate on;
+            :mod:`pullgate.cri.overlap`).
+        known: the decision layer's answer from memory alone (None: it would need I/O); a
+            verdict known this way is acted on before the runtime is asked to pull.
+        observer: counts overlapped pulls denied after their answer.
 
     Raises:
         ConfigError: an invalid ``critical`` entry.
@@ -131,6 +129,8 @@ class CriProxy(Forwarder):
         recheck_after: Sequence[float] = RECHECK_AFTER,
         waiver: Waiver | None = None,
         overlap: bool = False,
+        known: Known | None = None,
+        observer: OverlapObserver | None = None,
     ) -> None:
         self.upstream = upstream
         self._decide = decide
@@ -143,8 +143,10 @@ class CriProxy(Forwarder):
         self._recheck_after = tuple(recheck_after)
         self.waiver = waiver
         self.overlap = overlap
+        self._known = known
+        self._observer = observer
         # Decisions of overlapped pulls, while serving (None: the pull waits for its decision).
-        self._overlap: ThreadPoolExecutor | None = None
+        self._overlap: OverlappedPulls | None = None
         self._reconciler = self._new_reconciler()
         self._channel: grpc.Channel | None = None
         self._relay: grpc.Channel | None = None
@@ -196,7 +198,12 @@ class CriProxy(Forwarder):
         """Take the runtime channels into use, with what serving needs beside them."""
         self._channel, self._relay = channel, relay
         if self.overlap:
-            self._overlap = ThreadPoolExecutor(OVERLAP_THREADS, thread_name_prefix="pullgate-ovl")
+            decide = partial(
+                pull_verdict, self._decide, caller=CALLER, waiver=self.waiver, front=self.front
+            )
+            self._overlap = OverlappedPulls(
+                decide, self._images, self._audit, self._observer, caller=CALLER
+            )
         self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
 
     def router(self) -> grpc.GenericRpcHandler:
@@ -215,7 +222,8 @@ class CriProxy(Forwarder):
         same grace, and so are re-checks of failed pulls that fall due within it (later ones are
         dropped, logged). The runtime channel is closed only once every handler thread and the
         re-check in progress are done (in the background if that takes longer than the grace),
-        so a pin's ``RemoveImage`` is never cut off by a shutdown.
+        so a pin's ``RemoveImage`` is never cut off by a shutdown. Decisions of overlapped pulls
+        get the same grace (:meth:`~pullgate.cri.overlap.OverlappedPulls.close`).
         """
         server, self._server = self._server, None
         executor, self._executor = self._executor, None
@@ -223,17 +231,17 @@ class CriProxy(Forwarder):
         if server is not None:
             stopped = server.stop(grace)
             await asyncio.to_thread(stopped.wait)
+        overlap, self._overlap = self._overlap, None
+        if overlap is not None:  # before the handlers: some may wait for a verdict
+            await asyncio.to_thread(overlap.close, deadline)
         done = True
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-            if not await _within(deadline, executor.shutdown):
+            if not await within(deadline, executor.shutdown):
                 log.warning("CRI proxy stopped with handler threads still running")
                 done = False
-        overlap, self._overlap = self._overlap, None
-        if overlap is not None:  # no handler waits on it any more (or they are abandoned)
-            overlap.shutdown(wait=False, cancel_futures=True)
         rechecks = self._reconciler.close(deadline)
-        if done and rechecks is not None and not await _within(deadline, rechecks.join):
+        if done and rechecks is not None and not await within(deadline, rechecks.join):
             log.warning("CRI proxy stopped with a re-check of a failed pull still running")
             done = False
         if done:
@@ -242,23 +250,6 @@ class CriProxy(Forwarder):
         threading.Thread(
             target=self._close_after, args=(executor, rechecks), name="pullgate-cri-close"
         ).start()
-
-    def _close_after(
-        self, executor: ThreadPoolExecutor | None, rechecks: threading.Thread | None
-    ) -> None:
-        if executor is not None:
-            executor.shutdown(wait=True)
-        if rechecks is not None:
-            rechecks.join()
-        self._close_channel()
-
-    def _close_channel(self) -> None:
-        with self._lock:
-            channel, self._channel = self._channel, None
-            relay, self._relay = self._relay, None
-        for each in (channel, relay):
-            if each is not None:
-                each.close()
 
     # -- PullImage --------------------------------------------------------------------------------
 
@@ -305,9 +296,27 @@ class CriProxy(Forwarder):
                 }
             )
             return self.forward(PULL_IMAGE, request, context)
-        if self._overlap is not None:
-            return self._overlapped(self._overlap, pull, request, context)
-        decision = self._decision(pull, context)
+        overlap = self._overlap
+        if overlap is not None:
+            known = self._known_verdict(pull)
+            if known is None:  # not known without I/O: pull while deciding
+                return self._overlapped(overlap, pull, request, context)
+            if isinstance(known, Denial):  # known denied: nothing is pulled
+                self._deny(context, known, image=pull.image)
+            decision = known
+        else:
+            decision = self._decision(pull, context)
+        return self._forward_decided(pull, decision, request, context)
+
+    def _known_verdict(self, pull: PullRequest) -> Decision | Denial | None:
+        if self._known is None:
+            return None
+        return known_verdict(self._known, pull, CALLER, self.waiver, self.front)
+
+    def _forward_decided(
+        self, pull: PullRequest, decision: Decision, request: bytes, context: grpc.ServicerContext
+    ) -> bytes:
+        """Forward a pull decided before it was sent, and pin it."""
         if not context.is_active():  # the caller gave up while pullgate was deciding
             log.info("CRI pull of %s cancelled by the caller before it was forwarded", pull.image)
             abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
@@ -326,27 +335,30 @@ class CriProxy(Forwarder):
 
     def _overlapped(
         self,
-        deciders: ThreadPoolExecutor,
+        overlap: OverlappedPulls,
         pull: PullRequest,
         request: bytes,
         context: grpc.ServicerContext,
     ) -> bytes:
         """The runtime's pull runs while pullgate decides (only with the container-start gate
-        on: the image cannot start before an allow covers it). A denial removes what the
-        runtime pulled and is answered as always; an allow is pinned as always."""
-        future = deciders.submit(pull_verdict, self._decide, pull, CALLER, self.waiver, self.front)
+        on: the image cannot start before an allow covers it). A verdict in by the pull's end
+        is acted on as always (a denial removes what the runtime pulled and is answered, an
+        allow is pinned); otherwise the runtime's answer goes back now and the verdict is acted
+        on when it comes (:mod:`pullgate.cri.overlap`)."""
+        job = overlap.begin(pull)
+        if job is None:  # stopping: decide first
+            return self._forward_decided(pull, self._decision(pull, context), request, context)
         try:
             response, call = self._send(PULL_IMAGE, request, context)
         except (grpc.FutureCancelledError, grpc.RpcError) as err:
-            verdict = future.result()
-            if isinstance(verdict, Denial):
-                self._images.remove(str(pull.reference))
-            elif verdict.digest and not pinned_by_request(pull, verdict.digest):
-                self._clean_up(pull, verdict.digest)
+            overlap.failed(job, self._clean_up)
             if isinstance(err, grpc.FutureCancelledError):
                 abort(context, grpc.StatusCode.CANCELLED, "cancelled by the caller")
             pass_back(err, context)
-        verdict = future.result()
+        verdict = overlap.detach(job, response)
+        if verdict is None:  # answered before the verdict: the start gate holds the image
+            answer_metadata(call, context)
+            return response
         if isinstance(verdict, Denial):
             self._images.remove(pulled_image(response) or str(pull.reference))
             self._deny(context, verdict, image=pull.image)
@@ -385,12 +397,3 @@ class CriProxy(Forwarder):
     def _deny(self, context: grpc.ServicerContext, denial: Denial, *, image: str) -> NoReturn:
         log.warning("CRI pull of %r denied: %s", image, denial.text)
         abort(context, grpc.StatusCode.UNKNOWN, denial.text)
-
-
-async def _within(deadline: float, wait: Callable[[], object]) -> bool:
-    """Run the blocking ``wait`` on a thread until ``deadline``; False if it was still waiting."""
-    try:
-        await asyncio.wait_for(asyncio.to_thread(wait), max(deadline - time.monotonic(), 0.001))
-    except TimeoutError:
-        return False
-    return True

@@ -58,7 +58,8 @@ from pullgate.cri.methods import (
     RUNTIME_SERVICE,
     START_CONTAINER,
 )
-from pullgate.cri.proxy import HANDLER_THREADS, CriProxy, Decide
+from pullgate.cri.overlap import OverlapObserver
+from pullgate.cri.proxy import HANDLER_THREADS, CriProxy, Decide, Known
 from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router, Unary
 from pullgate.cri.runtime.v1 import api_pb2
@@ -171,7 +172,7 @@ class RuntimeProxy(CriProxy):
         gate: decides container starts.
         critical: critical-image entries for pulls (starts take the gate's own).
         recorder: as for :class:`~pullgate.cri.proxy.CriProxy`.
-        waiver, overlap: as for :class:`~pullgate.cri.proxy.CriProxy`.
+        waiver, overlap, known, observer: as for :class:`~pullgate.cri.proxy.CriProxy`.
         passthrough: receives the seconds each forwarded (undecided) unary call took.
         transport: ``"splice"`` (HTTP/2 frames relayed, :mod:`pullgate.cri.splice`) or
             ``"grpc"`` (grpcio's server, every call re-issued to the runtime).
@@ -194,6 +195,8 @@ class RuntimeProxy(CriProxy):
         threads: int = HANDLER_THREADS,
         waiver: Waiver | None = None,
         overlap: bool = False,
+        known: Known | None = None,
+        observer: OverlapObserver | None = None,
         passthrough: Callable[[float], None] | None = None,
         transport: str = SPLICE,
         created_entries: int = CREATED_CAPACITY,
@@ -207,6 +210,8 @@ class RuntimeProxy(CriProxy):
             threads=threads,
             waiver=waiver,
             overlap=overlap,
+            known=known,
+            observer=observer,
         )
         self.gate = gate
         self._passthrough = passthrough

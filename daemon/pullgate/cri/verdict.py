@@ -17,7 +17,7 @@ from pullgate.cri.request import PullRequest
 from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.errors import PullgateError, Reason
 
-__all__ = ["Waiver", "pull_verdict"]
+__all__ = ["Waiver", "known_verdict", "pull_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,21 @@ def pull_verdict(
     front: Front = Front.CRI,
 ) -> Decision | Denial:
     """The allow to act on, or the denial to answer, for ``pull`` (never raises)."""
+    verdict = known_verdict(decide, pull, caller, waiver, front)
+    if verdict is None:  # decide always answers; fail closed all the same
+        return Denial(reason=Reason.INTERNAL, message="pullgate could not decide")
+    return verdict
+
+
+def known_verdict(
+    decide: Callable[[DecisionRequest], Decision | None],
+    pull: PullRequest,
+    caller: str,
+    waiver: Waiver | None = None,
+    front: Front = Front.CRI,
+) -> Decision | Denial | None:
+    """:func:`pull_verdict` for a ``decide`` that may not know the answer yet (None: it does
+    not, e.g. a cache-only lookup; then nothing was recorded or waived). Never raises."""
     request = DecisionRequest(
         reference=str(pull.reference),
         digest=pull.reference.digest,
@@ -52,7 +67,7 @@ def pull_verdict(
             message=f"pullgate could not decide: {type(exc).__name__}",
         )
     else:
-        if decision.allowed:
+        if decision is None or decision.allowed:
             return decision
         denial = Denial.from_decision(decision)
     if waiver is not None and waiver(str(pull.reference), denial.reason, denial.message, front):

@@ -29,7 +29,7 @@ from pullgate.cri.proxy import CriProxy
 from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.context import SnapshotLike
 from pullgate.decision.decider import Decider
-from pullgate.decision.model import Front
+from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.decision.record import DecisionRecorder
 from pullgate.net.deadline import Watchdog
 from pullgate.nri.admission import NriGate
@@ -53,7 +53,12 @@ from pullgate.service.runtime import (
     snapshot_digest,
     verdict_max_age,
 )
-from pullgate.service.servicer import DaemonControl, ServerParts, VerifierServicer
+from pullgate.service.servicer import (
+    CachedDecisionEngine,
+    DaemonControl,
+    ServerParts,
+    VerifierServicer,
+)
 from pullgate.start.audit import CriLister
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.gate import StartGate
@@ -173,8 +178,16 @@ def image_proxy(config: DaemonConfig, parts: ServerParts) -> CriProxy | None:
         recorder=parts.recorder,
         waiver=parts.gate.waive_pull if parts.gate is not None else None,
         overlap=overlap_pulls(config),
+        known=_known(parts),
+        observer=parts.metrics,
         critical=config.cri.critical_images,
     )
+
+
+def _known(parts: ServerParts) -> Callable[[DecisionRequest], Decision | None] | None:
+    """The engine's answer from memory alone, when it has one (overlapped pulls act on it)."""
+    engine = parts.engine
+    return engine.decide_cached if isinstance(engine, CachedDecisionEngine) else None
 
 
 def runtime_gate(config: DaemonConfig, parts: ServerParts) -> RuntimeProxy | None:
@@ -194,6 +207,8 @@ def runtime_gate(config: DaemonConfig, parts: ServerParts) -> RuntimeProxy | Non
         recorder=parts.recorder,
         waiver=parts.gate.waive_pull,
         overlap=overlap_pulls(config),
+        known=_known(parts),
+        observer=parts.metrics,
         passthrough=passthrough_histogram(parts.metrics),
         transport=config.runtime.transport.value,
         created_entries=config.cache.created_container_entries,

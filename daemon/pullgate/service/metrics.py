@@ -24,7 +24,10 @@ Families (all prefixed ``pullgate_``):
 * ``registry_inflight_bytes``, ``registry_inflight_peak_bytes``, ``registry_inflight_limit_bytes``,
   ``registry_inflight_exhausted_total`` — the registry body byte budget (since the last reload);
 * ``fail_open_total`` — allowed only because ``on_inconclusive = "allow"``;
-* ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied.
+* ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied;
+* ``overlap_denials_total{reason}`` — pulls answered before their verdict (overlapped pulls,
+  :mod:`pullgate.cri.overlap`) and then denied, their images removed; ``overlap_pending`` —
+  such pulls still waiting for their verdict.
 
 No global registry is touched (docs/architecture.md §3.3). The exposition
 server binds the configured address only; the config keeps it on loopback by default.
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -167,6 +170,17 @@ class Metrics:
             "Pulls allowed by mode = audit that enforcement would have denied.",
             registry=self.registry,
         )
+        self.overlap_denials = Counter(
+            "pullgate_overlap_denials",
+            "Pulls answered before their verdict, then denied (their images removed).",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.overlap_waiting = Gauge(
+            "pullgate_overlap_pending",
+            "Pulls answered before their verdict, still waiting for it.",
+            registry=self.registry,
+        )
         # Labelled children, looked up once (dict reads/writes are atomic under the GIL; a race
         # only creates the same child twice, which prometheus-client returns as one object).
         self._decision_children: dict[tuple[bool, str, str], Counter] = {}
@@ -210,6 +224,14 @@ class Metrics:
     def observe_denial(self, reason: str, *, front: str) -> None:
         """Count a deny that never reached the decider (malformed request, internal error)."""
         self._decision_child(False, reason, front).inc()
+
+    def overlap_denied(self, reason: str) -> None:
+        """A pull answered before its verdict was denied after all (its image removed)."""
+        self.overlap_denials.labels(reason=reason).inc()
+
+    def overlap_pending(self, delta: int) -> None:
+        """Pulls answered and waiting for their verdict changed by ``delta``."""
+        self.overlap_waiting.inc(delta)
 
     def observe_request(self, record: RequestRecord) -> None:
         """Request-log hook of the registry transport (called from worker threads)."""
