@@ -15,7 +15,6 @@ NRI: ``tests/integration/test_nri.py``.
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import urllib.request
@@ -29,9 +28,9 @@ from typing import Any
 import grpc
 import pytest
 
-from pullgate.decision.audit_log import AUDIT_LOGGER
 from pullgate.errors import Reason
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
+from tests.support.audit_lines import AuditLines, captured_audit
 from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
 from tests.support.runtimes import Kind, runtimes_unavailable
 from tests.support.start_node import StartNode, start_node
@@ -48,21 +47,10 @@ SHIM = Path(sys.executable).with_name("pullgate-containerd-verifier")
 DESCRIPTOR_MEDIA_TYPE = "application/vnd.oci.descriptor.v1+json"
 
 
-class _Lines(logging.Handler):
-    """Every record the daemon writes on ``pullgate.audit``, parsed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(json.loads(record.getMessage()))
-
-
 @dataclass
 class Node:
     start: StartNode
-    lines: _Lines
+    lines: AuditLines
     verifier: verifier_pb2_grpc.VerifierStub
 
     @property
@@ -121,21 +109,13 @@ def node(
     reason = runtimes_unavailable(kind)
     if reason is not None:
         pytest.skip(f"containerd {kind}: {reason}")
-    lines = _Lines()
-    audit = logging.getLogger(AUDIT_LOGGER)
-    level = audit.level
-    audit.setLevel(logging.INFO)
-    audit.addHandler(lines)
-    try:
-        with (
-            DockerRegistry(tmp_path_factory.mktemp("once-registry")) as registry,
-            start_node(kind, tmp_path_factory.mktemp("once"), registry) as start,
-            grpc.insecure_channel(f"unix:{start.tmp / 'api.sock'}") as channel,
-        ):
-            yield Node(start, lines, verifier_pb2_grpc.VerifierStub(channel))
-    finally:
-        audit.removeHandler(lines)
-        audit.setLevel(level)
+    with (
+        captured_audit() as lines,
+        DockerRegistry(tmp_path_factory.mktemp("once-registry")) as registry,
+        start_node(kind, tmp_path_factory.mktemp("once"), registry) as start,
+        grpc.insecure_channel(f"unix:{start.tmp / 'api.sock'}") as channel,
+    ):
+        yield Node(start, lines, verifier_pb2_grpc.VerifierStub(channel))
 
 
 def _one(written: list[dict[str, Any]], front: str) -> dict[str, Any]:

@@ -69,8 +69,10 @@ def _toml(value: str | Path) -> str:
     return json.dumps(str(value))
 
 
-def write_hosts_toml(certs_d: Path, registry: DockerRegistry) -> Path:
-    """``certs.d/<host:port>/hosts.toml`` for ``registry`` with its CA and client certificate.
+def write_hosts_toml(certs_d: Path, registry: DockerRegistry, *, via: str | None = None) -> Path:
+    """``certs.d/<host:port>/hosts.toml`` for ``registry`` with its CA and client certificate;
+    ``via``: another ``host:port`` that relays to it (a :class:`~tests.support.tcp_relay.TcpRelay`),
+    contacted instead (TLS is checked against the registry's certificate as before).
 
     A ``[host]`` table is always written: containerd 1.6 rejects a server-only file
     (docs/containerd.md §5). The ``server`` is still tried after the host on any error
@@ -83,11 +85,12 @@ def write_hosts_toml(certs_d: Path, registry: DockerRegistry) -> Path:
         f"ca = {_toml(pki.ca_pem)}",
         f"client = [[{_toml(pki.client_pem)}, {_toml(pki.client_key)}]]",
     ]
+    url = f"https://{via}" if via is not None else registry.url
     lines = [
-        f"server = {_toml(registry.url)}",
+        f"server = {_toml(url)}",
         *tls,
         "",
-        f"[host.{_toml(registry.url)}]",
+        f"[host.{_toml(url)}]",
         '  capabilities = ["pull", "resolve"]',
         *(f"  {line}" for line in tls),
         "",

@@ -122,14 +122,27 @@ class StartNode:
             repo, subject, sign_jws(self.chain, subject), MT_JWS, certificates=self.chain.x509
         )
 
-    def gated(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """crictl with both endpoints at pullgate (the kubelet's view)."""
-        return self.runtime.crictl(
+    def gated(
+        self, *args: str, check: bool = True, settle: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """crictl with both endpoints at pullgate (the kubelet's view). ``settle``: after a pull,
+        wait until its verdict is in (an overlapped pull may be answered before it)."""
+        done = self.runtime.crictl(
             *args,
             runtime_endpoint=f"unix://{self.runtime_socket}",
             image_endpoint=f"unix://{self.cri_socket}",
             check=check,
         )
+        if settle and args[:1] == ("pull",):
+            self.settle()
+        return done
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until no pull answered before its verdict still waits for it."""
+        deadline = time.monotonic() + timeout
+        while (self.metric("pullgate_overlap_pending") or 0) > 0:
+            assert time.monotonic() < deadline, "an overlapped pull's verdict never came"
+            time.sleep(0.05)
 
     def run_pod(self) -> tuple[str, Path]:
         return self.runtime.run_pod(
@@ -167,11 +180,14 @@ class StartNode:
         report: dict[str, object] = json.loads(done.stdout)
         return done.returncode, report
 
-    def metric(self, name: str) -> float | None:
-        """The value of an unlabelled metric the daemon exports now (None: not exported)."""
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The value of a metric the daemon exports now, with exactly ``labels`` (None: not
+        exported)."""
         text = (self.config.read_text().split('[metrics]\naddress = "', 1)[1]).split('"', 1)[0]
         with urllib.request.urlopen(f"http://{text}/metrics", timeout=10) as answer:
             body = answer.read().decode()
+        if labels:
+            name += "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
         for line in body.splitlines():
             if line.startswith(f"{name} "):
                 return float(line.split()[1])
@@ -239,11 +255,19 @@ def start_node(
     require: str = "both",
     transport: str = "splice",
     hook: bool = False,
+    runtime_via: str | None = None,
+    pullgate_via: str | None = None,
 ) -> Iterator[StartNode]:
     """The node, pullgate serving; everything stopped on exit. ``hook``: the runtime gate
-    forwards through a :class:`~tests.support.hook_proxy.HookProxy` (``StartNode.hook``)."""
-    certs_d = tmp / "certs.d"
-    write_hosts_toml(certs_d, registry)
+    forwards through a :class:`~tests.support.hook_proxy.HookProxy` (``StartNode.hook``).
+    ``runtime_via``, ``pullgate_via``: the ``host:port`` the runtime, or pullgate, reaches the
+    registry through (a relay; default: the registry itself)."""
+    certs_d = tmp / "certs.d"  # the runtime's
+    write_hosts_toml(certs_d, registry, via=runtime_via)
+    pullgate_certs_d = certs_d
+    if pullgate_via is not None:
+        pullgate_certs_d = tmp / "pullgate-certs.d"
+        write_hosts_toml(pullgate_certs_d, registry, via=pullgate_via)
     chain = Pki(name=f"start {kind}").chain(key=KeySpec.ec(256))
     other = Pki(name="unrelated").chain(key=KeySpec.ec(256))
     trust_dir = tmp / "trust"
@@ -258,7 +282,7 @@ def start_node(
             proxy = stack.enter_context(HookProxy(tmp / "hook.sock", runtime.socket))
         config = write_config(
             tmp,
-            certs_d,
+            pullgate_certs_d,
             trust_dir,
             runtime.endpoint(),
             require=require,
