@@ -117,3 +117,25 @@ def test_every_call_is_routed_by_the_path_it_sent(tmp_path: Path) -> None:
             sent.append(path.encode())
     assert recorder.paths == sent
     assert recorder.verdicts == sum(path.decode() in GATED for path in sent)
+
+
+def test_a_frame_inside_a_field_block_closes_the_connection(tmp_path: Path) -> None:
+    """A gated call's DATA sent before its field block ends (its route is not known yet) is a
+    connection error (RFC 9113 §6.10), never forwarded."""
+    recorder = Recorder()
+    with spliced(tmp_path, recorder.route) as wire:
+        block = wire.encoder.encode([(":method", "POST"), (":path", GATED[0])])
+        wire.caller.send(
+            encode_frame(HEADERS, 0, 1, block[:3])
+            + encode_frame(DATA, END_STREAM, 1, grpc_message(b"create"))
+            + encode_frame(CONTINUATION, END_HEADERS, 1, block[3:])
+        )
+        assert wire.caller.closed()
+        kinds = []
+        try:
+            while True:
+                kinds.append(wire.runtime.read()[0])
+        except (EOFError, OSError):
+            pass
+        assert DATA not in kinds
+    assert recorder.paths == []

@@ -31,6 +31,7 @@ __all__ = ["decode_block"]
 
 _STATIC = HeaderTable.STATIC_TABLE
 _STATIC_LEN = len(_STATIC)
+_FIRST_DYNAMIC = _STATIC_LEN + 1
 _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
 
 Field = tuple[bytes, bytes]
@@ -92,7 +93,8 @@ def decode_block(decoder: Decoder, block: bytes) -> list[Field] | None:
                 pos += used
             else:
                 pos += 1
-            field = _entry(dynamic, index)
+            at = index - _FIRST_DYNAMIC  # a dynamic entry, the usual case, is read inline
+            field = dynamic[at] if 0 <= at < len(dynamic) else _entry(dynamic, index)
         else:
             if first & 0x40:  # with incremental indexing (§6.2.1)
                 mask, bits, indexing = 0x3F, 6, True

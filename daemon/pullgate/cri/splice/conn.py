@@ -49,7 +49,9 @@ from pullgate.cri.splice.frames import (
     FRAME_HEADER,
     HEADER_BYTES,
     HEADERS,
+    PADDED,
     PREFACE,
+    PRIORITY_FLAG,
     RST_STREAM,
     SETTINGS,
     STREAM_MASK,
@@ -154,14 +156,17 @@ class Splice(SpliceState):
                     if end > size:
                         break
                     start, pos = pos, end
+                    stream &= STREAM_MASK
                     if kind in (HEADERS, CONTINUATION):  # forwarded
-                        self._field_block(
-                            data, Frame(kind, flags, stream & STREAM_MASK, start, end)
-                        )
-                    elif (
-                        decided or kind in (WINDOW_UPDATE, RST_STREAM, SETTINGS)
-                    ) and self._request_frame(
-                        data, Frame(kind, flags, stream & STREAM_MASK, start, end)
+                        self._field_block(data, kind, flags, stream, start, end)
+                    elif self._block_stream:  # RFC 9113 §6.10: a connection error
+                        raise MalformedInput("a frame inside a field block")
+                    elif kind == WINDOW_UPDATE and not stream:
+                        if self._caller_window(data, start, end):
+                            out.append(data[fwd:start])  # replaced
+                            fwd = pos
+                    elif (decided or kind in (RST_STREAM, SETTINGS)) and self._request_frame(
+                        data, Frame(kind, flags, stream, start, end)
                     ):
                         out.append(data[fwd:start])  # dropped
                         fwd = pos
@@ -180,19 +185,23 @@ class Splice(SpliceState):
                 upstream.sendall(b"".join(out))
         return pos
 
+    def _caller_window(self, data: bytes, start: int, end: int) -> bool:
+        """The caller's connection ``WINDOW_UPDATE``; True: it must not be forwarded as is (the
+        runtime is told less, see ``_caller_credit``)."""
+        increment = window_increment(data[start + HEADER_BYTES : end])
+        told = self._caller_credit(increment)
+        if told == increment:
+            return False
+        if told:
+            self._after.append(window_update(0, told))
+        return True
+
     def _request_frame(self, data: bytes, frame: Frame) -> bool:
-        """Handle one caller frame; True: it must not be forwarded."""
+        """Handle one caller frame other than a field block or a connection ``WINDOW_UPDATE``;
+        True: it must not be forwarded."""
         kind, stream = frame.type, frame.stream
         held = self._decided.get(stream) if stream else None
         if held is None:
-            if kind == WINDOW_UPDATE and stream == 0:
-                increment = window_increment(data[frame.start + 9 : frame.end])
-                told = self._caller_credit(increment)
-                if told == increment:
-                    return False
-                if told:
-                    self._after.append(window_update(0, told))
-                return True
             if kind == RST_STREAM:
                 self._started.pop(stream, None)
             elif kind == SETTINGS and stream == 0:
@@ -212,32 +221,43 @@ class Splice(SpliceState):
             self._credit_caller(held.flow)
         return False
 
-    def _field_block(self, data: bytes, frame: Frame) -> None:
+    def _field_block(
+        self, data: bytes, kind: int, flags: int, stream: int, start: int, end: int
+    ) -> None:
         """Decode a request field block (forwarded as is); route a new stream at its end."""
-        payload = data[frame.start + 9 : frame.end]
-        if frame.type == HEADERS:
+        if kind == HEADERS:
             if self._block_stream:
                 raise MalformedInput("HEADERS inside a field block")
-            if frame.stream == 0:
+            if stream == 0:
                 raise MalformedInput("HEADERS on stream 0")
-            self._block_stream = frame.stream
-            self._block_new = frame.stream > self._last_stream
-            if self._block_new:
-                self._last_stream = frame.stream
-            elif frame.stream in self._decided:
+            self._block_stream = stream
+            new = self._block_new = stream > self._last_stream
+            if new:
+                self._last_stream = stream
+            elif stream in self._decided:
                 raise MalformedInput("trailers on a decided call")
-            self._block_new_ended = self._block_new and bool(frame.flags & END_STREAM)
-        elif frame.stream != self._block_stream or not self._block_stream:
+            self._block_new_ended = new and bool(flags & END_STREAM)
+            if flags & (PADDED | PRIORITY_FLAG):
+                fragment: bytes | memoryview = field_fragment(
+                    kind, flags, data[start + HEADER_BYTES : end]
+                )
+            else:
+                fragment = data[start + HEADER_BYTES : end]
+        elif stream != self._block_stream or not self._block_stream:
             raise MalformedInput("CONTINUATION outside its field block")
-        last = bool(frame.flags & END_HEADERS)
-        fields = self._reader.feed(field_fragment(frame.type, frame.flags, payload), last)
+        else:
+            fragment = data[start + HEADER_BYTES : end]
+        fields = self._reader.feed(fragment, bool(flags & END_HEADERS))
         if fields is None:
-            return None
-        stream, self._block_stream = self._block_stream, 0
+            return
+        self._block_stream = 0
         if self._block_new:
-            path = next((value for name, value in fields if name == b":path"), b"")
+            path = b""
+            for name, value in fields:
+                if name == b":path":
+                    path = value
+                    break
             self._route_stream(stream, self._route(path), fields, ended=self._block_new_ended)
-        return None
 
     def _route_stream(self, stream: int, route: Route, fields: list[Field], *, ended: bool) -> None:
         if route.kind is RouteKind.PASS:
