@@ -175,3 +175,33 @@ def test_an_oversized_header_list_is_an_error() -> None:
     assert both.feed(b"\x40\x03x-a" + bytes(encode_integer(len(value), 7)) + value) is not None
     assert both.feed(b"\xbe" * 64) is not None  # 64 x 4035 octets: under 256 KiB decoded
     assert both.feed(b"\xbe" * 65) is None
+
+
+def test_a_remembered_indexed_block_is_read_anew_once_the_table_changes() -> None:
+    """Indexed-only blocks are remembered while the table stays as it is; a block that adds an
+    entry (shifting every dynamic index), a resize or an eviction makes them read anew."""
+    encoder, both = Encoder(), Both()
+    fields = [(":method", "POST"), (":path", "/runtime.v1.RuntimeService/ListContainers")]
+    both.feed(encoder.encode(fields))  # literals: the table learns them
+    indexed = encoder.encode(fields)
+    assert min(indexed) > 0x80  # indexed only
+    first = both.feed(indexed)
+    assert both.feed(indexed) == first  # remembered, and still the library's answer
+    both.feed(b"\x40\x01x\x01y")  # a new entry: every dynamic index moves by one
+    moved = both.feed(indexed)
+    assert moved is not None
+    assert moved != first
+    both.feed(b"\x00\x01z\x01w")  # a literal without indexing: the table stays
+    assert both.feed(indexed) == moved
+    both.feed(b"\x40\x01x" + bytes(encode_integer(4000, 7)) + b"v" * 4000)  # evicts the rest
+    assert both.feed(indexed) == [(b":method", b"POST"), (b"x", b"v" * 4000)]
+
+
+def test_a_remembered_indexed_block_is_read_anew_after_a_resize() -> None:
+    encoder, both = Encoder(), Both()
+    fields = [(":path", "/runtime.v1.RuntimeService/ListContainers")]
+    both.feed(encoder.encode(fields))
+    indexed = encoder.encode(fields)
+    assert both.feed(indexed) == [(b":path", b"/runtime.v1.RuntimeService/ListContainers")]
+    assert both.feed(b"\x20") == []  # the table resized to 0: emptied
+    assert both.feed(indexed) is None

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 MAX_BLOCK_BYTES = 256 * 1024  # one request's field block, compressed or decoded
+_KNOWN_BLOCKS = 64  # indexed-only blocks remembered per connection (a client sends a few shapes)
 _STATUS_200 = b"\x88"  # indexed static entry 8, ":status: 200" (RFC 7541 Appendix A)
 _CONTENT_TYPE = 31  # the static entry named content-type (RFC 7541 Appendix A)
 _PLAIN = frozenset(range(0x20, 0x7F)) - {ord("%")}
@@ -46,6 +47,10 @@ class FieldReader:
     def __init__(self) -> None:
         self._decoder = Decoder(max_header_list_size=MAX_BLOCK_BYTES)
         self._pending = bytearray()
+        # Blocks of indexed fields only, read under the dynamic table as it is now: reading one
+        # changes nothing (RFC 7541 §6.1), so the same octets give the same fields until the
+        # table changes, and every block that may change it empties this first.
+        self._known: dict[bytes, tuple[Field, ...]] = {}
 
     def allow_table_size(self, size: int) -> None:
         """The runtime advertised ``SETTINGS_HEADER_TABLE_SIZE``: the caller may now use it. A
@@ -53,6 +58,7 @@ class FieldReader:
         saw the change; the runtime enforces its own limit)."""
         decoder = self._decoder
         decoder.max_allowed_table_size = max(decoder.max_allowed_table_size, size)
+        self._known.clear()
 
     def feed(self, fragment: bytes | memoryview, last: bool) -> list[Field] | None:
         """Add a fragment; at the ``last`` one, the decoded block.
@@ -72,12 +78,25 @@ class FieldReader:
             block, self._pending = bytes(self._pending), bytearray()
         if len(block) > MAX_BLOCK_BYTES:
             raise MalformedInput("field block larger than pullgate reads")
+        known = self._known
+        # Every octet one indexed field (index 1-126: a single octet each, §5.1, §6.1).
+        indexed_only = bool(block) and min(block) > 0x80 and 0xFF not in block
+        if indexed_only:
+            seen = known.get(block)
+            if seen is not None:
+                return list(seen)
+        elif known:
+            known.clear()  # the block may change the table
         try:
             fields = decode_block(self._decoder, block)
             if fields is None:  # a table size update: the library's own decode
                 fields = list(self._decoder.decode(block, raw=True))  # bytes pairs
         except (HPACKError, ValueError, IndexError) as exc:
             raise MalformedInput(f"field block does not decode: {exc}") from exc
+        if indexed_only:
+            if len(known) >= _KNOWN_BLOCKS:
+                known.clear()
+            known[block] = tuple(fields)
         return fields
 
     @property
