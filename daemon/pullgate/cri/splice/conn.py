@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import threading
 import time
 
@@ -49,6 +50,7 @@ from pullgate.cri.splice.frames import (
     FRAME_HEADER,
     HEADER_BYTES,
     HEADERS,
+    MAX_WINDOW,
     PADDED,
     PREFACE,
     PRIORITY_FLAG,
@@ -75,6 +77,9 @@ from pullgate.cri.splice.routes import Refusal, Route, RouteKind, TakeOver
 from pullgate.errors import MalformedInput
 
 __all__ = ["Splice"]
+
+_U32 = struct.Struct(">I")
+_WINDOW_UPDATE_BYTES = HEADER_BYTES + 4
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +167,10 @@ class Splice(SpliceState):
                     elif self._block_stream:  # RFC 9113 §6.10: a connection error
                         raise MalformedInput("a frame inside a field block")
                     elif kind == WINDOW_UPDATE and not stream:
-                        if self._caller_window(data, start, end):
+                        if not self._debt and end - start == _WINDOW_UPDATE_BYTES:
+                            # the usual case of _caller_credit, inline: forwarded as is
+                            self._credited += _U32.unpack_from(data, start + 9)[0] & MAX_WINDOW
+                        elif self._caller_window(data, start, end):
                             out.append(data[fwd:start])  # replaced
                             fwd = pos
                     elif (decided or kind in (RST_STREAM, SETTINGS)) and self._request_frame(

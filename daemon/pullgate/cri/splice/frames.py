@@ -25,6 +25,7 @@ __all__ = [
     "HEADERS",
     "HEADER_BYTES",
     "INITIAL_WINDOW",
+    "MAX_WINDOW",
     "PADDED",
     "PREFACE",
     "PRIORITY_FLAG",
