@@ -28,8 +28,10 @@ a 95 % bootstrap interval, both paths of a round measured back to back in altern
   is in (read from ``pullgate_overlap_pending``, not timed), so no verdict of one round runs
   during the next round's direct pull.
 
-Usage: ``python bench/start.py [--runtime 2.4|1.6] [--rounds N] [--pulls N] [--pull-only]``
-(``--pull-only``: the cold pulls alone); exit 1 when a target is missed.
+Usage: ``python bench/start.py [--runtime 2.4|1.6] [--rounds N] [--pulls N] [--pull-only]
+[--only create|pass|pull ...]`` (``--only``: just the named parts, repeatable; ``--pull-only``:
+``--only pull``); exit 1 when a target is missed. ``CreateContainer`` also prints the gate's
+added milliseconds (median of the per-round differences).
 The NRI gate's line (``CreateContainer`` with the NRI plugin ÷ without, answer p50/p99) is
 ``bench/start_nri.py``.
 """
@@ -79,6 +81,7 @@ SANDBOX_STATUS = "/runtime.v1.RuntimeService/PodSandboxStatus"
 PULL = "/runtime.v1.ImageService/PullImage"
 LAYER_BYTES = 5 * 1024 * 1024
 GATE, ZERO, DIRECT, RELAY = range(4)  # the paths' columns in _rotated rows
+PARTS = ("create", "pass", "pull")
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -133,6 +136,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--pulls", type=int, default=12)
     parser.add_argument("--pull-only", action="store_true", help="measure the cold pulls only")
+    parser.add_argument("--only", action="append", choices=PARTS, help="measure just this part")
     args = parser.parse_args()
     kind: Kind = args.runtime
     why = runtimes_unavailable(kind) or (None if registry_available() else "no docker-registry")
@@ -141,10 +145,11 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="pg-bench-start-") as tmp_name:
         tmp = Path(tmp_name)
-        return _run(kind, tmp, args.rounds, args.pulls, args.pull_only)
+        parts = frozenset(("pull",) if args.pull_only else args.only or PARTS)
+        return _run(kind, tmp, args.rounds, args.pulls, parts)
 
 
-def _run(kind: Kind, tmp: Path, rounds: int, pulls: int, pull_only: bool) -> int:
+def _run(kind: Kind, tmp: Path, rounds: int, pulls: int, parts: frozenset[str]) -> int:
     chain = Pki(name="bench start").chain(key=KeySpec.ec(256))
     trust = tmp / "trust"
     write_store(trust, "ca", "start", [chain.root.cert])
@@ -182,7 +187,7 @@ def _run(kind: Kind, tmp: Path, rounds: int, pulls: int, pull_only: bool) -> int
                 _wait_for(tmp / "zero.sock", floor)
                 _wait_for(tmp / "relay.sock", relay)
                 return _measure(
-                    runtime, tmp, registry, chain, image.reference, (rounds, pulls, pull_only)
+                    runtime, tmp, registry, chain, image.reference, (rounds, pulls, parts)
                 )
             finally:
                 for each in (proc, floor, relay):
@@ -197,9 +202,9 @@ def _measure(
     registry: DockerRegistry,
     chain: Chain,
     reference: str,
-    sizes: tuple[int, int, bool],
+    sizes: tuple[int, int, frozenset[str]],
 ) -> int:
-    rounds, pulls, pull_only = sizes
+    rounds, pulls, parts = sizes
     pending = partial(_metric, tmp / "config.toml", "pullgate_overlap_pending")
     with (
         CriClient(runtime.socket) as direct,
@@ -240,7 +245,7 @@ def _measure(
         creates: list[list[float]] = []
         lists: list[list[float]] = []
         statuses: list[list[float]] = []
-        if not pull_only:
+        if "create" in parts:
             for _ in range(3):  # warm both paths (channels, the gate's first decision)
                 create(gate)(0)
                 create(zero)(0)
@@ -254,7 +259,7 @@ def _measure(
             return lambda i: _timed(lambda: client.raw(method, body))
 
         passing = (gate, zero, direct, relay)  # GATE, ZERO, DIRECT, RELAY
-        if not pull_only:
+        if "pass" in parts:
             for client in passing:  # warm the paths' channels and threads
                 for _ in range(20):
                     client.raw(LIST, listing)
@@ -264,7 +269,7 @@ def _measure(
         pull_pairs: Pairs = []
         verdict_pairs: Pairs = []
         with Pusher.for_registry(registry) as pusher:
-            for i in range(pulls):
+            for i in range(pulls if "pull" in parts else 0):
                 refs = []
                 for side in ("g", "d"):
                     tag = f"{side}{i}-{uuid.uuid4().hex[:6]}"
@@ -302,9 +307,9 @@ def _measure(
 
     print(f"container-start gate on containerd {runtime.kind} ({rounds} rounds; medians, 95 % CI)")
     missed: list[str] = []
-    _print_pulls(pulls, pull_pairs, verdict_pairs, missed)
-    if not pull_only:
-        _print_start(creates, lists, statuses, missed)
+    if pull_pairs:
+        _print_pulls(pulls, pull_pairs, verdict_pairs, missed)
+    _print_start(creates, lists, statuses, missed)
     if missed:
         print("target missed: " + "; ".join(missed))
     return 1 if missed else 0
@@ -332,12 +337,19 @@ def _print_start(
     missed: list[str],
 ) -> None:
     name = "CreateContainer"
-    print(_line(f"{name} via gate / direct (current)", _pairs(creates, GATE, DIRECT), 1.05, missed))
-    print(
-        _line(f"{name} via zero-cost proxy / direct", _pairs(creates, ZERO, DIRECT), None, missed)
-    )
-    print(_line(f"{name} via gate / zero-cost proxy", _pairs(creates, GATE, ZERO), None, missed))
+    if creates:
+        current = _pairs(creates, GATE, DIRECT)
+        print(_line(f"{name} via gate / direct (current)", current, 1.05, missed))
+        zero = _pairs(creates, ZERO, DIRECT)
+        print(_line(f"{name} via zero-cost proxy / direct", zero, None, missed))
+        print(
+            _line(f"{name} via gate / zero-cost proxy", _pairs(creates, GATE, ZERO), None, missed)
+        )
+        added = statistics.median(g - d for g, d in current) * 1000
+        print(f"{name} via gate - direct (median of per-round differences): {added:+.2f} ms")
     for name, rows in (("ListContainers", lists), ("PodSandboxStatus", statuses)):
+        if not rows:
+            continue
         print(_line(f"{name} via gate / direct", _pairs(rows, GATE, DIRECT), 1.5, missed))
         print(
             _line(f"{name} via zero-cost proxy / direct", _pairs(rows, ZERO, DIRECT), None, missed)
