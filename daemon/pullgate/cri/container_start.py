@@ -97,6 +97,10 @@ class StartChecks(Protocol):
         self, image: str, reference: str, detail: str, *, front: str
     ) -> StartAnswer: ...
 
+    def current_allow(
+        self, image_id: str, reference: str, *, front: str
+    ) -> Callable[[], StartAnswer] | None: ...
+
     def refuse(
         self, image_id: str, reference: str, reason: Reason, message: str, *, front: str
     ) -> StartAnswer: ...

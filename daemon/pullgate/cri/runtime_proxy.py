@@ -33,7 +33,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -50,7 +49,13 @@ from pullgate.cri.container_start import (
     StartChecks,
     image_names,
 )
-from pullgate.cri.containers import ContainerKey, RuntimeContainers
+from pullgate.cri.containers import RuntimeContainers
+from pullgate.cri.create_request import (
+    CreateRequest,
+    names_tag,
+    parse_create_request,
+    pin_create_request,
+)
 from pullgate.cri.methods import (
     CREATE_CONTAINER,
     CRI_SERVICE,
@@ -62,7 +67,6 @@ from pullgate.cri.overlap import OverlapObserver
 from pullgate.cri.proxy import HANDLER_THREADS, CriProxy, Decide, Known
 from pullgate.cri.relay import abort, error_text
 from pullgate.cri.router import Router, Unary
-from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.splice.gate import gate_routes
 from pullgate.cri.splice.routes import TAKE_OVER, Refusal, Route, TakeOver, Verdict
 from pullgate.cri.splice.server import SpliceServer
@@ -90,77 +94,6 @@ DENIAL_CODE = grpc.StatusCode.UNKNOWN  # what a refused start ends with (the kub
 SPLICE = "splice"
 GRPC = "grpc"
 TRANSPORTS = (SPLICE, GRPC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CreateRequest:
-    """What the gate needs from one ``CreateContainerRequest``."""
-
-    image: str  # ImageSpec.image: an image ID or a reference
-    asked: str  # user_specified_image, else image
-    pod: str  # "namespace/name"
-    container: str
-    key: ContainerKey  # the container's pod sandbox, name and attempt
-
-
-def parse_create_request(data: bytes) -> CreateRequest:
-    """Decode a serialized ``CreateContainerRequest``.
-
-    Raises:
-        MalformedInput: undecodable bytes or no image.
-    """
-    try:
-        request = api_pb2.CreateContainerRequest.FromString(data)
-    except DecodeError as exc:
-        raise MalformedInput("CreateContainerRequest does not decode") from exc
-    spec = request.config.image
-    if not spec.image:
-        raise MalformedInput("CreateContainerRequest has no image")
-    meta = request.sandbox_config.metadata
-    asked = spec.user_specified_image or spec.image
-    return CreateRequest(
-        image=spec.image,
-        asked=image_id(asked) or asked,
-        pod=f"{meta.namespace}/{meta.name}" if meta.name else "",
-        container=request.config.metadata.name,
-        key=ContainerKey(
-            request.pod_sandbox_id, request.config.metadata.name, request.config.metadata.attempt
-        ),
-    )
-
-
-def names_tag(data: bytes) -> bool:
-    """True when a serialized ``CreateContainerRequest`` names its image by a reference, which
-    the runtime resolves itself (False for an image ID, and for a request that does not decode:
-    its verdict refuses it)."""
-    try:
-        return image_id(parse_create_request(data).image) is None
-    except MalformedInput:
-        return False
-
-
-def pin_create_request(data: bytes, decided: str) -> bytes:
-    """``data`` with ``ImageSpec.image`` set to the image ID ``decided`` when it names a tag, so
-    the runtime creates the container from the very image the gate decided on (it would resolve
-    the tag again, and the tag may have moved); ``user_specified_image`` keeps the reference.
-
-    The original bytes are kept and an override is appended: a protobuf parser merges a
-    repeated embedded message and keeps the last value of a scalar field
-    (https://protobuf.dev/programming-guides/encoding/#last-one-wins), so nothing else of the
-    request changes. Unchanged when it names an image ID or ``decided`` is none.
-    """
-    try:
-        create = parse_create_request(data)
-    except MalformedInput:
-        return data
-    pinned = image_id(decided)
-    if image_id(create.image) is not None or pinned is None:
-        return data
-    spec = api_pb2.ImageSpec(image=pinned)
-    if create.asked == create.image:  # user_specified_image may be empty: keep the reference
-        spec.user_specified_image = create.image
-    config = api_pb2.ContainerConfig(image=spec)
-    return data + api_pb2.CreateContainerRequest(config=config).SerializeToString()
 
 
 class RuntimeProxy(CriProxy):
@@ -263,7 +196,11 @@ class RuntimeProxy(CriProxy):
         }
         verdicts[CREATE_CONTAINER] = self._splice_create
         return gate_routes(
-            services=SERVICES, gated=self.gated(), verdicts=verdicts, refusal_text=self.refusal_text
+            services=SERVICES,
+            gated=self.gated(),
+            verdicts=verdicts,
+            quick={CREATE_CONTAINER: self._quick_create},
+            refusal_text=self.refusal_text,
         )
 
     def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -308,9 +245,30 @@ class RuntimeProxy(CriProxy):
         """The splice transport's verdict on a ``CreateContainer``: the kubelet's image-ID form
         is decided and forwarded as held; a tag-form request is handed to
         :meth:`create_container`, which pins it before the runtime resolves the tag again."""
-        if names_tag(request):
+        try:
+            create = parse_create_request(request)
+        except MalformedInput as exc:
+            return _refused(self._malformed(exc))
+        if image_id(create.image) is None:
             return TAKE_OVER
-        return _refusal(self.start_verdict, request)
+        return _refused(self._verdict(create))
+
+    def _quick_create(self, request: bytes) -> Callable[[], object] | None:
+        """The splice transport's memory-only allow of a ``CreateContainer`` (the kubelet's
+        image-ID form with a current allow: :meth:`pullgate.start.gate.StartGate.current_allow`),
+        taken on the relay thread so the request goes out at once; returns what counts and
+        audits it (the same answer :meth:`start_verdict` gives). None: the worker decides."""
+        try:
+            create = parse_create_request(request)
+        except MalformedInput:
+            return None
+        decided = image_id(create.image)
+        if decided is None:
+            return None
+        settle = self.gate.current_allow(decided, create.asked, front=FRONT)
+        if settle is not None:
+            self._created.remember(create.key, decided)  # before the runtime can answer
+        return settle
 
     def start_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Gate one ``StartContainer``: forward the original bytes only when allowed."""
@@ -325,11 +283,17 @@ class RuntimeProxy(CriProxy):
         try:
             create = parse_create_request(request)
         except MalformedInput as exc:
-            log.warning("CreateContainer refused: %s", exc.detail)
-            answer = self.gate.deny_unknown("", "", exc.detail, front=FRONT)
-            if not answer.allowed:
-                self._log_refusal(answer, create=None)
-            return answer
+            return self._malformed(exc)
+        return self._verdict(create)
+
+    def _malformed(self, exc: MalformedInput) -> StartAnswer:
+        log.warning("CreateContainer refused: %s", exc.detail)
+        answer = self.gate.deny_unknown("", "", exc.detail, front=FRONT)
+        if not answer.allowed:
+            self._log_refusal(answer, create=None)
+        return answer
+
+    def _verdict(self, create: CreateRequest) -> StartAnswer:
         answer = self.decide_start(create)
         decided = image_id(answer.image_id) if answer.allowed else None
         if decided is not None:  # what StartContainer will hold the container to
@@ -379,7 +343,10 @@ class RuntimeProxy(CriProxy):
 def _refusal(judge: Callable[[bytes], StartAnswer], request: bytes) -> Refusal | None:
     """A verdict as the splice transport takes it: None to allow, else the refusal the grpcio
     transport would answer."""
-    answer = judge(request)
+    return _refused(judge(request))
+
+
+def _refused(answer: StartAnswer) -> Refusal | None:
     if answer.allowed:
         return None
     return Refusal(DENIAL_CODE.value[0], answer.denial.text)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from pullgate.cri.denial import Denial
-from pullgate.decision.model import Decision
-from pullgate.errors import Reason
+from pullgate.decision.model import Decision, DecisionRequest, Front
+from pullgate.errors import PullgateError, Reason
+from pullgate.start.verdicts import repository_of
 
-__all__ = ["START_SUFFIX", "StartDecision"]
+__all__ = ["MAX_CANDIDATES", "START_SUFFIX", "StartDecision", "judged", "verify_now"]
 
 START_SUFFIX = "-start"  # a front end's name for its StartContainer answers: "runtime-start"
+MAX_CANDIDATES = 4  # repo digests verified for one create, at most
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,3 +86,54 @@ def judged(base: StartDecision, candidate: str, decision: Decision) -> StartDeci
         message=f"{candidate} verified for {decision.platform} with config "
         f"{', '.join(configs)}, but the runtime's image is {base.image_id}",
     )
+
+
+def verify_now(
+    decide: Callable[[DecisionRequest], Decision],
+    image_id: str,
+    reference: str,
+    names: Sequence[str],
+    front: Front,
+) -> StartDecision:
+    """Verify the image's names in the requested repository (any repository when it was
+    asked for by ID): the requested reference first (what the pod asked for), then the
+    runtime's digests, then its tags. A tag is as good as a digest here, because the
+    verified manifest's config digest must equal the image ID, and the config pins every
+    layer (``rootfs.diff_ids``). The first allow wins; otherwise the first denial stands."""
+    repository = repository_of(reference)
+    candidates = [
+        name
+        for name in dict.fromkeys(names)
+        if repository_of(name) is not None
+        and (repository is None or repository_of(name) == repository)
+    ][:MAX_CANDIDATES]
+    base = StartDecision(
+        allowed=False,
+        reason=Reason.NOT_VERIFIED,
+        message="",
+        image_id=image_id,
+        reference=reference,
+        verified_now=True,
+    )
+    if not candidates:
+        where = f" in {repository}" if repository else ""
+        return replace(
+            base,
+            message=f"image {image_id} has no digest{where} that could be verified",
+        )
+    denied: list[StartDecision] = []
+    for candidate in candidates:
+        try:
+            decision = decide(
+                DecisionRequest(reference=candidate, caller="start-gate", front=front)
+            )
+        except PullgateError as exc:
+            denied.append(
+                replace(base, reason=exc.reason, message=exc.detail, inconclusive=exc.inconclusive)
+            )
+            continue
+        answer = judged(base, candidate, decision)
+        if answer.allowed:
+            return answer
+        denied.append(answer)
+    return denied[0]

@@ -33,22 +33,25 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 from pullgate.common.descriptor import is_digest
+from pullgate.common.lru import Lru
 from pullgate.decision.model import Decision, DecisionRequest, Front
-from pullgate.errors import MalformedInput, PullgateError, Reason, is_inconclusive
+from pullgate.errors import MalformedInput, Reason, is_inconclusive
 from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
 from pullgate.start.break_glass import BreakGlass
-from pullgate.start.decision import StartDecision, judged
-from pullgate.start.verdicts import VerdictStore, repository_of
+from pullgate.start.decision import MAX_CANDIDATES, StartDecision, verify_now
+from pullgate.start.verdicts import CoveredImage, VerdictStore, repository_of
 
 __all__ = ["MAX_CANDIDATES", "StartDecision", "StartGate"]
 
 log = logging.getLogger(__name__)
 
-MAX_CANDIDATES = 4  # repo digests verified for one create, at most
+Settle = Callable[[], StartDecision]  # counts and audits an answer taken from memory
 _MAX_BACKGROUND = 256  # distinct verifications queued or running at once
+_REPOSITORIES = 1024  # references whose repository is remembered
 
 
 class StartGate:
@@ -88,6 +91,7 @@ class StartGate:
         self._background: set[tuple[str, str]] = set()
         self._executor = ThreadPoolExecutor(background_workers, thread_name_prefix="pullgate-bg")
         self.counts: dict[tuple[str, str], int] = {}
+        self._repositories: Lru[str, str] = Lru(_REPOSITORIES, name="start repositories")
 
     def close(self) -> None:
         """Stop background verification."""
@@ -132,7 +136,7 @@ class StartGate:
             if names is not None:
                 repo_digests, repo_tags = names()
             candidates = [reference, *repo_digests, *repo_tags]
-            decision = self._verify_now(image_id, reference, candidates, Front.named(front))
+            decision = verify_now(self._decide, image_id, reference, candidates, Front.named(front))
         if not enforce:
             return decision
         decision = self._waive(decision)
@@ -243,14 +247,36 @@ class StartGate:
 
     # ------------------------------------------------------------------ steps
 
+    def current_allow(self, image_id: str, reference: str, *, front: str) -> Settle | None:
+        """A current record's allow of ``image_id`` for ``reference``, from memory only (one
+        store lookup, nothing logged): what counts and audits it, once, as :meth:`check`
+        would (call it after acting on the allow). None when :meth:`check` must decide (a
+        critical entry matches, no trust configuration, no current allow)."""
+        if self._critical_entry(reference) is not None:
+            return None
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return None
+        max_age = self._max_age() if self._max_age is not None else None
+        found = self.store.lookup(image_id, self._repository(reference), snapshot, max_age)
+        if found.current is None:
+            return None
+        return partial(self._settle, image_id, reference, found.current, front)
+
+    def _settle(
+        self, image_id: str, reference: str, covered: CoveredImage, front: str
+    ) -> StartDecision:
+        return self._finish(_allowed_as(image_id, reference, covered), front)
+
+    def _repository(self, reference: str) -> str | None:
+        """:func:`repository_of`, remembered for the references seen last."""
+        known = self._repositories.get(reference)
+        if known is None:
+            known = repository_of(reference) or ""
+            self._repositories.put(reference, known)
+        return known or None
+
     def _local(self, image_id: str, reference: str) -> StartDecision:
-        base = StartDecision(
-            allowed=False,
-            reason=Reason.NOT_VERIFIED,
-            message="",
-            image_id=image_id,
-            reference=reference,
-        )
         entry = self._critical_entry(reference)
         if entry is not None:
             log.warning(
@@ -259,96 +285,59 @@ class StartGate:
                 image_id,
                 entry,
             )
-            return replace(
-                base,
+            return StartDecision(
                 allowed=True,
                 reason=Reason.SKIPPED_BY_POLICY,
-                critical=True,
                 message=f"critical image entry {entry!r}",
+                image_id=image_id,
+                reference=reference,
+                critical=True,
             )
+        return self._stored(image_id, reference)
+
+    def _stored(self, image_id: str, reference: str) -> StartDecision:
+        """What the verdict store says (critical entries aside): a current allow, or a
+        ``NOT_VERIFIED`` (``CONFIG`` without a trust configuration) denial to verify."""
         snapshot = self._snapshot()
         if snapshot is None:
-            return replace(
-                base,
+            return StartDecision(
+                allowed=False,
                 reason=Reason.CONFIG,
-                inconclusive=is_inconclusive(Reason.CONFIG),
                 message="no valid trust configuration is loaded",
+                image_id=image_id,
+                reference=reference,
+                inconclusive=is_inconclusive(Reason.CONFIG),
             )
-        repository = repository_of(reference)
+        repository = self._repository(reference)
         max_age = self._max_age() if self._max_age is not None else None
         found = self.store.lookup(image_id, repository, snapshot, max_age)
         if found.current is not None:
-            covered = found.current
-            return replace(
-                base,
-                allowed=True,
-                reason=covered.reason,
-                message=f"allowed as {covered.repository}@{covered.top_digest} "
-                f"(statement {covered.statement})",
-            )
+            return _allowed_as(image_id, reference, found.current)
         where = f" in {repository}" if repository else ""
         message = f"no allow under the current trust configuration covers image {image_id}{where}"
         if found.previous is not None and found.previous.snapshot == snapshot:
             message += f" (its allow is older than {max_age:g} s: verifying again)"
         elif found.previous is not None:
             message += " (it was allowed under an earlier trust configuration)"
-        return replace(base, inconclusive=True, message=message)
+        return StartDecision(
+            allowed=False,
+            reason=Reason.NOT_VERIFIED,
+            message=message,
+            image_id=image_id,
+            reference=reference,
+            inconclusive=True,
+        )
 
     def _critical_entry(self, reference: str) -> str | None:
+        critical = self.critical
+        if not (critical.digests or critical.references or critical.patterns):
+            return None  # no entries: nothing to parse
         if is_digest(reference):  # asked for by image ID: only a digest entry can match
             return reference if reference in self.critical.digests else None
         try:
             return self.critical.match(parse_reference(reference))
         except MalformedInput:
             return None
-
-    def _verify_now(
-        self, image_id: str, reference: str, names: Sequence[str], front: Front
-    ) -> StartDecision:
-        """Verify the image's names in the requested repository (any repository when it was
-        asked for by ID): the requested reference first (what the pod asked for), then the
-        runtime's digests, then its tags. A tag is as good as a digest here, because the
-        verified manifest's config digest must equal the image ID, and the config pins every
-        layer (``rootfs.diff_ids``). The first allow wins; otherwise the first denial stands."""
-        repository = repository_of(reference)
-        candidates = [
-            name
-            for name in dict.fromkeys(names)
-            if repository_of(name) is not None
-            and (repository is None or repository_of(name) == repository)
-        ][:MAX_CANDIDATES]
-        base = StartDecision(
-            allowed=False,
-            reason=Reason.NOT_VERIFIED,
-            message="",
-            image_id=image_id,
-            reference=reference,
-            verified_now=True,
-        )
-        if not candidates:
-            where = f" in {repository}" if repository else ""
-            return replace(
-                base,
-                message=f"image {image_id} has no digest{where} that could be verified",
-            )
-        denied: list[StartDecision] = []
-        for candidate in candidates:
-            try:
-                decision = self._decide(
-                    DecisionRequest(reference=candidate, caller="start-gate", front=front)
-                )
-            except PullgateError as exc:
-                denied.append(
-                    replace(
-                        base, reason=exc.reason, message=exc.detail, inconclusive=exc.inconclusive
-                    )
-                )
-                continue
-            answer = judged(base, candidate, decision)
-            if answer.allowed:
-                return answer
-            denied.append(answer)
-        return denied[0]
 
     def _waive(self, decision: StartDecision) -> StartDecision:
         if decision.allowed or self.break_glass is None:
@@ -383,3 +372,15 @@ class StartGate:
         if self._audit is not None:
             self._audit(decision.audit(front))
         return decision
+
+
+def _allowed_as(image_id: str, reference: str, covered: CoveredImage) -> StartDecision:
+    """The allow a current record gives."""
+    return StartDecision(
+        allowed=True,
+        reason=covered.reason,
+        message=f"allowed as {covered.repository}@{covered.top_digest} "
+        f"(statement {covered.statement})",
+        image_id=image_id,
+        reference=reference,
+    )

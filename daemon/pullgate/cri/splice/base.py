@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 from typing import Any
 
 from pullgate.cri.splice.fields import FieldReader, status_block
@@ -50,6 +50,14 @@ _ANSWERED_KEPT = 1024  # streams pullgate answered whose late frames are still d
 RECV_BYTES = 65_536  # below malloc's mmap threshold: a larger buffer costs a mmap per recv
 MAX_FRAME = 16_384  # the smallest SETTINGS_MAX_FRAME_SIZE a peer may announce (RFC 9113 §6.5.2)
 WINDOW_WAIT = 30.0  # seconds an answer or a runtime DATA frame waits for the caller's window
+SETTLE_WAIT = 1.0  # seconds the runtime's answer to a quick allow waits for it to be settled
+
+
+def _settled(settle: Callable[[], object]) -> None:
+    try:
+        settle()
+    except Exception:
+        log.exception("runtime gate: an allow could not be recorded")
 
 
 def _poll(room: threading.Condition, ready: Callable[[], bool]) -> bool:
@@ -72,6 +80,7 @@ class SpliceState:
         upstream: the runtime's socket path.
         route: ``:path`` -> what to do with the call.
         deciders: where verdicts run (never on a relay thread).
+        settlers: where quick allows are settled (``deciders`` when None).
         observe: receives the seconds each timed pass-through call took.
         on_close: called once, when both directions have ended.
     """
@@ -83,6 +92,7 @@ class SpliceState:
         route: Callable[[bytes], Route],
         deciders: Executor,
         *,
+        settlers: Executor | None = None,
         observe: Callable[[float], None] | None = None,
         on_close: Callable[[Any], None] | None = None,
     ) -> None:
@@ -91,6 +101,8 @@ class SpliceState:
         self._upstream: socket.socket | None = None
         self._route = route
         self._deciders = deciders
+        self._settlers = settlers if settlers is not None else deciders
+        self._settling: dict[int, Future[None]] = {}  # quick allows being settled, by stream
         self._observe = observe
         self._on_close = on_close
         self._up_lock = threading.Lock()  # writes to the runtime; held-stream state
@@ -167,6 +179,38 @@ class SpliceState:
         else:
             upstream.sendall(rst_stream(stream))
 
+    def _allowed_now(self, stream: int, held: Held, message: bytes) -> bool:
+        """The route's memory-only allow (request thread, upstream lock held, in a batch): on an
+        allow the held frames go to the runtime right after the caller's current frame, and the
+        allow is settled (counted, audited) on a worker before the caller can see the runtime's
+        answer to it. False: the worker's verdict decides, as without a quick check."""
+        quick = held.route.quick
+        if quick is None:
+            return False
+        try:
+            settle = quick(message)
+        except Exception:
+            log.exception("runtime gate: the quick check on stream %d failed", stream)
+            return False
+        if settle is None:
+            return False
+        del self._decided[stream]
+        self._release(held)
+        if held.upstream_closed:  # the runtime ended the call itself: nothing to forward
+            self._credit_caller(held.flow)
+        else:
+            self._after.extend(held.frames)
+        held.frames = []
+        settling = self._settling
+        if len(settling) > _ANSWERED_KEPT:  # answers the runtime never sent
+            for done in [s for s, f in list(settling.items()) if f.done()]:
+                settling.pop(done, None)
+        try:
+            settling[stream] = self._settlers.submit(_settled, settle)
+        except RuntimeError:  # shut down: settled here
+            _settled(settle)
+        return True
+
     def _credit_caller(self, flow: int) -> None:
         if flow:
             with self._down_lock:
@@ -220,7 +264,7 @@ class SpliceState:
         pos = fwd = credit = 0
         size = len(data)
         out: list[bytes] = []
-        decided, started = self._decided, self._started
+        decided, started, settling = self._decided, self._started, self._settling
         took: list[float] = []
         unpack = FRAME_HEADER.unpack_from
         with self._down_lock:
@@ -240,6 +284,14 @@ class SpliceState:
                     begun = started.pop(stream, None)
                     if begun is not None:
                         took.append(begun)
+                if ends and settling:
+                    pending = settling.pop(stream, None)
+                    if pending is not None and not pending.done():  # a quick allow's record
+                        out.append(data[fwd:start])
+                        self._client.sendall(b"".join(out))
+                        out.clear()
+                        fwd = start
+                        wait((pending,), SETTLE_WAIT)
                 held = decided.get(stream) if decided else None
                 if held is not None:
                     if held.dropping and kind not in (HEADERS, CONTINUATION):

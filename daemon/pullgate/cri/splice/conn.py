@@ -9,8 +9,9 @@ itself goes in at frame boundaries. The request direction decodes every field bl
 
 * pass-through streams are never held: their frames go out in the batch they arrived in;
 * a decided stream's ``HEADERS`` are forwarded at once (the runtime's decoder must see every
-  block in order) but its ``DATA`` is held until the verdict, which runs on a worker. An allow
-  forwards the held frames unchanged; a refusal resets the runtime's stream (``CANCEL``),
+  block in order) but its ``DATA`` is held until the verdict, which runs on a worker (unless
+  the route's memory-only check allows it on the spot, :meth:`SpliceState._allowed_now`). An
+  allow forwards the held frames unchanged; a refusal resets the runtime's stream (``CANCEL``),
   answers the caller with a trailers-only response that leaves its dynamic table alone, and
   gives the caller back the connection window the held ``DATA`` used (§6.9);
 * a refused route is answered the same way as soon as its field block is read;

@@ -1,7 +1,8 @@
 """A decided stream's side of the splice (:mod:`pullgate.cri.splice.conn` says what the splice
-does): its ``DATA`` held until the verdict, which runs on a worker; the held frames forwarded on
-an allow; a refusal answered; a call too large to hold, or handed over by its verdict, answered
-by the route's handler.
+does): its ``DATA`` held until the verdict, which runs on a worker (a memory-only allow is
+taken on the spot, :meth:`~pullgate.cri.splice.base.SpliceState._allowed_now`); the held frames
+forwarded on an allow; a refusal answered; a call too large to hold, or handed over by its
+verdict, answered by the route's handler.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class DecidedStreams(SpliceState):
                 self._release(held)
                 held.context = CallContext(held.fields)
                 self._deciders.submit(self._respond, stream, held, held.context, message)
-            else:
+            elif not self._allowed_now(stream, held, message):
                 self._deciders.submit(self._decide, stream, held, message)
 
     def _take_over(self, stream: int, held: Held) -> None:

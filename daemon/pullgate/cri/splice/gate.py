@@ -5,7 +5,9 @@ tables so both transports decide the same calls the same way:
   ``PERMISSION_DENIED`` and the gate's refusal text (logged and audited by the gate);
 * a gated method with a verdict function (``CreateContainer``) is decided: its request message
   is held until the verdict, which is the gate's own (:mod:`pullgate.cri.runtime_proxy`); a
-  request too large to hold within the runtime's stream window is answered by its handler;
+  request too large to hold within the runtime's stream window is answered by its handler; a
+  method with a quick check too is first looked up in memory on the relay thread (a current
+  allow is forwarded at once, :data:`~pullgate.cri.splice.routes.Quick`);
 * a gated method without one (its handler must make the runtime call itself, as ``PullImage``
   does) is answered by that handler (:mod:`pullgate.cri.splice.answer`);
 * everything else passes through; unary calls are timed for the pass-through metric.
@@ -20,6 +22,7 @@ from pullgate.cri.splice.routes import (
     PASS_TIMED,
     PASS_UNTIMED,
     Handler,
+    Quick,
     Refusal,
     Route,
     RouteKind,
@@ -39,11 +42,16 @@ def gate_routes(
     gated: Mapping[str, Handler],
     verdicts: Mapping[str, Verdict],
     refusal_text: Callable[[object, str], str],
+    quick: Mapping[str, Quick] | None = None,
 ) -> Callable[[bytes], Route]:
     """``:path`` -> :class:`Route` (see the module docstring). ``refusal_text(raw, why)`` logs
-    and audits a refused path and returns the message the caller gets."""
+    and audits a refused path and returns the message the caller gets; ``quick``: the memory-
+    only checks of decided methods."""
+    quick = quick or {}
     decided = {
-        method: Route(RouteKind.DECIDE, verdict=v, handler=gated.get(method))
+        method: Route(
+            RouteKind.DECIDE, verdict=v, handler=gated.get(method), quick=quick.get(method)
+        )
         for method, v in verdicts.items()
     }
     answers = {

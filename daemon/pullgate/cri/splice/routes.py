@@ -15,7 +15,16 @@ from enum import Enum
 
 import grpc
 
-__all__ = ["TAKE_OVER", "Handler", "Refusal", "Route", "RouteKind", "TakeOver", "Verdict"]
+__all__ = [
+    "TAKE_OVER",
+    "Handler",
+    "Quick",
+    "Refusal",
+    "Route",
+    "RouteKind",
+    "TakeOver",
+    "Verdict",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,10 @@ TAKE_OVER = TakeOver()
 # The request message -> None (allow: forwarded as held), a refusal, or TAKE_OVER.
 Verdict = Callable[[bytes], Refusal | TakeOver | None]
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]  # a grpcio unary handler
+# The request message -> what settles an allow decided from memory alone on the relay thread
+# (counting, auditing: run on a worker after the held frames are forwarded, before the caller
+# sees the runtime's answer), or None: ``verdict`` decides on a worker.
+Quick = Callable[[bytes], Callable[[], object] | None]
 
 
 class RouteKind(Enum):
@@ -58,6 +71,7 @@ class Route:
     refusal: Refusal | None = None
     handler: Handler | None = None
     timed: bool = False
+    quick: Quick | None = None  # a decided call's memory-only allow
 
 
 PASS_TIMED = Route(RouteKind.PASS, timed=True)

@@ -3,7 +3,9 @@ connection of its own to the runtime (:class:`~pullgate.cri.splice.conn.Splice`)
 
 Connections are bounded (:data:`MAX_CONNECTIONS`; one past it is closed at once) and so are the
 verdicts running at once (:data:`DECIDERS`, a pool shared by all connections; a queued verdict
-never holds up a pass-through call).
+never holds up a pass-through call). Allows taken from memory on a relay thread are settled
+(counted, audited) in order on one thread of their own, never queued behind a verification;
+:meth:`SpliceServer.stop` waits for every one of them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class SpliceServer:
         self._open: set[Splice] = set()
         self._listener: socket.socket | None = None
         self._deciders: ThreadPoolExecutor | None = None
+        self._settlers: ThreadPoolExecutor | None = None
         self._acceptor: threading.Thread | None = None
 
     @property
@@ -93,16 +96,20 @@ class SpliceServer:
             raise
         self._listener = listener
         self._deciders = ThreadPoolExecutor(DECIDERS, thread_name_prefix="pullgate-verdict")
+        self._settlers = ThreadPoolExecutor(1, thread_name_prefix="pullgate-settle")
         self._acceptor = threading.Thread(
-            target=self._accept, args=(listener, self._deciders), name="pullgate-splice"
+            target=self._accept,
+            args=(listener, self._deciders, self._settlers),
+            name="pullgate-splice",
         )
         self._acceptor.daemon = True
         self._acceptor.start()
 
     def stop(self, grace: float | None = None) -> ThreadPoolExecutor | None:
         """Stop accepting; verdicts and answers in flight get ``grace`` seconds; then every
-        connection is closed (waiting a few seconds for their relay threads). Returns the
-        workers' pool when some are still running (its owner must not close what they use)."""
+        connection is closed (waiting a few seconds for their relay threads) and every quick
+        allow is settled. Returns the workers' pool when some are still running (its owner
+        must not close what they use)."""
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
@@ -111,13 +118,7 @@ class SpliceServer:
         if self._acceptor is not None:
             self._acceptor.join(5.0)
         deciders, self._deciders = self._deciders, None
-        running = False
-        if deciders is not None:
-            deadline = time.monotonic() + (grace or 0.0)
-            waiter = threading.Thread(target=deciders.shutdown, kwargs={"wait": True}, daemon=True)
-            waiter.start()
-            waiter.join(max(deadline - time.monotonic(), 0.0))
-            running = waiter.is_alive()
+        running = deciders is not None and not _drained(deciders, grace or 0.0)
         with self._lock:
             open_now = list(self._open)
         for splice in open_now:
@@ -125,9 +126,14 @@ class SpliceServer:
         deadline = time.monotonic() + _CLOSE_WAIT
         while self.connections and time.monotonic() < deadline:
             time.sleep(0.01)
+        settlers, self._settlers = self._settlers, None
+        if settlers is not None:
+            settlers.shutdown(wait=True)  # memory and the audit log only: never drop a record
         return deciders if running else None
 
-    def _accept(self, listener: socket.socket, deciders: ThreadPoolExecutor) -> None:
+    def _accept(
+        self, listener: socket.socket, deciders: ThreadPoolExecutor, settlers: ThreadPoolExecutor
+    ) -> None:
         while True:
             try:
                 client, _ = listener.accept()
@@ -142,6 +148,7 @@ class SpliceServer:
                         self._upstream,
                         self._route,
                         deciders,
+                        settlers=settlers,
                         observe=self._observe,
                         on_close=self._closed,
                     )
@@ -155,3 +162,11 @@ class SpliceServer:
     def _closed(self, splice: Splice) -> None:
         with self._lock:
             self._open.discard(splice)
+
+
+def _drained(pool: ThreadPoolExecutor, seconds: float) -> bool:
+    """Shut ``pool`` down, waiting up to ``seconds`` for its work; whether it all finished."""
+    waiter = threading.Thread(target=pool.shutdown, kwargs={"wait": True}, daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    return not waiter.is_alive()

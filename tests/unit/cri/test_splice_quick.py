@@ -1,0 +1,129 @@
+"""A decided call's memory-only allow in the splice transport (``Route.quick``): the held request
+goes to the runtime at once, without the worker's verdict; the allow is settled (counted,
+audited) exactly once, off the request path, and before the caller sees the runtime's answer
+ends; a quick check that cannot allow (or fails) leaves the call to the verdict; stopping the
+server waits for every allow still being settled."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hpack import Encoder
+
+from pullgate.cri.splice.frames import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PREFACE,
+    SETTINGS,
+    encode_frame,
+)
+from pullgate.cri.splice.routes import PASS_TIMED, Refusal, Route, RouteKind
+from pullgate.cri.splice.server import SpliceServer
+from tests.unit.cri.splice_wire import grpc_message, spliced
+
+CREATE = "/runtime.v1.RuntimeService/CreateContainer"
+
+
+class Quick:
+    """A quick check that allows (or not) and a verdict that records whether it ran."""
+
+    def __init__(self, allow: bool = True, fail: bool = False) -> None:
+        self.allow = allow
+        self.fail = fail
+        self.checked: list[bytes] = []
+        self.verdicts: list[bytes] = []
+        self.settled: list[str] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def quick(self, message: bytes) -> Callable[[], object] | None:
+        self.checked.append(message)
+        if self.fail:
+            raise RuntimeError("a bug in the quick check")
+        return self.settle if self.allow else None
+
+    def settle(self) -> None:
+        assert self.release.wait(5)
+        self.settled.append(threading.current_thread().name)
+
+    def verdict(self, message: bytes) -> Refusal | None:
+        self.verdicts.append(message)
+        return None
+
+    def route(self, path: bytes) -> Route:
+        if path == CREATE.encode():
+            return Route(RouteKind.DECIDE, verdict=self.verdict, quick=self.quick)
+        return PASS_TIMED
+
+
+def test_a_quick_allow_forwards_at_once_and_is_settled_before_the_answer_ends(
+    tmp_path: Path,
+) -> None:
+    gate = Quick()
+    gate.release.clear()  # the settle waits: forwarding must not
+    with spliced(tmp_path, gate.route) as wire:
+        create = wire.headers(1, CREATE)
+        held = encode_frame(DATA, 0, 1, grpc_message(b"create")[:3])
+        held += encode_frame(DATA, END_STREAM, 1, grpc_message(b"create")[3:])
+        wire.caller.send(create + held)
+        assert wire.runtime.read_bytes(len(create + held)) == create + held  # verbatim
+        assert gate.settled == []
+        answer = wire.runtime_answer(1, b"created")
+        wire.runtime.send(answer)
+        head, body = wire.caller.read(), wire.caller.read()
+        assert (head[0], body[0]) == (HEADERS, DATA)
+        assert wire.caller.nothing_within(0.3)  # the trailers wait for the settle
+        gate.release.set()
+        kind, flags, stream, _ = wire.caller.read()
+        assert (kind, stream, bool(flags & END_STREAM)) == (HEADERS, 1, True)
+        assert len(gate.settled) == 1
+    assert gate.checked == [b"create"]
+    assert gate.verdicts == []  # no worker verdict, no second decision
+
+
+def test_a_quick_check_that_cannot_allow_leaves_the_call_to_the_verdict(tmp_path: Path) -> None:
+    for n, gate in enumerate((Quick(allow=False), Quick(fail=True))):
+        where = tmp_path / str(n)
+        where.mkdir()
+        with spliced(where, gate.route) as wire:
+            create = wire.headers(1, CREATE)
+            held = encode_frame(DATA, END_STREAM, 1, grpc_message(b"create"))
+            wire.caller.send(create + held)
+            assert wire.runtime.read_bytes(len(create + held)) == create + held
+        assert gate.checked == [b"create"]
+        assert gate.verdicts == [b"create"]
+        assert gate.settled == []
+
+
+def test_stop_waits_for_every_allow_being_settled(tmp_path: Path) -> None:
+    gate = Quick()
+    gate.release.clear()
+    runtime = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    runtime.bind(str(tmp_path / "runtime.sock"))
+    runtime.listen(8)
+    server = SpliceServer(str(tmp_path / "runtime.sock"), gate.route)
+    server.start(tmp_path / "gate.sock")
+    caller = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    caller.connect(str(tmp_path / "gate.sock"))
+    block = Encoder().encode([(":method", "POST"), (":path", CREATE)])
+    caller.sendall(
+        PREFACE
+        + encode_frame(SETTINGS, 0, 0)
+        + encode_frame(HEADERS, END_HEADERS, 1, block)
+        + encode_frame(DATA, END_STREAM, 1, grpc_message(b"create"))
+    )
+    deadline = time.monotonic() + 5
+    while not gate.checked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.checked == [b"create"]
+    threading.Timer(0.3, gate.release.set).start()
+    server.stop(0)
+    assert len(gate.settled) == 1  # not dropped: stop waited for it
+    caller.close()
+    runtime.close()
