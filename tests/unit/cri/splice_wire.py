@@ -26,6 +26,7 @@ from pullgate.cri.splice.frames import (
     read_frame,
 )
 from pullgate.cri.splice.routes import PASS_TIMED, Route
+from pullgate.cri.splice.settle import Settler
 
 TIMEOUT = 5.0
 
@@ -142,9 +143,16 @@ def spliced(
     caller, gate_side = socket.socketpair()
     caller.settimeout(TIMEOUT)
     deciders = ThreadPoolExecutor(4)
+    settler = Settler()
     closed = threading.Event()
     splice = Splice(
-        gate_side, str(path), route, deciders, observe=observe, on_close=lambda _: closed.set()
+        gate_side,
+        str(path),
+        route,
+        deciders,
+        settler=settler,
+        observe=observe,
+        on_close=lambda _: closed.set(),
     )
     splice.start()
     accepted, _ = listener.accept()
@@ -164,5 +172,6 @@ def spliced(
         splice.shutdown()
         closed.wait(TIMEOUT)
         deciders.shutdown(wait=True)
+        settler.close()
         for sock in (caller, accepted, listener):
             sock.close()

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor
 from typing import Any
 
 from pullgate.cri.splice.fields import FieldReader, status_block
@@ -40,6 +40,7 @@ from pullgate.cri.splice.frames import (
 )
 from pullgate.cri.splice.held import PREFIX, RESOURCE_EXHAUSTED, Held, State
 from pullgate.cri.splice.routes import Refusal, Route
+from pullgate.cri.splice.settle import Settler
 from pullgate.errors import MalformedInput
 
 __all__ = ["MAX_FRAME", "RECV_BYTES", "SpliceState"]
@@ -51,13 +52,6 @@ RECV_BYTES = 65_536  # below malloc's mmap threshold: a larger buffer costs a mm
 MAX_FRAME = 16_384  # the smallest SETTINGS_MAX_FRAME_SIZE a peer may announce (RFC 9113 §6.5.2)
 WINDOW_WAIT = 30.0  # seconds an answer or a runtime DATA frame waits for the caller's window
 SETTLE_WAIT = 1.0  # seconds the runtime's answer to a quick allow waits for it to be settled
-
-
-def _settled(settle: Callable[[], object]) -> None:
-    try:
-        settle()
-    except Exception:
-        log.exception("runtime gate: an allow could not be recorded")
 
 
 def _poll(room: threading.Condition, ready: Callable[[], bool]) -> bool:
@@ -80,7 +74,7 @@ class SpliceState:
         upstream: the runtime's socket path.
         route: ``:path`` -> what to do with the call.
         deciders: where verdicts run (never on a relay thread).
-        settlers: where quick allows are settled (``deciders`` when None).
+        settler: where quick allows are settled (None: at once, on the relay thread).
         observe: receives the seconds each timed pass-through call took.
         on_close: called once, when both directions have ended.
     """
@@ -92,7 +86,7 @@ class SpliceState:
         route: Callable[[bytes], Route],
         deciders: Executor,
         *,
-        settlers: Executor | None = None,
+        settler: Settler | None = None,
         observe: Callable[[float], None] | None = None,
         on_close: Callable[[Any], None] | None = None,
     ) -> None:
@@ -101,8 +95,8 @@ class SpliceState:
         self._upstream: socket.socket | None = None
         self._route = route
         self._deciders = deciders
-        self._settlers = settlers if settlers is not None else deciders
-        self._settling: dict[int, Future[None]] = {}  # quick allows being settled, by stream
+        self._settler = settler
+        self._settling: dict[int, threading.Lock] = {}  # quick allows being settled, by stream
         self._observe = observe
         self._on_close = on_close
         self._up_lock = threading.Lock()  # writes to the runtime; held-stream state
@@ -203,12 +197,12 @@ class SpliceState:
         held.frames = []
         settling = self._settling
         if len(settling) > _ANSWERED_KEPT:  # answers the runtime never sent
-            for done in [s for s, f in list(settling.items()) if f.done()]:
+            for done in [s for s, lock in list(settling.items()) if not lock.locked()]:
                 settling.pop(done, None)
-        try:
-            settling[stream] = self._settlers.submit(_settled, settle)
-        except RuntimeError:  # shut down: settled here
-            _settled(settle)
+        if self._settler is None:
+            Settler.settle_now(settle)
+        else:
+            settling[stream] = self._settler.submit(settle)
         return True
 
     def _credit_caller(self, flow: int) -> None:
@@ -286,12 +280,13 @@ class SpliceState:
                         took.append(begun)
                 if ends and settling:
                     pending = settling.pop(stream, None)
-                    if pending is not None and not pending.done():  # a quick allow's record
+                    if pending is not None and pending.locked():  # a quick allow's record
                         out.append(data[fwd:start])
                         self._client.sendall(b"".join(out))
                         out.clear()
                         fwd = start
-                        wait((pending,), SETTLE_WAIT)
+                        if pending.acquire(timeout=SETTLE_WAIT):
+                            pending.release()
                 held = decided.get(stream) if decided else None
                 if held is not None:
                     if held.dropping and kind not in (HEADERS, CONTINUATION):

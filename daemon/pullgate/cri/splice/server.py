@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pullgate.cri.splice.conn import Splice
 from pullgate.cri.splice.routes import Route
+from pullgate.cri.splice.settle import Settler
 
 __all__ = ["DECIDERS", "MAX_CONNECTIONS", "SpliceServer", "upstream_path"]
 
@@ -67,7 +68,7 @@ class SpliceServer:
         self._open: set[Splice] = set()
         self._listener: socket.socket | None = None
         self._deciders: ThreadPoolExecutor | None = None
-        self._settlers: ThreadPoolExecutor | None = None
+        self._settler: Settler | None = None
         self._acceptor: threading.Thread | None = None
 
     @property
@@ -96,10 +97,10 @@ class SpliceServer:
             raise
         self._listener = listener
         self._deciders = ThreadPoolExecutor(DECIDERS, thread_name_prefix="pullgate-verdict")
-        self._settlers = ThreadPoolExecutor(1, thread_name_prefix="pullgate-settle")
+        self._settler = Settler()
         self._acceptor = threading.Thread(
             target=self._accept,
-            args=(listener, self._deciders, self._settlers),
+            args=(listener, self._deciders, self._settler),
             name="pullgate-splice",
         )
         self._acceptor.daemon = True
@@ -126,13 +127,13 @@ class SpliceServer:
         deadline = time.monotonic() + _CLOSE_WAIT
         while self.connections and time.monotonic() < deadline:
             time.sleep(0.01)
-        settlers, self._settlers = self._settlers, None
-        if settlers is not None:
-            settlers.shutdown(wait=True)  # memory and the audit log only: never drop a record
+        settler, self._settler = self._settler, None
+        if settler is not None:
+            settler.close()  # memory and the audit log only: never drop a record
         return deciders if running else None
 
     def _accept(
-        self, listener: socket.socket, deciders: ThreadPoolExecutor, settlers: ThreadPoolExecutor
+        self, listener: socket.socket, deciders: ThreadPoolExecutor, settler: Settler
     ) -> None:
         while True:
             try:
@@ -148,7 +149,7 @@ class SpliceServer:
                         self._upstream,
                         self._route,
                         deciders,
-                        settlers=settlers,
+                        settler=settler,
                         observe=self._observe,
                         on_close=self._closed,
                     )
