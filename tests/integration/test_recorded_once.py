@@ -28,9 +28,12 @@ from typing import Any
 import grpc
 import pytest
 
+from pullgate.cri.methods import CREATE_CONTAINER
+from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.errors import Reason
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
 from tests.support.audit_lines import AuditLines, captured_audit
+from tests.support.containerd import CriClient
 from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
 from tests.support.runtimes import Kind, runtimes_unavailable
 from tests.support.start_node import StartNode, start_node
@@ -193,3 +196,39 @@ def test_runtime_gate_verifying_now_records_the_engine_decision_and_the_start(
     engine = [r for r in written if r["event"] == "decision"]
     assert engine
     assert all(r["caller"] == "start-gate" for r in engine)
+
+
+def test_runtime_gate_create_by_image_id_records_once_before_it_answers(node: Node) -> None:
+    """The kubelet's form (image ID + the pod's reference) with a current allow is allowed from
+    memory on the splice's relay thread and recorded by another thread: its one line and one
+    count exist by the time the caller has the runtime's answer (read right after it)."""
+    image = node.start.push(_name(), signed=True)
+    node.start.gated("pull", image.reference)
+    pod, pod_config = node.start.run_pod()
+    meta = json.loads(pod_config.read_text())["metadata"]
+    with CriClient(node.start.runtime.socket) as direct:
+        image_id = direct.status(image.reference).image.id
+    sandbox = api_pb2.PodSandboxConfig(
+        metadata=api_pb2.PodSandboxMetadata(
+            name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]
+        )
+    )
+    with CriClient(node.start.runtime_socket) as gate:
+        for attempt in range(3):
+            request = api_pb2.CreateContainerRequest(
+                pod_sandbox_id=pod,
+                config=api_pb2.ContainerConfig(
+                    metadata=api_pb2.ContainerMetadata(name=f"by-id-{attempt}"),
+                    image=api_pb2.ImageSpec(image=image_id, user_specified_image=image.reference),
+                ),
+                sandbox_config=sandbox,
+            )
+            with node.step() as created:
+                answer = gate.raw(CREATE_CONTAINER, request.SerializeToString(), timeout=60)
+            assert api_pb2.CreateContainerResponse.FromString(answer).container_id
+            record = _one(created, "runtime-gate")
+            assert (record["event"], record["decision"], record["image_id"]) == (
+                "start.create",
+                "allow",
+                image_id,
+            )

@@ -176,8 +176,9 @@ class SpliceState:
     def _allowed_now(self, stream: int, held: Held, message: bytes) -> bool:
         """The route's memory-only allow (request thread, upstream lock held, in a batch): on an
         allow the held frames go to the runtime right after the caller's current frame, and the
-        allow is settled (counted, audited) on a worker before the caller can see the runtime's
-        answer to it. False: the worker's verdict decides, as without a quick check."""
+        allow is settled (counted, audited) by the settler, before the caller can see the end of
+        the runtime's answer to it. False: the worker's verdict decides, as without a quick
+        check."""
         quick = held.route.quick
         if quick is None:
             return False
