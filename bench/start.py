@@ -284,6 +284,9 @@ def _measure(
                     refs.append(f"{registry.host}/bench/cold:{tag}")
                 os.sync()
                 gated_ref, direct_ref = refs
+                # The kubelet calls its runtime endpoint (the gate) every few seconds; pulls
+                # are answered before their verdict only while it does (cri/overlap.py).
+                gate.raw(LIST, listing)
 
                 def pulled(client: CriClient, ref: str) -> tuple[float, float]:
                     """Seconds until the pull's answer, and until its verdict is in."""

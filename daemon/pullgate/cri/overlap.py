@@ -14,8 +14,10 @@ The image proxy starts a pull's decision here, forwards the pull to the runtime,
   WARNING, audited once (``"event": "cri.overlap_denied"``, next to the engine's own decision
   record) and counted (:meth:`OverlapObserver.overlap_denied`).
 
-Bounded: :data:`OVERLAP_THREADS` decisions at once, at most :data:`MAX_DETACHED` answered pulls
-waiting for their verdict (beyond that a pull waits for its verdict, as without overlap).
+Only while the gate is in use (a call through it within :data:`GATE_IN_USE`) is a pull answered
+before its verdict. Bounded: :data:`OVERLAP_THREADS` decisions at once, at most
+:data:`MAX_DETACHED` answered pulls waiting for their verdict (beyond that a pull waits for its
+verdict, as without overlap).
 :meth:`OverlappedPulls.close` waits for the decisions in progress until a deadline, then
 concludes every job left with a ``NOT_VERIFIED`` denial: an answered pull's image is removed
 and recorded as above, a waiting pull is denied. A shutdown never leaves an image that was
@@ -45,6 +47,12 @@ OVERLAP_THREADS = 64
 """Decisions of overlapped pulls running at once."""
 MAX_DETACHED = 256
 """Pulls answered before their verdict, at once; beyond that a pull waits for its verdict."""
+GATE_IN_USE = 30.0
+"""Seconds after the container-start gate's last pass-through call during which it counts as in
+use: the kubelet asks its runtime endpoint for the runtime's ``Status`` every 5 s and lists
+pods and containers every second (generic PLEG). A kubelet that does not use the gate
+(``containerRuntimeEndpoint`` at the runtime) would let an image answered before its verdict
+start; without calls through the gate, pulls wait for their verdict."""
 
 Verdict = Decision | Denial
 """An allow to act on, or the denial to answer (:func:`pullgate.cri.verdict.pull_verdict`)."""
@@ -110,6 +118,8 @@ class OverlappedPulls:
         audit: receives one record per pull denied after its answer.
         observer: counts them (None: not counted).
         caller: the caller named in audit records.
+        early: whether a pull may be answered before its verdict now (None: always); the
+            daemon's is whether the container-start gate is in use (:data:`GATE_IN_USE`).
     """
 
     def __init__(
@@ -122,7 +132,9 @@ class OverlappedPulls:
         caller: str = "cri",
         threads: int = OVERLAP_THREADS,
         max_detached: int = MAX_DETACHED,
+        early: Callable[[], bool] | None = None,
     ) -> None:
+        self._early = early
         self._decide = decide
         self._images = images
         self._audit = audit
@@ -156,9 +168,11 @@ class OverlappedPulls:
         return job
 
     def detach(self, job: _Job, response: bytes) -> Verdict | None:
-        """The verdict if it is in (or when too many pulls wait for theirs already: then this
-        waits for it); None when the pull is answered now with ``response`` and the job
-        finishes in the background."""
+        """The verdict if it is in (or when too many pulls wait for theirs already, or ``early``
+        says no: then this waits for it); None when the pull is answered now with ``response``
+        and the job finishes in the background."""
+        if self._early is not None and not self._early():
+            return job.wait()
         with self._cond:
             room = self._detached < self._max_detached
             if room:

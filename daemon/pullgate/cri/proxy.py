@@ -50,6 +50,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from pullgate.common.activity import Activity
 from pullgate.cri.denial import Denial
 from pullgate.cri.forwarder import RELAY_OPTIONS, Forwarder, within
 from pullgate.cri.methods import CRI_SERVICE, PULL_IMAGE, grpc_target
@@ -109,6 +110,8 @@ class CriProxy(Forwarder):
         known: the decision layer's answer from memory alone (None: it would need I/O); a
             verdict known this way is acted on before the runtime is asked to pull.
         observer: counts overlapped pulls denied after their answer.
+        gate_use: calls through the start gate; a pull is answered before its verdict only
+            while they are recent (None: always).
 
     Raises:
         ConfigError: an invalid ``critical`` entry.
@@ -131,6 +134,7 @@ class CriProxy(Forwarder):
         overlap: bool = False,
         known: Known | None = None,
         observer: OverlapObserver | None = None,
+        gate_use: Activity | None = None,
     ) -> None:
         self.upstream = upstream
         self._decide = decide
@@ -143,8 +147,7 @@ class CriProxy(Forwarder):
         self._recheck_after = tuple(recheck_after)
         self.waiver = waiver
         self.overlap = overlap
-        self._known = known
-        self._observer = observer
+        self._known, self._observer, self.gate_use = known, observer, gate_use
         # Decisions of overlapped pulls, while serving (None: the pull waits for its decision).
         self._overlap: OverlappedPulls | None = None
         self._reconciler = self._new_reconciler()
@@ -201,8 +204,9 @@ class CriProxy(Forwarder):
             decide = partial(
                 pull_verdict, self._decide, caller=CALLER, waiver=self.waiver, front=self.front
             )
+            early = self.gate_use.recent if self.gate_use is not None else None
             self._overlap = OverlappedPulls(
-                decide, self._images, self._audit, self._observer, caller=CALLER
+                decide, self._images, self._audit, self._observer, caller=CALLER, early=early
             )
         self._reconciler = self._new_reconciler()  # a stopped proxy's takes no more watches
 
@@ -340,11 +344,8 @@ class CriProxy(Forwarder):
         request: bytes,
         context: grpc.ServicerContext,
     ) -> bytes:
-        """The runtime's pull runs while pullgate decides (only with the container-start gate
-        on: the image cannot start before an allow covers it). A verdict in by the pull's end
-        is acted on as always (a denial removes what the runtime pulled and is answered, an
-        allow is pinned); otherwise the runtime's answer goes back now and the verdict is acted
-        on when it comes (:mod:`pullgate.cri.overlap`)."""
+        """The runtime's pull runs while pullgate decides (:mod:`pullgate.cri.overlap`): a
+        verdict in by the pull's end is acted on as always, else the answer may go first."""
         job = overlap.begin(pull)
         if job is None:  # stopping: decide first
             return self._forward_decided(pull, self._decision(pull, context), request, context)

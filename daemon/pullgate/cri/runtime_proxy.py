@@ -39,6 +39,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.message import DecodeError
 
+from pullgate.common.activity import Activity
 from pullgate.common.descriptor import image_id
 from pullgate.cri.container_start import (
     CREATED_CAPACITY,
@@ -105,7 +106,8 @@ class RuntimeProxy(CriProxy):
         gate: decides container starts.
         critical: critical-image entries for pulls (starts take the gate's own).
         recorder: as for :class:`~pullgate.cri.proxy.CriProxy`.
-        waiver, overlap, known, observer: as for :class:`~pullgate.cri.proxy.CriProxy`.
+        waiver, overlap, known, observer, gate_use: as for :class:`~pullgate.cri.proxy.CriProxy`
+            (``gate_use`` is told of every pass-through call: the image proxy shares it).
         passthrough: receives the seconds each forwarded (undecided) unary call took.
         transport: ``"splice"`` (HTTP/2 frames relayed, :mod:`pullgate.cri.splice`) or
             ``"grpc"`` (grpcio's server, every call re-issued to the runtime).
@@ -130,6 +132,7 @@ class RuntimeProxy(CriProxy):
         overlap: bool = False,
         known: Known | None = None,
         observer: OverlapObserver | None = None,
+        gate_use: Activity | None = None,
         passthrough: Callable[[float], None] | None = None,
         transport: str = SPLICE,
         created_entries: int = CREATED_CAPACITY,
@@ -145,9 +148,10 @@ class RuntimeProxy(CriProxy):
             overlap=overlap,
             known=known,
             observer=observer,
+            gate_use=gate_use,
         )
         self.gate = gate
-        self._passthrough = passthrough
+        self._passthrough = gate_use.noting(passthrough) if gate_use else passthrough
         if transport not in TRANSPORTS:
             raise ValueError(f"unknown runtime gate transport {transport!r}")
         self.transport = transport

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from pullgate.common.activity import Activity
 from pullgate.common.clock import Clock, SystemClock
 from pullgate.config import DaemonConfig
+from pullgate.cri.overlap import GATE_IN_USE
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.audit_log import AuditLog
 from pullgate.decision.context import SnapshotLike
@@ -159,6 +161,7 @@ def build_runtime(
         recorder=recorder,
         gate=gate,
         cache=config.cache,
+        gate_use=Activity(GATE_IN_USE) if config.runtime is not None else None,
     )
     return DaemonRuntime(state, decider, gate, parts, reloads)
 
@@ -180,6 +183,7 @@ def image_proxy(config: DaemonConfig, parts: ServerParts) -> CriProxy | None:
         overlap=overlap_pulls(config),
         known=_known(parts),
         observer=parts.metrics,
+        gate_use=parts.gate_use,
         critical=config.cri.critical_images,
     )
 
@@ -209,6 +213,7 @@ def runtime_gate(config: DaemonConfig, parts: ServerParts) -> RuntimeProxy | Non
         overlap=overlap_pulls(config),
         known=_known(parts),
         observer=parts.metrics,
+        gate_use=parts.gate_use,
         passthrough=passthrough_histogram(parts.metrics),
         transport=config.runtime.transport.value,
         created_entries=config.cache.created_container_entries,

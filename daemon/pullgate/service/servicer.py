@@ -35,6 +35,7 @@ from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 import grpc
 
+from pullgate.common.activity import Activity
 from pullgate.config import CacheConfig
 from pullgate.decision.model import BINDIR_CALLER, Decision, DecisionRequest, Front
 from pullgate.decision.record import DecisionRecorder
@@ -119,6 +120,7 @@ class ServerParts:
     recorder: DecisionRecorder  # audits and counts every decision (docs/architecture.md §3.9)
     metrics: Metrics | None = None
     gate: StartGate | None = None  # the container-start gate's core (front ends share it)
+    gate_use: Activity | None = None  # calls through the RuntimeService gate (overlapped pulls)
     cache: CacheConfig = field(default_factory=CacheConfig)  # sizes the wire memos (at start)
 
 

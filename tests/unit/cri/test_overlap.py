@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from pullgate.common.activity import Activity
 from pullgate.cri.proxy import CriProxy
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.decision.model import Decision, DecisionRequest
@@ -85,6 +86,7 @@ def _serve(
     known: Callable[[DecisionRequest], Decision | None] | None = None,
     stop_grace: float = 0,
     observed: Observed | None = None,
+    gate_use: Activity | None = None,
 ) -> tuple[FakeRuntime, Observed]:
     runtime = runtime if runtime is not None else FakeRuntime()
     observed = observed if observed is not None else Observed()
@@ -103,6 +105,7 @@ def _serve(
             overlap=True,
             known=known,
             observer=observed,
+            gate_use=gate_use,
             recheck_after=(),
         )
         await proxy.start(front, mode=0o600)
@@ -261,3 +264,37 @@ def test_stopping_removes_a_pulled_image_whose_verdict_is_pending() -> None:
     time.sleep(0.1)  # the late allow finds the job concluded: nothing more happens
     assert runtime.methods() == [PULL, REMOVE]
     assert observed.pending == 0
+
+
+def test_a_pull_waits_for_its_verdict_while_the_start_gate_is_not_in_use() -> None:
+    # No call through the runtime gate lately: the kubelet may not be using it, so nothing
+    # holds the image back; the pull is answered only with its verdict (here a deny).
+    held = Held(_deny)
+    gate_use = Activity(30.0)
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime, _: CriProxy) -> None:
+        call = asyncio.ensure_future(_expect_error(_raw(channel, PULL, _pull_bytes())))
+        await _until(lambda: PULL in runtime.methods() and held.asked.is_set(), "never pulled")
+        await asyncio.sleep(0.3)
+        assert not call.done()  # the runtime answered; the proxy waits for the verdict
+        held.release.set()
+        err = await call
+        assert (err.details() or "").startswith("SignatureValidationFailed: UNTRUSTED: ")
+
+    runtime, observed = _serve(held, scenario, gate_use=gate_use)
+    assert runtime.methods() == [PULL, REMOVE]
+    assert observed.denied == []
+
+
+def test_a_pull_is_answered_early_while_the_start_gate_is_in_use() -> None:
+    held = Held(_allow)
+    gate_use = Activity(30.0)
+    gate_use.seen()  # e.g. the kubelet's Status call through the gate
+
+    async def scenario(channel: grpc.aio.Channel, runtime: FakeRuntime, _: CriProxy) -> None:
+        await _answered(channel)
+        held.release.set()
+        await _until(lambda: STATUS in runtime.methods(), "the pin was never checked")
+
+    runtime, _ = _serve(held, scenario, gate_use=gate_use)
+    assert runtime.methods() == [PULL, STATUS]
