@@ -268,6 +268,7 @@ def _measure(
 
         pull_pairs: Pairs = []
         verdict_pairs: Pairs = []
+        early: list[bool] = []  # each pull: answered before its verdict
         with Pusher.for_registry(registry) as pusher:
             for i in range(pulls if "pull" in parts else 0):
                 refs = []
@@ -293,6 +294,8 @@ def _measure(
                     started = time.perf_counter()
                     client.pull(ref)
                     answered = time.perf_counter() - started
+                    if client is images:
+                        early.append(pending() > 0)
                     while pending():
                         time.sleep(0.002)
                     settled = time.perf_counter() - started
@@ -312,6 +315,7 @@ def _measure(
     missed: list[str] = []
     if pull_pairs:
         _print_pulls(pulls, pull_pairs, verdict_pairs, missed)
+        print(f"  answered before the verdict: {sum(early)} of {len(early)} gated pulls")
     _print_start(creates, lists, statuses, missed)
     if missed:
         print("target missed: " + "; ".join(missed))
