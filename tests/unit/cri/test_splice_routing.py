@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from pathlib import Path
 
 from pullgate.cri.splice.frames import (
+    ACK,
     CONTINUATION,
     DATA,
     END_HEADERS,
     END_STREAM,
     HEADERS,
     PADDED,
+    PING,
     PRIORITY_FLAG,
     RST_STREAM,
     SETTINGS,
     WINDOW_UPDATE,
     encode_frame,
     field_fragment,
+    rst_stream,
 )
 from pullgate.cri.splice.routes import PASS_TIMED, Refusal, Route, RouteKind
 from tests.unit.cri.splice_wire import Wire, grpc_message, spliced
@@ -139,3 +143,26 @@ def test_a_frame_inside_a_field_block_closes_the_connection(tmp_path: Path) -> N
             pass
         assert DATA not in kinds
     assert recorder.paths == []
+
+
+def test_a_pass_through_call_ends_its_timing_however_the_runtime_ends_it(tmp_path: Path) -> None:
+    """Trailers with END_STREAM, DATA with END_STREAM and RST_STREAM each end a timed call once;
+    a frame that ends nothing (a PING ACK, whose flag has END_STREAM's value) does not."""
+    took: list[float] = []
+    with spliced(tmp_path, observe=took.append) as wire:
+        endings = [
+            encode_frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\x88"),
+            encode_frame(DATA, END_STREAM, 3, grpc_message(b"r")),
+            rst_stream(5),
+        ]
+        for n, ending in enumerate(endings):
+            stream = 2 * n + 1
+            wire.caller.send(wire.headers(stream, PASSING[0], end=True))
+            assert wire.runtime.read()[0] == HEADERS
+            wire.runtime.send(encode_frame(PING, ACK, 0, bytes(8)) + ending)
+            assert wire.caller.read()[0] == PING
+            assert wire.caller.read()[2] == stream
+            deadline = time.monotonic() + 5
+            while len(took) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(took) == n + 1

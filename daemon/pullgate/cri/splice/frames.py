@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pullgate.errors import MalformedInput
 
 __all__ = [
+    "ACK",
     "CANCEL",
     "CONTINUATION",
     "DATA",
@@ -27,6 +28,7 @@ __all__ = [
     "INITIAL_WINDOW",
     "MAX_WINDOW",
     "PADDED",
+    "PING",
     "PREFACE",
     "PRIORITY_FLAG",
     "RST_STREAM",
