@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from pullgate.cri.splice.answer import CallContext, answer_blocks, run_handler
-from pullgate.cri.splice.base import SpliceState
+from pullgate.cri.splice.downstream import Downstream
 from pullgate.cri.splice.frames import END_STREAM, Frame, data_fragment, rst_stream, window_update
 from pullgate.cri.splice.held import (
     INTERNAL,
@@ -28,7 +28,7 @@ __all__ = ["DecidedStreams"]
 log = logging.getLogger(__name__)
 
 
-class DecidedStreams(SpliceState):
+class DecidedStreams(Downstream):
     """The decided streams' handling (the arguments are
     :class:`~pullgate.cri.splice.base.SpliceState`'s)."""
 
