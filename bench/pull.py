@@ -102,6 +102,7 @@ from tests.support.containerd import (  # noqa: E402
     write_hosts_toml,
 )
 from tests.support.docker_registry import DockerRegistry, registry_available  # noqa: E402
+from tests.support.parts import build_engine, build_fetcher  # noqa: E402
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store  # noqa: E402
 from tests.support.push import Pusher  # noqa: E402
 
@@ -124,7 +125,6 @@ from pullgate.common.clock import FixedClock  # noqa: E402
 from pullgate.common.descriptor import Descriptor  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
 from pullgate.decision.audit_log import AuditLog  # noqa: E402
-from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.decision.platform import host_platform  # noqa: E402
 from pullgate.decision.record import DecisionRecorder  # noqa: E402
@@ -133,7 +133,6 @@ from pullgate.service.app import make_server  # noqa: E402
 from pullgate.service.servicer import ServerParts  # noqa: E402
 from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
 from pullgate.verification.cache import CertMemo  # noqa: E402
-from pullgate.verification.revocation.fetch import Urllib3Fetcher  # noqa: E402
 
 TARGET_COLD = 1.10
 TARGET_WARM = 1.02
@@ -294,8 +293,8 @@ def _start(stack: ExitStack, tmp: Path) -> tuple[Bench, LoopThread]:
     write_hosts_toml(certs_d, registry)
     containerd = stack.enter_context(Containerd(certs_d))
     deciders = SwappableDecider(
-        lambda log: Decider(
-            lambda: snap, clock=FixedClock(NOW), fetcher=Urllib3Fetcher(), request_log=log
+        lambda log: build_engine(
+            lambda: snap, clock=FixedClock(NOW), fetcher=build_fetcher(), request_log=log
         )
     )
     stack.callback(deciders.close)

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "daemon"), str(ROOT)]
 
 from tests.support.docker_registry import DockerRegistry, registry_available  # noqa: E402
+from tests.support.parts import build_engine, build_fetcher  # noqa: E402
 from tests.support.pki import KeySpec, Pki, write_store  # noqa: E402
 from tests.support.push import MT_JWS, Pusher  # noqa: E402
 from tests.support.signing import sign_jws  # noqa: E402
@@ -46,11 +47,9 @@ from tests.support.signing import sign_jws  # noqa: E402
 from bench._common import POLICY, replay, replay_context  # noqa: E402
 from pullgate.common.clock import SystemClock  # noqa: E402
 from pullgate.config import DaemonConfig, VerificationConfig  # noqa: E402
-from pullgate.decision.decider import Decider  # noqa: E402
 from pullgate.decision.model import DecisionRequest  # noqa: E402
 from pullgate.registry.transport import RequestRecord  # noqa: E402
 from pullgate.trust.snapshot import Snapshot, build_snapshot  # noqa: E402
-from pullgate.verification.revocation.fetch import Urllib3Fetcher  # noqa: E402
 
 TARGET_RATIO = 1.5
 REPO = "bench/app"
@@ -97,10 +96,10 @@ def cold_verify(setup: Setup, request_log: Callable[[RequestRecord], None] | Non
     """One verification from scratch, as ``pullgate verify`` runs it. True when allowed."""
     snapshot = setup.snapshot
     snapshot.cert_memo.clear()
-    decider = Decider(
+    decider = build_engine(
         lambda: snapshot,
         clock=SystemClock(),
-        fetcher=Urllib3Fetcher(),
+        fetcher=build_fetcher(),
         request_log=request_log,
         max_flights=1,
     )

@@ -13,10 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tests.support.parts import build_client, build_watchdog
+
 from fuzz.wire import Reply
+from pullgate.common.clock import SystemClock
 from pullgate.common.descriptor import Descriptor
+from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ByteBudget
 from pullgate.registry.client import RegistryClient
+from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import Endpoint, HostsConfig, ImageReference, RegistryLimits
+from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
     ERROR_BODY_CAP,
     Response,
@@ -55,7 +61,15 @@ class ScriptedTransport(Transport):
     ``route(method, url, headers)``; 2xx bodies over the cap raise as on the wire."""
 
     def __init__(self, route: Route, *, limits: RegistryLimits = LIMITS) -> None:
-        super().__init__(limits, sleep=self._no_sleep)
+        super().__init__(
+            limits,
+            SystemClock(),
+            TlsContextCache(),
+            build_watchdog(),
+            ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0),
+            EndpointHealth(),
+            sleep=self._no_sleep,
+        )
         self.route = route
         self.sent: list[Sent] = []
         self.sleeps: list[float] = []
@@ -101,7 +115,7 @@ def client(
     def hosts(registry: str) -> HostsConfig:
         return HostsConfig(registry=registry, directory=None, source="none", endpoints=(ep,))
 
-    made = RegistryClient(hosts, limits=LIMITS, transport=transport, **kwargs)  # type: ignore[arg-type]
+    made = build_client(hosts, limits=LIMITS, transport=transport, **kwargs)  # type: ignore[arg-type]
     return made, transport
 
 

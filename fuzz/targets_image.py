@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests.support.parts import build_engine
 from tests.support.pki import NOW, KeySpec, Pki, write_store
 
 from fuzz.oracle import FuzzTarget, check
@@ -24,7 +25,6 @@ from fuzz.targets_registry import _content
 from fuzz.wire import Reply, parse_reply, split_fields
 from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig, VerificationConfig
-from pullgate.decision.decider import Decider
 from pullgate.decision.model import DecisionRequest
 from pullgate.trust.snapshot import Snapshot, build_snapshot
 
@@ -93,7 +93,7 @@ def image(data: bytes) -> None:
         return following
 
     snap = snapshot()
-    decider = Decider(
+    decider = build_engine(
         lambda: snap,
         clock=FixedClock(NOW),
         fetcher=_NoRevocationFetches(),

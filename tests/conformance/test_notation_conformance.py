@@ -19,6 +19,7 @@ import pytest
 from pullgate.common.clock import FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import ConfigError, NoApplicablePolicy, PullgateError
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.envelope import parse_envelope
 from pullgate.verification.policy import (
     OciTrustPolicy,
@@ -80,7 +81,10 @@ def _revocation(case: dict[str, Any]) -> RevocationChecker:
 def _verifier(case: dict[str, Any], config: Path) -> Verifier:
     assert NOW is not None
     return Verifier(
-        trust_store=TrustStore(config), revocation=_revocation(case), clock=FixedClock(NOW)
+        trust_store=TrustStore(config),
+        revocation=_revocation(case),
+        clock=FixedClock(NOW),
+        memo=CertMemo(),
     )
 
 

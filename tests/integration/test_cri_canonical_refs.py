@@ -25,11 +25,9 @@ import pytest
 from pullgate.common.clock import FixedClock
 from pullgate.config import DaemonConfig, VerificationConfig
 from pullgate.cri.proxy import CriProxy
-from pullgate.decision.decider import Decider
 from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
 from pullgate.trust.snapshot import build_snapshot
-from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.integration.test_cri_proxy import (
     REGISTRY_PREFIX,
     SIGNATURE_PREFIX,
@@ -43,6 +41,7 @@ from tests.support.docker_registry import (
     RegistryFactory,
     registry_available,
 )
+from tests.support.parts import build_engine, build_fetcher
 from tests.support.pki import NOW, KeySpec, Pki, write_store
 from tests.support.push import Pusher
 from tests.support.runtimes import PodRuntime, RuntimeOptions, runtimes_unavailable
@@ -142,10 +141,10 @@ def gate(
     )
     snap = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
     audit: list[dict[str, Any]] = []
-    decider = Decider(
+    decider = build_engine(
         lambda: snap,
         clock=FixedClock(NOW),
-        fetcher=Urllib3Fetcher(),
+        fetcher=build_fetcher(),
         observer=DecisionRecorder(audit.append),
     )
     with PodRuntime(kind, RuntimeOptions(certs_d=certs_d)) as runtime:

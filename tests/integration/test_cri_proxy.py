@@ -39,7 +39,6 @@ from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import ConfigError, Reason
 from pullgate.trust.snapshot import Snapshot, build_snapshot
-from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.support.containerd import (
     Containerd,
     CriClient,
@@ -55,6 +54,7 @@ from tests.support.docker_registry import (
     registry_available,
 )
 from tests.support.grpc_harness import run_daemon
+from tests.support.parts import build_engine, build_fetcher
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
 from tests.support.push import MT_JWS, Pusher
 from tests.support.signing import sign_jws
@@ -142,7 +142,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     certs_d.mkdir()
     chain = Pki(name="cri e2e").chain(key=KeySpec.ec(256))
     snap = _snapshot(tmp, certs_d, chain)
-    decider = Decider(lambda: snap, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
+    decider = build_engine(lambda: snap, clock=FixedClock(NOW), fetcher=build_fetcher())
     with RegistryFactory(tmp / "registries") as registries:
         registry = registries.start()
         write_hosts_toml(certs_d, registry)
@@ -509,7 +509,7 @@ def test_image_fs_info_answers_while_trust_configuration_is_broken(
     def no_snapshot() -> Snapshot:
         raise ConfigError("trust policy is unreadable")
 
-    decider = Decider(no_snapshot, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
+    decider = build_engine(no_snapshot, clock=FixedClock(NOW), fetcher=build_fetcher())
     try:
         gate = gate_factory(decide=decider.decide)
         assert gate.via.fs_info().image_filesystems

@@ -35,7 +35,6 @@ from pullgate.config import DaemonConfig, Requirement, VerificationConfig
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.trust.snapshot import build_snapshot
-from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.integration.differential_shapes import SHAPES, Refs, Shape
 from tests.support.containerd import (
     Containerd,
@@ -45,6 +44,7 @@ from tests.support.containerd import (
     write_hosts_toml,
 )
 from tests.support.docker_registry import REGISTRY_BINARY, RegistryFactory, registry_available
+from tests.support.parts import build_engine, build_fetcher
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
 from tests.support.push import MT_JWS, Pusher
 from tests.support.runtimes import PodRuntime, RuntimeOptions, runtimes_unavailable
@@ -145,7 +145,7 @@ def _decider(tmp: Path, certs_d: Path, chain: Chain) -> Decider:
         verification=replace(VerificationConfig(), crl_cache_dir=tmp / "crl", timeout=60.0),
     )
     snap = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
-    return Decider(lambda: snap, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
+    return build_engine(lambda: snap, clock=FixedClock(NOW), fetcher=build_fetcher())
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import urllib3
 from pullgate.common.clock import FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import Reason
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.outcome import VerificationOutcome
 from pullgate.verification.revocation import (
     CrlCache,
@@ -32,6 +33,7 @@ from pullgate.verification.truststore import TrustStore
 from pullgate.verification.verifier import Verifier
 from tests.support.crl_server import CrlServer, build_crl
 from tests.support.ocsp import OpenSslOcspResponder, free_port, ocsp_responder_cert
+from tests.support.parts import build_fetcher
 from tests.support.pki import NOW, CertSpec, Chain, Issued, Pki, issue, write_store
 from tests.support.signing import sign_jws
 from tests.support.statements import Source, oci_statement, signature_blob
@@ -47,7 +49,7 @@ TARGET = Descriptor(
 @pytest.fixture
 def fetcher() -> Iterator[Urllib3Fetcher]:
     pool = urllib3.PoolManager(retries=False)
-    yield Urllib3Fetcher(pool)
+    yield build_fetcher(pool)
     pool.clear()
 
 
@@ -246,6 +248,7 @@ def _verify_strict(world: TwoResponders, fetcher: Urllib3Fetcher) -> Verificatio
         trust_store=TrustStore(world.trust_dir),
         revocation=NetworkRevocationChecker(fetcher, FixedClock(datetime.now(UTC))),
         clock=FixedClock(datetime.now(UTC)),
+        memo=CertMemo(),
     )
     source = Source([signature_blob(sign_jws(world.chain, TARGET))])
     return verifier.verify_artifact(

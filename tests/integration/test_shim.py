@@ -28,14 +28,13 @@ import pytest
 from pullgate.common.clock import FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.config import DaemonConfig, VerificationConfig
-from pullgate.decision.decider import Decider
 from pullgate.decision.model import BINDIR_CALLER, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.shim import DESCRIPTOR_MEDIA_TYPE, ExitCode
 from pullgate.trust.snapshot import build_snapshot
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
-from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.support.fake_registry import FakeRegistry
+from tests.support.parts import build_engine, build_fetcher
 from tests.support.pki import NOW, KeySpec, Pki, write_store
 from tests.support.signing import sign_jws
 
@@ -219,7 +218,7 @@ def world(tmp_path: Path, short_dir: Path) -> Iterator[World]:
             verification=VerificationConfig(crl_cache_dir=tmp_path / "crl"),
         )
         snapshot = build_snapshot(None, 1, clock=FixedClock(NOW), base=config)
-        decider = Decider(lambda: snapshot, clock=FixedClock(NOW), fetcher=Urllib3Fetcher())
+        decider = build_engine(lambda: snapshot, clock=FixedClock(NOW), fetcher=build_fetcher())
 
         def decide(reference: str) -> verifier_pb2.VerifyResponse:
             decision = decider.decide(DecisionRequest(reference=reference, caller=BINDIR_CALLER))

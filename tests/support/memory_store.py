@@ -1,6 +1,6 @@
 """An in-memory :class:`pullgate.registry.store.Store`: the decision engine's content without
 sockets. A :class:`MemoryRegistry` holds repositories (tags, manifests, blobs, referrers) and
-hands out :class:`MemoryStore` views (``Decider(stores=registry.opener)``); every view checks
+hands out :class:`MemoryStore` views (``build_engine(stores=registry.opener)``); every view checks
 size and digest of what it returns exactly as the registry store does, so tampered content is
 denied the same way. Behaviour switches model the outcomes a registry can have (unreachable,
 bytes that do not match their digest) and every operation is logged (``requests()``)."""

@@ -18,12 +18,14 @@ from pullgate.decision.clients import ClientKit, ClientPool
 from pullgate.decision.context import Shared
 from pullgate.errors import ConfigError, Reason
 from pullgate.nri.admission import NriGate
-from pullgate.registry.client import RegistryClient
+from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import Endpoint, HostsConfig
 from pullgate.registry.store import Store
+from pullgate.registry.tls import TlsContextCache
 from pullgate.service.convert import RequestConverter, ResponseEncoder
 from pullgate.trust.snapshot import Snapshot, build_snapshot
 from tests.support.memory_store import MemoryRegistry
+from tests.support.parts import build_client, build_watchdog
 from tests.unit.decision.world import NoNetworkFetcher
 from tests.unit.nri.test_admission import FakeGate
 from tests.unit.reload.trustdirs import write_trust_dir
@@ -97,7 +99,13 @@ def test_certificate_and_hosts_entries_bound_the_snapshots_memos(tmp_path: Path)
 
 
 def test_tls_and_endpoint_entries_bound_the_client_kit() -> None:
-    kit = ClientKit()
+    kit = ClientKit(
+        tls_contexts=TlsContextCache(),
+        health=EndpointHealth(),
+        watchdog=build_watchdog(),
+        request_log=None,
+        clock=FixedClock(NOW),
+    )
     kit.configure(DaemonConfig(cache=CacheConfig(tls_entries=1, endpoint_entries=2)))
     for n in (1, 2, 3):
         kit.tls_contexts.get(_endpoint(n))
@@ -109,7 +117,7 @@ def test_tls_and_endpoint_entries_bound_the_client_kit() -> None:
 def test_referrers_entries_and_ttl_reach_the_registry_clients(tmp_path: Path) -> None:
     snapshot = _snapshot(tmp_path, referrers_entries=2, referrers_ttl=0.0)
     shared = Shared.build(snapshot, NoNetworkFetcher(), FixedClock(NOW))
-    client = RegistryClient(
+    client = build_client(
         lambda r: HostsConfig(registry=r, directory=None, source="none", endpoints=()),
         limits=shared.limits,
     )

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 import urllib3
 
-from pullgate.net.deadline import Exchange, Watchdog, guard_pools
+from pullgate.net.deadline import Exchange, guard_pools
+from tests.support.parts import build_watchdog
 from tests.support.raw_http import RawConnection, RawServer
 
 _BOUND = 10.0  # seconds a test waits for something that should happen at once
@@ -39,7 +40,7 @@ def _read_until_shut(sock: socket.socket, done: threading.Event) -> None:
 def test_an_earlier_deadline_armed_later_fires_at_its_own_time(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
-    watchdog = Watchdog()
+    watchdog = build_watchdog()
     far = Exchange(watchdog, time.perf_counter() + 3600)
     done = threading.Event()
     with far:
@@ -58,7 +59,7 @@ def test_an_earlier_deadline_armed_later_fires_at_its_own_time(
 
 
 def test_a_finished_exchange_is_never_fired(pair: tuple[socket.socket, socket.socket]) -> None:
-    watchdog = Watchdog()
+    watchdog = build_watchdog()
     with Exchange(watchdog, time.perf_counter() + 0.05) as exchange:
         exchange.attach(pair[0])
     time.sleep(0.2)  # past the deadline: the watchdog has come round to the entry by now
@@ -68,7 +69,7 @@ def test_a_finished_exchange_is_never_fired(pair: tuple[socket.socket, socket.so
 
 
 def test_a_deadline_already_past_fires_on_entry(pair: tuple[socket.socket, socket.socket]) -> None:
-    with Exchange(Watchdog(), time.perf_counter() - 1) as exchange:
+    with Exchange(build_watchdog(), time.perf_counter() - 1) as exchange:
         exchange.attach(pair[0])
         assert exchange.fired
         assert pair[0].recv(1) == b""  # shut down at once
@@ -84,7 +85,7 @@ def _answer_slowly_to_slow(conn: RawConnection) -> None:
 def test_a_deadline_never_reaches_a_socket_back_in_the_pool() -> None:
     """Exchange A returns its connection to the pool and is still open when its deadline fires;
     exchange B has taken that connection meanwhile and must not lose it to A's deadline."""
-    watchdog = Watchdog()
+    watchdog = build_watchdog()
     manager = guard_pools(urllib3.PoolManager(maxsize=1))
     outcome: list[object] = []
     with RawServer(_answer_slowly_to_slow) as server:

@@ -21,7 +21,7 @@ ONLY_IN: dict[str, frozenset[str]] = {
     r"\bAuditLog\(": frozenset({"service/compose.py"}),
     r"\bDecisionRecorder\(": frozenset({"service/compose.py"}),
     r"[\"']pullgate\.audit[\"']": frozenset({"decision/audit_log.py"}),
-    r"\bUrllib3Fetcher\(": frozenset({"service/compose.py"}),
+    r"\bUrllib3Fetcher\(": frozenset({"service/engine.py"}),
 }
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 from pullgate.common.clock import SystemClock
 from pullgate.decision.clients import ClientKit
 from pullgate.net.deadline import Exchange, Watchdog
+from pullgate.net.resolver import Resolver
 from pullgate.registry.body import ByteBudget
+from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import HostsConfig, RegistryLimits
-from pullgate.registry.transport import Transport
-from pullgate.verification.revocation.fetch import RevocationFetchError, Urllib3Fetcher
+from pullgate.registry.tls import TlsContextCache
+from pullgate.verification.revocation.fetch import RevocationFetchError
+from tests.support.parts import build_fetcher, build_transport, build_watchdog
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import outcome_of
 
@@ -19,7 +22,7 @@ class CountingWatchdog(Watchdog):
     """A real watchdog that counts the exchanges armed on it."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(Resolver())
         self.armed = 0
 
     def arm(self, exchange: Exchange) -> None:
@@ -27,26 +30,29 @@ class CountingWatchdog(Watchdog):
         super().arm(exchange)
 
 
-def _no_hosts(registry: str) -> HostsConfig:
-    return HostsConfig(registry=registry, directory=None, source="none", endpoints=())
+class _NoHosts:
+    def hosts(self, registry: str) -> HostsConfig:
+        return HostsConfig(registry=registry, directory=None, source="none", endpoints=())
 
 
-def test_every_client_of_a_kit_shares_its_watchdog_and_kits_share_none() -> None:
-    kit = ClientKit()
-    make = kit.factory(
-        _no_hosts, None, RegistryLimits(), ByteBudget(1 << 20, 1.0), None, SystemClock()
+def test_every_client_of_a_kit_shares_the_watchdog_it_was_given() -> None:
+    watchdog = build_watchdog()
+    kit = ClientKit(
+        tls_contexts=TlsContextCache(),
+        health=EndpointHealth(),
+        watchdog=watchdog,
+        request_log=None,
+        clock=SystemClock(),
     )
+    make = kit.factory(_NoHosts(), None, RegistryLimits(), ByteBudget(1 << 20, 1.0))
     first, second = make(), make()
     try:
-        assert first.transport.watchdog is kit.watchdog  # type: ignore[attr-defined]
-        assert second.transport.watchdog is kit.watchdog  # type: ignore[attr-defined]
+        assert first.transport.watchdog is watchdog  # type: ignore[attr-defined]
+        assert second.transport.watchdog is watchdog  # type: ignore[attr-defined]
     finally:
         first.close()
         second.close()
-    assert ClientKit().watchdog is not kit.watchdog
-    injected = Watchdog()
-    assert ClientKit(injected).watchdog is injected
-    assert Transport(RegistryLimits()).watchdog is not Transport(RegistryLimits()).watchdog
+    assert build_transport().watchdog is not build_transport().watchdog
 
 
 def _drip(conn: RawConnection) -> None:
@@ -56,7 +62,7 @@ def _drip(conn: RawConnection) -> None:
 
 def test_the_fetcher_arms_the_watchdog_it_was_given() -> None:
     watchdog = CountingWatchdog()
-    fetcher = Urllib3Fetcher(watchdog=watchdog)
+    fetcher = build_fetcher(watchdog=watchdog)
     with RawServer(_drip) as server:
         outcome = outcome_of(lambda: fetcher.get(f"{server.url}/crl", timeout=0.3, max_bytes=10**6))
     assert isinstance(outcome, RevocationFetchError)

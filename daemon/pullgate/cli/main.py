@@ -166,7 +166,9 @@ def _registry_client(args: argparse.Namespace) -> RegistryClient:
             log.error("certs.d problem for %s: %s", registry, problem)
         return config
 
-    return RegistryClient(hosts, credentials=credentials)
+    from pullgate.service.engine import registry_client  # lazy, as _decide's
+
+    return registry_client(hosts, credentials, clock=SystemClock())
 
 
 def _image_reference(text: str) -> ImageReference:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Protocol
 
 from cryptography import x509
 
@@ -33,13 +34,14 @@ from pullgate.net.deadline import Watchdog
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
 from pullgate.registry.client import RegistryClient
-from pullgate.registry.health import EndpointHealth
+from pullgate.registry.health import EndpointHealth, EndpointState
 from pullgate.registry.model import (
     Credentials,
     HostsConfig,
     ImageReference,
     RegistryLimits,
 )
+from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestLogHook, Transport
@@ -49,6 +51,7 @@ from pullgate.verification.verifier import SignatureBlob
 __all__ = [
     "ClientKit",
     "ClientPool",
+    "HostsSource",
     "PhaseTimes",
     "TimedRevocation",
     "TimedSource",
@@ -239,18 +242,37 @@ class ClientPool:
         self.drop(lambda _key: False)
 
 
-class ClientKit:
-    """What every registry client of a decider shares: TLS contexts (built from ``hosts.toml``
-    files only, no credential material: see :func:`make_client`), the endpoint memory
-    (:mod:`pullgate.registry.health`: a failing endpoint is asked last by every decision) and the
-    deadline watchdog (:mod:`pullgate.net.deadline`: one thread and one name resolver, whose
-    lookup-thread cap then holds for every transport of the decider, and for its OCSP/CRL
-    fetcher)."""
+class HostsSource(Protocol):
+    """What a client needs of a snapshot: certs.d, by registry host."""
 
-    def __init__(self, watchdog: Watchdog | None = None) -> None:
-        self.tls_contexts = TlsContextCache()
-        self.health = EndpointHealth()
-        self.watchdog = watchdog or Watchdog()
+    def hosts(self, registry: str) -> HostsConfig:
+        """The endpoint configuration of ``registry``."""
+        ...
+
+
+class ClientKit:
+    """The registry as the decider's :class:`~pullgate.decision.context.Stores`: what every
+    registry client of a decider shares, all built by the composition root — TLS contexts
+    (built from ``hosts.toml`` files only, no credential material: see :func:`make_client`), the
+    endpoint memory (:mod:`pullgate.registry.health`: a failing endpoint is asked last by every
+    decision), the deadline watchdog (:mod:`pullgate.net.deadline`: one thread and one name
+    resolver, whose lookup-thread cap then holds for every transport of the decider, and for its
+    OCSP/CRL fetcher), the request log and the clock."""
+
+    def __init__(
+        self,
+        *,
+        tls_contexts: TlsContextCache,
+        health: EndpointHealth,
+        watchdog: Watchdog,
+        request_log: RequestLogHook | None,
+        clock: Clock,
+    ) -> None:
+        self.tls_contexts = tls_contexts
+        self.health = health
+        self.watchdog = watchdog
+        self._request_log = request_log
+        self._clock = clock
 
     def configure(self, config: DaemonConfig) -> None:
         """Apply a snapshot's ``[cache]`` bounds and ``[registry] endpoint_backoff``."""
@@ -259,24 +281,26 @@ class ClientKit:
             config.registry.endpoint_backoff, max_entries=config.cache.endpoint_entries
         )
 
+    def endpoint_states(self) -> tuple[EndpointState, ...]:
+        """Endpoints remembered as failing."""
+        return self.health.states()
+
     def factory(
         self,
-        hosts: Callable[[str], HostsConfig],
+        snap: HostsSource,
         credentials: CredentialStore | None,
         limits: RegistryLimits,
         budget: ByteBudget,
-        request_log: RequestLogHook | None,
-        clock: Clock,
     ) -> ClientFactory:
         """Makes clients for one computation's snapshot and credentials."""
 
         def make() -> Store:
             return make_client(
-                hosts,
+                snap.hosts,
                 credentials,
                 limits,
-                request_log,
-                clock,
+                self._request_log,
+                self._clock,
                 tls_contexts=self.tls_contexts,
                 budget=budget,
                 health=self.health,
@@ -293,13 +317,13 @@ def make_client(
     request_log: RequestLogHook | None,
     clock: Clock,
     *,
-    tls_contexts: TlsContextCache | None = None,
-    budget: ByteBudget | None = None,
-    health: EndpointHealth | None = None,
-    watchdog: Watchdog | None = None,
+    tls_contexts: TlsContextCache,
+    budget: ByteBudget,
+    health: EndpointHealth,
+    watchdog: Watchdog,
 ) -> RegistryClient:
-    """A fresh registry client (the daemon's :class:`~pullgate.registry.store.Store`); its
-    transport's deadlines are enforced by ``watchdog`` (None: one of its own).
+    """A fresh registry client (the daemon's :class:`~pullgate.registry.store.Store`) over the
+    owner's shared parts; its transport's deadlines are enforced by ``watchdog``.
 
     ``tls_contexts`` may be shared by every client of a decider: a TLS context is built from
     ``hosts.toml`` files only, never from a caller's credentials, and sharing it spares every new
@@ -311,7 +335,13 @@ def make_client(
     registry requests.
     """
     transport = Transport(
-        limits, request_log=request_log, clock=clock, watchdog=watchdog or Watchdog()
+        limits,
+        clock,
+        tls_contexts,
+        watchdog,
+        budget,
+        health,
+        request_log=request_log,
     )
     return RegistryClient(
         hosts,
@@ -319,7 +349,7 @@ def make_client(
         limits=limits,
         clock=clock,
         transport=transport,
-        tls_contexts=tls_contexts,
-        budget=budget,
-        health=health,
+        referrers_memo=ReferrersMemo(
+            ttl=limits.referrers_ttl, max_entries=limits.referrers_entries
+        ),
     )

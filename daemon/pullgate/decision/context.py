@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Protocol
 
 from pullgate.common.clock import Clock
@@ -29,6 +30,7 @@ from pullgate.decision.platform import Platform
 from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.registry.auth import CredentialStore
 from pullgate.registry.body import ByteBudget
+from pullgate.registry.health import EndpointState
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.registry.store import FetchHook, Store
 from pullgate.trust.files import TrustConfig
@@ -42,9 +44,12 @@ __all__ = [
     "DecisionContext",
     "Lender",
     "OfflineLender",
+    "OpenedStores",
     "Route",
     "Shared",
     "SnapshotLike",
+    "StoreOpener",
+    "Stores",
     "WouldBlock",
 ]
 
@@ -80,6 +85,58 @@ class SnapshotLike(Protocol):
     @property
     def cert_memo(self) -> CertMemo: ...
     def hosts(self, registry: str) -> HostsConfig: ...
+
+
+StoreOpener = Callable[[SnapshotLike, CredentialStore | None], Store]
+
+
+class Stores(Protocol):
+    """Where a decider's content comes from: the registry
+    (:class:`~pullgate.decision.clients.ClientKit`), or an OCI layout or in-memory store
+    (:class:`OpenedStores`)."""
+
+    def configure(self, config: DaemonConfig) -> None:
+        """Apply a new snapshot's bounds."""
+        ...
+
+    def endpoint_states(self) -> tuple[EndpointState, ...]:
+        """Endpoints remembered as failing (none for a store without endpoints)."""
+        ...
+
+    def factory(
+        self,
+        snap: SnapshotLike,
+        credentials: CredentialStore | None,
+        limits: RegistryLimits,
+        budget: ByteBudget,
+    ) -> Callable[[], Store]:
+        """Makes the stores of one computation (its snapshot and credentials)."""
+        ...
+
+
+class OpenedStores:
+    """:class:`Stores` from an ``opener(snapshot, credentials)``: an OCI layout
+    (``pullgate verify --oci-layout``), or an in-memory store in tests."""
+
+    def __init__(self, opener: StoreOpener) -> None:
+        self._opener = opener
+
+    def configure(self, config: DaemonConfig) -> None:
+        """Nothing to bound."""
+
+    def endpoint_states(self) -> tuple[EndpointState, ...]:
+        """No endpoints."""
+        return ()
+
+    def factory(
+        self,
+        snap: SnapshotLike,
+        credentials: CredentialStore | None,
+        limits: RegistryLimits,
+        budget: ByteBudget,
+    ) -> Callable[[], Store]:
+        """``opener`` bound to the computation's snapshot and credentials."""
+        return partial(self._opener, snap, credentials)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,16 +35,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from functools import partial
 
 from pullgate.common.clock import Clock
 from pullgate.common.descriptor import Descriptor
 from pullgate.config import CacheConfig
 from pullgate.decision.cache import CacheKey, DecisionCache, SingleFlight
-from pullgate.decision.clients import ClientKit, ClientPool, credentials_identity
+from pullgate.decision.clients import credentials_identity
 from pullgate.decision.combine import Verdict
 from pullgate.decision.content import ContentRead
 from pullgate.decision.context import (
@@ -59,22 +57,20 @@ from pullgate.decision.context import (
     flight_key,
 )
 from pullgate.decision.model import Decision, DecisionRequest
+from pullgate.decision.parts import EngineParts
 from pullgate.decision.platform import IndexEntry
 from pullgate.decision.record import DecisionObserver
 from pullgate.decision.resolution import (
     INDEX_TYPES,
-    Resolver,
     request_platform,
     request_reference,
 )
 from pullgate.decision.verify import SubjectContext, run_plan
 from pullgate.errors import PullgateError, Reason, VerificationFailed, VerificationInconclusive
-from pullgate.net.deadline import Watchdog
 from pullgate.registry.auth import CredentialStore, StaticCredentials
 from pullgate.registry.body import BudgetStats
 from pullgate.registry.health import EndpointState
 from pullgate.registry.store import FetchHook, Store
-from pullgate.registry.transport import RequestRecord
 from pullgate.verification.revocation.fetch import HttpFetcher
 
 __all__ = ["Decider", "DeciderStats", "SnapshotLike"]
@@ -87,55 +83,39 @@ class Decider:
 
     Args:
         snapshot: Returns the current snapshot (swapped atomically by the reloader).
+        parts: Stores, store pool, resolver and threads (:class:`EngineParts`).
         clock: Source of "now" (verification, cache lifetimes, tokens).
         fetcher: OCSP/CRL transport.
-        watchdog: Ends registry exchanges at their deadlines (the composition root's, shared
-            with its ``fetcher``; None: one of the decider's own).
-        request_log: Receives one record per registry HTTP exchange.
         observer: Told of every answer, once per caller (audit and counters,
-            :class:`~pullgate.decision.record.DecisionRecorder`; None: nothing recorded).
-        on_allow: Receives every allow, whichever front end asked, and its snapshot's digest.
-        stores: (snapshot, credentials) → the :class:`~pullgate.registry.store.Store` to read
-            (default: a registry client over the snapshot's certs.d).
-        max_workers: Threads verifying subjects in parallel.
-        max_flights: Threads running the computations of :meth:`decide_async` (distinct
-            concurrent cold decisions beyond this wait their turn).
+            :class:`~pullgate.decision.record.DecisionRecorder`).
+        on_allow: Receives every allow, whichever front end asked, and its snapshot's digest
+            (None: nobody keeps allows).
     """
 
     def __init__(
         self,
         snapshot: Callable[[], SnapshotLike],
+        parts: EngineParts,
         *,
         clock: Clock,
         fetcher: HttpFetcher,
-        request_log: Callable[[RequestRecord], None] | None = None,
-        observer: DecisionObserver | None = None,
-        on_allow: Callable[[Decision, str], object] | None = None,
-        stores: Callable[[SnapshotLike, CredentialStore | None], Store] | None = None,
-        max_workers: int = 32,
-        max_flights: int = 64,
-        watchdog: Watchdog | None = None,
+        observer: DecisionObserver,
+        on_allow: Callable[[Decision, str], object] | None,
     ) -> None:
         self._snapshot = snapshot
         self._clock = clock
         self._fetcher = fetcher
-        self._kit = ClientKit(watchdog)  # TLS contexts, endpoint memory, deadline watchdog
-        self._request_log = request_log
+        self._stores = parts.stores
         self._observer = observer
         self._on_allow = on_allow
-        self._stores = stores
         self._lock = threading.Lock()
         self._shared: Shared | None = None
         self._cache: DecisionCache | None = None
         self._flight: SingleFlight[tuple[object, ...], Decision] = SingleFlight()
-        self._pool = ClientPool()
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="pullgate-verify")
-        # Runs the computations of decide_async's flights; nothing on it ever waits on a
-        # flight, so a thread caller joining such a flight cannot deadlock it (cache.py).
-        self._flight_executor = ThreadPoolExecutor(
-            max_flights, thread_name_prefix="pullgate-decide"
-        )
-        self._resolver = Resolver(clock)
+        self._pool = parts.pool
+        self._executor = parts.verify
+        self._flight_executor = parts.flights
+        self._resolver = parts.resolver
         self._decisions = 0
         self._fail_open = 0
 
@@ -196,8 +176,7 @@ class Decider:
         with self._lock:
             self._decisions += 1
             self._fail_open += int(decision.fail_open)
-        if self._observer is not None:
-            self._observer.decided(decision, request, joined=joined)
+        self._observer.decided(decision, request, joined=joined)
         if decision.allowed and self._on_allow is not None:
             try:
                 self._on_allow(decision, snap.digest)
@@ -221,7 +200,7 @@ class Decider:
     def registry_status(self) -> tuple[tuple[EndpointState, ...], BudgetStats | None]:
         """Endpoints remembered as failing, and the in-flight byte budget (once there is one)."""
         shared = self._shared
-        return self._kit.health.states(), shared.budget.stats() if shared is not None else None
+        return self._stores.endpoint_states(), shared.budget.stats() if shared is not None else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -242,7 +221,7 @@ class Decider:
         if offline:  # built once per snapshot, on the computing path (warm lookups never build)
             raise WouldBlock
         shared = Shared.build(snap, self._fetcher, self._clock)
-        self._kit.configure(snap.config)
+        self._stores.configure(snap.config)
         self._pool.resize(snap.config.cache.idle_client_keys)
         with self._lock:
             self._shared = shared
@@ -311,11 +290,7 @@ class Decider:
             creds = StaticCredentials(request.credentials)
         pool_key = (snap.digest, credentials_identity(request.credentials))
 
-        factory: Callable[[], Store] = self._kit.factory(
-            snap.hosts, creds, shared.limits, shared.budget, self._request_log, self._clock
-        )
-        if self._stores is not None:
-            factory = partial(self._stores, snap, creds)
+        factory = self._stores.factory(snap, creds, shared.limits, shared.budget)
 
         lender_type = OfflineLender if offline else Lender
         with lender_type(self._pool, pool_key, factory, deadline=ctx.deadline) as lender:

@@ -83,8 +83,7 @@ class Resolver:
             each per cached decision at most), a tenth of it the index memo.
     """
 
-    def __init__(self, clock: Clock, config: CacheConfig | None = None) -> None:
-        config = config or CacheConfig()
+    def __init__(self, clock: Clock, config: CacheConfig) -> None:
         self._memo = ResolveMemo(clock, max_entries=config.max_entries)
         self._routes: Lru[tuple[object, ...], Route] = Lru(config.max_entries, name="routes")
         self._index_memo: Lru[str, tuple[IndexEntry, ...]] = Lru(

@@ -206,8 +206,8 @@ class Watchdog:
         resolver: Resolves the names of new connections under their exchange's deadline.
     """
 
-    def __init__(self, resolver: Resolver | None = None) -> None:
-        self.resolver = resolver or Resolver()
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Exchange]] = []
         self._armed: set[int] = set()

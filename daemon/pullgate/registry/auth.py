@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from pullgate.common.clock import Clock, SystemClock
+from pullgate.common.clock import Clock
 from pullgate.errors import ConfigError, PullgateError, Reason
 from pullgate.registry.model import Credentials, Endpoint, RegistryError
 from pullgate.registry.transport import Transport
@@ -223,8 +223,8 @@ class Authenticator:
     """
 
     transport: Transport
-    credentials: CredentialStore | None = None
-    clock: Clock = field(default_factory=SystemClock)
+    credentials: CredentialStore | None
+    clock: Clock
     _tokens: dict[tuple[str, str], _Token] = field(default_factory=dict)
     _basic: set[str] = field(default_factory=set)
 

@@ -27,12 +27,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from pullgate.common.clock import Clock, SystemClock
+from pullgate.common.clock import Clock
 from pullgate.common.descriptor import Descriptor, check_digest, compute_digest, is_digest
 from pullgate.common.textnum import ascii_int
 from pullgate.errors import MalformedInput, PullgateError
 from pullgate.registry.auth import Authenticator, CredentialStore, parse_www_authenticate
-from pullgate.registry.body import ByteBudget
 from pullgate.registry.digest_fetch import DescriptorMismatch, fetch_at
 from pullgate.registry.endpoint_errors import (
     NotFoundEverywhere,
@@ -40,7 +39,6 @@ from pullgate.registry.endpoint_errors import (
     media_type_of,
     most_relevant,
 )
-from pullgate.registry.health import EndpointHealth
 from pullgate.registry.hosts import request_url
 from pullgate.registry.media_types import (
     MANIFEST_ACCEPT,
@@ -62,10 +60,8 @@ from pullgate.registry.redirect import same_origin
 from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.source import registry_signatures
 from pullgate.registry.store import FetchHook, StoreSignatureSource
-from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import (
     HttpStatusError,
-    RequestLogHook,
     Response,
     ResponseTooLarge,
     Transport,
@@ -96,48 +92,26 @@ class RegistryClient:
             certs.d roots); called on every operation so edits apply without restart.
         credentials: Where credentials come from (None: anonymous).
         limits: Size, page, timeout and retry bounds.
-        request_log: Optional hook receiving one record per HTTP exchange.
-        clock: Token expiry and HTTP-date ``Retry-After``.
-        sleep: Wait function for retries (tests inject one).
-        referrers_memo: Where endpoints without the referrers API are remembered (None: a memo
-            of this client's own, living as long as the client, sized by ``limits``).
-        tls_contexts: TLS context cache (None: one of this client's own); see
-            :class:`~pullgate.registry.transport.Transport`.
-        transport: The HTTP transport to use instead of a new one (the fuzz harness passes an
-            in-process one; ``limits``, ``request_log`` and ``clock`` then stay the caller's).
-        budget: The in-flight body byte budget to share (None: one of this client's own).
-        health: The endpoint failure memory to share (None: one of this client's own).
+        clock: Token expiry.
+        transport: The HTTP transport (its TLS contexts, deadline watchdog, byte budget and
+            endpoint memory are the owner's; the fuzz harness passes an in-process one).
+        referrers_memo: Where endpoints without the referrers API are remembered.
     """
 
     def __init__(
         self,
         hosts: Callable[[str], HostsConfig],
         *,
-        credentials: CredentialStore | None = None,
-        limits: RegistryLimits = RegistryLimits(),  # noqa: B008 - frozen dataclass
-        request_log: RequestLogHook | None = None,
-        clock: Clock | None = None,
-        sleep: Callable[[float], None] | None = None,
-        referrers_memo: ReferrersMemo | None = None,
-        tls_contexts: TlsContextCache | None = None,
-        transport: Transport | None = None,
-        budget: ByteBudget | None = None,
-        health: EndpointHealth | None = None,
+        credentials: CredentialStore | None,
+        limits: RegistryLimits,
+        clock: Clock,
+        transport: Transport,
+        referrers_memo: ReferrersMemo,
     ) -> None:
         self._hosts = hosts
         self.limits = limits
-        own = ReferrersMemo(ttl=limits.referrers_ttl, max_entries=limits.referrers_entries)
-        self.referrers_memo = referrers_memo if referrers_memo is not None else own
-        clock = clock or SystemClock()
-        self.transport = transport or Transport(limits, request_log=request_log, clock=clock)
-        if tls_contexts is not None:
-            self.transport.tls_contexts = tls_contexts
-        if sleep is not None:
-            self.transport.sleep = sleep
-        if budget is not None:
-            self.transport.budget = budget
-        if health is not None:
-            self.transport.health = health
+        self.referrers_memo = referrers_memo
+        self.transport = transport
         self._auth = Authenticator(self.transport, credentials, clock)
         self.on_fetch: FetchHook | None = None
 

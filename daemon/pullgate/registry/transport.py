@@ -42,7 +42,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InsecureRequestWarning, MaxRetryError
 
 import pullgate
-from pullgate.common.clock import Clock, SystemClock
+from pullgate.common.clock import Clock
 from pullgate.errors import PullgateError, Reason
 from pullgate.net.deadline import Exchange, Watchdog, guard_pools
 from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ERROR_BODY_CAP, ByteBudget, read_body
@@ -113,30 +113,29 @@ class Transport:
         request_log: Optional hook called once per HTTP exchange (tests, benchmarks).
         clock: Used to interpret an HTTP-date ``Retry-After``.
         sleep: How to wait between retries (tests inject a recorder).
-        tls_contexts: Where TLS contexts are cached (a fresh cache by default). Contexts depend
-            only on ``hosts.toml`` files, never on a caller's credentials, so an owner may share
-            one cache between transports (a build costs tens of milliseconds).
+        tls_contexts: Where TLS contexts are cached. Contexts depend only on ``hosts.toml``
+            files, never on a caller's credentials, so an owner may share one cache between
+            transports (a build costs tens of milliseconds).
         deadline: When the caller's whole task must be over (``time.perf_counter()`` seconds;
             None: only ``limits.request_timeout`` per exchange). The decision layer sets it
             while it lends the client out, so no request outlives the decision's budget.
-        watchdog: Enforces the deadlines (injected by the owner, who shares one between its
-            transports; by default one of this transport's own).
+        watchdog: Enforces the deadlines (the owner's, shared between its transports).
         budget: Bounds the body bytes held while reading (the daemon shares one between every
-            transport; by default one of this transport's own).
-        health: Remembers endpoints that failed at transport level (the daemon shares one;
-            by default one of this transport's own); see :mod:`pullgate.registry.health`.
+            transport).
+        health: Remembers endpoints that failed at transport level (the daemon shares one);
+            see :mod:`pullgate.registry.health`.
     """
 
     limits: RegistryLimits
+    clock: Clock
+    tls_contexts: TlsContextCache
+    watchdog: Watchdog
+    budget: ByteBudget
+    health: EndpointHealth
     request_log: RequestLogHook | None = None
-    clock: Clock = field(default_factory=SystemClock)
     sleep: Callable[[float], None] = time.sleep
     request_count: int = 0
-    tls_contexts: TlsContextCache = field(default_factory=TlsContextCache)
     deadline: float | None = None
-    watchdog: Watchdog = field(default_factory=Watchdog)
-    budget: ByteBudget = field(default_factory=lambda: ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0))
-    health: EndpointHealth = field(default_factory=EndpointHealth)
     fallbacks: int = 0  # endpoints after the one being asked (see attempt())
     _pools: dict[tuple[TlsKey, int] | None, _Pool] = field(default_factory=dict)
     _plain_fallback: set[str] = field(default_factory=set)

@@ -10,14 +10,15 @@ the gRPC parts; :func:`verifier_servicer`, :func:`image_proxy`, :func:`runtime_g
 nothing itself. Front ends and the engine take what they need as arguments: none of them makes
 a default of its own.
 
-For the CLI, :func:`one_shot_decider` builds the same engine over a one-shot snapshot.
+The engine and its collaborators come from :mod:`pullgate.service.engine` (the root's
+decision-engine part). For the CLI, :func:`one_shot_decider` builds the same engine over a
+one-shot snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,19 +30,17 @@ from pullgate.config import DaemonConfig
 from pullgate.cri.overlap import GATE_IN_USE
 from pullgate.cri.proxy import CriProxy
 from pullgate.decision.audit_log import AuditLog
-from pullgate.decision.context import SnapshotLike
+from pullgate.decision.context import StoreOpener
 from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest, Front
 from pullgate.decision.record import DecisionRecorder
-from pullgate.net.deadline import Watchdog
 from pullgate.nri.admission import NriGate
 from pullgate.nri.daemon import NriLaunch, NriPlugin, StartRuntime, nri_target
 from pullgate.nri.evict import CriStopper, Evictions
 from pullgate.nri.metrics import NriMetrics
 from pullgate.nri.service import NriService
-from pullgate.registry.auth import CredentialStore
-from pullgate.registry.store import Store
 from pullgate.service.convert import ReloadView, StatusView
+from pullgate.service.engine import decision_engine
 from pullgate.service.gate_front import StartCollector, overlap_pulls, passthrough_histogram
 from pullgate.service.metrics import Metrics
 from pullgate.service.runtime import (
@@ -69,7 +68,6 @@ from pullgate.start.verdicts import VerdictStore
 from pullgate.trust.queue import ReloadQueue
 from pullgate.trust.snapshot import Snapshot
 from pullgate.trust.state import TrustState
-from pullgate.verification.revocation.fetch import Urllib3Fetcher
 
 if TYPE_CHECKING:  # imported by runtime_gate, at start, only when [runtime] is configured
     from pullgate.cri.runtime_proxy import RuntimeProxy
@@ -88,8 +86,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-StoreOpener = Callable[[SnapshotLike, CredentialStore | None], Store]
 
 
 class LateStatus:
@@ -132,12 +128,10 @@ def build_runtime(
         max_images=config.cache.max_entries,
         max_repositories=config.cache.repositories_per_image,
     )
-    watchdog = Watchdog()  # ends every registry and OCSP/CRL exchange at its deadline
-    decider = Decider(
+    decider = decision_engine(
         current_snapshot(state),
         clock=clock,
-        fetcher=Urllib3Fetcher(watchdog=watchdog),
-        watchdog=watchdog,
+        cache=config.cache,
         request_log=metrics.observe_request,
         observer=recorder,
         on_allow=verdicts.record,
@@ -288,12 +282,10 @@ def one_shot_decider(
     """The daemon's engine over one snapshot, for one command (``pullgate verify``,
     ``pullgate images``): audited on ``pullgate.audit`` like the daemon, nothing counted.
     The caller closes it."""
-    watchdog = Watchdog()
-    return Decider(
+    return decision_engine(
         lambda: snapshot,
         clock=clock if clock is not None else SystemClock(),
-        fetcher=Urllib3Fetcher(watchdog=watchdog),
-        watchdog=watchdog,
+        cache=snapshot.config.cache,
         observer=DecisionRecorder(AuditLog().write),
         stores=stores,
         max_flights=1,

@@ -105,7 +105,7 @@ class Snapshot:
     certs_d_problems: tuple[str, ...] = ()
     config_path: Path | None = None
     docker: DockerConfigCredentials | None = None
-    cert_memo: CertMemo = field(default_factory=CertMemo, repr=False, compare=False)
+    cert_memo: CertMemo = field(repr=False, compare=False)
     _hosts_cache: Lru[str, HostsConfig] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -124,7 +124,7 @@ class SignatureVerifier:
         clock: Clock,
         max_signatures: int = DEFAULT_MAX_SIGNATURES,
         tsa_revocation: RevocationChecker | None = None,
-        memo: CertMemo | None = None,
+        memo: CertMemo,
     ) -> None:
         """Create a verifier.
 
@@ -135,7 +135,7 @@ class SignatureVerifier:
             max_signatures: at most this many signatures are evaluated per artifact (> 0; the
                 bound of :class:`~pullgate.verification.verifier.Verifier`'s artifact loop).
             tsa_revocation: revocation source for TSA chains (defaults to ``revocation``).
-            memo: the trust snapshot's certificate memos (None: a memo of this verifier's own).
+            memo: the trust snapshot's certificate memos.
         """
         if max_signatures <= 0:
             raise ValueError("max_signatures must be > 0")
@@ -144,7 +144,7 @@ class SignatureVerifier:
         self._tsa_revocation = tsa_revocation or revocation
         self._clock = clock
         self._max = max_signatures
-        self._memo = memo if memo is not None else CertMemo()
+        self._memo = memo
 
     # ---------------------------------------------------------------- signature level
 

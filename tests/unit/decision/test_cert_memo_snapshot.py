@@ -8,9 +8,9 @@ import gc
 import weakref
 
 from pullgate.common.clock import FixedClock
-from pullgate.decision.decider import Decider
 from pullgate.decision.model import DecisionRequest
 from pullgate.verification.cache import CertMemo
+from tests.support.parts import build_engine
 from tests.support.pki import NOW
 from tests.unit.decision.world import MemWorld, NoNetworkFetcher, Snap
 
@@ -30,7 +30,7 @@ def test_a_new_snapshot_verifies_with_fresh_memos_and_the_old_ones_are_dropped(
     world.sign(world.index)
     world.sign(world.amd64)
     current: list[Snap] = [world.snapshot()]
-    decider = Decider(
+    decider = build_engine(
         lambda: current[0],
         clock=FixedClock(NOW),
         fetcher=NoNetworkFetcher(),

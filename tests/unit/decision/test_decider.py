@@ -22,8 +22,8 @@ from pullgate.errors import Reason
 from pullgate.registry.model import Credentials
 from pullgate.trust.snapshot import Snapshot
 from pullgate.trust.state import TrustState
-from pullgate.verification.revocation.fetch import Urllib3Fetcher
 from tests.support.fake_registry import OCI_INDEX, write_docker_config
+from tests.support.parts import build_engine, build_fetcher
 from tests.support.pki import NOW
 from tests.unit.decision.world import REPO, SECRET, HttpWorld, MemWorld, platform_of
 
@@ -365,7 +365,7 @@ def test_rotated_docker_config_credentials_are_used_after_a_reload(http_world: H
         assert current is not None
         return current
 
-    decider = Decider(snapshot, clock=clock, fetcher=Urllib3Fetcher())
+    decider = build_engine(snapshot, clock=clock, fetcher=build_fetcher())
     try:
         assert decider.decide(DecisionRequest(reference=http_world.ref())).reason is Reason.VERIFIED
         behaviour.password = "new-" + SECRET  # the registry rotates the password...

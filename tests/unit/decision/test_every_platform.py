@@ -26,6 +26,7 @@ from pullgate.decision.subject_memo import SubjectMemo
 from pullgate.errors import MalformedInput, Reason
 from pullgate.shim.vocabulary import CALLER
 from tests.support.fake_registry import OCI_INDEX
+from tests.support.parts import build_engine
 from tests.support.pki import NOW
 from tests.unit.decision.world import REPO, MemWorld, NoNetworkFetcher, StepClock, platform_of
 
@@ -49,7 +50,7 @@ def _decider(
     snap = world.snapshot(settings)
     config = replace(snap.config, image_verifier=ImageVerifierConfig(platforms=platforms))
     snap = replace(snap, config=config)
-    return Decider(
+    return build_engine(
         lambda: snap, clock=FixedClock(NOW), fetcher=NoNetworkFetcher(), stores=world.reg.opener
     )
 

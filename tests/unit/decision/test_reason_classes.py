@@ -10,11 +10,11 @@ import pytest
 from pullgate.common.clock import FixedClock
 from pullgate.config import InconclusiveAction, StatementSettings
 from pullgate.cri.denial import Denial, DenialKind
-from pullgate.decision.decider import Decider
 from pullgate.decision.model import DecisionRequest
 from pullgate.errors import Reason
 from pullgate.registry.hosts import load_hosts
 from pullgate.registry.model import HostsConfig
+from tests.support.parts import build_engine
 from tests.support.pki import NOW
 from tests.unit.decision.world import HttpWorld, NoNetworkFetcher, Snap
 
@@ -45,7 +45,7 @@ def test_unreadable_certs_d_entry_is_definitive_even_fail_open(world: HttpWorld)
     (certs_d / world.reg.host).write_text("not a directory")
     base = world.snapshot(FAIL_OPEN)
     snap = CertsDSnap(**{**base.__dict__, "certs_d": certs_d})
-    decider = Decider(lambda: snap, clock=FixedClock(NOW), fetcher=NoNetworkFetcher())
+    decider = build_engine(lambda: snap, clock=FixedClock(NOW), fetcher=NoNetworkFetcher())
     decision = decider.decide(DecisionRequest(reference=world.ref()))
     assert decision.reason is Reason.CONFIG
     assert (decision.allowed, decision.inconclusive, decision.fail_open) == (False, False, False)

@@ -13,11 +13,11 @@ import pytest
 import pullgate.registry.tls as tls
 from pullgate.decision.model import DecisionRequest
 from pullgate.errors import Reason
-from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Endpoint, HostsConfig, RegistryError
 from pullgate.registry.reference import parse_reference
 from pullgate.registry.tls import TlsContextCache
 from tests.support.fake_registry import FakeRegistry, make_tls
+from tests.support.parts import build_client
 from tests.unit.decision.world import REPO, HttpWorld
 
 
@@ -71,11 +71,11 @@ def test_clients_sharing_a_tls_cache_build_one_context(
         shared = TlsContextCache()
         ref = parse_reference(f"{reg.host}/{REPO}:v1")
         for _ in range(2):
-            with RegistryClient(hosts, tls_contexts=shared) as client:
+            with build_client(hosts, tls_contexts=shared) as client:
                 assert client.resolve(ref).digest == image.digest
         assert len(built) == 1
         # A client of its own builds its own context.
-        with RegistryClient(hosts) as client:
+        with build_client(hosts) as client:
             assert client.resolve(ref).digest == image.digest
         assert len(built) == 2
 
@@ -91,10 +91,10 @@ def test_shared_tls_cache_still_fails_typed_on_a_missing_file(tmp_path: Path) ->
         def hosts_of(ep: Endpoint) -> HostsConfig:
             return HostsConfig(registry=reg.host, directory=None, source="none", endpoints=(ep,))
 
-        with RegistryClient(lambda _r: hosts_of(good), tls_contexts=shared) as client:
+        with build_client(lambda _r: hosts_of(good), tls_contexts=shared) as client:
             client.resolve(ref)
         with (
-            RegistryClient(lambda _r: hosts_of(bad), tls_contexts=shared) as client,
+            build_client(lambda _r: hosts_of(bad), tls_contexts=shared) as client,
             pytest.raises(RegistryError) as err,
         ):
             client.resolve(ref)

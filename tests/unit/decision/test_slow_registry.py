@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from pullgate.common.clock import FixedClock
-from pullgate.decision.decider import Decider
 from pullgate.decision.model import Decision, DecisionRequest
 from pullgate.errors import Reason
+from tests.support.parts import build_engine
 from tests.support.pki import NOW
 from tests.support.threads import JOIN, outcome_of
 from tests.unit.decision.world import REPO, HttpWorld, NoNetworkFetcher, Snap, platform_of
@@ -73,7 +73,7 @@ def test_dripping_registry_does_not_starve_healthy_decisions(world: HttpWorld) -
     )
     world.reg.behaviour.drip = {f"referrers/{d.digest}" for d in (slow_index, slow_amd64)}
     snaps: list[Snap] = [world.snapshot(timeout=60.0)]
-    decider = Decider(
+    decider = build_engine(
         lambda: snaps[-1], clock=FixedClock(NOW), fetcher=NoNetworkFetcher(), max_workers=2
     )
     slow = [

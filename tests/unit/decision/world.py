@@ -25,6 +25,7 @@ from pullgate.trust.files import TrustConfig, load_trust_config
 from pullgate.verification.cache import CertMemo
 from tests.support.fake_registry import OCI_INDEX, FakeRegistry
 from tests.support.memory_store import MemoryRegistry
+from tests.support.parts import build_engine
 from tests.support.pki import NOW, Chain, KeySpec, Pki, write_store
 from tests.support.signing import sign_jws
 
@@ -99,7 +100,7 @@ class BaseWorld(Generic[R]):
     ) -> Decider:
         snap = self.snapshot(settings, endpoints=endpoints, timeout=timeout, cache=cache)
         memory = self.reg if isinstance(self.reg, MemoryRegistry) else None
-        return Decider(
+        return build_engine(
             lambda: snap,
             clock=clock or FixedClock(NOW),
             fetcher=NoNetworkFetcher(),

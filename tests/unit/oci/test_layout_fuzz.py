@@ -26,6 +26,7 @@ from pullgate.common.clock import FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError
 from pullgate.oci.layout import LayoutReference, OciLayout, open_layout
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.model import MEDIA_TYPE_JWS
 from pullgate.verification.policy import parse_oci_policy
 from pullgate.verification.revocation import RevocationStatus, StaticRevocationChecker
@@ -150,6 +151,7 @@ def test_rehashed_mutated_signature_manifest_never_wrongly_allows(
                 trust_store=TrustStore(template.trust),
                 revocation=StaticRevocationChecker(RevocationStatus.GOOD),
                 clock=FixedClock(NOW),
+                memo=CertMemo(),
             )
             outcome = verifier.verify_artifact(
                 reference=f"fuzz.example/app@{template.image.digest}",

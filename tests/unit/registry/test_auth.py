@@ -19,6 +19,7 @@ from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Credentials, ImageReference, RegistryError
 from pullgate.registry.transport import RequestRecord
 from tests.support.fake_registry import TOKEN, FakeRegistry, hosts_for, write_docker_config
+from tests.support.parts import build_client
 
 REF = ImageReference(registry="registry.test", repository="app", tag="v1")
 PASSWORD = "hunter2-PASSWORD-value"
@@ -35,7 +36,7 @@ def reg() -> Iterator[FakeRegistry]:
 def _client(
     reg: FakeRegistry, creds: Credentials | None, log: list[RequestRecord] | None = None
 ) -> RegistryClient:
-    return RegistryClient(
+    return build_client(
         hosts_for(reg.endpoint()),
         credentials=StaticCredentials(creds) if creds else None,
         request_log=log.append if log is not None else None,

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from pullgate.common.clock import SystemClock
 from pullgate.errors import Reason
 from pullgate.registry.auth import Authenticator, Challenge, StaticCredentials
 from pullgate.registry.model import Credentials, Endpoint, RegistryError, RegistryLimits
-from pullgate.registry.transport import Transport
+from tests.support.parts import build_transport
 from tests.support.raw_http import RawConnection, RawServer
 
 LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=10.0)
@@ -21,7 +22,7 @@ SCOPE = "repository:app:pull"
 
 
 def _authenticator() -> Authenticator:
-    return Authenticator(Transport(LIMITS), StaticCredentials(CREDS))
+    return Authenticator(build_transport(LIMITS), StaticCredentials(CREDS), SystemClock())
 
 
 def _bearer(realm: str) -> tuple[Challenge, ...]:

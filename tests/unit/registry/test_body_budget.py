@@ -12,7 +12,8 @@ import pytest
 from pullgate.errors import Reason
 from pullgate.registry.body import CHUNK, ByteBudget, InflightBudgetExhausted
 from pullgate.registry.model import RegistryLimits
-from pullgate.registry.transport import ResponseTooLarge, Transport
+from pullgate.registry.transport import ResponseTooLarge
+from tests.support.parts import build_transport
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import outcome_of
 
@@ -36,7 +37,7 @@ def test_concurrent_endless_bodies_never_hold_more_than_the_budget() -> None:
         url = f"{server.url}/v2/app/blobs/x"
 
         def one() -> None:
-            transport = Transport(LIMITS, budget=budget)
+            transport = build_transport(LIMITS, budget=budget)
             outcome = outcome_of(lambda: transport.request(server.endpoint(), "GET", url, cap=cap))
             transport.close()
             with lock:
@@ -62,7 +63,7 @@ def test_no_room_in_time_is_an_inconclusive_timeout_and_gives_everything_back() 
         url = f"{server.url}/v2/app/blobs/x"
         started = time.perf_counter()
         outcome = outcome_of(
-            lambda: Transport(LIMITS, budget=budget).request(
+            lambda: build_transport(LIMITS, budget=budget).request(
                 server.endpoint(), "GET", url, cap=CHUNK
             )
         )
@@ -93,7 +94,7 @@ def test_a_body_within_its_cap_is_read_whole(announced: bool) -> None:
 
     budget = ByteBudget(1 << 20, wait=1.0)
     with RawServer(script) as server:
-        response = Transport(LIMITS, budget=budget).request(
+        response = build_transport(LIMITS, budget=budget).request(
             server.endpoint(), "GET", f"{server.url}/v2/app/blobs/x", cap=len(payload)
         )
     assert response.body == payload

@@ -22,12 +22,13 @@ from tests.support.fake_registry import (
     hosts_for,
     refused_endpoint,
 )
+from tests.support.parts import build_client
 
 REF = ImageReference(registry="registry.test", repository="app", tag="v1")
 
 
 def make_client(*regs: FakeRegistry, log: list[RequestRecord] | None = None) -> RegistryClient:
-    return RegistryClient(
+    return build_client(
         hosts_for(*(r.endpoint() for r in regs)),
         request_log=log.append if log is not None else None,
         sleep=lambda _s: None,
@@ -67,7 +68,7 @@ def test_resolve_digest_ref_with_wrong_content_is_malformed(reg: FakeRegistry) -
 def test_tag_resolve_skips_pull_only_mirror(reg: FakeRegistry, reg2: FakeRegistry) -> None:
     target = reg2.put_image("app")
     mirror = reg.endpoint(capabilities=frozenset({Capability.PULL}))
-    client = RegistryClient(hosts_for(mirror, reg2.endpoint()))
+    client = build_client(hosts_for(mirror, reg2.endpoint()))
     with client:
         assert client.resolve(REF).same_target(target)
         assert client.fetch_manifest(REF, target)  # by digest: mirror tried first (404)
@@ -125,7 +126,7 @@ def test_404_at_one_endpoint_and_an_outage_at_another_stays_inconclusive(
     reg: FakeRegistry,
 ) -> None:
     with (
-        RegistryClient(hosts_for(reg.endpoint(), refused_endpoint())) as client,
+        build_client(hosts_for(reg.endpoint(), refused_endpoint())) as client,
         pytest.raises(PullgateError) as err,
     ):
         client.resolve(REF)
@@ -163,13 +164,13 @@ def test_oversize_descriptor_refused_before_request(reg: FakeRegistry) -> None:
 
 def test_refusing_first_mirror_falls_back(reg: FakeRegistry) -> None:
     target = reg.put_image("app")
-    client = RegistryClient(hosts_for(refused_endpoint(), reg.endpoint()))
+    client = build_client(hosts_for(refused_endpoint(), reg.endpoint()))
     with client:
         assert client.resolve(REF).same_target(target)
 
 
 def test_all_refused_is_unreachable() -> None:
-    client = RegistryClient(hosts_for(refused_endpoint(), refused_endpoint()))
+    client = build_client(hosts_for(refused_endpoint(), refused_endpoint()))
     with client, pytest.raises(RegistryError) as err:
         client.resolve(REF)
     assert err.value.reason is Reason.REGISTRY_UNREACHABLE
@@ -202,7 +203,7 @@ def test_page_limit_is_enforced(reg: FakeRegistry) -> None:
     target = reg.put_image("app")
     _sign(reg, target, 3)
     reg.behaviour.referrers_page_size = 1
-    client = RegistryClient(hosts_for(reg.endpoint()), limits=RegistryLimits(max_referrers_pages=2))
+    client = build_client(hosts_for(reg.endpoint()), limits=RegistryLimits(max_referrers_pages=2))
     with client, pytest.raises(VerificationFailed) as err:
         list(client.signatures(REF, target))
     assert err.value.reason is Reason.TOO_MANY_SIGNATURES
@@ -248,7 +249,7 @@ def _tag_requests(reg: FakeRegistry, target: Descriptor) -> int:
 
 
 def _memo_client(reg: FakeRegistry, memo: ReferrersMemo) -> RegistryClient:
-    return RegistryClient(hosts_for(reg.endpoint()), sleep=lambda _s: None, referrers_memo=memo)
+    return build_client(hosts_for(reg.endpoint()), sleep=lambda _s: None, referrers_memo=memo)
 
 
 @pytest.mark.parametrize("mode", ["referrers_html", "referrers_404"])
@@ -319,7 +320,7 @@ def test_memo_keys_do_not_mix_repositories_or_registries(reg: FakeRegistry) -> N
         return HostsConfig(registry=name, directory=None, source="none", endpoints=(endpoint,))
 
     reg.behaviour.referrers_404 = True
-    with RegistryClient(hosts, sleep=lambda _s: None) as client:
+    with build_client(hosts, sleep=lambda _s: None) as client:
         list(client.signatures(REF, target))
         reg.behaviour.referrers_404 = False
         list(client.signatures(ImageReference(registry="registry.test", repository="other"), other))
@@ -398,7 +399,7 @@ def test_signature_only_on_second_endpoint(reg: FakeRegistry, reg2: FakeRegistry
 def test_first_endpoint_refuses_signatures_found_on_second(reg: FakeRegistry) -> None:
     target = reg.put_image("app")
     (sig,) = _sign(reg, target, 1)
-    client = RegistryClient(hosts_for(refused_endpoint(), reg.endpoint()))
+    client = build_client(hosts_for(refused_endpoint(), reg.endpoint()))
     with client:
         blobs = list(client.signature_source(REF).signatures(target))
     assert [b.manifest_digest for b in blobs] == [sig.digest]
@@ -415,7 +416,7 @@ def test_unsigned_everywhere_yields_nothing(reg: FakeRegistry, reg2: FakeRegistr
 
 def test_no_endpoint_answering_is_inconclusive() -> None:
     target = Descriptor(media_type=JWS, digest="sha256:" + "2" * 64, size=1)
-    client = RegistryClient(hosts_for(refused_endpoint()))
+    client = build_client(hosts_for(refused_endpoint()))
     with client, pytest.raises(RegistryError) as err:
         list(client.signatures(REF, target))
     assert err.value.reason is Reason.REGISTRY_UNREACHABLE

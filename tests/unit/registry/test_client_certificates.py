@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pullgate.errors import PullgateError, Reason
-from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import ClientCertificate, ImageReference, RegistryLimits
 from tests.support.fake_registry import FakeRegistry, hosts_for, make_tls
+from tests.support.parts import build_client
 
 LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=10.0)
 
@@ -29,7 +29,7 @@ def test_the_certificate_the_server_accepts_is_offered(
     with FakeRegistry(tls=good) as reg:
         image = reg.put_image("app", tag="v1")
         endpoint = reg.endpoint(client_certificates=pairs if accepted_first else pairs[::-1])
-        client = RegistryClient(hosts_for(endpoint, registry=reg.host), limits=LIMITS)
+        client = build_client(hosts_for(endpoint, registry=reg.host), limits=LIMITS)
         ref = ImageReference(registry=reg.host, repository="app", tag="v1")
         for _ in range(2):  # and again, with the accepted one remembered
             assert client.resolve(ref).digest == image.digest
@@ -45,7 +45,7 @@ def test_no_certificate_the_server_accepts_is_a_tls_error(tmp_path: Path) -> Non
                 ClientCertificate(cert=o.client_cert, key=o.client_key) for o in others
             )
         )
-        client = RegistryClient(hosts_for(endpoint, registry=reg.host), limits=LIMITS)
+        client = build_client(hosts_for(endpoint, registry=reg.host), limits=LIMITS)
         with pytest.raises(PullgateError) as excinfo:
             client.resolve(ImageReference(registry=reg.host, repository="app", tag="v1"))
         assert excinfo.value.reason is Reason.REGISTRY_TLS

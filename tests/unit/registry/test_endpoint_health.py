@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 
 from pullgate.errors import Reason
-from pullgate.registry.client import RegistryClient
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import Endpoint, ImageReference, RegistryError, RegistryLimits
-from pullgate.registry.transport import Transport
 from tests.support.fake_registry import FakeRegistry, hosts_for, refused_endpoint
+from tests.support.parts import build_client, build_transport
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import outcome_of
 
@@ -63,7 +62,7 @@ def test_a_refusing_mirror_is_asked_after_the_upstream_by_the_next_operation(
 ) -> None:
     target = reg.put_image("app")
     mirror = refused_endpoint()
-    client = RegistryClient(hosts_for(mirror, reg.endpoint()))
+    client = build_client(hosts_for(mirror, reg.endpoint()))
     ref = ImageReference(registry="registry.test", repository="app", tag="v1")
     with client:
         assert client.resolve(ref).same_target(target)
@@ -79,7 +78,7 @@ def test_a_hung_endpoint_with_a_fallback_gets_the_fallback_timeout_and_a_share()
 
     limits = RegistryLimits(read_timeout=20.0, fallback_timeout=0.3)
     with RawServer(hang) as server:
-        transport = Transport(limits)
+        transport = build_transport(limits)
         url = f"{server.url}/v2/app/manifests/v1"
         started = time.perf_counter()
         with transport.attempt(1):

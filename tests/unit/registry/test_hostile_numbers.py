@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from pullgate.common.textnum import ascii_int
-from pullgate.registry.client import RegistryClient
 from pullgate.registry.hosts import load_hosts
 from pullgate.registry.model import ImageReference, RegistryLimits
 from pullgate.registry.reference import parse_reference
-from pullgate.registry.transport import Transport
 from tests.support.fake_registry import FakeRegistry, hosts_for
+from tests.support.parts import build_client, build_transport
 from tests.support.raw_http import RawConnection, RawServer
 
 LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=10.0)
@@ -57,7 +56,7 @@ def test_a_mirror_with_an_unreadable_content_length_is_skipped_for_the_next(
 
     with RawServer(script) as mirror, FakeRegistry() as upstream:
         target = upstream.put_image("app", tag="v1")
-        client = RegistryClient(
+        client = build_client(
             hosts_for(mirror.endpoint(), upstream.endpoint(), registry="registry.test"),
             limits=LIMITS,
         )
@@ -85,7 +84,7 @@ def test_an_unreadable_retry_after_is_no_delay_not_a_crash(header: bytes) -> Non
 
     waits: list[float] = []
     with RawServer(script) as server:
-        transport = Transport(LIMITS, sleep=waits.append)
+        transport = build_transport(LIMITS, sleep=waits.append)
         response = transport.request(server.endpoint(), "GET", f"{server.url}/v2/", cap=10)
     assert response.status == 429
     assert all(wait <= LIMITS.max_retry_after for wait in waits)
@@ -101,5 +100,5 @@ def test_a_mirror_with_a_negative_dial_timeout_is_skipped_as_containerd_does(
         (hosts / "hosts.toml").write_text(
             f'server = "{upstream.url}"\n[host."http://127.0.0.1:9"]\n  dial_timeout = "-1s"\n'
         )
-        client = RegistryClient(lambda r: load_hosts(r, [tmp_path]), limits=LIMITS)
+        client = build_client(lambda r: load_hosts(r, [tmp_path]), limits=LIMITS)
         assert client.resolve(parse_reference("registry.test/app:v1")).digest == target.digest

@@ -9,9 +9,9 @@ import pytest
 
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason
-from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import ImageReference, RegistryLimits
 from tests.support.fake_registry import hosts_for
+from tests.support.parts import build_client
 from tests.support.raw_http import RawConnection, RawServer
 
 LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=10.0)
@@ -38,7 +38,7 @@ def test_an_unparsable_next_link_is_a_typed_registry_error(link: bytes) -> None:
             )
 
     with RawServer(script) as reg:
-        client = RegistryClient(hosts_for(reg.endpoint(), registry=reg.host), limits=LIMITS)
+        client = build_client(hosts_for(reg.endpoint(), registry=reg.host), limits=LIMITS)
         ref = ImageReference(registry=reg.host, repository="app", tag="v1")
         with pytest.raises(PullgateError) as excinfo:
             list(client.signatures(ref, TARGET))

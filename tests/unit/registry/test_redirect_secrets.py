@@ -11,9 +11,9 @@ import pytest
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import PullgateError, Reason
 from pullgate.registry.auth import DockerConfigCredentials
-from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Credentials, ImageReference, RegistryLimits
 from tests.support.fake_registry import hosts_for
+from tests.support.parts import build_client
 from tests.support.raw_http import RawConnection, RawServer
 
 LIMITS = RegistryLimits(connect_timeout=2.0, read_timeout=2.0, request_timeout=10.0)
@@ -51,7 +51,7 @@ def test_a_redirect_targets_challenge_is_not_answered_with_the_endpoints_credent
             creds = DockerConfigCredentials(
                 {reg.host: Credentials(username="user", password="hunter2")}
             )
-            client = RegistryClient(
+            client = build_client(
                 hosts_for(reg.endpoint(), registry=reg.host), credentials=creds, limits=LIMITS
             )
             ref = ImageReference(registry=reg.host, repository="app", digest=DIGEST)
@@ -76,7 +76,7 @@ def test_pagination_from_a_redirect_target_is_refused_and_gets_no_endpoint_heade
 
     with RawServer(other_script) as other, RawServer(_redirecting_to(f"{other.url}/page1")) as reg:
         endpoint = reg.endpoint(headers={"X-Api-Key": ("s3cret-key",)})
-        client = RegistryClient(hosts_for(endpoint, registry=reg.host), limits=LIMITS)
+        client = build_client(hosts_for(endpoint, registry=reg.host), limits=LIMITS)
         ref = ImageReference(registry=reg.host, repository="app", tag="v1")
         target = Descriptor(
             media_type="application/vnd.oci.image.manifest.v1+json", digest=DIGEST, size=10

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from pullgate.errors import Reason
-from pullgate.net.deadline import Watchdog
 from pullgate.net.resolver import Resolver
 from pullgate.registry.model import Endpoint, RegistryError, RegistryLimits
-from pullgate.registry.transport import Transport
+from tests.support.parts import build_transport, build_watchdog
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import outcome_of
 
@@ -56,14 +55,14 @@ def _endpoint(host: str) -> Endpoint:
 
 
 def test_a_hung_lookup_ends_at_the_deadline(stub: StubResolver) -> None:
-    transport = Transport(LIMITS, watchdog=Watchdog(Resolver(stub)))
+    transport = build_transport(LIMITS, watchdog=build_watchdog(Resolver(stub)))
     endpoint = _endpoint(f"{HUNG}:5000")
     budget = 0.5
     outcomes: list[tuple[float, object]] = []
 
     def one() -> None:
         started = time.perf_counter()
-        client = Transport(LIMITS, watchdog=transport.watchdog, deadline=started + budget)
+        client = build_transport(LIMITS, watchdog=transport.watchdog, deadline=started + budget)
         outcome = outcome_of(lambda: client.request(endpoint, "GET", endpoint.url + "/", cap=10))
         outcomes.append((time.perf_counter() - started, outcome))
 
@@ -81,7 +80,7 @@ def test_a_hung_lookup_ends_at_the_deadline(stub: StubResolver) -> None:
 
 
 def test_a_name_that_does_not_exist_is_unreachable(stub: StubResolver) -> None:
-    transport = Transport(LIMITS, watchdog=Watchdog(Resolver(stub)))
+    transport = build_transport(LIMITS, watchdog=build_watchdog(Resolver(stub)))
     endpoint = _endpoint("registry.missing.test")
     outcome = outcome_of(lambda: transport.request(endpoint, "GET", endpoint.url + "/", cap=10))
     assert isinstance(outcome, RegistryError), outcome
@@ -98,7 +97,7 @@ def test_a_resolved_name_is_connected_to_by_address_and_keeps_its_name(
     with RawServer(script) as server:
         port = server.host.rsplit(":", 1)[1]
         endpoint = _endpoint(f"registry.loopback.test:{port}")
-        transport = Transport(LIMITS, watchdog=Watchdog(Resolver(stub)))
+        transport = build_transport(LIMITS, watchdog=build_watchdog(Resolver(stub)))
         response = transport.request(endpoint, "GET", endpoint.url + "/", cap=10)
     assert response.body == b"ok"
     assert server.requests[0].headers["host"] == f"registry.loopback.test:{port}"

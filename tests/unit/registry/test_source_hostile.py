@@ -20,12 +20,13 @@ from pullgate.errors import (
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.model import Endpoint, ImageReference, RegistryError, RegistryLimits
 from tests.support.fake_registry import OCI_MANIFEST, FakeRegistry, hosts_for, refused_endpoint
+from tests.support.parts import build_client
 
 REF = ImageReference(registry="registry.test", repository="app", tag="v1")
 
 
 def _client(*endpoints: Endpoint, limits: RegistryLimits | None = None) -> RegistryClient:
-    return RegistryClient(
+    return build_client(
         hosts_for(*endpoints), limits=limits or RegistryLimits(), sleep=lambda _s: None
     )
 

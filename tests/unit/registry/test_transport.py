@@ -20,6 +20,7 @@ from pullgate.registry.transport import (
     parse_retry_after,
 )
 from tests.support.fake_registry import FakeRegistry, ServerTls, make_tls, refused_endpoint
+from tests.support.parts import build_transport
 from tests.support.pki import NOW
 
 BLOB = b"x" * 5000
@@ -37,7 +38,9 @@ def server_tls(tls_dir: Path) -> ServerTls:
 
 def _transport(limits: RegistryLimits | None = None) -> tuple[Transport, list[float]]:
     sleeps: list[float] = []
-    transport = Transport(limits or RegistryLimits(), clock=FixedClock(NOW), sleep=sleeps.append)
+    transport = build_transport(
+        limits or RegistryLimits(), clock=FixedClock(NOW), sleep=sleeps.append
+    )
     return transport, sleeps
 
 
@@ -114,7 +117,7 @@ def test_content_length_over_cap_refused_before_reading(reg: FakeRegistry) -> No
 def test_endpoint_headers_and_request_log(reg: FakeRegistry) -> None:
     url = _blob_url(reg) + "?ns=registry.test&X-Amz-Signature=secretsig"
     records: list[RequestRecord] = []
-    transport = Transport(RegistryLimits(), request_log=records.append)
+    transport = build_transport(RegistryLimits(), request_log=records.append)
     endpoint = reg.endpoint(headers={"X-Mirror": ("a", "b")})
     transport.request(endpoint, "GET", url, cap=10_000)
     seen = reg.requests("blobs")[0].headers

@@ -10,7 +10,8 @@ import pytest
 
 from pullgate.errors import PullgateError, Reason
 from pullgate.registry.model import RegistryError, RegistryLimits
-from pullgate.registry.transport import Response, ResponseTooLarge, Transport
+from pullgate.registry.transport import Response, ResponseTooLarge
+from tests.support.parts import build_transport
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import JOIN, outcome_of
 
@@ -56,7 +57,7 @@ def test_slow_drip_ends_in_timeout_and_lets_go(
     script: Callable[[RawConnection], None], scheme: str
 ) -> None:
     with RawServer(script) as server:
-        transport = Transport(LIMITS)
+        transport = build_transport(LIMITS)
         url = f"{scheme}://{server.host}/v2/app/blobs/x"
         outcome = outcome_of(
             lambda: transport.request(server.endpoint(scheme), "GET", url, cap=2_000_000)
@@ -67,7 +68,7 @@ def test_slow_drip_ends_in_timeout_and_lets_go(
 
 def test_caller_deadline_already_passed_sends_nothing() -> None:
     with RawServer(_drip_body) as server:
-        transport = Transport(LIMITS, deadline=0.0)
+        transport = build_transport(LIMITS, deadline=0.0)
         url = f"{server.url}/v2/app/blobs/x"
         outcome = outcome_of(lambda: transport.request(server.endpoint(), "GET", url, cap=10))
         assert _reason(outcome) is Reason.TIMEOUT
@@ -99,7 +100,7 @@ def _redirect_to(location: str, status: str = "302 Found") -> Callable[[RawConne
 def _get_with_credentials(origin: RawServer, **headers: str) -> Response:
     """A blob GET to ``origin`` carrying a bearer token and a hosts.toml ``X-Api-Key``."""
     endpoint = origin.endpoint(headers={"X-Api-Key": ("k3y",)})
-    return Transport(LIMITS).request(
+    return build_transport(LIMITS).request(
         endpoint,
         "GET",
         f"{origin.url}/v2/app/blobs/x",
@@ -148,7 +149,7 @@ def test_cross_origin_307_with_a_body_is_not_followed() -> None:
     with RawServer(_Target()) as target:
         redirect = _redirect_to(f"{target.url}/token", "307 Temporary Redirect")
         with RawServer(redirect) as origin:
-            response = Transport(LIMITS).request(
+            response = build_transport(LIMITS).request(
                 origin.endpoint(),
                 "POST",
                 f"{origin.url}/token",
@@ -166,7 +167,7 @@ def test_redirect_loops_and_unusable_locations_are_registry_errors(location: str
     with RawServer(_redirect_to(location)) as origin:
         url = f"{origin.url}/v2/app/blobs/x"
         outcome = outcome_of(
-            lambda: Transport(LIMITS).request(origin.endpoint(), "GET", url, cap=10)
+            lambda: build_transport(LIMITS).request(origin.endpoint(), "GET", url, cap=10)
         )
     assert _reason(outcome) is Reason.REGISTRY_ERROR
     assert len(origin.requests) <= 11
@@ -183,7 +184,7 @@ def test_endless_redirect_body_is_not_drained() -> None:
 
     with RawServer(script) as origin:
         url = f"{origin.url}/v2/app/blobs/x"
-        transport = Transport(RegistryLimits(read_timeout=1.0, request_timeout=60.0))
+        transport = build_transport(RegistryLimits(read_timeout=1.0, request_timeout=60.0))
         outcome = outcome_of(lambda: transport.request(origin.endpoint(), "GET", url, cap=10))
     assert not isinstance(outcome, BaseException), outcome
     assert (outcome.status, outcome.body) == (200, b"ok")
@@ -215,7 +216,7 @@ def test_malformed_responses_are_typed_registry_errors(raw: bytes) -> None:
     with RawServer(_respond(raw)) as server:
         url = f"{server.url}/v2/app/blobs/x"
         outcome = outcome_of(
-            lambda: Transport(LIMITS).request(server.endpoint(), "GET", url, cap=1000)
+            lambda: build_transport(LIMITS).request(server.endpoint(), "GET", url, cap=1000)
         )
     assert isinstance(outcome, RegistryError), outcome
     assert outcome.reason is Reason.REGISTRY_UNREACHABLE
@@ -224,7 +225,7 @@ def test_malformed_responses_are_typed_registry_errors(raw: bytes) -> None:
 def test_body_longer_than_content_length_is_cut_at_content_length() -> None:
     raw = _answer("200 OK", {"Content-Length": "3"}, b"abcdef")
     with RawServer(_respond(raw)) as server:
-        response = Transport(LIMITS).request(
+        response = build_transport(LIMITS).request(
             server.endpoint(), "GET", f"{server.url}/v2/app/blobs/x", cap=10
         )
     assert response.body == b"abc"  # and digest checks see exactly these bytes
@@ -239,7 +240,7 @@ def test_endless_chunked_body_stops_at_the_cap() -> None:
     with RawServer(script) as server:
         url = f"{server.url}/v2/app/blobs/x"
         outcome = outcome_of(
-            lambda: Transport(LIMITS).request(server.endpoint(), "GET", url, cap=100_000)
+            lambda: build_transport(LIMITS).request(server.endpoint(), "GET", url, cap=100_000)
         )
     assert isinstance(outcome, ResponseTooLarge), outcome
     assert outcome.reason is Reason.MALFORMED

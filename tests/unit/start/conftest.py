@@ -18,6 +18,7 @@ from pullgate.start.break_glass import BreakGlass
 from pullgate.start.gate import StartGate
 from pullgate.start.verdicts import VerdictStore
 from tests.support.fake_registry import OCI_INDEX, OCI_MANIFEST
+from tests.support.parts import build_engine
 from tests.support.pki import NOW
 from tests.unit.decision.world import REPO, NoNetworkFetcher, Snap, World, make_world, platform_of
 
@@ -86,7 +87,7 @@ def make_gate(
 ) -> GateWorld:
     store = store if store is not None else VerdictStore()
     holder: dict[str, Snap] = {"snap": world.snapshot()}
-    decider = Decider(
+    decider = build_engine(
         lambda: holder["snap"],
         clock=clock or FixedClock(NOW),
         fetcher=NoNetworkFetcher(),

@@ -12,6 +12,7 @@ from pullgate.decision.decider import Decider
 from pullgate.decision.model import Content, Decision, DecisionRequest
 from pullgate.errors import Reason
 from pullgate.start.verdicts import VerdictStore, repository_of
+from tests.support.parts import build_engine
 from tests.unit.decision.world import MemWorld, NoNetworkFetcher, StepClock, memory_world
 from tests.unit.start.conftest import GateWorld
 
@@ -106,7 +107,7 @@ def test_repository_of_image_ids_and_digests_is_none() -> None:
 def _store_and_decider(world: MemWorld, clock: StepClock) -> tuple[VerdictStore, Decider, str]:
     store = VerdictStore(clock=lambda: clock.now().timestamp())
     snap = world.snapshot()
-    decider = Decider(
+    decider = build_engine(
         lambda: snap,
         clock=clock,
         fetcher=NoNetworkFetcher(),

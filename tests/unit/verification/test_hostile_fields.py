@@ -35,6 +35,7 @@ from pullgate.cli.signatures import inspect_signatures
 from pullgate.common.clock import FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import Reason, VerificationFailed
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.model import MEDIA_TYPE_JWS
 from pullgate.verification.outcome import CheckType
 from pullgate.verification.policy import TrustPolicyStatement
@@ -132,6 +133,7 @@ def _verify(
         revocation=StaticRevocationChecker(RevocationStatus.GOOD),
         tsa_revocation=StaticRevocationChecker(tsa_revocation),
         clock=FixedClock(NOW),
+        memo=CertMemo(),
     )
     outcome = verifier.verify_artifact(
         reference=REF, target=TARGET, statement=statement, source=Source([signature_blob(envelope)])

@@ -11,7 +11,8 @@ import pytest
 
 from pullgate.errors import Reason
 from pullgate.net.deadline import bounded_by
-from pullgate.verification.revocation.fetch import RevocationFetchError, Urllib3Fetcher
+from pullgate.verification.revocation.fetch import RevocationFetchError
+from tests.support.parts import build_fetcher
 from tests.support.raw_http import RawConnection, RawServer
 from tests.support.threads import JOIN, outcome_of
 
@@ -31,7 +32,7 @@ def _fetch(url: str, *, timeout: float, bound: float | None = None) -> Any:
     now)."""
     cap = bounded_by(time.perf_counter() + bound) if bound is not None else nullcontext()
     with cap:
-        return Urllib3Fetcher().get(url, timeout=timeout, max_bytes=10**6)
+        return build_fetcher().get(url, timeout=timeout, max_bytes=10**6)
 
 
 @pytest.mark.parametrize("script", [_drip, _drip_close_delimited], ids=["length", "close"])

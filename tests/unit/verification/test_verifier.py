@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from pullgate.common.clock import FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.errors import MalformedInput, PullgateError, Reason, VerificationInconclusive
+from pullgate.verification.cache import CertMemo
 from pullgate.verification.model import (
     HEADER_VERIFICATION_PLUGIN,
     MEDIA_TYPE_COSE,
@@ -77,6 +78,7 @@ class World:
             tsa_revocation=self.tsa_revocation,
             clock=FixedClock(NOW),
             max_signatures=max_signatures,
+            memo=CertMemo(),
         )
 
     def verify(

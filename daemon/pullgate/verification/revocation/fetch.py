@@ -58,20 +58,16 @@ def require_http(url: str) -> None:
 class Urllib3Fetcher:
     """:class:`HttpFetcher` on one pooled ``urllib3.PoolManager`` (no retries, no redirects)."""
 
-    def __init__(
-        self, pool: urllib3.PoolManager | None = None, *, watchdog: Watchdog | None = None
-    ) -> None:
+    def __init__(self, pool: urllib3.PoolManager, *, watchdog: Watchdog) -> None:
         """Create the fetcher.
 
         Args:
-            pool: Connection pool to use; a private one is created when omitted.
+            pool: Connection pool to use (every request turns retries and redirects off).
             watchdog: Enforces each fetch's deadline (the owner's, shared with its registry
-                transports; by default one of this fetcher's own).
+                transports).
         """
-        self._watchdog = watchdog or Watchdog()
-        self._pool = guard_pools(
-            pool or urllib3.PoolManager(num_pools=16, maxsize=4, retries=False)
-        )
+        self._watchdog = watchdog
+        self._pool = guard_pools(pool)
 
     def get(self, url: str, *, timeout: float, max_bytes: int) -> bytes:
         """See :meth:`HttpFetcher.get`."""
