@@ -66,14 +66,18 @@ class TimedProxy(CriProxy):
         self.forward_times: list[float] = []  # seconds per forwarded PullImage, in call order
 
     def _send(
-        self, method: str, request: bytes, context: grpc.ServicerContext
+        self,
+        method: str,
+        request: bytes,
+        context: grpc.ServicerContext,
+        sent: Callable[[], object] | None = None,
     ) -> tuple[bytes, grpc.Call]:
         """Send upstream as the proxy does; PullImage calls are timed."""
         if method != PULL_IMAGE:
-            return super()._send(method, request, context)
+            return super()._send(method, request, context, sent)
         started = time.perf_counter()
         try:
-            return super()._send(method, request, context)
+            return super()._send(method, request, context, sent)
         finally:
             self.forward_times.append(time.perf_counter() - started)
 

@@ -131,10 +131,15 @@ class Forwarder:
         return response
 
     def _send(
-        self, method: str, request: bytes, context: grpc.ServicerContext
+        self,
+        method: str,
+        request: bytes,
+        context: grpc.ServicerContext,
+        sent: Callable[[], object] | None = None,
     ) -> tuple[bytes, grpc.Call]:
         """One unary call upstream with the caller's metadata, deadline and cancellation (a pull
         the kubelet gives up on stops at the runtime too); nothing is answered to the caller yet.
+        ``sent`` is called once the call is under way (before its answer is waited for).
 
         Raises:
             grpc.FutureCancelledError: the caller cancelled.
@@ -144,6 +149,8 @@ class Forwarder:
         if relay is None:
             raise RuntimeError("CriProxy is not started")
         call = _open(relay, method, request, context)
+        if sent is not None:
+            sent()
         try:
             answers: list[bytes] = list(call)
         except grpc.RpcError:

@@ -154,23 +154,31 @@ class OverlappedPulls:
             return self._detached
 
     def begin(self, pull: PullRequest) -> _Job | None:
-        """Start deciding ``pull``; None when closed (decide it before pulling instead)."""
+        """A job for ``pull``, to :meth:`run` once its pull is under way; None when closed
+        (decide it before pulling instead)."""
         job = _Job(pull)
         with self._cond:
             if self._closed:
                 return None
             self._jobs.add(job)
+        return job
+
+    def run(self, job: _Job) -> None:
+        """Start deciding ``job`` (once; :meth:`detach`, :meth:`failed` and :meth:`close` make
+        sure it was started)."""
+        with self._cond:
+            if job.future is not None or job not in self._jobs:
+                return
             try:
                 job.future = self._executor.submit(self._run, job)
-            except RuntimeError:  # shut down under us
-                self._jobs.discard(job)
-                return None
-        return job
+            except RuntimeError:  # closed: close() concludes it
+                return
 
     def detach(self, job: _Job, response: bytes) -> Verdict | None:
         """The verdict if it is in (or when too many pulls wait for theirs already, or ``early``
         says no: then this waits for it); None when the pull is answered now with ``response``
         and the job finishes in the background."""
+        self.run(job)
         if self._early is not None and not self._early():
             return job.wait()
         with self._cond:
@@ -189,6 +197,7 @@ class OverlappedPulls:
         """After the runtime's pull failed or was cancelled (the runtime may have stored the
         image all the same): wait for the verdict; a denial removes the reference, an allow of a
         tag has ``clean_up`` check what the tag names."""
+        self.run(job)
         verdict = job.wait()
         if isinstance(verdict, Denial):
             self._images.remove(str(job.pull.reference))
@@ -203,7 +212,8 @@ class OverlappedPulls:
         self._executor.shutdown(wait=False, cancel_futures=True)  # queued decisions never run
         with self._cond:
             while True:
-                running = [j for j in self._jobs if j.future is None or not j.future.cancelled()]
+                # a job not started by now never will be: the executor is shut down
+                running = [j for j in self._jobs if j.future and not j.future.cancelled()]
                 left = deadline - time.monotonic()
                 if not running or left <= 0:
                     break

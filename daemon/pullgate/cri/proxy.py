@@ -302,7 +302,9 @@ class CriProxy(Forwarder):
             return self.forward(PULL_IMAGE, request, context)
         overlap = self._overlap
         if overlap is not None:
-            known = self._known_verdict(pull)
+            known = self._known and known_verdict(
+                self._known, pull, CALLER, self.waiver, self.front
+            )
             if known is None:  # not known without I/O: pull while deciding
                 return self._overlapped(overlap, pull, request, context)
             if isinstance(known, Denial):  # known denied: nothing is pulled
@@ -311,11 +313,6 @@ class CriProxy(Forwarder):
         else:
             decision = self._decision(pull, context)
         return self._forward_decided(pull, decision, request, context)
-
-    def _known_verdict(self, pull: PullRequest) -> Decision | Denial | None:
-        if self._known is None:
-            return None
-        return known_verdict(self._known, pull, CALLER, self.waiver, self.front)
 
     def _forward_decided(
         self, pull: PullRequest, decision: Decision, request: bytes, context: grpc.ServicerContext
@@ -349,8 +346,8 @@ class CriProxy(Forwarder):
         job = overlap.begin(pull)
         if job is None:  # stopping: decide first
             return self._forward_decided(pull, self._decision(pull, context), request, context)
-        try:
-            response, call = self._send(PULL_IMAGE, request, context)
+        try:  # the decision starts once the pull is under way (it then competes for the GIL)
+            response, call = self._send(PULL_IMAGE, request, context, partial(overlap.run, job))
         except (grpc.FutureCancelledError, grpc.RpcError) as err:
             overlap.failed(job, self._clean_up)
             if isinstance(err, grpc.FutureCancelledError):
