@@ -36,19 +36,21 @@ def parse_create_request(data: bytes) -> CreateRequest:
         request = api_pb2.CreateContainerRequest.FromString(data)
     except DecodeError as exc:
         raise MalformedInput("CreateContainerRequest does not decode") from exc
-    spec = request.config.image
-    if not spec.image:
+    config = request.config
+    spec = config.image
+    image = spec.image
+    if not image:
         raise MalformedInput("CreateContainerRequest has no image")
     meta = request.sandbox_config.metadata
-    asked = spec.user_specified_image or spec.image
+    name = meta.name
+    asked = spec.user_specified_image or image
+    container = config.metadata
     return CreateRequest(
-        image=spec.image,
+        image=image,
         asked=image_id(asked) or asked,
-        pod=f"{meta.namespace}/{meta.name}" if meta.name else "",
-        container=request.config.metadata.name,
-        key=ContainerKey(
-            request.pod_sandbox_id, request.config.metadata.name, request.config.metadata.attempt
-        ),
+        pod=f"{meta.namespace}/{name}" if name else "",
+        container=container.name,
+        key=ContainerKey(request.pod_sandbox_id, container.name, container.attempt),
     )
 
 
