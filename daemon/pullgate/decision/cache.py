@@ -15,7 +15,8 @@ trust-policy statement that judged them. Lifetimes:
   stored, so the next request tries again.
 
 The cache is a bounded LRU; evictions are counted. Entries are compact: the key is the SHA-256
-of the key's fields (32 bytes) and the value one ``bytes`` object, the expiry followed by the
+of the key's fields (all 256 bits, held as an ``int``, a smaller object than 32 ``bytes``) and
+the value one ``bytes`` object, the expiry followed by the
 decision as :mod:`pullgate.decision.compact` encodes it (no per-check outcome, no timings), so
 50,000 cached decisions take tens of MB, not hundreds. The few hundred most recently hit
 entries are also kept decoded (a warm image is served without decoding it on every pull); a
@@ -74,8 +75,9 @@ class CacheKey:
     statement: str | None = None
     user_metadata: tuple[tuple[str, str], ...] = ()  # required signed metadata, sorted
 
-    def compact(self) -> bytes:
-        """The 32-byte identity the cache stores (SHA-256 of the fields, unambiguously joined)."""
+    def compact(self) -> int:
+        """The identity the cache stores: the SHA-256 of the fields, unambiguously joined, as
+        an ``int`` (all 256 bits)."""
         fields = (
             self.digest,
             self.platform_digest or "",
@@ -86,7 +88,7 @@ class CacheKey:
             self.statement or "",
             json.dumps(self.user_metadata),  # JSON: no raw newline can blur the fields
         )
-        return hashlib.sha256("\n".join(fields).encode()).digest()
+        return int.from_bytes(hashlib.sha256("\n".join(fields).encode()).digest())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,18 +129,18 @@ class DecisionCache:
         self._clock = clock
         self._lock = threading.Lock()
         # compact key -> expiry+blob; an evicted entry leaves the decoded subset too
-        self._entries: Lru[bytes, bytes] = Lru(
+        self._entries: Lru[int, bytes] = Lru(
             max(1, config.max_entries), name="decisions", on_evict=self._evicted
         )
         # the hottest entries also kept as objects ([cache] decoded_entries)
-        self._decoded: Lru[bytes, Decision] = Lru(
+        self._decoded: Lru[int, Decision] = Lru(
             max(1, config.decoded_entries), name="decoded decisions"
         )
         self._hits = 0
         self._misses = 0
         self._expirations = 0
 
-    def _evicted(self, compact: bytes, _value: bytes) -> None:
+    def _evicted(self, compact: int, _value: bytes) -> None:
         self._decoded.pop(compact)
 
     def __len__(self) -> int:
@@ -155,7 +157,7 @@ class DecisionCache:
         return self.lookup(key.compact(), count_miss=count_miss)
 
     def lookup(
-        self, compact: bytes, *, count_miss: bool = True, now: float | None = None
+        self, compact: int, *, count_miss: bool = True, now: float | None = None
     ) -> Decision | None:
         """:meth:`get` by the key's :meth:`CacheKey.compact` identity (a caller that looks the
         same key up again keeps it); ``now`` (POSIX seconds) when the caller has just read the

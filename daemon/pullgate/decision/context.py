@@ -62,7 +62,7 @@ class Route:
 
     memo_key: MemoKey
     digest: str
-    cache_key: bytes  # CacheKey.compact()
+    cache_key: int  # CacheKey.compact()
 
 
 class WouldBlock(Exception):
