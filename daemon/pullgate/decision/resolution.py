@@ -104,7 +104,7 @@ class Resolver:
         """Keep ``route`` for ``key`` (the oldest routes are dropped past the bound)."""
         self._routes.put(key, route)
 
-    def routed(self, key: tuple[object, ...], now: datetime) -> bytes | None:
+    def routed(self, key: tuple[object, ...], now: datetime) -> int | None:
         """The decision-cache key request identity ``key`` led to last time, while the resolve
         memo still gives that route's digest at ``now``; else None."""
         route = self._routes.get(key)
