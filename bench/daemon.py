@@ -431,11 +431,14 @@ def bench_heap(rounds: int) -> dict[str, float]:
     return {"ratio": ratio}
 
 
-def _vm_rss() -> int:
+def _vm_rss(field: str = "VmRSS") -> int:
+    """A resident-size line of ``/proc/self/status`` in bytes: ``VmRSS`` (the target's measure),
+    ``RssAnon`` (private memory) or ``RssFile`` (mapped files: shared libraries' pages, which
+    depend on the page cache: the same binaries measure several MB apart, docs/decisions.md)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise SystemExit("no VmRSS in /proc/self/status")
+    raise SystemExit(f"no {field} in /proc/self/status")
 
 
 def rss_child(decision_file: Path, count: int) -> None:
@@ -481,7 +484,18 @@ def rss_child(decision_file: Path, count: int) -> None:
     if len(cache) != count:
         raise SystemExit(f"the cache holds {len(cache)} of {count} decisions")
     total = _vm_rss()
-    print(json.dumps({"baseline": baseline, "total": total, "entries": len(cache)}))
+    anon, files = _vm_rss("RssAnon"), _vm_rss("RssFile")
+    print(
+        json.dumps(
+            {
+                "baseline": baseline,
+                "total": total,
+                "anon": anon,
+                "file": files,
+                "entries": len(cache),
+            }
+        )
+    )
 
 
 def bench_rss(node: Node, runtime: DaemonRuntime, count: int) -> dict[str, float]:
@@ -504,7 +518,9 @@ def bench_rss(node: Node, runtime: DaemonRuntime, count: int) -> dict[str, float
     print(
         f"[4] VmRSS of a process with the daemon's imports: {baseline:.1f} MB before, "
         f"{total:.1f} MB with {numbers['entries']} distinct cached decisions "
-        f"(delta {total - baseline:.1f} MB, {(total - baseline) * MB / count:.0f} B/decision)"
+        f"(delta {total - baseline:.1f} MB, {(total - baseline) * MB / count:.0f} B/decision); "
+        f"of which private (RssAnon) {numbers['anon'] / MB:.1f} MB, mapped files (RssFile) "
+        f"{numbers['file'] / MB:.1f} MB"
     )
     return {"total_mb": total, "delta_mb": total - baseline}
 
