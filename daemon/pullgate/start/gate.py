@@ -254,19 +254,10 @@ class StartGate:
         critical entry matches, no trust configuration, no current allow)."""
         if self._critical_entry(reference) is not None:
             return None
-        snapshot = self._snapshot()
-        if snapshot is None:
+        decision = self._stored(image_id, reference)
+        if not decision.allowed:
             return None
-        max_age = self._max_age() if self._max_age is not None else None
-        found = self.store.lookup(image_id, self._repository(reference), snapshot, max_age)
-        if found.current is None:
-            return None
-        return partial(self._settle, image_id, reference, found.current, front)
-
-    def _settle(
-        self, image_id: str, reference: str, covered: CoveredImage, front: str
-    ) -> StartDecision:
-        return self._finish(_allowed_as(image_id, reference, covered), front)
+        return partial(self._finish, decision, front)
 
     def _repository(self, reference: str) -> str | None:
         """:func:`repository_of`, remembered for the references seen last."""
