@@ -43,7 +43,7 @@ from pullgate.oci.critical import CriticalImages
 from pullgate.registry.reference import parse_reference
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.decision import MAX_CANDIDATES, StartDecision, verify_now
-from pullgate.start.verdicts import CoveredImage, VerdictStore, repository_of
+from pullgate.start.verdicts import CoveredImage, Lookup, VerdictStore, repository_of
 
 __all__ = ["MAX_CANDIDATES", "StartDecision", "StartGate"]
 
@@ -254,10 +254,28 @@ class StartGate:
         critical entry matches, no trust configuration, no current allow)."""
         if self._critical_entry(reference) is not None:
             return None
-        decision = self._stored(image_id, reference)
-        if not decision.allowed:
+        looked = self._lookup(image_id, reference)
+        if looked is None or looked[0].current is None:
             return None
-        return partial(self._finish, decision, front)
+        return partial(self._finish_allow, image_id, reference, looked[0].current, front)
+
+    def _finish_allow(
+        self, image_id: str, reference: str, covered: CoveredImage, front: str
+    ) -> StartDecision:
+        return self._finish(_allowed_as(image_id, reference, covered), front)
+
+    def _lookup(
+        self, image_id: str, reference: str
+    ) -> tuple[Lookup, str, float | None] | None:
+        """The verdict store's records of ``image_id`` for ``reference`` under the trust
+        configuration in force, with that configuration's digest and the age limit applied
+        (None: no trust configuration is loaded)."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return None
+        max_age = self._max_age() if self._max_age is not None else None
+        found = self.store.lookup(image_id, self._repository(reference), snapshot, max_age)
+        return found, snapshot, max_age
 
     def _repository(self, reference: str) -> str | None:
         """:func:`repository_of`, remembered for the references seen last."""
@@ -289,8 +307,8 @@ class StartGate:
     def _stored(self, image_id: str, reference: str) -> StartDecision:
         """What the verdict store says (critical entries aside): a current allow, or a
         ``NOT_VERIFIED`` (``CONFIG`` without a trust configuration) denial to verify."""
-        snapshot = self._snapshot()
-        if snapshot is None:
+        looked = self._lookup(image_id, reference)
+        if looked is None:
             return StartDecision(
                 allowed=False,
                 reason=Reason.CONFIG,
@@ -299,11 +317,10 @@ class StartGate:
                 reference=reference,
                 inconclusive=is_inconclusive(Reason.CONFIG),
             )
-        repository = self._repository(reference)
-        max_age = self._max_age() if self._max_age is not None else None
-        found = self.store.lookup(image_id, repository, snapshot, max_age)
+        found, snapshot, max_age = looked
         if found.current is not None:
             return _allowed_as(image_id, reference, found.current)
+        repository = self._repository(reference)
         where = f" in {repository}" if repository else ""
         message = f"no allow under the current trust configuration covers image {image_id}{where}"
         if found.previous is not None and found.previous.snapshot == snapshot:

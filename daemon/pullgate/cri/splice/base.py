@@ -89,6 +89,8 @@ class SpliceState:
         self._deciders = deciders
         self._settler = settler
         self._settling: dict[int, threading.Lock] = {}  # quick allows being settled, by stream
+        # quick allows of the batch being handled, handed to the settler once it is sent
+        self._unsettled: list[tuple[Callable[[], object], threading.Lock]] = []
         self._observe = observe
         self._on_close = on_close
         self._up_lock = threading.Lock()  # writes to the runtime; held-stream state
@@ -190,13 +192,25 @@ class SpliceState:
         held.frames = []
         settling = self._settling
         if len(settling) > _ANSWERED_KEPT:  # answers the runtime never sent
-            for done in [s for s, lock in list(settling.items()) if not lock.locked()]:
-                settling.pop(done, None)
-        if self._settler is None:
-            Settler.settle_now(settle)
-        else:
-            settling[stream] = self._settler.submit(settle)
+            for settled in [s for s, lock in list(settling.items()) if not lock.locked()]:
+                settling.pop(settled, None)
+        done = Settler.claim()
+        settling[stream] = done  # the runtime's answer waits for it (downstream.py)
+        self._unsettled.append((settle, done))  # handed over once the batch is sent
         return True
+
+    def _hand_over_settles(self) -> None:
+        """After a batch went to the runtime: its quick allows to the settler (or settled
+        here without one). Handing them over only now keeps the settling thread's wake-up
+        off the forwarded request's path."""
+        unsettled = self._unsettled
+        settler = self._settler
+        while unsettled:
+            settle, done = unsettled.pop(0)
+            if settler is None:
+                Settler.settle_now(settle, done)
+            else:
+                settler.submit(settle, done)
 
     def _credit_caller(self, flow: int) -> None:
         if flow:

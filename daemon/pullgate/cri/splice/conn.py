@@ -180,14 +180,17 @@ class Splice(DecidedStreams):
                         out.extend(after)
                         after.clear()
                         fwd = pos
+                self._batching = False
+                if not out:
+                    if fwd < pos:
+                        upstream.sendall(data[fwd:pos] if fwd or pos < len(data) else data)
+                else:
+                    out.append(data[fwd:pos])
+                    upstream.sendall(b"".join(out))
             finally:
                 self._batching = False
-            if not out:
-                if fwd < pos:
-                    upstream.sendall(data[fwd:pos] if fwd or pos < len(data) else data)
-            else:
-                out.append(data[fwd:pos])
-                upstream.sendall(b"".join(out))
+                if self._unsettled:  # quick allows of this batch, now that it is sent
+                    self._hand_over_settles()
         return pos
 
     def _caller_window(self, data: bytes, start: int, end: int) -> bool:

@@ -32,23 +32,26 @@ class Settler:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, settle: Settle) -> threading.Lock:
-        """Queue ``settle``; the returned lock is released once it has run (settled here, at
-        once, after :meth:`close`)."""
+    @staticmethod
+    def claim() -> threading.Lock:
+        """A lock, held: what :meth:`submit` or :meth:`settle_now` releases once its allow is
+        settled (taken before the allow is acted on, so nothing can see it unsettled)."""
         done = threading.Lock()
         done.acquire()
+        return done
+
+    def submit(self, settle: Settle, done: threading.Lock) -> None:
+        """Queue ``settle``; ``done`` (from :meth:`claim`) is released once it has run
+        (settled here, at once, after :meth:`close`)."""
         with self._lock:
             if not self._closed:
                 self._queue.put((settle, done))
-                return done
+                return
         _settled(settle, done)
-        return done
 
     @staticmethod
-    def settle_now(settle: Settle) -> None:
-        """Settle on the calling thread (no settler)."""
-        done = threading.Lock()
-        done.acquire()
+    def settle_now(settle: Settle, done: threading.Lock) -> None:
+        """Settle on the calling thread (no settler); ``done`` as for :meth:`submit`."""
         _settled(settle, done)
 
     def close(self) -> None:
