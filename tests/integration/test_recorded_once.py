@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -126,6 +127,18 @@ def _one(written: list[dict[str, Any]], front: str) -> dict[str, Any]:
     return written[0]
 
 
+def _creates(node: Node) -> int:
+    return sum(r.get("event") == "start.create" for r in node.lines.records)
+
+
+def _await_creates(node: Node, count: int, seconds: float = 5.0) -> None:
+    """Wait until ``count`` create lines are written (a quick allow is recorded just after the
+    answer it allowed); the step's own checks then fail on too few or too many."""
+    deadline = time.monotonic() + seconds
+    while _creates(node) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _name() -> str:
     return f"once/app-{uuid.uuid4().hex[:8]}"
 
@@ -198,10 +211,10 @@ def test_runtime_gate_verifying_now_records_the_engine_decision_and_the_start(
     assert all(r["caller"] == "start-gate" for r in engine)
 
 
-def test_runtime_gate_create_by_image_id_records_once_before_it_answers(node: Node) -> None:
+def test_runtime_gate_create_by_image_id_records_once_as_it_answers(node: Node) -> None:
     """The kubelet's form (image ID + the pod's reference) with a current allow is allowed from
-    memory on the splice's relay thread and recorded by another thread: its one line and one
-    count exist by the time the caller has the runtime's answer (read right after it)."""
+    memory on the splice's relay thread and recorded by the settling thread once the runtime's
+    answer has gone out: one line and one count, within moments of the answer."""
     image = node.start.push(_name(), signed=True)
     node.start.gated("pull", image.reference)
     pod, pod_config = node.start.run_pod()
@@ -223,8 +236,10 @@ def test_runtime_gate_create_by_image_id_records_once_before_it_answers(node: No
                 ),
                 sandbox_config=sandbox,
             )
+            seen = _creates(node)
             with node.step() as created:
                 answer = gate.raw(CREATE_CONTAINER, request.SerializeToString(), timeout=60)
+                _await_creates(node, seen + 1)
             assert api_pb2.CreateContainerResponse.FromString(answer).container_id
             record = _one(created, "runtime-gate")
             assert (record["event"], record["decision"], record["image_id"]) == (

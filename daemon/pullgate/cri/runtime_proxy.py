@@ -50,7 +50,7 @@ from pullgate.cri.container_start import (
     StartChecks,
     image_names,
 )
-from pullgate.cri.containers import ContainerKey, RuntimeContainers
+from pullgate.cri.containers import RuntimeContainers
 from pullgate.cri.create_request import (
     CreateRequest,
     names_tag,
@@ -270,18 +270,9 @@ class RuntimeProxy(CriProxy):
         if decided is None:
             return None
         settle = self.gate.current_allow(decided, create.asked, front=FRONT)
-        if settle is None:
-            return None
-        return partial(self._settle_quick, create.key, decided, settle)
-
-    def _settle_quick(
-        self, key: ContainerKey, decided: str, settle: Callable[[], object]
-    ) -> object:
-        """Settle a quick allow: remember the image the container was decided on (the
-        caller learns the container's ID only from the runtime's answer, which waits for
-        this), then count and audit it."""
-        self._created.remember(key, decided)
-        return settle()
+        if settle is not None:
+            self._created.remember(create.key, decided)  # before the runtime can answer
+        return settle
 
     def start_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Gate one ``StartContainer``: forward the original bytes only when allowed."""

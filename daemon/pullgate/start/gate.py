@@ -264,9 +264,7 @@ class StartGate:
     ) -> StartDecision:
         return self._finish(_allowed_as(image_id, reference, covered), front)
 
-    def _lookup(
-        self, image_id: str, reference: str
-    ) -> tuple[Lookup, str, float | None] | None:
+    def _lookup(self, image_id: str, reference: str) -> tuple[Lookup, str, float | None] | None:
         """The verdict store's records of ``image_id`` for ``reference`` under the trust
         configuration in force, with that configuration's digest and the age limit applied
         (None: no trust configuration is loaded)."""

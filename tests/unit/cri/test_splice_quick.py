@@ -1,8 +1,9 @@
 """A decided call's memory-only allow in the splice transport (``Route.quick``): the held request
 goes to the runtime at once, without the worker's verdict; the allow is settled (counted,
-audited) exactly once, off the request path, and before the caller sees the runtime's answer
-ends; a quick check that cannot allow (or fails) leaves the call to the verdict; stopping the
-server waits for every allow still being settled."""
+audited) exactly once, on the settling thread, once the runtime's answer has gone to the caller
+(or the call or its connection ended without one), so settling never holds the answer up; a
+quick check that cannot allow (or fails) leaves the call to the verdict; stopping the server
+waits for every allow still being settled, the unanswered ones included."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pullgate.cri.splice.frames import (
     END_STREAM,
     HEADERS,
     PREFACE,
+    RST_STREAM,
     SETTINGS,
     encode_frame,
 )
@@ -62,29 +64,50 @@ class Quick:
         return PASS_TIMED
 
 
-def test_a_quick_allow_forwards_at_once_and_is_settled_before_the_answer_ends(
+def _settled(gate: Quick, count: int) -> bool:
+    deadline = time.monotonic() + 5
+    while len(gate.settled) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(gate.settled) == count
+
+
+def test_a_quick_allow_forwards_at_once_and_is_settled_once_the_answer_has_gone_out(
     tmp_path: Path,
 ) -> None:
     gate = Quick()
-    gate.release.clear()  # the settle waits: forwarding must not
+    gate.release.clear()  # a settle that cannot finish holds nothing up
     with spliced(tmp_path, gate.route) as wire:
         create = wire.headers(1, CREATE)
         held = encode_frame(DATA, 0, 1, grpc_message(b"create")[:3])
         held += encode_frame(DATA, END_STREAM, 1, grpc_message(b"create")[3:])
         wire.caller.send(create + held)
         assert wire.runtime.read_bytes(len(create + held)) == create + held  # verbatim
-        assert gate.settled == []
         answer = wire.runtime_answer(1, b"created")
+        assert wire.runtime.nothing_within(0.2)
+        assert gate.settled == []  # not while the runtime works on the call
         wire.runtime.send(answer)
-        head, body = wire.caller.read(), wire.caller.read()
-        assert (head[0], body[0]) == (HEADERS, DATA)
-        assert wire.caller.nothing_within(0.3)  # the trailers wait for the settle
+        head, body, tail = wire.caller.read(), wire.caller.read(), wire.caller.read()
+        assert (head[0], body[0], tail[0]) == (HEADERS, DATA, HEADERS)
+        assert bool(tail[1] & END_STREAM)  # the whole answer, the settle still blocked
+        assert gate.settled == []
         gate.release.set()
-        kind, flags, stream, _ = wire.caller.read()
-        assert (kind, stream, bool(flags & END_STREAM)) == (HEADERS, 1, True)
-        assert len(gate.settled) == 1
+        assert _settled(gate, 1)
+    assert gate.settled == ["pullgate-settle"]  # on the settling thread, once
     assert gate.checked == [b"create"]
     assert gate.verdicts == []  # no worker verdict, no second decision
+
+
+def test_a_quick_allow_whose_call_the_caller_resets_is_settled(tmp_path: Path) -> None:
+    gate = Quick()
+    with spliced(tmp_path, gate.route) as wire:
+        create = wire.headers(1, CREATE)
+        held = encode_frame(DATA, END_STREAM, 1, grpc_message(b"create"))
+        wire.caller.send(create + held)
+        assert wire.runtime.read_bytes(len(create + held)) == create + held
+        reset = encode_frame(RST_STREAM, 0, 1, (8).to_bytes(4, "big"))
+        wire.caller.send(reset)
+        assert wire.runtime.read_bytes(len(reset)) == reset  # forwarded as is
+        assert _settled(gate, 1)  # the runtime will not answer a reset call
 
 
 def test_a_quick_check_that_cannot_allow_leaves_the_call_to_the_verdict(tmp_path: Path) -> None:

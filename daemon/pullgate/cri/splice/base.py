@@ -33,7 +33,7 @@ from pullgate.cri.splice.frames import (
 )
 from pullgate.cri.splice.held import PREFIX, RESOURCE_EXHAUSTED, Held, State
 from pullgate.cri.splice.routes import Refusal, Route
-from pullgate.cri.splice.settle import Settler
+from pullgate.cri.splice.settle import Settle, Settler, settle_now
 
 __all__ = ["MAX_FRAME", "RECV_BYTES", "SpliceState"]
 
@@ -43,7 +43,6 @@ _ANSWERED_KEPT = 1024  # streams pullgate answered whose late frames are still d
 RECV_BYTES = 65_536  # below malloc's mmap threshold: a larger buffer costs a mmap per recv
 MAX_FRAME = 16_384  # the smallest SETTINGS_MAX_FRAME_SIZE a peer may announce (RFC 9113 §6.5.2)
 WINDOW_WAIT = 30.0  # seconds an answer or a runtime DATA frame waits for the caller's window
-SETTLE_WAIT = 1.0  # seconds the runtime's answer to a quick allow waits for it to be settled
 
 
 def _poll(room: threading.Condition, ready: Callable[[], bool]) -> bool:
@@ -88,9 +87,8 @@ class SpliceState:
         self._route = route
         self._deciders = deciders
         self._settler = settler
-        self._settling: dict[int, threading.Lock] = {}  # quick allows being settled, by stream
-        # quick allows of the batch being handled, handed to the settler once it is sent
-        self._unsettled: list[tuple[Callable[[], object], threading.Lock]] = []
+        # quick allows forwarded whose runtime answer has not ended yet, by stream
+        self._settling: dict[int, Settle] = {}
         self._observe = observe
         self._on_close = on_close
         self._up_lock = threading.Lock()  # writes to the runtime; held-stream state
@@ -135,6 +133,10 @@ class SpliceState:
         for held in list(self._decided.values()):  # answered calls still running end here
             if held.context is not None:
                 held.context.end()
+        with self._down_lock:  # allows whose answers never came: they were acted on
+            unanswered = list(self._settling.values())
+            self._settling.clear()
+        self._settle(unanswered)
         if self._on_close is not None:
             self._on_close(self)
 
@@ -170,9 +172,9 @@ class SpliceState:
     def _allowed_now(self, stream: int, held: Held, message: bytes) -> bool:
         """The route's memory-only allow (request thread, upstream lock held, in a batch): on an
         allow the held frames go to the runtime right after the caller's current frame, and the
-        allow is settled (counted, audited) by the settler, before the caller can see the end of
-        the runtime's answer to it. False: the worker's verdict decides, as without a quick
-        check."""
+        allow is settled (counted, audited) by the settler once the runtime's answer to it has
+        gone to the caller, or the call or the connection ended without one. False: the
+        worker's verdict decides, as without a quick check."""
         quick = held.route.quick
         if quick is None:
             return False
@@ -191,26 +193,21 @@ class SpliceState:
             self._after.extend(held.frames)
         held.frames = []
         settling = self._settling
-        if len(settling) > _ANSWERED_KEPT:  # answers the runtime never sent
-            for settled in [s for s, lock in list(settling.items()) if not lock.locked()]:
-                settling.pop(settled, None)
-        done = Settler.claim()
-        settling[stream] = done  # the runtime's answer waits for it (downstream.py)
-        self._unsettled.append((settle, done))  # handed over once the batch is sent
+        if len(settling) >= _ANSWERED_KEPT:  # answers the runtime never ended: settled now
+            with self._down_lock:
+                oldest = [settling.pop(s) for s in list(settling)[: len(settling) // 2]]
+            self._settle(oldest)
+        settling[stream] = settle  # settled once the runtime's answer has gone out
         return True
 
-    def _hand_over_settles(self) -> None:
-        """After a batch went to the runtime: its quick allows to the settler (or settled
-        here without one). Handing them over only now keeps the settling thread's wake-up
-        off the forwarded request's path."""
-        unsettled = self._unsettled
+    def _settle(self, allows: list[Settle]) -> None:
+        """Hand quick allows whose calls ended to the settler (settled here without one)."""
         settler = self._settler
-        while unsettled:
-            settle, done = unsettled.pop(0)
+        for settle in allows:
             if settler is None:
-                Settler.settle_now(settle, done)
+                settle_now(settle)
             else:
-                settler.submit(settle, done)
+                settler.submit(settle)
 
     def _credit_caller(self, flow: int) -> None:
         if flow:

@@ -180,17 +180,14 @@ class Splice(DecidedStreams):
                         out.extend(after)
                         after.clear()
                         fwd = pos
-                self._batching = False
-                if not out:
-                    if fwd < pos:
-                        upstream.sendall(data[fwd:pos] if fwd or pos < len(data) else data)
-                else:
-                    out.append(data[fwd:pos])
-                    upstream.sendall(b"".join(out))
             finally:
                 self._batching = False
-                if self._unsettled:  # quick allows of this batch, now that it is sent
-                    self._hand_over_settles()
+            if not out:
+                if fwd < pos:
+                    upstream.sendall(data[fwd:pos] if fwd or pos < len(data) else data)
+            else:
+                out.append(data[fwd:pos])
+                upstream.sendall(b"".join(out))
         return pos
 
     def _caller_window(self, data: bytes, start: int, end: int) -> bool:
@@ -212,6 +209,9 @@ class Splice(DecidedStreams):
         if held is None:
             if kind == RST_STREAM:
                 self._started.pop(stream, None)
+                settle = self._settling.pop(stream, None)  # a quick allow's call ends here
+                if settle is not None:
+                    self._settle([settle])
             elif kind == SETTINGS and stream == 0:
                 self._caller_settings(data[frame.start + 9 : frame.end], frame.flags)
             return False

@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 
-from pullgate.cri.splice.base import RECV_BYTES, SETTLE_WAIT, WINDOW_WAIT, SpliceState
+from pullgate.cri.splice.base import RECV_BYTES, WINDOW_WAIT, SpliceState
 from pullgate.cri.splice.frames import (
     CONTINUATION,
     DATA,
@@ -26,6 +26,7 @@ from pullgate.cri.splice.frames import (
     STREAM_MASK,
     window_update,
 )
+from pullgate.cri.splice.settle import Settle
 from pullgate.errors import MalformedInput
 
 __all__ = ["Downstream"]
@@ -72,22 +73,26 @@ class Downstream(SpliceState):
         """Forward the whole frames of ``data`` but those of streams pullgate answered;
         returns the end of the last whole frame and the DATA bytes dropped."""
         took: list[float] = []
+        ended: list[Settle] = []
         with self._down_lock:
             if not self._decided and not self._settling and not self._debt:  # the usual case
                 pos, credit = self._passing_batch(data, took), 0
                 if pos:
                     self._client.sendall(data if pos == len(data) else data[:pos])
             else:
-                pos, credit = self._mixed_batch(data, took)
+                pos, credit = self._mixed_batch(data, took, ended)
+        if ended:  # quick allows whose answers have gone out
+            self._settle(ended)
         if took and self._observe is not None:
             now = time.perf_counter()
             for begun in took:
                 self._observe(now - begun)
         return pos, credit
 
-    def _mixed_batch(self, data: bytes, took: list[float]) -> tuple[int, int]:
-        """``_response_batch`` with streams held, answered or being settled, or pullgate's
-        answers using the caller's window (with ``_down_lock`` held)."""
+    def _mixed_batch(self, data: bytes, took: list[float], ended: list[Settle]) -> tuple[int, int]:
+        """``_response_batch`` with streams held, answered or quick-allowed, or pullgate's
+        answers using the caller's window (with ``_down_lock`` held); the quick allows whose
+        answers end in ``data`` go to ``ended``."""
         pos = fwd = credit = 0
         size = len(data)
         out: list[bytes] = []
@@ -110,14 +115,9 @@ class Downstream(SpliceState):
                 if begun is not None:
                     took.append(begun)
             if ends and settling:
-                pending = settling.pop(stream, None)
-                if pending is not None and pending.locked():  # a quick allow's record
-                    out.append(data[fwd:start])
-                    self._client.sendall(b"".join(out))
-                    out.clear()
-                    fwd = start
-                    if pending.acquire(timeout=SETTLE_WAIT):
-                        pending.release()
+                settle = settling.pop(stream, None)
+                if settle is not None:
+                    ended.append(settle)
             held = decided.get(stream) if decided else None
             if held is not None:
                 if held.dropping and kind not in (HEADERS, CONTINUATION):

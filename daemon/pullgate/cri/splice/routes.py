@@ -48,8 +48,8 @@ TAKE_OVER = TakeOver()
 Verdict = Callable[[bytes], Refusal | TakeOver | None]
 Handler = Callable[[bytes, grpc.ServicerContext], bytes]  # a grpcio unary handler
 # The request message -> what settles an allow decided from memory alone on the relay thread
-# (counting, auditing: run on a worker after the held frames are forwarded, before the caller
-# sees the runtime's answer), or None: ``verdict`` decides on a worker.
+# (counting, auditing: run on the settling thread once the runtime's answer has gone to the
+# caller, :mod:`.settle`), or None: ``verdict`` decides on a worker.
 Quick = Callable[[bytes], Callable[[], object] | None]
 
 

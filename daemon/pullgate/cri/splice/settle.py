@@ -1,8 +1,8 @@
 """Where the splice transport settles the allows it took from memory on a relay thread
 (:data:`~pullgate.cri.splice.routes.Quick`): one thread of its own, in order, never queued behind
-a verification. Each allow gets a plain lock, held until it is settled, so the relay thread's
-hand-off and the response thread's wait cost no more than a lock and a queue entry (the daemon's
-hot path; see docs/decisions.md, "The splice's quick allow").
+a verification. An allow is handed over once the runtime's answer to it has gone to the caller
+(or the call or its connection ended without one), so counting it and writing its audit line
+never compete with the create they record (docs/decisions.md, "The splice's quick allow").
 
 Nothing is dropped: :meth:`Settler.close` settles everything queued before it returns, and an
 allow handed over after that is settled at once by the caller.
@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["Settler"]
+__all__ = ["Settle", "Settler", "settle_now"]
 
 log = logging.getLogger(__name__)
 
@@ -26,33 +26,19 @@ class Settler:
     """One settling thread (started by the constructor)."""
 
     def __init__(self, name: str = "pullgate-settle") -> None:
-        self._queue: queue.SimpleQueue[tuple[Settle, threading.Lock] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Settle | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def claim() -> threading.Lock:
-        """A lock, held: what :meth:`submit` or :meth:`settle_now` releases once its allow is
-        settled (taken before the allow is acted on, so nothing can see it unsettled)."""
-        done = threading.Lock()
-        done.acquire()
-        return done
-
-    def submit(self, settle: Settle, done: threading.Lock) -> None:
-        """Queue ``settle``; ``done`` (from :meth:`claim`) is released once it has run
-        (settled here, at once, after :meth:`close`)."""
+    def submit(self, settle: Settle) -> None:
+        """Queue ``settle`` (settled here, at once, after :meth:`close`)."""
         with self._lock:
             if not self._closed:
-                self._queue.put((settle, done))
+                self._queue.put(settle)
                 return
-        _settled(settle, done)
-
-    @staticmethod
-    def settle_now(settle: Settle, done: threading.Lock) -> None:
-        """Settle on the calling thread (no settler); ``done`` as for :meth:`submit`."""
-        _settled(settle, done)
+        settle_now(settle)
 
     def close(self) -> None:
         """Settle everything queued, then stop the thread (idempotent)."""
@@ -64,14 +50,13 @@ class Settler:
         self._thread.join()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            _settled(*item)
+        while (settle := self._queue.get()) is not None:
+            settle_now(settle)
 
 
-def _settled(settle: Settle, done: threading.Lock) -> None:
+def settle_now(settle: Settle) -> None:
+    """Settle on the calling thread; a failure is logged, never raised."""
     try:
         settle()
     except Exception:
         log.exception("runtime gate: an allow could not be recorded")
-    finally:
-        done.release()
