@@ -12,7 +12,13 @@ from pullgate.cri.containers import ContainerKey
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.errors import MalformedInput
 
-__all__ = ["CreateRequest", "names_tag", "parse_create_request", "pin_create_request"]
+__all__ = [
+    "CreateRequest",
+    "create_image",
+    "names_tag",
+    "parse_create_request",
+    "pin_create_request",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,26 +38,46 @@ def parse_create_request(data: bytes) -> CreateRequest:
     Raises:
         MalformedInput: undecodable bytes or no image.
     """
+    request = _decoded(data)
+    image, asked, key = _image_of(request)
+    meta = request.sandbox_config.metadata
+    name = meta.name
+    return CreateRequest(
+        image=image,
+        asked=asked,
+        pod=f"{meta.namespace}/{name}" if name else "",
+        container=key.name,
+        key=key,
+    )
+
+
+def create_image(data: bytes) -> tuple[str, str, ContainerKey] | None:
+    """What a memory-only allow reads of a serialized ``CreateContainerRequest`` -- its
+    ``CreateRequest.image``, ``.asked`` and ``.key`` -- and nothing else; None when
+    :func:`parse_create_request` would raise."""
     try:
-        request = api_pb2.CreateContainerRequest.FromString(data)
+        return _image_of(_decoded(data))
+    except MalformedInput:
+        return None
+
+
+def _decoded(data: bytes) -> api_pb2.CreateContainerRequest:
+    try:
+        return api_pb2.CreateContainerRequest.FromString(data)
     except DecodeError as exc:
         raise MalformedInput("CreateContainerRequest does not decode") from exc
+
+
+def _image_of(request: api_pb2.CreateContainerRequest) -> tuple[str, str, ContainerKey]:
     config = request.config
     spec = config.image
     image = spec.image
     if not image:
         raise MalformedInput("CreateContainerRequest has no image")
-    meta = request.sandbox_config.metadata
-    name = meta.name
     asked = spec.user_specified_image or image
     container = config.metadata
-    return CreateRequest(
-        image=image,
-        asked=image_id(asked) or asked,
-        pod=f"{meta.namespace}/{name}" if name else "",
-        container=container.name,
-        key=ContainerKey(request.pod_sandbox_id, container.name, container.attempt),
-    )
+    key = ContainerKey(request.pod_sandbox_id, container.name, container.attempt)
+    return image, image_id(asked) or asked, key
 
 
 def names_tag(data: bytes) -> bool:

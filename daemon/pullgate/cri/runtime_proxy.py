@@ -53,6 +53,7 @@ from pullgate.cri.container_start import (
 from pullgate.cri.containers import RuntimeContainers
 from pullgate.cri.create_request import (
     CreateRequest,
+    create_image,
     names_tag,
     parse_create_request,
     pin_create_request,
@@ -262,16 +263,16 @@ class RuntimeProxy(CriProxy):
         image-ID form with a current allow: :meth:`pullgate.start.gate.StartGate.current_allow`),
         taken on the relay thread so the request goes out at once; returns what counts and
         audits it (the same answer :meth:`start_verdict` gives). None: the worker decides."""
-        try:
-            create = parse_create_request(request)
-        except MalformedInput:
+        fields = create_image(request)
+        if fields is None:
             return None
-        decided = image_id(create.image)
+        image, asked, key = fields
+        decided = image_id(image)
         if decided is None:
             return None
-        settle = self.gate.current_allow(decided, create.asked, front=FRONT)
+        settle = self.gate.current_allow(decided, asked, front=FRONT)
         if settle is not None:
-            self._created.remember(create.key, decided)  # before the runtime can answer
+            self._created.remember(key, decided)  # before the runtime can answer
         return settle
 
     def start_container(self, request: bytes, context: grpc.ServicerContext) -> bytes:

@@ -193,15 +193,19 @@ class VerdictStore:
                 found = repos.peek(repository)
                 candidates = [found] if found is not None else []
         oldest = None if max_age is None else self._clock() - max_age
-        current = next(
-            (
-                r
-                for r in reversed(candidates)
-                if r.snapshot == snapshot and (oldest is None or r.recorded_at >= oldest)
-            ),
-            None,
-        )
-        previous = next((r for r in reversed(candidates) if r is not current), None)
+        # newest first: the first current record, and the first other one
+        current = previous = None
+        for record in reversed(candidates):
+            if (
+                current is None
+                and record.snapshot == snapshot
+                and (oldest is None or record.recorded_at >= oldest)
+            ):
+                current = record
+            elif previous is None:
+                previous = record
+            if current is not None and previous is not None:
+                break
         return Lookup(current=current, previous=previous)
 
     def records(self) -> list[CoveredImage]:

@@ -4,6 +4,7 @@ and every allow lands in the verdict store, current only under the snapshot that
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 from pullgate.config import CacheConfig, Requirement, StatementSettings
@@ -173,3 +174,41 @@ def test_a_cache_hit_records_what_is_not_held() -> None:
     assert store.record(allow(2), "snap") == 1  # evicts config 1 (max_images=1)
     assert store.record(allow(1), "snap") == 1  # evicted: recorded again
     assert store.lookup(f"sha256:{1:064x}", "example.com/app", "snap").current is not None
+
+
+def test_lookup_by_image_id_finds_the_newest_current_and_newest_other_allow() -> None:
+    """Asked by image ID (any repository), ``current`` is the most recently recorded allow under
+    the snapshot in force and fresh enough, whatever sits before it, and ``previous`` the most
+    recent other one: every order of four repositories' records, two snapshots, two ages."""
+    config = f"sha256:{7:064x}"
+    layouts = [
+        (snapshot, age) for snapshot in ("now", "before") for age in (0.0, 100.0)
+    ]  # recorded `age` seconds before the lookup
+    now = [0.0]
+    for order in itertools.product(range(len(layouts)), repeat=4):
+        store = VerdictStore(max_repositories=8, clock=lambda: now[0])
+        written = []
+        for n, which in enumerate(order):
+            snapshot, age = layouts[which]
+            now[0] = 1_000.0 - age
+            decision = Decision(
+                allowed=True,
+                reason=Reason.VERIFIED,
+                message="",
+                reference=f"example.com/r{n}:v1",
+                digest=f"sha256:{n:064x}",
+                content=(Content(manifest_digest=f"m{n}", config_digest=config),),
+            )
+            assert store.record(decision, snapshot) == 1
+            written.append((f"example.com/r{n}", snapshot, age))
+        now[0] = 1_000.0
+        found = store.lookup(config, None, "now", max_age=50.0)
+        newest_first = list(reversed(written))
+        current = next((w for w in newest_first if w[1] == "now" and w[2] <= 50.0), None)
+        previous = next((w for w in newest_first if w is not current), None)
+        assert (found.current.repository if found.current else None) == (
+            current[0] if current else None
+        ), order
+        assert (found.previous.repository if found.previous else None) == (
+            previous[0] if previous else None
+        ), order

@@ -170,6 +170,11 @@ class Splice(DecidedStreams):
                         elif self._caller_window(data, start, end):
                             out.append(data[fwd:start])  # replaced
                             fwd = pos
+                    elif kind == WINDOW_UPDATE:  # a stream's: dropped once pullgate answers it
+                        held = decided.get(stream) if decided else None
+                        if held is not None and held.dropping:
+                            out.append(data[fwd:start])
+                            fwd = pos
                     elif (decided or kind in (RST_STREAM, SETTINGS)) and self._request_frame(
                         data, Frame(kind, flags, stream, start, end)
                     ):

@@ -2,8 +2,9 @@
 what the splice does): whole frames forwarded as they come, but those of streams pullgate
 answered itself (their ``DATA`` credited back to the runtime); a runtime ``DATA`` frame that
 pullgate's own answers left no room for in the caller's window waits; the end of each timed
-pass-through call observed. A batch with no stream held, answered or being settled, and no
-answer debt, takes a lean loop (docs/decisions.md has the numbers).
+pass-through call observed, and of each quick-allowed call (its allow is then settled). A batch
+with no stream held or answered, and no answer debt, takes a lean loop (docs/decisions.md has
+the numbers).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ class Downstream(SpliceState):
         took: list[float] = []
         ended: list[Settle] = []
         with self._down_lock:
-            if not self._decided and not self._settling and not self._debt:  # the usual case
-                pos, credit = self._passing_batch(data, took), 0
+            if not self._decided and not self._debt:  # the usual case
+                pos, credit = self._passing_batch(data, took, ended), 0
                 if pos:
                     self._client.sendall(data if pos == len(data) else data[:pos])
             else:
@@ -144,13 +145,13 @@ class Downstream(SpliceState):
             self._client.sendall(data[fwd:pos] if fwd or pos < size else data)
         return pos, credit
 
-    def _passing_batch(self, data: bytes, took: list[float]) -> int:
-        """``_response_batch`` when no stream is held, answered or being settled and
-        pullgate's answers owe the runtime nothing (with ``_down_lock`` held): every frame goes
-        through, read only for the runtime's SETTINGS, the DATA the caller receives and the end
-        of timed calls; returns the end of the last whole frame."""
+    def _passing_batch(self, data: bytes, took: list[float], ended: list[Settle]) -> int:
+        """``_response_batch`` when no stream is held or answered and pullgate's answers owe
+        the runtime nothing (with ``_down_lock`` held): every frame goes through, read only for
+        the runtime's SETTINGS, the DATA the caller receives, the end of timed calls and of
+        quick-allowed ones (to ``ended``); returns the end of the last whole frame."""
         pos, size, received = 0, len(data), 0
-        started = self._started
+        started, settling = self._started, self._settling
         unpack = FRAME_HEADER.unpack_from
         while size - pos >= HEADER_BYTES:
             high, low, kind, flags, stream = unpack(data, pos)
@@ -171,6 +172,10 @@ class Downstream(SpliceState):
                 begun = started.pop(stream & STREAM_MASK, None)
                 if begun is not None:
                     took.append(begun)
+            if ends and settling:
+                settle = settling.pop(stream & STREAM_MASK, None)
+                if settle is not None:
+                    ended.append(settle)
             pos = end
         self._received += received
         return pos
