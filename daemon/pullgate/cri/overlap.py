@@ -4,8 +4,10 @@
 The image proxy starts a pull's decision here, forwards the pull to the runtime, and then asks
 :meth:`OverlappedPulls.detach`:
 
-* the verdict is in (a fast deny or allow): the proxy acts on it as on any pull (a deny removes
-  what the runtime pulled and is answered; an allow of a tag is pinned);
+* the verdict is in (a fast deny or allow): a deny removes what the runtime pulled and is
+  answered; an allow of a tag is answered at once and its pin (:func:`pullgate.cri.pin.check_pin`:
+  the tag in the runtime names the verified content) is checked in the background, as for a late
+  allow below;
 * it is not: the runtime's answer goes back at once and the job finishes in the background.
   The image cannot start meanwhile: the start gate admits a container only when an allow covers
   its image's content, and a create that comes first verifies (joining this decision's single
@@ -15,13 +17,13 @@ The image proxy starts a pull's decision here, forwards the pull to the runtime,
   record) and counted (:meth:`OverlapObserver.overlap_denied`).
 
 Only while the gate is in use (a call through it within :data:`GATE_IN_USE`) is a pull answered
-before its verdict. Bounded: :data:`OVERLAP_THREADS` decisions at once, at most
-:data:`MAX_DETACHED` answered pulls waiting for their verdict (beyond that a pull waits for its
-verdict, as without overlap).
-:meth:`OverlappedPulls.close` waits for the decisions in progress until a deadline, then
-concludes every job left with a ``NOT_VERIFIED`` denial: an answered pull's image is removed
-and recorded as above, a waiting pull is denied. A shutdown never leaves an image that was
-answered before its verdict behind silently.
+before its verdict or its pin; otherwise it waits for both, as without overlap. Bounded:
+:data:`OVERLAP_THREADS` decisions and pins at once, at most :data:`MAX_DETACHED` answered pulls
+waiting for their verdict or pin (beyond that a pull waits for both, as without overlap).
+:meth:`OverlappedPulls.close` waits for the decisions and pins in progress until a deadline,
+then concludes every job and pin left with a ``NOT_VERIFIED`` denial: an answered pull's image
+is removed and recorded as above, a waiting pull is denied. A shutdown never leaves an image
+that was answered before its verdict or pin behind silently.
 """
 
 from __future__ import annotations
@@ -109,6 +111,19 @@ class _Job:
         return verdict
 
 
+class _Pin:
+    """An allow of a tag, in before the runtime's pull ended, whose pin is checked after the
+    answer; settled once, by the check or by :meth:`OverlappedPulls.close`."""
+
+    __slots__ = ("digest", "future", "pull", "response")
+
+    def __init__(self, pull: PullRequest, digest: str, response: bytes) -> None:
+        self.pull = pull
+        self.digest = digest
+        self.response = response
+        self.future: Future[None] | None = None
+
+
 class OverlappedPulls:
     """Decisions of overlapped pulls and what follows them (see the module docstring).
 
@@ -144,12 +159,13 @@ class OverlappedPulls:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="pullgate-ovl")
         self._cond = threading.Condition()
         self._jobs: set[_Job] = set()  # not concluded yet
+        self._pins: set[_Pin] = set()  # answered, their pin not settled yet
         self._detached = 0
         self._closed = False
 
     @property
     def detached(self) -> int:
-        """Pulls answered and still waiting for their verdict."""
+        """Pulls answered and still waiting for their verdict or pin."""
         with self._cond:
             return self._detached
 
@@ -175,9 +191,10 @@ class OverlappedPulls:
                 return
 
     def detach(self, job: _Job, response: bytes) -> Verdict | None:
-        """The verdict if it is in (or when too many pulls wait for theirs already, or ``early``
-        says no: then this waits for it); None when the pull is answered now with ``response``
-        and the job finishes in the background."""
+        """The verdict, for the caller to act on, if it is a deny or an allow needing no pin (or
+        when too many pulls wait already, or ``early`` says no: then this waits for it and the
+        caller pins); None when the pull is answered now with ``response`` and the job -- the
+        decision, or the pin of an allow already in -- finishes in the background."""
         self.run(job)
         if self._early is not None and not self._early():
             return job.wait()
@@ -189,9 +206,49 @@ class OverlappedPulls:
             return job.wait()
         self._pending(1)
         verdict = job.detach(response)
-        if verdict is not None:
-            self._release()
+        if verdict is None:
+            return None
+        if not isinstance(verdict, Denial) and self._pin_later(job.pull, verdict, response):
+            return None
+        self._release()
         return verdict
+
+    def _pin_later(self, pull: PullRequest, verdict: Decision, response: bytes) -> bool:
+        """Check the pin of an allow in before the pull's end after the answer (holding the
+        caller's slot); False when there is none to check or this is closed."""
+        if not verdict.digest or pinned_by_request(pull, verdict.digest):
+            return False
+        pin = _Pin(pull, verdict.digest, response)
+        with self._cond:
+            if self._closed:
+                return False
+            self._pins.add(pin)
+            pin.future = self._executor.submit(self._check, pin)
+        return True
+
+    def _check(self, pin: _Pin) -> None:
+        try:
+            denial = check_pin(self._images, pin.pull, pin.digest, pin.response)
+        except Exception as exc:  # fail closed: never leave it unchecked
+            log.exception("checking the pin of %s failed", pin.pull.reference)
+            self._images.remove(pulled_image(pin.response) or str(pin.pull.reference))
+            denial = Denial(reason=Reason.INTERNAL, message=f"the pin check failed: {exc!r}")
+        self._settle(pin, denial)
+
+    def _settle(self, pin: _Pin, denial: Denial | None) -> None:
+        """Record ``denial`` (None: the pin held) unless the pin was settled already."""
+        with self._cond:
+            if pin not in self._pins:
+                return
+            self._pins.discard(pin)
+            self._cond.notify_all()
+        try:
+            if denial is not None:
+                self._record(
+                    pin.pull, denial, pulled_image(pin.response) or str(pin.pull.reference)
+                )
+        finally:
+            self._release()
 
     def failed(self, job: _Job, clean_up: Callable[[PullRequest, str], None]) -> None:
         """After the runtime's pull failed or was cancelled (the runtime may have stored the
@@ -205,20 +262,34 @@ class OverlappedPulls:
             clean_up(job.pull, verdict.digest)
 
     def close(self, deadline: float) -> None:
-        """Take no more jobs; wait until ``deadline`` (``time.monotonic()``) for decisions in
-        progress, then conclude every job left with a ``NOT_VERIFIED`` denial (blocking)."""
+        """Take no more jobs; wait until ``deadline`` (``time.monotonic()``) for decisions and
+        pins in progress, then conclude every job and pin left with a ``NOT_VERIFIED`` denial
+        (blocking)."""
         with self._cond:
             self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)  # queued decisions never run
+        self._executor.shutdown(wait=False, cancel_futures=True)  # queued work never runs
         with self._cond:
             while True:
-                # a job not started by now never will be: the executor is shut down
-                running = [j for j in self._jobs if j.future and not j.future.cancelled()]
+                # a job or pin not started by now never will be: the executor is shut down
+                futures = [j.future for j in self._jobs] + [p.future for p in self._pins]
+                running = [f for f in futures if f is not None and not f.cancelled()]
                 left = deadline - time.monotonic()
                 if not running or left <= 0:
                     break
                 self._cond.wait(left)
             jobs = list(self._jobs)
+            pins = list(self._pins)
+        for pin in pins:
+            log.warning(
+                "stopping before the pin of the pull of %s was checked: removing its image",
+                pin.pull.reference,
+            )
+            self._images.remove(pulled_image(pin.response) or str(pin.pull.reference))
+            unchecked = Denial(
+                reason=Reason.NOT_VERIFIED,
+                message=f"pullgate stopped before it checked what {pin.pull.reference} names",
+            )
+            self._settle(pin, unchecked)
         for job in jobs:
             log.warning(
                 "stopping before the decision on the pull of %s was made: denying it",
@@ -259,8 +330,11 @@ class OverlappedPulls:
             denial = check_pin(self._images, pull, verdict.digest, response)  # removes on a deny
         else:
             denial = None
-        if denial is None:
-            return
+        if denial is not None:
+            self._record(pull, denial, image)
+
+    def _record(self, pull: PullRequest, denial: Denial, image: str) -> None:
+        """Log, audit and count a pull denied after its answer (its image removed)."""
         log.warning(
             "CRI pull of %r was answered before its verdict and then denied: %s; removed %s",
             pull.image,

@@ -27,7 +27,8 @@ Implements docs/containerd.md §3 (CRI ImageService, kubelet ``imageServiceEndpo
   (``"critical": true``) and logged at WARNING.
 * Overlapped pulls (only with the container-start gate on, :mod:`pullgate.cri.overlap`): a
   verdict not known from memory is decided while the runtime pulls; a pull that ends first is
-  answered at once, and a later deny removes the image.
+  answered at once, and a later deny removes the image; a tag allowed before the pull ends is
+  answered at once too, its pin checked after the answer.
 
 Threading: a synchronous gRPC server with its own pool of handler threads (256, started on
 demand): one handler thread parses, decides, forwards over a blocking channel and pins, with

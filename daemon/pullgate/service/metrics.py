@@ -27,7 +27,7 @@ Families (all prefixed ``pullgate_``):
 * ``audit_denied_total`` — allowed by ``mode = "audit"`` but would have been denied;
 * ``overlap_denials_total{reason}`` — pulls answered before their verdict (overlapped pulls,
   :mod:`pullgate.cri.overlap`) and then denied, their images removed; ``overlap_pending`` —
-  such pulls still waiting for their verdict.
+  such pulls still waiting for their verdict or their tag's pin check.
 
 No global registry is touched (docs/architecture.md §3.3). The exposition
 server binds the configured address only; the config keeps it on loopback by default.
@@ -178,7 +178,7 @@ class Metrics:
         )
         self.overlap_waiting = Gauge(
             "pullgate_overlap_pending",
-            "Pulls answered before their verdict, still waiting for it.",
+            "Pulls answered before their verdict or pin check, still waiting for it.",
             registry=self.registry,
         )
         # Labelled children, looked up once (dict reads/writes are atomic under the GIL; a race
