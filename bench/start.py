@@ -136,7 +136,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", choices=("2.4", "1.6"), default="2.4")
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--pulls", type=int, default=12)
     parser.add_argument("--pull-only", action="store_true", help="measure the cold pulls only")
     parser.add_argument("--only", action="append", choices=PARTS, help="measure just this part")
@@ -172,7 +172,10 @@ def _run(kind: Kind, tmp: Path, rounds: int, pulls: int, parts: frozenset[str]) 
             )
         with PodRuntime(kind, RuntimeOptions(certs_d=certs_d, sandbox_image=pause)) as runtime:
             config = write_config(tmp, certs_d, trust, runtime.endpoint())
-            log = (tmp / "pullgate.log").open("wb")
+            # Not beside config.toml: the daemon watches that directory, and a log file there
+            # would wake its watcher on every line (in production the log is the journal).
+            (tmp / "log").mkdir()
+            log = (tmp / "log" / "pullgate.log").open("wb")
             env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
             proc = subprocess.Popen(
                 [sys.executable, "-m", "pullgate", "serve", "--config", str(config)],
