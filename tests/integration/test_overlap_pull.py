@@ -12,6 +12,8 @@ the runtime holds.
 
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from pullgate.errors import Reason
 from pullgate.v1 import verifier_pb2, verifier_pb2_grpc
 from tests.support.audit_lines import AuditLines, captured_audit
 from tests.support.docker_registry import REGISTRY_BINARY, DockerRegistry, registry_available
+from tests.support.push import MT_MANIFEST, Pusher
 from tests.support.runtimes import Kind, runtimes_unavailable
 from tests.support.start_node import StartNode, denial_reason, start_node
 from tests.support.tcp_relay import TcpRelay
@@ -43,6 +46,10 @@ pytestmark = [
 # with a fallback, so nothing fails: it is only slower.
 HOLD = 1.2
 REMOVED_WITHIN = 30.0  # seconds: the verdict (several held requests), then RemoveImage
+# Latency added to the runtime's registry traffic when the verdict must be in (and the tag moved
+# after it) before the runtime even resolves the tag: its first request reaches the registry this
+# long after it was sent, and its pull ends a few such delays later.
+RUNTIME_HOLD = 2.5
 
 
 @dataclass
@@ -195,3 +202,61 @@ def test_a_cached_deny_refuses_the_pull_without_the_runtime_pulling(node: Node) 
     assert not node.present(image.reference)
     [record] = node.records(since, "decision", image.reference)
     assert (record["front"], record["cache_hit"]) == ("cri", True)
+
+
+def _allowed_first(node: Node, reference: str, move: bytes | None = None) -> None:
+    """Pull ``reference`` through pullgate with the runtime's registry traffic held back, so the
+    allow is in before the runtime resolves the tag; then (``move``: a manifest) move the tag
+    before the runtime resolves it. The runtime's pull then ends after the allow, and must be
+    answered with success."""
+    repo, tag = reference.split("/", 1)[1].rsplit(":", 1)
+    since = len(node.lines.records)
+    node.start.gated("ps")  # the kubelet's calls through the gate: the gate is in use
+    node.runtime_relay.delay = RUNTIME_HOLD
+    done: list[subprocess.CompletedProcess[str]] = []
+    with Pusher.for_registry(node.start.registry) as pusher:
+        puller = threading.Thread(
+            target=lambda: done.append(
+                node.start.gated("pull", reference, check=False, settle=False)
+            )
+        )
+        started = time.monotonic()
+        puller.start()
+        while not node.records(since, "decision", reference):
+            assert time.monotonic() - started < 30, "no verdict"
+            time.sleep(0.005)
+        [decision] = node.records(since, "decision", reference)
+        assert decision["reason"] == Reason.VERIFIED.value
+        if move is not None:
+            pusher.push_manifest(repo, tag, move, MT_MANIFEST)
+        # the runtime has not even resolved the tag yet
+        assert time.monotonic() - started < RUNTIME_HOLD
+        puller.join(120)
+    [pulled] = done
+    assert pulled.returncode == 0, pulled.stderr
+
+
+def test_an_allow_in_first_is_answered_and_its_pin_holds(node: Node) -> None:
+    image = node.start.push(_repo("early-allow"), signed=True)
+    since = len(node.lines.records)
+    _allowed_first(node, image.reference)
+    node.start.settle()  # the pin, checked after the answer
+    assert node.present(image.reference)
+    assert node.records(since, "cri.overlap_denied", image.reference) == []
+
+
+def test_a_tag_moved_under_an_allow_in_first_is_removed_after_the_answer(node: Node) -> None:
+    repo = _repo("moved")
+    with Pusher.for_registry(node.start.registry) as pusher:
+        node.start.push(repo, signed=False, tag="other")
+        moved = pusher.fetch_manifest(repo, "other")
+    assert moved is not None
+    image = node.start.push(repo, signed=True)  # the tag the allow is for
+    since = len(node.lines.records)
+    counted = node.denials(Reason.DESCRIPTOR_MISMATCH)
+    _allowed_first(node, image.reference, move=moved)  # answered: the gate holds the image
+    node.wait_absent(image.reference)
+    node.start.settle()
+    [record] = node.records(since, "cri.overlap_denied", image.reference)
+    assert (record["decision"], record["reason"]) == ("deny", Reason.DESCRIPTOR_MISMATCH.value)
+    assert node.denials(Reason.DESCRIPTOR_MISMATCH) == counted + 1
