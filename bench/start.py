@@ -13,7 +13,8 @@ a 95 % bootstrap interval, both paths of a round measured back to back in altern
   the kubelet's create as the kubelet sends it (image ID + the pod's reference). Each created
   container is removed (not timed). Target <= 1.05. Reported beside it: pullgate's CPU per
   create through the gate (user + system from ``/proc``, over the timed rounds), which the
-  machine's load blurs far less than the ratio.
+  machine's load blurs far less than the ratio, and, in the same rounds, the byte relay below
+  ÷ direct (the floor of any proxy of the socket) and the gate ÷ the byte relay.
 * pass-through ``ListContainers`` and ``PodSandboxStatus`` through the gate ÷ direct (target
   <= 1.5): one extra unix-socket gRPC hop, no decision. Measured in the same rounds through the
   zero-cost proxy (``bench/zero_proxy.py``: the same grpcio server model with none of pullgate's
@@ -253,12 +254,11 @@ def _measure(
         lists: list[list[float]] = []
         statuses: list[list[float]] = []
         if "create" in parts:
-            for _ in range(3):  # warm both paths (channels, the gate's first decision)
-                create(gate)(0)
-                create(zero)(0)
-                create(direct)(0)
+            for _ in range(3):  # warm the paths (channels, the gate's first decision)
+                for client in (gate, zero, direct, relay):
+                    create(client)(0)
             before = sum(_cpu(daemon))
-            creates = _rotated(rounds, [create(gate), create(zero), create(direct)])
+            creates = _rotated(rounds, [create(gate), create(zero), create(direct), create(relay)])
             cpu = (sum(_cpu(daemon)) - before) / rounds
 
         listing = api_pb2.ListContainersRequest().SerializeToString()
@@ -363,6 +363,9 @@ def _print_start(
         print(
             _line(f"{name} via gate / zero-cost proxy", _pairs(creates, GATE, ZERO), None, missed)
         )
+        relay = _pairs(creates, RELAY, DIRECT)
+        print(_line(f"{name} via byte relay / direct", relay, None, missed))
+        print(_line(f"{name} via gate / byte relay", _pairs(creates, GATE, RELAY), None, missed))
         added = statistics.median(g - d for g, d in current) * 1000
         print(f"{name} via gate - direct (median of per-round differences): {added:+.2f} ms")
     for name, rows in (("ListContainers", lists), ("PodSandboxStatus", statuses)):
