@@ -123,3 +123,30 @@ def test_version_4_config_from_containerd_config_migrate(node: Path, containerd2
     codes = {doc["code"] for doc in json.loads(result.stdout)}
     assert result.returncode == 1
     assert Code.LOCAL_IMAGE_PULL in codes
+
+
+def test_gate_configured_but_bypassed_by_the_kubelet(node: Path) -> None:
+    """``[runtime]`` in pullgate's config (``--config``) and a kubelet on containerd's socket:
+    an error; the same kubelet on the gate, in any spelling the kubelet accepts, is not."""
+    config = node / "config.toml"
+    config.write_text(V3_SKELETON.format(certs_d=node / "certs.d", bin_dir=node / "bin"))
+    gate = node / "runtime.sock"
+    own = node / "pullgate.toml"
+    own.write_text(
+        f'[cri]\nsocket = "{node / "cri.sock"}"\nupstream = "unix:///run/c.sock"\n'
+        f'[runtime]\nsocket = "{gate}"\nupstream = "unix:///run/c.sock"\n'
+    )
+    args = [*_node_args(node, config), "--config", str(own), "--containerd-version", "2.3"]
+    kubelet = node / "kubelet.yaml"
+    base = kubelet.read_text()
+    kubelet.write_text(base + "containerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n")
+    result = _doctor(*args, "--output", "json")
+    codes = {doc["code"] for doc in json.loads(result.stdout)}
+    assert result.returncode == 1, result.stderr
+    assert Code.RUNTIME_GATE_BYPASSED in codes
+    for spelling in (f"unix://{gate}", f"unix:{gate}", str(gate)):
+        kubelet.write_text(base + f"containerRuntimeEndpoint: {spelling}\n")
+        result = _doctor(*args, "--output", "json")
+        codes = {doc["code"] for doc in json.loads(result.stdout)}
+        assert Code.RUNTIME_GATE_BYPASSED not in codes, result.stdout + result.stderr
+        assert Code.PULLGATE_CONFIG_INVALID not in codes

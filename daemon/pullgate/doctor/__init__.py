@@ -10,8 +10,10 @@ Nothing here raises for a bad file: an unreadable or unparsable file is itself a
 
 Layout: :mod:`.findings` (severities, codes, :class:`Finding`, :class:`DoctorPaths`, rendering),
 :mod:`.containerd` (``config.toml``, version, registry checks), :mod:`.bindir` (the verifier
-``bin_dir``), :mod:`.kubelet` and :mod:`.sockets`; :func:`run_doctor` and the ``pullgate doctor``
-command are here.
+``bin_dir``), :mod:`.kubelet`, :mod:`.runtime_gate` (the container-start gate's wiring),
+:mod:`.endpoints` (kubelet endpoints compared as the kubelet dials them), :mod:`.own_config`
+(pullgate's own config: its sockets, ``[runtime]``) and :mod:`.sockets`; :func:`run_doctor` and
+the ``pullgate doctor`` command are here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from pullgate.config import DEFAULT_CONFIG_PATH
 from pullgate.doctor.bindir import BINDIR_PLUGIN, DEFAULT_BIN_DIR, SHIM_NAME, bindir_checks
 from pullgate.doctor.containerd import (
     CERTS_D,
@@ -31,9 +34,11 @@ from pullgate.doctor.containerd import (
     parse_version,
     registry_checks,
 )
+from pullgate.doctor.endpoints import same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, render_findings
 from pullgate.doctor.kubelet import kubelet_checks
 from pullgate.doctor.nri import nri_checks
+from pullgate.doctor.own_config import read_own_config
 from pullgate.doctor.runtime_gate import kubelet_runtime_endpoint, runtime_gate_checks
 from pullgate.doctor.sockets import socket_checks
 
@@ -59,9 +64,10 @@ __all__ = [
 ]
 
 
-def run_doctor(paths: DoctorPaths) -> list[Finding]:
-    """Every finding for this node, errors first."""
+def run_doctor(paths: DoctorPaths, extra: Sequence[Finding] = ()) -> list[Finding]:
+    """Every finding for this node, and ``extra`` ones, errors first."""
     cd, findings = load_containerd(paths)
+    findings += extra
     verifiers_enforce = False
     if cd is not None:
         registry_findings, transfer = registry_checks(cd)
@@ -72,9 +78,9 @@ def run_doctor(paths: DoctorPaths) -> list[Finding]:
         if paths.nri_plugin is not None:
             findings += nri_checks(cd, paths.nri_plugin, paths.nri_p99)
     endpoint, _ = kubelet_runtime_endpoint(paths)
-    gated = endpoint is not None and endpoint.removeprefix("unix://") == str(paths.runtime_socket)
-    # The gate's socket serves ImageService too: a kubelet without imageServiceEndpoint pulls
-    # through it.
+    gated = same_socket(endpoint, paths.runtime_socket)
+    # The gate's socket serves ImageService too (PullImage decided as on the CRI socket): a
+    # kubelet without imageServiceEndpoint pulls through it.
     findings += kubelet_checks(paths, verifiers_enforce, runtime_gated=gated)
     findings += runtime_gate_checks(paths)
     if paths.check_sockets:
@@ -86,12 +92,17 @@ def run_doctor(paths: DoctorPaths) -> list[Finding]:
 def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``pullgate doctor``, on ``parser`` (the CLI's ``doctor`` subparser)."""
     d = DoctorPaths()
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help="pullgate's config: its sockets and [runtime] (default: %(default)s)",
+    )
     parser.add_argument("--containerd-config", type=Path, default=d.containerd_config)
     parser.add_argument("--kubelet-config", type=Path, default=d.kubelet_config)
     parser.add_argument("--kubelet-flags", type=Path, action="append", help="repeatable")
-    parser.add_argument("--api-socket", type=Path, default=d.api_socket)
-    parser.add_argument("--cri-socket", type=Path, default=d.cri_socket)
-    parser.add_argument("--runtime-socket", type=Path, default=d.runtime_socket)
+    for option in ("--api-socket", "--cri-socket", "--runtime-socket"):
+        parser.add_argument(option, type=Path, help="default: from --config, else pullgate's")
     parser.add_argument("--containerd-version", help="X.Y (default: ask containerd --version)")
     parser.add_argument("--no-socket-check", action="store_true")
     parser.add_argument("--nri", metavar="NAME", help="check containerd's NRI requires plugin NAME")
@@ -105,19 +116,21 @@ def run_doctor_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     version = parse_version(f"x {args.containerd_version}") if args.containerd_version else None
     if args.containerd_version and version is None:
         parser.error(f"--containerd-version {args.containerd_version!r} is not X.Y")
+    own, own_findings = read_own_config(args.config)
     paths = DoctorPaths(
         containerd_config=args.containerd_config,
         kubelet_config=args.kubelet_config,
         kubelet_flags=tuple(args.kubelet_flags) if args.kubelet_flags else d.kubelet_flags,
-        api_socket=args.api_socket,
-        cri_socket=args.cri_socket,
-        runtime_socket=args.runtime_socket,
+        api_socket=args.api_socket or own.api_socket,
+        cri_socket=args.cri_socket or own.cri_socket,
+        runtime_socket=args.runtime_socket or own.runtime_socket,
+        runtime_gate=own.runtime_gate,
         containerd_version=version or detect_containerd_version(),
         nri_plugin=args.nri,
         nri_p99=args.nri_p99,
         check_sockets=not args.no_socket_check,
     )
-    findings = run_doctor(paths)
+    findings = run_doctor(paths, own_findings)
     if args.output == "json":
         docs = [{**asdict(f), "file": str(f.file) if f.file else None} for f in findings]
         sys.stdout.write(json.dumps(docs, indent=2) + "\n")

@@ -47,6 +47,8 @@ class Code(StrEnum):
     NRI_TIMEOUT_SHORT = "NRI_TIMEOUT_SHORT"
     RUNTIME_GATE_NOT_HOST_SERVICE = "RUNTIME_GATE_NOT_HOST_SERVICE"
     RUNTIME_GATE_DOWN = "RUNTIME_GATE_DOWN"
+    RUNTIME_GATE_BYPASSED = "RUNTIME_GATE_BYPASSED"
+    PULLGATE_CONFIG_INVALID = "PULLGATE_CONFIG_INVALID"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +84,7 @@ class DoctorPaths:
     nri_plugin: str | None = None  # pullgate's NRI plugin name: check NRI requires it
     nri_p99: float | None = None  # measured NRI answer p99, seconds
     runtime_socket: Path = Path("/run/pullgate/runtime.sock")  # the [runtime] gate
+    runtime_gate: bool = False  # pullgate's config has [runtime]: the kubelet must use the gate
     systemd_units: tuple[Path, ...] = (
         Path("/etc/systemd/system/pullgate.service"),
         Path("/lib/systemd/system/pullgate.service"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pullgate.doctor.endpoints import same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
 
 _FLAG = re.compile(r"--image-service-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
@@ -73,7 +74,7 @@ def kubelet_checks(
                 fix=fix,
             )
         ]
-    if endpoint.removeprefix("unix://") != str(paths.cri_socket):
+    if not same_socket(endpoint, paths.cri_socket):
         where = "--image-service-endpoint" if source != paths.kubelet_config else "config"
         return [
             Finding(

@@ -9,7 +9,12 @@ DaemonSet pod leaves the node NotReady after any restart. Findings:
 * ``RUNTIME_GATE_NOT_HOST_SERVICE`` (error): the endpoint is pullgate's, and no pullgate
   systemd unit is installed on the host;
 * ``RUNTIME_GATE_DOWN`` (error): the endpoint is pullgate's and its socket is not there (the
-  kubelet sees the runtime as down).
+  kubelet sees the runtime as down);
+* ``RUNTIME_GATE_BYPASSED`` (error): pullgate's config has ``[runtime]`` but the kubelet's
+  endpoint is something else (the runtime itself, or unset): container starts the operator
+  meant to gate are not.
+
+Endpoints compare as the kubelet dials them (:mod:`.endpoints`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import re
 import stat
 from pathlib import Path
 
+from pullgate.doctor.endpoints import same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
 
 __all__ = ["kubelet_runtime_endpoint", "runtime_gate_checks"]
@@ -56,10 +62,42 @@ def _is_socket(path: Path) -> bool:
         return False
 
 
+def _kubelet_seen(paths: DoctorPaths) -> bool:
+    """Whether any kubelet file is readable (else ``KUBELET_CONFIG_MISSING`` says so)."""
+    for path in (*paths.kubelet_flags, paths.kubelet_config):
+        text = read_config(path)
+        if text is not None and not text.startswith("\x00"):
+            return True
+    return False
+
+
+def _bypassed(paths: DoctorPaths, endpoint: str | None, source: Path | None) -> Finding:
+    """``[runtime]`` is configured and the kubelet's runtime endpoint is not the gate."""
+    want = f"unix://{paths.runtime_socket}"
+    if source is not None and source != paths.kubelet_config:
+        where = f"--container-runtime-endpoint in {source}"
+        fix = f"--container-runtime-endpoint={want}   # in {source}"
+    else:
+        where = f"containerRuntimeEndpoint in {paths.kubelet_config}"
+        fix = f"containerRuntimeEndpoint: {want}   # in {paths.kubelet_config}"
+    shown = "unset" if endpoint is None else endpoint
+    return Finding(
+        severity=Severity.ERROR,
+        code=Code.RUNTIME_GATE_BYPASSED,
+        message=f"[runtime] is configured but the kubelet's runtime endpoint ({where}) is "
+        f"{shown}, not pullgate's gate {paths.runtime_socket}: container starts are not gated",
+        file=source or paths.kubelet_config,
+        fix=f"{fix}, then restart the kubelet\n"
+        "(pullgate's [runtime] upstream names the runtime the gate forwards to)",
+    )
+
+
 def runtime_gate_checks(paths: DoctorPaths) -> list[Finding]:
     """The findings about the RuntimeService gate (see the module docstring)."""
     endpoint, source = kubelet_runtime_endpoint(paths)
-    if endpoint is None or endpoint.removeprefix("unix://") != str(paths.runtime_socket):
+    if not same_socket(endpoint, paths.runtime_socket):
+        if paths.runtime_gate and _kubelet_seen(paths):
+            return [_bypassed(paths, endpoint, source)]
         return []  # not gated here (the NRI plugin may gate starts instead)
     findings: list[Finding] = []
     if not any(unit.is_file() for unit in paths.systemd_units):

@@ -253,6 +253,10 @@ def node_checks(config: DaemonConfig) -> tuple[str, ...]:
     paths = DoctorPaths(
         api_socket=config.api.socket,
         cri_socket=cri_socket,
+        runtime_socket=(
+            config.runtime.socket if config.runtime is not None else DoctorPaths().runtime_socket
+        ),
+        runtime_gate=config.runtime is not None,
         containerd_version=detect_containerd_version(),
         check_sockets=False,
         nri_plugin=config.nri.name if config.nri is not None else None,
