@@ -14,11 +14,21 @@ from pullgate.errors import MalformedInput
 
 __all__ = [
     "CreateRequest",
+    "MountImage",
     "create_image",
     "names_tag",
     "parse_create_request",
     "pin_create_request",
 ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MountImage:
+    """An image volume of a create (CRI ``Mount.image``, :mod:`pullgate.cri.mount_images`)."""
+
+    image: str  # ImageSpec.image: an image ID or a reference
+    asked: str  # user_specified_image, else image
+    sub_path: str = ""  # Mount.image_sub_path: the part of the image mounted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +40,7 @@ class CreateRequest:
     pod: str  # "namespace/name"
     container: str
     key: ContainerKey  # the container's pod sandbox, name and attempt
+    mounts: tuple[MountImage, ...] = ()  # the mounts that name an image, in request order
 
 
 def parse_create_request(data: bytes) -> CreateRequest:
@@ -48,17 +59,37 @@ def parse_create_request(data: bytes) -> CreateRequest:
         pod=f"{meta.namespace}/{name}" if name else "",
         container=key.name,
         key=key,
+        mounts=_mounts_of(request),
     )
 
 
-def create_image(data: bytes) -> tuple[str, str, ContainerKey] | None:
+def create_image(
+    data: bytes,
+) -> tuple[str, str, ContainerKey, tuple[MountImage, ...]] | None:
     """What a memory-only allow reads of a serialized ``CreateContainerRequest`` -- its
-    ``CreateRequest.image``, ``.asked`` and ``.key`` -- and nothing else; None when
-    :func:`parse_create_request` would raise."""
+    ``CreateRequest.image``, ``.asked``, ``.key`` and ``.mounts`` -- and nothing else; None
+    when :func:`parse_create_request` would raise."""
     try:
-        return _image_of(_decoded(data))
+        request = _decoded(data)
+        return (*_image_of(request), _mounts_of(request))
     except MalformedInput:
         return None
+
+
+def _mounts_of(request: api_pb2.CreateContainerRequest) -> tuple[MountImage, ...]:
+    """The mounts naming an image; one with an empty ``Mount.image.image`` is an ordinary
+    mount, as the runtime reads it."""
+    return tuple(
+        MountImage(
+            image=spec.image,
+            asked=image_id(spec.user_specified_image or spec.image)
+            or spec.user_specified_image
+            or spec.image,
+            sub_path=mount.image_sub_path,
+        )
+        for mount in request.config.mounts
+        if (spec := mount.image).image
+    )
 
 
 def _decoded(data: bytes) -> api_pb2.CreateContainerRequest:

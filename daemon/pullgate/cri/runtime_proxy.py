@@ -13,7 +13,8 @@ runtime endpoint). ``CreateContainer`` and ``StartContainer`` are decided (the m
 2. an image ID is the config digest the runtime will start; a reference is resolved to one
    through the runtime's ``ImageStatus`` (an image it does not know is denied
    ``IMAGE_UNKNOWN``), which also gives the repo digests and tags verification may need;
-3. the start gate (:class:`pullgate.start.gate.StartGate`) decides; a denial is gRPC
+3. the start gate (:class:`pullgate.start.gate.StartGate`) decides, on the container's image and
+   then every image it mounts as a volume (:mod:`pullgate.cri.mount_images`); a denial is gRPC
    ``UNKNOWN`` with ``SignatureValidationFailed: <REASON>: … (fix: …)`` (or
    ``RegistryUnavailable: `` when a retry may help), which the kubelet reports as
    ``CreateContainerError``;
@@ -37,7 +38,6 @@ from functools import partial
 from pathlib import Path
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from pullgate.common.activity import Activity
 from pullgate.common.descriptor import image_id
@@ -48,7 +48,6 @@ from pullgate.cri.container_start import (
     Names,
     StartAnswer,
     StartChecks,
-    image_names,
 )
 from pullgate.cri.containers import RuntimeContainers
 from pullgate.cri.create_request import (
@@ -65,9 +64,10 @@ from pullgate.cri.methods import (
     RUNTIME_SERVICE,
     START_CONTAINER,
 )
+from pullgate.cri.mount_images import decide_image, decide_mounts, quick_mounts
 from pullgate.cri.overlap import OverlapObserver
 from pullgate.cri.proxy import HANDLER_THREADS, CriProxy, Decide, Known
-from pullgate.cri.relay import abort, error_text
+from pullgate.cri.relay import abort
 from pullgate.cri.router import Router, Unary
 from pullgate.cri.splice.gate import gate_routes
 from pullgate.cri.splice.routes import TAKE_OVER, Refusal, Route, TakeOver, Verdict
@@ -260,17 +260,21 @@ class RuntimeProxy(CriProxy):
 
     def _quick_create(self, request: bytes) -> Callable[[], object] | None:
         """The splice transport's memory-only allow of a ``CreateContainer`` (the kubelet's
-        image-ID form with a current allow: :meth:`pullgate.start.gate.StartGate.current_allow`),
+        image-ID form with a current allow: :meth:`pullgate.start.gate.StartGate.current_allow`,
+        for its image and every image it mounts, :func:`quick_mounts`),
         taken on the relay thread so the request goes out at once; returns what counts and
         audits it (the same answer :meth:`start_verdict` gives). None: the worker decides."""
         fields = create_image(request)
         if fields is None:
             return None
-        image, asked, key = fields
+        image, asked, key, mounts = fields
         decided = image_id(image)
         if decided is None:
             return None
-        settle = self.gate.current_allow(decided, asked, front=FRONT)
+        settle: Callable[[], object] | None = self.gate.current_allow(decided, asked, front=FRONT)
+        if settle is not None and mounts:
+            mounted = quick_mounts(self.gate, mounts, front=FRONT)
+            settle = None if mounted is None else partial(_settle_all, settle, mounted)
         if settle is not None:
             self._created.remember(key, decided)  # before the runtime can answer
         return settle
@@ -317,25 +321,13 @@ class RuntimeProxy(CriProxy):
         return answer
 
     def decide_start(self, create: CreateRequest) -> StartAnswer:
-        """The gate's answer for ``create``. An image ID (the kubelet's form; CRI-O's bare hex
-        too) is decided on as is, and the runtime's ``ImageStatus`` is asked only when
-        verification needs its names; a reference is resolved to its image ID through
-        ``ImageStatus`` first."""
-        by_id = image_id(create.image)
-        if by_id is not None:
-            names = image_names(self._images, by_id)
-            return self.gate.check(by_id, create.asked, front=FRONT, names=names)
-        try:
-            image = self._images.status(create.image)
-        except (grpc.RpcError, DecodeError) as exc:
-            detail = f"ImageStatus failed: {error_text(exc)}"
-            return self.gate.deny_unknown(create.image, create.asked, detail, front=FRONT)
-        found = image_id(image.id) if image is not None else None
-        if image is None or found is None:
-            return self.gate.deny_unknown(create.image, create.asked, "no such image", front=FRONT)
-        return self.gate.check(
-            found, create.asked, list(image.repo_digests), list(image.repo_tags), front=FRONT
-        )
+        """The gate's answer for ``create``: its image (:func:`decide_image`), then, once that
+        is allowed, every image it mounts (:func:`decide_mounts`: the first denied answers)."""
+        answer = decide_image(self.gate, self._images, create.image, create.asked, front=FRONT)
+        if not answer.allowed or not create.mounts:
+            return answer
+        denied = decide_mounts(self.gate, self._images, create.mounts, front=FRONT)
+        return answer if denied is None else denied
 
     def _log_refusal(self, answer: StartAnswer, *, create: CreateRequest | None) -> None:
         where = f" ({create.pod} {create.container})" if create is not None else ""
@@ -343,6 +335,14 @@ class RuntimeProxy(CriProxy):
         log.warning("CreateContainer of %r%s denied: %s", answer.reference, where, text)
         if answer.reason is Reason.INTERNAL:
             log.error("start gate internal error for %r", answer.reference)
+
+
+def _settle_all(settle: Callable[[], object], mounted: Sequence[Callable[[], object]]) -> object:
+    """Settle a quick allow's container image, then its mounted images; the container's answer."""
+    answer = settle()
+    for each in mounted:
+        each()
+    return answer
 
 
 def _refusal(judge: Callable[[bytes], StartAnswer], request: bytes) -> Refusal | None:

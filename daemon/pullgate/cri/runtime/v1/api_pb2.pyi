@@ -687,6 +687,33 @@ class ContainerMetadata(_message.Message):
 Global___ContainerMetadata: _TypeAlias = ContainerMetadata  # noqa: Y015
 
 @_typing.final
+class Mount(_message.Message):
+    """An image volume (KEP-4639): the image's content mounted into the container, which the start
+    gate decides like the container's own image. A mount with an empty image.image is not one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    IMAGE_SUB_PATH_FIELD_NUMBER: _builtins.int
+    image_sub_path: _builtins.str
+    @_builtins.property
+    def image(self) -> Global___ImageSpec: ...
+    def __init__(
+        self,
+        *,
+        image: Global___ImageSpec | None = ...,
+        image_sub_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "image_sub_path", b"image_sub_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Mount: _TypeAlias = Mount  # noqa: Y015
+
+@_typing.final
 class ContainerConfig(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -732,6 +759,7 @@ class ContainerConfig(_message.Message):
 
     METADATA_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
+    MOUNTS_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     ANNOTATIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
@@ -741,6 +769,8 @@ class ContainerConfig(_message.Message):
         """image = image ID or reference; user_specified_image = what the pod asked"""
 
     @_builtins.property
+    def mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Mount]: ...
+    @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def annotations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
@@ -749,12 +779,13 @@ class ContainerConfig(_message.Message):
         *,
         metadata: Global___ContainerMetadata | None = ...,
         image: Global___ImageSpec | None = ...,
+        mounts: _abc.Iterable[Global___Mount] | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         annotations: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "image", b"image", "labels", b"labels", "metadata", b"metadata"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "image", b"image", "labels", b"labels", "metadata", b"metadata", "mounts", b"mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
