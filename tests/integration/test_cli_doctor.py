@@ -150,3 +150,22 @@ def test_gate_configured_but_bypassed_by_the_kubelet(node: Path) -> None:
         codes = {doc["code"] for doc in json.loads(result.stdout)}
         assert Code.RUNTIME_GATE_BYPASSED not in codes, result.stdout + result.stderr
         assert Code.PULLGATE_CONFIG_INVALID not in codes
+
+
+def test_gate_upstream_loop_and_down(node: Path) -> None:
+    """``[runtime] upstream`` naming the gate itself, or a socket nothing listens at."""
+    config = node / "config.toml"
+    config.write_text(V3_SKELETON.format(certs_d=node / "certs.d", bin_dir=node / "bin"))
+    gate = node / "runtime.sock"
+    own = node / "pullgate.toml"
+    args = [*_node_args(node, config), "--config", str(own), "--containerd-version", "2.3"]
+    for upstream, code, extra in (
+        (f"unix://{gate}", Code.RUNTIME_UPSTREAM_LOOP, ["--no-socket-check"]),
+        (f"unix://{node / 'containerd.sock'}", Code.RUNTIME_UPSTREAM_DOWN, []),
+    ):
+        own.write_text(f'[runtime]\nsocket = "{gate}"\nupstream = "{upstream}"\n')
+        argv = [a for a in args if a != "--no-socket-check"] + extra
+        result = _doctor(*argv, "--output", "json")
+        codes = {doc["code"] for doc in json.loads(result.stdout)}
+        assert result.returncode == 1, result.stderr
+        assert code in codes

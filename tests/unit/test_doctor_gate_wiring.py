@@ -4,6 +4,7 @@ pullgate's own config as the source of the sockets and of ``[runtime]``."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,15 @@ V2 = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path
 CONTAINERD = "unix:///run/containerd/containerd.sock"
 
 
-def _paths(tmp: Path, kubelet: str | None, *, gate: bool, flags: str | None = None) -> DoctorPaths:
+def _paths(
+    tmp: Path,
+    kubelet: str | None,
+    *,
+    gate: bool,
+    flags: str | None = None,
+    upstream: str | None = None,
+    sockets: bool = False,
+) -> DoctorPaths:
     (tmp / "containerd.toml").write_text(V2)
     if kubelet is not None:
         (tmp / "kubelet.yaml").write_text(kubelet)
@@ -34,8 +43,9 @@ def _paths(tmp: Path, kubelet: str | None, *, gate: bool, flags: str | None = No
         cri_socket=tmp / "cri.sock",
         runtime_socket=tmp / "runtime.sock",
         runtime_gate=gate,
+        runtime_upstream=upstream,
         containerd_version=(1, 6),
-        check_sockets=False,
+        check_sockets=sockets,
         systemd_units=(unit,),
     )
 
@@ -134,7 +144,7 @@ def test_own_config_gives_the_sockets_and_the_gate(tmp_path: Path) -> None:
     )
     own, findings = read_own_config(config)
     assert findings == []
-    assert own.runtime_gate
+    assert (own.runtime_gate, own.runtime_upstream) == (True, "unix:///run/c.sock")
     assert (own.cri_socket, own.runtime_socket) == (
         Path("/run/x/cri.sock"),
         Path("/run/x/runtime.sock"),
@@ -150,3 +160,37 @@ def test_invalid_own_config_is_a_warning_and_keeps_the_gate(tmp_path: Path) -> N
     ]
     assert own.runtime_gate
     assert own.runtime_socket == Path("/run/x/runtime.sock")
+
+
+def test_image_endpoint_on_the_gate_is_served_when_the_gate_is(tmp_path: Path) -> None:
+    gate = tmp_path / "runtime.sock"
+    kubelet = f"containerRuntimeEndpoint: {gate}\nimageServiceEndpoint: unix:{gate}\n"
+    codes = _codes(_paths(tmp_path, kubelet, gate=True))
+    assert not codes & {Code.KUBELET_ENDPOINT_MISMATCH, Code.RUNTIME_GATE_BYPASSED}
+    # Without [runtime] and with the kubelet on containerd, nothing serves images there.
+    kubelet = f"containerRuntimeEndpoint: {CONTAINERD}\nimageServiceEndpoint: unix:{gate}\n"
+    assert Code.KUBELET_ENDPOINT_MISMATCH in _codes(_paths(tmp_path, kubelet, gate=False))
+
+
+def test_gate_upstream_that_is_the_gate_is_a_loop(tmp_path: Path) -> None:
+    gate = tmp_path / "runtime.sock"
+    kubelet = f"containerRuntimeEndpoint: unix://{gate}\n"
+    findings = run_doctor(_paths(tmp_path, kubelet, gate=True, upstream=f"unix:{gate}"))
+    loops = [f.severity for f in findings if f.code is Code.RUNTIME_UPSTREAM_LOOP]
+    assert loops == [Severity.ERROR]
+    fine = run_doctor(_paths(tmp_path, kubelet, gate=True, upstream=CONTAINERD))
+    assert Code.RUNTIME_UPSTREAM_LOOP not in {f.code for f in fine}
+
+
+def test_gate_upstream_not_listening_is_an_error(tmp_path: Path) -> None:
+    runtime = tmp_path / "containerd.sock"
+    kubelet = f"containerRuntimeEndpoint: unix://{tmp_path / 'runtime.sock'}\n"
+
+    def codes() -> set[Code]:
+        paths = _paths(tmp_path, kubelet, gate=True, upstream=f"unix://{runtime}", sockets=True)
+        return _codes(paths)
+
+    assert Code.RUNTIME_UPSTREAM_DOWN in codes()
+    with socket.socket(socket.AF_UNIX) as server:  # the socket file stays after close
+        server.bind(str(runtime))
+    assert Code.RUNTIME_UPSTREAM_DOWN not in codes()

@@ -125,6 +125,7 @@ def run_doctor_command(args: argparse.Namespace, parser: argparse.ArgumentParser
         cri_socket=args.cri_socket or own.cri_socket,
         runtime_socket=args.runtime_socket or own.runtime_socket,
         runtime_gate=own.runtime_gate,
+        runtime_upstream=own.runtime_upstream,
         containerd_version=version or detect_containerd_version(),
         nri_plugin=args.nri,
         nri_p99=args.nri_p99,

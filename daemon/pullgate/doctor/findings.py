@@ -49,6 +49,8 @@ class Code(StrEnum):
     RUNTIME_GATE_DOWN = "RUNTIME_GATE_DOWN"
     RUNTIME_GATE_BYPASSED = "RUNTIME_GATE_BYPASSED"
     PULLGATE_CONFIG_INVALID = "PULLGATE_CONFIG_INVALID"
+    RUNTIME_UPSTREAM_LOOP = "RUNTIME_UPSTREAM_LOOP"
+    RUNTIME_UPSTREAM_DOWN = "RUNTIME_UPSTREAM_DOWN"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +87,7 @@ class DoctorPaths:
     nri_p99: float | None = None  # measured NRI answer p99, seconds
     runtime_socket: Path = Path("/run/pullgate/runtime.sock")  # the [runtime] gate
     runtime_gate: bool = False  # pullgate's config has [runtime]: the kubelet must use the gate
+    runtime_upstream: str | None = None  # its [runtime] upstream: where the gate forwards
     systemd_units: tuple[Path, ...] = (
         Path("/etc/systemd/system/pullgate.service"),
         Path("/lib/systemd/system/pullgate.service"),

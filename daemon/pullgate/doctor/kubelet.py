@@ -46,10 +46,13 @@ def kubelet_checks(
 ) -> list[Finding]:
     """Whether the kubelet pulls through pullgate's CRI socket; an error unless verifiers do.
     ``runtime_gated``: its runtime endpoint is pullgate's gate, which serves image calls too, so
-    no ``imageServiceEndpoint`` is needed."""
+    no ``imageServiceEndpoint`` is needed, and one naming the gate's socket is as good as the CRI
+    socket (also when ``[runtime]`` is configured)."""
     endpoint, source, seen = _kubelet_endpoint(paths)
     if endpoint is None and runtime_gated:
         return []
+    if (runtime_gated or paths.runtime_gate) and same_socket(endpoint, paths.runtime_socket):
+        return []  # the gate's socket: ImageService served there as on the CRI socket
     want = f"unix://{paths.cri_socket}"
     fix = f"imageServiceEndpoint: {want}   # in {paths.kubelet_config}, then restart the kubelet"
     severity = Severity.WARNING if verifiers_enforce else Severity.ERROR

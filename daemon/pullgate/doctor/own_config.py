@@ -27,6 +27,7 @@ class OwnConfig:
     cri_socket: Path = DoctorPaths().cri_socket
     runtime_socket: Path = DoctorPaths().runtime_socket
     runtime_gate: bool = False
+    runtime_upstream: str | None = None
 
 
 def _own(config: DaemonConfig) -> OwnConfig:
@@ -38,6 +39,7 @@ def _own(config: DaemonConfig) -> OwnConfig:
             config.runtime.socket if config.runtime is not None else default.runtime_socket
         ),
         runtime_gate=config.runtime is not None,
+        runtime_upstream=config.runtime.upstream if config.runtime is not None else None,
     )
 
 

@@ -12,7 +12,10 @@ DaemonSet pod leaves the node NotReady after any restart. Findings:
   kubelet sees the runtime as down);
 * ``RUNTIME_GATE_BYPASSED`` (error): pullgate's config has ``[runtime]`` but the kubelet's
   endpoint is something else (the runtime itself, or unset): container starts the operator
-  meant to gate are not.
+  meant to gate are not;
+* ``RUNTIME_UPSTREAM_LOOP`` (error): ``[runtime] upstream`` is the gate's own socket;
+* ``RUNTIME_UPSTREAM_DOWN`` (error, with the socket checks): nothing listens at ``[runtime]
+  upstream``, so every call the gate forwards fails.
 
 Endpoints compare as the kubelet dials them (:mod:`.endpoints`).
 """
@@ -23,7 +26,7 @@ import re
 import stat
 from pathlib import Path
 
-from pullgate.doctor.endpoints import same_socket
+from pullgate.doctor.endpoints import endpoint_path, same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
 
 __all__ = ["kubelet_runtime_endpoint", "runtime_gate_checks"]
@@ -92,14 +95,46 @@ def _bypassed(paths: DoctorPaths, endpoint: str | None, source: Path | None) -> 
     )
 
 
+def _upstream_checks(paths: DoctorPaths) -> list[Finding]:
+    """Whether the gate's ``[runtime] upstream`` is a runtime it can forward to."""
+    upstream = paths.runtime_upstream
+    if not paths.runtime_gate or upstream is None:
+        return []
+    fix = "upstream = unix:///run/containerd/containerd.sock   # in [runtime]: the runtime's socket"
+    if same_socket(upstream, paths.runtime_socket):
+        return [
+            Finding(
+                severity=Severity.ERROR,
+                code=Code.RUNTIME_UPSTREAM_LOOP,
+                message=f"[runtime] upstream {upstream} is the gate's own socket: every call the "
+                "gate forwards comes back to it",
+                file=None,
+                fix=fix,
+            )
+        ]
+    path = endpoint_path(upstream)
+    if paths.check_sockets and (path is None or not _is_socket(Path(path))):
+        return [
+            Finding(
+                severity=Severity.ERROR,
+                code=Code.RUNTIME_UPSTREAM_DOWN,
+                message=f"nothing listens at [runtime] upstream {upstream}: every call the gate "
+                "forwards fails and the kubelet sees the runtime as down",
+                file=Path(path) if path else None,
+                fix=f"systemctl start containerd, or {fix}",
+            )
+        ]
+    return []
+
+
 def runtime_gate_checks(paths: DoctorPaths) -> list[Finding]:
     """The findings about the RuntimeService gate (see the module docstring)."""
+    findings = _upstream_checks(paths)
     endpoint, source = kubelet_runtime_endpoint(paths)
     if not same_socket(endpoint, paths.runtime_socket):
         if paths.runtime_gate and _kubelet_seen(paths):
-            return [_bypassed(paths, endpoint, source)]
-        return []  # not gated here (the NRI plugin may gate starts instead)
-    findings: list[Finding] = []
+            findings.append(_bypassed(paths, endpoint, source))
+        return findings  # not gated here (the NRI plugin may gate starts instead)
     if not any(unit.is_file() for unit in paths.systemd_units):
         findings.append(
             Finding(

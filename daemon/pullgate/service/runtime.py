@@ -257,6 +257,7 @@ def node_checks(config: DaemonConfig) -> tuple[str, ...]:
             config.runtime.socket if config.runtime is not None else DoctorPaths().runtime_socket
         ),
         runtime_gate=config.runtime is not None,
+        runtime_upstream=config.runtime.upstream if config.runtime is not None else None,
         containerd_version=detect_containerd_version(),
         check_sockets=False,
         nri_plugin=config.nri.name if config.nri is not None else None,
