@@ -8,6 +8,7 @@ Refusals are judged by the typed reason after the kubelet-visible prefix, and by
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -316,3 +317,42 @@ def test_removed_ca_refuses_new_containers_within_one_second_and_break_glass_ope
         node.break_glass.unlink()
         closed = node.create(pod, pod_config, image.reference)
         assert denial_reason(closed.stderr) is Reason.UNTRUSTED, closed.stderr
+
+
+def _create_mounting(
+    node: StartNode, pod: str, pod_config: Path, image: str, mounted: str
+) -> subprocess.CompletedProcess[str]:
+    """``crictl create`` through the gate of ``image`` with ``mounted`` as an image volume at
+    ``/vol`` (CRI ``Mount.image``), its command proving the volume's content is there."""
+    check = "test -x /vol/bin/busybox && echo mounted"
+    config = node.runtime.write_container_config(image, command=["/bin/busybox", "sh", "-c", check])
+    document = json.loads(config.read_text())
+    mount = {"container_path": "/vol", "readonly": True, "image": {"image": mounted}}
+    config.write_text(json.dumps({**document, "mounts": [mount]}))
+    return node.gated("create", "--no-pull", pod, str(config), str(pod_config), check=False)
+
+
+def test_an_unsigned_image_mounted_as_a_volume_is_refused_at_create(node: StartNode) -> None:
+    signed = node.push(f"start/vol-app-{uuid.uuid4().hex[:6]}", signed=True)
+    node.gated("pull", signed.reference)
+    unsigned = node.push(f"start/vol-data-{uuid.uuid4().hex[:6]}", signed=False)
+    node.runtime.crictl("pull", unsigned.reference)  # behind pullgate's back
+    pod, pod_config = node.run_pod()
+    # crictl's form (references) and the kubelet's (image IDs; the container's image has a
+    # current allow, so only the mount keeps the create from the memory-only allow).
+    forms = [
+        (signed.reference, unsigned.reference),
+        (_image_id(node, signed.reference), _image_id(node, unsigned.reference)),
+    ]
+    for image, mounted in forms:
+        refused = _create_mounting(node, pod, pod_config, image, mounted)
+        assert refused.returncode != 0
+        assert denial_reason(refused.stderr) is Reason.NO_SIGNATURE, refused.stderr
+    if node.runtime.kind == "2.4":  # image volumes need containerd >= 2.1
+        data = node.push(f"start/vol-signed-{uuid.uuid4().hex[:6]}", signed=True)
+        node.gated("pull", data.reference)
+        image, mounted = _image_id(node, signed.reference), _image_id(node, data.reference)
+        created = _create_mounting(node, pod, pod_config, image, mounted)
+        assert created.returncode == 0, created.stderr
+        node.gated("start", created.stdout.strip())
+        assert "mounted" in node.logs(created.stdout.strip(), "mounted")
