@@ -77,7 +77,7 @@ def run_doctor(paths: DoctorPaths, extra: Sequence[Finding] = ()) -> list[Findin
         verifiers_enforce = transfer and not any(f.severity is Severity.ERROR for f in bindir)
         if paths.nri_plugin is not None:
             findings += nri_checks(cd, paths.nri_plugin, paths.nri_p99)
-    endpoint, _ = kubelet_runtime_endpoint(paths)
+    endpoint, _, _ = kubelet_runtime_endpoint(paths)
     gated = same_socket(endpoint, paths.runtime_socket)
     # The gate's socket serves ImageService too (PullImage decided as on the CRI socket): a
     # kubelet without imageServiceEndpoint pulls through it.

@@ -12,12 +12,18 @@ from pathlib import Path
 from pullgate.doctor.endpoints import same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
 
+__all__ = ["kubelet_checks", "kubelet_setting"]
+
 _FLAG = re.compile(r"--image-service-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
 _YAML_KEY = re.compile(r"^[\"']?imageServiceEndpoint[\"']?\s*:\s*(.*)$")
 
 
-def _kubelet_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool]:
-    """(endpoint, file it came from, whether any kubelet file exists). Flags win over config."""
+def kubelet_setting(
+    paths: DoctorPaths, flag: re.Pattern[str], key: re.Pattern[str]
+) -> tuple[str | None, Path | None, bool]:
+    """(value, file it came from, whether any kubelet file is readable) of one kubelet
+    setting: ``flag`` (group 1) in its flag files, which win, else ``key`` (group 1) in its
+    ``config.yaml``."""
     seen = False
     for flags in paths.kubelet_flags:
         text = read_config(flags)
@@ -27,14 +33,14 @@ def _kubelet_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool
         for line in text.splitlines():
             if line.lstrip().startswith("#"):
                 continue
-            match = _FLAG.search(line)
+            match = flag.search(line)
             if match:
                 return match.group(1), flags, True
     text = read_config(paths.kubelet_config)
     if text is None or text.startswith("\x00"):
         return None, None, seen
     for line in text.splitlines():
-        match = _YAML_KEY.match(line)
+        match = key.match(line)
         if match:
             value = match.group(1).split(" #", 1)[0].strip().rstrip(",").strip().strip("\"'")
             return value or None, paths.kubelet_config, True
@@ -48,7 +54,7 @@ def kubelet_checks(
     ``runtime_gated``: its runtime endpoint is pullgate's gate, which serves image calls too, so
     no ``imageServiceEndpoint`` is needed, and one naming the gate's socket is as good as the CRI
     socket (also when ``[runtime]`` is configured)."""
-    endpoint, source, seen = _kubelet_endpoint(paths)
+    endpoint, source, seen = kubelet_setting(paths, _FLAG, _YAML_KEY)
     if endpoint is None and runtime_gated:
         return []
     if (runtime_gated or paths.runtime_gate) and same_socket(endpoint, paths.runtime_socket):

@@ -27,7 +27,8 @@ import stat
 from pathlib import Path
 
 from pullgate.doctor.endpoints import endpoint_path, same_socket
-from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
+from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity
+from pullgate.doctor.kubelet import kubelet_setting
 
 __all__ = ["kubelet_runtime_endpoint", "runtime_gate_checks"]
 
@@ -35,27 +36,10 @@ _FLAG = re.compile(r"--container-runtime-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
 _YAML_KEY = re.compile(r"^[\"']?containerRuntimeEndpoint[\"']?\s*:\s*(.*)$")
 
 
-def kubelet_runtime_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None]:
-    """(the kubelet's runtime endpoint, the file it came from); flags win over config."""
-    for flags in paths.kubelet_flags:
-        text = read_config(flags)
-        if text is None or text.startswith("\x00"):
-            continue
-        for line in text.splitlines():
-            if line.lstrip().startswith("#"):
-                continue
-            match = _FLAG.search(line)
-            if match:
-                return match.group(1), flags
-    text = read_config(paths.kubelet_config)
-    if text is None or text.startswith("\x00"):
-        return None, None
-    for line in text.splitlines():
-        match = _YAML_KEY.match(line)
-        if match:
-            value = match.group(1).split(" #", 1)[0].strip().rstrip(",").strip().strip("\"'")
-            return value or None, paths.kubelet_config
-    return None, None
+def kubelet_runtime_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool]:
+    """(the kubelet's runtime endpoint, the file it came from, whether any kubelet file is
+    readable); flags win over config."""
+    return kubelet_setting(paths, _FLAG, _YAML_KEY)
 
 
 def _is_socket(path: Path) -> bool:
@@ -63,15 +47,6 @@ def _is_socket(path: Path) -> bool:
         return stat.S_ISSOCK(path.stat().st_mode)
     except OSError:
         return False
-
-
-def _kubelet_seen(paths: DoctorPaths) -> bool:
-    """Whether any kubelet file is readable (else ``KUBELET_CONFIG_MISSING`` says so)."""
-    for path in (*paths.kubelet_flags, paths.kubelet_config):
-        text = read_config(path)
-        if text is not None and not text.startswith("\x00"):
-            return True
-    return False
 
 
 def _bypassed(paths: DoctorPaths, endpoint: str | None, source: Path | None) -> Finding:
@@ -130,9 +105,9 @@ def _upstream_checks(paths: DoctorPaths) -> list[Finding]:
 def runtime_gate_checks(paths: DoctorPaths) -> list[Finding]:
     """The findings about the RuntimeService gate (see the module docstring)."""
     findings = _upstream_checks(paths)
-    endpoint, source = kubelet_runtime_endpoint(paths)
+    endpoint, source, seen = kubelet_runtime_endpoint(paths)
     if not same_socket(endpoint, paths.runtime_socket):
-        if paths.runtime_gate and _kubelet_seen(paths):
+        if paths.runtime_gate and seen:
             findings.append(_bypassed(paths, endpoint, source))
         return findings  # not gated here (the NRI plugin may gate starts instead)
     if not any(unit.is_file() for unit in paths.systemd_units):
