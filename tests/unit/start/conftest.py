@@ -13,7 +13,11 @@ import pytest
 from pullgate.common.clock import Clock, FixedClock
 from pullgate.common.descriptor import Descriptor
 from pullgate.config import StatementSettings
+from pullgate.cri.methods import IMAGE_STATUS, LIST_CONTAINERS, REMOVE_CONTAINER
+from pullgate.cri.runtime.v1 import api_pb2
+from pullgate.cri.runtime_proxy import RuntimeProxy
 from pullgate.decision.decider import Decider
+from pullgate.decision.record import DecisionRecorder
 from pullgate.start.break_glass import BreakGlass
 from pullgate.start.gate import StartGate
 from pullgate.start.verdicts import VerdictStore
@@ -115,3 +119,44 @@ def gw(tmp_path: Path) -> Iterator[GateWorld]:
         finally:
             gate_world.gate.close()
             gate_world.decider.close()
+
+
+@dataclass
+class FakeRuntime:
+    """The runtime's images and containers as CRI control calls see them."""
+
+    images: dict[str, api_pb2.Image] = field(default_factory=dict)  # by name or ID
+    containers: dict[str, api_pb2.Container] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def control(self, method: str, request: bytes) -> bytes:
+        self.calls.append(method)
+        if method == IMAGE_STATUS:
+            name = api_pb2.ImageStatusRequest.FromString(request).image.image
+            found = self.images.get(name)
+            answer = api_pb2.ImageStatusResponse(image=found) if found else None
+            return (answer or api_pb2.ImageStatusResponse()).SerializeToString()
+        if method == LIST_CONTAINERS:
+            wanted = api_pb2.ListContainersRequest.FromString(request).filter.id
+            listed = [c for c in self.containers.values() if c.id == wanted]
+            return api_pb2.ListContainersResponse(containers=listed).SerializeToString()
+        if method == REMOVE_CONTAINER:
+            self.removed.append(api_pb2.RemoveContainerRequest.FromString(request).container_id)
+            return b""
+        raise AssertionError(method)
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    """The fake runtime behind :func:`proxy`."""
+    return FakeRuntime()
+
+
+@pytest.fixture
+def proxy(gw: GateWorld, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> RuntimeProxy:
+    """The RuntimeService gate over ``runtime``'s control calls."""
+    monkeypatch.setattr(RuntimeProxy, "_control", lambda _self, m, r: runtime.control(m, r))
+    return RuntimeProxy(
+        "unix:///none.sock", gw.decider.decide, gw.gate, recorder=DecisionRecorder(None)
+    )

@@ -4,7 +4,7 @@ CRI-O's bare-hex image IDs, and the one table of decided methods both transports
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -13,60 +13,18 @@ from pullgate.common.descriptor import image_id
 from pullgate.cri.container_start import START_FRONT
 from pullgate.cri.methods import (
     CREATE_CONTAINER,
-    IMAGE_STATUS,
     LIST_CONTAINERS,
     PULL_IMAGE,
-    REMOVE_CONTAINER,
     START_CONTAINER,
 )
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.runtime_proxy import RuntimeProxy, names_tag, pin_create_request
 from pullgate.cri.splice.routes import TAKE_OVER, RouteKind
 from pullgate.decision.model import DecisionRequest
-from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
-from tests.unit.start.conftest import GateWorld
+from tests.unit.start.conftest import FakeRuntime, GateWorld
 
 HEX = "ab" * 32
-
-
-@dataclass
-class FakeRuntime:
-    """The runtime's images and containers as CRI control calls see them."""
-
-    images: dict[str, api_pb2.Image] = field(default_factory=dict)  # by name or ID
-    containers: dict[str, api_pb2.Container] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
-
-    def control(self, method: str, request: bytes) -> bytes:
-        self.calls.append(method)
-        if method == IMAGE_STATUS:
-            name = api_pb2.ImageStatusRequest.FromString(request).image.image
-            found = self.images.get(name)
-            answer = api_pb2.ImageStatusResponse(image=found) if found else None
-            return (answer or api_pb2.ImageStatusResponse()).SerializeToString()
-        if method == LIST_CONTAINERS:
-            wanted = api_pb2.ListContainersRequest.FromString(request).filter.id
-            listed = [c for c in self.containers.values() if c.id == wanted]
-            return api_pb2.ListContainersResponse(containers=listed).SerializeToString()
-        if method == REMOVE_CONTAINER:
-            self.removed.append(api_pb2.RemoveContainerRequest.FromString(request).container_id)
-            return b""
-        raise AssertionError(method)
-
-
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
-
-
-@pytest.fixture
-def proxy(gw: GateWorld, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> RuntimeProxy:
-    monkeypatch.setattr(RuntimeProxy, "_control", lambda _self, m, r: runtime.control(m, r))
-    return RuntimeProxy(
-        "unix:///none.sock", gw.decider.decide, gw.gate, recorder=DecisionRecorder(None)
-    )
 
 
 def _signed(gw: GateWorld, name: str, tag: str) -> tuple[str, str]:

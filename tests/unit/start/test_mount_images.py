@@ -4,33 +4,16 @@ memory-only allow and the full check), a denial answering with the mounted image
 
 from __future__ import annotations
 
-import pytest
-
 from pullgate.cri.create_request import MountImage, create_image
 from pullgate.cri.methods import CREATE_CONTAINER, IMAGE_STATUS
 from pullgate.cri.runtime.v1 import api_pb2
 from pullgate.cri.runtime_proxy import RuntimeProxy, parse_create_request
 from pullgate.cri.splice.routes import Refusal
-from pullgate.decision.record import DecisionRecorder
 from pullgate.errors import Reason
-from tests.unit.start.conftest import GateWorld
-from tests.unit.start.test_container_start import FakeRuntime, _signed
+from tests.unit.start.conftest import FakeRuntime, GateWorld
+from tests.unit.start.test_container_start import _signed
 
 HEX = "cd" * 32
-
-
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
-
-
-@pytest.fixture
-def proxy(gw: GateWorld, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> RuntimeProxy:
-    """The gate over ``runtime`` (as in test_container_start)."""
-    monkeypatch.setattr(RuntimeProxy, "_control", lambda _self, m, r: runtime.control(m, r))
-    return RuntimeProxy(
-        "unix:///none.sock", gw.decider.decide, gw.gate, recorder=DecisionRecorder(None)
-    )
 
 
 def _mount(image: str, asked: str = "", sub_path: str = "") -> api_pb2.Mount:
