@@ -303,9 +303,9 @@ class CriProxy(Forwarder):
             return self.forward(PULL_IMAGE, request, context)
         overlap = self._overlap
         if overlap is not None:
-            known = self._known and known_verdict(
-                self._known, pull, CALLER, self.waiver, self.front
-            )
+            known = None
+            if self._known is not None:  # a verdict in memory, else None: decide while pulling
+                known = known_verdict(self._known, pull, CALLER, self.waiver, self.front)
             if known is None:  # not known without I/O: pull while deciding
                 return self._overlapped(overlap, pull, request, context)
             if isinstance(known, Denial):  # known denied: nothing is pulled
