@@ -80,16 +80,17 @@ def _mounts_of(request: api_pb2.CreateContainerRequest) -> tuple[MountImage, ...
     """The mounts naming an image; one with an empty ``Mount.image.image`` is an ordinary
     mount, as the runtime reads it."""
     return tuple(
-        MountImage(
-            image=spec.image,
-            asked=image_id(spec.user_specified_image or spec.image)
-            or spec.user_specified_image
-            or spec.image,
-            sub_path=mount.image_sub_path,
-        )
+        MountImage(image=spec.image, asked=_asked(spec), sub_path=mount.image_sub_path)
         for mount in request.config.mounts
         if (spec := mount.image).image
     )
+
+
+def _asked(spec: api_pb2.ImageSpec) -> str:
+    """What the pod asked for: ``user_specified_image``, else ``image``; an image ID in
+    ``sha256:`` form (CRI-O's bare hex too)."""
+    asked = spec.user_specified_image or spec.image
+    return image_id(asked) or asked
 
 
 def _decoded(data: bytes) -> api_pb2.CreateContainerRequest:
@@ -105,10 +106,9 @@ def _image_of(request: api_pb2.CreateContainerRequest) -> tuple[str, str, Contai
     image = spec.image
     if not image:
         raise MalformedInput("CreateContainerRequest has no image")
-    asked = spec.user_specified_image or image
     container = config.metadata
     key = ContainerKey(request.pod_sandbox_id, container.name, container.attempt)
-    return image, image_id(asked) or asked, key
+    return image, _asked(spec), key
 
 
 def names_tag(data: bytes) -> bool:
