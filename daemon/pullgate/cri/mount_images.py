@@ -97,7 +97,7 @@ def decide_mounts(
 ) -> MountDenied | None:
     """The first mounted image :func:`decide_image` denies (None: every one is allowed).
     Each distinct image is decided once."""
-    for mount in dict.fromkeys(mounts):
+    for mount in _distinct(mounts):
         answer = decide_image(gate, images, mount.image, mount.asked, front=front)
         if not answer.allowed:
             return MountDenied(answer, mount)
@@ -111,7 +111,7 @@ def quick_mounts(
     (:meth:`pullgate.start.gate.StartGate.current_allow`); None when one is named by a
     reference or has no current allow (the full check decides the create)."""
     settles: list[Settle] = []
-    for mount in dict.fromkeys(mounts):
+    for mount in _distinct(mounts):
         decided = image_id(mount.image)
         if decided is None:
             return None
@@ -120,3 +120,12 @@ def quick_mounts(
             return None
         settles.append(settle)
     return settles
+
+
+def _distinct(mounts: Sequence[MountImage]) -> list[MountImage]:
+    """The first mount of each image (as named and as asked for): an image mounted at several
+    sub paths is decided, counted and audited once."""
+    first: dict[tuple[str, str], MountImage] = {}
+    for mount in mounts:
+        first.setdefault((mount.image, mount.asked), mount)
+    return list(first.values())

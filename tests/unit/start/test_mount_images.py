@@ -78,6 +78,13 @@ def test_the_quick_allow_needs_a_current_allow_of_every_mounted_image(
         (config, "allow"),
         (tools, "allow"),
     ]
+    # One image mounted at two sub paths is one decided image: audited once.
+    gw.audits.clear()
+    twice = _create(config, ref, _mount(tools, tools_ref, "a"), _mount(tools, tools_ref, "b"))
+    settle = proxy._quick_create(twice)
+    assert settle is not None
+    settle()
+    assert [a["image_id"] for a in gw.audits] == [config, tools]
     # After a trust reload nothing is current: the mount's allow lapses with the container's.
     gw.reload()
     assert proxy._quick_create(_create(config, ref, _mount(tools, tools_ref))) is None
