@@ -85,13 +85,8 @@ def test_a_reload_keeps_history_but_not_currency(gw: GateWorld) -> None:
 def test_store_is_bounded() -> None:
     store = VerdictStore(max_images=2, max_repositories=1)
     for n in range(3):
-        decision = Decision(
-            allowed=True,
-            reason=Reason.VERIFIED,
-            message="",
-            reference=f"example.com/r{n}@sha256:{'a' * 64}",
-            digest=f"sha256:{'a' * 64}",
-            content=(Content(manifest_digest="m", config_digest=f"sha256:{n:064x}"),),
+        decision = _allow(
+            f"example.com/r{n}@sha256:{'a' * 64}", f"sha256:{'a' * 64}", f"sha256:{n:064x}"
         )
         assert store.record(decision, "snap") == 1
     assert store.stats()["images"] == 2
@@ -191,14 +186,7 @@ def test_lookup_by_image_id_finds_the_newest_current_and_newest_other_allow() ->
         for n, which in enumerate(order):
             snapshot, age = layouts[which]
             now[0] = 1_000.0 - age
-            decision = Decision(
-                allowed=True,
-                reason=Reason.VERIFIED,
-                message="",
-                reference=f"example.com/r{n}:v1",
-                digest=f"sha256:{n:064x}",
-                content=(Content(manifest_digest=f"m{n}", config_digest=config),),
-            )
+            decision = _allow(f"example.com/r{n}:v1", f"sha256:{n:064x}", config, f"m{n}")
             assert store.record(decision, snapshot) == 1
             written.append((f"example.com/r{n}", snapshot, age))
         now[0] = 1_000.0
@@ -212,3 +200,15 @@ def test_lookup_by_image_id_finds_the_newest_current_and_newest_other_allow() ->
         assert (found.previous.repository if found.previous else None) == (
             previous[0] if previous else None
         ), order
+
+
+def _allow(reference: str, digest: str, config: str, manifest: str = "m") -> Decision:
+    """A verified allow of ``reference`` (resolved to ``digest``) covering image ``config``."""
+    return Decision(
+        allowed=True,
+        reason=Reason.VERIFIED,
+        message="",
+        reference=reference,
+        digest=digest,
+        content=(Content(manifest_digest=manifest, config_digest=config),),
+    )
