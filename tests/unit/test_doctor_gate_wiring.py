@@ -194,3 +194,18 @@ def test_gate_upstream_not_listening_is_an_error(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as server:  # the socket file stays after close
         server.bind(str(runtime))
     assert Code.RUNTIME_UPSTREAM_DOWN not in codes()
+
+
+def test_unreadable_kubelet_flags_file_is_reported_not_passed(tmp_path: Path) -> None:
+    """A flag file that wins over the config but cannot be read: the doctor could not check
+    the endpoints set there, so it says so instead of judging the config alone."""
+    kubelet = (
+        f"imageServiceEndpoint: unix://{tmp_path / 'cri.sock'}\n"
+        f"containerRuntimeEndpoint: {CONTAINERD}\n"
+    )
+    paths = _paths(tmp_path, kubelet, gate=False)
+    (tmp_path / "kubelet.env").write_bytes(b"--image-service-endpoint=\xff\xfe\n")
+    findings = [f for f in run_doctor(paths) if f.code is Code.KUBELET_CONFIG_UNREADABLE]
+    assert [(f.severity, f.file) for f in findings] == [
+        (Severity.WARNING, tmp_path / "kubelet.env")
+    ]

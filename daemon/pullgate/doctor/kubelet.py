@@ -7,27 +7,41 @@ The endpoint comes from ``--image-service-endpoint`` in the kubelet's flag files
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from pullgate.doctor.endpoints import same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity, read_config
 
-__all__ = ["kubelet_checks", "kubelet_setting"]
+__all__ = ["KubeletSetting", "kubelet_checks", "kubelet_setting"]
 
 _FLAG = re.compile(r"--image-service-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
 _YAML_KEY = re.compile(r"^[\"']?imageServiceEndpoint[\"']?\s*:\s*(.*)$")
 
 
+@dataclass(frozen=True, slots=True)
+class KubeletSetting:
+    """One kubelet setting as found in its files."""
+
+    value: str | None  # None: not set (or in no readable file)
+    source: Path | None  # the file it came from
+    seen: bool  # some kubelet file was readable
+    unreadable: tuple[tuple[Path, str], ...] = ()  # (file, error): present, not readable
+
+
 def kubelet_setting(
     paths: DoctorPaths, flag: re.Pattern[str], key: re.Pattern[str]
-) -> tuple[str | None, Path | None, bool]:
-    """(value, file it came from, whether any kubelet file is readable) of one kubelet
-    setting: ``flag`` (group 1) in its flag files, which win, else ``key`` (group 1) in its
-    ``config.yaml``."""
+) -> KubeletSetting:
+    """One kubelet setting: ``flag`` (group 1) in its flag files, which win, else ``key``
+    (group 1) in its ``config.yaml``."""
+    unreadable: list[tuple[Path, str]] = []
     seen = False
     for flags in paths.kubelet_flags:
         text = read_config(flags)
-        if text is None or text.startswith("\x00"):
+        if text is None:
+            continue
+        if text.startswith("\x00"):
+            unreadable.append((flags, text[1:]))
             continue
         seen = True
         for line in text.splitlines():
@@ -35,16 +49,33 @@ def kubelet_setting(
                 continue
             match = flag.search(line)
             if match:
-                return match.group(1), flags, True
+                return KubeletSetting(match.group(1), flags, True, tuple(unreadable))
     text = read_config(paths.kubelet_config)
     if text is None or text.startswith("\x00"):
-        return None, None, seen
+        if text is not None:
+            unreadable.append((paths.kubelet_config, text[1:]))
+        return KubeletSetting(None, None, seen, tuple(unreadable))
     for line in text.splitlines():
         match = key.match(line)
         if match:
             value = match.group(1).split(" #", 1)[0].strip().rstrip(",").strip().strip("\"'")
-            return value or None, paths.kubelet_config, True
-    return None, None, True
+            return KubeletSetting(value or None, paths.kubelet_config, True, tuple(unreadable))
+    return KubeletSetting(None, None, True, tuple(unreadable))
+
+
+def _unreadable(setting: KubeletSetting) -> list[Finding]:
+    """A kubelet file that is there but cannot be read: its endpoints are not checked."""
+    return [
+        Finding(
+            severity=Severity.WARNING,
+            code=Code.KUBELET_CONFIG_UNREADABLE,
+            message=f"{path} cannot be read ({error}): the kubelet endpoints set there are "
+            "not checked",
+            file=path,
+            fix=f"run pullgate doctor as a user that can read {path}, or fix the file",
+        )
+        for path, error in setting.unreadable
+    ]
 
 
 def kubelet_checks(
@@ -54,7 +85,21 @@ def kubelet_checks(
     ``runtime_gated``: its runtime endpoint is pullgate's gate, which serves image calls too, so
     no ``imageServiceEndpoint`` is needed, and one naming the gate's socket is as good as the CRI
     socket (also when ``[runtime]`` is configured)."""
-    endpoint, source, seen = kubelet_setting(paths, _FLAG, _YAML_KEY)
+    setting = kubelet_setting(paths, _FLAG, _YAML_KEY)
+    endpoint, source, seen = setting.value, setting.source, setting.seen
+    return _unreadable(setting) + _endpoint_checks(
+        paths, verifiers_enforce, runtime_gated, endpoint, source, seen
+    )
+
+
+def _endpoint_checks(
+    paths: DoctorPaths,
+    verifiers_enforce: bool,
+    runtime_gated: bool,
+    endpoint: str | None,
+    source: Path | None,
+    seen: bool,
+) -> list[Finding]:
     if endpoint is None and runtime_gated:
         return []
     if (runtime_gated or paths.runtime_gate) and same_socket(endpoint, paths.runtime_socket):

@@ -39,7 +39,8 @@ _YAML_KEY = re.compile(r"^[\"']?containerRuntimeEndpoint[\"']?\s*:\s*(.*)$")
 def kubelet_runtime_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool]:
     """(the kubelet's runtime endpoint, the file it came from, whether any kubelet file is
     readable); flags win over config."""
-    return kubelet_setting(paths, _FLAG, _YAML_KEY)
+    setting = kubelet_setting(paths, _FLAG, _YAML_KEY)
+    return setting.value, setting.source, setting.seen
 
 
 def _is_socket(path: Path) -> bool:
