@@ -13,7 +13,7 @@ denied answers it, its reason kept and its message naming the mount (docs/decisi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -25,11 +25,10 @@ from pullgate.cri.create_request import MountImage
 from pullgate.cri.denial import Denial
 from pullgate.cri.pin import RuntimeImages
 from pullgate.cri.relay import error_text
+from pullgate.cri.splice.settle import Settle
 from pullgate.errors import Reason
 
 __all__ = ["MountDenied", "decide_image", "decide_mounts", "quick_mounts"]
-
-Settle = Callable[[], object]
 
 
 def decide_image(

@@ -72,6 +72,7 @@ from pullgate.cri.router import Router, Unary
 from pullgate.cri.splice.gate import gate_routes
 from pullgate.cri.splice.routes import TAKE_OVER, Refusal, Route, TakeOver, Verdict
 from pullgate.cri.splice.server import SpliceServer
+from pullgate.cri.splice.settle import Settle
 from pullgate.cri.verdict import Waiver
 from pullgate.decision.model import Front
 from pullgate.decision.record import DecisionRecorder
@@ -258,7 +259,7 @@ class RuntimeProxy(CriProxy):
             return TAKE_OVER
         return _refused(self._verdict(create))
 
-    def _quick_create(self, request: bytes) -> Callable[[], object] | None:
+    def _quick_create(self, request: bytes) -> Settle | None:
         """The splice transport's memory-only allow of a ``CreateContainer`` (the kubelet's
         image-ID form with a current allow: :meth:`pullgate.start.gate.StartGate.current_allow`,
         for its image and every image it mounts, :func:`quick_mounts`),
@@ -271,7 +272,7 @@ class RuntimeProxy(CriProxy):
         decided = image_id(image)
         if decided is None:
             return None
-        settle: Callable[[], object] | None = self.gate.current_allow(decided, asked, front=FRONT)
+        settle: Settle | None = self.gate.current_allow(decided, asked, front=FRONT)
         if settle is not None and mounts:
             mounted = quick_mounts(self.gate, mounts, front=FRONT)
             settle = None if mounted is None else partial(_settle_all, settle, mounted)
@@ -337,7 +338,7 @@ class RuntimeProxy(CriProxy):
             log.error("start gate internal error for %r", answer.reference)
 
 
-def _settle_all(settle: Callable[[], object], mounted: Sequence[Callable[[], object]]) -> object:
+def _settle_all(settle: Settle, mounted: Sequence[Settle]) -> object:
     """Settle a quick allow's container image, then its mounted images; the container's answer."""
     answer = settle()
     for each in mounted:

@@ -15,6 +15,8 @@ from enum import Enum
 
 import grpc
 
+from pullgate.cri.splice.settle import Settle
+
 __all__ = [
     "TAKE_OVER",
     "Handler",
@@ -50,7 +52,7 @@ Handler = Callable[[bytes, grpc.ServicerContext], bytes]  # a grpcio unary handl
 # The request message -> what settles an allow decided from memory alone on the relay thread
 # (counting, auditing: run on the settling thread once the runtime's answer has gone to the
 # caller, :mod:`.settle`), or None: ``verdict`` decides on a worker.
-Quick = Callable[[bytes], Callable[[], object] | None]
+Quick = Callable[[bytes], Settle | None]
 
 
 class RouteKind(Enum):
