@@ -77,12 +77,12 @@ def run_doctor(paths: DoctorPaths, extra: Sequence[Finding] = ()) -> list[Findin
         verifiers_enforce = transfer and not any(f.severity is Severity.ERROR for f in bindir)
         if paths.nri_plugin is not None:
             findings += nri_checks(cd, paths.nri_plugin, paths.nri_p99)
-    endpoint, _, _ = kubelet_runtime_endpoint(paths)
-    gated = same_socket(endpoint, paths.runtime_socket)
+    runtime = kubelet_runtime_endpoint(paths)
+    gated = same_socket(runtime.value, paths.runtime_socket)
     # The gate's socket serves ImageService too (PullImage decided as on the CRI socket): a
     # kubelet without imageServiceEndpoint pulls through it.
     findings += kubelet_checks(paths, verifiers_enforce, runtime_gated=gated)
-    findings += runtime_gate_checks(paths)
+    findings += runtime_gate_checks(paths, runtime)
     if paths.check_sockets:
         findings += socket_checks(paths)
     order = list(Severity)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pullgate.doctor.endpoints import endpoint_path, same_socket
 from pullgate.doctor.findings import Code, DoctorPaths, Finding, Severity
-from pullgate.doctor.kubelet import kubelet_setting
+from pullgate.doctor.kubelet import KubeletSetting, kubelet_setting
 
 __all__ = ["kubelet_runtime_endpoint", "runtime_gate_checks"]
 
@@ -36,11 +36,9 @@ _FLAG = re.compile(r"--container-runtime-endpoint(?:=|\s+)[\"']?([^\s\"']+)")
 _YAML_KEY = re.compile(r"^[\"']?containerRuntimeEndpoint[\"']?\s*:\s*(.*)$")
 
 
-def kubelet_runtime_endpoint(paths: DoctorPaths) -> tuple[str | None, Path | None, bool]:
-    """(the kubelet's runtime endpoint, the file it came from, whether any kubelet file is
-    readable); flags win over config."""
-    setting = kubelet_setting(paths, _FLAG, _YAML_KEY)
-    return setting.value, setting.source, setting.seen
+def kubelet_runtime_endpoint(paths: DoctorPaths) -> KubeletSetting:
+    """The kubelet's runtime endpoint (flags win over config)."""
+    return kubelet_setting(paths, _FLAG, _YAML_KEY)
 
 
 def _is_socket(path: Path) -> bool:
@@ -103,12 +101,13 @@ def _upstream_checks(paths: DoctorPaths) -> list[Finding]:
     return []
 
 
-def runtime_gate_checks(paths: DoctorPaths) -> list[Finding]:
-    """The findings about the RuntimeService gate (see the module docstring)."""
+def runtime_gate_checks(paths: DoctorPaths, runtime: KubeletSetting) -> list[Finding]:
+    """The findings about the RuntimeService gate (see the module docstring); ``runtime`` is
+    :func:`kubelet_runtime_endpoint`'s answer, read once per doctor run."""
     findings = _upstream_checks(paths)
-    endpoint, source, seen = kubelet_runtime_endpoint(paths)
+    endpoint, source = runtime.value, runtime.source
     if not same_socket(endpoint, paths.runtime_socket):
-        if paths.runtime_gate and seen:
+        if paths.runtime_gate and runtime.seen:
             findings.append(_bypassed(paths, endpoint, source))
         return findings  # not gated here (the NRI plugin may gate starts instead)
     if not any(unit.is_file() for unit in paths.systemd_units):
