@@ -25,6 +25,7 @@ from pullgate.registry.client import RegistryClient
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import HostsConfig, RegistryLimits
 from pullgate.registry.referrers_memo import ReferrersMemo
+from pullgate.registry.referrers_memo import referrers_memo as sized_memo
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestLogHook, Transport
 from pullgate.service.engine import decision_engine
@@ -100,16 +101,13 @@ def build_client(
             request_log=request_log,
             sleep=sleep,
         )
-    memo = referrers_memo
-    if memo is None:
-        memo = ReferrersMemo(ttl=limits.referrers_ttl, max_entries=limits.referrers_entries)
     return RegistryClient(
         hosts,
         credentials=credentials,
         limits=limits,
         clock=clock,
         transport=transport,
-        referrers_memo=memo,
+        referrers_memo=referrers_memo if referrers_memo is not None else sized_memo(limits),
     )
 
 

@@ -41,7 +41,7 @@ from pullgate.registry.model import (
     ImageReference,
     RegistryLimits,
 )
-from pullgate.registry.referrers_memo import ReferrersMemo
+from pullgate.registry.referrers_memo import referrers_memo
 from pullgate.registry.store import FetchHook, Store
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestLogHook, Transport
@@ -349,7 +349,5 @@ def make_client(
         limits=limits,
         clock=clock,
         transport=transport,
-        referrers_memo=ReferrersMemo(
-            ttl=limits.referrers_ttl, max_entries=limits.referrers_entries
-        ),
+        referrers_memo=referrers_memo(limits),
     )

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 
 from pullgate.common.lru import Lru, LruStats
+from pullgate.registry.model import RegistryLimits
 
-__all__ = ["ReferrersKey", "ReferrersMemo"]
+__all__ = ["ReferrersKey", "ReferrersMemo", "referrers_memo"]
 
 ReferrersKey = tuple[str, str, str]  # (registry of the reference, endpoint URL, repository)
 
@@ -81,3 +82,9 @@ class ReferrersMemo:
         """Drop what is known about ``key`` (the next discovery probes the API again)."""
         with self._lock:
             self._absent.pop(key, None)
+
+
+def referrers_memo(limits: RegistryLimits) -> ReferrersMemo:
+    """A memo for one client, sized and timed by ``limits`` (``referrers_ttl``,
+    ``referrers_entries``)."""
+    return ReferrersMemo(ttl=limits.referrers_ttl, max_entries=limits.referrers_entries)
