@@ -109,16 +109,13 @@ def registry_client(
     credentials: CredentialStore | None,
     *,
     clock: Clock,
-    limits: RegistryLimits | None = None,
-    request_log: RequestLogHook | None = None,
 ) -> RegistryClient:
-    """One registry client with parts of its own (``pullgate inspect``, tests)."""
-    limits = limits if limits is not None else RegistryLimits()
+    """One registry client with default limits and parts of its own (``pullgate inspect``)."""
     return make_client(
         hosts,
         credentials,
-        limits,
-        request_log,
+        RegistryLimits(),
+        None,
         clock,
         tls_contexts=TlsContextCache(),
         budget=ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0),
