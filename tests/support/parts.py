@@ -28,15 +28,15 @@ from pullgate.registry.referrers_memo import ReferrersMemo
 from pullgate.registry.referrers_memo import referrers_memo as sized_memo
 from pullgate.registry.tls import TlsContextCache
 from pullgate.registry.transport import RequestLogHook, Transport
-from pullgate.service.engine import decision_engine
+from pullgate.service.engine import deadline_watchdog, decision_engine
 from pullgate.verification.revocation.fetch import HttpFetcher, Urllib3Fetcher
 
 __all__ = ["build_client", "build_engine", "build_fetcher", "build_transport", "build_watchdog"]
 
 
 def build_watchdog(resolver: Resolver | None = None) -> Watchdog:
-    """A deadline watchdog of its own (with ``resolver``, else the system's lookups)."""
-    return Watchdog(resolver if resolver is not None else Resolver())
+    """A deadline watchdog of its own (with ``resolver``, else the daemon's own kind)."""
+    return Watchdog(resolver) if resolver is not None else deadline_watchdog()
 
 
 def build_fetcher(
