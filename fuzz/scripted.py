@@ -18,7 +18,7 @@ from tests.support.parts import build_client, build_watchdog
 from fuzz.wire import Reply
 from pullgate.common.clock import SystemClock
 from pullgate.common.descriptor import Descriptor
-from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ByteBudget
+from pullgate.registry.body import own_budget
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import Endpoint, HostsConfig, ImageReference, RegistryLimits
@@ -66,7 +66,7 @@ class ScriptedTransport(Transport):
             SystemClock(),
             TlsContextCache(),
             build_watchdog(),
-            ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0),
+            own_budget(),
             EndpointHealth(),
             sleep=self._no_sleep,
         )

@@ -20,7 +20,7 @@ from pullgate.decision.record import DecisionObserver, DecisionRecorder
 from pullgate.net.deadline import Watchdog
 from pullgate.net.resolver import Resolver
 from pullgate.registry.auth import CredentialStore
-from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ByteBudget
+from pullgate.registry.body import ByteBudget, own_budget
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import HostsConfig, RegistryLimits
@@ -65,7 +65,7 @@ def build_transport(
         clock if clock is not None else SystemClock(),
         tls_contexts if tls_contexts is not None else TlsContextCache(),
         watchdog if watchdog is not None else build_watchdog(),
-        budget if budget is not None else ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0),
+        budget if budget is not None else own_budget(),
         health if health is not None else EndpointHealth(),
         request_log=request_log,
         sleep=sleep,

@@ -34,6 +34,7 @@ __all__ = [
     "BudgetStats",
     "ByteBudget",
     "InflightBudgetExhausted",
+    "own_budget",
     "read_body",
     "read_into_buffer",
 ]
@@ -43,7 +44,8 @@ CHUNK = 64 * 1024
 ERROR_BODY_CAP = 64 * 1024
 """Bytes kept of a non-2xx body (error JSON); the rest is discarded, not an error."""
 DEFAULT_INFLIGHT_BYTES = 64 * 1024 * 1024
-"""A transport's own in-flight budget when it is given none (the daemon shares one)."""
+"""The in-flight budget of a client with parts of its own (:func:`own_budget`; the daemon
+shares one budget sized by ``[registry] max_inflight_bytes``)."""
 
 
 class InflightBudgetExhausted(RegistryError):
@@ -222,3 +224,9 @@ def read_body(
                 bytes_read=limit + 1,
             )
     return body
+
+
+def own_budget() -> ByteBudget:
+    """An in-flight budget for one client with parts of its own (``pullgate inspect``, tests):
+    :data:`DEFAULT_INFLIGHT_BYTES`, a request waiting at most 2 s for room."""
+    return ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0)

@@ -23,7 +23,7 @@ from pullgate.decision.resolution import Resolver
 from pullgate.net.deadline import Watchdog
 from pullgate.net.resolver import Resolver as NameResolver
 from pullgate.registry.auth import CredentialStore
-from pullgate.registry.body import DEFAULT_INFLIGHT_BYTES, ByteBudget
+from pullgate.registry.body import own_budget
 from pullgate.registry.client import RegistryClient
 from pullgate.registry.health import EndpointHealth
 from pullgate.registry.model import HostsConfig, RegistryLimits
@@ -118,7 +118,7 @@ def registry_client(
         None,
         clock,
         tls_contexts=TlsContextCache(),
-        budget=ByteBudget(DEFAULT_INFLIGHT_BYTES, 2.0),
+        budget=own_budget(),
         health=EndpointHealth(),
         watchdog=deadline_watchdog(),
     )
